@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Family", "get_family", "FAMILY_LINKS"]
+import numpy as np
+from scipy import special
+
+__all__ = ["FAMILY_LINKS", "Family", "get_family", "inverse_link"]
 
 #: Supported families and their allowed links; the first link is the default.
 FAMILY_LINKS: dict[str, tuple[str, ...]] = {
@@ -100,3 +103,29 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
         known = ", ".join(sorted(FAMILY_LINKS))
         raise ValueError(f"unknown family {family!r}; choose one of: {known}")
     return Family(name, link if link is not None else FAMILY_LINKS[name][0])
+
+
+def inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
+    """Map a linear predictor to the mean scale.
+
+    Parameters
+    ----------
+    link : str
+        ``"identity"``, ``"logit"``, ``"probit"`` or ``"log"``.
+    eta : numpy.ndarray
+        Linear predictor.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    eta = np.asarray(eta, dtype=float)
+    if link == "identity":
+        return eta
+    if link == "logit":
+        return special.expit(eta)
+    if link == "probit":
+        return special.ndtr(eta)
+    if link == "log":
+        return np.exp(eta)
+    raise ValueError(f"unknown link {link!r}")

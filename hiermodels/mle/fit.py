@@ -1,0 +1,150 @@
+"""Fit a linear mixed model by REML or ML: optimise θ, then assemble a ``MixedFit``."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.linalg as sla
+
+from hiermodels.mle.lmm import LmmDeviance, PlsSolution, profiled_deviance
+from hiermodels.mle.optimize import minimize_bounded
+from hiermodels.mle.results import MixedFit
+from hiermodels.spec.design import Design
+
+__all__ = ["SingularFitWarning", "fit_lmm", "conditional_blocks"]
+
+
+class SingularFitWarning(UserWarning):
+    """The fit is on the boundary of the parameter space (``isSingular``)."""
+
+
+def conditional_blocks(
+    deviance: LmmDeviance, sol: PlsSolution, sigma: float
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """Conditional modes and covariances of every block, θ order.
+
+    The covariances are lme4's ``condVar``: the diagonal blocks of
+    ``σ² Λ (ΛᵀZᵀZΛ + I)⁻¹ Λᵀ`` — conditional on ``β̂`` and ``θ̂``.
+
+    Parameters
+    ----------
+    deviance : LmmDeviance
+        The criterion (for the layout).
+    sol : PlsSolution
+        The solution at the optimum.
+    sigma : float
+        Residual SD.
+
+    Returns
+    -------
+    modes : tuple of numpy.ndarray
+        ``(levels, q)`` per block.
+    covariances : tuple of numpy.ndarray
+        ``(levels, q, q)`` per block.
+    """
+    layout = deviance.layout
+    factors = layout.theta.factors(sol.theta)
+    rest_sizes = [(layout.blocks[i].n_levels, layout.blocks[i].n_terms) for i in layout.rest]
+    inv_lead, inv_rest = sol.factor.inverse_diagonal_blocks(rest_sizes)
+    t0 = layout.lead_factor(factors)
+    b_lead = sol.u_lead @ t0.T
+    cov_lead = sigma**2 * (t0 @ inv_lead @ t0.T)
+    modes: dict[int, np.ndarray] = {}
+    covs: dict[int, np.ndarray] = {}
+    start = 0
+    for i in layout.lead:
+        q = layout.blocks[i].n_terms
+        modes[i] = b_lead[:, start : start + q]
+        covs[i] = cov_lead[:, start : start + q, start : start + q]
+        start += q
+    for i, u_block, inv_block in zip(
+        layout.rest, layout.split_rest(sol.u_rest), inv_rest, strict=True
+    ):
+        t = factors[i]
+        modes[i] = u_block @ t.T
+        covs[i] = sigma**2 * (t @ inv_block @ t.T)
+    order = range(len(layout.blocks))
+    return tuple(modes[i] for i in order), tuple(covs[i] for i in order)
+
+
+def fit_lmm(
+    design: Design,
+    method: str = "REML",
+    *,
+    start: np.ndarray | None = None,
+) -> MixedFit:
+    """Fit a linear mixed model by REML or ML.
+
+    Parameters
+    ----------
+    design : Design
+        A Gaussian design with at least one random-effect term.
+    method : {"REML", "ML"}
+        Restricted or full maximum likelihood.
+    start : numpy.ndarray, optional
+        Start values for θ (default: identity relative factors, as lme4).
+
+    Returns
+    -------
+    MixedFit
+
+    Warns
+    -----
+    SingularFitWarning
+        When the estimate is on the boundary (a variance estimated as zero or
+        a correlation of ±1), as lme4's "boundary (singular) fit" message.
+    """
+    method_key = method.upper()
+    if method_key not in ("REML", "ML"):
+        raise ValueError(f"method must be 'REML' or 'ML' for a Gaussian model, got {method!r}")
+    reml = method_key == "REML"
+    deviance = profiled_deviance(design, reml=reml)
+    theta_layout = deviance.layout.theta
+    x0 = theta_layout.start() if start is None else np.asarray(start, dtype=float)
+    opt = minimize_bounded(deviance, x0, theta_layout.lower_bounds())
+    sol = deviance.solve(opt.final)
+    sigma = deviance.sigma(sol)
+    p = design.X.shape[1]
+    if p:
+        rx_inv = sla.solve_triangular(sol.rx, np.eye(p), lower=False)
+        vcov_beta = sigma**2 * (rx_inv @ rx_inv.T)
+    else:
+        vcov_beta = np.zeros((0, 0))
+    modes, covs = conditional_blocks(deviance, sol, sigma)
+    layout = deviance.layout
+    eta = design.X @ sol.beta
+    factors = theta_layout.factors(sol.theta)
+    lead_b = sol.u_lead @ layout.lead_factor(factors).T
+    rest_b = (
+        np.concatenate([m.ravel() for i, m in enumerate(modes) if i in layout.rest])
+        if layout.rest
+        else np.zeros(0)
+    )
+    eta = eta + layout.z_times(lead_b, rest_b)
+    if design.offset is not None:
+        eta = eta + design.offset
+    objective = deviance.objective(sol)
+    fit = MixedFit(
+        design=design,
+        method=method_key,
+        layout=layout,
+        theta=sol.theta,
+        beta=sol.beta,
+        vcov_beta=vcov_beta,
+        sigma=sigma,
+        conditional_modes=modes,
+        conditional_covariances=covs,
+        loglik=-0.5 * objective,
+        objective=objective,
+        linear_predictor=eta,
+        opt=opt,
+    )
+    if fit.singular:
+        warnings.warn(
+            "boundary (singular) fit: some variance components are estimated as zero "
+            "or correlations as ±1; see MixedFit.varcorr",
+            SingularFitWarning,
+            stacklevel=2,
+        )
+    return fit

@@ -1,0 +1,325 @@
+"""``MixedFit``: the immutable result of a marginal-likelihood fit.
+
+Numbers are stored as plain arrays in θ order (random-effect terms sorted
+by number of levels, largest first, as lme4 orders them); labels are put on
+at the edges — pandas for tables, xarray for :meth:`MixedFit.to_xarray` —
+using the design's fixed-effect names, grouping-factor levels and term names.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from hiermodels.mle.blocked import ReLayout
+from hiermodels.mle.covariance import covariance_to_sd_corr
+from hiermodels.mle.optimize import OptSummary
+from hiermodels.spec.design import Design
+
+if TYPE_CHECKING:
+    from hiermodels.mle.summary import FitSummary
+
+__all__ = ["MixedFit", "SINGULAR_TOLERANCE"]
+
+#: lme4's ``isSingular`` tolerance on the diagonal of the relative factors.
+SINGULAR_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True, eq=False)
+class MixedFit:
+    """Marginal maximum-likelihood fit of a mixed model (REML, ML or Laplace).
+
+    Attributes
+    ----------
+    design : Design
+        The design that was fitted.
+    method : str
+        ``"REML"``, ``"ML"`` or ``"Laplace"``.
+    layout : ReLayout
+        Random-effect blocks in θ order.
+    theta : numpy.ndarray
+        Relative covariance parameters (lme4's ``theta``).
+    beta : numpy.ndarray
+        Fixed effects.
+    vcov_beta : numpy.ndarray
+        Covariance matrix of the fixed effects.
+    sigma : float
+        Residual standard deviation (1 for families without one).
+    conditional_modes : tuple of numpy.ndarray
+        ``(levels, q)`` conditional modes (BLUPs) per block, θ order.
+    conditional_covariances : tuple of numpy.ndarray
+        ``(levels, q, q)`` conditional covariances per block, θ order.
+    loglik : float
+        Log-likelihood (the REML log-likelihood for REML fits, as lme4).
+    objective : float
+        The minimised criterion: REML criterion, ML deviance or Laplace deviance.
+    linear_predictor : numpy.ndarray
+        ``(n,)`` conditional linear predictor ``Xβ + Zb (+ offset)``.
+    opt : OptSummary
+        The optimiser's log.
+    """
+
+    design: Design
+    method: str
+    layout: ReLayout
+    theta: np.ndarray
+    beta: np.ndarray
+    vcov_beta: np.ndarray
+    sigma: float
+    conditional_modes: tuple[np.ndarray, ...]
+    conditional_covariances: tuple[np.ndarray, ...]
+    loglik: float
+    objective: float
+    linear_predictor: np.ndarray
+    opt: OptSummary
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def nobs(self) -> int:
+        """Number of observations."""
+        return self.design.nobs
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Number of levels of every grouping factor, θ order."""
+        return {b.group: b.n_levels for b in self.layout.blocks}
+
+    @property
+    def has_residual(self) -> bool:
+        """Whether the family has a residual scale (Gaussian)."""
+        return self.design.family.is_gaussian
+
+    @property
+    def n_params(self) -> int:
+        """Parameters counted by AIC/BIC: fixed effects, θ and σ (if any)."""
+        return self.beta.size + self.theta.size + int(self.has_residual)
+
+    # ---------------------------------------------------------- fixed effects
+    @property
+    def fixef(self) -> pd.Series:
+        """Fixed-effect estimates."""
+        return pd.Series(self.beta, index=list(self.design.fixed_names), name="Estimate")
+
+    @property
+    def fixef_se(self) -> pd.Series:
+        """Standard errors of the fixed effects."""
+        return pd.Series(
+            np.sqrt(np.diag(self.vcov_beta)), index=list(self.design.fixed_names), name="SE"
+        )
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of the fixed-effect estimates."""
+        names = list(self.design.fixed_names)
+        return pd.DataFrame(self.vcov_beta, index=names, columns=names)
+
+    # -------------------------------------------------------- random effects
+    def covariances(self) -> list[np.ndarray]:
+        """Covariance matrix of every random-effect block, θ order."""
+        return self.layout.theta.covariances(self.theta, self.sigma)
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components in lme4's ``as.data.frame(VarCorr(fit))`` layout.
+
+        One row per variance (``var2`` missing) and per covariance (``var2``
+        set, ``sdcor`` the correlation), block by block, then the residual.
+        """
+        rows: list[dict[str, object]] = []
+        for block, cov in zip(self.layout.blocks, self.covariances(), strict=True):
+            sds, corr = covariance_to_sd_corr(cov)
+            for j, term in enumerate(block.terms):
+                rows.append(
+                    {"grp": block.group, "var1": term, "var2": None,
+                     "vcov": cov[j, j], "sdcor": sds[j]}
+                )
+            for j in range(block.n_terms):
+                for k in range(j + 1, block.n_terms):
+                    rows.append(
+                        {"grp": block.group, "var1": block.terms[j], "var2": block.terms[k],
+                         "vcov": cov[j, k], "sdcor": corr[j, k]}
+                    )
+        if self.has_residual:
+            rows.append(
+                {"grp": "Residual", "var1": None, "var2": None,
+                 "vcov": self.sigma**2, "sdcor": self.sigma}
+            )
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+
+    @property
+    def singular(self) -> bool:
+        """Whether the fit is on the boundary (a variance or correlation degenerate).
+
+        As lme4's ``isSingular``: some diagonal entry of a relative factor is
+        below :data:`SINGULAR_TOLERANCE`.
+        """
+        mask = self.layout.theta.diagonal_mask()
+        return bool(np.any(self.theta[mask] < SINGULAR_TOLERANCE))
+
+    def _group_blocks(self) -> dict[str, list[int]]:
+        groups: dict[str, list[int]] = {}
+        for i, block in enumerate(self.layout.blocks):
+            groups.setdefault(block.group, []).append(i)
+        return groups
+
+    @property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes per grouping factor: levels × terms."""
+        out: dict[str, pd.DataFrame] = {}
+        for group, idx in self._group_blocks().items():
+            first = self.layout.blocks[idx[0]]
+            values = np.hstack([self.conditional_modes[i] for i in idx])
+            terms = [t for i in idx for t in self.layout.blocks[i].terms]
+            out[group] = pd.DataFrame(
+                values, index=pd.Index(first.levels, name=group), columns=terms
+            )
+        return out
+
+    def ranef_frame(self) -> pd.DataFrame:
+        """Conditional modes and SDs in lme4's ``as.data.frame(ranef(fit, condVar=TRUE))``.
+
+        Columns ``grpvar, term, grp, condval, condsd``.
+        """
+        parts = []
+        for block, modes, covs in zip(
+            self.layout.blocks, self.conditional_modes, self.conditional_covariances, strict=True
+        ):
+            sds = np.sqrt(np.clip(np.diagonal(covs, axis1=1, axis2=2), 0.0, None))
+            for j, term in enumerate(block.terms):
+                parts.append(
+                    pd.DataFrame(
+                        {"grpvar": block.group, "term": term, "grp": list(block.levels),
+                         "condval": modes[:, j], "condsd": sds[:, j]}
+                    )
+                )
+        return pd.concat(parts, ignore_index=True)
+
+    # -------------------------------------------------------- information
+    @property
+    def reml_criterion(self) -> float | None:
+        """REML criterion at the optimum (REML fits only)."""
+        return self.objective if self.method == "REML" else None
+
+    @property
+    def deviance(self) -> float:
+        """−2 × log-likelihood (the REML criterion for REML fits)."""
+        return -2.0 * self.loglik
+
+    @property
+    def aic(self) -> float:
+        """Akaike's information criterion."""
+        return -2.0 * self.loglik + 2.0 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        """Schwarz's Bayesian information criterion."""
+        return -2.0 * self.loglik + math.log(self.nobs) * self.n_params
+
+    # ------------------------------------------------------------ predictions
+    def fitted(self) -> pd.Series:
+        """Conditional fitted values on the response scale (mean per trial)."""
+        from hiermodels.spec.families import inverse_link
+
+        mu = inverse_link(self.design.family.link, self.linear_predictor)
+        return pd.Series(mu, index=self.design.rows, name="fitted")
+
+    def residuals(self) -> pd.Series:
+        """Response residuals ``y − fitted`` (proportions for ``cbind`` responses)."""
+        y = self.design.y
+        if self.design.trials is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                y = np.where(self.design.trials > 0, y / self.design.trials, 0.0)
+        return pd.Series(y - self.fitted().to_numpy(), index=self.design.rows, name="residual")
+
+    def predict(
+        self, newdata: pd.DataFrame | None = None, *, allow_new_levels: bool = False,
+        scale: str = "response", include_random: bool = True,
+    ) -> pd.Series:
+        """Predictions for new data (or the fitted data).
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame, optional
+            New rows with the formula's columns; ``None`` for the fitted data.
+        allow_new_levels : bool
+            Whether grouping levels unseen in the fit are allowed (their
+            random effects are then 0, the population value); otherwise an
+            unseen level raises a ``ValueError`` naming it.
+        scale : {"response", "link"}
+            Scale of the predictions.
+        include_random : bool
+            Add the conditional modes (``False`` gives population predictions).
+
+        Returns
+        -------
+        pandas.Series
+        """
+        from hiermodels.mle.predict import predict_linear
+
+        eta = predict_linear(self, newdata, allow_new_levels=allow_new_levels,
+                             include_random=include_random)
+        if scale == "link":
+            return eta
+        if scale != "response":
+            raise ValueError(f"scale must be 'response' or 'link', got {scale!r}")
+        from hiermodels.spec.families import inverse_link
+
+        return pd.Series(inverse_link(self.design.family.link, eta.to_numpy()),
+                         index=eta.index, name="predicted")
+
+    # -------------------------------------------------------------- exports
+    def to_xarray(self) -> xr.Dataset:
+        """All estimates as an xarray Dataset with hiermodels' variable names.
+
+        ``beta`` (dim ``coef``), ``beta_se``, ``sigma``, ``sd_<group>__<term>``,
+        ``corr_<group>`` (dims ``<group>__term``, ``<group>__term_bis``),
+        ``u_<group>`` and ``u_<group>_sd`` (dims ``<group>``, ``<group>__term``).
+        """
+        data: dict[str, xr.DataArray] = {
+            "beta": xr.DataArray(self.beta, dims="coef", coords={"coef": list(self.design.fixed_names)}),
+            "beta_se": xr.DataArray(self.fixef_se.to_numpy(), dims="coef"),
+        }
+        if self.has_residual:
+            data["sigma"] = xr.DataArray(self.sigma)
+        covs = self.covariances()
+        for group, idx in self._group_blocks().items():
+            terms = [t for i in idx for t in self.layout.blocks[i].terms]
+            levels = list(self.layout.blocks[idx[0]].levels)
+            tdim = f"{group}__term"
+            modes = np.hstack([self.conditional_modes[i] for i in idx])
+            sds = np.hstack([
+                np.sqrt(np.clip(np.diagonal(self.conditional_covariances[i], axis1=1, axis2=2), 0, None))
+                for i in idx
+            ])
+            coords = {group: levels, tdim: terms}
+            data[f"u_{group}"] = xr.DataArray(modes, dims=(group, tdim), coords=coords)
+            data[f"u_{group}_sd"] = xr.DataArray(sds, dims=(group, tdim), coords=coords)
+            for i in idx:
+                block_sds, corr = covariance_to_sd_corr(covs[i])
+                for term, sd in zip(self.layout.blocks[i].terms, block_sds, strict=True):
+                    data[f"sd_{group}__{term}"] = xr.DataArray(sd)
+                if self.layout.blocks[i].n_terms > 1 and len(idx) == 1:
+                    bis = f"{tdim}_bis"
+                    data[f"corr_{group}"] = xr.DataArray(
+                        corr, dims=(tdim, bis), coords={tdim: terms, bis: terms}
+                    )
+        attrs = {"method": self.method, "loglik": self.loglik, "formula": self.design.spec.formula,
+                 "family": self.design.family.name, "link": self.design.family.link}
+        return xr.Dataset(data, attrs=attrs)
+
+    def summary(self) -> FitSummary:
+        """An lme4-style summary; ``print`` it to read it at a glance."""
+        from hiermodels.mle.summary import FitSummary
+
+        return FitSummary.from_fit(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<MixedFit {self.method}: {self.design.spec.formula!r}, "
+            f"nobs={self.nobs}, logLik={self.loglik:.3f}>"
+        )
