@@ -1,0 +1,16 @@
+"""hiermodels: Bayesian hierarchical and mixed-effects models.
+
+lme4-style formulas become marginal maximum-likelihood fits (REML, ML,
+Laplace) that agree with lme4, PyMC graphs for full Bayes, and an
+empirical-Bayes mode that plugs the MLEs into the same graph, so plug-in
+shrinkage and the full posterior can be compared group by group.
+"""
+
+from hiermodels import datasets
+from hiermodels.mle.anova import anova
+from hiermodels.mle.results import MixedFit
+from hiermodels.model import Model
+from hiermodels.spec.families import Family
+
+__all__ = ["Family", "MixedFit", "Model", "anova", "datasets"]
+__version__ = "0.1.0"
