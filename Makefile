@@ -1,0 +1,82 @@
+# Set-up and checks for hiermodels. `make demo` and `make test` work on a fresh clone:
+# the first run creates $(VENV) and installs the package with its test tools.
+
+VENV ?= .venv
+PYTHON ?= $(shell command -v python3.12 || command -v python3.13 || command -v python3)
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test test-all lint format docs bench clean distclean
+
+help:
+	@echo "make demo      fit the sleepstudy example and print the report"
+	@echo "make test      fast tests (not marked slow), 2 workers"
+	@echo "make test-all  every test, including notebooks and long runs"
+	@echo "make lint      ruff check and ruff format --check"
+	@echo "make docs      build the HTML docs into docs/_build/html"
+	@echo "make bench     run every benchmarks/*.py"
+	@echo "make clean     remove build artefacts and caches (distclean: the venv too)"
+
+# The venv is (re)built whenever pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "error: no Python found; install Python >= 3.12 or run make PYTHON=/path/to/python3.12" >&2; \
+		exit 1; \
+	fi
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' || { \
+		echo "error: hiermodels needs Python >= 3.12, but $(PYTHON) is $$($(PYTHON) -V 2>&1)." >&2; \
+		echo "       Install Python 3.12 or run make PYTHON=/path/to/python3.12" >&2; \
+		exit 1; \
+	}
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	@touch $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	@touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/hiermodels demo sleepstudy
+
+# pytest exits 5 when no test ran; make treats that as a failure, as it should.
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadgroup -q $(PYTEST_ARGS)
+
+test-all: $(VENV)/.installed
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+docs: $(VENV)/.installed-docs
+	$(BIN)/sphinx-build -W -b html docs docs/_build/html
+
+bench: $(VENV)/.installed-bench
+	@set -e; found=0; \
+	for script in benchmarks/*.py; do \
+		[ -e "$$script" ] || continue; \
+		found=1; \
+		echo "== $$script"; \
+		$(BIN)/python "$$script"; \
+	done; \
+	if [ $$found = 0 ]; then echo "error: no benchmarks/*.py to run" >&2; exit 1; fi
+
+clean:
+	rm -rf build dist *.egg-info docs/_build hiermodels-report .pytest_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
