@@ -19,10 +19,11 @@ help:
 
 # The venv is (re)built whenever pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
-	@if [ -z "$(PYTHON)" ]; then \
-		echo "error: no Python found; install Python >= 3.12 or run make PYTHON=/path/to/python3.12" >&2; \
+	@command -v "$(PYTHON)" >/dev/null 2>&1 || { \
+		echo "error: no Python interpreter found (PYTHON='$(PYTHON)')." >&2; \
+		echo "       Install Python 3.12 or run make PYTHON=/path/to/python3.12" >&2; \
 		exit 1; \
-	fi
+	}
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' || { \
 		echo "error: hiermodels needs Python >= 3.12, but $(PYTHON) is $$($(PYTHON) -V 2>&1)." >&2; \
 		echo "       Install Python 3.12 or run make PYTHON=/path/to/python3.12" >&2; \
