@@ -105,6 +105,19 @@ class ReLayout:
         """Number of random effects in the trailing partition."""
         return int(self.Z_rest.shape[1])
 
+    @property
+    def all_scalar(self) -> bool:
+        """Whether every block has a single term, so that ``Λ`` is diagonal."""
+        return all(b.n_terms == 1 for b in self.blocks)
+
+    def rest_lambda_diagonal(self, factors: Sequence[np.ndarray]) -> np.ndarray:
+        """Diagonal of ``Λ_rest`` when every trailing block is scalar."""
+        if not self.rest:
+            return np.zeros(0)
+        return np.concatenate(
+            [np.full(self.blocks[i].n_levels, factors[i][0, 0]) for i in self.rest]
+        )
+
     def lead_factor(self, factors: Sequence[np.ndarray]) -> np.ndarray:
         """Block-diagonal ``q₀ × q₀`` factor shared by every leading level."""
         return sla.block_diag(*[factors[i] for i in self.lead])
@@ -145,6 +158,7 @@ class ReLayout:
             z_lead = _lead_z(self.lead_codes, self.lead_X, self.n_lead_levels)
             z_rest_w = sp.csr_matrix(self.Z_rest.multiply(w[:, None]))
             a21 = sp.csr_matrix(z_rest_w.T @ z_lead)
+            a21.sort_indices()
             a22 = (z_rest_w.T @ self.Z_rest).toarray()
         else:
             a21 = sp.csr_matrix((0, self.n_lead_levels * q0))
@@ -214,6 +228,11 @@ class CrossProducts:
     a11: np.ndarray
     a21: sp.csr_matrix
     a22: np.ndarray
+
+    @property
+    def a21_rows(self) -> np.ndarray:
+        """Row index of every stored entry of ``a21`` (CSR order)."""
+        return np.repeat(np.arange(self.a21.shape[0]), np.diff(self.a21.indptr))
 
 
 @dataclass(frozen=True, eq=False)
@@ -335,17 +354,38 @@ def factorize(
     t0 = layout.lead_factor(factors)
     q0 = t0.shape[0]
     s11 = t0.T @ cross.a11 @ t0 + np.eye(q0)
-    l11 = np.linalg.cholesky(s11)
-    l11_inv = np.linalg.inv(l11)
+    if q0 == 1:
+        l11 = np.sqrt(s11)
+        l11_inv = 1.0 / l11
+    else:
+        l11 = np.linalg.cholesky(s11)
+        l11_inv = np.linalg.inv(l11)
     if not layout.rest:
         return BlockedFactor(
-            l11=l11, l11_inv=l11_inv, l21=sp.csr_matrix((0, l11.shape[0] * q0)), l22=np.zeros((0, 0))
+            l11=l11, l11_inv=l11_inv, l21=sp.csr_matrix((0, l11.shape[0] * q0)),
+            l22=np.zeros((0, 0)),
         )
-    lam_rest = layout.rest_lambda(factors)
-    lam_lead = sp.kron(sp.identity(layout.n_lead_levels), sp.csr_matrix(t0), format="csr")
-    s21 = lam_rest.T @ cross.a21 @ lam_lead
-    l21 = sp.csr_matrix(s21 @ _block_diag_sparse(np.swapaxes(l11_inv, 1, 2)))
-    s22 = layout.rest_lambda_t_dense(factors, layout.rest_lambda_t_dense(factors, cross.a22).T)
+    if layout.all_scalar:
+        # Λ is diagonal: scaling the stored entries replaces two sparse products.
+        lam_rest = layout.rest_lambda_diagonal(factors)
+        lam_lead = np.tile(np.diag(t0), layout.n_lead_levels)
+        a21 = cross.a21
+        scale = lam_rest[cross.a21_rows] * lam_lead[a21.indices]
+        if q0 == 1:
+            scale = scale * l11_inv[a21.indices, 0, 0]
+            l21 = sp.csr_matrix((a21.data * scale, a21.indices, a21.indptr), shape=a21.shape)
+        else:
+            s21 = sp.csr_matrix((a21.data * scale, a21.indices, a21.indptr), shape=a21.shape)
+            l21 = sp.csr_matrix(s21 @ _block_diag_sparse(np.swapaxes(l11_inv, 1, 2)))
+        s22 = cross.a22 * np.outer(lam_rest, lam_rest)
+    else:
+        lam_rest_mat = layout.rest_lambda(factors)
+        lam_lead_mat = sp.kron(sp.identity(layout.n_lead_levels), sp.csr_matrix(t0), format="csr")
+        s21 = lam_rest_mat.T @ cross.a21 @ lam_lead_mat
+        l21 = sp.csr_matrix(s21 @ _block_diag_sparse(np.swapaxes(l11_inv, 1, 2)))
+        s22 = layout.rest_lambda_t_dense(factors, layout.rest_lambda_t_dense(factors, cross.a22).T)
     s22 = s22 + np.eye(s22.shape[0]) - (l21 @ l21.T).toarray()
-    l22 = np.linalg.cholesky(s22)
+    l22, info = sla.lapack.dpotrf(s22, lower=1, clean=1, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("trailing block of ΛᵀZᵀWZΛ + I is not positive definite")
     return BlockedFactor(l11=l11, l11_inv=l11_inv, l21=l21, l22=l22)

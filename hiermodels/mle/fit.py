@@ -7,12 +7,19 @@ import warnings
 import numpy as np
 import scipy.linalg as sla
 
-from hiermodels.mle.lmm import LmmDeviance, PlsSolution, profiled_deviance
+from hiermodels.mle.blocked import BlockedFactor, ReLayout
+from hiermodels.mle.lmm import profiled_deviance
 from hiermodels.mle.optimize import minimize_bounded
 from hiermodels.mle.results import MixedFit
 from hiermodels.spec.design import Design
 
-__all__ = ["SingularFitWarning", "fit_lmm", "conditional_blocks"]
+__all__ = [
+    "SingularFitWarning",
+    "conditional_blocks",
+    "fit_lmm",
+    "linear_predictor",
+    "warn_if_singular",
+]
 
 
 class SingularFitWarning(UserWarning):
@@ -20,21 +27,30 @@ class SingularFitWarning(UserWarning):
 
 
 def conditional_blocks(
-    deviance: LmmDeviance, sol: PlsSolution, sigma: float
+    layout: ReLayout,
+    theta: np.ndarray,
+    factor: BlockedFactor,
+    u_lead: np.ndarray,
+    u_rest: np.ndarray,
+    sigma: float = 1.0,
 ) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
     """Conditional modes and covariances of every block, θ order.
 
     The covariances are lme4's ``condVar``: the diagonal blocks of
-    ``σ² Λ (ΛᵀZᵀZΛ + I)⁻¹ Λᵀ`` — conditional on ``β̂`` and ``θ̂``.
+    ``σ² Λ (ΛᵀZᵀWZΛ + I)⁻¹ Λᵀ`` — conditional on ``β̂`` and ``θ̂``.
 
     Parameters
     ----------
-    deviance : LmmDeviance
-        The criterion (for the layout).
-    sol : PlsSolution
-        The solution at the optimum.
+    layout : ReLayout
+        Random-effects ordering and partition.
+    theta : numpy.ndarray
+        Relative covariance parameters.
+    factor : BlockedFactor
+        Cholesky factor at the solution.
+    u_lead, u_rest : numpy.ndarray
+        Spherical conditional modes, leading ``(L₀, q₀)`` and trailing.
     sigma : float
-        Residual SD.
+        Residual SD (1 for GLMMs).
 
     Returns
     -------
@@ -43,12 +59,11 @@ def conditional_blocks(
     covariances : tuple of numpy.ndarray
         ``(levels, q, q)`` per block.
     """
-    layout = deviance.layout
-    factors = layout.theta.factors(sol.theta)
+    factors = layout.theta.factors(theta)
     rest_sizes = [(layout.blocks[i].n_levels, layout.blocks[i].n_terms) for i in layout.rest]
-    inv_lead, inv_rest = sol.factor.inverse_diagonal_blocks(rest_sizes)
+    inv_lead, inv_rest = factor.inverse_diagonal_blocks(rest_sizes)
     t0 = layout.lead_factor(factors)
-    b_lead = sol.u_lead @ t0.T
+    b_lead = u_lead @ t0.T
     cov_lead = sigma**2 * (t0 @ inv_lead @ t0.T)
     modes: dict[int, np.ndarray] = {}
     covs: dict[int, np.ndarray] = {}
@@ -58,14 +73,37 @@ def conditional_blocks(
         modes[i] = b_lead[:, start : start + q]
         covs[i] = cov_lead[:, start : start + q, start : start + q]
         start += q
-    for i, u_block, inv_block in zip(
-        layout.rest, layout.split_rest(sol.u_rest), inv_rest, strict=True
-    ):
+    for i, u_block, inv_block in zip(layout.rest, layout.split_rest(u_rest), inv_rest, strict=True):
         t = factors[i]
         modes[i] = u_block @ t.T
         covs[i] = sigma**2 * (t @ inv_block @ t.T)
     order = range(len(layout.blocks))
     return tuple(modes[i] for i in order), tuple(covs[i] for i in order)
+
+
+def linear_predictor(
+    design: Design, layout: ReLayout, beta: np.ndarray, modes: tuple[np.ndarray, ...]
+) -> np.ndarray:
+    """``Xβ + Zb + offset`` from per-block conditional modes (θ order)."""
+    lead_b = np.hstack([modes[i] for i in layout.lead])
+    rest_b = (
+        np.concatenate([modes[i].ravel() for i in layout.rest]) if layout.rest else np.zeros(0)
+    )
+    eta = design.X @ beta + layout.z_times(lead_b, rest_b)
+    if design.offset is not None:
+        eta = eta + design.offset
+    return eta
+
+
+def warn_if_singular(fit: MixedFit) -> None:
+    """Warn as lme4 does when the fit is on the boundary."""
+    if fit.singular:
+        warnings.warn(
+            "boundary (singular) fit: some variance components are estimated as zero "
+            "or correlations as ±1; see MixedFit.varcorr",
+            SingularFitWarning,
+            stacklevel=3,
+        )
 
 
 def fit_lmm(
@@ -111,19 +149,9 @@ def fit_lmm(
         vcov_beta = sigma**2 * (rx_inv @ rx_inv.T)
     else:
         vcov_beta = np.zeros((0, 0))
-    modes, covs = conditional_blocks(deviance, sol, sigma)
     layout = deviance.layout
-    eta = design.X @ sol.beta
-    factors = theta_layout.factors(sol.theta)
-    lead_b = sol.u_lead @ layout.lead_factor(factors).T
-    rest_b = (
-        np.concatenate([m.ravel() for i, m in enumerate(modes) if i in layout.rest])
-        if layout.rest
-        else np.zeros(0)
-    )
-    eta = eta + layout.z_times(lead_b, rest_b)
-    if design.offset is not None:
-        eta = eta + design.offset
+    modes, covs = conditional_blocks(layout, sol.theta, sol.factor, sol.u_lead, sol.u_rest, sigma)
+    eta = linear_predictor(design, layout, sol.beta, modes)
     objective = deviance.objective(sol)
     fit = MixedFit(
         design=design,
@@ -140,11 +168,5 @@ def fit_lmm(
         linear_predictor=eta,
         opt=opt,
     )
-    if fit.singular:
-        warnings.warn(
-            "boundary (singular) fit: some variance components are estimated as zero "
-            "or correlations as ±1; see MixedFit.varcorr",
-            SingularFitWarning,
-            stacklevel=2,
-        )
+    warn_if_singular(fit)
     return fit

@@ -28,7 +28,7 @@ import scipy.linalg as sla
 from hiermodels.mle.blocked import BlockedFactor, CrossProducts, ReLayout, factorize
 from hiermodels.spec.design import Design
 
-__all__ = ["LmmDeviance", "PlsSolution", "profiled_deviance"]
+__all__ = ["LmmDeviance", "PlsSolution", "profiled_deviance", "solve_pls"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,38 +134,65 @@ class LmmDeviance:
         numpy.linalg.LinAlgError
             If the fixed-effects Schur complement is not positive definite.
         """
-        theta = np.asarray(theta, dtype=float)
-        layout = self.layout
-        factors = layout.theta.factors(theta)
-        factor = factorize(layout, self.cross, factors)
-        t0 = layout.lead_factor(factors)
-        c1 = t0.T @ self.zt_xy_lead
-        c2 = layout.rest_lambda_t_dense(factors, self.zt_xy_rest)
-        w1, w2 = factor.forward(c1, c2)
-        schur = (
-            self.xy_cross
-            - np.einsum("lqi,lqj->ij", w1, w1)
-            - w2.T @ w2
+        return solve_pls(
+            self.layout, np.asarray(theta, dtype=float), self.cross,
+            self.zt_xy_lead, self.zt_xy_rest, self.xy_cross,
         )
-        upper = sla.cholesky(schur, lower=False, check_finite=False)
-        p = self.n_fixed
-        rx = upper[:p, :p]
-        beta = sla.solve_triangular(rx, upper[:p, p], lower=False) if p else np.zeros(0)
-        pwrss = float(upper[p, p] ** 2)
-        resid_w1 = w1[..., p] - w1[..., :p] @ beta
-        resid_w2 = w2[:, p] - w2[:, :p] @ beta
-        u1, u2 = factor.backward(resid_w1[..., None], resid_w2[:, None])
-        return PlsSolution(
-            theta=theta,
-            beta=beta,
-            pwrss=pwrss,
-            logdet_l=factor.logdet(),
-            logdet_rx=2.0 * float(np.sum(np.log(np.abs(np.diag(rx))))) if p else 0.0,
-            rx=rx,
-            factor=factor,
-            u_lead=u1[..., 0],
-            u_rest=u2[:, 0],
-        )
+
+
+def solve_pls(
+    layout: ReLayout,
+    theta: np.ndarray,
+    cross: CrossProducts,
+    zt_xy_lead: np.ndarray,
+    zt_xy_rest: np.ndarray,
+    xy_cross: np.ndarray,
+) -> PlsSolution:
+    """Penalised (weighted) least squares from cross products of ``[Z X y]``.
+
+    Parameters
+    ----------
+    layout : ReLayout
+        Random-effects ordering and partition.
+    theta : numpy.ndarray
+        Relative covariance parameters.
+    cross : CrossProducts
+        ``ZᵀWZ`` in blocked form.
+    zt_xy_lead, zt_xy_rest : numpy.ndarray
+        ``ZᵀW[X y]`` split by partition.
+    xy_cross : numpy.ndarray
+        ``[X y]ᵀW[X y]``.
+
+    Returns
+    -------
+    PlsSolution
+    """
+    factors = layout.theta.factors(theta)
+    factor = factorize(layout, cross, factors)
+    t0 = layout.lead_factor(factors)
+    c1 = t0.T @ zt_xy_lead
+    c2 = layout.rest_lambda_t_dense(factors, zt_xy_rest)
+    w1, w2 = factor.forward(c1, c2)
+    schur = xy_cross - np.einsum("lqi,lqj->ij", w1, w1) - w2.T @ w2
+    upper = sla.cholesky(schur, lower=False, check_finite=False)
+    p = xy_cross.shape[0] - 1
+    rx = upper[:p, :p]
+    beta = sla.solve_triangular(rx, upper[:p, p], lower=False) if p else np.zeros(0)
+    pwrss = float(upper[p, p] ** 2)
+    resid_w1 = w1[..., p] - w1[..., :p] @ beta
+    resid_w2 = w2[:, p] - w2[:, :p] @ beta
+    u1, u2 = factor.backward(resid_w1[..., None], resid_w2[:, None])
+    return PlsSolution(
+        theta=theta,
+        beta=beta,
+        pwrss=pwrss,
+        logdet_l=factor.logdet(),
+        logdet_rx=2.0 * float(np.sum(np.log(np.abs(np.diag(rx))))) if p else 0.0,
+        rx=rx,
+        factor=factor,
+        u_lead=u1[..., 0],
+        u_rest=u2[:, 0],
+    )
 
 
 def profiled_deviance(design: Design, *, reml: bool = True) -> LmmDeviance:
