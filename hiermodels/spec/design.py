@@ -8,17 +8,34 @@ random-effect term names.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
 import scipy.sparse as sp
+from pandas.api import types as ptypes
 
-from hiermodels.spec.families import Family
-from hiermodels.spec.formula import FormulaSpec
+from hiermodels.spec._columns import (
+    ColumnProblem,
+    first_rows,
+    formula_names,
+    missing_mask,
+    plural,
+    resolve_columns,
+    spec_columns,
+)
+from hiermodels.spec._grouping import group_codes
+from hiermodels.spec._response import response_arrays
+from hiermodels.spec.families import Family, get_family
+from hiermodels.spec.formula import FormulaSpec, RandomTerm, parse_formula
 
-__all__ = ["Design", "RandomBlock", "DesignError", "build_design"]
+__all__ = ["Design", "RandomBlock", "DesignError", "build_design", "fixed_matrix_for"]
+
+#: Relative tolerance on |R[k, k]| / |R[0, 0]| of the pivoted QR of X, as lme4's rank check.
+RANK_TOL = 1e-7
 
 
 class DesignError(ValueError):
@@ -71,9 +88,7 @@ class RandomBlock:
         n, q = self.X.shape
         rows = np.repeat(np.arange(n), q)
         cols = (self.codes[:, None] * q + np.arange(q)[None, :]).ravel()
-        return sp.csr_matrix(
-            (self.X.ravel(), (rows, cols)), shape=(n, self.n_levels * q)
-        )
+        return sp.csr_matrix((self.X.ravel(), (rows, cols)), shape=(n, self.n_levels * q))
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,3 +148,339 @@ class Design:
         if not self.blocks:
             return sp.csr_matrix((self.nobs, 0))
         return sp.hstack([block.Z() for block in self.blocks], format="csr")
+
+
+def build_design(
+    spec: FormulaSpec | str,
+    data: pd.DataFrame,
+    family: Family | str,
+    *,
+    missing: str = "drop",
+    offset: str | np.ndarray | None = None,
+) -> Design:
+    """Evaluate a parsed formula on a data frame.
+
+    Parameters
+    ----------
+    spec : FormulaSpec or str
+        The formula, parsed by :func:`~hiermodels.spec.formula.parse_formula`
+        (a string is parsed here).
+    data : pandas.DataFrame
+        One row per observation. String, object and categorical columns are
+        categorical (treatment contrasts in the fixed part).
+    family : Family or str
+        Response family; the response is checked against it.
+    missing : {"drop", "raise"}
+        Rows with missing values in any column the model uses (and in the
+        offset) are dropped with a ``UserWarning`` (``"drop"``) or make a
+        :class:`DesignError` (``"raise"``).
+    offset : str or array-like, optional
+        A column name, or one value per row of ``data``, added to the
+        linear predictor.
+
+    Returns
+    -------
+    Design
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is not a DataFrame.
+    ValueError
+        For an unknown ``missing`` option.
+    DesignError
+        When the data do not fit the formula or the family (unknown columns,
+        missing values with ``missing="raise"``, invalid responses, grouping
+        factors with one level or as many levels as observations, ...).
+
+    Warns
+    -----
+    UserWarning
+        When rows are dropped for missing values, and when fixed-effect
+        columns are dropped because ``X`` is rank deficient.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if missing not in ("drop", "raise"):
+        raise ValueError(f"missing must be 'drop' or 'raise', got {missing!r}")
+    spec = parse_formula(spec) if isinstance(spec, str) else spec
+    if not isinstance(spec, FormulaSpec):
+        raise TypeError(f"spec must be a FormulaSpec or a string, got {type(spec).__name__}")
+    family = get_family(family)
+    if len(data) == 0:
+        raise DesignError("the data have no rows")
+    try:
+        columns = spec_columns(spec, data.columns)
+        offset_column, offset_values = _offset_source(offset, data)
+        if offset_column is not None and offset_column not in columns:
+            columns.append(offset_column)
+        extra = {"offset": offset_values} if offset_values is not None else None
+        keep = missing_mask(data, columns, extra, missing)
+        used = _prepare(data.loc[keep, columns])
+        y, trials = response_arrays(spec.response, used, family)
+        X, names, model_spec, dropped = _fixed_part(spec.fixed, used)
+        blocks = tuple(_random_block(term, used) for term in spec.random)
+    except ColumnProblem as problem:
+        raise DesignError(str(problem)) from None
+    _check_identifiable(blocks, len(used), family)
+    final_offset = None
+    if offset_column is not None:
+        final_offset = _offset_array(used[offset_column], offset_column, used.index)
+    elif offset_values is not None:
+        final_offset = _offset_array(pd.Series(offset_values[keep]), "offset", used.index)
+    return Design(
+        spec=spec,
+        family=family,
+        y=y,
+        trials=trials,
+        X=X,
+        fixed_names=names,
+        blocks=blocks,
+        offset=final_offset,
+        rows=used.index,
+        fixed_model_spec=model_spec,
+        dropped_columns=dropped,
+    )
+
+
+def fixed_matrix_for(design: Design, newdata: pd.DataFrame) -> np.ndarray:
+    """The fixed-effects matrix of ``design`` rebuilt for new data.
+
+    Categorical encodings and stateful transforms (``scale(x)``, ``center(x)``)
+    keep the values learned from the design's data, and columns dropped for
+    rank deficiency stay dropped.
+
+    Parameters
+    ----------
+    design : Design
+    newdata : pandas.DataFrame
+        Must hold every column the fixed part uses, without missing values.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(len(newdata), p)`` float64, columns in ``design.fixed_names`` order.
+
+    Raises
+    ------
+    DesignError
+        For missing columns, missing values or categories not seen in the
+        design's data.
+    """
+    if not isinstance(newdata, pd.DataFrame):
+        raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+    from formulaic.transforms.contrasts import DataMismatchWarning
+
+    fixed = design.spec.fixed
+    try:
+        names, called = formula_names(fixed)
+        columns = resolve_columns(names, called, newdata.columns, f"the fixed effects {fixed!r}")
+    except ColumnProblem as problem:
+        raise DesignError(str(problem)) from None
+    holes = [c for c in columns if newdata[c].isna().any()]
+    if holes:
+        raise DesignError(f"newdata has missing values in: {', '.join(holes)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataMismatchWarning)
+        try:
+            matrix = design.fixed_model_spec.get_model_matrix(_prepare(newdata[columns]))
+        except DataMismatchWarning as exc:
+            raise DesignError(f"newdata does not match the design's data: {exc}") from None
+    return np.asarray(matrix[list(design.fixed_names)], dtype=np.float64)
+
+
+def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
+    """Copy of the used columns with unused categories removed (as lme4's model frame)."""
+    frame = frame.copy()
+    for name in frame.columns:
+        if isinstance(frame[name].dtype, pd.CategoricalDtype):
+            frame[name] = frame[name].cat.remove_unused_categories()
+    return frame
+
+
+def _model_matrix(rhs: str, data: pd.DataFrame, where: str) -> Any:
+    """formulaic's model matrix with every row kept.
+
+    Missing values in the columns were handled before; ``na_action="ignore"``
+    keeps rows where a transform gives NaN (``log(-1)``) so that
+    :func:`_finite_matrix` reports them instead of formulaic dropping them.
+    """
+    from formulaic import model_matrix
+
+    try:
+        matrix = model_matrix(rhs, data, na_action="ignore", context={})
+    except Exception as exc:  # formulaic raises several exception types
+        raise ColumnProblem(f"cannot build the model matrix of {where}: {exc}") from None
+    if matrix.shape[0] != len(data):  # pragma: no cover - guards formulaic's behaviour
+        raise ColumnProblem(f"the model matrix of {where} lost rows")
+    return matrix
+
+
+def _finite_matrix(matrix: Any, index: pd.Index, where: str) -> np.ndarray:
+    """float64 array of a model matrix, rejecting NaN or infinite entries by column."""
+    values = np.asarray(matrix, dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        col = int(np.flatnonzero(bad.any(axis=0))[0])
+        rows = bad[:, col]
+        raise ColumnProblem(
+            f"column {list(matrix.columns)[col]!r} of {where} has "
+            f"{plural(int(rows.sum()), 'non-finite value')} (first rows: {first_rows(index, rows)})"
+        )
+    return values
+
+
+def _fixed_part(
+    fixed: str, data: pd.DataFrame
+) -> tuple[np.ndarray, tuple[str, ...], Any, tuple[str, ...]]:
+    """``X`` (full column rank), its names, the formulaic ModelSpec, dropped names."""
+    where = f"the fixed effects {fixed!r}"
+    _check_covariates(fixed, data, where)
+    matrix = _model_matrix(fixed, data, where)
+    X = _finite_matrix(matrix, data.index, where)
+    names = tuple(str(c) for c in matrix.columns)
+    keep = _independent_columns(X)
+    dropped = tuple(name for j, name in enumerate(names) if j not in set(keep))
+    if dropped:
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient so dropping "
+            f"{plural(len(dropped), 'column')}: {', '.join(dropped)}",
+            UserWarning,
+            stacklevel=3,
+        )
+    return X[:, keep], tuple(names[j] for j in keep), matrix.model_spec, dropped
+
+
+def _independent_columns(X: np.ndarray) -> list[int]:
+    """Indices of a maximal set of linearly independent columns, earlier ones preferred.
+
+    A pivoted QR gives the rank (diagonal of R relative to its first entry
+    above :data:`RANK_TOL`). When ``X`` is deficient, columns are taken
+    left to right, each kept if its component orthogonal to the kept ones is
+    not negligible relative to its norm, so later (redundant) columns go,
+    as in lme4.
+    """
+    n, p = X.shape
+    if p == 0:
+        return []
+    R = scipy.linalg.qr(X, mode="r", pivoting=True)[0]
+    diag = np.abs(np.diag(R))
+    rank = int(np.sum(diag > RANK_TOL * diag[0])) if diag.size and diag[0] > 0 else 0
+    if rank == p:
+        return list(range(p))
+    basis = np.zeros((n, 0))
+    keep: list[int] = []
+    for j in range(p):
+        column = X[:, j]
+        norm = np.linalg.norm(column)
+        residual = column - basis @ (basis.T @ column)
+        residual -= basis @ (basis.T @ residual)  # second pass keeps the basis orthogonal
+        size = np.linalg.norm(residual)
+        if norm > 0 and size > RANK_TOL * norm and len(keep) < rank:
+            keep.append(j)
+            basis = np.column_stack([basis, residual / size])
+    return keep
+
+
+def _check_covariates(rhs: str, data: pd.DataFrame, where: str) -> None:
+    """Covariates must be numeric, boolean, categorical or strings."""
+    names, called = formula_names(rhs)
+    for name in resolve_columns(names, called, data.columns, where):
+        values = data[name]
+        dtype = values.dtype
+        ok = (
+            ptypes.is_bool_dtype(dtype)
+            or (ptypes.is_numeric_dtype(dtype) and not ptypes.is_complex_dtype(dtype))
+            or isinstance(dtype, pd.CategoricalDtype)
+            or ptypes.is_string_dtype(dtype)
+        )
+        if ok and ptypes.is_object_dtype(dtype):
+            ok = all(isinstance(v, str) for v in values)
+        if not ok:
+            raise ColumnProblem(
+                f"column {name!r} used in {where} has dtype {dtype}; covariates must be "
+                "numeric or categorical (strings, pandas Categorical)"
+            )
+
+
+def _random_block(term: RandomTerm, data: pd.DataFrame) -> RandomBlock:
+    """Evaluate one random-effect term: its model matrix and grouping factor."""
+    where = f"the random-effect term ({term.expr} | {term.group})"
+    _check_covariates(term.expr, data, where)
+    matrix = _model_matrix(term.expr, data, where)
+    X = _finite_matrix(matrix, data.index, where)
+    codes, levels = group_codes(data, term.factors)
+    return RandomBlock(
+        group=term.group,
+        factors=term.factors,
+        terms=tuple(str(c) for c in matrix.columns),
+        levels=levels,
+        codes=codes,
+        X=X,
+    )
+
+
+def _check_identifiable(blocks: tuple[RandomBlock, ...], nobs: int, family: Family) -> None:
+    """lme4's checks: at least 2 levels; levels and random effects fewer than observations.
+
+    With a residual variance (Gaussian) a term needs fewer levels, and fewer
+    random effects (levels x columns), than observations; without one, no
+    more random effects than observations.
+    """
+    for block in blocks:
+        if block.n_levels < 2:
+            raise DesignError(
+                f"grouping factor {block.group!r} has {plural(block.n_levels, 'level')}; "
+                "a random effect needs at least 2"
+            )
+    if family.is_gaussian:
+        for block in blocks:
+            if block.n_levels >= nobs:
+                raise DesignError(
+                    f"grouping factor {block.group!r} has {block.n_levels} levels for "
+                    f"{nobs} observations; its random effects are not identifiable from the "
+                    "residual variance — remove the term or use a non-Gaussian family"
+                )
+    for block in blocks:
+        n_re = block.n_levels * block.n_terms
+        if n_re > nobs or (family.is_gaussian and n_re >= nobs):
+            residual = " from the residual variance" if family.is_gaussian else ""
+            raise DesignError(
+                f"random-effect term ({' + '.join(block.terms)} | {block.group}) has {n_re} "
+                f"random effects ({block.n_levels} levels × {block.n_terms} columns) for "
+                f"{nobs} observations; they are not identifiable{residual} — simplify the term"
+            )
+
+
+def _offset_source(
+    offset: str | np.ndarray | None, data: pd.DataFrame
+) -> tuple[str | None, np.ndarray | None]:
+    """Split the ``offset`` argument into a column name or an array of ``len(data)``."""
+    if offset is None:
+        return None, None
+    if isinstance(offset, str):
+        resolve_columns([offset], set(), data.columns, "the offset")
+        return offset, None
+    values = np.asarray(offset)
+    if values.ndim != 1 or values.shape[0] != len(data):
+        raise ColumnProblem(
+            f"offset has shape {values.shape}, but the data have {len(data)} rows; pass one "
+            "value per row (or a column name)"
+        )
+    if not (ptypes.is_numeric_dtype(values.dtype) and not ptypes.is_complex_dtype(values.dtype)):
+        raise ColumnProblem(f"offset must be numeric, got dtype {values.dtype}")
+    return None, values.astype(np.float64)
+
+
+def _offset_array(values: pd.Series, name: str, index: pd.Index) -> np.ndarray:
+    """Validated float64 offset for the rows used."""
+    if not (ptypes.is_numeric_dtype(values.dtype) and not ptypes.is_complex_dtype(values.dtype)):
+        raise DesignError(f"offset {name!r} must be numeric, but has dtype {values.dtype}")
+    array = values.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise DesignError(
+            f"offset {name!r} has {plural(int(bad.sum()), 'infinite value')} "
+            f"(first rows: {first_rows(index, bad)})"
+        )
+    return array

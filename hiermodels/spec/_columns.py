@@ -1,0 +1,205 @@
+"""Which data columns a formula needs, and what to do with their missing values.
+
+Variable names come from formulaic's parse of each right-hand side (a
+*lookup* factor is a column; a *python* factor such as ``log(x)`` or
+``scale(x)`` is read with :mod:`ast`), so transforms and numpy functions are
+not mistaken for columns.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import difflib
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from hiermodels.spec._syntax import to_python_power
+from hiermodels.spec.formula import FormulaSpec
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class ColumnProblem(ValueError):
+    """A column-level problem; :mod:`hiermodels.spec.design` re-raises it as DesignError."""
+
+
+def python_names(expr: str) -> tuple[list[str], set[str]]:
+    """Names used in a Python expression, and the subset called as functions.
+
+    Backtick-quoted names (``\\`my col\\```) are returned unquoted; R's ``^``
+    is read as ``**``. Names are in order of first appearance.
+    """
+    from formulaic.utils.variables import sanitize_variable_names
+
+    aliases: dict[str, str] = {}
+    code = sanitize_variable_names(to_python_power(expr), {}, aliases)
+    try:
+        tree = ast.parse(code.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ColumnProblem(f"cannot read the expression {expr!r}: {exc.msg}") from None
+    names: list[str] = []
+    called: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            called.add(aliases.get(node.func.id, node.func.id))
+        if isinstance(node, ast.Name):
+            name = aliases.get(node.id, node.id)
+            if name not in names:
+                names.append(name)
+    return names, called
+
+
+def formula_names(rhs: str) -> tuple[list[str], set[str]]:
+    """Names used by a formulaic right-hand side, and those called as functions."""
+    from formulaic import Formula
+
+    names: list[str] = []
+    called: set[str] = set()
+    for term in Formula(rhs):
+        for factor in term.factors:
+            method = factor.eval_method.value
+            if method == "lookup":
+                found, calls = [str(factor.expr)], set()
+            elif method == "python":
+                found, calls = python_names(str(factor.expr))
+            else:
+                continue
+            names.extend(name for name in found if name not in names)
+            called |= calls
+    return names, called
+
+
+def resolve_columns(
+    names: Sequence[str], called: set[str], columns: pd.Index, where: str
+) -> list[str]:
+    """Keep the names that are data columns; reject unknown names with suggestions.
+
+    Parameters
+    ----------
+    names, called : the output of :func:`python_names` / :func:`formula_names`.
+    columns : the data frame's columns.
+    where : what the names belong to, for messages (``"the fixed effects"``).
+
+    Raises
+    ------
+    ColumnProblem
+        Naming every unknown column, close matches and the available columns,
+        or an unknown function.
+    """
+    from formulaic.transforms import TRANSFORMS
+
+    available = [str(c) for c in columns]
+    known = set(available)
+    used: list[str] = []
+    unknown: list[str] = []
+    for name in names:
+        if name in known:
+            used.append(name)
+        elif name in TRANSFORMS or hasattr(builtins, name):
+            continue
+        elif name in called:
+            raise ColumnProblem(
+                f"unknown function {name!r} in {where}; use a formulaic transform "
+                f"({', '.join(sorted(k for k in TRANSFORMS if _IDENT.fullmatch(k)))}) "
+                f"or numpy as np.{name}"
+            )
+        else:
+            unknown.append(name)
+    if unknown:
+        raise ColumnProblem(_unknown_message(unknown, available, where))
+    return used
+
+
+def _unknown_message(unknown: list[str], available: list[str], where: str) -> str:
+    """``column 'Dayz' (used in ...) is not in the data; did you mean 'Days'? ...``."""
+    parts: list[str] = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, available, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        parts.append(f"column {name!r} (used in {where}) is not in the data{hint}")
+    shown = ", ".join(available[:30]) + (", ..." if len(available) > 30 else "")
+    text = "; ".join(parts)
+    return text + ("" if text.endswith("?") else ".") + f" Available columns: {shown}"
+
+
+def spec_columns(spec: FormulaSpec, columns: pd.Index) -> list[str]:
+    """Every data column the formula needs, in order of appearance, checked to exist."""
+    response = spec.response
+    parts: list[tuple[str, bool, str]] = []
+    if response.is_cbind:
+        parts.append((str(response.successes), True, f"the response {response.expr!r}"))
+        parts.append((str(response.failures), True, f"the response {response.expr!r}"))
+    else:
+        parts.append((response.expr, True, f"the response {response.expr!r}"))
+    parts.append((spec.fixed, False, f"the fixed effects {spec.fixed!r}"))
+    for term in spec.random:
+        parts.append((term.expr, False, f"the random-effect term ({term.expr} | {term.group})"))
+    used: list[str] = []
+    for expr, is_python, where in parts:
+        names, called = python_names(expr) if is_python else formula_names(expr)
+        used.extend(c for c in resolve_columns(names, called, columns, where) if c not in used)
+    for term in spec.random:
+        missing = [f for f in term.factors if f not in set(map(str, columns))]
+        if missing:
+            where = f"the grouping factor of ({term.expr} | {term.group})"
+            raise ColumnProblem(_unknown_message(missing, [str(c) for c in columns], where))
+        used.extend(f for f in term.factors if f not in used)
+    return used
+
+
+def first_rows(index: pd.Index, mask: np.ndarray, limit: int = 5) -> str:
+    """The first ``limit`` index labels where ``mask`` is true, comma separated."""
+    labels = [str(label) for label in index[np.asarray(mask, dtype=bool)][:limit]]
+    more = ", ..." if int(np.count_nonzero(mask)) > limit else ""
+    return ", ".join(labels) + more
+
+
+def plural(count: int, word: str) -> str:
+    """``plural(1, "row")`` gives ``"1 row"``, ``plural(3, "row")`` gives ``"3 rows"``."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def missing_mask(
+    data: pd.DataFrame,
+    columns: Iterable[str],
+    extra: dict[str, np.ndarray] | None,
+    missing: str,
+) -> np.ndarray:
+    """Rows to keep: those without missing values in ``columns`` (and ``extra`` arrays).
+
+    ``missing="drop"`` warns with the count and the columns involved;
+    ``missing="raise"`` raises a :class:`ColumnProblem` instead.
+    """
+    flags = {name: data[name].isna().to_numpy() for name in columns}
+    for name, values in (extra or {}).items():
+        flags[name] = pd.isna(values)
+    bad = np.zeros(len(data), dtype=bool)
+    for values in flags.values():
+        bad |= values
+    n_bad = int(bad.sum())
+    if n_bad == 0:
+        return ~bad
+    detail = ", ".join(f"{name} ({int(v.sum())})" for name, v in flags.items() if v.any())
+    rows = plural(n_bad, "row")
+    if missing == "raise":
+        raise ColumnProblem(
+            f"{rows} of {len(data)} have missing values in columns used by the model: "
+            f"{detail} (first rows: {first_rows(data.index, bad)}); remove them or "
+            "pass missing='drop'"
+        )
+    if n_bad == len(data):
+        raise ColumnProblem(
+            f"no rows left: all {len(data)} rows have missing values in columns used by "
+            f"the model: {detail}"
+        )
+    warnings.warn(
+        f"dropped {rows} of {len(data)} with missing values in: {detail}",
+        UserWarning,
+        stacklevel=3,
+    )
+    return ~bad

@@ -1,0 +1,156 @@
+"""Evaluate and validate the response (``y``, and ``trials`` for ``cbind``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from hiermodels.spec._columns import ColumnProblem, first_rows, plural
+from hiermodels.spec._grouping import factor_codes
+from hiermodels.spec._syntax import is_name, strip_backticks, to_python_power
+from hiermodels.spec.families import Family
+from hiermodels.spec.formula import ResponseSpec
+
+
+def response_arrays(
+    response: ResponseSpec, data: pd.DataFrame, family: Family
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(y, trials)`` as float64 arrays, checked against the family.
+
+    Raises
+    ------
+    ColumnProblem
+        For non-numeric or non-finite responses, values the family does not
+        allow, or ``cbind`` with a family other than binomial.
+    """
+    if response.is_cbind:
+        if family.name != "binomial":
+            raise ColumnProblem(
+                f"the response {response.expr!r} is cbind(successes, failures), which needs "
+                f"the binomial family, not {family.name!r}"
+            )
+        successes = evaluate(str(response.successes), data, "cbind successes")
+        failures = evaluate(str(response.failures), data, "cbind failures")
+        _check_counts(successes, data.index, f"cbind successes {response.successes!r}")
+        _check_counts(failures, data.index, f"cbind failures {response.failures!r}")
+        return successes, successes + failures
+    binary = family.is_binomial
+    y = evaluate(response.expr, data, "response", binary=binary)
+    if binary:
+        _check_binary(y, data.index, response.expr, family.name)
+    elif family.name in ("poisson", "negativebinomial"):
+        _check_counts(y, data.index, f"response {response.expr!r} ({family.name} family)")
+    return y, None
+
+
+def evaluate(expr: str, data: pd.DataFrame, role: str, *, binary: bool = False) -> np.ndarray:
+    """Evaluate a response expression on the data: a column, or formulaic arithmetic.
+
+    With ``binary``, a boolean column gives 0/1 and a two-level categorical or
+    string column gives 1 for its second level (see
+    :mod:`hiermodels.spec._grouping` for the level order).
+    """
+    if is_name(expr):
+        column = strip_backticks(expr)
+        values = data[column]
+        if binary and not _is_number(values.dtype):
+            return _binary_codes(values, column)
+        if not _is_number(values.dtype):
+            raise ColumnProblem(
+                f"the {role} {column!r} must be numeric, but the column has dtype {values.dtype}"
+            )
+        y = values.to_numpy(dtype=np.float64)
+    else:
+        y = _evaluate_expression(expr, data, role)
+    _check_finite(y, data.index, f"the {role} {expr!r}")
+    return y
+
+
+def _is_number(dtype: object) -> bool:
+    """Numeric (not complex) or boolean."""
+    return ptypes.is_bool_dtype(dtype) or (
+        ptypes.is_numeric_dtype(dtype) and not ptypes.is_complex_dtype(dtype)
+    )
+
+
+def _binary_codes(values: pd.Series, column: str) -> np.ndarray:
+    """0/1 for a two-level non-numeric response: the second level is 1."""
+    if ptypes.is_bool_dtype(values.dtype):
+        return values.to_numpy(dtype=np.float64)
+    codes, levels = factor_codes(values)
+    if len(levels) != 2:
+        shown = ", ".join(repr(level) for level in levels[:6])
+        raise ColumnProblem(
+            f"the response {column!r} (dtype {values.dtype}) has {plural(len(levels), 'level')} "
+            f"({shown}); a binary response needs exactly two (the second counts as 1) "
+            "or numbers 0/1"
+        )
+    return codes.astype(np.float64)
+
+
+def _evaluate_expression(expr: str, data: pd.DataFrame, role: str) -> np.ndarray:
+    """Evaluate ``expr`` as Python arithmetic with formulaic's transforms (``log``, ``np``)."""
+    from formulaic import model_matrix
+
+    try:
+        matrix = model_matrix(
+            f"0 + I({to_python_power(expr)})", data, na_action="ignore", context={}
+        )
+    except Exception as exc:  # formulaic wraps evaluation errors in several types
+        raise ColumnProblem(f"cannot evaluate the {role} {expr!r}: {exc}") from None
+    if matrix.shape[1] != 1:
+        raise ColumnProblem(f"the {role} {expr!r} must give numbers, one per row")
+    return np.asarray(matrix, dtype=np.float64).ravel()
+
+
+def _check_finite(y: np.ndarray, index: pd.Index, what: str) -> None:
+    """Reject NaN (from an expression such as ``log(-1)``) and infinite values."""
+    nan = np.isnan(y)
+    if nan.any():
+        raise ColumnProblem(
+            f"{what} is not a number (NaN) in {plural(int(nan.sum()), 'row')} "
+            f"(first rows: {first_rows(index, nan)})"
+        )
+    inf = np.isinf(y)
+    if inf.any():
+        raise ColumnProblem(
+            f"{what} has {plural(int(inf.sum()), 'infinite value')} "
+            f"(first rows: {first_rows(index, inf)})"
+        )
+
+
+def _check_binary(y: np.ndarray, index: pd.Index, expr: str, family: str) -> None:
+    """Bernoulli data: every value 0 or 1."""
+    outside = (y < 0) | (y > 1)
+    between = ~outside & (y != 0) & (y != 1)
+    if outside.any():
+        raise ColumnProblem(
+            f"response {expr!r} outside [0, 1] for the {family} family: "
+            f"{plural(int(outside.sum()), 'value')} (first rows: {first_rows(index, outside)}); "
+            "use 0/1 data, or cbind(successes, failures) with the binomial family"
+        )
+    if between.any():
+        raise ColumnProblem(
+            f"response {expr!r} must be 0 or 1 for the {family} family: "
+            f"{plural(int(between.sum()), 'value')} strictly between 0 and 1 "
+            f"(first rows: {first_rows(index, between)}); for counts out of a number of "
+            "trials use cbind(successes, failures) with the binomial family"
+        )
+
+
+def _check_counts(y: np.ndarray, index: pd.Index, what: str) -> None:
+    """Counts: non-negative integers."""
+    negative = y < 0
+    fractional = y != np.round(y)
+    if negative.any() or fractional.any():
+        problems = []
+        if negative.any():
+            problems.append(f"{plural(int(negative.sum()), 'negative value')}")
+        if fractional.any():
+            problems.append(f"{plural(int(fractional.sum()), 'non-integer value')}")
+        bad = negative | fractional
+        raise ColumnProblem(
+            f"{what} must be non-negative integers: {' and '.join(problems)} "
+            f"(rows: {first_rows(index, bad)})"
+        )
