@@ -442,9 +442,7 @@ def comparison_frame(
 LOG_BOUND = 30.0
 
 
-NegLogLik = Callable[
-    [NDArray[np.float64]], tuple[float, NDArray[np.float64], NDArray[np.float64]]
-]
+NegLogLik = Callable[[NDArray[np.float64]], tuple[float, NDArray[np.float64], NDArray[np.float64]]]
 
 
 def conjugate_mle(

@@ -42,6 +42,7 @@ __all__ = ["BetaBinomial", "BetaBinomialFit"]
 
 FloatArray = NDArray[np.float64]
 
+
 @dataclass(frozen=True)
 class BetaBinomialFit:
     """Empirical-Bayes fit of the beta–binomial model.
@@ -365,9 +366,7 @@ class BetaBinomial:
             notes=tuple(notes),
         )
 
-    def _maximise(
-        self, mu0: float, m0: float
-    ) -> tuple[float, float, float | None, float | None]:
+    def _maximise(self, mu0: float, m0: float) -> tuple[float, float, float | None, float | None]:
         """Marginal MLE as (mu, M, se(alpha), se(beta)); M = inf at the boundary."""
         p = self.pooled
         y, n = self._used()
@@ -418,7 +417,10 @@ class BetaBinomial:
             beta = pm.Deterministic("beta", (1.0 - mu) * prec)
             theta = pm.Beta("theta", alpha=alpha, beta=beta, dims="unit")
             pm.Binomial(
-                "y", n=np.asarray(self.trials), p=theta, observed=np.asarray(self.successes),
+                "y",
+                n=np.asarray(self.trials),
+                p=theta,
+                observed=np.asarray(self.successes),
                 dims="unit",
             )
         return model
@@ -488,9 +490,7 @@ class BetaBinomial:
         """
         boundary = isinstance(eb, BetaBinomialFit) and eb.boundary
         intervals = eb.intervals(level) if isinstance(eb, BetaBinomialFit) else eb
-        notes = [
-            "no trials: posterior = prior" if n == 0 else "" for n in self.trials.tolist()
-        ]
+        notes = ["no trials: posterior = prior" if n == 0 else "" for n in self.trials.tolist()]
         if boundary:
             notes = ["; ".join(filter(None, ["complete pooling (M = inf)", n])) for n in notes]
         return comparison_frame(

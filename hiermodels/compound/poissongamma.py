@@ -359,9 +359,7 @@ class PoissonGamma:
             notes=tuple(notes),
         )
 
-    def _maximise(
-        self, a0: float, b0: float
-    ) -> tuple[float, float, float | None, float | None]:
+    def _maximise(self, a0: float, b0: float) -> tuple[float, float, float | None, float | None]:
         """Marginal MLE as (a, b, se(a), se(b)); a = b = inf at the boundary."""
         r = self.pooled
         y, e = self._used()
@@ -414,7 +412,9 @@ class PoissonGamma:
             rate = pm.Deterministic("b", shape / mu)
             theta = pm.Gamma("theta", alpha=shape, beta=rate, dims="unit")
             pm.Poisson(
-                "y", mu=np.asarray(self.exposure) * theta, observed=np.asarray(self.counts),
+                "y",
+                mu=np.asarray(self.exposure) * theta,
+                observed=np.asarray(self.counts),
                 dims="unit",
             )
         return model

@@ -231,6 +231,11 @@ def simulate_compound(
         bayes = losses.iloc[:n_bayes].copy()
         bayes["full_bayes"] = ((fb - theta[:n_bayes]) ** 2).sum(axis=1)
     return CompoundSimulation(
-        k=k, mu=float(mu), tau=float(tau), se=ses, eb_method=eb_method, losses=losses,
+        k=k,
+        mu=float(mu),
+        tau=float(tau),
+        se=ses,
+        eb_method=eb_method,
+        losses=losses,
         bayes_losses=bayes,
     )
