@@ -239,6 +239,7 @@ class MixedFit:
     def predict(
         self, newdata: pd.DataFrame | None = None, *, allow_new_levels: bool = False,
         scale: str = "response", include_random: bool = True,
+        offset: np.ndarray | None = None,
     ) -> pd.Series:
         """Predictions for new data (or the fitted data).
 
@@ -254,6 +255,8 @@ class MixedFit:
             Scale of the predictions.
         include_random : bool
             Add the conditional modes (``False`` gives population predictions).
+        offset : numpy.ndarray, optional
+            Offsets of the new rows, for models fitted with an offset.
 
         Returns
         -------
@@ -262,7 +265,7 @@ class MixedFit:
         from hiermodels.mle.predict import predict_linear
 
         eta = predict_linear(self, newdata, allow_new_levels=allow_new_levels,
-                             include_random=include_random)
+                             include_random=include_random, offset=offset)
         if scale == "link":
             return eta
         if scale != "response":
