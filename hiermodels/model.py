@@ -65,9 +65,7 @@ class Model:
     ) -> None:
         self._family = get_family(family, link)
         self._spec = parse_formula(formula)
-        self._design = build_design(
-            self._spec, data, self._family, missing=missing, offset=offset
-        )
+        self._design = build_design(self._spec, data, self._family, missing=missing, offset=offset)
 
     @property
     def spec(self) -> FormulaSpec:

@@ -68,8 +68,14 @@ def anova(*fits: MixedFit, refit: bool = True) -> AnovaTable:
     previous: MixedFit | None = None
     for fit in ordered:
         row = {
-            "npar": fit.n_params, "AIC": fit.aic, "BIC": fit.bic, "logLik": fit.loglik,
-            "deviance": -2.0 * fit.loglik, "Chisq": np.nan, "Df": np.nan, "Pr(>Chisq)": np.nan,
+            "npar": fit.n_params,
+            "AIC": fit.aic,
+            "BIC": fit.bic,
+            "logLik": fit.loglik,
+            "deviance": -2.0 * fit.loglik,
+            "Chisq": np.nan,
+            "Df": np.nan,
+            "Pr(>Chisq)": np.nan,
         }
         if previous is not None:
             chisq = max(2.0 * (fit.loglik - previous.loglik), 0.0)

@@ -67,9 +67,7 @@ class ReLayout:
                 "the formula has no random-effect terms such as (1 | group); "
                 "a mixed model needs at least one"
             )
-        order = sorted(
-            range(len(design.blocks)), key=lambda i: -design.blocks[i].n_levels
-        )
+        order = sorted(range(len(design.blocks)), key=lambda i: -design.blocks[i].n_levels)
         blocks = tuple(design.blocks[i] for i in order)
         lead_group = blocks[0].group
         lead = tuple(i for i, b in enumerate(blocks) if b.group == lead_group)
@@ -165,9 +163,9 @@ class ReLayout:
             a22 = np.zeros((0, 0))
         return CrossProducts(a11=a11, a21=a21, a22=a22)
 
-    def z_transpose(self, mat: np.ndarray, weights: np.ndarray | None = None) -> tuple[
-        np.ndarray, np.ndarray
-    ]:
+    def z_transpose(
+        self, mat: np.ndarray, weights: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``ZᵀW mat`` split into the leading ``(L₀, q₀, k)`` and trailing parts."""
         mat2 = mat.reshape(mat.shape[0], -1)
         if weights is not None:
@@ -199,7 +197,9 @@ class ReLayout:
         for i in self.rest:
             block = self.blocks[i]
             size = block.n_levels * block.n_terms
-            out.append(rest[start : start + size].reshape(block.n_levels, block.n_terms, *rest.shape[1:]))
+            out.append(
+                rest[start : start + size].reshape(block.n_levels, block.n_terms, *rest.shape[1:])
+            )
             start += size
         return out
 
@@ -362,7 +362,9 @@ def factorize(
         l11_inv = np.linalg.inv(l11)
     if not layout.rest:
         return BlockedFactor(
-            l11=l11, l11_inv=l11_inv, l21=sp.csr_matrix((0, l11.shape[0] * q0)),
+            l11=l11,
+            l11_inv=l11_inv,
+            l21=sp.csr_matrix((0, l11.shape[0] * q0)),
             l22=np.zeros((0, 0)),
         )
     if layout.all_scalar:

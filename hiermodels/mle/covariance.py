@@ -109,9 +109,7 @@ class ThetaLayout:
         theta = np.asarray(theta, dtype=float)
         if theta.shape != (self.length,):
             raise ValueError(f"theta must have length {self.length}, got shape {theta.shape}")
-        return [
-            factor_from_theta(theta[self.block_slice(i)], q) for i, q in enumerate(self.sizes)
-        ]
+        return [factor_from_theta(theta[self.block_slice(i)], q) for i, q in enumerate(self.sizes)]
 
     def lower_bounds(self) -> np.ndarray:
         """Lower bounds: 0 on the diagonal of every factor, −∞ elsewhere."""

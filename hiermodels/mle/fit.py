@@ -86,9 +86,7 @@ def linear_predictor(
 ) -> np.ndarray:
     """``Xβ + Zb + offset`` from per-block conditional modes (θ order)."""
     lead_b = np.hstack([modes[i] for i in layout.lead])
-    rest_b = (
-        np.concatenate([modes[i].ravel() for i in layout.rest]) if layout.rest else np.zeros(0)
-    )
+    rest_b = np.concatenate([modes[i].ravel() for i in layout.rest]) if layout.rest else np.zeros(0)
     eta = design.X @ beta + layout.z_times(lead_b, rest_b)
     if design.offset is not None:
         eta = eta + design.offset

@@ -87,14 +87,16 @@ class LaplaceDeviance:
         """Length of ``θ``."""
         return self.layout.theta.length
 
-    def _eta(self, factors: list[np.ndarray], fixed: np.ndarray, u1: np.ndarray,
-             u2: np.ndarray) -> np.ndarray:
+    def _eta(
+        self, factors: list[np.ndarray], fixed: np.ndarray, u1: np.ndarray, u2: np.ndarray
+    ) -> np.ndarray:
         b_lead = u1 @ self.layout.lead_factor(factors).T
         b_rest = self.layout.rest_lambda(factors) @ u2 if self.layout.rest else u2
         return fixed + self.layout.z_times(b_lead, b_rest)
 
-    def _weighted_system(self, factors: list[np.ndarray], weights: np.ndarray,
-                         columns: np.ndarray) -> tuple[BlockedFactor, np.ndarray, np.ndarray]:
+    def _weighted_system(
+        self, factors: list[np.ndarray], weights: np.ndarray, columns: np.ndarray
+    ) -> tuple[BlockedFactor, np.ndarray, np.ndarray]:
         layout = self.layout
         factor = factorize(layout, layout.cross_products(weights), factors)
         lead, rest = layout.z_transpose(columns, weights=weights)
@@ -102,8 +104,12 @@ class LaplaceDeviance:
         c2 = layout.rest_lambda_t_dense(factors, rest)
         return factor, c1, c2
 
-    def pirls(self, theta: np.ndarray, beta: np.ndarray,
-              start: tuple[np.ndarray, np.ndarray] | None = None) -> PirlsResult:
+    def pirls(
+        self,
+        theta: np.ndarray,
+        beta: np.ndarray,
+        start: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> PirlsResult:
         """Conditional mode of ``u`` for fixed ``(θ, β)``, by PIRLS with step halving."""
         layout = self.layout
         factors = layout.theta.factors(theta)
@@ -116,7 +122,8 @@ class LaplaceDeviance:
         eta = self._eta(factors, fixed, u1, u2)
         pdev = self.response.deviance(eta) + _sumsq(u1, u2)
         iterations = 0
-        for iterations in range(1, _PIRLS_MAX_ITER + 1):
+        while iterations < _PIRLS_MAX_ITER:
+            iterations += 1
             _, weights, resid = self.response.working(eta)
             factor, c1, c2 = self._weighted_system(factors, weights, (eta - fixed + resid)[:, None])
             w1, w2 = factor.forward(c1, c2)
@@ -138,8 +145,16 @@ class LaplaceDeviance:
                 break
         _, weights, _ = self.response.working(eta)
         factor = factorize(layout, layout.cross_products(weights), factors)
-        return PirlsResult(theta, np.asarray(beta, dtype=float), u1, u2, eta, factor,
-                           pdev + factor.logdet(), iterations)
+        return PirlsResult(
+            theta,
+            np.asarray(beta, dtype=float),
+            u1,
+            u2,
+            eta,
+            factor,
+            pdev + factor.logdet(),
+            iterations,
+        )
 
     def pirls_joint(self, theta: np.ndarray, beta_start: np.ndarray) -> PirlsResult:
         """PIRLS over ``u`` and ``β`` together (glmer's ``nAGQ = 0`` update)."""
@@ -155,8 +170,14 @@ class LaplaceDeviance:
             _, weights, resid = self.response.working(eta)
             xz = np.column_stack([self.design.X, eta - offset + resid])
             lead, rest = layout.z_transpose(xz, weights=weights)
-            sol = solve_pls(layout, theta, layout.cross_products(weights), lead, rest,
-                            xz.T @ (xz * weights[:, None]))
+            sol = solve_pls(
+                layout,
+                theta,
+                layout.cross_products(weights),
+                lead,
+                rest,
+                xz.T @ (xz * weights[:, None]),
+            )
             d_beta, d1, d2 = sol.beta - beta, sol.u_lead - u1, sol.u_rest - u2
             for k in range(_MAX_HALVINGS):
                 cb, c1, c2 = beta + d_beta / 2**k, u1 + d1 / 2**k, u2 + d2 / 2**k
@@ -278,8 +299,12 @@ def fit_glmm(design: Design, *, start: np.ndarray | None = None) -> MixedFit:
     params0 = np.concatenate([opt1.final, beta1])
     lower = np.concatenate([lower_theta, np.full(beta1.size, -np.inf)])
     opt = minimize_bounded(dev, params0, lower)
-    opt = replace(opt, evaluations=opt.evaluations + opt1.evaluations,
-                  elapsed=opt.elapsed + opt1.elapsed, optimizer="BOBYQA (NLopt), two stages")
+    opt = replace(
+        opt,
+        evaluations=opt.evaluations + opt1.evaluations,
+        elapsed=opt.elapsed + opt1.elapsed,
+        optimizer="BOBYQA (NLopt), two stages",
+    )
     theta, beta = opt.final[: dev.n_theta], opt.final[dev.n_theta :]
     result = dev.pirls(theta, beta)
     free = np.concatenate([theta > 1e-6, np.ones(beta.size, dtype=bool)])
@@ -288,8 +313,9 @@ def fit_glmm(design: Design, *, start: np.ndarray | None = None) -> MixedFit:
     cov_free = 2.0 * np.linalg.inv(hess)
     n_free_theta = int(np.sum(free[: dev.n_theta]))
     vcov_beta = cov_free[n_free_theta:, n_free_theta:]
-    modes, covs = conditional_blocks(dev.layout, theta, result.factor, result.u_lead,
-                                     result.u_rest, 1.0)
+    modes, covs = conditional_blocks(
+        dev.layout, theta, result.factor, result.u_lead, result.u_rest, 1.0
+    )
     fit = MixedFit(
         design=design,
         method="Laplace",

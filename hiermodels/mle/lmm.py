@@ -116,8 +116,10 @@ class LmmDeviance:
         n, p = self.nobs, self.n_fixed
         if self.reml:
             dof = n - p
-            return sol.logdet_l + sol.logdet_rx + dof * (
-                1.0 + math.log(2.0 * math.pi * sol.pwrss / dof)
+            return (
+                sol.logdet_l
+                + sol.logdet_rx
+                + dof * (1.0 + math.log(2.0 * math.pi * sol.pwrss / dof))
             )
         return sol.logdet_l + n * (1.0 + math.log(2.0 * math.pi * sol.pwrss / n))
 
@@ -135,8 +137,12 @@ class LmmDeviance:
             If the fixed-effects Schur complement is not positive definite.
         """
         return solve_pls(
-            self.layout, np.asarray(theta, dtype=float), self.cross,
-            self.zt_xy_lead, self.zt_xy_rest, self.xy_cross,
+            self.layout,
+            np.asarray(theta, dtype=float),
+            self.cross,
+            self.zt_xy_lead,
+            self.zt_xy_rest,
+            self.xy_cross,
         )
 
 

@@ -202,7 +202,9 @@ def minimize_bounded(
     except nlopt.RoundoffLimited:
         x_best = best[1]
         code = nlopt.SUCCESS
-        issues.append("optimisation stopped by round-off; the result is at the attainable precision")
+        issues.append(
+            "optimisation stopped by round-off; the result is at the attainable precision"
+        )
     x_best = np.asarray(x_best, dtype=float)
     f_best = func(x_best)
     converged = code in (nlopt.SUCCESS, nlopt.FTOL_REACHED, nlopt.XTOL_REACHED)

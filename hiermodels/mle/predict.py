@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 __all__ = ["predict_linear", "level_indices"]
 
 
-def level_indices(levels: tuple[str, ...], factors: tuple[str, ...],
-                  newdata: pd.DataFrame) -> np.ndarray:
+def level_indices(
+    levels: tuple[str, ...], factors: tuple[str, ...], newdata: pd.DataFrame
+) -> np.ndarray:
     """Index of every new row's grouping level in ``levels``; −1 for unseen levels.
 
     Parameters
@@ -84,9 +85,7 @@ def predict_linear(
     eta = fixed_matrix_for(design, newdata) @ fit.beta
     if design.offset is not None:
         if offset is None:
-            raise ValueError(
-                "the model has an offset: pass offset= with one value per new row"
-            )
+            raise ValueError("the model has an offset: pass offset= with one value per new row")
         offset = np.asarray(offset, dtype=float)
         if offset.shape != (len(newdata),):
             raise ValueError(f"offset has {offset.size} values for {len(newdata)} rows")
@@ -97,11 +96,14 @@ def predict_linear(
             idx = level_indices(block.levels, block.factors, newdata)
             unseen = idx < 0
             if unseen.any() and not allow_new_levels:
-                labels = sorted({
-                    ":".join(value_label(v) for v in row)
-                    for row in newdata.loc[unseen, list(block.factors)].itertuples(
-                        index=False, name=None)
-                })
+                labels = sorted(
+                    {
+                        ":".join(value_label(v) for v in row)
+                        for row in newdata.loc[unseen, list(block.factors)].itertuples(
+                            index=False, name=None
+                        )
+                    }
+                )
                 raise ValueError(
                     f"newdata has level(s) of {block.group!r} not in the fit: "
                     f"{', '.join(labels[:10])}; pass allow_new_levels=True to predict "

@@ -135,19 +135,34 @@ class MixedFit:
             sds, corr = covariance_to_sd_corr(cov)
             for j, term in enumerate(block.terms):
                 rows.append(
-                    {"grp": block.group, "var1": term, "var2": None,
-                     "vcov": cov[j, j], "sdcor": sds[j]}
+                    {
+                        "grp": block.group,
+                        "var1": term,
+                        "var2": None,
+                        "vcov": cov[j, j],
+                        "sdcor": sds[j],
+                    }
                 )
             for j in range(block.n_terms):
                 for k in range(j + 1, block.n_terms):
                     rows.append(
-                        {"grp": block.group, "var1": block.terms[j], "var2": block.terms[k],
-                         "vcov": cov[j, k], "sdcor": corr[j, k]}
+                        {
+                            "grp": block.group,
+                            "var1": block.terms[j],
+                            "var2": block.terms[k],
+                            "vcov": cov[j, k],
+                            "sdcor": corr[j, k],
+                        }
                     )
         if self.has_residual:
             rows.append(
-                {"grp": "Residual", "var1": None, "var2": None,
-                 "vcov": self.sigma**2, "sdcor": self.sigma}
+                {
+                    "grp": "Residual",
+                    "var1": None,
+                    "var2": None,
+                    "vcov": self.sigma**2,
+                    "sdcor": self.sigma,
+                }
             )
         return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
@@ -193,8 +208,13 @@ class MixedFit:
             for j, term in enumerate(block.terms):
                 parts.append(
                     pd.DataFrame(
-                        {"grpvar": block.group, "term": term, "grp": list(block.levels),
-                         "condval": modes[:, j], "condsd": sds[:, j]}
+                        {
+                            "grpvar": block.group,
+                            "term": term,
+                            "grp": list(block.levels),
+                            "condval": modes[:, j],
+                            "condsd": sds[:, j],
+                        }
                     )
                 )
         return pd.concat(parts, ignore_index=True)
@@ -237,8 +257,12 @@ class MixedFit:
         return pd.Series(y - self.fitted().to_numpy(), index=self.design.rows, name="residual")
 
     def predict(
-        self, newdata: pd.DataFrame | None = None, *, allow_new_levels: bool = False,
-        scale: str = "response", include_random: bool = True,
+        self,
+        newdata: pd.DataFrame | None = None,
+        *,
+        allow_new_levels: bool = False,
+        scale: str = "response",
+        include_random: bool = True,
         offset: np.ndarray | None = None,
     ) -> pd.Series:
         """Predictions for new data (or the fitted data).
@@ -264,16 +288,22 @@ class MixedFit:
         """
         from hiermodels.mle.predict import predict_linear
 
-        eta = predict_linear(self, newdata, allow_new_levels=allow_new_levels,
-                             include_random=include_random, offset=offset)
+        eta = predict_linear(
+            self,
+            newdata,
+            allow_new_levels=allow_new_levels,
+            include_random=include_random,
+            offset=offset,
+        )
         if scale == "link":
             return eta
         if scale != "response":
             raise ValueError(f"scale must be 'response' or 'link', got {scale!r}")
         from hiermodels.spec.families import inverse_link
 
-        return pd.Series(inverse_link(self.design.family.link, eta.to_numpy()),
-                         index=eta.index, name="predicted")
+        return pd.Series(
+            inverse_link(self.design.family.link, eta.to_numpy()), index=eta.index, name="predicted"
+        )
 
     # -------------------------------------------------------------- exports
     def to_xarray(self) -> xr.Dataset:
@@ -284,7 +314,9 @@ class MixedFit:
         ``u_<group>`` and ``u_<group>_sd`` (dims ``<group>``, ``<group>__term``).
         """
         data: dict[str, xr.DataArray] = {
-            "beta": xr.DataArray(self.beta, dims="coef", coords={"coef": list(self.design.fixed_names)}),
+            "beta": xr.DataArray(
+                self.beta, dims="coef", coords={"coef": list(self.design.fixed_names)}
+            ),
             "beta_se": xr.DataArray(self.fixef_se.to_numpy(), dims="coef"),
         }
         if self.has_residual:
@@ -295,10 +327,16 @@ class MixedFit:
             levels = list(self.layout.blocks[idx[0]].levels)
             tdim = f"{group}__term"
             modes = np.hstack([self.conditional_modes[i] for i in idx])
-            sds = np.hstack([
-                np.sqrt(np.clip(np.diagonal(self.conditional_covariances[i], axis1=1, axis2=2), 0, None))
-                for i in idx
-            ])
+            sds = np.hstack(
+                [
+                    np.sqrt(
+                        np.clip(
+                            np.diagonal(self.conditional_covariances[i], axis1=1, axis2=2), 0, None
+                        )
+                    )
+                    for i in idx
+                ]
+            )
             coords = {group: levels, tdim: terms}
             data[f"u_{group}"] = xr.DataArray(modes, dims=(group, tdim), coords=coords)
             data[f"u_{group}_sd"] = xr.DataArray(sds, dims=(group, tdim), coords=coords)
@@ -311,8 +349,13 @@ class MixedFit:
                     data[f"corr_{group}"] = xr.DataArray(
                         corr, dims=(tdim, bis), coords={tdim: terms, bis: terms}
                     )
-        attrs = {"method": self.method, "loglik": self.loglik, "formula": self.design.spec.formula,
-                 "family": self.design.family.name, "link": self.design.family.link}
+        attrs = {
+            "method": self.method,
+            "loglik": self.loglik,
+            "formula": self.design.spec.formula,
+            "family": self.design.family.name,
+            "link": self.design.family.link,
+        }
         return xr.Dataset(data, attrs=attrs)
 
     def summary(self) -> FitSummary:

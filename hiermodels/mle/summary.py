@@ -94,14 +94,20 @@ class FitSummary:
         )
 
     def __str__(self) -> str:
-        lines = [self.title, f" Family: {self.family}" if "Laplace" in self.title else None,
-                 f"Formula: {self.formula}", ""]
+        lines = [
+            self.title,
+            f" Family: {self.family}" if "Laplace" in self.title else None,
+            f"Formula: {self.formula}",
+            "",
+        ]
         lines = [line for line in lines if line is not None]
         crit = self.criteria
         if list(crit.index) == ["REML criterion"]:
             lines.append(f"REML criterion at convergence: {crit.iloc[0]:.4f}")
         else:
-            lines.append(crit.to_frame().T.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+            lines.append(
+                crit.to_frame().T.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+            )
         lines += ["", "Random effects:"]
         lines.append(_indent(self.random.to_string(index=False, na_rep="")))
         groups = ", ".join(f"{g}, {n}" for g, n in self.ngroups.items())
@@ -138,8 +144,12 @@ def _random_table(fit: MixedFit) -> pd.DataFrame:
                 row[f"Corr{'' if k == 0 else k + 1}"] = f"{corr[j, k]:.2f}" if k < j else ""
             rows.append(row)
     if fit.has_residual:
-        row = {"Groups": "Residual", "Name": "", "Variance": f"{fit.sigma**2:.4g}",
-               "Std.Dev.": f"{fit.sigma:.4g}"}
+        row = {
+            "Groups": "Residual",
+            "Name": "",
+            "Variance": f"{fit.sigma**2:.4g}",
+            "Std.Dev.": f"{fit.sigma:.4g}",
+        }
         for k in range(max_q - 1):
             row[f"Corr{'' if k == 0 else k + 1}"] = ""
         rows.append(row)

@@ -63,9 +63,7 @@ def fitted(name: str) -> tuple[MixedFit, dict]:
     return fit, ref
 
 
-def _varcorr_lookup(
-    fit: MixedFit, ref: dict
-) -> list[tuple[float, float, float, float, bool]]:
+def _varcorr_lookup(fit: MixedFit, ref: dict) -> list[tuple[float, float, float, float, bool]]:
     """(ours vcov, lme4 vcov, ours sdcor, lme4 sdcor, is correlation) by group and terms."""
     ref_rows = {}
     for row in ref["varcorr"]:
@@ -143,11 +141,17 @@ def test_conditional_modes_and_sds(name: str) -> None:
     ours = ours.assign(
         key_grp=[lme4_group[g] for g in ours["grpvar"]],
         key_term=[term_to_lme4(t) for t in ours["term"]],
-        key_level=[level_to_lme4(lv, g, lme4_group[g]) for lv, g in zip(ours["grp"], ours["grpvar"])],
+        key_level=[
+            level_to_lme4(lv, g, lme4_group[g])
+            for lv, g in zip(ours["grp"], ours["grpvar"], strict=True)
+        ],
     )
     merged = ours.merge(
-        ref_frame, left_on=["key_grp", "key_term", "key_level"],
-        right_on=["grpvar", "term", "grp"], suffixes=("", "_lme4"), validate="one_to_one",
+        ref_frame,
+        left_on=["key_grp", "key_term", "key_level"],
+        right_on=["grpvar", "term", "grp"],
+        suffixes=("", "_lme4"),
+        validate="one_to_one",
     )
     assert len(merged) == len(ref_frame) == len(ours)
     for (group, term), frame in merged.groupby(["grpvar", "term"]):

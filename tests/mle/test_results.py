@@ -51,8 +51,7 @@ def test_anova_refits_reml_fits_by_ml(sleep: pd.DataFrame, slope_fit: hm.MixedFi
     assert table["Chisq"].iloc[1] == pytest.approx(lrt["chisq"], abs=1e-3)
 
 
-def test_anova_needs_two_fits_on_the_same_rows(sleep: pd.DataFrame,
-                                               slope_fit: hm.MixedFit) -> None:
+def test_anova_needs_two_fits_on_the_same_rows(sleep: pd.DataFrame, slope_fit: hm.MixedFit) -> None:
     with pytest.raises(ValueError, match="at least two"):
         hm.anova(slope_fit)
     fewer = hm.Model("Reaction ~ Days + (1 | Subject)", sleep.iloc[:100]).fit_mle("ML")
@@ -106,13 +105,19 @@ def test_ranef_tables_agree(slope_fit: hm.MixedFit) -> None:
 def test_to_xarray_uses_project_names(slope_fit: hm.MixedFit) -> None:
     ds = slope_fit.to_xarray()
     assert set(ds.data_vars) >= {
-        "beta", "sigma", "sd_Subject__Intercept", "sd_Subject__Days", "corr_Subject",
-        "u_Subject", "u_Subject_sd",
+        "beta",
+        "sigma",
+        "sd_Subject__Intercept",
+        "sd_Subject__Days",
+        "corr_Subject",
+        "u_Subject",
+        "u_Subject_sd",
     }
     assert ds["u_Subject"].dims == ("Subject", "Subject__term")
     assert list(ds["coef"].values) == ["Intercept", "Days"]
-    assert float(ds["corr_Subject"].sel(Subject__term="Intercept",
-                                        Subject__term_bis="Days")) == pytest.approx(0.0656, abs=1e-3)
+    assert float(
+        ds["corr_Subject"].sel(Subject__term="Intercept", Subject__term_bis="Days")
+    ) == pytest.approx(0.0656, abs=1e-3)
 
 
 def test_fitted_and_residuals_add_up(sleep: pd.DataFrame, slope_fit: hm.MixedFit) -> None:
@@ -120,10 +125,10 @@ def test_fitted_and_residuals_add_up(sleep: pd.DataFrame, slope_fit: hm.MixedFit
     np.testing.assert_allclose(total.to_numpy(), sleep["Reaction"].to_numpy())
 
 
-def test_predict_on_fitted_rows_equals_fitted(sleep: pd.DataFrame,
-                                              slope_fit: hm.MixedFit) -> None:
-    np.testing.assert_allclose(slope_fit.predict(sleep).to_numpy(),
-                               slope_fit.fitted().to_numpy(), rtol=1e-12)
+def test_predict_on_fitted_rows_equals_fitted(sleep: pd.DataFrame, slope_fit: hm.MixedFit) -> None:
+    np.testing.assert_allclose(
+        slope_fit.predict(sleep).to_numpy(), slope_fit.fitted().to_numpy(), rtol=1e-12
+    )
 
 
 def test_predict_new_levels(sleep: pd.DataFrame, slope_fit: hm.MixedFit) -> None:
@@ -134,8 +139,9 @@ def test_predict_new_levels(sleep: pd.DataFrame, slope_fit: hm.MixedFit) -> None
     beta = slope_fit.fixef
     assert pred.iloc[0] == pytest.approx(beta["Intercept"])
     u = slope_fit.ranef["Subject"].loc["308"]
-    assert pred.iloc[1] == pytest.approx(beta["Intercept"] + u["Intercept"]
-                                         + 5 * (beta["Days"] + u["Days"]))
+    assert pred.iloc[1] == pytest.approx(
+        beta["Intercept"] + u["Intercept"] + 5 * (beta["Days"] + u["Days"])
+    )
     population = slope_fit.predict(new, include_random=False)
     assert population.iloc[1] == pytest.approx(beta["Intercept"] + 5 * beta["Days"])
 
