@@ -335,7 +335,10 @@ def shrinkage_fraction(
 ) -> NDArray[np.float64]:
     """How far EB moved each raw estimate towards complete pooling.
 
-    ``(raw - eb) / (raw - pooled)``: 0 is no pooling, 1 complete pooling.
+    ``(raw - eb) / (raw - pooled)``: 0 is no pooling, 1 complete pooling. EB
+    shrinks towards its own prior mean, which may differ from the
+    complete-pooling value; a unit whose raw estimate lies between the two
+    then gets a negative fraction.
 
     Parameters
     ----------
