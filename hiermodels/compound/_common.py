@@ -36,19 +36,26 @@ __all__ = [
 #: e.g. ``("HalfNormal", {"sigma": 10.0})``.
 HyperPriorSpec = tuple[str, Mapping[str, float]]
 
-#: Column order of the per-unit comparison table (the first column, the
-#: unit's amount of data, is named ``se``, ``trials`` or ``exposure``).
+#: Column order of the per-unit comparison table, named as in the mixed-model
+#: comparison (:mod:`hiermodels.shrinkage`); the table is indexed by ``unit``
+#: and its first column, the unit's amount of data, is named ``se``,
+#: ``trials`` or ``exposure``.
 COMPARISON_COLUMNS: tuple[str, ...] = (
-    "raw",
+    "no_pooling",
+    "no_pooling_estimable",
+    "complete_pooling",
     "eb_mean",
-    "eb_lower",
-    "eb_upper",
-    "fb_mean",
-    "fb_lower",
-    "fb_upper",
-    "pooled",
-    "shrinkage",
+    "eb_sd",
+    "eb_low",
+    "eb_high",
+    "bayes_mean",
+    "bayes_sd",
+    "bayes_low",
+    "bayes_high",
+    "eb_shrinkage",
+    "bayes_shrinkage",
     "width_ratio",
+    "eb_boundary",
     "note",
 )
 
@@ -302,8 +309,8 @@ def sample_model(
 
 def posterior_summary(
     idata: xr.DataTree, var_name: str, units: tuple[str, ...], level: float
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Posterior means and equal-tailed intervals of a per-unit variable.
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Posterior means, sds and equal-tailed intervals of a per-unit variable.
 
     Parameters
     ----------
@@ -318,7 +325,7 @@ def posterior_summary(
 
     Returns
     -------
-    mean, lower, upper : numpy.ndarray
+    mean, sd, lower, upper : numpy.ndarray
         One value per unit.
     """
     draws = idata["posterior"][var_name]
@@ -327,7 +334,7 @@ def posterior_summary(
     values = np.asarray(draws.transpose("chain", "draw", "unit")).reshape(-1, len(units))
     tail = (1.0 - level) / 2.0
     lower, upper = np.quantile(values, [tail, 1.0 - tail], axis=0)
-    return values.mean(axis=0), lower, upper
+    return values.mean(axis=0), values.std(axis=0, ddof=1), lower, upper
 
 
 def shrinkage_fraction(
@@ -367,12 +374,13 @@ def comparison_frame(
     size: NDArray[Any],
     raw: NDArray[np.float64],
     eb: EBIntervals,
+    eb_boundary: bool,
     idata: xr.DataTree,
     pooled: float,
     notes: Sequence[str],
     level: float,
 ) -> pd.DataFrame:
-    """Build the per-unit table: raw, EB, full Bayes, complete pooling.
+    """Build the per-unit table: no pooling, EB, full Bayes, complete pooling.
 
     Parameters
     ----------
@@ -385,7 +393,9 @@ def comparison_frame(
     raw : numpy.ndarray
         No-pooling estimates (NaN where the unit has no data).
     eb : EBIntervals
-        Empirical-Bayes means and intervals.
+        Empirical-Bayes means, sds and intervals.
+    eb_boundary : bool
+        Whether the EB fit is at the complete-pooling boundary.
     idata : xarray.DataTree
         Full-Bayes draws with a per-unit ``theta``.
     pooled : float
@@ -393,12 +403,17 @@ def comparison_frame(
     notes : sequence of str
         One note per unit (empty string when nothing to say).
     level : float
-        Level of the full-Bayes intervals; should match ``eb.level``.
+        Level of the full-Bayes (equal-tailed) intervals; should match
+        ``eb.level``.
 
     Returns
     -------
     pandas.DataFrame
         Index ``unit``; columns ``size_name`` then :data:`COMPARISON_COLUMNS`.
+        ``eb_shrinkage`` and ``bayes_shrinkage`` are ``(raw - est)/(raw -
+        pooled)``, NaN where the unit has no data or its raw estimate equals
+        the pooled one; ``width_ratio`` is full-Bayes over EB interval width,
+        infinite where the EB interval has zero width. ``note`` says why.
     """
     if not np.isclose(level, eb.level):
         warnings.warn(
@@ -406,38 +421,41 @@ def comparison_frame(
             UserWarning,
             stacklevel=3,
         )
-    fb_mean, fb_lower, fb_upper = posterior_summary(idata, "theta", units, level)
-    shrink = shrinkage_fraction(raw, eb.mean, pooled)
+    fb_mean, fb_sd, fb_lower, fb_upper = posterior_summary(idata, "theta", units, level)
+    eb_shrink = shrinkage_fraction(raw, eb.mean, pooled)
     eb_width = eb.width
     ratio = np.full(len(units), np.inf)
     positive = eb_width > 0
     ratio[positive] = (fb_upper - fb_lower)[positive] / eb_width[positive]
+    estimable = np.isfinite(raw)
     all_notes = list(notes)
     for i in range(len(units)):
         extra = []
-        if not np.isfinite(shrink[i]) and np.isfinite(raw[i]):
+        if estimable[i] and not np.isfinite(eb_shrink[i]):
             extra.append("raw equals pooled: shrinkage undefined")
         if not positive[i]:
             extra.append("EB interval has zero width: width ratio infinite")
         all_notes[i] = "; ".join([n for n in [all_notes[i], *extra] if n])
-    frame = pd.DataFrame(
-        {
-            size_name: size,
-            "raw": raw,
-            "eb_mean": eb.mean,
-            "eb_lower": eb.lower,
-            "eb_upper": eb.upper,
-            "fb_mean": fb_mean,
-            "fb_lower": fb_lower,
-            "fb_upper": fb_upper,
-            "pooled": np.full(len(units), pooled),
-            "shrinkage": shrink,
-            "width_ratio": ratio,
-            "note": all_notes,
-        },
-        index=pd.Index(units, name="unit"),
-    )
-    return frame
+    columns: dict[str, Any] = {
+        size_name: size,
+        "no_pooling": raw,
+        "no_pooling_estimable": estimable,
+        "complete_pooling": np.full(len(units), pooled),
+        "eb_mean": eb.mean,
+        "eb_sd": eb.sd,
+        "eb_low": eb.lower,
+        "eb_high": eb.upper,
+        "bayes_mean": fb_mean,
+        "bayes_sd": fb_sd,
+        "bayes_low": fb_lower,
+        "bayes_high": fb_upper,
+        "eb_shrinkage": eb_shrink,
+        "bayes_shrinkage": shrinkage_fraction(raw, fb_mean, pooled),
+        "width_ratio": ratio,
+        "eb_boundary": np.full(len(units), eb_boundary),
+        "note": all_notes,
+    }
+    return pd.DataFrame(columns, index=pd.Index(units, name="unit"))
 
 
 #: Bounds on the log prior parameters: exp(±30) covers any prior worth

@@ -483,10 +483,12 @@ class BetaBinomial:
         Returns
         -------
         pandas.DataFrame
-            Index ``unit``; columns ``trials``, ``raw`` (NaN for zero trials),
-            ``eb_mean``, ``eb_lower``, ``eb_upper``, ``fb_mean``, ``fb_lower``,
-            ``fb_upper``, ``pooled`` (``sum y / sum n``), ``shrinkage``,
-            ``width_ratio``, ``note``.
+            Index ``unit``; columns ``trials`` then
+            :data:`~hiermodels.compound.COMPARISON_COLUMNS`: ``no_pooling``
+            (``y/n``; NaN and not estimable for zero trials),
+            ``complete_pooling`` (``sum y / sum n``), EB and full-Bayes means,
+            sds and equal-tailed intervals, shrinkage fractions, ``width_ratio``,
+            ``eb_boundary`` and ``note``.
         """
         boundary = isinstance(eb, BetaBinomialFit) and eb.boundary
         intervals = eb.intervals(level) if isinstance(eb, BetaBinomialFit) else eb
@@ -499,6 +501,7 @@ class BetaBinomial:
             size=np.asarray(self.trials),
             raw=self.raw,
             eb=intervals,
+            eb_boundary=boundary,
             idata=idata,
             pooled=self.pooled,
             notes=notes,

@@ -469,11 +469,13 @@ class NormalNormal:
         Returns
         -------
         pandas.DataFrame
-            Index ``unit``; columns ``se``, ``raw``, ``eb_mean``, ``eb_lower``,
-            ``eb_upper``, ``fb_mean``, ``fb_lower``, ``fb_upper``, ``pooled``
-            (precision-weighted mean), ``shrinkage`` ((raw - EB)/(raw -
-            pooled)), ``width_ratio`` (full-Bayes over EB interval width),
-            ``note``.
+            Index ``unit``; columns ``se`` then
+            :data:`~hiermodels.compound.COMPARISON_COLUMNS`: ``no_pooling``
+            (``y``), ``complete_pooling`` (precision-weighted mean), EB and
+            full-Bayes means, sds and equal-tailed intervals, ``eb_shrinkage``
+            and ``bayes_shrinkage`` ((raw - estimate)/(raw - pooled)),
+            ``width_ratio`` (full-Bayes over EB interval width), ``eb_boundary``
+            and ``note``.
         """
         boundary = isinstance(eb, NormalFit) and eb.boundary
         intervals = eb.intervals(level) if isinstance(eb, NormalFit) else eb
@@ -484,6 +486,7 @@ class NormalNormal:
             size=np.asarray(self.se),
             raw=np.asarray(self.y),
             eb=intervals,
+            eb_boundary=boundary,
             idata=idata,
             pooled=self.pooled,
             notes=[note] * self.k,

@@ -477,10 +477,12 @@ class PoissonGamma:
         Returns
         -------
         pandas.DataFrame
-            Index ``unit``; columns ``exposure``, ``raw`` (NaN for zero
-            exposure), ``eb_mean``, ``eb_lower``, ``eb_upper``, ``fb_mean``,
-            ``fb_lower``, ``fb_upper``, ``pooled`` (``sum y / sum e``),
-            ``shrinkage``, ``width_ratio``, ``note``.
+            Index ``unit``; columns ``exposure`` then
+            :data:`~hiermodels.compound.COMPARISON_COLUMNS`: ``no_pooling``
+            (``y/e``; NaN and not estimable for zero exposure),
+            ``complete_pooling`` (``sum y / sum e``), EB and full-Bayes means,
+            sds and equal-tailed intervals, shrinkage fractions, ``width_ratio``,
+            ``eb_boundary`` and ``note``.
         """
         boundary = isinstance(eb, PoissonGammaFit) and eb.boundary
         intervals = eb.intervals(level) if isinstance(eb, PoissonGammaFit) else eb
@@ -493,6 +495,7 @@ class PoissonGamma:
             size=np.asarray(self.exposure),
             raw=self.raw,
             eb=intervals,
+            eb_boundary=boundary,
             idata=idata,
             pooled=self.pooled,
             notes=notes,

@@ -73,9 +73,11 @@ def test_comparison_table_layout_and_meaning(normal_tight):
     assert table.index.name == "unit" and list(table.index) == list(model.units)
     # Shrinkage fraction (raw - EB)/(raw - pooled): with equal SEs the pooled value is the
     # mean that EB shrinks towards, so the fraction is exactly B = se^2/(se^2 + tau2_hat).
-    np.testing.assert_allclose(table["shrinkage"], fit.shrinkage, rtol=1e-10)
-    assert np.all(table["pooled"] == model.pooled)
-    widths = (table["fb_upper"] - table["fb_lower"]) / (table["eb_upper"] - table["eb_lower"])
+    np.testing.assert_allclose(table["eb_shrinkage"], fit.shrinkage, rtol=1e-10)
+    assert np.all(table["complete_pooling"] == model.pooled)
+    bayes_shift = (table["no_pooling"] - table["bayes_mean"]) / (table["no_pooling"] - model.pooled)
+    np.testing.assert_allclose(table["bayes_shrinkage"], bayes_shift, rtol=1e-12)
+    widths = (table["bayes_high"] - table["bayes_low"]) / (table["eb_high"] - table["eb_low"])
     np.testing.assert_allclose(table["width_ratio"], widths, rtol=1e-12)
     assert not table.drop(columns="note").isna().any().any()
 
@@ -105,10 +107,12 @@ def test_boundary_comparison_says_so_plainly(schools_bayes):
         fit = model.fit("reml")
     table = model.compare(fit, idata)
     assert all(note.startswith("complete pooling") for note in table["note"])
+    assert table["eb_boundary"].all()
+    assert (table["eb_sd"] == 0).all() and (table["bayes_sd"] > 0).all()
     assert np.all(table["width_ratio"] == np.inf)  # plug-in EB intervals have zero width
     assert all("width ratio infinite" in note for note in table["note"])
     # Full Bayes keeps tau > 0 and so leaves the units apart; EB pools them completely.
-    assert table["fb_mean"].std() > 0.1 and table["eb_mean"].std() == 0.0
+    assert table["bayes_mean"].std() > 0.1 and table["eb_mean"].std() == 0.0
     morris = model.compare(model.morris_intervals(), idata)
     assert np.all(np.isfinite(morris["width_ratio"])) and np.all(morris["width_ratio"] > 0)
 
@@ -144,13 +148,15 @@ def test_rats_comparison_handles_the_unit_without_trials(rats_tight):
     table = model.compare(fit, idata)
     assert list(table.columns) == ["trials", *COMPARISON_COLUMNS]
     last = table.iloc[-1]
-    assert last["trials"] == 0 and np.isnan(last["raw"]) and np.isnan(last["shrinkage"])
+    assert last["trials"] == 0 and np.isnan(last["no_pooling"]) and np.isnan(last["eb_shrinkage"])
     assert last["note"] == "no trials: posterior = prior"
+    assert not last["no_pooling_estimable"] and table["no_pooling_estimable"].iloc[:-1].all()
+    assert not table["eb_boundary"].any()
     assert last["eb_mean"] == pytest.approx(fit.prior_mean, rel=1e-14)
     numeric = table.iloc[:-1].drop(columns="note")
-    units_at_pool = np.isclose(numeric["raw"], model.pooled, rtol=0, atol=1e-12)
+    units_at_pool = np.isclose(numeric["no_pooling"], model.pooled, rtol=0, atol=1e-12)
     assert not numeric.loc[~units_at_pool].isna().any().any()
-    assert table["pooled"].iloc[0] == pytest.approx(
+    assert table["complete_pooling"].iloc[0] == pytest.approx(
         model.successes.sum() / model.trials.sum(), rel=1e-15
     )
 
@@ -179,11 +185,11 @@ def test_pumps_full_bayes_and_comparison(pumps_bayes):
     # [0, 1] when a raw rate lies between the two targets.
     assert model.pooled == pytest.approx(75 / 350.032, rel=1e-14)
     expected = (model.raw - fit.post_mean) / (model.raw - model.pooled)
-    np.testing.assert_allclose(table["shrinkage"], expected, rtol=1e-12)
+    np.testing.assert_allclose(table["eb_shrinkage"], expected, rtol=1e-12)
     between = (model.raw - model.pooled) * (model.raw - fit.prior_mean) < 0
-    assert np.all(table["shrinkage"][between] < 0)
+    assert np.all(table["eb_shrinkage"][between] < 0)
     # Full Bayes ranks the pumps as EB does (rank correlation of the means).
-    ranks = pd.DataFrame({"eb": table["eb_mean"], "fb": table["fb_mean"]}).rank()
+    ranks = pd.DataFrame({"eb": table["eb_mean"], "fb": table["bayes_mean"]}).rank()
     assert ranks.corr().iloc[0, 1] > 0.9
 
 
