@@ -15,6 +15,8 @@ import xarray as xr
 from hiermodels.compound import (
     COMPARISON_COLUMNS,
     BetaBinomial,
+    BetaBinomialFit,
+    NormalFit,
     NormalNormal,
     PoissonGamma,
     simulate_compound,
@@ -33,7 +35,7 @@ def _theta_mcse(idata: xr.DataTree) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def normal_tight():
+def normal_tight() -> tuple[NormalNormal, NormalFit, xr.DataTree]:
     rng = np.random.default_rng(21)
     theta = 3.0 + 1.2 * rng.standard_normal(10)
     model = NormalNormal(theta + rng.standard_normal(10), 1.0)
@@ -96,7 +98,7 @@ def test_hyperprior_specs_are_checked():
 
 
 @pytest.fixture(scope="session")
-def schools_bayes(eight_schools):
+def schools_bayes(eight_schools: pd.DataFrame) -> tuple[NormalNormal, xr.DataTree]:
     model = NormalNormal(eight_schools["y"], eight_schools["sigma"], units=eight_schools["school"])
     return model, model.fit_bayes(DRAWS, TUNE, 2, random_seed=23)
 
@@ -121,7 +123,9 @@ def test_boundary_comparison_says_so_plainly(schools_bayes):
 
 
 @pytest.fixture(scope="session")
-def rats_tight(rats_historical):
+def rats_tight(
+    rats_historical: pd.DataFrame,
+) -> tuple[BetaBinomial, BetaBinomialFit, xr.DataTree]:
     y = np.append(rats_historical["y"].to_numpy(), 0)
     n = np.append(rats_historical["K"].to_numpy(), 0)  # a unit without trials
     model = BetaBinomial(y, n)
@@ -165,7 +169,7 @@ def test_rats_comparison_handles_the_unit_without_trials(rats_tight):
 
 
 @pytest.fixture(scope="session")
-def pumps_bayes(pumps):
+def pumps_bayes(pumps: tuple[np.ndarray, np.ndarray]) -> tuple[PoissonGamma, xr.DataTree]:
     model = PoissonGamma(*pumps)
     return model, model.fit_bayes(DRAWS, TUNE, 2, random_seed=25)
 

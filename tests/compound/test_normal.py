@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import linalg, optimize, stats
@@ -27,14 +28,16 @@ EM1975_TSE_RAW = 0.0857
 EM1975_TSE_JS = 0.0268
 
 
-def _baseball_model(baseball):
+def _baseball_model(baseball: pd.DataFrame) -> tuple[NormalNormal, np.ndarray]:
     y = baseball["Hits"].to_numpy() / 45.0
     ybar = y.mean()
     se = np.sqrt(ybar * (1.0 - ybar) / 45.0)  # sigma^2 = ybar (1 - ybar)/45, as in the paper
     return NormalNormal(y, se, units=baseball["Player"]), y
 
 
-def _normal_sample(k: int, tau: float, se, seed: int):
+def _normal_sample(
+    k: int, tau: float, se: float | list[float] | np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     se = np.broadcast_to(np.asarray(se, dtype=float), (k,))
     theta = 1.5 + tau * rng.standard_normal(k)
@@ -144,7 +147,7 @@ def test_equal_se_ml_and_reml_closed_forms():
     assert fit.tau2_se == pytest.approx(np.sqrt(2.0 / k) * (1.0 + fit.tau2), rel=1e-12)
 
 
-def _ml_reference(y, v):
+def _ml_reference(y: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Joint maximisation of sum log N(y_i | mu, v_i + tau2) over (mu, tau2 >= 0)."""
     res = optimize.minimize(
         lambda p: -np.sum(stats.norm.logpdf(y, p[0], np.sqrt(v + p[1]))),
@@ -156,7 +159,7 @@ def _ml_reference(y, v):
     return res.x
 
 
-def _reml_reference(y, v):
+def _reml_reference(y: np.ndarray, v: np.ndarray) -> float:
     """REML as the likelihood of k-1 error contrasts K'y ~ N(0, K' V K), K orthogonal to 1."""
     k = y.size
     q, _ = linalg.qr(np.ones((k, 1)))

@@ -10,7 +10,7 @@ from scipy import optimize, special, stats
 from hiermodels.compound import PoissonGamma
 
 
-def _independent_nb_mle(y, e):
+def _independent_nb_mle(y: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, float]:
     """Nelder–Mead on scipy's negative binomial: y ~ NB(a, b/(b+e)) marginally."""
     res = optimize.minimize(
         lambda x: -np.sum(stats.nbinom.logpmf(y, np.exp(x[0]), np.exp(x[1]) / (np.exp(x[1]) + e))),
