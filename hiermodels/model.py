@@ -131,6 +131,12 @@ class Model:
 
         return fit_bayes(self._design, **options)
 
+    def fit_eb(self, **options: Any) -> Any:
+        """Empirical-Bayes fit; see :func:`hiermodels.eb.fit.fit_eb`."""
+        from hiermodels.eb.fit import fit_eb
+
+        return fit_eb(self._design, **options)
+
     def __repr__(self) -> str:
         return (
             f"Model({self._spec.formula!r}, family={self._family.name!r}, "

@@ -9,7 +9,7 @@ import scipy.linalg as sla
 
 from hiermodels.mle.blocked import BlockedFactor, ReLayout
 from hiermodels.mle.lmm import profiled_deviance
-from hiermodels.mle.optimize import minimize_bounded
+from hiermodels.mle.optimize import evaluated_at, minimize_bounded
 from hiermodels.mle.results import MixedFit
 from hiermodels.spec.design import Design
 
@@ -109,6 +109,7 @@ def fit_lmm(
     method: str = "REML",
     *,
     start: np.ndarray | None = None,
+    theta: np.ndarray | None = None,
 ) -> MixedFit:
     """Fit a linear mixed model by REML or ML.
 
@@ -120,6 +121,10 @@ def fit_lmm(
         Restricted or full maximum likelihood.
     start : numpy.ndarray, optional
         Start values for θ (default: identity relative factors, as lme4).
+    theta : numpy.ndarray, optional
+        Evaluate the model at this θ instead of optimising (``β`` and ``σ``
+        are still profiled): the fit of given variance parameters, e.g.
+        another program's estimates.
 
     Returns
     -------
@@ -137,8 +142,11 @@ def fit_lmm(
     reml = method_key == "REML"
     deviance = profiled_deviance(design, reml=reml)
     theta_layout = deviance.layout.theta
-    x0 = theta_layout.start() if start is None else np.asarray(start, dtype=float)
-    opt = minimize_bounded(deviance, x0, theta_layout.lower_bounds())
+    if theta is not None:
+        opt = evaluated_at(deviance, np.asarray(theta, dtype=float), theta_layout.lower_bounds())
+    else:
+        x0 = theta_layout.start() if start is None else np.asarray(start, dtype=float)
+        opt = minimize_bounded(deviance, x0, theta_layout.lower_bounds())
     sol = deviance.solve(opt.final)
     sigma = deviance.sigma(sol)
     p = design.X.shape[1]

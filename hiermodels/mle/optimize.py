@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 import nlopt
 import numpy as np
 
-__all__ = ["OptSummary", "ConvergenceWarning", "minimize_bounded", "finite_difference_gradient"]
+__all__ = [
+    "ConvergenceWarning",
+    "OptSummary",
+    "evaluated_at",
+    "finite_difference_gradient",
+    "minimize_bounded",
+]
 
 _NLOPT_MESSAGES = {
     nlopt.SUCCESS: "success",
@@ -235,4 +241,30 @@ def minimize_bounded(
         elapsed=time.perf_counter() - began,
         gradient=interior_grad,
         warnings=tuple(issues),
+    )
+
+
+def evaluated_at(
+    func: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray
+) -> OptSummary:
+    """A fit log for a point given by the user rather than found by optimisation."""
+    x = np.asarray(x, dtype=float)
+    if x.shape != lower.shape:
+        raise ValueError(f"theta must have {lower.size} entries, got shape {x.shape}")
+    if np.any(x < lower):
+        raise ValueError("theta has negative entries on the diagonal of a relative factor")
+    value = func(x)
+    return OptSummary(
+        optimizer="none (theta given)",
+        initial=x,
+        final=x,
+        lower=lower,
+        upper=np.full_like(x, np.inf),
+        initial_objective=value,
+        final_objective=value,
+        evaluations=1,
+        converged=True,
+        message="evaluated at the given theta",
+        elapsed=0.0,
+        gradient=np.zeros_like(x),
     )

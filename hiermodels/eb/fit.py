@@ -1,0 +1,324 @@
+"""Empirical Bayes: the marginal MLEs plugged into the model's own graph.
+
+:func:`fit_eb` computes the marginal maximum-likelihood fit, then gives the
+conditional distribution of every random effect with the hyperparameters
+(SDs, correlations, σ) — and with ``plugin="all"`` the fixed effects — held
+at their estimates. Gaussian models get it in closed form
+(``eb_method="analytic"``) or by MCMC on the PyMC graph with the plugged-in
+values as constants (``eb_method="mcmc"``); GLMMs by MCMC, the exact
+conditional rather than the Laplace Gaussian (both are reported). Every
+interval comes plain and with the Kass–Steffey correction for the
+uncertainty of the plugged-in values.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from hiermodels.eb.analytic import gaussian_conditional, kass_steffey_variances
+from hiermodels.mle.covariance import covariance_to_sd_corr
+from hiermodels.mle.results import MixedFit
+from hiermodels.spec.design import Design
+
+__all__ = ["BoundaryWarning", "EBFit", "fit_eb", "plugin_values"]
+
+
+class BoundaryWarning(UserWarning):
+    """A hyperparameter MLE is on the boundary: EB collapses to complete pooling there."""
+
+
+@dataclass(frozen=True, eq=False)
+class EBFit:
+    """Empirical-Bayes conditionals of every random effect.
+
+    Attributes
+    ----------
+    mle : MixedFit
+        The marginal-likelihood fit whose estimates are plugged in.
+    plugin : str
+        ``"hyper"`` (variance parameters) or ``"all"`` (fixed effects too).
+    eb_method : str
+        ``"analytic"`` or ``"mcmc"``.
+    means, sds : tuple of numpy.ndarray
+        ``(levels, q)`` conditional means and SDs per block (θ order).
+    extra_variances : tuple of numpy.ndarray
+        Kass–Steffey variance added by the hyperparameter uncertainty.
+    plugged : dict
+        The values held fixed, by graph variable name.
+    boundary : tuple of str
+        Hyperparameters estimated on the boundary (an SD of zero).
+    idata : Any
+        The MCMC draws (ArviZ DataTree) for ``eb_method="mcmc"``, else ``None``.
+    """
+
+    mle: MixedFit
+    plugin: str
+    eb_method: str
+    means: tuple[np.ndarray, ...]
+    sds: tuple[np.ndarray, ...]
+    extra_variances: tuple[np.ndarray, ...]
+    plugged: dict[str, Any]
+    boundary: tuple[str, ...]
+    idata: Any = None
+
+    @property
+    def design(self) -> Design:
+        """The design that was fitted."""
+        return self.mle.design
+
+    def ranef_summary(self, interval: float = 0.94) -> pd.DataFrame:
+        """One row per grouping factor × term × level.
+
+        Columns: ``grpvar, term, grp, mean, sd, hdi_low, hdi_high`` (plug-in),
+        ``sd_corrected, low_corrected, high_corrected`` (Kass–Steffey),
+        ``mode_mle, sd_mle`` (the MLE's conditional modes and SDs: BLUPs for
+        LMMs, the Laplace Gaussian for GLMMs), and for MCMC ``ess_bulk, r_hat``.
+        """
+        if not 0 < interval < 1:
+            raise ValueError(f"interval must be between 0 and 1, got {interval}")
+        z = stats.norm.ppf(0.5 + interval / 2)
+        draws = self._draw_summaries(interval) if self.idata is not None else None
+        parts = []
+        mle_frame = self.mle.ranef_frame()
+        for i, block in enumerate(self.mle.layout.blocks):
+            for j, term in enumerate(block.terms):
+                mean, sd = self.means[i][:, j], self.sds[i][:, j]
+                corrected = np.sqrt(sd**2 + self.extra_variances[i][:, j])
+                frame = pd.DataFrame(
+                    {
+                        "grpvar": block.group,
+                        "term": term,
+                        "grp": list(block.levels),
+                        "mean": mean,
+                        "sd": sd,
+                        "hdi_low": mean - z * sd,
+                        "hdi_high": mean + z * sd,
+                        "sd_corrected": corrected,
+                        "low_corrected": mean - z * corrected,
+                        "high_corrected": mean + z * corrected,
+                    }
+                )
+                if draws is not None:
+                    sub = draws[block.group].sel({f"{block.group}__term": term})
+                    for col in ("hdi_low", "hdi_high", "ess_bulk", "r_hat"):
+                        frame[col] = sub[col].to_numpy()
+                mle_rows = mle_frame[
+                    (mle_frame["grpvar"] == block.group) & (mle_frame["term"] == term)
+                ]
+                frame["mode_mle"] = mle_rows["condval"].to_numpy()
+                frame["sd_mle"] = mle_rows["condsd"].to_numpy()
+                parts.append(frame)
+        return pd.concat(parts, ignore_index=True)
+
+    def _draw_summaries(self, interval: float) -> dict[str, Any]:
+        import arviz_stats as azs
+
+        out = {}
+        posterior = self.idata.posterior
+        for group in dict.fromkeys(b.group for b in self.mle.layout.blocks):
+            var = posterior[f"u_{group}"]
+            hdi = azs.hdi(var, prob=interval) if hasattr(azs, "hdi") else None
+            ess = azs.ess(var, method="bulk")
+            rhat = azs.rhat(var)
+            low = hdi.sel(ci_bound="lower") if hdi is not None else var.quantile(0.03)
+            high = hdi.sel(ci_bound="upper") if hdi is not None else var.quantile(0.97)
+            out[group] = _as_dataset(low, high, ess, rhat)
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"<EBFit {self.eb_method}, plugin={self.plugin!r}: "
+            f"{self.design.spec.formula!r}, boundary={list(self.boundary)}>"
+        )
+
+
+def _as_dataset(low: Any, high: Any, ess: Any, rhat: Any) -> Any:
+    import xarray as xr
+
+    return xr.Dataset({"hdi_low": low, "hdi_high": high, "ess_bulk": ess, "r_hat": rhat})
+
+
+def plugin_values(fit: MixedFit, plugin: str = "hyper") -> dict[str, Any]:
+    """Values to hold fixed in the PyMC graph, by its variable names.
+
+    ``sigma`` (Gaussian), ``sd_<group>__<term>`` and ``corr_<group>`` (the
+    ``q × q`` matrix over the factor's terms, block diagonal), and ``beta``
+    with ``plugin="all"``.
+    """
+    from hiermodels.bayes.priors import group_term_layout
+
+    values: dict[str, Any] = {}
+    if fit.has_residual:
+        values["sigma"] = float(fit.sigma)
+    term_sd: dict[tuple[str, str], float] = {}
+    term_block: dict[tuple[str, str], tuple[int, int]] = {}
+    covs = fit.covariances()
+    for i, (block, cov) in enumerate(zip(fit.layout.blocks, covs, strict=True)):
+        sds, _ = covariance_to_sd_corr(cov)
+        for j, term in enumerate(block.terms):
+            term_sd[(block.group, term)] = float(sds[j])
+            term_block[(block.group, term)] = (i, j)
+    for layout in group_term_layout(fit.design):
+        for term in layout.terms:
+            values[f"sd_{layout.group}__{term}"] = term_sd[(layout.group, term)]
+        if layout.correlated_spans:
+            q = len(layout.terms)
+            corr = np.eye(q)
+            for a in range(q):
+                for b in range(q):
+                    ia, ja = term_block[(layout.group, layout.terms[a])]
+                    ib, jb = term_block[(layout.group, layout.terms[b])]
+                    if a != b and ia == ib:
+                        corr[a, b] = covariance_to_sd_corr(covs[ia])[1][ja, jb]
+            values[f"corr_{layout.group}"] = corr
+    if plugin == "all":
+        values["beta"] = np.asarray(fit.beta, dtype=float)
+    return values
+
+
+def _boundary(fit: MixedFit) -> tuple[str, ...]:
+    names = []
+    for block, cov in zip(fit.layout.blocks, fit.covariances(), strict=True):
+        sds, _ = covariance_to_sd_corr(cov)
+        for term, sd in zip(block.terms, sds, strict=True):
+            if sd < 1e-6 * max(fit.sigma, 1e-12):
+                names.append(f"sd_{block.group}__{term}")
+    return tuple(names)
+
+
+def fit_eb(
+    design: Design,
+    *,
+    method: str | None = None,
+    plugin: str = "hyper",
+    eb_method: str | None = None,
+    mle: MixedFit | None = None,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    sampler: str = "nutpie",
+    random_seed: int | None = None,
+    progressbar: bool = True,
+) -> EBFit:
+    """Empirical-Bayes fit of a design.
+
+    Parameters
+    ----------
+    design : Design
+        The model's design.
+    method : str, optional
+        Marginal-likelihood method: ``"REML"`` (Gaussian default), ``"ML"``
+        or ``"Laplace"`` (default otherwise).
+    plugin : {"hyper", "all"}
+        Hold the variance parameters at their MLE (default), or the fixed
+        effects too.
+    eb_method : {"analytic", "mcmc"}, optional
+        Closed-form conditional (Gaussian only; the default there) or MCMC on
+        the graph with the plugged-in values held fixed (default for GLMMs).
+    mle : MixedFit, optional
+        A marginal-likelihood fit to reuse instead of fitting again.
+    draws, tune, chains, sampler, random_seed, progressbar
+        MCMC settings (see :func:`hiermodels.bayes.sample.fit_bayes`).
+
+    Returns
+    -------
+    EBFit
+
+    Warns
+    -----
+    BoundaryWarning
+        When an SD is estimated at zero: those effects collapse to complete
+        pooling (zero conditional variance), which full Bayes does not do.
+    """
+    if plugin not in ("hyper", "all"):
+        raise ValueError(f"plugin must be 'hyper' or 'all', got {plugin!r}")
+    gaussian = design.family.is_gaussian
+    eb_method = eb_method or ("analytic" if gaussian else "mcmc")
+    if eb_method not in ("analytic", "mcmc"):
+        raise ValueError(f"eb_method must be 'analytic' or 'mcmc', got {eb_method!r}")
+    if eb_method == "analytic" and not gaussian:
+        raise ValueError(
+            "the analytic conditional exists for Gaussian models only; "
+            f"use eb_method='mcmc' for the {design.family.name} family"
+        )
+    if mle is None:
+        mle = _fit_mle(design, method)
+    boundary = _boundary(mle)
+    if boundary:
+        warnings.warn(
+            f"boundary MLE: {', '.join(boundary)} estimated as 0 — empirical Bayes "
+            "collapses those effects to complete pooling with zero conditional variance",
+            BoundaryWarning,
+            stacklevel=2,
+        )
+    plugged = plugin_values(mle, plugin)
+    extra = kass_steffey_variances(mle, plugin)
+    idata = None
+    if eb_method == "analytic":
+        cond = gaussian_conditional(mle, plugin)
+        means = cond.means
+        sds = tuple(
+            np.sqrt(np.clip(np.diagonal(c, axis1=1, axis2=2), 0.0, None)) for c in cond.covariances
+        )
+    else:
+        from hiermodels.bayes.sample import fit_bayes
+
+        bayes = fit_bayes(
+            design,
+            fixed_values=plugged,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            sampler=sampler,
+            random_seed=random_seed,
+            progressbar=progressbar,
+        )
+        idata = bayes.idata
+        means, sds = _draw_moments(mle, idata)
+    return EBFit(
+        mle=mle,
+        plugin=plugin,
+        eb_method=eb_method,
+        means=means,
+        sds=sds,
+        extra_variances=extra,
+        plugged=plugged,
+        boundary=boundary,
+        idata=idata,
+    )
+
+
+def _fit_mle(design: Design, method: str | None) -> MixedFit:
+    if design.family.is_gaussian:
+        from hiermodels.mle.fit import fit_lmm
+
+        return fit_lmm(design, (method or "REML").upper())
+    if method is not None and method.lower() != "laplace":
+        raise ValueError(f"GLMMs are fitted by method='Laplace', got {method!r}")
+    from hiermodels.mle.glmm import fit_glmm
+
+    return fit_glmm(design)
+
+
+def _draw_moments(
+    mle: MixedFit, idata: Any
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """Posterior means and SDs of every block's effects from the draws of ``u_<group>``."""
+    means, sds = [], []
+    posterior = idata.posterior
+    for block in mle.layout.blocks:
+        var = posterior[f"u_{block.group}"].sel({f"{block.group}__term": list(block.terms)})
+        var = var.sel({block.group: list(block.levels)})
+        stacked = var.stack(sample=("chain", "draw")).transpose(
+            block.group, f"{block.group}__term", "sample"
+        )
+        values = stacked.to_numpy()
+        means.append(values.mean(axis=-1))
+        sds.append(values.std(axis=-1, ddof=1))
+    return tuple(means), tuple(sds)

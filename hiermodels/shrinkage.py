@@ -1,0 +1,222 @@
+"""Side-by-side shrinkage: no pooling, empirical Bayes, full Bayes, complete pooling.
+
+:func:`compare_shrinkage` lines up, for every grouping factor × term ×
+level, the per-group estimate without pooling, the EB conditional (plain
+and Kass–Steffey-corrected intervals), the full-Bayes posterior, and the
+complete-pooling value, with how far each estimate moved towards the
+population; and it puts each hyperparameter's marginal MLE beside its
+posterior. Everything is on the scale of the random effects ``u`` (the
+deviation of a group from the population value, which is 0); the
+population coefficient is in ``population_coef`` for plotting group-level
+coefficients ``population_coef + u``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from hiermodels.eb.fit import EBFit
+from hiermodels.mle.results import MixedFit
+from hiermodels.no_pooling import no_pooling_estimates
+
+__all__ = ["ShrinkageComparison", "compare_shrinkage", "hyperparameter_table"]
+
+_KEYS = ["grpvar", "term", "grp"]
+
+
+@dataclass(frozen=True, eq=False)
+class ShrinkageComparison:
+    """The comparison as a tidy table and an xarray Dataset.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per grouping factor × term × level (columns described in
+        :func:`compare_shrinkage`).
+    hyperparameters : pandas.DataFrame
+        One row per hyperparameter: MLE beside the posterior.
+    interval : float
+        Probability of the intervals.
+    """
+
+    table: pd.DataFrame
+    hyperparameters: pd.DataFrame
+    interval: float
+
+    @property
+    def dataset(self) -> xr.Dataset:
+        """The table as a Dataset: one variable per column, per grouping factor."""
+        return self.to_xarray()
+
+    def to_xarray(self) -> xr.Dataset:
+        """Variables ``<column>_<group>`` with dims ``(<group>, <group>__term)``."""
+        data = {}
+        for group, frame in self.table.groupby("grpvar", sort=False):
+            wide = frame.set_index(["grp", "term"])
+            levels = list(dict.fromkeys(frame["grp"]))
+            terms = list(dict.fromkeys(frame["term"]))
+            for column in wide.columns:
+                if column == "grpvar" or not pd.api.types.is_numeric_dtype(wide[column]):
+                    continue
+                values = wide[column].unstack("term").reindex(index=levels, columns=terms)
+                data[f"{column}_{group}"] = xr.DataArray(
+                    values.to_numpy(dtype=float),
+                    dims=(group, f"{group}__term"),
+                    coords={group: levels, f"{group}__term": terms},
+                )
+        return xr.Dataset(data, attrs={"interval": self.interval})
+
+    def groups(self, grpvar: str, term: str | None = None) -> pd.DataFrame:
+        """Rows of one grouping factor (and term)."""
+        mask = self.table["grpvar"] == grpvar
+        if term is not None:
+            mask &= self.table["term"] == term
+        if not mask.any():
+            raise KeyError(
+                f"no rows for grouping factor {grpvar!r}" + (f" and term {term!r}" if term else "")
+            )
+        return self.table[mask]
+
+
+def _posterior_hdi(values: np.ndarray, prob: float) -> tuple[float, float]:
+    ordered = np.sort(values)
+    n = ordered.size
+    width = int(np.floor(prob * n))
+    if width < 1 or width >= n:
+        return float(ordered[0]), float(ordered[-1])
+    spans = ordered[width:] - ordered[: n - width]
+    start = int(np.argmin(spans))
+    return float(ordered[start]), float(ordered[start + width])
+
+
+def hyperparameter_table(mle: MixedFit, posterior: Any, interval: float = 0.94) -> pd.DataFrame:
+    """Every SD, correlation and σ: the MLE beside the posterior.
+
+    Parameters
+    ----------
+    mle : MixedFit
+        The marginal-likelihood fit.
+    posterior : xarray.Dataset
+        Posterior draws with the graph's names (``sigma``, ``sd_<g>__<t>``,
+        ``corr_<g>``).
+    interval : float
+        HDI probability.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``parameter, mle, mean, median, hdi_low, hdi_high,
+        mle_quantile`` (the fraction of posterior draws at or below the MLE).
+    """
+    rows = []
+    varcorr = mle.varcorr
+    for row in varcorr.itertuples():
+        if row.grp == "Residual":
+            name, draws = "sigma", posterior["sigma"]
+        elif isinstance(row.var2, str):
+            name = f"corr_{row.grp}[{row.var1},{row.var2}]"
+            draws = posterior[f"corr_{row.grp}"].sel(
+                {f"{row.grp}__term": row.var1, f"{row.grp}__term_bis": row.var2}
+            )
+        else:
+            name, draws = f"sd_{row.grp}__{row.var1}", posterior[f"sd_{row.grp}__{row.var1}"]
+        values = np.asarray(draws).ravel()
+        low, high = _posterior_hdi(values, interval)
+        rows.append(
+            {
+                "parameter": name,
+                "mle": float(row.sdcor),
+                "mean": float(values.mean()),
+                "median": float(np.median(values)),
+                "hdi_low": low,
+                "hdi_high": high,
+                "mle_quantile": float(np.mean(values <= row.sdcor)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def compare_shrinkage(eb_fit: EBFit, bayes_fit: Any, interval: float = 0.94) -> ShrinkageComparison:
+    """Compare empirical-Bayes and full-Bayes shrinkage group by group.
+
+    Parameters
+    ----------
+    eb_fit : EBFit
+        From ``Model.fit_eb``.
+    bayes_fit : BayesFit
+        From ``Model.fit_bayes`` on the same model and data.
+    interval : float
+        Probability of every interval (HDI for posteriors, central for the
+        Gaussian EB conditionals).
+
+    Returns
+    -------
+    ShrinkageComparison
+        ``table`` columns: ``grpvar, term, grp, n_obs``; ``no_pooling`` and
+        ``no_pooling_estimable`` (per-group least squares or per-group MLE
+        with everything else at the fitted values; not estimable when the
+        group's data cannot identify it, e.g. all-zero counts);
+        ``complete_pooling`` (0) and ``population_coef``; ``eb_mean, eb_sd,
+        eb_low, eb_high``, ``eb_sd_corrected, eb_low_corrected,
+        eb_high_corrected``; ``bayes_mean, bayes_sd, bayes_low, bayes_high``;
+        ``eb_shrinkage`` and ``bayes_shrinkage`` (share of the way from the
+        no-pooling estimate to complete pooling: 0 none, 1 complete);
+        ``width_ratio`` (full-Bayes over plain EB interval width; infinite
+        where EB collapsed to a point) and ``eb_boundary``.
+    """
+    if not 0 < interval < 1:
+        raise ValueError(f"interval must be between 0 and 1, got {interval}")
+    mle = eb_fit.mle
+    design = bayes_fit.design
+    if design.spec.formula != mle.design.spec.formula or design.nobs != mle.design.nobs:
+        raise ValueError(
+            "the EB and full-Bayes fits are of different models or data: "
+            f"{mle.design.spec.formula!r} ({mle.design.nobs} rows) vs "
+            f"{design.spec.formula!r} ({design.nobs} rows)"
+        )
+    eb = eb_fit.ranef_summary(interval).rename(
+        columns={
+            "mean": "eb_mean",
+            "sd": "eb_sd",
+            "hdi_low": "eb_low",
+            "hdi_high": "eb_high",
+            "sd_corrected": "eb_sd_corrected",
+            "low_corrected": "eb_low_corrected",
+            "high_corrected": "eb_high_corrected",
+        }
+    )
+    eb = eb.drop(columns=[c for c in ("ess_bulk", "r_hat") if c in eb.columns])
+    fb = bayes_fit.ranef_summary(prob=interval)[[*_KEYS, "mean", "sd", "hdi_low", "hdi_high"]]
+    fb = fb.rename(
+        columns={
+            "mean": "bayes_mean",
+            "sd": "bayes_sd",
+            "hdi_low": "bayes_low",
+            "hdi_high": "bayes_high",
+        }
+    )
+    nopool = no_pooling_estimates(mle)
+    table = nopool.merge(eb, on=_KEYS, validate="one_to_one").merge(
+        fb, on=_KEYS, validate="one_to_one"
+    )
+    table["complete_pooling"] = 0.0
+    distance = table["no_pooling"] - table["complete_pooling"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["eb_shrinkage"] = 1.0 - (table["eb_mean"] - table["complete_pooling"]) / distance
+        table["bayes_shrinkage"] = (
+            1.0 - (table["bayes_mean"] - table["complete_pooling"]) / distance
+        )
+        table["width_ratio"] = (table["bayes_high"] - table["bayes_low"]) / (
+            table["eb_high"] - table["eb_low"]
+        )
+    boundary = set(eb_fit.boundary)
+    table["eb_boundary"] = [
+        f"sd_{g}__{t}" in boundary for g, t in zip(table["grpvar"], table["term"], strict=True)
+    ]
+    hyper = hyperparameter_table(mle, bayes_fit.idata.posterior, interval)
+    return ShrinkageComparison(table=table, hyperparameters=hyper, interval=interval)
