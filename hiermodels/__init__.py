@@ -6,11 +6,23 @@ empirical-Bayes mode that plugs the MLEs into the same graph, so plug-in
 shrinkage and the full posterior can be compared group by group.
 """
 
-from hiermodels import datasets
+from hiermodels import compound, datasets
+from hiermodels.eb.fit import EBFit
 from hiermodels.mle.anova import anova
 from hiermodels.mle.results import MixedFit
 from hiermodels.model import Model
+from hiermodels.shrinkage import ShrinkageComparison, compare_shrinkage
 from hiermodels.spec.families import Family
 
-__all__ = ["Family", "MixedFit", "Model", "anova", "datasets"]
+__all__ = [
+    "EBFit",
+    "Family",
+    "MixedFit",
+    "Model",
+    "ShrinkageComparison",
+    "anova",
+    "compare_shrinkage",
+    "compound",
+    "datasets",
+]
 __version__ = "0.1.0"

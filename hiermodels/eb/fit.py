@@ -6,7 +6,9 @@ conditional distribution of every random effect with the hyperparameters
 at their estimates. Gaussian models get it in closed form
 (``eb_method="analytic"``) or by MCMC on the PyMC graph with the plugged-in
 values as constants (``eb_method="mcmc"``); GLMMs by MCMC, the exact
-conditional rather than the Laplace Gaussian (both are reported). Every
+conditional rather than the Laplace Gaussian (both are reported); a GLMM
+with a single scalar term and ``plugin="all"`` also has the exact
+conditional by adaptive quadrature (``eb_method="quadrature"``). Every
 interval comes plain and with the Kass–Steffey correction for the
 uncertainty of the plugged-in values.
 """
@@ -44,7 +46,7 @@ class EBFit:
     plugin : str
         ``"hyper"`` (variance parameters) or ``"all"`` (fixed effects too).
     eb_method : str
-        ``"analytic"`` or ``"mcmc"``.
+        ``"analytic"``, ``"quadrature"`` or ``"mcmc"``.
     means, sds : tuple of numpy.ndarray
         ``(levels, q)`` conditional means and SDs per block (θ order).
     extra_variances : tuple of numpy.ndarray
@@ -218,9 +220,11 @@ def fit_eb(
     plugin : {"hyper", "all"}
         Hold the variance parameters at their MLE (default), or the fixed
         effects too.
-    eb_method : {"analytic", "mcmc"}, optional
-        Closed-form conditional (Gaussian only; the default there) or MCMC on
-        the graph with the plugged-in values held fixed (default for GLMMs).
+    eb_method : {"analytic", "quadrature", "mcmc"}, optional
+        Closed-form conditional (Gaussian only; the default there), adaptive
+        Gauss–Hermite quadrature (GLMMs with one scalar term, ``plugin="all"``),
+        or MCMC on the graph with the plugged-in values held fixed (default
+        for GLMMs).
     mle : MixedFit, optional
         A marginal-likelihood fit to reuse instead of fitting again.
     draws, tune, chains, sampler, random_seed, progressbar
@@ -240,8 +244,13 @@ def fit_eb(
         raise ValueError(f"plugin must be 'hyper' or 'all', got {plugin!r}")
     gaussian = design.family.is_gaussian
     eb_method = eb_method or ("analytic" if gaussian else "mcmc")
-    if eb_method not in ("analytic", "mcmc"):
-        raise ValueError(f"eb_method must be 'analytic' or 'mcmc', got {eb_method!r}")
+    if eb_method not in ("analytic", "quadrature", "mcmc"):
+        raise ValueError(f"eb_method must be 'analytic', 'quadrature' or 'mcmc', got {eb_method!r}")
+    if eb_method == "quadrature" and (gaussian or plugin != "all"):
+        raise ValueError(
+            "eb_method='quadrature' integrates one scalar random effect of a GLMM given "
+            "every other parameter: use it with a non-Gaussian family and plugin='all'"
+        )
     if eb_method == "analytic" and not gaussian:
         raise ValueError(
             "the analytic conditional exists for Gaussian models only; "
@@ -260,7 +269,12 @@ def fit_eb(
     plugged = plugin_values(mle, plugin)
     extra = kass_steffey_variances(mle, plugin)
     idata = None
-    if eb_method == "analytic":
+    if eb_method == "quadrature":
+        from hiermodels.eb.quadrature import scalar_conditional
+
+        exact = scalar_conditional(mle)
+        means, sds = (exact.mean[:, None],), (exact.sd[:, None],)
+    elif eb_method == "analytic":
         cond = gaussian_conditional(mle, plugin)
         means = cond.means
         sds = tuple(

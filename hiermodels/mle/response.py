@@ -104,11 +104,17 @@ class GlmResponse:
         return mu, weights, (proportion - mu) / d
 
     def loglik_terms(self, eta: np.ndarray) -> np.ndarray:
-        """Per-observation log-likelihood, constants included (as lme4's ``aic``)."""
+        """Per-observation log-likelihood, constants included (as lme4's ``aic``).
+
+        ``eta`` has the observations along its first axis; further axes
+        (e.g. quadrature nodes) broadcast.
+        """
         mu = self.mean(eta)
+        extra = (1,) * (np.ndim(eta) - 1)
+        y = np.round(self.y).reshape(-1, *extra)
         if self.family == "binomial":
-            return stats.binom.logpmf(np.round(self.y), np.round(self.trials), mu)
-        return stats.poisson.logpmf(np.round(self.y), mu)
+            return stats.binom.logpmf(y, np.round(self.trials).reshape(-1, *extra), mu)
+        return stats.poisson.logpmf(y, mu)
 
     def deviance(self, eta: np.ndarray) -> float:
         """``−2 Σ log p(y | η)``."""
