@@ -58,6 +58,7 @@ class ReLayout:
     lead_codes: np.ndarray
     lead_X: np.ndarray
     Z_rest: sp.csr_matrix
+    plan: CrossProductPlan
 
     @classmethod
     def from_design(cls, design: Design) -> ReLayout:
@@ -78,6 +79,9 @@ class ReLayout:
             z_rest = sp.hstack([blocks[i].Z() for i in rest], format="csr")
         else:
             z_rest = sp.csr_matrix((n, 0))
+        plan = CrossProductPlan.build(
+            blocks[0].codes, lead_X, blocks[0].n_levels, [blocks[i] for i in rest]
+        )
         return cls(
             blocks=blocks,
             theta=ThetaLayout(tuple(b.n_terms for b in blocks)),
@@ -86,6 +90,7 @@ class ReLayout:
             lead_codes=blocks[0].codes,
             lead_X=lead_X,
             Z_rest=z_rest,
+            plan=plan,
         )
 
     @property
@@ -146,22 +151,7 @@ class ReLayout:
 
     def cross_products(self, weights: np.ndarray | None = None) -> CrossProducts:
         """``ZᵀWZ`` in blocked form for observation weights ``W`` (default 1)."""
-        n = self.lead_X.shape[0]
-        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
-        q0 = self.q_lead
-        outer = np.einsum("ni,nj,n->nij", self.lead_X, self.lead_X, w)
-        a11 = np.zeros((self.n_lead_levels, q0, q0))
-        np.add.at(a11, self.lead_codes, outer)
-        if self.rest:
-            z_lead = _lead_z(self.lead_codes, self.lead_X, self.n_lead_levels)
-            z_rest_w = sp.csr_matrix(self.Z_rest.multiply(w[:, None]))
-            a21 = sp.csr_matrix(z_rest_w.T @ z_lead)
-            a21.sort_indices()
-            a22 = (z_rest_w.T @ self.Z_rest).toarray()
-        else:
-            a21 = sp.csr_matrix((0, self.n_lead_levels * q0))
-            a22 = np.zeros((0, 0))
-        return CrossProducts(a11=a11, a21=a21, a22=a22)
+        return self.plan.cross_products(weights)
 
     def z_transpose(
         self, mat: np.ndarray, weights: np.ndarray | None = None
@@ -170,10 +160,15 @@ class ReLayout:
         mat2 = mat.reshape(mat.shape[0], -1)
         if weights is not None:
             mat2 = mat2 * weights[:, None]
-        lead = np.zeros((self.n_lead_levels, self.q_lead, mat2.shape[1]))
-        np.add.at(lead, self.lead_codes, self.lead_X[:, :, None] * mat2[:, None, :])
+        plan = self.plan
+        size = self.n_lead_levels * self.q_lead
+        lead = np.empty((size, mat2.shape[1]))
+        for c in range(mat2.shape[1]):
+            lead[:, c] = np.bincount(
+                plan.lead_cols.ravel(), (self.lead_X * mat2[:, c : c + 1]).ravel(), size
+            )
         rest = np.asarray(self.Z_rest.T @ mat2)
-        return lead, rest
+        return lead.reshape(self.n_lead_levels, self.q_lead, -1), rest
 
     def z_times(self, lead: np.ndarray, rest: np.ndarray) -> np.ndarray:
         """``Z @ b`` for effects given as leading ``(L₀, q₀)`` and trailing ``(q_rest,)``."""
@@ -204,11 +199,96 @@ class ReLayout:
         return out
 
 
-def _lead_z(codes: np.ndarray, lead_x: np.ndarray, n_levels: int) -> sp.csr_matrix:
-    n, q = lead_x.shape
-    rows = np.repeat(np.arange(n), q)
-    cols = (codes[:, None] * q + np.arange(q)[None, :]).ravel()
-    return sp.csr_matrix((lead_x.ravel(), (rows, cols)), shape=(n, n_levels * q))
+@dataclass(frozen=True, eq=False)
+class CrossProductPlan:
+    """Index arrays that turn ``ZᵀWZ`` into a few weighted ``bincount`` calls.
+
+    Every observation contributes ``w · z_a · z_b`` to a fixed set of
+    entries of ``ZᵀZ``; their positions do not depend on the weights, so
+    they are found once and reweighting (PIRLS) costs ``O(n)``.
+
+    Attributes
+    ----------
+    lead_cols : numpy.ndarray
+        ``(n, q₀)`` column of each leading covariate in the leading partition.
+    lead_vals : numpy.ndarray
+        ``(n, q₀)`` the leading covariates.
+    rest_cols, rest_vals : numpy.ndarray
+        ``(n, m)`` columns and values of the trailing covariates.
+    n_lead, n_rest : int
+        Sizes of the two partitions.
+    a21_indptr, a21_indices : numpy.ndarray
+        CSR pattern of the coupling block.
+    a21_slot : numpy.ndarray
+        ``(n, m, q₀)`` position of each product in the coupling block's data.
+    """
+
+    lead_cols: np.ndarray
+    lead_vals: np.ndarray
+    rest_cols: np.ndarray
+    rest_vals: np.ndarray
+    n_lead: int
+    n_rest: int
+    a21_indptr: np.ndarray
+    a21_indices: np.ndarray
+    a21_slot: np.ndarray
+
+    @classmethod
+    def build(
+        cls, codes: np.ndarray, lead_x: np.ndarray, n_levels: int, rest: Sequence[RandomBlock]
+    ) -> CrossProductPlan:
+        """Precompute the index arrays for a leading factor and trailing blocks."""
+        n, q0 = lead_x.shape
+        lead_cols = codes[:, None] * q0 + np.arange(q0)[None, :]
+        cols, vals, offset = [], [], 0
+        for block in rest:
+            q = block.n_terms
+            cols.append(offset + block.codes[:, None] * q + np.arange(q)[None, :])
+            vals.append(np.asarray(block.X, dtype=float))
+            offset += block.n_levels * q
+        rest_cols = np.hstack(cols) if cols else np.zeros((n, 0), dtype=np.int64)
+        rest_vals = np.hstack(vals) if vals else np.zeros((n, 0))
+        n_lead = n_levels * q0
+        keys = (rest_cols[:, :, None] * n_lead + lead_cols[:, None, :]).ravel()
+        uniq, slot = np.unique(keys, return_inverse=True)
+        rows = uniq // n_lead
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=offset))])
+        return cls(
+            lead_cols=lead_cols,
+            lead_vals=np.asarray(lead_x, dtype=float),
+            rest_cols=rest_cols,
+            rest_vals=rest_vals,
+            n_lead=n_lead,
+            n_rest=offset,
+            a21_indptr=indptr,
+            a21_indices=uniq % n_lead,
+            a21_slot=slot.reshape(n, rest_cols.shape[1], q0),
+        )
+
+    def cross_products(self, weights: np.ndarray | None = None) -> CrossProducts:
+        """``ZᵀWZ`` in blocked form."""
+        n, q0 = self.lead_vals.shape
+        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+        wx = self.lead_vals * w[:, None]
+        flat11 = (self.lead_cols[:, :, None] * q0 + np.arange(q0)[None, None, :]).ravel()
+        products = (wx[:, :, None] * self.lead_vals[:, None, :]).ravel()
+        a11 = np.bincount(flat11, products, self.n_lead * q0).reshape(-1, q0, q0)
+        if self.n_rest == 0:
+            return CrossProducts(a11, sp.csr_matrix((0, self.n_lead)), np.zeros((0, 0)))
+        data = np.bincount(
+            self.a21_slot.ravel(),
+            (self.rest_vals[:, :, None] * wx[:, None, :]).ravel(),
+            self.a21_indices.size,
+        )
+        a21 = sp.csr_matrix(
+            (data, self.a21_indices, self.a21_indptr), shape=(self.n_rest, self.n_lead)
+        )
+        wz = self.rest_vals * w[:, None]
+        flat22 = (self.rest_cols[:, :, None] * self.n_rest + self.rest_cols[:, None, :]).ravel()
+        a22 = np.bincount(
+            flat22, (wz[:, :, None] * self.rest_vals[:, None, :]).ravel(), self.n_rest**2
+        ).reshape(self.n_rest, self.n_rest)
+        return CrossProducts(a11=a11, a21=a21, a22=a22)
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,7 +14,7 @@ weights ``W``. Stage one optimises ``θ`` with ``β`` updated inside PIRLS
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -76,22 +76,46 @@ class LaplaceDeviance:
         Random-effects ordering and partition.
     response : GlmResponse
         Response, trials, offset and link.
+    warm_start : dict
+        The last conditional mode found; PIRLS starts there when no start
+        is given, as glmer does between optimiser steps (the mode is unique,
+        so only the number of iterations depends on it).
     """
 
     design: Design
     layout: ReLayout
     response: GlmResponse
+    warm_start: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def n_theta(self) -> int:
         """Length of ``θ``."""
         return self.layout.theta.length
 
+    def _lambdas(self, factors: list[np.ndarray]) -> tuple[np.ndarray, object]:
+        """``Λ`` of both partitions for one θ: the leading ``T₀`` and the trailing map."""
+        layout = self.layout
+        if not layout.rest:
+            return layout.lead_factor(factors), None
+        if layout.all_scalar:
+            return layout.lead_factor(factors), layout.rest_lambda_diagonal(factors)
+        return layout.lead_factor(factors), layout.rest_lambda(factors)
+
     def _eta(
-        self, factors: list[np.ndarray], fixed: np.ndarray, u1: np.ndarray, u2: np.ndarray
+        self,
+        lambdas: tuple[np.ndarray, object],
+        fixed: np.ndarray,
+        u1: np.ndarray,
+        u2: np.ndarray,
     ) -> np.ndarray:
-        b_lead = u1 @ self.layout.lead_factor(factors).T
-        b_rest = self.layout.rest_lambda(factors) @ u2 if self.layout.rest else u2
+        t0, lam_rest = lambdas
+        b_lead = u1 @ t0.T
+        if lam_rest is None:
+            b_rest = u2
+        elif isinstance(lam_rest, np.ndarray):
+            b_rest = lam_rest * u2
+        else:
+            b_rest = lam_rest @ u2
         return fixed + self.layout.z_times(b_lead, b_rest)
 
     def _weighted_system(
@@ -113,13 +137,16 @@ class LaplaceDeviance:
         """Conditional mode of ``u`` for fixed ``(θ, β)``, by PIRLS with step halving."""
         layout = self.layout
         factors = layout.theta.factors(theta)
+        lambdas = self._lambdas(factors)
         fixed = self.design.X @ beta + self.response.offset
+        if start is None:
+            start = self.warm_start.get("u")
         if start is None:
             u1 = np.zeros((layout.n_lead_levels, layout.q_lead))
             u2 = np.zeros(layout.q_rest)
         else:
             u1, u2 = start
-        eta = self._eta(factors, fixed, u1, u2)
+        eta = self._eta(lambdas, fixed, u1, u2)
         pdev = self.response.deviance(eta) + _sumsq(u1, u2)
         iterations = 0
         while iterations < _PIRLS_MAX_ITER:
@@ -132,7 +159,7 @@ class LaplaceDeviance:
             accepted = False
             for k in range(_MAX_HALVINGS):
                 cand1, cand2 = u1 + step1 / 2**k, u2 + step2 / 2**k
-                cand_eta = self._eta(factors, fixed, cand1, cand2)
+                cand_eta = self._eta(lambdas, fixed, cand1, cand2)
                 cand_pdev = self.response.deviance(cand_eta) + _sumsq(cand1, cand2)
                 if cand_pdev <= pdev + 1e-12 * abs(pdev):
                     accepted = True
@@ -145,6 +172,7 @@ class LaplaceDeviance:
                 break
         _, weights, _ = self.response.working(eta)
         factor = factorize(layout, layout.cross_products(weights), factors)
+        self.warm_start["u"] = (u1, u2)
         return PirlsResult(
             theta,
             np.asarray(beta, dtype=float),
@@ -160,11 +188,12 @@ class LaplaceDeviance:
         """PIRLS over ``u`` and ``β`` together (glmer's ``nAGQ = 0`` update)."""
         layout = self.layout
         factors = layout.theta.factors(theta)
+        lambdas = self._lambdas(factors)
         beta = np.asarray(beta_start, dtype=float)
         u1 = np.zeros((layout.n_lead_levels, layout.q_lead))
         u2 = np.zeros(layout.q_rest)
         offset = self.response.offset
-        eta = self._eta(factors, self.design.X @ beta + offset, u1, u2)
+        eta = self._eta(lambdas, self.design.X @ beta + offset, u1, u2)
         pdev = self.response.deviance(eta) + _sumsq(u1, u2)
         for _ in range(_PIRLS_MAX_ITER):
             _, weights, resid = self.response.working(eta)
@@ -181,7 +210,7 @@ class LaplaceDeviance:
             d_beta, d1, d2 = sol.beta - beta, sol.u_lead - u1, sol.u_rest - u2
             for k in range(_MAX_HALVINGS):
                 cb, c1, c2 = beta + d_beta / 2**k, u1 + d1 / 2**k, u2 + d2 / 2**k
-                cand_eta = self._eta(factors, self.design.X @ cb + offset, c1, c2)
+                cand_eta = self._eta(lambdas, self.design.X @ cb + offset, c1, c2)
                 cand = self.response.deviance(cand_eta) + _sumsq(c1, c2)
                 if cand <= pdev + 1e-12 * abs(pdev):
                     break

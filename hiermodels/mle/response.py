@@ -8,6 +8,7 @@ proportion of successes with the number of trials as prior weight
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import special, stats
@@ -111,10 +112,23 @@ class GlmResponse:
         """
         mu = self.mean(eta)
         extra = (1,) * (np.ndim(eta) - 1)
-        y = np.round(self.y).reshape(-1, *extra)
+        y = self.y.reshape(-1, *extra)
+        const = self.log_constant.reshape(-1, *extra)
         if self.family == "binomial":
-            return stats.binom.logpmf(y, np.round(self.trials).reshape(-1, *extra), mu)
-        return stats.poisson.logpmf(y, mu)
+            failures = (self.trials - self.y).reshape(-1, *extra)
+            return const + special.xlogy(y, mu) + special.xlog1py(failures, -mu)
+        return const + special.xlogy(y, mu) - mu
+
+    @cached_property
+    def log_constant(self) -> np.ndarray:
+        """The part of each log-likelihood term free of ``μ``: ``log C(m, y)`` or ``−log y!``."""
+        if self.family == "binomial":
+            return (
+                special.gammaln(self.trials + 1)
+                - special.gammaln(self.y + 1)
+                - special.gammaln(self.trials - self.y + 1)
+            )
+        return -special.gammaln(self.y + 1)
 
     def deviance(self, eta: np.ndarray) -> float:
         """``−2 Σ log p(y | η)``."""
