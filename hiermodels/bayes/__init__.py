@@ -1,0 +1,25 @@
+"""Full-Bayes mixed models: PyMC graph builder, default priors, sampling, results.
+
+The pipeline is ``Design -> build_pymc_model -> pm.Model -> fit_bayes -> BayesFit``;
+each stage is usable on its own.
+"""
+
+from hiermodels.bayes.build import build_pymc_model, fixed_value_keys, model_coords
+from hiermodels.bayes.priors import Prior, Priors, default_priors, prior_keys, resolve_priors
+from hiermodels.bayes.results import BayesFit, Diagnostics
+from hiermodels.bayes.sample import fit_bayes, sample_model
+
+__all__ = [
+    "BayesFit",
+    "Diagnostics",
+    "Prior",
+    "Priors",
+    "build_pymc_model",
+    "default_priors",
+    "fit_bayes",
+    "fixed_value_keys",
+    "model_coords",
+    "prior_keys",
+    "resolve_priors",
+    "sample_model",
+]

@@ -1,0 +1,440 @@
+"""Build the PyMC graph of a mixed model from a :class:`~hiermodels.spec.design.Design`.
+
+The graph, for a design with fixed-effects matrix ``X`` and random-effect
+blocks grouped by factor::
+
+    beta                 ~ priors (dim ``coef``)
+    sd_<g>__<t>          ~ priors (one scalar per term of factor g)
+    chol_corr_<g>        ~ LKJCorr(eta)  (Cholesky factor, blocks with q >= 2)
+    z_<g>                ~ Normal(0, 1)  (dims ``<g>``, ``<g>__term``)
+    u_<g>                = z_<g> @ chol.T * sd  (per block; Deterministic)
+    corr_<g>             = chol @ chol.T       (Deterministic, block diagonal)
+    eta                  = X @ beta + sum_g sum(u_<g>[codes_g] * X_g, axis=1) + offset
+    y                    ~ family(inverse_link(eta), sigma | alpha)
+
+Random effects are non-centred and reached by indexing with the group
+codes, never through a dense ``Z``. Several blocks on one factor (``(1|g) +
+(0+x|g)`` or the expansion of ``(x||g)``) share one ``z_<g>``/``u_<g>``;
+each block has its own standard deviations and, when it has two or more
+terms, its own LKJ Cholesky factor, so the covariance is block diagonal.
+
+The fixed effects are sampled in centred coordinates through a
+unit-Jacobian shear transform of ``beta`` (the intercept is moved to the
+predictors' means), which removes most of the posterior correlation between
+intercept and slopes without changing ``beta``'s meaning or its prior.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from numpy.typing import ArrayLike
+from pymc.distributions.transforms import Transform
+
+from hiermodels.bayes.priors import (
+    REAL_DISTS,
+    GroupTerms,
+    Prior,
+    Priors,
+    group_term_layout,
+    resolve_priors,
+)
+from hiermodels.spec.design import Design
+
+__all__ = ["build_pymc_model", "model_coords", "fixed_value_keys", "corr_matrix_from"]
+
+#: Dimension names the builder uses itself; a grouping factor may not take them.
+RESERVED_DIMS: tuple[str, ...] = ("coef", "obs", "chain", "draw")
+
+#: Name of the observed variable.
+OBSERVED = "y"
+
+
+class CenteredShift(Transform):
+    """``beta -> beta`` with the intercept replaced by its value at the column means.
+
+    Forward: ``b0 + sum_j m_j b_j``; backward: its inverse. A shear, so the
+    log-Jacobian is zero.
+
+    Parameters
+    ----------
+    index : int
+        Position of the intercept in ``beta``.
+    means : numpy.ndarray
+        ``(p,)`` column means of ``X`` with a zero at ``index``.
+    """
+
+    name = "centered"
+    ndim_supp = 1
+
+    def __init__(self, index: int, means: np.ndarray) -> None:
+        self.index = int(index)
+        self.means = np.asarray(means, dtype=float)
+
+    def forward(self, value: pt.TensorVariable, *inputs: pt.Variable) -> pt.TensorVariable:
+        """Map ``beta`` to centred coordinates."""
+        i = self.index
+        return pt.set_subtensor(value[..., i], value[..., i] + pt.sum(value * self.means, axis=-1))
+
+    def backward(self, value: pt.TensorVariable, *inputs: pt.Variable) -> pt.TensorVariable:
+        """Map centred coordinates back to ``beta``."""
+        i = self.index
+        return pt.set_subtensor(value[..., i], value[..., i] - pt.sum(value * self.means, axis=-1))
+
+    def log_jac_det(self, value: pt.TensorVariable, *inputs: pt.Variable) -> pt.TensorVariable:
+        """Zero: a shear has unit determinant."""
+        return pt.zeros_like(value[..., 0])
+
+
+def model_coords(design: Design) -> dict[str, list]:
+    """Coordinates of the graph: ``coef``, ``obs`` and, per factor, levels and terms.
+
+    Parameters
+    ----------
+    design : Design
+
+    Returns
+    -------
+    dict
+        ``coef``, ``obs``, and for each grouping factor ``<g>`` (level labels),
+        ``<g>__term`` and ``<g>__term_bis`` (term names).
+    """
+    rows = list(design.rows) if design.rows.is_unique else list(range(design.nobs))
+    coords: dict[str, list] = {"coef": list(design.fixed_names), "obs": rows}
+    for layout in group_term_layout(design):
+        if layout.group in RESERVED_DIMS or layout.group in coords:
+            raise ValueError(
+                f"grouping factor {layout.group!r} clashes with a reserved dimension name "
+                f"({', '.join(RESERVED_DIMS)}); rename the column"
+            )
+        coords[layout.group] = list(layout.levels)
+        coords[f"{layout.group}__term"] = list(layout.terms)
+        coords[f"{layout.group}__term_bis"] = list(layout.terms)
+    return coords
+
+
+def fixed_value_keys(design: Design) -> tuple[str, ...]:
+    """Names that ``fixed_values`` may hold for this design."""
+    keys = ["beta"]
+    if design.family.is_gaussian:
+        keys.append("sigma")
+    if design.family.name == "negativebinomial":
+        keys.append("alpha")
+    for layout in group_term_layout(design):
+        keys.extend(f"sd_{layout.group}__{term}" for term in layout.terms)
+        if layout.correlated_spans:
+            keys.append(f"corr_{layout.group}")
+    return tuple(keys)
+
+
+def _psd_cholesky(matrix: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor that tolerates a singular (e.g. ``|r| = 1``) correlation."""
+    try:
+        return np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        n = matrix.shape[0]
+        chol = np.zeros_like(matrix)
+        for i in range(n):
+            pivot = matrix[i, i] - chol[i, :i] @ chol[i, :i]
+            chol[i, i] = np.sqrt(max(pivot, 0.0))
+            for j in range(i + 1, n):
+                if chol[i, i] > 1e-12:  # a zero pivot leaves the column at zero
+                    chol[j, i] = (matrix[j, i] - chol[j, :i] @ chol[i, :i]) / chol[i, i]
+        return chol
+
+
+def corr_matrix_from(layout: GroupTerms, value: ArrayLike) -> np.ndarray:
+    """Full ``(q, q)`` correlation matrix of a factor from a fixed value.
+
+    Parameters
+    ----------
+    layout : GroupTerms
+    value : array_like
+        Either the ``(q, q)`` matrix (zero between blocks) or the
+        off-diagonal entries of the correlated blocks, block by block, each
+        block's upper triangle row by row (``numpy.triu_indices`` order,
+        lme4's ``VarCorr`` order).
+
+    Returns
+    -------
+    numpy.ndarray
+        Symmetric, unit diagonal, block diagonal, positive semi-definite.
+    """
+    arr = np.asarray(value, dtype=float)
+    q = len(layout.terms)
+    name = f"corr_{layout.group}"
+    if arr.ndim == 2:
+        if arr.shape != (q, q):
+            raise ValueError(f"fixed value {name!r} must be a {q}x{q} matrix, got {arr.shape}")
+        full = arr.copy()
+    else:
+        flat = arr.reshape(-1)
+        needed = sum((b - a) * (b - a - 1) // 2 for a, b in layout.correlated_spans)
+        if flat.size != needed:
+            raise ValueError(
+                f"fixed value {name!r} needs {needed} off-diagonal correlation(s), got {flat.size}"
+            )
+        full = np.eye(q)
+        pos = 0
+        for a, b in layout.correlated_spans:
+            rows, cols = np.triu_indices(b - a, 1)
+            full[a + rows, a + cols] = flat[pos : pos + rows.size]
+            full[a + cols, a + rows] = flat[pos : pos + rows.size]
+            pos += rows.size
+    mask = np.zeros((q, q), dtype=bool)
+    for a, b in layout.correlated_spans:
+        mask[a:b, a:b] = True
+    np.fill_diagonal(mask, True)
+    if not np.allclose(full, full.T) or not np.allclose(np.diag(full), 1.0):
+        raise ValueError(f"fixed value {name!r} must be symmetric with a unit diagonal")
+    if np.any(full[~mask] != 0) or np.any(np.abs(full) > 1 + 1e-12):
+        raise ValueError(
+            f"fixed value {name!r} must lie in [-1, 1] and be zero between independent blocks"
+        )
+    if np.linalg.eigvalsh(full).min() < -1e-8:  # round-off slack for |r| = 1 fits
+        raise ValueError(f"fixed value {name!r} is not positive semi-definite")
+    return full
+
+
+def _check_fixed(design: Design, fixed_values: Mapping[str, ArrayLike] | None) -> dict:
+    """Validate ``fixed_values`` against the design and return them as arrays."""
+    if not fixed_values:
+        return {}
+    valid = fixed_value_keys(design)
+    unknown = [key for key in fixed_values if key not in valid]
+    if unknown:
+        raise ValueError(
+            f"fixed_values has unknown variable(s) {unknown}; valid keys: {', '.join(valid)}"
+        )
+    out: dict[str, object] = {}
+    for key, value in fixed_values.items():
+        if key.startswith("corr_"):
+            out[key] = value  # checked against the factor's layout when built
+            continue
+        arr = np.asarray(value, dtype=float)
+        if key == "beta":
+            if arr.shape != (len(design.fixed_names),):
+                raise ValueError(
+                    f"fixed value 'beta' must have {len(design.fixed_names)} entries "
+                    f"({', '.join(design.fixed_names)}), got shape {arr.shape}"
+                )
+        elif arr.ndim != 0 or not arr >= 0:
+            raise ValueError(f"fixed value {key!r} must be a non-negative scalar, got {value!r}")
+        out[key] = arr
+    return out
+
+
+def _random_variable(
+    name: str, prior: Prior, dims: str | Sequence[str] | None = None
+) -> pt.TensorVariable:
+    """Create ``name`` from its prior in the current model context."""
+    return getattr(pm, prior.dist)(name, **prior.params, dims=dims)
+
+
+def _hyper(name: str, priors: Priors, fixed: Mapping[str, object]) -> pt.TensorVariable:
+    """A scalar hyperparameter: free with its prior, or a constant Deterministic."""
+    if name in fixed:
+        return pm.Deterministic(name, pt.constant(np.asarray(fixed[name], dtype=float)))
+    return _random_variable(name, priors[name])
+
+
+def _fixed_effects(
+    design: Design, priors: Priors, fixed: Mapping[str, object]
+) -> pt.TensorVariable:
+    """``beta`` (dim ``coef``): one vector RV when the priors share a distribution."""
+    names = design.fixed_names
+    if "beta" in fixed:
+        return pm.Deterministic("beta", pt.constant(fixed["beta"]), dims="coef")
+    coef_priors = [priors[f"beta__{name}"] for name in names]
+    dists = {p.dist for p in coef_priors}
+    keys = {tuple(sorted(p.params)) for p in coef_priors}
+    if len(dists) != 1 or len(keys) != 1:
+        pairs = zip(names, coef_priors, strict=True)
+        parts = [_random_variable(f"beta__{name}", prior) for name, prior in pairs]
+        return pm.Deterministic("beta", pt.stack(parts), dims="coef")
+    dist = coef_priors[0].dist
+    params = {k: np.array([p.params[k] for p in coef_priors]) for k in coef_priors[0].params}
+    kwargs: dict[str, object] = {}
+    transform = _centering(design)
+    if transform is not None and dist in REAL_DISTS:
+        kwargs["default_transform"] = transform
+    return getattr(pm, dist)("beta", **params, dims="coef", **kwargs)
+
+
+def _centering(design: Design) -> CenteredShift | None:
+    """The shear that centres the predictors, if there is an intercept and slopes."""
+    X = np.asarray(design.X, dtype=float)
+    names = list(design.fixed_names)
+    if "Intercept" not in names or X.shape[1] < 2:
+        return None
+    index = names.index("Intercept")
+    if not np.all(X[:, index] == 1.0):
+        return None
+    means = X.mean(axis=0)
+    means[index] = 0.0
+    if not np.any(means):
+        return None
+    return CenteredShift(index, means)
+
+
+def _correlation_cholesky(
+    layout: GroupTerms, priors: Priors, fixed: Mapping[str, object]
+) -> list[pt.TensorVariable | None]:
+    """Per block, the Cholesky factor of its correlation (``None`` for ``q = 1``)."""
+    group = layout.group
+    spans = layout.correlated_spans
+    if not spans:
+        return [None] * len(layout.spans)
+    name = f"corr_{group}"
+    dims = (f"{group}__term", f"{group}__term_bis")
+    chols: dict[tuple[int, int], pt.TensorVariable] = {}
+    if name in fixed:
+        full = corr_matrix_from(layout, fixed[name])  # type: ignore[arg-type]
+        for a, b in spans:
+            chols[(a, b)] = pt.constant(_psd_cholesky(full[a:b, a:b]))
+        pm.Deterministic(name, pt.constant(full), dims=dims)
+    else:
+        eta = priors[name].params["eta"]
+        blocks = []
+        for k, (a, b) in enumerate(spans):
+            raw_name = f"{name}__raw" if len(spans) == 1 else f"{name}__raw{k}"
+            chol, corr = _lkj_block(raw_name, b - a, eta)
+            chols[(a, b)] = chol
+            blocks.append(corr)
+        if spans == ((0, len(layout.terms)),):
+            full_t = blocks[0]
+        else:
+            full_t = pt.eye(len(layout.terms))
+            for (a, b), corr in zip(spans, blocks, strict=True):
+                full_t = pt.set_subtensor(full_t[a:b, a:b], corr)
+        pm.Deterministic(name, full_t, dims=dims)
+    return [chols.get(span) for span in layout.spans]
+
+
+def _lkj_block(
+    name: str, q: int, eta: float
+) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+    """Cholesky factor and correlation matrix of one block under ``LKJ(eta)``.
+
+    For ``q = 2`` the LKJ density of ``r`` is proportional to
+    ``(1 - r**2) ** (eta - 1)``, i.e. ``(r + 1) / 2 ~ Beta(eta, eta)``: that
+    scalar is the free variable (a much smaller graph than the general
+    Cholesky transform). For ``q >= 3`` the free variable is PyMC's
+    ``LKJCorr`` Cholesky factor.
+    """
+    if q == 2:
+        half = pm.Beta(name, alpha=eta, beta=eta)
+        r = 2.0 * half - 1.0
+        one, zero = pt.constant(1.0), pt.constant(0.0)
+        chol = pt.stack([pt.stack([one, zero]), pt.stack([r, pt.sqrt(1.0 - r**2)])])
+        corr = pt.stack([pt.stack([one, r]), pt.stack([r, one])])
+        return chol, corr
+    chol = pm.LKJCorr(name, n=q, eta=eta)
+    return chol, pt.dot(chol, chol.T)
+
+
+def _group_effects(
+    layout: GroupTerms, priors: Priors, fixed: Mapping[str, object]
+) -> pt.TensorVariable:
+    """``u_<g> = z_<g> @ chol.T * sd`` block by block, as a Deterministic."""
+    group = layout.group
+    dims = (group, f"{group}__term")
+    sds = [_hyper(f"sd_{group}__{term}", priors, fixed) for term in layout.terms]
+    chols = _correlation_cholesky(layout, priors, fixed)
+    z = pm.Normal(f"z_{group}", mu=0.0, sigma=1.0, dims=dims)
+    parts = []
+    for (a, b), chol in zip(layout.spans, chols, strict=True):
+        z_block = z if len(layout.spans) == 1 else z[:, a:b]
+        if chol is not None:
+            z_block = _rowwise_matmul(z_block, chol)
+        parts.append(z_block * pt.stack(sds[a:b]))
+    u = parts[0] if len(parts) == 1 else pt.concatenate(parts, axis=1)
+    return pm.Deterministic(f"u_{group}", u, dims=dims)
+
+
+def _rowwise_matmul(z: pt.TensorVariable, chol: pt.TensorVariable) -> pt.TensorVariable:
+    """``z @ chol.T`` by broadcasting: small ``q`` and cheaper to compile than a BLAS dot."""
+    return pt.sum(z[:, None, :] * chol[None, :, :], axis=2)
+
+
+def _contribution(layout: GroupTerms, u: pt.TensorVariable) -> pt.TensorVariable:
+    """``sum(u[codes] * X_g, axis=1)``: the factor's share of the linear predictor."""
+    codes = np.asarray(layout.codes, dtype=np.int64)
+    if layout.X.shape[1] == 1 and np.all(layout.X == 1.0):
+        return u[codes, 0]
+    return pt.sum(u[codes] * layout.X, axis=1)
+
+
+def _likelihood(
+    design: Design, eta: pt.TensorVariable, priors: Priors, fixed: Mapping[str, object]
+) -> pt.TensorVariable:
+    """The observed variable ``y`` (dim ``obs``) for the design's family and link."""
+    family = design.family
+    y = np.asarray(design.y, dtype=float)
+    if family.is_gaussian:
+        sigma = _hyper("sigma", priors, fixed)
+        return pm.Normal(OBSERVED, mu=eta, sigma=sigma, observed=y, dims="obs")
+    counts = np.rint(y).astype(np.int64)
+    if family.is_binomial:
+        link = {"logit_p": eta} if family.link == "logit" else {"p": pm.math.invprobit(eta)}
+        if family.name == "bernoulli":
+            return pm.Bernoulli(OBSERVED, **link, observed=counts, dims="obs")
+        trials = design.trials if design.trials is not None else np.ones_like(y)
+        n = np.rint(np.asarray(trials, dtype=float)).astype(np.int64)
+        return pm.Binomial(OBSERVED, n=n, **link, observed=counts, dims="obs")
+    mu = pt.exp(eta)
+    if family.name == "poisson":
+        return pm.Poisson(OBSERVED, mu=mu, observed=counts, dims="obs")
+    alpha = _hyper("alpha", priors, fixed)
+    return pm.NegativeBinomial(OBSERVED, mu=mu, alpha=alpha, observed=counts, dims="obs")
+
+
+def build_pymc_model(
+    design: Design,
+    priors: Priors | Mapping[str, Prior] | None = None,
+    *,
+    fixed_values: Mapping[str, ArrayLike] | None = None,
+) -> pm.Model:
+    """Build the PyMC model of a design (graph in the module docstring).
+
+    Parameters
+    ----------
+    design : Design
+        From :func:`hiermodels.spec.design.build_design`.
+    priors : Priors or mapping of str to Prior, optional
+        Overrides of the defaults of :func:`hiermodels.bayes.priors.default_priors`,
+        keyed by variable name (``beta``, ``beta__<coef>``, ``sigma``,
+        ``alpha``, ``sd_<group>__<term>``, ``corr_<group>``).
+    fixed_values : mapping of str to array_like, optional
+        Variables held at given values (empirical Bayes): ``beta`` (all
+        coefficients), ``sigma``, ``alpha``, ``sd_<group>__<term>`` (``>= 0``)
+        and ``corr_<group>`` (see :func:`corr_matrix_from`). They enter the
+        graph as constant Deterministics under the same names; the rest stays free.
+
+    Returns
+    -------
+    pymc.Model
+        With coordinates from :func:`model_coords`; the observed variable is ``y``.
+
+    Raises
+    ------
+    ValueError
+        For a prior or fixed value keyed by an unknown variable, a misshapen
+        fixed value, or a grouping factor named like a reserved dimension.
+    """
+    resolved = resolve_priors(design, priors)
+    fixed = _check_fixed(design, fixed_values)
+    coords = model_coords(design)
+    X = np.asarray(design.X, dtype=float)
+    with pm.Model(coords=coords) as model:
+        beta = _fixed_effects(design, resolved, fixed)
+        eta = pt.sum(X * beta, axis=1)  # not pt.dot: a BLAS call costs seconds of compile
+        for layout in group_term_layout(design):
+            eta = eta + _contribution(layout, _group_effects(layout, resolved, fixed))
+        if design.offset is not None:
+            eta = eta + np.asarray(design.offset, dtype=float)
+        _likelihood(design, eta, resolved, fixed)
+    return model

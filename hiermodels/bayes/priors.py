@@ -1,0 +1,385 @@
+"""Prior specifications for the PyMC graph: data-scaled defaults and user overrides.
+
+A :class:`Prior` is plain data (a PyMC distribution name and its numeric
+parameters); nothing here touches PyMC's model context. :func:`default_priors`
+derives the weakly informative defaults from a :class:`~hiermodels.spec.design.Design`
+and :func:`resolve_priors` merges user overrides into them, keyed by the
+variable names of the graph.
+
+Default rule
+------------
+Let ``s`` be the response scale and ``m`` its location:
+
+* gaussian: ``s = sd(y)`` and ``m = mean(y)``;
+* other families (link scale): ``s = 1`` and ``m = link(mean response)``,
+  where the mean response is ``mean(y)`` (poisson, negative binomial, bernoulli)
+  or ``sum(y) / sum(trials)`` (binomial), clipped to ``[1e-3, 1 - 1e-3]``
+  for probabilities and to ``>= 1e-3`` for counts.
+
+With ``sd_j`` and ``mean_j`` the sample standard deviation and mean of the
+fixed-effects column ``j``:
+
+* each non-intercept coefficient: ``Normal(0, 2.5 * s / sd_j)``
+  (a constant column uses its absolute value in place of ``sd_j``);
+* the intercept: ``Normal(m, 2.5 * s * sqrt(1 + sum_j (mean_j / sd_j) ** 2))``,
+  the marginal prior implied for the uncentred intercept by
+  ``Normal(m, 2.5 * s)`` on the intercept of centred predictors;
+* each random-effect standard deviation ``sd_<group>__<term>``:
+  ``HalfStudentT(nu=3, sigma=s / sd_t)`` with ``sd_t`` the sample standard
+  deviation of the term's column over the observations (1 for a constant
+  column such as the intercept);
+* ``sigma`` (gaussian): ``HalfStudentT(nu=3, sigma=sd(y))``;
+* ``alpha`` (negative binomial dispersion, ``var = mu + mu**2 / alpha``):
+  ``Gamma(alpha=0.01, beta=0.01)``, flat-ish on the log scale;
+* ``corr_<group>`` (correlated terms, ``q >= 2``): ``LKJCorr(eta=2)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pymc as pm
+
+from hiermodels.spec.design import Design, RandomBlock
+
+__all__ = [
+    "Prior",
+    "Priors",
+    "default_priors",
+    "resolve_priors",
+    "prior_keys",
+    "group_term_layout",
+    "POSITIVE_DISTS",
+    "REAL_DISTS",
+]
+
+#: Distributions accepted for standard deviations, ``sigma`` and ``alpha``.
+POSITIVE_DISTS: frozenset[str] = frozenset(
+    {
+        "HalfNormal",
+        "HalfStudentT",
+        "HalfCauchy",
+        "Exponential",
+        "Gamma",
+        "InverseGamma",
+        "LogNormal",
+        "Weibull",
+        "HalfFlat",
+        "ChiSquared",
+    }
+)
+
+#: Distributions on the whole real line, accepted for fixed effects.
+REAL_DISTS: frozenset[str] = frozenset(
+    {"Normal", "StudentT", "Cauchy", "Laplace", "Logistic", "Flat", "Gumbel", "SkewNormal"}
+)
+
+_CORR_DISTS: frozenset[str] = frozenset({"LKJCorr"})
+
+
+@dataclass(frozen=True, init=False)
+class Prior:
+    """A prior distribution as plain data: a PyMC distribution name and parameters.
+
+    Parameters
+    ----------
+    dist : str
+        Name of a PyMC distribution, e.g. ``"Normal"``, ``"HalfStudentT"``,
+        ``"LKJCorr"`` (``"LKJ"`` is accepted for the latter).
+    **params : float
+        Its numeric parameters, by PyMC's keyword names.
+
+    Examples
+    --------
+    >>> Prior("Normal", mu=0, sigma=10)
+    Prior('Normal', mu=0.0, sigma=10.0)
+    """
+
+    dist: str
+    params: Mapping[str, float] = field(default_factory=dict)
+
+    def __init__(self, dist: str, **params: float) -> None:
+        if not isinstance(dist, str):
+            raise TypeError(f"Prior distribution must be a name, got {type(dist).__name__}")
+        name = "LKJCorr" if dist == "LKJ" else dist
+        if not isinstance(getattr(pm, name, None), type) or not issubclass(
+            getattr(pm, name), pm.Distribution
+        ):
+            raise ValueError(f"unknown PyMC distribution {dist!r} in Prior")
+        values: dict[str, float] = {}
+        for key, value in params.items():
+            arr = np.asarray(value, dtype=float)
+            if arr.ndim != 0 or not np.isfinite(arr):
+                raise ValueError(f"Prior parameter {key}={value!r} must be a finite number")
+            values[key] = float(arr)
+        object.__setattr__(self, "dist", name)
+        object.__setattr__(self, "params", MappingProxyType(values))
+
+    def __repr__(self) -> str:
+        args = "".join(f", {k}={v!r}" for k, v in self.params.items())
+        return f"Prior({self.dist!r}{args})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Prior):
+            return NotImplemented
+        return self.dist == other.dist and dict(self.params) == dict(other.params)
+
+    def __hash__(self) -> int:
+        return hash((self.dist, tuple(sorted(self.params.items()))))
+
+
+@dataclass(frozen=True, init=False)
+class Priors(Mapping[str, Prior]):
+    """An immutable mapping from graph variable names to :class:`Prior`.
+
+    Keys are ``beta__<coef>`` (one per fixed effect), ``sigma``, ``alpha``,
+    ``sd_<group>__<term>`` and ``corr_<group>``, as produced by
+    :func:`default_priors` and :func:`resolve_priors`. As an *override*
+    argument it may also carry ``beta``, a prior for every coefficient.
+    """
+
+    _items: Mapping[str, Prior]
+
+    def __init__(self, items: Mapping[str, Prior] | None = None) -> None:
+        items = dict(items or {})
+        for key, prior in items.items():
+            if not isinstance(key, str):
+                raise TypeError(f"prior keys must be variable names, got {key!r}")
+            if not isinstance(prior, Prior):
+                raise TypeError(f"prior for {key!r} must be a Prior, got {type(prior).__name__}")
+        object.__setattr__(self, "_items", MappingProxyType(items))
+
+    def __getitem__(self, key: str) -> Prior:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        lines = [f"  {key}: {prior!r}" for key, prior in self._items.items()]
+        return "Priors(\n" + "\n".join(lines) + "\n)"
+
+
+@dataclass(frozen=True, eq=False)
+class GroupTerms:
+    """The random-effect columns of one grouping factor, all its blocks joined.
+
+    Attributes
+    ----------
+    group : str
+        Grouping-factor name.
+    levels : tuple of str
+        Level labels.
+    terms : tuple of str
+        Term names of all blocks on this factor, in formula order.
+    codes : numpy.ndarray
+        ``(n,)`` level index of every observation.
+    X : numpy.ndarray
+        ``(n, q)`` the blocks' term columns side by side.
+    spans : tuple of (int, int)
+        ``[start, stop)`` column range of each block inside ``terms``.
+    """
+
+    group: str
+    levels: tuple[str, ...]
+    terms: tuple[str, ...]
+    codes: np.ndarray
+    X: np.ndarray
+    spans: tuple[tuple[int, int], ...]
+
+    @property
+    def correlated_spans(self) -> tuple[tuple[int, int], ...]:
+        """The blocks with two or more terms (they carry an LKJ correlation)."""
+        return tuple(s for s in self.spans if s[1] - s[0] >= 2)
+
+
+def group_term_layout(design: Design) -> tuple[GroupTerms, ...]:
+    """Join the random blocks of each grouping factor into one :class:`GroupTerms`.
+
+    Parameters
+    ----------
+    design : Design
+
+    Returns
+    -------
+    tuple of GroupTerms
+        One per grouping factor, in order of first appearance.
+
+    Raises
+    ------
+    ValueError
+        When two blocks on one factor disagree on its levels, or repeat a term.
+    """
+    out = []
+    for group in design.groups:
+        blocks: list[RandomBlock] = [b for b in design.blocks if b.group == group]
+        first = blocks[0]
+        terms: list[str] = []
+        spans = []
+        for block in blocks:
+            if block.levels != first.levels or not np.array_equal(block.codes, first.codes):
+                raise ValueError(f"random-effect blocks on {group!r} disagree on its levels")
+            repeated = set(terms) & set(block.terms)
+            if repeated:
+                raise ValueError(
+                    f"term(s) {sorted(repeated)} appear in more than one random-effect "
+                    f"block on {group!r}; each term may vary by a factor only once"
+                )
+            spans.append((len(terms), len(terms) + block.n_terms))
+            terms.extend(block.terms)
+        X = np.column_stack([np.asarray(b.X, dtype=float) for b in blocks])
+        out.append(
+            GroupTerms(group, first.levels, tuple(terms), first.codes, X, tuple(spans))
+        )
+    return tuple(out)
+
+
+def _column_scale(column: np.ndarray) -> float:
+    """Sample sd of a column, or ``|value|`` for a constant one (1 for all-zero)."""
+    sd = float(np.std(column, ddof=1)) if column.size > 1 else 0.0
+    if sd > 0:
+        return sd
+    value = float(np.abs(column[0])) if column.size else 1.0
+    return value if value > 0 else 1.0
+
+
+def _response_location_scale(design: Design) -> tuple[float, float]:
+    """The location ``m`` and scale ``s`` of the default rule (module docstring)."""
+    y = np.asarray(design.y, dtype=float)
+    family = design.family
+    if family.is_gaussian:
+        sd = float(np.std(y, ddof=1)) if y.size > 1 else 1.0
+        return float(np.mean(y)), sd if sd > 0 else 1.0
+    if family.is_binomial:
+        total = float(np.sum(design.trials)) if design.trials is not None else y.size
+        p = float(np.clip(np.sum(y) / total, 1e-3, 1 - 1e-3))
+        if family.link == "probit":
+            from scipy.special import ndtri
+
+            return float(ndtri(p)), 1.0
+        return float(np.log(p / (1 - p))), 1.0
+    return float(np.log(max(float(np.mean(y)), 1e-3))), 1.0
+
+
+def _is_intercept(name: str, column: np.ndarray) -> bool:
+    return name == "Intercept" and bool(np.all(column == 1.0))
+
+
+def default_priors(design: Design) -> Priors:
+    """Weakly informative priors scaled to the data (rule in the module docstring).
+
+    Parameters
+    ----------
+    design : Design
+
+    Returns
+    -------
+    Priors
+        One entry per variable of the graph: ``beta__<coef>`` for every
+        fixed effect, ``sigma`` (gaussian), ``alpha`` (negative binomial),
+        ``sd_<group>__<term>`` and ``corr_<group>``.
+    """
+    m, s = _response_location_scale(design)
+    X = np.asarray(design.X, dtype=float)
+    items: dict[str, Prior] = {}
+    ratios = [
+        float(np.mean(X[:, j])) / _column_scale(X[:, j])
+        for j, name in enumerate(design.fixed_names)
+        if not _is_intercept(name, X[:, j])
+    ]
+    for j, name in enumerate(design.fixed_names):
+        if _is_intercept(name, X[:, j]):
+            widen = float(np.sqrt(1.0 + np.sum(np.square(ratios))))
+            items[f"beta__{name}"] = Prior("Normal", mu=m, sigma=2.5 * s * widen)
+        else:
+            items[f"beta__{name}"] = Prior("Normal", mu=0.0, sigma=2.5 * s / _column_scale(X[:, j]))
+    if design.family.is_gaussian:
+        items["sigma"] = Prior("HalfStudentT", nu=3.0, sigma=s)
+    if design.family.name == "negativebinomial":
+        items["alpha"] = Prior("Gamma", alpha=0.01, beta=0.01)
+    for layout in group_term_layout(design):
+        for k, term in enumerate(layout.terms):
+            scale = s / _column_scale(layout.X[:, k])
+            items[f"sd_{layout.group}__{term}"] = Prior("HalfStudentT", nu=3.0, sigma=scale)
+        if layout.correlated_spans:
+            items[f"corr_{layout.group}"] = Prior("LKJCorr", eta=2.0)
+    return Priors(items)
+
+
+def prior_keys(design: Design) -> tuple[str, ...]:
+    """The keys a user may override for this design (``beta`` included)."""
+    return ("beta", *default_priors(design).keys())
+
+
+def _check_kind(key: str, prior: Prior) -> None:
+    """Reject a distribution whose support does not fit the variable."""
+    if key == "beta" or key.startswith("beta__"):
+        allowed = REAL_DISTS
+    elif key.startswith("corr_"):
+        allowed = _CORR_DISTS
+    else:
+        allowed = POSITIVE_DISTS
+    if prior.dist not in allowed:
+        raise ValueError(
+            f"prior {prior.dist!r} does not fit {key!r}; "
+            f"choose one of: {', '.join(sorted(allowed))}"
+        )
+    if prior.dist == "LKJCorr":
+        if set(prior.params) != {"eta"} or prior.params["eta"] <= 0:
+            raise ValueError(f"prior for {key!r} must be Prior('LKJCorr', eta=<positive number>)")
+        return
+    try:
+        pm.__dict__[prior.dist].dist(**prior.params)
+    except Exception as err:  # PyMC raises TypeError/ValueError for bad parameters
+        raise ValueError(f"invalid parameters for prior {key!r} = {prior!r}: {err}") from err
+
+
+def resolve_priors(
+    design: Design, priors: Priors | Mapping[str, Prior] | None = None
+) -> Priors:
+    """Merge user overrides into the defaults of :func:`default_priors`.
+
+    Parameters
+    ----------
+    design : Design
+    priors : Priors or mapping of str to Prior, optional
+        Overrides keyed by variable name. ``beta`` sets every coefficient;
+        ``beta__<coef>`` one coefficient and wins over ``beta``.
+
+    Returns
+    -------
+    Priors
+        A complete set, one entry per variable (no ``beta`` key).
+
+    Raises
+    ------
+    ValueError
+        For a key that names no variable of the graph (the message lists the
+        valid keys), or a distribution that does not fit its variable.
+    """
+    defaults = default_priors(design)
+    overrides: Mapping[str, Any] = priors if priors is not None else {}
+    valid = ("beta", *defaults.keys())
+    unknown = [key for key in overrides if key not in valid]
+    if unknown:
+        raise ValueError(
+            f"prior keyed by unknown variable(s) {unknown}; valid keys: {', '.join(valid)}"
+        )
+    for key, prior in overrides.items():
+        if not isinstance(prior, Prior):
+            raise TypeError(f"prior for {key!r} must be a Prior, got {type(prior).__name__}")
+        _check_kind(key, prior)
+    items = dict(defaults)
+    if "beta" in overrides:
+        for key in defaults:
+            if key.startswith("beta__"):
+                items[key] = overrides["beta"]
+    items.update((key, prior) for key, prior in overrides.items() if key != "beta")
+    return Priors(items)

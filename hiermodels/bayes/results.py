@@ -1,0 +1,339 @@
+"""The result of a full-Bayes fit: :class:`BayesFit` around an ArviZ DataTree.
+
+Summaries come as pandas frames labelled like the MLE results: fixed effects
+by coefficient name, variance components by group and term (lme4's
+``VarCorr`` layout) and random effects in the long layout ``grpvar, term,
+grp`` of :meth:`hiermodels.mle.results.MixedFit.ranef_frame`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import arviz_stats as azs
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from hiermodels.bayes.build import OBSERVED
+from hiermodels.bayes.priors import Priors, group_term_layout
+from hiermodels.bayes.sample import (
+    LinearPredictorData,
+    linear_predictor,
+    mean_response,
+    pointwise_log_likelihood,
+    posterior_predictive_draws,
+    prediction_data,
+)
+from hiermodels.spec.design import Design
+
+__all__ = ["BayesFit", "Diagnostics", "HDI_PROB", "RHAT_MAX", "ESS_MIN"]
+
+#: Probability mass of the reported highest-density intervals.
+HDI_PROB = 0.94
+#: Thresholds of :meth:`BayesFit.diagnostics` (Vehtari et al. 2021 recommendations).
+RHAT_MAX = 1.01
+ESS_MIN = 400
+
+_STAT_COLUMNS = ["mean", "median", "sd", "hdi_low", "hdi_high", "ess_bulk", "r_hat"]
+
+
+def _stats(draws: xr.DataArray) -> pd.DataFrame:
+    """Posterior mean, sd, 94% HDI, bulk ESS and rank r_hat over chain and draw.
+
+    ``draws`` has dims ``(chain, draw, item)``; returns one row per item.
+    Constant draws (fixed values) give NaN ESS and r_hat.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant draws divide by zero
+        hdi = azs.hdi(draws, prob=HDI_PROB)
+        ess = azs.ess(draws, method="bulk")
+        rhat = azs.rhat(draws)
+    item = next(d for d in draws.dims if d not in ("chain", "draw"))
+    return pd.DataFrame(
+        {
+            "mean": draws.mean(("chain", "draw")).values,
+            "median": draws.median(("chain", "draw")).values,
+            "sd": draws.std(("chain", "draw"), ddof=1).values,
+            "hdi_low": hdi.sel(ci_bound="lower").values,
+            "hdi_high": hdi.sel(ci_bound="upper").values,
+            "ess_bulk": ess.values,
+            "r_hat": rhat.values,
+        },
+        index=pd.Index(draws[item].values, name=item),
+    )
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Convergence diagnostics of a fit.
+
+    Attributes
+    ----------
+    divergences : int
+        Divergent transitions after tuning, all chains.
+    max_r_hat : float
+        Largest rank-normalised r_hat over all sampled quantities.
+    min_ess_bulk : float
+        Smallest bulk effective sample size.
+    worst_r_hat, worst_ess : str
+        Where the extremes occur (``"sd_Subject__Days"``, ``"u_Subject[309, Days]"``).
+    ok : bool
+        No divergence, ``max_r_hat <= RHAT_MAX`` and ``min_ess_bulk >= ESS_MIN``.
+    """
+
+    divergences: int
+    max_r_hat: float
+    min_ess_bulk: float
+    worst_r_hat: str
+    worst_ess: str
+    ok: bool
+
+
+@dataclass(frozen=True, eq=False)
+class BayesFit:
+    """A full-Bayes (or, with fixed values, empirical-Bayes) fit.
+
+    Attributes
+    ----------
+    idata : xarray.DataTree
+        ArviZ data: ``posterior``, ``sample_stats``, ``observed_data`` and,
+        when requested, ``log_likelihood`` and ``posterior_predictive``.
+    design : Design
+    priors : Priors
+        The priors used (defaults merged with overrides).
+    sampler : str
+        ``"nutpie"`` or ``"pymc"``.
+    fixed_values : dict
+        Variables held fixed in the graph (empty for full Bayes).
+    """
+
+    idata: xr.DataTree
+    design: Design
+    priors: Priors
+    sampler: str = "nutpie"
+    fixed_values: Mapping[str, Any] = field(default_factory=dict)
+
+    # ----------------------------------------------------------- posterior
+    @property
+    def posterior(self) -> xr.Dataset:
+        """The posterior draws as an :class:`xarray.Dataset`."""
+        return self.idata["posterior"].to_dataset()
+
+    @property
+    def _data(self) -> LinearPredictorData:
+        return LinearPredictorData.from_design(self.design)
+
+    def fixef_summary(self) -> pd.DataFrame:
+        """Fixed effects: one row per coefficient (index ``coef``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``mean, median, sd, hdi_low, hdi_high, ess_bulk, r_hat``
+            (94% HDI).
+        """
+        return _stats(self.posterior["beta"])
+
+    def varcorr_summary(self) -> pd.DataFrame:
+        """Variance components in lme4's ``VarCorr`` layout, on the SD/correlation scale.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``grp, var1, var2, name`` then the summary statistics of
+            :meth:`fixef_summary`. One row per ``sd_<group>__<term>`` (``var2``
+            empty), per correlation within a correlated block, then
+            ``sigma`` (``grp`` "Residual") or ``alpha`` (``grp`` "Dispersion").
+        """
+        post = self.posterior
+        rows: list[tuple[str, str, str, str]] = []
+        series: list[xr.DataArray] = []
+        for layout in group_term_layout(self.design):
+            g = layout.group
+            for term in layout.terms:
+                rows.append((g, term, "", f"sd_{g}__{term}"))
+                series.append(post[f"sd_{g}__{term}"])
+            for a, b in layout.correlated_spans:
+                for i in range(a, b):
+                    for j in range(i + 1, b):
+                        t1, t2 = layout.terms[i], layout.terms[j]
+                        rows.append((g, t1, t2, f"corr_{g}[{t1}, {t2}]"))
+                        series.append(post[f"corr_{g}"].isel({f"{g}__term": i,
+                                                              f"{g}__term_bis": j}, drop=True))
+        for name, grp in (("sigma", "Residual"), ("alpha", "Dispersion")):
+            if name in post:
+                rows.append((grp, "", "", name))
+                series.append(post[name])
+        labels = [r[3] for r in rows]
+        stacked = xr.concat(series, dim=xr.DataArray(labels, dims="name"), coords="minimal")
+        table = _stats(stacked.transpose("chain", "draw", "name")).reset_index()
+        table.insert(0, "grp", [r[0] for r in rows])
+        table.insert(1, "var1", [r[1] for r in rows])
+        table.insert(2, "var2", [r[2] for r in rows])
+        return table
+
+    def ranef_summary(self) -> pd.DataFrame:
+        """Random effects in the long layout of ``MixedFit.ranef_frame``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``grpvar, term, grp, mean, median, sd, hdi_low, hdi_high,
+            ess_bulk, r_hat``; one row per group, term and level, in the
+            order group, term, level.
+        """
+        parts = []
+        for layout in group_term_layout(self.design):
+            g = layout.group
+            u = self.posterior[f"u_{g}"]
+            for term in layout.terms:
+                table = _stats(u.sel({f"{g}__term": term}, drop=True)).reset_index(drop=True)
+                table.insert(0, "grpvar", g)
+                table.insert(1, "term", term)
+                table.insert(2, "grp", list(layout.levels))
+                parts.append(table)
+        if not parts:
+            return pd.DataFrame(columns=["grpvar", "term", "grp", *_STAT_COLUMNS])
+        return pd.concat(parts, ignore_index=True)
+
+    # --------------------------------------------------------- diagnostics
+    def diagnostics(self, *, warn: bool = True) -> Diagnostics:
+        """Divergences, worst r_hat and worst bulk ESS over every sampled quantity.
+
+        Quantities held fixed (constant draws) and the constant diagonal of
+        the correlation matrices are left out.
+
+        Parameters
+        ----------
+        warn : bool
+            Issue a ``UserWarning`` when r_hat > :data:`RHAT_MAX`, ESS <
+            :data:`ESS_MIN` or any transition diverged.
+
+        Returns
+        -------
+        Diagnostics
+        """
+        post = self.posterior
+        divergences = int(self.idata["sample_stats"]["diverging"].sum())
+        worst_rhat, worst_ess = (-np.inf, ""), (np.inf, "")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rhat = azs.rhat(post)
+            ess = azs.ess(post, method="bulk")
+        for name in post.data_vars:
+            r = rhat[name].values.ravel()
+            e = ess[name].values.ravel()
+            constant = (post[name].std(("chain", "draw")).values.ravel() == 0)
+            r, e = np.where(constant, np.nan, r), np.where(constant, np.nan, e)
+            if np.all(np.isnan(r)):
+                continue
+            i, k = int(np.nanargmax(r)), int(np.nanargmin(e))
+            if r[i] > worst_rhat[0]:
+                worst_rhat = (float(r[i]), _label(post[name], i))
+            if e[k] < worst_ess[0]:
+                worst_ess = (float(e[k]), _label(post[name], k))
+        ok = divergences == 0 and worst_rhat[0] <= RHAT_MAX and worst_ess[0] >= ESS_MIN
+        result = Diagnostics(divergences, worst_rhat[0], worst_ess[0], worst_rhat[1],
+                             worst_ess[1], ok)
+        if warn and not ok:
+            warnings.warn(
+                f"sampling diagnostics fail the usual thresholds: {divergences} divergence(s), "
+                f"max r_hat {result.max_r_hat:.3f} ({result.worst_r_hat}; want <= {RHAT_MAX}), "
+                f"min bulk ESS {result.min_ess_bulk:.0f} ({result.worst_ess}; want >= {ESS_MIN})",
+                UserWarning,
+                stacklevel=2,
+            )
+        return result
+
+    # ------------------------------------------------- predictive checks
+    def log_likelihood(self) -> xr.DataArray:
+        """Pointwise log-likelihood ``(chain, draw, obs)``, from the idata when stored."""
+        if "log_likelihood" in self.idata.children:
+            return self.idata["log_likelihood"][OBSERVED]
+        return pointwise_log_likelihood(self.posterior, self._data)
+
+    def loo(self, **kwargs: Any) -> Any:
+        """PSIS-LOO cross-validation (``arviz_stats.loo``).
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to :func:`arviz_stats.loo` (e.g. ``pointwise=True``).
+
+        Returns
+        -------
+        arviz_stats.ELPDData
+        """
+        tree = xr.DataTree.from_dict(
+            {
+                "posterior": self.posterior,
+                "log_likelihood": xr.Dataset({OBSERVED: self.log_likelihood()}),
+            }
+        )
+        return azs.loo(tree, **kwargs)
+
+    def posterior_predictive(self, random_seed: int | None = None) -> xr.DataArray:
+        """One replicate of the response per posterior draw ``(chain, draw, obs)``.
+
+        Taken from the idata when ``fit_bayes(..., posterior_predictive=True)``
+        stored it and no seed is given; otherwise drawn afresh.
+        """
+        if random_seed is None and "posterior_predictive" in self.idata.children:
+            return self.idata["posterior_predictive"][OBSERVED]
+        rng = np.random.default_rng(random_seed)
+        return posterior_predictive_draws(self.posterior, self._data, rng)
+
+    def predict(
+        self,
+        newdata: pd.DataFrame,
+        *,
+        new_levels: Literal["population", "error"] = "population",
+        kind: Literal["mean", "link"] = "mean",
+        offset: Any = None,
+    ) -> xr.DataArray:
+        """Posterior draws of the mean response (or linear predictor) for new rows.
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame
+            Covariates and grouping columns of the new rows.
+        new_levels : {"population", "error"}
+            Levels not seen in the fit get ``u = 0`` or raise ``ValueError``.
+        kind : {"mean", "link"}
+            Inverse-link scale (a probability for bernoulli/binomial) or link scale.
+        offset : array_like or str, optional
+            Offset values or column (required when the model has one).
+
+        Returns
+        -------
+        xarray.DataArray
+            ``(chain, draw, obs)`` with ``obs`` the index of ``newdata``.
+        """
+        if kind not in ("mean", "link"):
+            raise ValueError(f"kind must be 'mean' or 'link', got {kind!r}")
+        data = prediction_data(self.design, newdata, new_levels=new_levels, offset=offset)
+        eta = linear_predictor(self.posterior, data)
+        return eta if kind == "link" else eta.copy(data=mean_response(eta.values, data.family))
+
+    def __repr__(self) -> str:
+        post = self.posterior
+        return (
+            f"BayesFit({self.design.spec.formula!r}, family={self.design.family.name}/"
+            f"{self.design.family.link}, sampler={self.sampler}, "
+            f"chains={post.sizes['chain']}, draws={post.sizes['draw']})"
+        )
+
+
+def _label(values: xr.DataArray, flat_index: int) -> str:
+    """``name[coord, coord]`` of the flat position ``flat_index`` of a variable."""
+    dims = [d for d in values.dims if d not in ("chain", "draw")]
+    if not dims:
+        return str(values.name)
+    shape = [values.sizes[d] for d in dims]
+    idx = np.unravel_index(flat_index, shape)
+    coords = [str(values[d].values[i]) for d, i in zip(dims, idx, strict=True)]
+    return f"{values.name}[{', '.join(coords)}]"
