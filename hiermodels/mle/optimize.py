@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import nlopt
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "ConvergenceWarning",
@@ -174,6 +175,23 @@ def minimize_bounded(
     -------
     OptSummary
     """
+    # Each evaluation makes many small BLAS calls; threads cost more than they save there.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _minimize(
+            func, start, lower, upper, ftol_abs, xtol_abs, max_evaluations, gradient_tolerance
+        )
+
+
+def _minimize(
+    func: Callable[[np.ndarray], float],
+    start: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray | None,
+    ftol_abs: float,
+    xtol_abs: float,
+    max_evaluations: int,
+    gradient_tolerance: float,
+) -> OptSummary:
     start = np.asarray(start, dtype=float)
     lower = np.asarray(lower, dtype=float)
     upper = np.full_like(start, np.inf) if upper is None else np.asarray(upper, dtype=float)
@@ -226,7 +244,7 @@ def minimize_bounded(
             "the fit may not have converged — try rescaling covariates"
         )
     for msg in issues:
-        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+        warnings.warn(msg, ConvergenceWarning, stacklevel=4)
     return OptSummary(
         optimizer="BOBYQA (NLopt)",
         initial=x0,
