@@ -1,0 +1,48 @@
+"""Pictures of shrinkage: matplotlib figures from the comparison objects.
+
+Every function draws on new axes or on the caller's (``ax=``) and returns
+the :class:`matplotlib.figure.Figure`.
+
+- :func:`plot_shrinkage` — arrows from each group's own estimate to its
+  empirical-Bayes and full-Bayes estimates, one panel per term;
+- :func:`plot_shrinkage_2d` — the same in the plane of two terms (intercept ×
+  slope), with the fitted population covariance ellipses;
+- :func:`plot_caterpillar` — plain EB, corrected EB and full-Bayes intervals
+  of every group side by side, sorted;
+- :func:`plot_shrinkage_factor` — how far each group moved towards the
+  population, against its size;
+- :func:`plot_hyperparameters` — posterior of every SD, correlation and σ
+  with the marginal MLE marked (and the profile likelihood on a twin axis);
+- :func:`plot_raw_shrunk_truth`, :func:`plot_efron_morris` and
+  :func:`plot_risk_curves` — compound-sampling pictures.
+
+Colours are the same everywhere: no pooling grey, empirical Bayes blue,
+full Bayes orange, the MLE red, the truth green.
+"""
+
+from hiermodels.plots._common import COLORS
+from hiermodels.plots.compound import (
+    baseball_estimates,
+    plot_efron_morris,
+    plot_raw_shrunk_truth,
+    plot_risk_curves,
+)
+from hiermodels.plots.hyper import hyperparameter_draws, plot_hyperparameters, profile_frames
+from hiermodels.plots.shrinkage import plot_caterpillar, plot_shrinkage, plot_shrinkage_factor
+from hiermodels.plots.shrinkage2d import plot_shrinkage_2d, population_covariance
+
+__all__ = [
+    "COLORS",
+    "plot_shrinkage",
+    "plot_shrinkage_2d",
+    "plot_caterpillar",
+    "plot_shrinkage_factor",
+    "plot_hyperparameters",
+    "plot_raw_shrunk_truth",
+    "plot_efron_morris",
+    "plot_risk_curves",
+    "baseball_estimates",
+    "hyperparameter_draws",
+    "population_covariance",
+    "profile_frames",
+]
