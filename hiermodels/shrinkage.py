@@ -94,6 +94,37 @@ def _posterior_hdi(values: np.ndarray, prob: float) -> tuple[float, float]:
     return float(ordered[start]), float(ordered[start + width])
 
 
+def _bayes_ranef(posterior: Any, mle: MixedFit, interval: float) -> pd.DataFrame:
+    """Posterior mean, SD and HDI of every random effect, in the comparison's layout."""
+    parts = []
+    for block in mle.layout.blocks:
+        group = block.group
+        draws = posterior[f"u_{group}"]
+        for term in block.terms:
+            values = (
+                draws.sel({f"{group}__term": term})
+                .sel({group: list(block.levels)})
+                .stack(sample=("chain", "draw"))
+                .transpose(group, "sample")
+                .to_numpy()
+            )
+            bounds = np.array([_posterior_hdi(row, interval) for row in values])
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "grpvar": group,
+                        "term": term,
+                        "grp": list(block.levels),
+                        "bayes_mean": values.mean(axis=1),
+                        "bayes_sd": values.std(axis=1, ddof=1),
+                        "bayes_low": bounds[:, 0],
+                        "bayes_high": bounds[:, 1],
+                    }
+                )
+            )
+    return pd.concat(parts, ignore_index=True)
+
+
 def hyperparameter_table(mle: MixedFit, posterior: Any, interval: float = 0.94) -> pd.DataFrame:
     """Every SD, correlation and σ: the MLE beside the posterior.
 
@@ -191,15 +222,7 @@ def compare_shrinkage(eb_fit: EBFit, bayes_fit: Any, interval: float = 0.94) -> 
         }
     )
     eb = eb.drop(columns=[c for c in ("ess_bulk", "r_hat") if c in eb.columns])
-    fb = bayes_fit.ranef_summary(prob=interval)[[*_KEYS, "mean", "sd", "hdi_low", "hdi_high"]]
-    fb = fb.rename(
-        columns={
-            "mean": "bayes_mean",
-            "sd": "bayes_sd",
-            "hdi_low": "bayes_low",
-            "hdi_high": "bayes_high",
-        }
-    )
+    fb = _bayes_ranef(bayes_fit.idata.posterior, mle, interval)
     nopool = no_pooling_estimates(mle)
     table = nopool.merge(eb, on=_KEYS, validate="one_to_one").merge(
         fb, on=_KEYS, validate="one_to_one"

@@ -120,17 +120,25 @@ class EBFit:
 
     def _draw_summaries(self, interval: float) -> dict[str, Any]:
         import arviz_stats as azs
+        import xarray as xr
 
         out = {}
         posterior = self.idata.posterior
         for group in dict.fromkeys(b.group for b in self.mle.layout.blocks):
             var = posterior[f"u_{group}"]
-            hdi = azs.hdi(var, prob=interval) if hasattr(azs, "hdi") else None
-            ess = azs.ess(var, method="bulk")
-            rhat = azs.rhat(var)
-            low = hdi.sel(ci_bound="lower") if hdi is not None else var.quantile(0.03)
-            high = hdi.sel(ci_bound="upper") if hdi is not None else var.quantile(0.97)
-            out[group] = _as_dataset(low, high, ess, rhat)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # constant draws at a boundary
+                hdi = azs.hdi(var, prob=interval)
+                ess = azs.ess(var, method="bulk")
+                rhat = azs.rhat(var)
+            out[group] = xr.Dataset(
+                {
+                    "hdi_low": hdi.sel(ci_bound="lower", drop=True),
+                    "hdi_high": hdi.sel(ci_bound="upper", drop=True),
+                    "ess_bulk": ess,
+                    "r_hat": rhat,
+                }
+            )
         return out
 
     def __repr__(self) -> str:
@@ -138,12 +146,6 @@ class EBFit:
             f"<EBFit {self.eb_method}, plugin={self.plugin!r}: "
             f"{self.design.spec.formula!r}, boundary={list(self.boundary)}>"
         )
-
-
-def _as_dataset(low: Any, high: Any, ess: Any, rhat: Any) -> Any:
-    import xarray as xr
-
-    return xr.Dataset({"hdi_low": low, "hdi_high": high, "ess_bulk": ess, "r_hat": rhat})
 
 
 def plugin_values(fit: MixedFit, plugin: str = "hyper") -> dict[str, Any]:

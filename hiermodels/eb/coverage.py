@@ -1,0 +1,101 @@
+"""Coverage of empirical-Bayes intervals: plug-in against Kass–Steffey-corrected.
+
+A simulation study of the one-way random-intercept model
+
+    y_ij = μ + b_i + ε_ij,   b_i ~ N(0, τ²),   ε_ij ~ N(0, σ²),
+
+with ``k`` groups of ``n`` observations: each replicate is fitted by REML,
+EB intervals for every ``b_i`` are formed with the plug-in conditional SD and
+with the Kass–Steffey correction, and the share of intervals that cover the
+true ``b_i`` is recorded. With few groups ``τ̂`` is uncertain, and the
+plug-in intervals, which ignore that, cover less than their nominal level.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from hiermodels.eb.fit import fit_eb
+from hiermodels.spec.design import build_design
+from hiermodels.spec.families import get_family
+from hiermodels.spec.formula import parse_formula
+
+__all__ = ["eb_interval_coverage"]
+
+
+def eb_interval_coverage(
+    n_groups: int = 8,
+    n_per_group: int = 5,
+    tau: float = 0.5,
+    sigma: float = 1.0,
+    replications: int = 200,
+    interval: float = 0.9,
+    plugin: str = "hyper",
+    random_seed: int | None = None,
+) -> pd.DataFrame:
+    """Simulate the coverage of plug-in and corrected EB intervals.
+
+    Parameters
+    ----------
+    n_groups, n_per_group : int
+        Design of each simulated data set.
+    tau, sigma : float
+        Between-group and residual SDs (``μ = 0``).
+    replications : int
+        Simulated data sets.
+    interval : float
+        Nominal coverage of the intervals.
+    plugin : {"hyper", "all"}
+        What the EB fit plugs in.
+    random_seed : int, optional
+        Seed of the simulation.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per interval kind (``plug-in``, ``Kass–Steffey``): nominal,
+        coverage, its Monte Carlo SE, mean width, and the share of
+        replicates whose ``τ̂`` was 0 (where the plug-in interval has zero width).
+    """
+    if n_groups < 2 or n_per_group < 2:
+        raise ValueError("the study needs at least 2 groups of at least 2 observations")
+    rng = np.random.default_rng(random_seed)
+    spec = parse_formula("y ~ 1 + (1 | g)")
+    family = get_family("gaussian")
+    groups = np.repeat([f"g{i:03d}" for i in range(n_groups)], n_per_group)
+    hits = {"plug-in": [], "Kass–Steffey": []}
+    widths = {"plug-in": [], "Kass–Steffey": []}
+    boundary = 0
+    for _ in range(replications):
+        effects = rng.normal(0.0, tau, n_groups)
+        y = np.repeat(effects, n_per_group) + rng.normal(0.0, sigma, groups.size)
+        design = build_design(spec, pd.DataFrame({"y": y, "g": groups}), family)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            eb = fit_eb(design, plugin=plugin)
+        boundary += bool(eb.boundary)
+        table = eb.ranef_summary(interval)
+        for kind, low, high in (
+            ("plug-in", "hdi_low", "hdi_high"),
+            ("Kass–Steffey", "low_corrected", "high_corrected"),
+        ):
+            lo, hi = table[low].to_numpy(), table[high].to_numpy()
+            hits[kind].append((lo <= effects) & (effects <= hi))
+            widths[kind].append(hi - lo)
+    rows = []
+    for kind in hits:
+        covered = np.concatenate(hits[kind])
+        rows.append(
+            {
+                "interval": kind,
+                "nominal": interval,
+                "coverage": covered.mean(),
+                "mc_se": covered.std(ddof=1) / np.sqrt(covered.size),
+                "mean_width": float(np.mean(np.concatenate(widths[kind]))),
+                "boundary_share": boundary / replications,
+            }
+        )
+    return pd.DataFrame(rows)
