@@ -20,6 +20,8 @@ _TITLES = {
     "REML": "Linear mixed model fit by REML",
     "ML": "Linear mixed model fit by maximum likelihood",
     "Laplace": "Generalized linear mixed model fit by maximum likelihood (Laplace approximation)",
+    "AGQ": "Generalized linear mixed model fit by maximum likelihood (adaptive Gauss-Hermite "
+    "quadrature)",
 }
 
 
@@ -96,7 +98,7 @@ class FitSummary:
     def __str__(self) -> str:
         lines = [
             self.title,
-            f" Family: {self.family}" if "Laplace" in self.title else None,
+            f" Family: {self.family}" if "Generalized" in self.title else None,
             f"Formula: {self.formula}",
             "",
         ]

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import hiermodels as hm
-from hiermodels.mle.glmm import laplace_deviance
+from hiermodels.mle.glmm import AgqDeviance, laplace_deviance
 from hiermodels.mle.results import MixedFit
 from tests.reference.lme4_names import load_reference, term_to_lme4
 
@@ -134,3 +135,43 @@ def test_negative_binomial_laplace_is_refused_clearly() -> None:
     model = hm.Model("TICKS ~ YEAR + (1 | BROOD)", data, family="negativebinomial")
     with pytest.raises(ValueError, match="fit_bayes"):
         model.fit_mle()
+
+
+def test_adaptive_quadrature_matches_glmer_nagq25() -> None:
+    """cbpp with nAGQ = 25 (tests/reference/lme4/cbpp_binomial_agq25.json)."""
+    ref = load_reference("cbpp_binomial_agq25")
+    cbpp = hm.datasets.load("cbpp")
+    model = hm.Model(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial"
+    )
+    fit = model.fit_mle("Laplace", n_agq=25)
+    assert fit.method == "AGQ"
+    ours = _ours_by_lme4_name(fit.fixef)
+    for key, value in ref["fixef"].items():
+        assert ours[key] == pytest.approx(value, rel=1e-4), key
+    assert fit.theta[0] == pytest.approx(ref["theta"], rel=1e-4)
+    # glmer's nAGQ > 1 log-likelihood is relative to the saturated binomial model; ours keeps
+    # every constant so that it compares with the Laplace fit's.
+    y, m = cbpp["incidence"].to_numpy(), cbpp["size"].to_numpy()
+    saturated = stats.binom.logpmf(y, m, y / m).sum()
+    assert fit.loglik == pytest.approx(ref["logLik"] + saturated, abs=1e-3)
+    assert fit.loglik > fitted("cbpp_binomial_laplace").loglik
+
+
+def test_one_quadrature_node_is_the_laplace_approximation() -> None:
+    cbpp = hm.datasets.load("cbpp")
+    model = hm.Model(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial"
+    )
+    laplace = model.fit_mle()
+    dev = laplace_deviance(laplace.design)
+    params = np.concatenate([laplace.theta, laplace.beta])
+    assert AgqDeviance(dev, 1)(params) == pytest.approx(laplace.objective, abs=1e-8)
+    assert AgqDeviance(dev, 15)(params) == pytest.approx(AgqDeviance(dev, 41)(params), abs=1e-8)
+
+
+def test_quadrature_needs_a_single_scalar_term() -> None:
+    data = hm.datasets.load("grouseticks")
+    model = hm.Model("TICKS ~ YEAR + (1 | BROOD) + (1 | LOCATION)", data, family="poisson")
+    with pytest.raises(ValueError, match="single scalar random-effect term"):
+        model.fit_mle(n_agq=9)
