@@ -91,7 +91,9 @@ class Model:
             ``"REML"`` (default for Gaussian models) or ``"ML"`` for linear
             mixed models; ``"Laplace"`` (default otherwise) for GLMMs.
         **options
-            Passed to the engine (e.g. ``start`` values for θ).
+            Passed to the engine: ``start`` values for θ; ``theta`` to
+            evaluate at given variance parameters (LMMs); ``n_agq`` quadrature
+            nodes for GLMMs with one scalar random-effect term (glmer's ``nAGQ``).
 
         Returns
         -------
