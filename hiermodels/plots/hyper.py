@@ -181,7 +181,8 @@ def plot_hyperparameters(
     profiles = dict(profiles or {})
     own = ax is None
     ncols = 2 if len(hyper) == 4 else min(len(hyper), 3)
-    fig, axes = panel_axes(ax, len(hyper), ncols=ncols, panel_size=(4.4, 3.0))
+    size = (4.4, 3.0) if len(hyper) > 1 else (6.4, 3.4)
+    fig, axes = panel_axes(ax, len(hyper), ncols=ncols, panel_size=size)
     prob = getattr(comparison, "interval", None)
     for axis, row in zip(axes, hyper.itertuples(), strict=True):
         if posterior is not None:
@@ -209,7 +210,8 @@ def plot_hyperparameters(
             Line2D([], [], color=COLORS["profile"], ls="-.", label="profile likelihood (right)")
         )
     if own:
-        fig.legend(handles=handles, loc="outside lower center", ncol=len(handles))
+        ncol = len(handles) if len(axes) > 2 else 2
+        fig.legend(handles=handles, loc="outside lower center", ncol=ncol)
     else:
         axes[0].legend(handles=handles, loc="upper left", fontsize="x-small")
     return fig

@@ -251,6 +251,7 @@ def plot_caterpillar(
     scale: str = "coef",
     sort_by: str = "eb_mean",
     show: Sequence[str] = ("eb", "eb_corrected", "bayes"),
+    interval: float | None = None,
     ax: Axes | Sequence[Axes] | None = None,
 ) -> Figure:
     """Intervals of every group side by side: plain EB, corrected EB, full Bayes.
@@ -274,6 +275,9 @@ def plot_caterpillar(
         Column of the table to sort the groups by.
     show : sequence of {"eb", "eb_corrected", "bayes"}
         Which intervals to draw, top to bottom within a group's row.
+    interval : float, optional
+        Probability of the intervals, for the legend (default: the
+        comparison's ``interval``).
     ax : Axes or sequence of Axes, optional
         One axes per term.
 
@@ -299,7 +303,7 @@ def plot_caterpillar(
         ncols=min(len(terms), 3),
         panel_size=(4.8 if len(terms) > 1 else 6.4, height),
     )
-    prob = getattr(comparison, "interval", None)
+    prob = interval if interval is not None else getattr(comparison, "interval", None)
     link = is_link_scale(comparison)
     for axis, term in zip(axes, terms, strict=True):
         frame = rows[rows["term"] == term].sort_values(sort_by, kind="stable")

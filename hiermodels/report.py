@@ -1,0 +1,572 @@
+"""Self-contained HTML reports of a shrinkage analysis.
+
+:class:`HtmlReport` collects headings, paragraphs, tables and figures (PNG,
+embedded as base64) into one HTML file that needs nothing else to be read.
+:func:`mixed_model_report` writes the story of an :class:`Analysis` — the
+marginal MLE, empirical Bayes and full Bayes of one mixed model, side by
+side — and :func:`baseball_report` the Efron–Morris compound-sampling demo.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from hiermodels.eb.fit import EBFit
+    from hiermodels.mle.results import MixedFit
+    from hiermodels.shrinkage import ShrinkageComparison
+
+__all__ = [
+    "Analysis",
+    "HtmlReport",
+    "analysis_figures",
+    "baseball_report",
+    "compound_as_groups",
+    "figure_png",
+    "format_number",
+    "mixed_model_report",
+]
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1100px;
+       margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.7em; margin-bottom: 0.2em; }
+h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+p.lead { color: #555; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.88em; }
+th, td { padding: 0.25em 0.7em; border-bottom: 1px solid #e4e4e4; text-align: right; }
+th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
+caption { caption-side: top; text-align: left; color: #555; padding-bottom: 0.3em; }
+figure { margin: 0.8em 0 1.6em; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.92em; }
+.note { background: #fff8e6; border-left: 4px solid #e0a30f; padding: 0.5em 0.9em; }
+code { background: #f4f4f4; padding: 0 0.25em; }
+"""
+
+
+def figure_png(fig: Figure, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes; the figure is closed afterwards."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def format_number(value: Any, digits: int = 4) -> str:
+    """A table cell: ``digits`` significant digits, but never fewer than one decimal.
+
+    ``1527.5`` stays ``1527.5`` (not ``1528``), ``0.065551`` becomes
+    ``0.06555``; booleans read ``yes`` or nothing, missing values nothing.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else ""
+    if isinstance(value, float | np.floating):
+        if not np.isfinite(value):
+            return "" if np.isnan(value) else ("∞" if value > 0 else "−∞")
+        if abs(value) >= 10 ** (digits - 1):
+            return f"{value:.1f}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+@dataclass
+class HtmlReport:
+    """An HTML page built piece by piece.
+
+    Attributes
+    ----------
+    title : str
+        Page title and top heading.
+    subtitle : str
+        A line under the title.
+    images : dict of str to bytes
+        Every embedded figure by name, as PNG (also written as files).
+    """
+
+    title: str
+    subtitle: str = ""
+    images: dict[str, bytes] = field(default_factory=dict)
+    _parts: list[str] = field(default_factory=list)
+
+    def heading(self, text: str, level: int = 2) -> None:
+        """A section heading."""
+        self._parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def paragraph(self, text: str, *, css: str | None = None) -> None:
+        """A paragraph of plain text (escaped)."""
+        cls = f' class="{css}"' if css else ""
+        self._parts.append(f"<p{cls}>{html.escape(text)}</p>")
+
+    def items(self, entries: list[str]) -> None:
+        """A bulleted list of plain-text entries."""
+        body = "".join(f"<li>{html.escape(e)}</li>" for e in entries)
+        self._parts.append(f"<ul>{body}</ul>")
+
+    def table(
+        self, frame: pd.DataFrame, caption: str = "", *, digits: int = 4, index: bool = False
+    ) -> None:
+        """A table; floats to ``digits`` significant digits."""
+        shown = frame.reset_index() if index else frame
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+        rows = "".join(
+            "<tr>"
+            + "".join(f"<td>{html.escape(format_number(v, digits))}</td>" for v in row)
+            + "</tr>"
+            for row in shown.itertuples(index=False)
+        )
+        cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+        self._parts.append(
+            f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        )
+
+    def figure(self, name: str, png: bytes, caption: str) -> None:
+        """An embedded PNG with its caption."""
+        self.images[name] = png
+        data = base64.b64encode(png).decode("ascii")
+        self._parts.append(
+            f'<figure id="{html.escape(name)}"><img alt="{html.escape(name)}" '
+            f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}'
+            "</figcaption></figure>"
+        )
+
+    def render(self) -> str:
+        """The whole page."""
+        sub = f'<p class="lead">{html.escape(self.subtitle)}</p>' if self.subtitle else ""
+        body = "\n".join(self._parts)
+        return (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(self.title)}</title><style>{_STYLE}</style></head>"
+            f"<body><h1>{html.escape(self.title)}</h1>{sub}\n{body}\n</body></html>\n"
+        )
+
+    def write(self, directory: Path | str, filename: str = "index.html") -> Path:
+        """Write the page (and each figure as a PNG file) into ``directory``."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, png in self.images.items():
+            (out / f"{name}.png").write_bytes(png)
+        path = out / filename
+        path.write_text(self.render(), encoding="utf-8")
+        return path
+
+
+# --------------------------------------------------------------- analysis
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """The fits of one model, ready to be printed, written and reported.
+
+    Attributes
+    ----------
+    name : str
+        Dataset or file name.
+    formula, family : str
+        The model.
+    description : str
+        A sentence or two about the data.
+    mle : MixedFit or None
+        Marginal maximum-likelihood fit.
+    eb : EBFit or None
+        Empirical-Bayes fit.
+    bayes : BayesFit or None
+        Full-Bayes fit.
+    comparison : ShrinkageComparison or None
+        EB beside full Bayes.
+    eb_table : pandas.DataFrame or None
+        No pooling beside EB (when there is no full-Bayes fit).
+    profiles : dict of str to pandas.DataFrame
+        Profile deviances of the SDs (linear mixed models).
+    settings : dict
+        Sampler and EB settings, for the record.
+    timings : dict of str to float
+        Seconds per step.
+    """
+
+    name: str
+    formula: str
+    family: str
+    description: str = ""
+    mle: MixedFit | None = None
+    eb: EBFit | None = None
+    bayes: Any = None
+    comparison: ShrinkageComparison | None = None
+    eb_table: pd.DataFrame | None = None
+    profiles: dict[str, pd.DataFrame] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def shrinkage_table(self) -> pd.DataFrame | None:
+        """The per-group table: the comparison's, or no pooling beside EB."""
+        return self.comparison.table if self.comparison is not None else self.eb_table
+
+
+FigureMaker = Callable[[], "Figure"]
+
+
+def analysis_figures(analysis: Analysis) -> Iterator[tuple[str, FigureMaker, str]]:
+    """The pictures of an analysis: ``(name, make_figure, caption)``, lazily.
+
+    Only the pictures the fits support are listed: the 2-D picture needs a
+    grouping factor with two terms, the hyperparameter picture full Bayes.
+    """
+    from hiermodels import plots
+
+    table = analysis.shrinkage_table
+    if table is None:
+        return
+    source: Any = analysis.comparison if analysis.comparison is not None else table
+    factors = list(dict.fromkeys(table["grpvar"]))
+    first = factors[0]
+    yield (
+        "shrinkage",
+        lambda: plots.plot_shrinkage(source, first),
+        f"Each row is one level of {first}: the open circle is its own estimate (no pooling), "
+        "the arrows show where empirical Bayes (blue, above) and full Bayes (orange, below) "
+        "move it; the dashed line is complete pooling.",
+    )
+    two_terms = [g for g in factors if table.loc[table["grpvar"] == g, "term"].nunique() >= 2]
+    if two_terms:
+        yield (
+            "shrinkage_2d",
+            lambda: plots.plot_shrinkage_2d(source, two_terms[0]),
+            "Both coefficients of every group at once. The ellipses hold 50% and 95% of the "
+            "fitted population of group coefficients; estimates are pulled towards its centre, "
+            "less along its long axis than across it.",
+        )
+    yield (
+        "caterpillar",
+        lambda: plots.plot_caterpillar(source, first),
+        "Intervals of every group, sorted: plain empirical Bayes (dark blue), empirical Bayes "
+        "corrected for the uncertainty of the plugged-in hyperparameters (light blue), and "
+        "full Bayes (orange).",
+    )
+    yield (
+        "shrinkage_factor",
+        lambda: plots.plot_shrinkage_factor(source),
+        "How far each group moved from its own estimate towards the population "
+        "(0: not at all, 1: all the way), against its number of observations.",
+    )
+    if analysis.comparison is not None and analysis.bayes is not None:
+        yield (
+            "hyperparameters",
+            lambda: plots.plot_hyperparameters(
+                analysis.comparison, analysis.bayes.idata, profiles=analysis.profiles
+            ),
+            "Posterior of every standard deviation and correlation (orange) with the marginal "
+            "MLE that empirical Bayes plugs in (red)"
+            + ("; the dash-dotted curve is the profile likelihood." if analysis.profiles else "."),
+        )
+
+
+def _median(values: pd.Series) -> float:
+    finite = values[np.isfinite(values.to_numpy(float))]
+    return float(finite.median()) if len(finite) else float("nan")
+
+
+def _shrinkage_digest(table: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (group, term), frame in table.groupby(["grpvar", "term"], sort=False):
+        row: dict[str, Any] = {
+            "grouping factor": group,
+            "term": term,
+            "groups": len(frame),
+            "median EB shrinkage": _median(frame["eb_shrinkage"]),
+        }
+        eb_width = frame["eb_high"] - frame["eb_low"]
+        corrected = frame["eb_high_corrected"] - frame["eb_low_corrected"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            row["corrected / plain EB width"] = _median(corrected / eb_width)
+        if "bayes_shrinkage" in frame:
+            row["median full-Bayes shrinkage"] = _median(frame["bayes_shrinkage"])
+            row["full-Bayes / plain EB width"] = _median(frame["width_ratio"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fixed_table(analysis: Analysis) -> pd.DataFrame:
+    mle = analysis.mle
+    frame = pd.DataFrame(
+        {"coefficient": list(mle.fixef.index), "MLE": mle.fixef.values, "SE": mle.fixef_se.values}
+    )
+    if analysis.bayes is not None:
+        post = analysis.bayes.fixef_summary()
+        frame["posterior mean"] = post["mean"].to_numpy()
+        frame["posterior sd"] = post["sd"].to_numpy()
+        frame["HDI low"] = post["hdi_low"].to_numpy()
+        frame["HDI high"] = post["hdi_high"].to_numpy()
+    return frame
+
+
+def _explain(report: HtmlReport, analysis: Analysis) -> None:
+    report.heading("What you are looking at")
+    report.items(
+        [
+            "No pooling: each group estimated from its own data alone — noisy for small groups.",
+            "Complete pooling: one value for everybody — ignores real differences.",
+            "Empirical Bayes (EB): estimate how much groups differ (the hyperparameters) by "
+            "maximum likelihood, plug those estimates in, and shrink each group towards the "
+            "population by the amount they imply. This is what lme4's BLUPs are.",
+            "Full Bayes: average over every plausible value of the hyperparameters instead of "
+            "plugging in one. Shrinkage is similar; intervals are wider where the "
+            "hyperparameters are uncertain (few groups, or an SD near zero).",
+        ]
+    )
+
+
+def mixed_model_report(analysis: Analysis, title: str | None = None) -> HtmlReport:
+    """The HTML report of a mixed-model analysis.
+
+    Parameters
+    ----------
+    analysis : Analysis
+        The fits.
+    title : str, optional
+        Page title (default: from the analysis name).
+
+    Returns
+    -------
+    HtmlReport
+        Write it with :meth:`HtmlReport.write`.
+    """
+    report = HtmlReport(
+        title or f"hiermodels: {analysis.name}",
+        f"{analysis.formula}  ·  family {analysis.family}",
+    )
+    if analysis.description:
+        report.paragraph(analysis.description)
+    _explain(report, analysis)
+    if analysis.mle is not None:
+        _mle_section(report, analysis)
+    table = analysis.shrinkage_table
+    if table is not None:
+        report.heading("Shrinkage, group by group")
+        digest = _shrinkage_digest(table)
+        report.table(digest, "Medians over the groups of each term (table shrinkage.csv has all).")
+        report.paragraph(_digest_sentence(digest))
+    figures = {name: (make, caption) for name, make, caption in analysis_figures(analysis)}
+    hyper_figure = figures.pop("hyperparameters", None)
+    for name, (make, caption) in figures.items():
+        report.figure(name, figure_png(make()), caption)
+    if analysis.comparison is not None:
+        hyper = analysis.comparison.hyperparameters
+        report.heading("Hyperparameters: one plug-in value or a whole posterior")
+        report.table(hyper, "Marginal MLE beside the full-Bayes posterior (94% HDI).")
+        report.paragraph(_hyper_sentence(hyper))
+        if hyper_figure is not None:
+            report.figure("hyperparameters", figure_png(hyper_figure[0]()), hyper_figure[1])
+    _record_section(report, analysis)
+    return report
+
+
+def _mle_section(report: HtmlReport, analysis: Analysis) -> None:
+    mle = analysis.mle
+    report.heading("Marginal maximum likelihood (as lme4)")
+    summary = mle.summary()
+    groups = ", ".join(f"{n} levels of {g}" for g, n in mle.ngroups.items())
+    report.paragraph(f"{summary.title}; {mle.nobs} observations, {groups}.")
+    report.table(_fixed_table(analysis), "Fixed effects: MLE and full-Bayes posterior.")
+    report.table(summary.random, "Variance components at the MLE.")
+    if analysis.eb is not None and analysis.eb.boundary:
+        report.paragraph(
+            f"Boundary fit: {', '.join(analysis.eb.boundary)} estimated as 0. Empirical Bayes "
+            "then pools those effects completely and reports zero uncertainty; full Bayes does "
+            "not.",
+            css="note",
+        )
+
+
+def _digest_sentence(digest: pd.DataFrame) -> str:
+    parts = []
+    for row in digest.to_dict("records"):
+        text = (
+            f"{row['term']} | {row['grouping factor']}: the median group moves "
+            f"{row['median EB shrinkage']:.0%} of the way to the population under EB"
+        )
+        if "median full-Bayes shrinkage" in row:
+            text += (
+                f" and {row['median full-Bayes shrinkage']:.0%} under full Bayes; full-Bayes "
+                f"intervals are {row['full-Bayes / plain EB width']:.2f}× as wide as plain EB ones"
+            )
+        text += f" (the corrected EB intervals {row['corrected / plain EB width']:.2f}×)."
+        parts.append(text)
+    return " ".join(parts)
+
+
+def _hyper_sentence(hyper: pd.DataFrame) -> str:
+    far = hyper.loc[(hyper["mle_quantile"] - 0.5).abs().idxmax()]
+    return (
+        "Empirical Bayes treats each MLE as known. The posterior shows how uncertain it is: "
+        f"{far['parameter']} has MLE {far['mle']:.3g} but a 94% interval from "
+        f"{far['hdi_low']:.3g} to {far['hdi_high']:.3g}, and the MLE sits at posterior "
+        f"quantile {far['mle_quantile']:.2f}. SD estimates at or near zero are where plug-in "
+        "intervals are too narrow."
+    )
+
+
+def _record_section(report: HtmlReport, analysis: Analysis) -> None:
+    report.heading("How this was computed")
+    settings = [f"{k}: {v}" for k, v in analysis.settings.items()]
+    if analysis.bayes is not None:
+        diag = analysis.bayes.diagnostics(warn=False)
+        settings.append(
+            f"sampler diagnostics: {diag.divergences} divergences, max r_hat "
+            f"{diag.max_r_hat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}"
+            + ("" if diag.ok else " — below the usual thresholds: sample longer")
+        )
+    report.items(settings)
+    if analysis.timings:
+        times = pd.DataFrame(
+            {"step": list(analysis.timings), "seconds": list(analysis.timings.values())}
+        )
+        report.table(times, "Wall time of each step.", digits=3)
+
+
+# --------------------------------------------------------------- baseball
+
+
+def compound_as_groups(compared: pd.DataFrame, corrected: Any, label: str) -> pd.DataFrame:
+    """A compound model's comparison in the per-group layout of the mixed models.
+
+    Parameters
+    ----------
+    compared : pandas.DataFrame
+        From ``NormalNormal.compare`` (index ``unit``).
+    corrected : EBIntervals
+        Intervals that account for estimating the prior (e.g. Morris's),
+        used as the corrected EB intervals.
+    label : str
+        Name of the quantity (the ``term``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns as :attr:`ShrinkageComparison.table`, on the data scale
+        (``population_coef`` 0).
+    """
+    frame = compared.reset_index().rename(columns={"unit": "grp"})
+    frame.insert(0, "grpvar", "unit")
+    frame.insert(1, "term", label)
+    frame["n_obs"] = 1
+    frame["population_coef"] = 0.0
+    frame["eb_low_corrected"] = np.asarray(corrected.lower)
+    frame["eb_high_corrected"] = np.asarray(corrected.upper)
+    return frame
+
+
+def baseball_report(
+    estimates: pd.DataFrame,
+    groups: pd.DataFrame,
+    simulations: list[Any],
+    *,
+    description: str = "",
+    settings: dict[str, Any] | None = None,
+    timings: dict[str, float] | None = None,
+    level: float = 0.94,
+) -> HtmlReport:
+    """The Efron–Morris demo: raw averages, James–Stein, EB, full Bayes and the truth.
+
+    Parameters
+    ----------
+    estimates : pandas.DataFrame
+        Index ``Player``; columns ``raw, james_stein, eb, full_bayes, truth``.
+    groups : pandas.DataFrame
+        Per-player comparison in the mixed-model layout (:func:`compound_as_groups`).
+    simulations : list of CompoundSimulation
+        Risk simulations at several prior SDs.
+    description : str
+        About the data.
+    settings, timings : dict, optional
+        For the record.
+    level : float
+        Probability of the intervals in ``groups``.
+
+    Returns
+    -------
+    HtmlReport
+    """
+    from hiermodels import plots
+
+    report = HtmlReport(
+        "hiermodels: Efron & Morris's 1970 batting averages",
+        "normal–normal compound model, James–Stein, empirical and full Bayes",
+    )
+    if description:
+        report.paragraph(description)
+    report.paragraph(
+        "Each player's average over his first 45 at-bats is a noisy estimate of his ability. "
+        "Shrinking all 18 averages towards their grand mean — by the James–Stein rule, by "
+        "empirical Bayes, or by full Bayes — predicts the rest of the season better for the "
+        "group as a whole, although not for every player."
+    )
+    truth = estimates["truth"]
+    tse = {
+        name: float(np.sum((estimates[col] - truth) ** 2))
+        for name, col in (
+            ("first 45 at-bats", "raw"),
+            ("James–Stein", "james_stein"),
+            ("empirical Bayes (ML)", "eb"),
+            ("full Bayes", "full_bayes"),
+        )
+    }
+    report.table(
+        pd.DataFrame(
+            {"estimate": list(tse), "total squared error vs rest of season": list(tse.values())}
+        ),
+        "Total squared error of each estimate against the rest-of-season averages.",
+    )
+    ratio = tse["first 45 at-bats"] / tse["James–Stein"]
+    report.paragraph(f"James–Stein cuts the total squared error by a factor of {ratio:.1f}.")
+    extra = {"full Bayes": estimates["full_bayes"]}
+    report.figure(
+        "efron_morris",
+        figure_png(plots.plot_efron_morris(extra=extra)),
+        "Top: raw averages. Middle: shrunk estimates, pulled towards the grand mean (dashed). "
+        "Bottom: what each player hit for the rest of the season. Lines join each player.",
+    )
+    caterpillar = plots.plot_caterpillar(groups, interval=level)
+    caterpillar.axes[0].set_xlabel(groups["term"].iloc[0])
+    caterpillar.axes[0].set_title("")
+    report.figure(
+        "caterpillar",
+        figure_png(caterpillar),
+        f"{level:.0%} intervals per player: plug-in EB (dark blue), Morris's EB intervals "
+        "that account for estimating the prior (light blue), full Bayes (orange).",
+    )
+    if simulations:
+        sims = plots.plot_risk_curves(simulations)
+        report.figure(
+            "risk_curves",
+            figure_png(sims),
+            "Simulated risk (expected total squared error, relative to the raw estimates) "
+            f"of k = {simulations[0].k} units with this sampling SD, as the true spread τ of "
+            "abilities varies. Shrinkage never loses to the raw estimates, and gains most when "
+            "the units are alike (small τ).",
+        )
+    report.table(estimates, "Per-player estimates.", index=True)
+    if settings or timings:
+        report.heading("How this was computed")
+        report.items([f"{k}: {v}" for k, v in (settings or {}).items()])
+        if timings:
+            report.table(
+                pd.DataFrame({"step": list(timings), "seconds": list(timings.values())}),
+                "Wall time of each step.",
+                digits=3,
+            )
+    return report

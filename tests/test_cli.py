@@ -1,0 +1,304 @@
+"""The ``hiermodels`` command, run as a user runs it: in a subprocess.
+
+The demos and ``fit`` sample for real (2 chains × 200 draws); each run
+happens once per session and the tests read what it wrote.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from PIL import Image
+
+import hiermodels as hm
+
+pytestmark = pytest.mark.xdist_group("cli")
+
+SMALL = ["--draws", "200", "--chains", "2", "--seed", "3"]
+SLEEP_FORMULA = "Reaction ~ Days + (Days | Subject)"
+
+
+@dataclass(frozen=True)
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    out: Path
+
+
+def hiermodels(*args: str, cwd: Path, out: Path | None = None) -> Run:
+    """Run the console script (the installed entry point) in ``cwd``."""
+    script = Path(sys.executable).with_name("hiermodels")
+    command = [str(script), *args]
+    env = {**os.environ, "MPLBACKEND": "Agg", "COLUMNS": "120"}
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
+    return Run(done.returncode, done.stdout, done.stderr, out or cwd)
+
+
+def images(page: str) -> dict[str, Image.Image]:
+    """Every embedded PNG of a report, decoded, by its alt text."""
+    found = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)">', page)
+    return {alt: Image.open(io.BytesIO(base64.b64decode(data))) for alt, data in found}
+
+
+def tables(page: str) -> list[str]:
+    return re.findall(r"<table>.*?</table>", page, flags=re.S)
+
+
+def cells(table: str) -> list[list[str]]:
+    rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
+    return [re.findall(r"<t[dh]>(.*?)</t[dh]>", row) for row in rows]
+
+
+# ------------------------------------------------------------------ demos
+
+
+@pytest.fixture(scope="module")
+def sleep_demo(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    cwd = tmp_path_factory.mktemp("sleep")
+    return hiermodels("demo", "sleepstudy", *SMALL, cwd=cwd, out=cwd / "hiermodels-report")
+
+
+@pytest.fixture(scope="module")
+def cbpp_demo(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    cwd = tmp_path_factory.mktemp("cbpp")
+    out = cwd / "elsewhere"
+    return hiermodels("demo", "cbpp", *SMALL, "--out", str(out), cwd=cwd, out=out)
+
+
+def test_sleepstudy_demo_prints_the_summary_and_the_steps(sleep_demo):
+    assert sleep_demo.returncode == 0, sleep_demo.stderr
+    assert "Linear mixed model fit by REML" in sleep_demo.stdout
+    assert "REML criterion 1743.6283" in sleep_demo.stdout
+    assert "Hyperparameters: marginal MLE beside the posterior" in sleep_demo.stdout
+    assert "Traceback" not in sleep_demo.stderr
+    for step in ("REML fit", "empirical Bayes", "full Bayes: compile and sample"):
+        assert f"✓ {step}" in sleep_demo.stderr
+    assert re.search(
+        r"report: hiermodels-report/index.html\s+\(total [\d.]+ s\)", sleep_demo.stderr
+    )
+
+
+def test_sleepstudy_report_tables(sleep_demo):
+    page = (sleep_demo.out / "index.html").read_text(encoding="utf-8")
+    headings = re.findall(r"<h2>(.*?)</h2>", page)
+    assert headings == [
+        "What you are looking at",
+        "Marginal maximum likelihood (as lme4)",
+        "Shrinkage, group by group",
+        "Hyperparameters: one plug-in value or a whole posterior",
+        "How this was computed",
+    ]
+    found = tables(page)
+    fixed = cells(next(t for t in found if "Fixed effects" in t))
+    assert fixed[0][:3] == ["coefficient", "MLE", "SE"]
+    assert fixed[1][:3] == ["Intercept", "251.4", "6.825"]  # lme4: 251.405, 6.825
+    assert fixed[2][:2] == ["Days", "10.47"]
+    hyper = cells(next(t for t in found if "Marginal MLE beside" in t))
+    assert [row[0] for row in hyper[1:]] == [
+        "sd_Subject__Intercept",
+        "sd_Subject__Days",
+        "corr_Subject[Intercept,Days]",
+        "sigma",
+    ]
+    assert hyper[1][1] == "24.74" and hyper[4][1] == "25.59"
+    digest = cells(next(t for t in found if "Medians over the groups" in t))
+    assert [row[1] for row in digest[1:]] == ["Intercept", "Days"]
+    assert "full-Bayes intervals are" in page
+    shrinkage = pd.read_csv(sleep_demo.out / "shrinkage.csv")
+    assert len(shrinkage) == 36
+    assert shrinkage["bayes_mean"].notna().all()
+
+
+def test_sleepstudy_report_embeds_the_pictures(sleep_demo):
+    page = (sleep_demo.out / "index.html").read_text(encoding="utf-8")
+    pictures = images(page)
+    assert list(pictures) == [
+        "shrinkage",
+        "shrinkage_2d",
+        "caterpillar",
+        "shrinkage_factor",
+        "hyperparameters",
+    ]
+    for name, image in pictures.items():
+        assert image.format == "PNG"
+        assert image.width > 400 and image.height > 300
+        assert (sleep_demo.out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    # the 2-D picture has two panels side by side: wider than tall
+    assert pictures["shrinkage_2d"].width > 1.5 * pictures["shrinkage_2d"].height
+    assert page.count("<figcaption>") == 5
+
+
+def test_cbpp_demo_report(cbpp_demo):
+    assert cbpp_demo.returncode == 0, cbpp_demo.stderr
+    assert "Laplace approximation" in cbpp_demo.stdout
+    assert "✓ Laplace fit" in cbpp_demo.stderr
+    page = (cbpp_demo.out / "index.html").read_text(encoding="utf-8")
+    assert list(images(page)) == ["shrinkage", "caterpillar", "shrinkage_factor", "hyperparameters"]
+    fixed = cells(next(t for t in tables(page) if "Fixed effects" in t))
+    assert [row[0] for row in fixed[1:]] == [
+        "Intercept",
+        "period[T.2]",
+        "period[T.3]",
+        "period[T.4]",
+    ]
+    assert float(fixed[1][1]) == pytest.approx(-1.3985, abs=1e-3)  # lme4 glmer: -1.3985
+    settings = re.search(r"<h2>How this was computed</h2>\s*<ul>(.*?)</ul>", page, flags=re.S)
+    assert "empirical Bayes: quadrature, plug-in of all" in settings.group(1)
+    assert "2 chains × 200 draws" in settings.group(1)
+    assert len(pd.read_csv(cbpp_demo.out / "shrinkage.csv")) == 15
+    assert not (cbpp_demo.out.parent / "hiermodels-report").exists()
+
+
+# -------------------------------------------------------------------- fit
+
+
+@pytest.fixture(scope="module")
+def fit_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    cwd = tmp_path_factory.mktemp("fit")
+    data = hm.datasets.load("sleepstudy")
+    data.to_csv(cwd / "sleep.csv", index=False)
+    out = cwd / "results"
+    return hiermodels(
+        "fit", "sleep.csv", SLEEP_FORMULA, *SMALL, "--out", "results", cwd=cwd, out=out
+    )
+
+
+def test_fit_writes_tables_posterior_pictures_and_report(fit_run):
+    assert fit_run.returncode == 0, fit_run.stderr
+    assert "Linear mixed model fit by REML" in fit_run.stdout
+    fixef = pd.read_csv(fit_run.out / "fixef.csv", index_col="coef")
+    np.testing.assert_allclose(fixef["estimate"], [251.405105, 10.467286], rtol=1e-5)
+    varcorr = pd.read_csv(fit_run.out / "varcorr.csv")
+    assert list(varcorr["grp"]) == ["Subject", "Subject", "Subject", "Residual"]
+    assert len(pd.read_csv(fit_run.out / "ranef_mle.csv")) == 36
+    assert len(pd.read_csv(fit_run.out / "ranef_bayes.csv")) == 36
+    posterior = xr.open_dataset(fit_run.out / "idata_posterior.nc")
+    assert posterior.sizes["chain"] == 2 and posterior.sizes["draw"] == 200
+    assert posterior["u_Subject"].dims == ("chain", "draw", "Subject", "Subject__term")
+    assert float(posterior["sd_Subject__Days"].mean()) == pytest.approx(6.4, rel=0.3)
+    posterior.close()
+    for name in ("shrinkage", "shrinkage_2d", "caterpillar", "shrinkage_factor", "hyperparameters"):
+        assert Image.open(fit_run.out / f"{name}.png").format == "PNG"
+    page = (fit_run.out / "report.html").read_text(encoding="utf-8")
+    assert len(images(page)) == 5
+    assert re.search(r"wrote \d+ files to results/", fit_run.stderr)
+
+
+def test_fit_reml_only_writes_the_mle_tables(tmp_path):
+    data = hm.datasets.load("dyestuff")
+    data.to_csv(tmp_path / "dye.csv", index=False)
+    run = hiermodels("fit", "dye.csv", "Yield ~ 1 + (1 | Batch)", "--method", "REML", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "hiermodels-fit"
+    assert sorted(p.name for p in out.iterdir()) == ["fixef.csv", "ranef_mle.csv", "varcorr.csv"]
+    assert "full Bayes" not in run.stderr
+    assert "Batch" in run.stdout and "1527.5" in run.stdout  # lme4: intercept 1527.5
+
+
+def test_fit_eb_only_draws_eb_pictures(tmp_path):
+    data = hm.datasets.load("dyestuff2")
+    data.to_csv(tmp_path / "dye2.csv", index=False)
+    run = hiermodels("fit", "dye2.csv", "Yield ~ 1 + (1 | Batch)", "--method", "eb", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "hiermodels-fit"
+    names = {p.name for p in out.iterdir()}
+    assert {"ranef_eb.csv", "shrinkage.csv", "shrinkage.png", "caterpillar.png"} <= names
+    assert "hyperparameters.png" not in names and "idata_posterior.nc" not in names
+    # the boundary fit is reported loudly, once
+    assert "EB boundary" in run.stdout
+    assert run.stderr.count("warning: boundary MLE") == 1
+    eb = pd.read_csv(out / "ranef_eb.csv")
+    np.testing.assert_allclose(eb["mean"], 0.0, atol=1e-8)
+
+
+# -------------------------------------------------------------- bad input
+
+
+@pytest.fixture(scope="module")
+def csv_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cwd = tmp_path_factory.mktemp("bad")
+    hm.datasets.load("sleepstudy").to_csv(cwd / "sleep.csv", index=False)
+    hm.datasets.load("cbpp").to_csv(cwd / "cbpp.csv", index=False)
+    (cwd / "empty.csv").write_text("")
+    (cwd / "header.csv").write_text("Reaction,Days,Subject\n")
+    return cwd
+
+
+# A subprocess costs an import of PyMC (seconds): three bad inputs run as the user runs
+# them, the others through main() in this process, which is the same code path.
+BAD_INPUT = [
+    (["fit", "missing.csv", SLEEP_FORMULA], "no such file: missing.csv"),
+    (["fit", "sleep.csv", "Reaction ~ Days + (Days | Subject"], "unbalanced parentheses"),
+    (["fit", "sleep.csv", SLEEP_FORMULA, "--family", "gamma"], "unknown family 'gamma'"),
+]
+BAD_INPUT_IN_PROCESS = [
+    (["fit", "empty.csv", SLEEP_FORMULA], "cannot read empty.csv as CSV"),
+    (["fit", "header.csv", SLEEP_FORMULA], "header.csv has a header but no rows"),
+    (["fit", ".", SLEEP_FORMULA], "is a directory"),
+    (["fit", "sleep.csv", "Reaction ~ Dayz + (Days | Subject)"], "did you mean 'Days'"),
+    (["fit", "sleep.csv", "Reaction ~ Days + (1 | Subjekt)"], "column 'Subjekt'"),
+    (["fit", "sleep.csv", "Reaction ~"], "nothing after '~'"),
+    (["fit", "sleep.csv", "Reaction ~ Days"], "no random-effect term"),
+    (["fit", "sleep.csv", SLEEP_FORMULA, "--family", "poisson"], "poisson"),
+    (["fit", "sleep.csv", SLEEP_FORMULA, "--method", "laplace"], "--method laplace is for"),
+    (
+        [
+            "fit",
+            "cbpp.csv",
+            "incidence ~ period + (1 | herd)",
+            "--family",
+            "poisson",
+            "--method",
+            "ml",
+        ],
+        "family poisson uses laplace",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUT)
+def test_bad_input_is_one_line_and_exit_code_2(csv_dir, args, message):
+    run = hiermodels(*args, cwd=csv_dir)
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("hiermodels: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in run.stderr and run.stdout == ""
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUT_IN_PROCESS)
+def test_bad_input_in_process(csv_dir, capsys, monkeypatch, args, message):
+    from hiermodels.cli import main
+
+    monkeypatch.chdir(csv_dir)
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("hiermodels: error: ") and message in lines[0]
+    assert captured.out == ""
+
+
+def test_bad_options_are_usage_errors_with_exit_code_2(csv_dir):
+    for args, message in (
+        (["demo", "radon"], "invalid choice: 'radon'"),
+        (["fit", "sleep.csv", SLEEP_FORMULA, "--draws", "0"], "expected a positive integer"),
+        (["fit", "sleep.csv"], "the following arguments are required: formula"),
+    ):
+        run = hiermodels(*args, cwd=csv_dir)
+        assert run.returncode == 2
+        assert message in run.stderr
+        assert "Traceback" not in run.stderr
