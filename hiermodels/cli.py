@@ -200,7 +200,8 @@ def run_analysis(
         with steps.step("full Bayes: compile and sample", spinner=False):
             bayes = model.fit_bayes(**sampler, progressbar=steps.console.is_terminal)
     if eb is not None and bayes is not None:
-        with steps.step("compare EB and full Bayes"):
+        label = "compare EB and full Bayes" + (", profile the SDs" if gaussian else "")
+        with steps.step(label):
             comparison = compare_shrinkage(eb, _BayesForComparison(bayes), interval=INTERVAL)
             if gaussian:
                 profiles = profile_frames(mle, comparison.hyperparameters["parameter"])

@@ -322,7 +322,8 @@ def _explain(report: HtmlReport, analysis: Analysis) -> None:
             "Complete pooling: one value for everybody — ignores real differences.",
             "Empirical Bayes (EB): estimate how much groups differ (the hyperparameters) by "
             "maximum likelihood, plug those estimates in, and shrink each group towards the "
-            "population by the amount they imply. This is what lme4's BLUPs are.",
+            "population by the amount they imply. lme4's conditional modes (BLUPs) are this, "
+            "with the fixed effects plugged in too.",
             "Full Bayes: average over every plausible value of the hyperparameters instead of "
             "plugging in one. Shrinkage is similar; intervals are wider where the "
             "hyperparameters are uncertain (few groups, or an SD near zero).",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.patches import FancyArrowPatch
+from matplotlib.patches import FancyArrowPatch, Patch
 from matplotlib.ticker import NullFormatter
 
 from hiermodels.plots._common import (
@@ -312,9 +312,17 @@ def plot_caterpillar(
         axis.set_title(term)
     pct = f" {round(100 * prob)}%" if prob else ""
     names = {"eb": "EB" + pct, "eb_corrected": "EB corrected" + pct, "bayes": "full Bayes" + pct}
-    handles = [
-        Line2D([], [], color=COLORS[k], lw=2.2, marker="o", ms=3, label=names[k]) for k in show
-    ]
+    if rows.groupby("term")["grp"].nunique().max() > _MAX_TICK_LABELS:
+        handles = [
+            Patch(color=COLORS[k], alpha=0.4, label=names[k])
+            if k in _BAND
+            else Line2D([], [], color=COLORS[k], lw=1.2, label=names[k] + " (edges)")
+            for k in show
+        ]
+    else:
+        handles = [
+            Line2D([], [], color=COLORS[k], lw=2.2, marker="o", ms=3, label=names[k]) for k in show
+        ]
     handles.append(
         Line2D([], [], color=COLORS["complete_pooling"], ls="--", label=LABELS["complete_pooling"])
     )
@@ -322,6 +330,8 @@ def plot_caterpillar(
     return fig
 
 
+# With many groups the plain EB interval is a filled band, the others its edges.
+_BAND = ("eb",)
 _INTERVAL_COLUMNS = {
     "eb": ("eb_mean", "eb_low", "eb_high"),
     "eb_corrected": ("eb_mean", "eb_low_corrected", "eb_high_corrected"),
@@ -333,19 +343,34 @@ def _draw_caterpillar(ax: Axes, frame: pd.DataFrame, scale: str, show: list[str]
     values = value_columns(frame, scale)
     n = len(frame)
     y = np.arange(n, dtype=float)
-    offsets = np.linspace(0.25, -0.25, len(show)) if len(show) > 1 else np.zeros(1)
-    thin = n > _MAX_TICK_LABELS
     ax.axvline(values["complete_pooling"][0], color=COLORS["complete_pooling"], ls="--", lw=1)
-    for kind, offset in zip(show, offsets, strict=True):
-        centre, low, high = (values[c] for c in _INTERVAL_COLUMNS[kind])
-        ax.hlines(y + offset, low, high, color=COLORS[kind], lw=0.8 if thin else 1.8, gid=kind)
-        ax.plot(centre, y + offset, ls="", marker="o", ms=1.5 if thin else 3, color=COLORS[kind])
-    if thin:
+    if n > _MAX_TICK_LABELS:
+        _draw_bands(ax, values, y, show)
         ax.set_yticks([])
         ax.set_ylabel(f"{n} groups, sorted")
     else:
+        offsets = np.linspace(0.25, -0.25, len(show)) if len(show) > 1 else np.zeros(1)
+        for kind, offset in zip(show, offsets, strict=True):
+            centre, low, high = (values[c] for c in _INTERVAL_COLUMNS[kind])
+            ax.hlines(y + offset, low, high, color=COLORS[kind], lw=1.8, gid=kind)
+            ax.plot(centre, y + offset, ls="", marker="o", ms=3, color=COLORS[kind])
         ax.set_yticks(y, [str(g) for g in frame["grp"]])
     ax.set_ylim(-0.7, n - 0.3)
+
+
+def _draw_bands(ax: Axes, values: dict[str, np.ndarray], y: np.ndarray, show: list[str]) -> None:
+    """Many groups: plain EB as a band over the sorted groups, the others as its edges."""
+    for kind in show:
+        _, low, high = (values[c] for c in _INTERVAL_COLUMNS[kind])
+        if kind in _BAND:
+            ax.fill_betweenx(
+                y, low, high, step="mid", color=COLORS[kind], alpha=0.4, lw=0, gid=kind
+            )
+        else:
+            for edge in (low, high):
+                ax.plot(edge, y, drawstyle="steps-mid", color=COLORS[kind], lw=0.9, gid=kind)
+    middle = "eb" if {"eb", "eb_corrected"} & set(show) else "bayes"
+    ax.plot(values[f"{middle}_mean"], y, color="#222222", lw=0.8, gid="centre")
 
 
 # ------------------------------------------------------- shrinkage vs size

@@ -231,8 +231,20 @@ def test_caterpillar_of_many_groups_drops_the_names(classroom_comparison):
     ax = fig.axes[0]
     assert len(ax.get_yticks()) == 0
     assert "312 groups" in ax.get_ylabel()
-    collections = [c for c in ax.collections if isinstance(c, LineCollection)]
-    assert [len(c.get_segments()) for c in collections] == [312, 312]
+    # plain EB is a band over the sorted groups, full Bayes its two edges
+    rows = comparison.table[comparison.table["grpvar"] == "schoolid:classid"]
+    shift = rows["population_coef"].iloc[0]
+    (band,) = [c for c in ax.collections if c.get_gid() == "eb"]
+    x = band.get_paths()[0].vertices[:, 0]
+    assert x.min() == pytest.approx(rows["eb_low"].min() + shift)
+    assert x.max() == pytest.approx(rows["eb_high"].max() + shift)
+    edges = [line for line in ax.lines if line.get_gid() == "bayes"]
+    assert len(edges) == 2 and all(len(e.get_xdata()) == 312 for e in edges)
+    ordered = rows.sort_values("eb_mean", kind="stable")
+    np.testing.assert_allclose(edges[0].get_xdata(), ordered["bayes_low"] + shift)
+    assert "full Bayes 94% (edges)" in legend_texts(fig)
+    (centre,) = [line for line in ax.lines if line.get_gid() == "centre"]
+    assert np.all(np.diff(centre.get_xdata()) >= 0)
 
 
 def test_caterpillar_rejects_bad_options(sleep_comparison):
