@@ -130,6 +130,16 @@ class GlmResponse:
             )
         return -special.gammaln(self.y + 1)
 
+    def residual_deviance(self, eta: np.ndarray) -> float:
+        """Sum of squared deviance residuals (−2 log-likelihood ratio to the saturated fit)."""
+        mu = self.mean(eta)
+        if self.family == "binomial":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                prop = np.where(self.trials > 0, self.y / self.trials, 0.0)
+            terms = special.xlogy(prop, prop / mu) + special.xlogy(1 - prop, (1 - prop) / (1 - mu))
+            return 2.0 * float(np.sum(self.trials * terms))
+        return 2.0 * float(np.sum(special.xlogy(self.y, self.y / mu) - (self.y - mu)))
+
     def deviance(self, eta: np.ndarray) -> float:
         """``−2 Σ log p(y | η)``."""
         return -2.0 * float(np.sum(self.loglik_terms(eta)))
