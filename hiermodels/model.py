@@ -93,7 +93,10 @@ class Model:
         **options
             Passed to the engine: ``start`` values for θ; ``theta`` to
             evaluate at given variance parameters (LMMs); ``n_agq`` quadrature
-            nodes for GLMMs with one scalar random-effect term (glmer's ``nAGQ``).
+            nodes for GLMMs with one scalar random-effect term (glmer's ``nAGQ``);
+            ``laplace="glmer"`` to evaluate the Laplace approximation as glmer
+            does and reproduce lme4's estimates (the default ``"exact"`` agrees
+            with glmmTMB).
 
         Returns
         -------
