@@ -76,12 +76,12 @@ class CenteredShift(Transform):
 
     def forward(self, value: pt.TensorVariable, *inputs: pt.Variable) -> pt.TensorVariable:
         """Map ``beta`` to centred coordinates."""
-        i = self.index
+        value, i = pt.as_tensor_variable(value), self.index
         return pt.set_subtensor(value[..., i], value[..., i] + pt.sum(value * self.means, axis=-1))
 
     def backward(self, value: pt.TensorVariable, *inputs: pt.Variable) -> pt.TensorVariable:
         """Map centred coordinates back to ``beta``."""
-        i = self.index
+        value, i = pt.as_tensor_variable(value), self.index
         return pt.set_subtensor(value[..., i], value[..., i] - pt.sum(value * self.means, axis=-1))
 
     def log_jac_det(self, value: pt.TensorVariable, *inputs: pt.Variable) -> pt.TensorVariable:

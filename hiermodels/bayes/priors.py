@@ -36,6 +36,7 @@ fixed-effects column ``j``:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -335,8 +336,20 @@ def _check_kind(key: str, prior: Prior) -> None:
         if set(prior.params) != {"eta"} or prior.params["eta"] <= 0:
             raise ValueError(f"prior for {key!r} must be Prior('LKJCorr', eta=<positive number>)")
         return
+    signature = inspect.signature(getattr(pm, prior.dist).dist)
+    named = [
+        name
+        for name, param in signature.parameters.items()
+        if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+    ]
+    unknown = sorted(set(prior.params) - set(named))
+    if unknown:  # PyMC's .dist() swallows unknown keywords silently
+        raise ValueError(
+            f"invalid parameters for prior {key!r} = {prior!r}: {prior.dist} takes "
+            f"{', '.join(named)}; got {', '.join(unknown)}"
+        )
     try:
-        pm.__dict__[prior.dist].dist(**prior.params)
+        getattr(pm, prior.dist).dist(**prior.params)
     except Exception as err:  # PyMC raises TypeError/ValueError for bad parameters
         raise ValueError(f"invalid parameters for prior {key!r} = {prior!r}: {err}") from err
 

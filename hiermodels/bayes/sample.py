@@ -49,12 +49,6 @@ Sampler = Literal["nutpie", "pymc"]
 MAX_LOG_LIKELIHOOD_SIZE = 50_000_000
 
 
-def _stored_names(model: pm.Model) -> list[str]:
-    """Every free variable and Deterministic except the raw correlation variables."""
-    names = [v.name for v in (*model.free_RVs, *model.deterministics)]
-    return [name for name in names if "__raw" not in name]
-
-
 def _observed_group(model: pm.Model) -> xr.Dataset:
     """The ``observed_data`` group: ``y`` with its ``obs`` coordinate."""
     data = np.asarray(model.rvs_to_values[model[OBSERVED]].data)
@@ -100,11 +94,10 @@ def sample_model(
         if not isinstance(value, int | np.integer) or value < (0 if name == "tune" else 1):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     cores = cores or max(1, min(chains, os.cpu_count() or 1))
-    names = _stored_names(model)
     if sampler == "nutpie":
         import nutpie
 
-        compiled = nutpie.compile_pymc_model(model, var_names=names)
+        compiled = nutpie.compile_pymc_model(model)
         idata = nutpie.sample(
             compiled,
             draws=draws,
@@ -124,7 +117,6 @@ def sample_model(
         cores=cores,
         random_seed=random_seed,
         progressbar=progressbar,
-        var_names=names,
         compute_convergence_checks=False,
         nuts_sampler="pymc",
         model=model,
