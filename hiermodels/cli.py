@@ -284,6 +284,9 @@ def print_summary(analysis: Any, console: Any) -> None:
         )
     if bayes is not None:
         console.print(_table("Full Bayes: fixed effects", bayes.fixef_summary(), index=True))
+        if analysis.comparison is None:
+            varcorr = bayes.varcorr_summary()
+            console.print(_table("Full Bayes: variance components", varcorr.fillna("")))
         diag = bayes.diagnostics(warn=False)
         state = "[green]ok[/]" if diag.ok else "[yellow]check[/]"
         console.print(
