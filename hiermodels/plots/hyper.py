@@ -66,8 +66,9 @@ def profile_frames(
     """Profile deviance of every SD and σ of a linear mixed model.
 
     Uses :func:`hiermodels.mle.profile.profile_sd` over a grid around the
-    MLE (``width`` approximate standard errors each side, found from the
-    curvature of the profile at three points). Parameters it cannot profile
+    MLE reaching, on each side, where the deviance has risen by ``width²``
+    (about ``width`` standard errors), or down to nearly 0 for an SD whose
+    likelihood stays flat there (a boundary MLE). Parameters it cannot profile
     (correlations, GLMMs) are left out.
 
     Parameters
@@ -79,7 +80,7 @@ def profile_frames(
     n : int
         Grid points per parameter.
     width : float
-        Half-width of the grid in approximate standard errors.
+        Reach of the grid: the deviance rises by ``width²`` at its ends.
 
     Returns
     -------
@@ -94,25 +95,48 @@ def profile_frames(
     if not mle.has_residual:
         return {}
     values = _mle_values(mle)
-    floor = 1e-3 * max(values.values())  # profile values must be positive
+    scale = max(values.values())
+    floor = 1e-3 * scale  # profile values must be positive
     out: dict[str, pd.DataFrame] = {}
     for name in parameters:
         if name not in values:
             continue
         centre = values[name]
-        step = max(0.1 * centre, floor)
         try:
-            probe = profile_sd(
-                mle, name, [max(centre - step, floor), centre + floor, centre + step]
-            )
-            curvature = float(np.polyfit(probe["value"], probe["deviance"], 2)[0])
-            # Deviance ≈ (x − x̂)²/se², so se ≈ 1/sqrt(curvature); fall back to the step.
-            se = 1.0 / np.sqrt(curvature) if curvature > 0 else 3 * step
-            grid = np.linspace(max(centre - width * se, floor), centre + width * se, n)
+            if centre > 10 * floor:
+                low, high = _interior_range(mle, name, centre, floor, width, profile_sd)
+            else:
+                low, high = floor, _boundary_reach(mle, name, scale, width**2, profile_sd)
+            grid = np.linspace(low, high, n)
             out[name] = profile_sd(mle, name, np.union1d(grid, [max(centre, floor)]))
         except (ValueError, np.linalg.LinAlgError):
             continue
     return out
+
+
+def _interior_range(
+    mle: MixedFit, name: str, centre: float, floor: float, width: float, profile_sd: Any
+) -> tuple[float, float]:
+    """``centre ± width`` standard errors, the SE from the profile's curvature at 3 points."""
+    step = 0.1 * centre
+    probe = profile_sd(mle, name, [centre - step, centre, centre + step])
+    curvature = float(np.polyfit(probe["value"], probe["deviance"], 2)[0])
+    # Deviance ≈ (x − x̂)²/se², so se ≈ 1/sqrt(curvature); fall back to the step.
+    se = 1.0 / np.sqrt(curvature) if curvature > 0 else 3 * step
+    return max(centre - width * se, floor), centre + width * se
+
+
+def _boundary_reach(mle: MixedFit, name: str, scale: float, reach: float, profile_sd: Any) -> float:
+    """For an SD estimated at 0: the value where the deviance has risen by ``reach``.
+
+    Doubles from 5% of the largest SD (at most 12 times).
+    """
+    high = 0.05 * scale
+    for _ in range(12):
+        if float(profile_sd(mle, name, [high])["delta"].iloc[0]) >= reach:
+            break
+        high *= 2
+    return high
 
 
 def _mle_values(mle: MixedFit) -> dict[str, float]:

@@ -9,6 +9,7 @@ from matplotlib.patches import Rectangle
 
 import hiermodels as hm
 from hiermodels import plots
+from tests.plots.conftest import comparison_for
 from tests.plots.test_shrinkage_plots import legend_texts, render
 
 # Efron & Morris (1975) total squared errors against the rest of the season
@@ -172,3 +173,14 @@ def test_risk_curves_in_absolute_units_and_bad_axes(simulations):
         plots.plot_risk_curves(simulations, by="sigma")
     with pytest.raises(ValueError, match="at least one"):
         plots.plot_risk_curves([])
+
+
+def test_profile_of_an_sd_estimated_at_zero_reaches_out_from_the_boundary():
+    with pytest.warns(UserWarning, match="boundary"):
+        _, _, eb = comparison_for("dyestuff2", "Yield ~ 1 + (1 | Batch)")
+    frames = plots.profile_frames(eb.mle, ["sd_Batch__Intercept"], n=9)
+    frame = frames["sd_Batch__Intercept"]
+    assert frame["value"].iloc[0] == pytest.approx(1e-3 * eb.mle.sigma)
+    assert frame["delta"].iloc[0] == pytest.approx(0.0, abs=1e-3)
+    assert frame["delta"].iloc[-1] >= 9.0  # reaches 3 "standard errors" of deviance
+    assert np.all(np.diff(frame["delta"]) >= -1e-6)  # flat at 0, then rising
