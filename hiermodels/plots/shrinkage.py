@@ -422,9 +422,10 @@ def plot_shrinkage_factor(
     own = ax is None
     fig, axes = panel_axes(ax, len(pairs), ncols=min(len(pairs), 3), panel_size=(4.6, 3.4))
     curve = _textbook_curve(comparison, pairs)
+    clipped = False
     for axis, (group, term) in zip(axes, pairs, strict=True):
         frame = table[(table["grpvar"] == group) & (table["term"] == term)]
-        _draw_factor(axis, frame, ylim)
+        clipped |= _draw_factor(axis, frame, ylim)
         if curve is not None:
             n_grid = np.geomspace(max(frame["n_obs"].min(), 1) * 0.8, frame["n_obs"].max() * 1.25)
             axis.plot(
@@ -443,8 +444,11 @@ def plot_shrinkage_factor(
             Line2D([], [], ls="", marker=_MARKER[k], ms=5, color=COLORS[k], label=LABELS[k])
             for k in available_estimates(table)
         ),
-        Line2D([], [], ls="", marker="^", mfc="white", mec="#333333", label="outside the range"),
     ]
+    if clipped:
+        handles.append(
+            Line2D([], [], ls="", marker="^", mfc="white", mec="#333333", label="outside the range")
+        )
     if curve is not None:
         handles.append(
             Line2D([], [], color=COLORS["complete_pooling"], label="σ²/(σ² + nτ²) at the MLE")
@@ -453,7 +457,9 @@ def plot_shrinkage_factor(
     return fig
 
 
-def _draw_factor(ax: Axes, frame: pd.DataFrame, ylim: tuple[float, float]) -> None:
+def _draw_factor(ax: Axes, frame: pd.DataFrame, ylim: tuple[float, float]) -> bool:
+    """Points of one panel; returns whether some fell outside ``ylim``."""
+    clipped = False
     n_obs = frame["n_obs"].to_numpy(float)
     distinct = np.unique(n_obs)
     if distinct.size == 1:
@@ -486,6 +492,7 @@ def _draw_factor(ax: Axes, frame: pd.DataFrame, ylim: tuple[float, float]) -> No
         above, below = np.isfinite(factor) & (factor > hi), np.isfinite(factor) & (factor < lo)
         for mask, edge, mark in ((above, hi, "^"), (below, lo, "v")):
             if mask.any():
+                clipped = True
                 ax.scatter(
                     x[mask],
                     np.full(mask.sum(), edge),
@@ -509,6 +516,7 @@ def _draw_factor(ax: Axes, frame: pd.DataFrame, ylim: tuple[float, float]) -> No
         )
     pad = 0.04 * (hi - lo)
     ax.set_ylim(lo - pad, hi + pad)
+    return clipped
 
 
 def _textbook_curve(comparison: Any, pairs: list[tuple[str, str]]) -> Any:

@@ -271,6 +271,9 @@ def test_factor_of_equal_sized_groups_is_a_strip_per_estimate(sleep_comparison):
         low, high = ax.get_ylim()
         assert low < -0.25 and high > 1.25
         assert np.all((clipped[:, 1] == -0.25) | (clipped[:, 1] == 1.25))
+    assert ("outside the range" in legend_texts(fig)) == any(
+        len(points(ax, "clipped")) for ax in fig.axes
+    )
 
 
 def test_factor_of_a_random_intercept_follows_the_textbook_curve():
@@ -278,6 +281,8 @@ def test_factor_of_a_random_intercept_follows_the_textbook_curve():
     ax = plots.plot_shrinkage_factor(comparison).axes[0]
     curve = [line for line in ax.lines if line.get_gid() == "textbook_curve"]
     assert len(curve) == 1
+    clipped = len(points(ax, "clipped")) > 0
+    assert ("outside the range" in legend_texts(ax.figure)) == clipped
     sigma = eb.mle.sigma
     tau = eb.mle.varcorr["sdcor"].iloc[0]
     expected = sigma**2 / (sigma**2 + 5 * tau**2)
@@ -297,3 +302,13 @@ def test_factor_uses_a_log_axis_with_plain_ticks_for_spread_out_sizes(classroom_
     assert [line for line in ax.lines if line.get_gid() == "textbook_curve"] == []
     n_schools = comparison.table["grpvar"].eq("schoolid").sum()
     assert len(points(ax, "eb")) + len(points(ax, "clipped")) >= n_schools
+
+
+def test_factor_legend_mentions_clipping_only_when_something_was_clipped(cbpp_comparison):
+    comparison, _, _ = cbpp_comparison
+    fig = plots.plot_shrinkage_factor(comparison)
+    ax = fig.axes[0]
+    assert len(points(ax, "clipped")) == 0
+    assert legend_texts(fig) == ["empirical Bayes", "full Bayes"]
+    assert len(points(ax, "eb")) == comparison.table["eb_shrinkage"].notna().sum()
+    assert ax.get_xscale() == "linear"  # 1 to 4 periods per herd
