@@ -131,25 +131,6 @@ def _check_method(method: str, gaussian: bool, family: str) -> None:
 # ----------------------------------------------------------------- analysis
 
 
-class _BayesForComparison:
-    """A BayesFit whose ``ranef_summary`` accepts ``prob`` (as ``compare_shrinkage`` asks)."""
-
-    def __init__(self, fit: Any) -> None:
-        self.fit = fit
-        self.design = fit.design
-        self.idata = fit.idata
-
-    def ranef_summary(self, prob: float = INTERVAL) -> pd.DataFrame:
-        try:
-            return self.fit.ranef_summary(prob=prob)
-        except TypeError:
-            from hiermodels.bayes.results import HDI_PROB
-
-            if abs(prob - HDI_PROB) > 1e-12:
-                raise
-            return self.fit.ranef_summary()
-
-
 def _eb_options(model: Any) -> dict[str, str]:
     """Analytic EB for Gaussian models, exact quadrature for one scalar GLMM term, else MCMC."""
     if model.family.is_gaussian:
@@ -202,7 +183,7 @@ def run_analysis(
     if eb is not None and bayes is not None:
         label = "compare EB and full Bayes" + (", profile the SDs" if gaussian else "")
         with steps.step(label):
-            comparison = compare_shrinkage(eb, _BayesForComparison(bayes), interval=INTERVAL)
+            comparison = compare_shrinkage(eb, bayes, interval=INTERVAL)
             if gaussian:
                 profiles = profile_frames(mle, comparison.hyperparameters["parameter"])
     elif eb is not None:
@@ -304,27 +285,17 @@ def print_summary(analysis: Any, console: Any) -> None:
 
 
 def _write_netcdf(idata: Any, out: Path, stem: str) -> list[Path]:
-    """The posterior as netCDF (readable with ``xarray.open_dataset``), and all groups if possible.
+    """The whole DataTree as ``<stem>.nc`` and its posterior alone as ``<stem>_posterior.nc``.
 
-    ``<stem>_posterior.nc`` always (netCDF3 via scipy when no netCDF4
-    library is installed); ``<stem>.nc`` with every group of the DataTree
-    when h5netcdf or netCDF4 is available.
+    The second opens with ``xarray.open_dataset``; the first with
+    ``xarray.open_datatree``.
     """
-    written = []
     posterior = idata["posterior"].to_dataset()
     posterior.attrs = {k: str(v) for k, v in posterior.attrs.items()}
-    path = out / f"{stem}_posterior.nc"
-    try:
-        posterior.to_netcdf(path)
-    except ValueError:  # no netCDF4 backend: netCDF3 with scipy
-        posterior.to_netcdf(path, engine="scipy")
-    written.append(path)
-    try:
-        idata.to_netcdf(out / f"{stem}.nc")
-        written.append(out / f"{stem}.nc")
-    except (ValueError, TypeError, ImportError):
-        pass
-    return written
+    paths = [out / f"{stem}_posterior.nc", out / f"{stem}.nc"]
+    posterior.to_netcdf(paths[0])
+    idata.to_netcdf(paths[1])
+    return paths
 
 
 def write_outputs(analysis: Any, out: Path) -> list[Path]:
