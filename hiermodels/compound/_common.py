@@ -263,6 +263,59 @@ def check_hyperprior_keys(hyperpriors: Mapping[str, Any] | None, allowed: Sequen
         raise ValueError(f"unknown hyperprior names {unknown}; this model takes {list(allowed)}")
 
 
+class FullBayesMixin:
+    """Full-Bayes sampling shared by the compound models.
+
+    A model class provides ``pymc_model(hyperpriors)``; this adds
+    :meth:`fit_bayes`.
+    """
+
+    def pymc_model(self, hyperpriors: Mapping[str, Any] | None = None) -> pm.Model:
+        """The full-Bayes PyMC model (provided by each compound model)."""
+        raise NotImplementedError
+
+    def fit_bayes(
+        self,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 2,
+        random_seed: int | None = None,
+        *,
+        hyperpriors: Mapping[str, Any] | None = None,
+        sampler: str = "nutpie",
+        cores: int = 1,
+    ) -> xr.DataTree:
+        """Sample the full-Bayes model (:meth:`pymc_model`) with NUTS.
+
+        Parameters
+        ----------
+        draws, tune, chains : int
+            Sampler settings.
+        random_seed : int, optional
+            Seed.
+        hyperpriors : mapping, optional
+            See :meth:`pymc_model`.
+        sampler : {"nutpie", "pymc"}, default "nutpie"
+            NUTS implementation.
+        cores : int, default 1
+            Chains run in parallel.
+
+        Returns
+        -------
+        xarray.DataTree
+            Posterior of the hyperparameters and the per-unit ``theta``.
+        """
+        return sample_model(
+            self.pymc_model(hyperpriors),
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            random_seed=random_seed,
+            sampler=sampler,
+            cores=cores,
+        )
+
+
 def sample_model(
     model: pm.Model,
     *,

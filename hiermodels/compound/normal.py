@@ -29,13 +29,13 @@ from scipy import stats
 from hiermodels.compound import _normal_math as nm
 from hiermodels.compound._common import (
     EBIntervals,
+    FullBayesMixin,
     HyperPriorSpec,
     as_vector,
     check_hyperprior_keys,
     comparison_frame,
     frozen,
     make_prior,
-    sample_model,
     unit_labels,
     warn_all,
 )
@@ -158,7 +158,7 @@ class NormalFit:
         )
 
 
-class NormalNormal:
+class NormalNormal(FullBayesMixin):
     """Normal–normal compound model with known, possibly unequal, SEs.
 
     Parameters
@@ -409,47 +409,6 @@ class NormalNormal:
             theta = pm.Deterministic("theta", mu + tau * z, dims="unit")
             pm.Normal("y", mu=theta, sigma=np.asarray(self.se), observed=y_data, dims="unit")
         return model
-
-    def fit_bayes(
-        self,
-        draws: int = 1000,
-        tune: int = 1000,
-        chains: int = 2,
-        random_seed: int | None = None,
-        *,
-        hyperpriors: Mapping[str, HyperPriorSpec] | None = None,
-        sampler: str = "nutpie",
-        cores: int = 1,
-    ) -> xr.DataTree:
-        """Sample the full-Bayes model with NUTS.
-
-        Parameters
-        ----------
-        draws, tune, chains : int
-            Sampler settings.
-        random_seed : int, optional
-            Seed.
-        hyperpriors : mapping, optional
-            See :meth:`pymc_model`.
-        sampler : {"nutpie", "pymc"}, default "nutpie"
-            NUTS implementation.
-        cores : int, default 1
-            Chains run in parallel.
-
-        Returns
-        -------
-        xarray.DataTree
-            Posterior of ``mu``, ``tau``, ``z``, ``theta``.
-        """
-        return sample_model(
-            self.pymc_model(hyperpriors),
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            random_seed=random_seed,
-            sampler=sampler,
-            cores=cores,
-        )
 
     def compare(
         self, eb: NormalFit | EBIntervals, idata: xr.DataTree, level: float = 0.95

@@ -26,6 +26,7 @@ from scipy import special, stats
 
 from hiermodels.compound._common import (
     EBIntervals,
+    FullBayesMixin,
     HyperPriorSpec,
     as_counts,
     as_vector,
@@ -34,7 +35,6 @@ from hiermodels.compound._common import (
     conjugate_mle,
     frozen,
     make_prior,
-    sample_model,
     unit_labels,
     warn_all,
 )
@@ -207,7 +207,7 @@ def _negloglik(
     return -float(ll), -grad, -hess
 
 
-class PoissonGamma:
+class PoissonGamma(FullBayesMixin):
     """Poisson–gamma compound model for counts with exposures.
 
     Parameters
@@ -418,47 +418,6 @@ class PoissonGamma:
                 dims="unit",
             )
         return model
-
-    def fit_bayes(
-        self,
-        draws: int = 1000,
-        tune: int = 1000,
-        chains: int = 2,
-        random_seed: int | None = None,
-        *,
-        hyperpriors: Mapping[str, HyperPriorSpec] | None = None,
-        sampler: str = "nutpie",
-        cores: int = 1,
-    ) -> xr.DataTree:
-        """Sample the full-Bayes model with NUTS.
-
-        Parameters
-        ----------
-        draws, tune, chains : int
-            Sampler settings.
-        random_seed : int, optional
-            Seed.
-        hyperpriors : mapping, optional
-            See :meth:`pymc_model`.
-        sampler : {"nutpie", "pymc"}, default "nutpie"
-            NUTS implementation.
-        cores : int, default 1
-            Chains run in parallel.
-
-        Returns
-        -------
-        xarray.DataTree
-            Posterior of ``mu``, ``a``, ``b``, ``theta``.
-        """
-        return sample_model(
-            self.pymc_model(hyperpriors),
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            random_seed=random_seed,
-            sampler=sampler,
-            cores=cores,
-        )
 
     def compare(
         self, eb: PoissonGammaFit | EBIntervals, idata: xr.DataTree, level: float = 0.95
