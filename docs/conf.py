@@ -163,6 +163,16 @@ def _assignments(module: object) -> tuple[set[str], dict[str, str]]:
     return assigned, imported
 
 
+def _has_own_base(cls: type) -> bool:
+    """Whether a class inherits methods from a hiermodels class (a mixin).
+
+    Members inherited that way are documented with the class; members
+    inherited from other libraries (``pandas.DataFrame``) are not.
+    """
+    bases = cls.__mro__[1:]
+    return any(base.__module__.startswith("hiermodels") for base in bases)
+
+
 def _relative(dotted: str, modname: str) -> str:
     """``dotted`` relative to the page's module when inside it (autosummary wants it so)."""
     return (
@@ -193,6 +203,7 @@ def _api_members(modname: str) -> dict[str, list[str]]:
         "functions": [],
         "data": [],
         "reexported": [],
+        "inherits": [],
     }
     for name in names:
         obj = getattr(module, name)
@@ -201,21 +212,21 @@ def _api_members(modname: str) -> dict[str, list[str]]:
         if inspect.isclass(obj) or inspect.isfunction(obj):
             home = obj.__module__
             if home != modname and not _is_private(home):
-                out["reexported"].append(
-                    _relative(f"{home}.{obj.__qualname__}", modname)
-                )
-            elif inspect.isclass(obj) and issubclass(obj, BaseException):
+                dotted = f"{home}.{obj.__qualname__}"
+                out["reexported"].append(_relative(dotted, modname))
+            elif inspect.isfunction(obj):
+                out["functions"].append(name)
+            elif issubclass(obj, BaseException):
                 out["exceptions"].append(name)
             else:
-                out[
-                    "classes" if inspect.isclass(obj) else "functions"
-                ].append(name)
+                out["classes"].append(name)
+                if _has_own_base(obj):
+                    out["inherits"].append(name)
         elif name in assigned or _is_private(imported.get(name, "_")):
             out["data"].append(name)
         else:
-            out["reexported"].append(
-                _relative(f"{imported[name]}.{name}", modname)
-            )
+            dotted = f"{imported[name]}.{name}"
+            out["reexported"].append(_relative(dotted, modname))
     return out
 
 
