@@ -1,6 +1,6 @@
 """Coverage of empirical-Bayes intervals: plug-in against Kass–Steffey-corrected.
 
-A simulation study of the one-way random-intercept model
+A simulation study of the one-way random-intercept model ::
 
     y_ij = μ + b_i + ε_ij,   b_i ~ N(0, τ²),   ε_ij ~ N(0, σ²),
 
@@ -57,7 +57,8 @@ def eb_interval_coverage(
     -------
     pandas.DataFrame
         One row per interval kind (``plug-in``, ``Kass–Steffey``): nominal,
-        coverage, its Monte Carlo SE, mean width, and the share of
+        coverage, its Monte Carlo SE (between replicates, since the intervals
+        of one data set share its estimates), mean width, and the share of
         replicates whose ``τ̂`` was 0 (where the plug-in interval has zero width).
     """
     if n_groups < 2 or n_per_group < 2:

@@ -1,7 +1,7 @@
 """Exact EB conditionals of a scalar random effect by adaptive Gauss–Hermite quadrature.
 
 With one scalar random-effect term and every other parameter plugged in,
-the groups are independent given the plug-in values and each conditional
+the groups are independent given the plug-in values and each conditional ::
 
     p(b_g | y, θ̂, β̂) ∝ N(b_g; 0, σ̂_b²) ∏_{i in g} p(y_i | η_i + b_g)
 

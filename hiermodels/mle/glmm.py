@@ -2,7 +2,7 @@
 
 As glmer with ``nAGQ = 1``: for given ``θ`` and ``β``, penalised
 iteratively reweighted least squares finds the conditional mode ``ũ`` of
-the spherical random effects; the Laplace approximation to the deviance is
+the spherical random effects; the Laplace approximation to the deviance is ::
 
     d(θ, β) = −2 Σ log p(yᵢ | ũ) + ‖ũ‖² + log |L|²
 
@@ -27,7 +27,14 @@ from hiermodels.mle.response import GlmResponse
 from hiermodels.mle.results import MixedFit
 from hiermodels.spec.design import Design
 
-__all__ = ["LaplaceDeviance", "PirlsResult", "fit_glmm", "laplace_deviance"]
+__all__ = [
+    "AgqDeviance",
+    "GlmerLaplaceDeviance",
+    "LaplaceDeviance",
+    "PirlsResult",
+    "fit_glmm",
+    "laplace_deviance",
+]
 
 # PIRLS stops when the penalised deviance changes by less than this (relative).
 _PIRLS_TOLERANCE = 1e-10

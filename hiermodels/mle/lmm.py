@@ -2,14 +2,14 @@
 
 The formulation is lme4's (Bates, Mächler, Bolker & Walker 2015, JSS 67(1)):
 with spherical random effects ``u`` and ``b = Λθ u``, the penalised least
-squares problem
+squares problem ::
 
     min over (u, β) of ‖y − Xβ − ZΛθ u‖² + ‖u‖²
 
 is solved through the blocked Cholesky factor of ``[ZΛ X y]``'s cross
 product, so that every evaluation works on ``q``-sized blocks and never
 touches the ``n`` observations. ``σ`` and ``β`` are profiled out, leaving a
-function of ``θ`` alone:
+function of ``θ`` alone::
 
     ML:   d(θ) = log|L|² + n (1 + log(2π r²/n))
     REML: d(θ) = log|L|² + log|R_X|² + (n − p)(1 + log(2π r²/(n − p)))

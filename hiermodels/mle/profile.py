@@ -1,6 +1,6 @@
 """Profile likelihoods of variance components of a linear mixed model.
 
-With ``σ`` kept explicit, the criteria are
+With ``σ`` kept explicit, the criteria are ::
 
     ML:   d(θ, σ) = log|L|² + n log(2πσ²) + r²(θ)/σ²
     REML: d(θ, σ) = log|L|² + log|R_X|² + (n − p) log(2πσ²) + r²(θ)/σ²
