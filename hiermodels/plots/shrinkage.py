@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import cbook
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch
 from matplotlib.ticker import NullFormatter
@@ -368,7 +369,9 @@ def _draw_bands(ax: Axes, values: dict[str, np.ndarray], y: np.ndarray, show: li
             )
         else:
             for edge in (low, high):
-                ax.plot(edge, y, drawstyle="steps-mid", color=COLORS[kind], lw=0.9, gid=kind)
+                # step along y, as the band's fill_betweenx(step="mid") does
+                ys, xs = cbook.pts_to_midstep(y, edge)
+                ax.plot(xs, ys, color=COLORS[kind], lw=0.9, gid=kind)
     middle = "eb" if {"eb", "eb_corrected"} & set(show) else "bayes"
     ax.plot(values[f"{middle}_mean"], y, color="#222222", lw=0.8, gid="centre")
 

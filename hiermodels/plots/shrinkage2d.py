@@ -244,7 +244,12 @@ def plot_shrinkage_2d(
                 label=LABELS["no_pooling"],
             ),
             Line2D([], [], color=COLORS[kind], marker=_MARKER[kind], ms=4, label=LABELS[kind]),
-            Line2D([], [], color=COLORS["complete_pooling"], label=f"population N(β̂, Σ̂): {pct}"),
+            Line2D(
+                [],
+                [],
+                color=COLORS["complete_pooling"],
+                label=rf"population $N(\hat\beta, \hat\Sigma)$: {pct}",
+            ),
         ]
         if not ok.all():
             handles.append(

@@ -239,9 +239,13 @@ def test_caterpillar_of_many_groups_drops_the_names(classroom_comparison):
     assert x.min() == pytest.approx(rows["eb_low"].min() + shift)
     assert x.max() == pytest.approx(rows["eb_high"].max() + shift)
     edges = [line for line in ax.lines if line.get_gid() == "bayes"]
-    assert len(edges) == 2 and all(len(e.get_xdata()) == 312 for e in edges)
+    # each edge steps along the groups exactly as the band does: two vertices per group
+    assert len(edges) == 2 and all(len(e.get_xdata()) == 2 * 312 for e in edges)
     ordered = rows.sort_values("eb_mean", kind="stable")
-    np.testing.assert_allclose(edges[0].get_xdata(), ordered["bayes_low"] + shift)
+    np.testing.assert_allclose(edges[0].get_xdata(), np.repeat(ordered["bayes_low"] + shift, 2))
+    band_y = band.get_paths()[0].vertices[:, 1]
+    assert edges[0].get_ydata().min() == pytest.approx(band_y.min())
+    assert edges[0].get_ydata().max() == pytest.approx(band_y.max())
     assert "full Bayes 94% (edges)" in legend_texts(fig)
     (centre,) = [line for line in ax.lines if line.get_gid() == "centre"]
     assert np.all(np.diff(centre.get_xdata()) >= 0)
