@@ -93,7 +93,7 @@ class LaplaceDeviance:
     design: Design
     layout: ReLayout
     response: GlmResponse
-    warm_start: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    warm_start: dict[str, tuple[np.ndarray, ...]] = field(default_factory=dict)
 
     @property
     def n_theta(self) -> int:
@@ -197,9 +197,12 @@ class LaplaceDeviance:
         layout = self.layout
         factors = layout.theta.factors(theta)
         lambdas = self._lambdas(factors)
-        beta = np.asarray(beta_start, dtype=float)
-        u1 = np.zeros((layout.n_lead_levels, layout.q_lead))
-        u2 = np.zeros(layout.q_rest)
+        if "joint" in self.warm_start:
+            beta, u1, u2 = self.warm_start["joint"]
+        else:
+            beta = np.asarray(beta_start, dtype=float)
+            u1 = np.zeros((layout.n_lead_levels, layout.q_lead))
+            u2 = np.zeros(layout.q_rest)
         offset = self.response.offset
         eta = self._eta(lambdas, self.design.X @ beta + offset, u1, u2)
         pdev = self.response.deviance(eta) + _sumsq(u1, u2)
@@ -226,6 +229,7 @@ class LaplaceDeviance:
             beta, u1, u2, eta, pdev = cb, c1, c2, cand_eta, min(cand, pdev)
             if abs(change) < _PIRLS_TOLERANCE * (abs(pdev) + 1.0):
                 break
+        self.warm_start["joint"] = (beta, u1, u2)
         return self.pirls(theta, beta, (u1, u2))
 
     def __call__(self, params: np.ndarray) -> float:
