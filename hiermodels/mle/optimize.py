@@ -232,7 +232,11 @@ def _minimize(
     x_best = np.asarray(x_best, dtype=float)
     f_best = func(x_best)
     converged = code in (nlopt.SUCCESS, nlopt.FTOL_REACHED, nlopt.XTOL_REACHED)
-    grad = finite_difference_gradient(func, x_best, lower, upper)
+    grad = (
+        finite_difference_gradient(func, x_best, lower, upper)
+        if np.isfinite(gradient_tolerance)
+        else np.zeros_like(x_best)
+    )
     at_lower = (x_best <= lower + 1e-8) & (grad > 0)
     interior_grad = np.where(at_lower, 0.0, grad)
     if not converged:
