@@ -4,8 +4,15 @@ The pipeline is ``Design -> build_pymc_model -> pm.Model -> fit_bayes -> BayesFi
 each stage is usable on its own.
 """
 
-from hiermodels.bayes.build import build_pymc_model, fixed_value_keys, model_coords
-from hiermodels.bayes.priors import Prior, Priors, default_priors, prior_keys, resolve_priors
+from hiermodels.bayes.build import build_marginal_model, build_pymc_model, model_coords
+from hiermodels.bayes.priors import (
+    Prior,
+    Priors,
+    default_priors,
+    fixed_value_keys,
+    prior_keys,
+    resolve_priors,
+)
 from hiermodels.bayes.results import BayesFit, Diagnostics
 from hiermodels.bayes.sample import fit_bayes, sample_model
 
@@ -15,6 +22,7 @@ __all__ = [
     "Prior",
     "Priors",
     "build_pymc_model",
+    "build_marginal_model",
     "default_priors",
     "fit_bayes",
     "fixed_value_keys",

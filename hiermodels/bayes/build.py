@@ -27,6 +27,7 @@ intercept and slopes without changing ``beta``'s meaning or its prior.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
@@ -39,12 +40,21 @@ from hiermodels.bayes.priors import (
     GroupTerms,
     Prior,
     Priors,
+    check_fixed_values,
+    corr_matrix_from,
     group_term_layout,
+    psd_cholesky,
     resolve_priors,
 )
 from hiermodels.spec.design import Design
 
-__all__ = ["build_pymc_model", "model_coords", "fixed_value_keys", "corr_matrix_from"]
+__all__ = [
+    "build_pymc_model",
+    "build_marginal_model",
+    "can_marginalize",
+    "model_coords",
+    "FactorStatistics",
+]
 
 #: Dimension names the builder uses itself; a grouping factor may not take them.
 RESERVED_DIMS: tuple[str, ...] = ("coef", "obs", "chain", "draw")
@@ -116,117 +126,6 @@ def model_coords(design: Design) -> dict[str, list]:
     return coords
 
 
-def fixed_value_keys(design: Design) -> tuple[str, ...]:
-    """Names that ``fixed_values`` may hold for this design."""
-    keys = ["beta"]
-    if design.family.is_gaussian:
-        keys.append("sigma")
-    if design.family.name == "negativebinomial":
-        keys.append("alpha")
-    for layout in group_term_layout(design):
-        keys.extend(f"sd_{layout.group}__{term}" for term in layout.terms)
-        if layout.correlated_spans:
-            keys.append(f"corr_{layout.group}")
-    return tuple(keys)
-
-
-def _psd_cholesky(matrix: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor that tolerates a singular (e.g. ``|r| = 1``) correlation."""
-    try:
-        return np.linalg.cholesky(matrix)
-    except np.linalg.LinAlgError:
-        n = matrix.shape[0]
-        chol = np.zeros_like(matrix)
-        for i in range(n):
-            pivot = matrix[i, i] - chol[i, :i] @ chol[i, :i]
-            chol[i, i] = np.sqrt(max(pivot, 0.0))
-            for j in range(i + 1, n):
-                if chol[i, i] > 1e-12:  # a zero pivot leaves the column at zero
-                    chol[j, i] = (matrix[j, i] - chol[j, :i] @ chol[i, :i]) / chol[i, i]
-        return chol
-
-
-def corr_matrix_from(layout: GroupTerms, value: ArrayLike) -> np.ndarray:
-    """Full ``(q, q)`` correlation matrix of a factor from a fixed value.
-
-    Parameters
-    ----------
-    layout : GroupTerms
-    value : array_like
-        Either the ``(q, q)`` matrix (zero between blocks) or the
-        off-diagonal entries of the correlated blocks, block by block, each
-        block's upper triangle row by row (``numpy.triu_indices`` order,
-        lme4's ``VarCorr`` order).
-
-    Returns
-    -------
-    numpy.ndarray
-        Symmetric, unit diagonal, block diagonal, positive semi-definite.
-    """
-    arr = np.asarray(value, dtype=float)
-    q = len(layout.terms)
-    name = f"corr_{layout.group}"
-    if arr.ndim == 2:
-        if arr.shape != (q, q):
-            raise ValueError(f"fixed value {name!r} must be a {q}x{q} matrix, got {arr.shape}")
-        full = arr.copy()
-    else:
-        flat = arr.reshape(-1)
-        needed = sum((b - a) * (b - a - 1) // 2 for a, b in layout.correlated_spans)
-        if flat.size != needed:
-            raise ValueError(
-                f"fixed value {name!r} needs {needed} off-diagonal correlation(s), got {flat.size}"
-            )
-        full = np.eye(q)
-        pos = 0
-        for a, b in layout.correlated_spans:
-            rows, cols = np.triu_indices(b - a, 1)
-            full[a + rows, a + cols] = flat[pos : pos + rows.size]
-            full[a + cols, a + rows] = flat[pos : pos + rows.size]
-            pos += rows.size
-    mask = np.zeros((q, q), dtype=bool)
-    for a, b in layout.correlated_spans:
-        mask[a:b, a:b] = True
-    np.fill_diagonal(mask, True)
-    if not np.allclose(full, full.T) or not np.allclose(np.diag(full), 1.0):
-        raise ValueError(f"fixed value {name!r} must be symmetric with a unit diagonal")
-    if np.any(full[~mask] != 0) or np.any(np.abs(full) > 1 + 1e-12):
-        raise ValueError(
-            f"fixed value {name!r} must lie in [-1, 1] and be zero between independent blocks"
-        )
-    if np.linalg.eigvalsh(full).min() < -1e-8:  # round-off slack for |r| = 1 fits
-        raise ValueError(f"fixed value {name!r} is not positive semi-definite")
-    return full
-
-
-def _check_fixed(design: Design, fixed_values: Mapping[str, ArrayLike] | None) -> dict:
-    """Validate ``fixed_values`` against the design and return them as arrays."""
-    if not fixed_values:
-        return {}
-    valid = fixed_value_keys(design)
-    unknown = [key for key in fixed_values if key not in valid]
-    if unknown:
-        raise ValueError(
-            f"fixed_values has unknown variable(s) {unknown}; valid keys: {', '.join(valid)}"
-        )
-    out: dict[str, object] = {}
-    for key, value in fixed_values.items():
-        if key.startswith("corr_"):
-            out[key] = value  # checked against the factor's layout when built
-            continue
-        arr = np.asarray(value, dtype=float)
-        if key == "beta":
-            if arr.shape != (len(design.fixed_names),):
-                raise ValueError(
-                    f"fixed value 'beta' must have {len(design.fixed_names)} entries "
-                    f"({', '.join(design.fixed_names)}), got shape {arr.shape}"
-                )
-        elif arr.ndim != 0 or not arr >= 0:
-            raise ValueError(f"fixed value {key!r} must be a non-negative scalar, got {value!r}")
-        out[key] = arr
-    return out
-
-
 def _random_variable(
     name: str, prior: Prior, dims: str | Sequence[str] | None = None
 ) -> pt.TensorVariable:
@@ -294,7 +193,7 @@ def _correlation_cholesky(
     if name in fixed:
         full = corr_matrix_from(layout, fixed[name])  # type: ignore[arg-type]
         for a, b in spans:
-            chols[(a, b)] = pt.constant(_psd_cholesky(full[a:b, a:b]))
+            chols[(a, b)] = pt.constant(psd_cholesky(full[a:b, a:b]))
         pm.Deterministic(name, pt.constant(full), dims=dims)
     else:
         eta = priors[name].params["eta"]
@@ -336,14 +235,21 @@ def _lkj_block(
     return chol, pt.dot(chol, chol.T)
 
 
+def _factor_scales(
+    layout: GroupTerms, priors: Priors, fixed: Mapping[str, object]
+) -> tuple[list[pt.TensorVariable], list[pt.TensorVariable | None]]:
+    """The SDs of every term of a factor and, per block, its correlation Cholesky factor."""
+    sds = [_hyper(f"sd_{layout.group}__{term}", priors, fixed) for term in layout.terms]
+    return sds, _correlation_cholesky(layout, priors, fixed)
+
+
 def _group_effects(
     layout: GroupTerms, priors: Priors, fixed: Mapping[str, object]
 ) -> pt.TensorVariable:
     """``u_<g> = z_<g> @ chol.T * sd`` block by block, as a Deterministic."""
     group = layout.group
     dims = (group, f"{group}__term")
-    sds = [_hyper(f"sd_{group}__{term}", priors, fixed) for term in layout.terms]
-    chols = _correlation_cholesky(layout, priors, fixed)
+    sds, chols = _factor_scales(layout, priors, fixed)
     z = pm.Normal(f"z_{group}", mu=0.0, sigma=1.0, dims=dims)
     parts = []
     for (a, b), chol in zip(layout.spans, chols, strict=True):
@@ -426,7 +332,7 @@ def build_pymc_model(
         fixed value, or a grouping factor named like a reserved dimension.
     """
     resolved = resolve_priors(design, priors)
-    fixed = _check_fixed(design, fixed_values)
+    fixed = check_fixed_values(design, fixed_values)
     coords = model_coords(design)
     X = np.asarray(design.X, dtype=float)
     with pm.Model(coords=coords) as model:
@@ -437,4 +343,146 @@ def build_pymc_model(
         if design.offset is not None:
             eta = eta + np.asarray(design.offset, dtype=float)
         _likelihood(design, eta, resolved, fixed)
+    return model
+
+
+# ----------------------------------------------------------------------------------------
+# Gaussian models with one grouping factor: the group effects integrated out analytically.
+
+
+def can_marginalize(design: Design) -> bool:
+    """Whether :func:`build_marginal_model` applies: gaussian, one factor, at most 2 terms."""
+    layouts = group_term_layout(design)
+    return design.family.is_gaussian and len(layouts) == 1 and len(layouts[0].terms) <= 2
+
+
+@dataclass(frozen=True, eq=False)
+class FactorStatistics:
+    """Per-level sufficient statistics of a gaussian model with one grouping factor.
+
+    With ``r = y - offset - X beta`` and ``Z_j`` the term columns of level ``j``:
+    ``ZtZ[j] = Z_j' Z_j``, ``Zty[j] = Z_j' y_j``, ``ZtX[j] = Z_j' X_j``; the
+    totals ``yty``, ``Xty``, ``XtX`` and the level sizes ``n``.
+    """
+
+    n: np.ndarray
+    ZtZ: np.ndarray
+    Zty: np.ndarray
+    ZtX: np.ndarray
+    yty: float
+    Xty: np.ndarray
+    XtX: np.ndarray
+
+    @classmethod
+    def from_design(cls, design: Design) -> FactorStatistics:
+        """The statistics of the design's single grouping factor."""
+        (layout,) = group_term_layout(design)
+        y = np.asarray(design.y, dtype=float)
+        if design.offset is not None:
+            y = y - np.asarray(design.offset, dtype=float)
+        X, Z, codes, levels = design.X, layout.X, layout.codes, len(layout.levels)
+        q, p = Z.shape[1], X.shape[1]
+
+        def by_level(values: np.ndarray) -> np.ndarray:
+            out = np.zeros((levels, values.shape[1]))
+            np.add.at(out, codes, values)
+            return out
+
+        ZtZ = by_level((Z[:, :, None] * Z[:, None, :]).reshape(len(y), -1)).reshape(-1, q, q)
+        ZtX = by_level((Z[:, :, None] * X[:, None, :]).reshape(len(y), -1)).reshape(-1, q, p)
+        return cls(
+            n=np.bincount(codes, minlength=levels).astype(float),
+            ZtZ=ZtZ,
+            Zty=by_level(Z * y[:, None]),
+            ZtX=ZtX,
+            yty=float(y @ y),
+            Xty=X.T @ y,
+            XtX=X.T @ X,
+        )
+
+
+def factor_cholesky(
+    sds: Sequence, r: object, correlated: bool
+) -> tuple[object, object, object]:
+    """Entries ``(l00, l10, l11)`` of the covariance Cholesky factor of one or two terms.
+
+    Works on pytensor scalars and on numpy arrays of draws alike; for one
+    term ``l10 = l11 = 0``. ``r`` is the correlation (ignored unless ``correlated``).
+    """
+    if len(sds) == 1:
+        return sds[0], 0.0, 0.0
+    if not correlated:
+        return sds[0], 0.0, sds[1]
+    return sds[0], sds[1] * r, sds[1] * (1.0 - r**2) ** 0.5
+
+
+def precision_terms(stats: FactorStatistics, chol: tuple, sigma: object, h0: object,
+                    h1: object) -> tuple[object, object, object, object, object]:
+    """``A = I + L' Z'Z L / sigma^2`` (entries a00, a01, a11) and ``c = L' Z'r``, per level.
+
+    ``h0, h1`` are the entries of ``Z_j' r_j``. Works on pytensor and numpy values.
+    """
+    l00, l10, l11 = chol
+    g00 = stats.ZtZ[:, 0, 0]
+    g01 = stats.ZtZ[:, 0, 1] if stats.ZtZ.shape[1] > 1 else 0.0
+    g11 = stats.ZtZ[:, 1, 1] if stats.ZtZ.shape[1] > 1 else 0.0
+    s2 = sigma**2
+    a00 = 1.0 + (l00**2 * g00 + 2.0 * l00 * l10 * g01 + l10**2 * g11) / s2
+    a01 = l11 * (l00 * g01 + l10 * g11) / s2
+    a11 = 1.0 + l11**2 * g11 / s2
+    return a00, a01, a11, l00 * h0 + l10 * h1, l11 * h1
+
+
+def _marginal_loglik(
+    stats: FactorStatistics, beta: pt.TensorVariable, chol: tuple, sigma: pt.TensorVariable
+) -> pt.TensorVariable:
+    """``log N(y | X beta, sigma^2 I + Z Sigma Z')`` through Woodbury, level by level."""
+    h = stats.Zty - pt.sum(stats.ZtX * beta, axis=2)
+    h1 = h[:, 1] if stats.Zty.shape[1] > 1 else 0.0
+    a00, a01, a11, c0, c1 = precision_terms(stats, chol, sigma, h[:, 0], h1)
+    det = a00 * a11 - a01**2
+    quad = (a11 * c0**2 - 2.0 * a01 * c0 * c1 + a00 * c1**2) / det
+    rr = stats.yty - 2.0 * pt.sum(beta * stats.Xty) + pt.sum(stats.XtX * beta[:, None] * beta)
+    s2 = sigma**2
+    n = float(np.sum(stats.n))
+    return -0.5 * (n * pt.log(2.0 * np.pi * s2) + pt.sum(pt.log(det))
+                   + (rr - pt.sum(quad) / s2) / s2)
+
+
+def build_marginal_model(
+    design: Design, priors: Priors | Mapping[str, Prior] | None = None
+) -> pm.Model:
+    """The model of :func:`build_pymc_model` with the group effects integrated out.
+
+    For a gaussian design with one grouping factor and at most two terms, the
+    marginal likelihood ``y ~ N(X beta + offset, sigma^2 I + Z Sigma Z')`` is
+    evaluated level by level (Woodbury identity) as a Potential named
+    ``marginal_loglik``. The free variables are ``beta``, the SDs, the raw
+    correlation and ``sigma``, with the same priors and names; ``u`` and ``z``
+    are drawn afterwards from their exact Gaussian conditional
+    (:func:`hiermodels.bayes.sample.conditional_effects`). The posterior is the
+    same; only the sampler sees 5-6 dimensions instead of hundreds.
+
+    Raises
+    ------
+    ValueError
+        When :func:`can_marginalize` is false.
+    """
+    if not can_marginalize(design):
+        raise ValueError(
+            "the group effects can be integrated out only for gaussian models with one "
+            "grouping factor and at most two random-effect terms"
+        )
+    resolved = resolve_priors(design, priors)
+    (layout,) = group_term_layout(design)
+    coords = model_coords(design)
+    stats = FactorStatistics.from_design(design)
+    with pm.Model(coords=coords) as model:
+        beta = _fixed_effects(design, resolved, {})
+        sds, chols = _factor_scales(layout, resolved, {})
+        correlated = chols[0] is not None and len(layout.terms) == 2
+        r = chols[0][1, 0] if correlated else 0.0  # type: ignore[index]
+        sigma = _hyper("sigma", resolved, {})
+        chol = factor_cholesky(sds, r, correlated)
+        pm.Potential("marginal_loglik", _marginal_loglik(stats, beta, chol, sigma))
     return model

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import pymc as pm
+from numpy.typing import ArrayLike
 
 from hiermodels.spec.design import Design, RandomBlock
 
@@ -54,6 +55,10 @@ __all__ = [
     "resolve_priors",
     "prior_keys",
     "group_term_layout",
+    "fixed_value_keys",
+    "check_fixed_values",
+    "corr_matrix_from",
+    "psd_cholesky",
     "POSITIVE_DISTS",
     "REAL_DISTS",
 ]
@@ -396,3 +401,127 @@ def resolve_priors(
                 items[key] = overrides["beta"]
     items.update((key, prior) for key, prior in overrides.items() if key != "beta")
     return Priors(items)
+
+
+# ----------------------------------------------------------------------------------------
+# Fixed values: point masses in place of priors (empirical Bayes).
+
+
+def fixed_value_keys(design: Design) -> tuple[str, ...]:
+    """Names that ``fixed_values`` may hold for this design."""
+    keys = ["beta"]
+    if design.family.is_gaussian:
+        keys.append("sigma")
+    if design.family.name == "negativebinomial":
+        keys.append("alpha")
+    for layout in group_term_layout(design):
+        keys.extend(f"sd_{layout.group}__{term}" for term in layout.terms)
+        if layout.correlated_spans:
+            keys.append(f"corr_{layout.group}")
+    return tuple(keys)
+
+
+def psd_cholesky(matrix: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor that tolerates a singular (e.g. ``|r| = 1``) correlation."""
+    try:
+        return np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        n = matrix.shape[0]
+        chol = np.zeros_like(matrix)
+        for i in range(n):
+            pivot = matrix[i, i] - chol[i, :i] @ chol[i, :i]
+            chol[i, i] = np.sqrt(max(pivot, 0.0))
+            for j in range(i + 1, n):
+                if chol[i, i] > 1e-12:  # a zero pivot leaves the column at zero
+                    chol[j, i] = (matrix[j, i] - chol[j, :i] @ chol[i, :i]) / chol[i, i]
+        return chol
+
+
+def corr_matrix_from(layout: GroupTerms, value: ArrayLike) -> np.ndarray:
+    """Full ``(q, q)`` correlation matrix of a factor from a fixed value.
+
+    Parameters
+    ----------
+    layout : GroupTerms
+    value : array_like
+        Either the ``(q, q)`` matrix (zero between blocks) or the
+        off-diagonal entries of the correlated blocks, block by block, each
+        block's upper triangle row by row (``numpy.triu_indices`` order,
+        lme4's ``VarCorr`` order).
+
+    Returns
+    -------
+    numpy.ndarray
+        Symmetric, unit diagonal, block diagonal, positive semi-definite.
+    """
+    arr = np.asarray(value, dtype=float)
+    q = len(layout.terms)
+    name = f"corr_{layout.group}"
+    if arr.ndim == 2:
+        if arr.shape != (q, q):
+            raise ValueError(f"fixed value {name!r} must be a {q}x{q} matrix, got {arr.shape}")
+        full = arr.copy()
+    else:
+        flat = arr.reshape(-1)
+        needed = sum((b - a) * (b - a - 1) // 2 for a, b in layout.correlated_spans)
+        if flat.size != needed:
+            raise ValueError(
+                f"fixed value {name!r} needs {needed} off-diagonal correlation(s), got {flat.size}"
+            )
+        full = np.eye(q)
+        pos = 0
+        for a, b in layout.correlated_spans:
+            rows, cols = np.triu_indices(b - a, 1)
+            full[a + rows, a + cols] = flat[pos : pos + rows.size]
+            full[a + cols, a + rows] = flat[pos : pos + rows.size]
+            pos += rows.size
+    mask = np.zeros((q, q), dtype=bool)
+    for a, b in layout.correlated_spans:
+        mask[a:b, a:b] = True
+    np.fill_diagonal(mask, True)
+    if not np.allclose(full, full.T) or not np.allclose(np.diag(full), 1.0):
+        raise ValueError(f"fixed value {name!r} must be symmetric with a unit diagonal")
+    if np.any(full[~mask] != 0) or np.any(np.abs(full) > 1 + 1e-12):
+        raise ValueError(
+            f"fixed value {name!r} must lie in [-1, 1] and be zero between independent blocks"
+        )
+    if np.linalg.eigvalsh(full).min() < -1e-8:  # round-off slack for |r| = 1 fits
+        raise ValueError(f"fixed value {name!r} is not positive semi-definite")
+    return full
+
+
+def check_fixed_values(design: Design, fixed_values: Mapping[str, ArrayLike] | None) -> dict:
+    """Validate ``fixed_values`` against the design; scalars and ``beta`` as arrays.
+
+    Correlations are returned as given and checked by :func:`corr_matrix_from`
+    when the graph is built.
+
+    Raises
+    ------
+    ValueError
+        For an unknown key (the message lists the valid ones) or a misshapen value.
+    """
+    if not fixed_values:
+        return {}
+    valid = fixed_value_keys(design)
+    unknown = [key for key in fixed_values if key not in valid]
+    if unknown:
+        raise ValueError(
+            f"fixed_values has unknown variable(s) {unknown}; valid keys: {', '.join(valid)}"
+        )
+    out: dict[str, object] = {}
+    for key, value in fixed_values.items():
+        if key.startswith("corr_"):
+            out[key] = value  # checked against the factor's layout when built
+            continue
+        arr = np.asarray(value, dtype=float)
+        if key == "beta":
+            if arr.shape != (len(design.fixed_names),):
+                raise ValueError(
+                    f"fixed value 'beta' must have {len(design.fixed_names)} entries "
+                    f"({', '.join(design.fixed_names)}), got shape {arr.shape}"
+                )
+        elif arr.ndim != 0 or not arr >= 0:
+            raise ValueError(f"fixed value {key!r} must be a non-negative scalar, got {value!r}")
+        out[key] = arr
+    return out

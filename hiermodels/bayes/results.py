@@ -17,6 +17,7 @@ import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
+from numpy.typing import ArrayLike
 
 from hiermodels.bayes.build import OBSERVED
 from hiermodels.bayes.priors import Priors, group_term_layout
@@ -26,11 +27,10 @@ from hiermodels.bayes.sample import (
     mean_response,
     pointwise_log_likelihood,
     posterior_predictive_draws,
-    prediction_data,
 )
 from hiermodels.spec.design import Design
 
-__all__ = ["BayesFit", "Diagnostics", "HDI_PROB", "RHAT_MAX", "ESS_MIN"]
+__all__ = ["BayesFit", "Diagnostics", "prediction_data", "HDI_PROB", "RHAT_MAX", "ESS_MIN"]
 
 #: Probability mass of the reported highest-density intervals.
 HDI_PROB = 0.94
@@ -109,6 +109,9 @@ class BayesFit:
         ``"nutpie"`` or ``"pymc"``.
     fixed_values : dict
         Variables held fixed in the graph (empty for full Bayes).
+    marginalized : bool
+        Whether the sampler ran on the model with the group effects
+        integrated out (their draws then come from the exact conditional).
     """
 
     idata: xr.DataTree
@@ -116,6 +119,7 @@ class BayesFit:
     priors: Priors
     sampler: str = "nutpie"
     fixed_values: Mapping[str, Any] = field(default_factory=dict)
+    marginalized: bool = False
 
     # ----------------------------------------------------------- posterior
     @property
@@ -337,3 +341,87 @@ def _label(values: xr.DataArray, flat_index: int) -> str:
     idx = np.unravel_index(flat_index, shape)
     coords = [str(values[d].values[i]) for d, i in zip(dims, idx, strict=True)]
     return f"{values.name}[{', '.join(coords)}]"
+
+
+def _level_codes(design_levels: tuple[str, ...], labels: list[str]) -> np.ndarray:
+    """Index of each label in the fitted levels, ``-1`` for an unseen one."""
+    position = {label: i for i, label in enumerate(design_levels)}
+    return np.array([position.get(label, -1) for label in labels], dtype=np.int64)
+
+
+def prediction_data(
+    design: Design,
+    newdata: pd.DataFrame,
+    *,
+    new_levels: Literal["population", "error"] = "population",
+    offset: ArrayLike | str | None = None,
+) -> LinearPredictorData:
+    """The arrays of :class:`LinearPredictorData` for new rows.
+
+    Parameters
+    ----------
+    design : Design
+        The fitted design: its fixed-effects encoding and level labels are reused.
+    newdata : pandas.DataFrame
+        Holds the fixed-effect covariates, the random-effect covariates and
+        the grouping-factor columns.
+    new_levels : {"population", "error"}
+        A grouping level not seen in the fit gets ``u = 0`` (population),
+        or raises ``ValueError`` naming the unseen levels.
+    offset : array_like or str, optional
+        Required when the model has an offset: the values, or a column of ``newdata``.
+
+    Returns
+    -------
+    LinearPredictorData
+    """
+    from formulaic import model_matrix
+
+    from hiermodels.spec._grouping import group_codes
+    from hiermodels.spec.design import fixed_matrix_for
+
+    if new_levels not in ("population", "error"):
+        raise ValueError(f"new_levels must be 'population' or 'error', got {new_levels!r}")
+    X = fixed_matrix_for(design, newdata)
+    columns: dict[str, list[np.ndarray]] = {}
+    labels: dict[str, list[str]] = {}
+    for term, block in zip(design.spec.random, design.blocks, strict=True):
+        missing = [name for name in block.factors if name not in newdata.columns]
+        if missing:
+            raise ValueError(f"newdata lacks the grouping column(s) {missing} of {block.group!r}")
+        matrix = model_matrix(term.expr, newdata, na_action="raise")
+        absent = [t for t in block.terms if t not in matrix.columns]
+        if absent:
+            raise ValueError(
+                f"newdata gives no column(s) {absent} for the terms of {block.group!r}"
+            )
+        columns.setdefault(block.group, []).append(np.asarray(matrix[list(block.terms)], float))
+        codes, levels = group_codes(newdata, block.factors)
+        labels[block.group] = [levels[c] for c in codes]
+    groups = []
+    for layout in group_term_layout(design):
+        codes = _level_codes(layout.levels, labels[layout.group])
+        unseen = sorted({lab for lab, c in zip(labels[layout.group], codes, strict=True) if c < 0})
+        if unseen and new_levels == "error":
+            shown = ", ".join(unseen[:10]) + (", ..." if len(unseen) > 10 else "")
+            raise ValueError(
+                f"newdata has {len(unseen)} level(s) of {layout.group!r} not in the fit: {shown}; "
+                "use new_levels='population' to predict them with u = 0"
+            )
+        groups.append((layout.group, codes, np.column_stack(columns[layout.group])))
+    off = None
+    if design.offset is not None:
+        if offset is None:
+            raise ValueError("the model has an offset: pass offset= (values or a column name)")
+        off = np.asarray(newdata[offset] if isinstance(offset, str) else offset, dtype=float)
+        if off.shape != (len(newdata),):
+            raise ValueError(f"offset must have one value per row of newdata ({len(newdata)})")
+    return LinearPredictorData(
+        family=design.family,
+        X=X,
+        groups=tuple(groups),
+        offset=off,
+        y=None,
+        trials=None,
+        obs=list(newdata.index),
+    )

@@ -17,13 +17,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 import pymc as pm
 import xarray as xr
 from numpy.typing import ArrayLike
 from scipy import special, stats
 
-from hiermodels.bayes.build import OBSERVED, build_pymc_model
+from hiermodels.bayes.build import (
+    OBSERVED,
+    FactorStatistics,
+    build_marginal_model,
+    build_pymc_model,
+    can_marginalize,
+    factor_cholesky,
+    precision_terms,
+)
 from hiermodels.bayes.priors import Prior, Priors, group_term_layout, resolve_priors
 from hiermodels.spec.design import Design
 from hiermodels.spec.families import Family
@@ -34,11 +41,11 @@ if TYPE_CHECKING:
 __all__ = [
     "fit_bayes",
     "sample_model",
+    "conditional_effects",
     "LinearPredictorData",
     "linear_predictor",
     "pointwise_log_likelihood",
     "posterior_predictive_draws",
-    "prediction_data",
     "mean_response",
 ]
 
@@ -48,12 +55,88 @@ Sampler = Literal["nutpie", "pymc"]
 #: 400 MB of float64) ``fit_bayes`` leaves the ``log_likelihood`` group out.
 MAX_LOG_LIKELIHOOD_SIZE = 50_000_000
 
+#: Largest data set sampled through Python callbacks by default (see ``sample_model``).
+PYTHON_BACKEND_MAX_ROWS = 5_000
 
-def _observed_group(model: pm.Model) -> xr.Dataset:
+
+def _observed_group(design: Design) -> xr.Dataset:
     """The ``observed_data`` group: ``y`` with its ``obs`` coordinate."""
-    data = np.asarray(model.rvs_to_values[model[OBSERVED]].data)
-    return xr.Dataset(
-        {OBSERVED: xr.DataArray(data, dims=("obs",), coords={"obs": list(model.coords["obs"])})}
+    rows = list(design.rows) if design.rows.is_unique else list(range(design.nobs))
+    y = xr.DataArray(np.asarray(design.y), dims=("obs",), coords={"obs": rows})
+    return xr.Dataset({OBSERVED: y})
+
+
+def _python_compiled(model: pm.Model) -> object:
+    """A nutpie model whose log density and gradient are PyTensor functions called from Python.
+
+    The functions are compiled in PyTensor's NUMBA mode, which caches them on
+    disk: a warm start costs about a second, against several seconds for
+    ``nutpie.compile_pymc_model``'s whole-model native compilation, at the
+    price of some microseconds of call overhead per gradient. Initial points
+    are PyMC's (support points) with a uniform(-1, 1) jitter on the
+    unconstrained scale, as nutpie's own.
+    """
+    import pytensor
+    import pytensor.tensor as pt
+    from nutpie.compiled_pyfunc import from_pyfunc
+    from pymc.model.transform.optimization import freeze_dims_and_data
+    from pytensor.graph import graph_replace
+
+    frozen = freeze_dims_and_data(model)
+    values = [frozen.rvs_to_values[rv] for rv in frozen.free_RVs]
+    start = frozen.initial_point()
+    shapes = [np.shape(start[v.name]) for v in values]
+    bounds = np.cumsum([0, *(int(np.prod(s)) for s in shapes)])
+    flat = pt.vector("flat", dtype="float64", shape=(int(bounds[-1]),))
+    replace = {v: flat[a:b].reshape(s) for v, a, b, s in
+               zip(values, bounds[:-1], bounds[1:], shapes, strict=True)}
+    logp = frozen.logp()
+    grad = pt.concatenate([pt.grad(logp, v).ravel() for v in values])
+    logp_fn = pytensor.function([flat], graph_replace([logp, grad], replace), mode="NUMBA",
+                                trust_input=True)
+    keep = {v.name for v in (*frozen.free_RVs, *frozen.deterministics)}
+    outputs = [v for v in frozen.unobserved_value_vars if v.name in keep]
+    names = [v.name for v in outputs]
+    expand_fn = pytensor.function([flat], graph_replace(outputs, replace), mode="NUMBA",
+                                  trust_input=True)
+    x0 = np.concatenate([np.ravel(start[v.name]) for v in values]).astype(np.float64)
+    out_shapes = [np.shape(value) for value in expand_fn(x0)]
+
+    # nutpie asks for one function per chain and runs chains in threads: each gets its own
+    # copy, as a compiled PyTensor function keeps per-call storage that threads must not share
+    def make_logp() -> object:
+        own = logp_fn.copy()
+
+        def logp(x: np.ndarray, **_: object) -> tuple[float, np.ndarray]:
+            value, gradient = own(x)
+            return float(value), gradient
+
+        return logp
+
+    def make_expand(*_: object) -> object:
+        own = expand_fn.copy()
+
+        def expand(x: np.ndarray, **__: object) -> dict[str, np.ndarray]:
+            return dict(zip(names, own(x), strict=True))
+
+        return expand
+
+    def initial_point(seed: int) -> np.ndarray:
+        jitter = np.random.default_rng(seed).uniform(-1.0, 1.0, x0.size)
+        return x0 + jitter
+
+    coords = {k: [str(v) for v in vals] for k, vals in model.coords.items() if k != "obs"}
+    dims = {k: v for k, v in model.named_vars_to_dims.items() if k in names}
+    return from_pyfunc(
+        ndim=x0.size,
+        make_logp_fn=make_logp,
+        make_expand_fn=make_expand,
+        expanded_dtypes=[np.dtype("float64")] * len(names),
+        expanded_shapes=out_shapes,
+        expanded_names=names,
+        coords=coords,
+        dims=dims,
+        make_initial_point_fn=initial_point,
     )
 
 
@@ -67,6 +150,7 @@ def sample_model(
     random_seed: int | None = None,
     progressbar: bool = True,
     cores: int | None = None,
+    backend: Literal["auto", "numba", "python"] = "auto",
 ) -> xr.DataTree:
     """Sample a PyMC model with nutpie or PyMC's NUTS.
 
@@ -82,11 +166,18 @@ def sample_model(
     progressbar : bool
     cores : int, optional
         Chains run in parallel; defaults to ``min(chains, os.cpu_count())``.
+    backend : {"auto", "numba", "python"}
+        How nutpie evaluates the model: natively compiled with numba (chains
+        truly in parallel, several seconds to compile) or PyTensor functions
+        called from Python (compiled in about a second when cached, with a
+        per-gradient overhead that grows in relative weight as models get
+        small). ``"auto"`` takes ``"python"`` when the model has at most
+        :data:`PYTHON_BACKEND_MAX_ROWS` observations.
 
     Returns
     -------
     xarray.DataTree
-        With ``posterior``, ``sample_stats`` and ``observed_data``.
+        With ``posterior`` and ``sample_stats`` (and ``observed_data`` from PyMC).
     """
     if sampler not in ("nutpie", "pymc"):
         raise ValueError(f"sampler must be 'nutpie' or 'pymc', got {sampler!r}")
@@ -97,7 +188,15 @@ def sample_model(
     if sampler == "nutpie":
         import nutpie
 
-        compiled = nutpie.compile_pymc_model(model)
+        if backend not in ("auto", "numba", "python"):
+            raise ValueError(f"backend must be 'auto', 'numba' or 'python', got {backend!r}")
+        if backend == "auto":
+            rows = len(model.coords.get("obs", ())) or 0
+            backend = "python" if rows <= PYTHON_BACKEND_MAX_ROWS else "numba"
+        if backend == "python":
+            compiled = _python_compiled(model)
+        else:
+            compiled = nutpie.compile_pymc_model(model)
         idata = nutpie.sample(
             compiled,
             draws=draws,
@@ -108,7 +207,6 @@ def sample_model(
             progress_bar=progressbar,
             save_warmup=False,
         )
-        idata["observed_data"] = xr.DataTree(_observed_group(model))
         return idata
     return pm.sample(
         draws=draws,
@@ -136,8 +234,19 @@ def fit_bayes(
     fixed_values: Mapping[str, ArrayLike] | None = None,
     log_likelihood: bool | None = None,
     posterior_predictive: bool = False,
+    marginalize: bool | None = None,
+    backend: Literal["auto", "numba", "python"] = "auto",
 ) -> BayesFit:
     """Full-Bayes fit of a design by MCMC.
+
+    Gaussian models with one grouping factor and at most two random-effect
+    terms (``(1 | g)``, ``(x | g)``, ``(x || g)``) are sampled with the group
+    effects integrated out (:func:`~hiermodels.bayes.build.build_marginal_model`);
+    ``z_<g>`` and ``u_<g>`` are then drawn from their exact Gaussian
+    conditional given each posterior draw (:func:`conditional_effects`). The
+    posterior is the same as that of the graph of
+    :func:`~hiermodels.bayes.build.build_pymc_model`, which is sampled
+    otherwise; the sampler explores 5-6 dimensions instead of hundreds.
 
     Parameters
     ----------
@@ -158,6 +267,11 @@ def fit_bayes(
         :data:`MAX_LOG_LIKELIHOOD_SIZE` values.
     posterior_predictive : bool
         Add a ``posterior_predictive`` group (one replicate per draw).
+    marginalize : bool, optional
+        Integrate the group effects out. By default whenever possible and no
+        ``fixed_values`` are given; ``True`` raises when it is not possible.
+    backend : {"auto", "numba", "python"}
+        How nutpie evaluates the model (see :func:`sample_model`).
 
     Returns
     -------
@@ -166,7 +280,14 @@ def fit_bayes(
     from hiermodels.bayes.results import BayesFit
 
     resolved = resolve_priors(design, priors)
-    model = build_pymc_model(design, resolved, fixed_values=fixed_values)
+    if marginalize is None:
+        marginalize = can_marginalize(design) and not fixed_values
+    if marginalize and fixed_values:
+        raise ValueError("fixed_values are not available with marginalize=True")
+    if marginalize:
+        model = build_marginal_model(design, resolved)
+    else:
+        model = build_pymc_model(design, resolved, fixed_values=fixed_values)
     idata = sample_model(
         model,
         draws=draws,
@@ -175,7 +296,15 @@ def fit_bayes(
         sampler=sampler,
         random_seed=random_seed,
         progressbar=progressbar,
+        backend=backend,
     )
+    rng = np.random.default_rng(random_seed)
+    if marginalize:
+        posterior = idata["posterior"].to_dataset()
+        idata["posterior"] = xr.DataTree(
+            posterior.assign(conditional_effects(posterior, design, rng))
+        )
+    idata["observed_data"] = xr.DataTree(_observed_group(design))
     if log_likelihood is None:
         log_likelihood = chains * draws * design.nobs <= MAX_LOG_LIKELIHOOD_SIZE
     data = LinearPredictorData.from_design(design)
@@ -183,7 +312,6 @@ def fit_bayes(
         ll = pointwise_log_likelihood(idata["posterior"].dataset, data)
         idata["log_likelihood"] = xr.DataTree(xr.Dataset({OBSERVED: ll}))
     if posterior_predictive:
-        rng = np.random.default_rng(random_seed)
         ppc = posterior_predictive_draws(idata["posterior"].dataset, data, rng)
         idata["posterior_predictive"] = xr.DataTree(xr.Dataset({OBSERVED: ppc}))
     return BayesFit(
@@ -192,6 +320,7 @@ def fit_bayes(
         priors=resolved,
         sampler=sampler,
         fixed_values=dict(fixed_values or {}),
+        marginalized=marginalize,
     )
 
 
@@ -365,85 +494,51 @@ def posterior_predictive_draws(
     return eta_da.copy(data=draws)
 
 
-def _level_codes(design_levels: tuple[str, ...], labels: list[str]) -> np.ndarray:
-    """Index of each label in the fitted levels, ``-1`` for an unseen one."""
-    position = {label: i for i, label in enumerate(design_levels)}
-    return np.array([position.get(label, -1) for label in labels], dtype=np.int64)
+def conditional_effects(
+    posterior: xr.Dataset, design: Design, rng: np.random.Generator
+) -> dict[str, xr.DataArray]:
+    """Draw ``z_<g>`` and ``u_<g>`` from their Gaussian conditional, one per posterior draw.
 
-
-def prediction_data(
-    design: Design,
-    newdata: pd.DataFrame,
-    *,
-    new_levels: Literal["population", "error"] = "population",
-    offset: ArrayLike | str | None = None,
-) -> LinearPredictorData:
-    """The arrays of :class:`LinearPredictorData` for new rows.
-
-    Parameters
-    ----------
-    design : Design
-        The fitted design: its fixed-effects encoding and level labels are reused.
-    newdata : pandas.DataFrame
-        Holds the fixed-effect covariates, the random-effect covariates and
-        the grouping-factor columns.
-    new_levels : {"population", "error"}
-        A grouping level not seen in the fit gets ``u = 0`` (population),
-        or raises ``ValueError`` naming the unseen levels.
-    offset : array_like or str, optional
-        Required when the model has an offset: the values, or a column of ``newdata``.
+    For the models of :func:`~hiermodels.bayes.build.build_marginal_model`:
+    given ``beta``, the SDs, the correlation and ``sigma``, the offsets of
+    level ``j`` are ``z_j ~ N(A_j^{-1} c_j / sigma^2, A_j^{-1})`` with
+    ``A_j = I + L' Z_j' Z_j L / sigma^2`` and ``c_j = L' Z_j' (y_j - X_j beta)``,
+    and ``u_j = L z_j`` (``L`` the Cholesky factor of the effects' covariance).
 
     Returns
     -------
-    LinearPredictorData
+    dict of str to xarray.DataArray
+        ``z_<g>`` and ``u_<g>``, dims ``(chain, draw, <g>, <g>__term)``.
     """
-    from formulaic import model_matrix
-
-    from hiermodels.spec._grouping import group_codes
-    from hiermodels.spec.design import fixed_matrix_for
-
-    if new_levels not in ("population", "error"):
-        raise ValueError(f"new_levels must be 'population' or 'error', got {new_levels!r}")
-    X = fixed_matrix_for(design, newdata)
-    columns: dict[str, list[np.ndarray]] = {}
-    labels: dict[str, list[str]] = {}
-    for term, block in zip(design.spec.random, design.blocks, strict=True):
-        missing = [name for name in block.factors if name not in newdata.columns]
-        if missing:
-            raise ValueError(f"newdata lacks the grouping column(s) {missing} of {block.group!r}")
-        matrix = model_matrix(term.expr, newdata, na_action="raise")
-        absent = [t for t in block.terms if t not in matrix.columns]
-        if absent:
-            raise ValueError(
-                f"newdata gives no column(s) {absent} for the terms of {block.group!r}"
-            )
-        columns.setdefault(block.group, []).append(np.asarray(matrix[list(block.terms)], float))
-        codes, levels = group_codes(newdata, block.factors)
-        labels[block.group] = [levels[c] for c in codes]
-    groups = []
-    for layout in group_term_layout(design):
-        codes = _level_codes(layout.levels, labels[layout.group])
-        unseen = sorted({lab for lab, c in zip(labels[layout.group], codes, strict=True) if c < 0})
-        if unseen and new_levels == "error":
-            shown = ", ".join(unseen[:10]) + (", ..." if len(unseen) > 10 else "")
-            raise ValueError(
-                f"newdata has {len(unseen)} level(s) of {layout.group!r} not in the fit: {shown}; "
-                "use new_levels='population' to predict them with u = 0"
-            )
-        groups.append((layout.group, codes, np.column_stack(columns[layout.group])))
-    off = None
-    if design.offset is not None:
-        if offset is None:
-            raise ValueError("the model has an offset: pass offset= (values or a column name)")
-        off = np.asarray(newdata[offset] if isinstance(offset, str) else offset, dtype=float)
-        if off.shape != (len(newdata),):
-            raise ValueError(f"offset must have one value per row of newdata ({len(newdata)})")
-    return LinearPredictorData(
-        family=design.family,
-        X=X,
-        groups=tuple(groups),
-        offset=off,
-        y=None,
-        trials=None,
-        obs=list(newdata.index),
-    )
+    (layout,) = group_term_layout(design)
+    g, q = layout.group, len(layout.terms)
+    stats = FactorStatistics.from_design(design)
+    beta = posterior["beta"].transpose("chain", "draw", "coef").values
+    sds = [posterior[f"sd_{g}__{t}"].transpose("chain", "draw").values[..., None]
+           for t in layout.terms]
+    sigma = posterior["sigma"].transpose("chain", "draw").values[..., None]
+    correlated = bool(layout.correlated_spans)
+    r = posterior[f"corr_{g}"].values[..., 0, 1][..., None] if correlated else 0.0
+    l00, l10, l11 = factor_cholesky(sds, r, correlated)
+    h = stats.Zty - np.einsum("gqp,cdp->cdgq", stats.ZtX, beta)
+    a00, a01, a11, c0, c1 = precision_terms(stats, (l00, l10, l11), sigma, h[..., 0],
+                                            h[..., 1] if q == 2 else 0.0)
+    s2 = sigma**2
+    eps = rng.standard_normal((*h.shape[:-1], q))
+    if q == 1:
+        z = (c0 / (a00 * s2) + eps[..., 0] / np.sqrt(a00))[..., None]
+        u = l00[..., None] * z
+    else:
+        det = a00 * a11 - a01**2
+        r00 = np.sqrt(a00)
+        r10 = a01 / r00
+        r11 = np.sqrt(a11 - r10**2)
+        z1 = (a00 * c1 - a01 * c0) / (det * s2) + eps[..., 1] / r11  # mean + R^{-T} eps
+        z0 = (a11 * c0 - a01 * c1) / (det * s2) + (eps[..., 0] - r10 * eps[..., 1] / r11) / r00
+        z = np.stack([z0, z1], axis=-1)
+        u = np.stack([l00 * z0, l10 * z0 + l11 * z1], axis=-1)
+    dims = ("chain", "draw", g, f"{g}__term")
+    coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values,
+              g: list(layout.levels), f"{g}__term": list(layout.terms)}
+    return {f"z_{g}": xr.DataArray(z, dims=dims, coords=coords),
+            f"u_{g}": xr.DataArray(u, dims=dims, coords=coords)}

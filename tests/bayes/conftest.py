@@ -1,6 +1,6 @@
 """Session fixtures: every model is built, compiled and sampled once per test session.
 
-Sampling is kept short (2 chains x 1000 draws after 1000 tuning draws) except
+Sampling is kept short (4 chains x 1000 draws after 1000 tuning draws) except
 for the lme4 reference fits, which use ``fit_bayes``'s defaults because
 the acceptance criteria are stated for them.
 """
@@ -21,9 +21,9 @@ from hiermodels.spec.families import get_family
 from tests.bayes import simulate
 from tests.bayes.simulate import Truth
 
-#: Short runs for the recovery tests: 2 chains x 1000 draws keep the bulk ESS of every
+#: Short runs for the recovery tests: 4 chains x 1000 draws keep the bulk ESS of every
 #: hyperparameter above ~100 (compilation, not sampling, dominates their cost).
-SMALL = {"draws": 1000, "tune": 1000, "chains": 2}
+SMALL = {"draws": 1000, "tune": 1000, "chains": 4}
 
 SIMULATIONS: dict[str, Callable[[], Truth]] = {
     "intercept": simulate.intercept,
@@ -38,6 +38,13 @@ SIMULATIONS: dict[str, Callable[[], Truth]] = {
     "negativebinomial": simulate.negativebinomial,
 }
 
+#: GLMMs with richer random-effect structures, in the slow tier.
+SLOW_SIMULATIONS: dict[str, Callable[[], Truth]] = {
+    "poisson_slope": simulate.poisson_slope,
+    "binomial_probit_crossed": simulate.binomial_probit_crossed,
+    "negativebinomial_uncorrelated": simulate.negativebinomial_uncorrelated,
+}
+
 
 def truth_design(truth: Truth) -> Design:
     """The design of a simulated data set."""
@@ -48,7 +55,7 @@ def truth_design(truth: Truth) -> Design:
 @cache
 def simulated(name: str) -> tuple[Truth, BayesFit]:
     """Simulate data set ``name`` and fit it with the small settings (cached)."""
-    truth = SIMULATIONS[name]()
+    truth = {**SIMULATIONS, **SLOW_SIMULATIONS}[name]()
     fit = fit_bayes(truth_design(truth), random_seed=1, progressbar=False, **SMALL)
     return truth, fit
 

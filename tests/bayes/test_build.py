@@ -11,8 +11,8 @@ import pytest
 from scipy import stats
 
 from hiermodels.bayes import build_pymc_model, default_priors, fixed_value_keys
-from hiermodels.bayes.build import CenteredShift, corr_matrix_from
-from hiermodels.bayes.priors import group_term_layout
+from hiermodels.bayes.build import CenteredShift
+from hiermodels.bayes.priors import corr_matrix_from, group_term_layout
 from hiermodels.datasets import load
 from hiermodels.spec.design import Design, DesignError, build_design
 from hiermodels.spec.families import get_family

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bayes.conftest import SIMULATIONS
+from tests.bayes.conftest import SIMULATIONS, SLOW_SIMULATIONS
 
 pytestmark = pytest.mark.xdist_group("bayes-simulated")
 
+ALL = [*SIMULATIONS, *(pytest.param(name, marks=pytest.mark.slow) for name in SLOW_SIMULATIONS)]
 
-@pytest.mark.parametrize("name", list(SIMULATIONS))
+
+@pytest.mark.parametrize("name", ALL)
 def test_hyperparameters_covered_by_94_percent_hdi(simulated_fit, name: str) -> None:
     truth, fit = simulated_fit(name)
     table = fit.varcorr_summary().set_index("name")
@@ -24,7 +26,7 @@ def test_hyperparameters_covered_by_94_percent_hdi(simulated_fit, name: str) -> 
         assert low <= true <= high, f"{name}: {param} = {true} outside HDI [{low:.3f}, {high:.3f}]"
 
 
-@pytest.mark.parametrize("name", list(SIMULATIONS))
+@pytest.mark.parametrize("name", ALL)
 def test_fixed_effects_within_two_posterior_sds(simulated_fit, name: str) -> None:
     truth, fit = simulated_fit(name)
     table = fit.fixef_summary()
@@ -34,7 +36,7 @@ def test_fixed_effects_within_two_posterior_sds(simulated_fit, name: str) -> Non
         assert abs(mean - true) <= 2 * sd, f"{name}: {coef} mean {mean:.3f} vs {true} (sd {sd:.3f})"
 
 
-@pytest.mark.parametrize("name", list(SIMULATIONS))
+@pytest.mark.parametrize("name", ALL)
 def test_small_runs_converge(simulated_fit, name: str) -> None:
     _, fit = simulated_fit(name)
     diag = fit.diagnostics(warn=False)

@@ -48,7 +48,7 @@ def test_idata_groups_and_labels(simulated_fit) -> None:
     assert post["u_a:b"].dims == ("chain", "draw", "a:b", "a:b__term")
     assert list(post["coef"].values) == ["Intercept", "x"]
     np.testing.assert_array_equal(fit.idata["observed_data"]["y"].values, truth.data["y"])
-    assert "sampler=nutpie, chains=2, draws=1000" in repr(fit)
+    assert "sampler=nutpie, chains=4, draws=1000" in repr(fit)
 
 
 def test_varcorr_and_ranef_layouts(simulated_fit) -> None:
@@ -90,7 +90,7 @@ def test_diagnostics_pass_quietly_and_warn_on_failure(simulated_fit) -> None:
     assert diag.divergences == 0 and diag.max_r_hat < 1.02
     # chains stuck in two places: r_hat far above 1.01
     post = fit.posterior.copy()
-    post["sigma"] = post["sigma"] + xr.DataArray([0.0, 5.0], dims="chain")
+    post["sigma"] = post["sigma"] + xr.DataArray([0.0, 5.0, 0.0, 5.0], dims="chain")
     broken = BayesFit(
         idata=xr.DataTree.from_dict({"posterior": post,
                                      "sample_stats": fit.idata["sample_stats"].to_dataset()}),
