@@ -2,10 +2,18 @@
 
 :func:`fit_bayes` builds the graph (:mod:`hiermodels.bayes.build`), samples it
 with nutpie (default) or PyMC's NUTS and wraps the result in a
-:class:`~hiermodels.bayes.results.BayesFit`. The pointwise log-likelihood,
-posterior predictive draws and predictions for new data are computed from
-the posterior draws of ``beta``, ``u_<group>``, ``sigma``/``alpha`` with
-numpy, without compiling anything.
+:class:`~hiermodels.bayes.results.BayesFit`. Gaussian models with one
+grouping factor are sampled with the group effects integrated out, which are
+then drawn from their exact conditional (:func:`conditional_effects`).
+
+nutpie runs either on its own native compilation of the model (numba) or on
+PyTensor functions called back from Python, which PyTensor caches on disk:
+on small data sets the latter saves several seconds of compilation per fit
+(see :func:`sample_model`).
+
+The pointwise log-likelihood, posterior predictive draws and predictions for
+new data are computed from the posterior draws of ``beta``, ``u_<group>``,
+``sigma``/``alpha`` with numpy, without compiling anything.
 """
 
 from __future__ import annotations
@@ -58,6 +66,9 @@ MAX_LOG_LIKELIHOOD_SIZE = 50_000_000
 #: Largest data set sampled through Python callbacks by default (see ``sample_model``).
 PYTHON_BACKEND_MAX_ROWS = 5_000
 
+#: PyTensor mode of the functions nutpie calls back in the ``"python"`` backend.
+PYTHON_BACKEND_MODE = "NUMBA"
+
 
 def _observed_group(design: Design) -> xr.Dataset:
     """The ``observed_data`` group: ``y`` with its ``obs`` coordinate."""
@@ -92,13 +103,13 @@ def _python_compiled(model: pm.Model) -> object:
                zip(values, bounds[:-1], bounds[1:], shapes, strict=True)}
     logp = frozen.logp()
     grad = pt.concatenate([pt.grad(logp, v).ravel() for v in values])
-    logp_fn = pytensor.function([flat], graph_replace([logp, grad], replace), mode="NUMBA",
-                                trust_input=True)
+    logp_fn = pytensor.function([flat], graph_replace([logp, grad], replace),
+                                mode=PYTHON_BACKEND_MODE, trust_input=True)
     keep = {v.name for v in (*frozen.free_RVs, *frozen.deterministics)}
     outputs = [v for v in frozen.unobserved_value_vars if v.name in keep]
     names = [v.name for v in outputs]
-    expand_fn = pytensor.function([flat], graph_replace(outputs, replace), mode="NUMBA",
-                                  trust_input=True)
+    expand_fn = pytensor.function([flat], graph_replace(outputs, replace),
+                                  mode=PYTHON_BACKEND_MODE, trust_input=True)
     x0 = np.concatenate([np.ravel(start[v.name]) for v in values]).astype(np.float64)
     out_shapes = [np.shape(value) for value in expand_fn(x0)]
 
@@ -161,7 +172,7 @@ def sample_model(
     draws, tune, chains : int
         Kept draws, tuning draws (discarded) and chains.
     sampler : {"nutpie", "pymc"}
-        nutpie compiles the model with numba; ``"pymc"`` uses ``pm.sample``.
+        nutpie (through ``backend``) or PyMC's own NUTS (``pm.sample``).
     random_seed : int, optional
     progressbar : bool
     cores : int, optional
