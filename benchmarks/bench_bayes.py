@@ -82,8 +82,15 @@ def _run_hiermodels(dataset: str, formula: str) -> tuple[float, float]:
     data = load(dataset)
     start = time.perf_counter()
     design = build_design(formula, data, "gaussian")
-    fit = fit_bayes(design, draws=DRAWS, tune=TUNE, chains=CHAINS, random_seed=SEED,
-                    progressbar=False, log_likelihood=False)
+    fit = fit_bayes(
+        design,
+        draws=DRAWS,
+        tune=TUNE,
+        chains=CHAINS,
+        random_seed=SEED,
+        progressbar=False,
+        log_likelihood=False,
+    )
     wall = time.perf_counter() - start
     post = fit.posterior
     keep = [v for v in post.data_vars if not v.startswith("z_") and "__raw" not in v]
@@ -109,8 +116,7 @@ def _run_bambi(dataset: str, formula: str) -> tuple[float, float]:
             data[column] = data[column].astype(str)
     start = time.perf_counter()
     model = bmb.Model(formula, data)
-    idata = model.fit(draws=DRAWS, tune=TUNE, chains=CHAINS, random_seed=SEED,
-                      progressbar=False)
+    idata = model.fit(draws=DRAWS, tune=TUNE, chains=CHAINS, random_seed=SEED, progressbar=False)
     wall = time.perf_counter() - start
     return wall, _min_ess(idata["posterior"].to_dataset())
 
@@ -142,7 +148,11 @@ def _fresh_process(library: str, model: str, cache: Path, timeout: float) -> dic
     try:
         done = subprocess.run(
             [sys.executable, __file__, "--worker", library, model],
-            env=env, capture_output=True, text=True, check=False, timeout=timeout,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired:
         return {"wall": float("inf"), "ess": float("nan"), "imports": float("nan")}
@@ -168,10 +178,15 @@ def main(models: list[str], timeout: float) -> None:
                 warm = _fresh_process(library, model, Path(tmp), timeout)
             for state, result in (("cold", cold), ("warm", warm)):
                 rows.append((model, state, library, result))
-                print(f"  {model:<11} {state:<5} {library:<10} wall {result['wall']:6.1f} s  "
-                      f"min ESS {result['ess']:7.0f}", file=sys.stderr)
-    print(f"\n{DRAWS} draws x {CHAINS} chains after {TUNE} tuning draws; wall time includes "
-          "building and compiling, not imports.\n")
+                print(
+                    f"  {model:<11} {state:<5} {library:<10} wall {result['wall']:6.1f} s  "
+                    f"min ESS {result['ess']:7.0f}",
+                    file=sys.stderr,
+                )
+    print(
+        f"\n{DRAWS} draws x {CHAINS} chains after {TUNE} tuning draws; wall time includes "
+        "building and compiling, not imports.\n"
+    )
     cols = f"{'s':>6} {'minESS':>7} {'ESS/s':>7}  "
     header = f"{'model':<11} {'cache':<5} | {'hiermodels':^24} | {'bambi':^24} | {'ratio':>5}"
     sub = f"{'':<11} {'':<5} | {cols} | {cols} |"
@@ -188,19 +203,29 @@ def main(models: list[str], timeout: float) -> None:
                 ratio = f">{rate_ours / (2 * CHAINS * DRAWS / timeout):.1f}"
             else:
                 ratio = f"{rate_ours / (theirs['ess'] / theirs['wall']):.2f}"
-            print(f"{model:<11} {state:<5} | {_cells(ours, timeout)} | "
-                  f"{_cells(theirs, timeout)} | {ratio:>5}")
-    imports = {lib: np.nanmean([r["imports"] for (_, _, lb), r in table.items() if lb == lib])
-               for lib in ("hiermodels", "bambi")}
-    print(f"\nmean import time: hiermodels {imports['hiermodels']:.1f} s, "
-          f"bambi {imports['bambi']:.1f} s")
+            print(
+                f"{model:<11} {state:<5} | {_cells(ours, timeout)} | "
+                f"{_cells(theirs, timeout)} | {ratio:>5}"
+            )
+    imports = {
+        lib: np.nanmean([r["imports"] for (_, _, lb), r in table.items() if lb == lib])
+        for lib in ("hiermodels", "bambi")
+    }
+    print(
+        f"\nmean import time: hiermodels {imports['hiermodels']:.1f} s, "
+        f"bambi {imports['bambi']:.1f} s"
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
-    parser.add_argument("--timeout", type=float, default=900.0,
-                        help="seconds before a fit is abandoned (reported as >timeout)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="seconds before a fit is abandoned (reported as >timeout)",
+    )
     parser.add_argument("--worker", nargs=2, metavar=("LIBRARY", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

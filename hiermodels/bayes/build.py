@@ -213,9 +213,7 @@ def _correlation_cholesky(
     return [chols.get(span) for span in layout.spans]
 
 
-def _lkj_block(
-    name: str, q: int, eta: float
-) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+def _lkj_block(name: str, q: int, eta: float) -> tuple[pt.TensorVariable, pt.TensorVariable]:
     """Cholesky factor and correlation matrix of one block under ``LKJ(eta)``.
 
     For ``q = 2`` the LKJ density of ``r`` is proportional to
@@ -401,9 +399,7 @@ class FactorStatistics:
         )
 
 
-def factor_cholesky(
-    sds: Sequence, r: object, correlated: bool
-) -> tuple[object, object, object]:
+def factor_cholesky(sds: Sequence, r: object, correlated: bool) -> tuple[object, object, object]:
     """Entries ``(l00, l10, l11)`` of the covariance Cholesky factor of one or two terms.
 
     Works on pytensor scalars and on numpy arrays of draws alike; for one
@@ -416,8 +412,9 @@ def factor_cholesky(
     return sds[0], sds[1] * r, sds[1] * (1.0 - r**2) ** 0.5
 
 
-def precision_terms(stats: FactorStatistics, chol: tuple, sigma: object, h0: object,
-                    h1: object) -> tuple[object, object, object, object, object]:
+def precision_terms(
+    stats: FactorStatistics, chol: tuple, sigma: object, h0: object, h1: object
+) -> tuple[object, object, object, object, object]:
     """``A = I + L' Z'Z L / sigma^2`` (entries a00, a01, a11) and ``c = L' Z'r``, per level.
 
     ``h0, h1`` are the entries of ``Z_j' r_j``. Works on pytensor and numpy values.
@@ -445,8 +442,9 @@ def _marginal_loglik(
     rr = stats.yty - 2.0 * pt.sum(beta * stats.Xty) + pt.sum(stats.XtX * beta[:, None] * beta)
     s2 = sigma**2
     n = float(np.sum(stats.n))
-    return -0.5 * (n * pt.log(2.0 * np.pi * s2) + pt.sum(pt.log(det))
-                   + (rr - pt.sum(quad) / s2) / s2)
+    return -0.5 * (
+        n * pt.log(2.0 * np.pi * s2) + pt.sum(pt.log(det)) + (rr - pt.sum(quad) / s2) / s2
+    )
 
 
 def build_marginal_model(

@@ -241,9 +241,7 @@ def group_term_layout(design: Design) -> tuple[GroupTerms, ...]:
             spans.append((len(terms), len(terms) + block.n_terms))
             terms.extend(block.terms)
         X = np.column_stack([np.asarray(b.X, dtype=float) for b in blocks])
-        out.append(
-            GroupTerms(group, first.levels, tuple(terms), first.codes, X, tuple(spans))
-        )
+        out.append(GroupTerms(group, first.levels, tuple(terms), first.codes, X, tuple(spans)))
     return tuple(out)
 
 
@@ -359,9 +357,7 @@ def _check_kind(key: str, prior: Prior) -> None:
         raise ValueError(f"invalid parameters for prior {key!r} = {prior!r}: {err}") from err
 
 
-def resolve_priors(
-    design: Design, priors: Priors | Mapping[str, Prior] | None = None
-) -> Priors:
+def resolve_priors(design: Design, priors: Priors | Mapping[str, Prior] | None = None) -> Priors:
     """Merge user overrides into the defaults of :func:`default_priors`.
 
     Parameters

@@ -166,8 +166,11 @@ class BayesFit:
                     for j in range(i + 1, b):
                         t1, t2 = layout.terms[i], layout.terms[j]
                         rows.append((g, t1, t2, f"corr_{g}[{t1}, {t2}]"))
-                        series.append(post[f"corr_{g}"].isel({f"{g}__term": i,
-                                                              f"{g}__term_bis": j}, drop=True))
+                        series.append(
+                            post[f"corr_{g}"].isel(
+                                {f"{g}__term": i, f"{g}__term_bis": j}, drop=True
+                            )
+                        )
         for name, grp in (("sigma", "Residual"), ("alpha", "Dispersion")):
             if name in post:
                 rows.append((grp, "", "", name))
@@ -231,7 +234,7 @@ class BayesFit:
         for name in post.data_vars:
             r = rhat[name].values.ravel()
             e = ess[name].values.ravel()
-            constant = (post[name].std(("chain", "draw")).values.ravel() == 0)
+            constant = post[name].std(("chain", "draw")).values.ravel() == 0
             r, e = np.where(constant, np.nan, r), np.where(constant, np.nan, e)
             if np.all(np.isnan(r)):
                 continue
@@ -241,8 +244,9 @@ class BayesFit:
             if e[k] < worst_ess[0]:
                 worst_ess = (float(e[k]), _label(post[name], k))
         ok = divergences == 0 and worst_rhat[0] <= RHAT_MAX and worst_ess[0] >= ESS_MIN
-        result = Diagnostics(divergences, worst_rhat[0], worst_ess[0], worst_rhat[1],
-                             worst_ess[1], ok)
+        result = Diagnostics(
+            divergences, worst_rhat[0], worst_ess[0], worst_rhat[1], worst_ess[1], ok
+        )
         if warn and not ok:
             warnings.warn(
                 f"sampling diagnostics fail the usual thresholds: {divergences} divergence(s), "

@@ -99,17 +99,21 @@ def _python_compiled(model: pm.Model) -> object:
     shapes = [np.shape(start[v.name]) for v in values]
     bounds = np.cumsum([0, *(int(np.prod(s)) for s in shapes)])
     flat = pt.vector("flat", dtype="float64", shape=(int(bounds[-1]),))
-    replace = {v: flat[a:b].reshape(s) for v, a, b, s in
-               zip(values, bounds[:-1], bounds[1:], shapes, strict=True)}
+    replace = {
+        v: flat[a:b].reshape(s)
+        for v, a, b, s in zip(values, bounds[:-1], bounds[1:], shapes, strict=True)
+    }
     logp = frozen.logp()
     grad = pt.concatenate([pt.grad(logp, v).ravel() for v in values])
-    logp_fn = pytensor.function([flat], graph_replace([logp, grad], replace),
-                                mode=PYTHON_BACKEND_MODE, trust_input=True)
+    logp_fn = pytensor.function(
+        [flat], graph_replace([logp, grad], replace), mode=PYTHON_BACKEND_MODE, trust_input=True
+    )
     keep = {v.name for v in (*frozen.free_RVs, *frozen.deterministics)}
     outputs = [v for v in frozen.unobserved_value_vars if v.name in keep]
     names = [v.name for v in outputs]
-    expand_fn = pytensor.function([flat], graph_replace(outputs, replace),
-                                  mode=PYTHON_BACKEND_MODE, trust_input=True)
+    expand_fn = pytensor.function(
+        [flat], graph_replace(outputs, replace), mode=PYTHON_BACKEND_MODE, trust_input=True
+    )
     x0 = np.concatenate([np.ravel(start[v.name]) for v in values]).astype(np.float64)
     out_shapes = [np.shape(value) for value in expand_fn(x0)]
 
@@ -411,8 +415,11 @@ def linear_predictor(posterior: xr.Dataset, data: LinearPredictorData) -> xr.Dat
     return xr.DataArray(
         eta,
         dims=("chain", "draw", "obs"),
-        coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values,
-                "obs": data.obs},
+        coords={
+            "chain": posterior["chain"].values,
+            "draw": posterior["draw"].values,
+            "obs": data.obs,
+        },
     )
 
 
@@ -525,15 +532,17 @@ def conditional_effects(
     g, q = layout.group, len(layout.terms)
     stats = FactorStatistics.from_design(design)
     beta = posterior["beta"].transpose("chain", "draw", "coef").values
-    sds = [posterior[f"sd_{g}__{t}"].transpose("chain", "draw").values[..., None]
-           for t in layout.terms]
+    sds = [
+        posterior[f"sd_{g}__{t}"].transpose("chain", "draw").values[..., None] for t in layout.terms
+    ]
     sigma = posterior["sigma"].transpose("chain", "draw").values[..., None]
     correlated = bool(layout.correlated_spans)
     r = posterior[f"corr_{g}"].values[..., 0, 1][..., None] if correlated else 0.0
     l00, l10, l11 = factor_cholesky(sds, r, correlated)
     h = stats.Zty - np.einsum("gqp,cdp->cdgq", stats.ZtX, beta)
-    a00, a01, a11, c0, c1 = precision_terms(stats, (l00, l10, l11), sigma, h[..., 0],
-                                            h[..., 1] if q == 2 else 0.0)
+    a00, a01, a11, c0, c1 = precision_terms(
+        stats, (l00, l10, l11), sigma, h[..., 0], h[..., 1] if q == 2 else 0.0
+    )
     s2 = sigma**2
     eps = rng.standard_normal((*h.shape[:-1], q))
     if q == 1:
@@ -549,7 +558,13 @@ def conditional_effects(
         z = np.stack([z0, z1], axis=-1)
         u = np.stack([l00 * z0, l10 * z0 + l11 * z1], axis=-1)
     dims = ("chain", "draw", g, f"{g}__term")
-    coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values,
-              g: list(layout.levels), f"{g}__term": list(layout.terms)}
-    return {f"z_{g}": xr.DataArray(z, dims=dims, coords=coords),
-            f"u_{g}": xr.DataArray(u, dims=dims, coords=coords)}
+    coords = {
+        "chain": posterior["chain"].values,
+        "draw": posterior["draw"].values,
+        g: list(layout.levels),
+        f"{g}__term": list(layout.terms),
+    }
+    return {
+        f"z_{g}": xr.DataArray(z, dims=dims, coords=coords),
+        f"u_{g}": xr.DataArray(u, dims=dims, coords=coords),
+    }

@@ -70,12 +70,18 @@ def intercept(seed: int = 11) -> Truth:
     rng = np.random.default_rng(seed)
     frame, u = _random_intercept_frame(rng, 30, 8, 0.8)
     frame["y"] = 1.0 + 0.5 * frame["x"] + u + rng.normal(0.0, 1.0, len(frame))
-    return Truth(frame, "y ~ x + (1 | g)", "gaussian", {"Intercept": 1.0, "x": 0.5},
-                 {"sd_g__Intercept": 0.8, "sigma": 1.0})
+    return Truth(
+        frame,
+        "y ~ x + (1 | g)",
+        "gaussian",
+        {"Intercept": 1.0, "x": 0.5},
+        {"sd_g__Intercept": 0.8, "sigma": 1.0},
+    )
 
 
-def _slopes(rng: np.random.Generator, n_groups: int, sds: tuple[float, float], corr: float
-            ) -> np.ndarray:
+def _slopes(
+    rng: np.random.Generator, n_groups: int, sds: tuple[float, float], corr: float
+) -> np.ndarray:
     cov = np.array([[sds[0] ** 2, corr * sds[0] * sds[1]], [corr * sds[0] * sds[1], sds[1] ** 2]])
     return rng.multivariate_normal(np.zeros(2), cov, n_groups)
 
@@ -88,9 +94,13 @@ def correlated_slope(seed: int = 12) -> Truth:
     u = _slopes(rng, 40, (1.0, 0.5), 0.5)
     y = 2.0 - 1.0 * x + u[g, 0] + u[g, 1] * x + rng.normal(0.0, 0.7, g.size)
     frame = pd.DataFrame({"g": _levels("g", 40)[g], "x": x, "y": y})
-    return Truth(frame, "y ~ x + (x | g)", "gaussian", {"Intercept": 2.0, "x": -1.0},
-                 {"sd_g__Intercept": 1.0, "sd_g__x": 0.5, "corr_g[Intercept, x]": 0.5,
-                  "sigma": 0.7})
+    return Truth(
+        frame,
+        "y ~ x + (x | g)",
+        "gaussian",
+        {"Intercept": 2.0, "x": -1.0},
+        {"sd_g__Intercept": 1.0, "sd_g__x": 0.5, "corr_g[Intercept, x]": 0.5, "sigma": 0.7},
+    )
 
 
 def uncorrelated_slope(seed: int = 17) -> Truth:
@@ -106,8 +116,13 @@ def uncorrelated_slope(seed: int = 17) -> Truth:
     u = _slopes(rng, 40, (1.0, 0.6), 0.0)
     y = 0.5 + 0.8 * x + u[g, 0] + u[g, 1] * x + rng.normal(0.0, 0.8, g.size)
     frame = pd.DataFrame({"g": _levels("g", 40)[g], "x": x, "y": y})
-    return Truth(frame, "y ~ x + (x || g)", "gaussian", {"Intercept": 0.5, "x": 0.8},
-                 {"sd_g__Intercept": 1.0, "sd_g__x": 0.6, "sigma": 0.8})
+    return Truth(
+        frame,
+        "y ~ x + (x || g)",
+        "gaussian",
+        {"Intercept": 0.5, "x": 0.8},
+        {"sd_g__Intercept": 1.0, "sd_g__x": 0.6, "sigma": 0.8},
+    )
 
 
 def nested(seed: int = 22) -> Truth:
@@ -126,8 +141,13 @@ def nested(seed: int = 22) -> Truth:
     u_ab = rng.normal(0.0, 0.5, 80)
     y = 3.0 + 0.4 * x + u_a[a] + u_ab[a * 4 + b] + rng.normal(0.0, 0.7, a.size)
     frame = pd.DataFrame({"a": _levels("a", 20)[a], "b": _levels("b", 4)[b], "x": x, "y": y})
-    return Truth(frame, "y ~ x + (1 | a/b)", "gaussian", {"Intercept": 3.0, "x": 0.4},
-                 {"sd_a__Intercept": 0.8, "sd_a:b__Intercept": 0.5, "sigma": 0.7})
+    return Truth(
+        frame,
+        "y ~ x + (1 | a/b)",
+        "gaussian",
+        {"Intercept": 3.0, "x": 0.4},
+        {"sd_a__Intercept": 0.8, "sd_a:b__Intercept": 0.5, "sigma": 0.7},
+    )
 
 
 def crossed(seed: int = 15) -> Truth:
@@ -140,8 +160,13 @@ def crossed(seed: int = 15) -> Truth:
     u_b = rng.normal(0.0, 0.5, 12)
     y = -1.0 + 0.3 * x + u_a[a] + u_b[b] + rng.normal(0.0, 1.0, a.size)
     frame = pd.DataFrame({"a": _levels("a", 20)[a], "b": _levels("b", 12)[b], "x": x, "y": y})
-    return Truth(frame, "y ~ x + (1 | a) + (1 | b)", "gaussian", {"Intercept": -1.0, "x": 0.3},
-                 {"sd_a__Intercept": 0.8, "sd_b__Intercept": 0.5, "sigma": 1.0})
+    return Truth(
+        frame,
+        "y ~ x + (1 | a) + (1 | b)",
+        "gaussian",
+        {"Intercept": -1.0, "x": 0.3},
+        {"sd_a__Intercept": 0.8, "sd_b__Intercept": 0.5, "sigma": 1.0},
+    )
 
 
 def bernoulli(seed: int = 21, link: str = "logit") -> Truth:
@@ -151,8 +176,14 @@ def bernoulli(seed: int = 21, link: str = "logit") -> Truth:
     eta = -0.5 + 1.0 * frame["x"].to_numpy() + u
     p = special.ndtr(eta) if link == "probit" else special.expit(eta)
     frame["y"] = (rng.random(len(frame)) < p).astype(int)
-    return Truth(frame, "y ~ x + (1 | g)", "bernoulli", {"Intercept": -0.5, "x": 1.0},
-                 {"sd_g__Intercept": 0.8}, link=link)
+    return Truth(
+        frame,
+        "y ~ x + (1 | g)",
+        "bernoulli",
+        {"Intercept": -0.5, "x": 1.0},
+        {"sd_g__Intercept": 0.8},
+        link=link,
+    )
 
 
 def binomial(seed: int = 22) -> Truth:
@@ -162,8 +193,13 @@ def binomial(seed: int = 22) -> Truth:
     eta = 0.3 - 0.7 * frame["x"].to_numpy() + u
     frame["s"] = rng.binomial(20, special.expit(eta))
     frame["f"] = 20 - frame["s"]
-    return Truth(frame, "cbind(s, f) ~ x + (1 | g)", "binomial", {"Intercept": 0.3, "x": -0.7},
-                 {"sd_g__Intercept": 0.6})
+    return Truth(
+        frame,
+        "cbind(s, f) ~ x + (1 | g)",
+        "binomial",
+        {"Intercept": 0.3, "x": -0.7},
+        {"sd_g__Intercept": 0.6},
+    )
 
 
 def poisson(seed: int = 23) -> Truth:
@@ -173,8 +209,14 @@ def poisson(seed: int = 23) -> Truth:
     frame["logt"] = np.log(rng.uniform(0.5, 3.0, len(frame)))
     eta = 0.5 + 0.4 * frame["x"].to_numpy() + u + frame["logt"].to_numpy()
     frame["y"] = rng.poisson(np.exp(eta))
-    return Truth(frame, "y ~ x + (1 | g)", "poisson", {"Intercept": 0.5, "x": 0.4},
-                 {"sd_g__Intercept": 0.5}, offset="logt")
+    return Truth(
+        frame,
+        "y ~ x + (1 | g)",
+        "poisson",
+        {"Intercept": 0.5, "x": 0.4},
+        {"sd_g__Intercept": 0.5},
+        offset="logt",
+    )
 
 
 def negativebinomial(seed: int = 28) -> Truth:
@@ -193,8 +235,13 @@ def negativebinomial(seed: int = 28) -> Truth:
     mu = np.exp(1.0 + 0.5 * frame["x"].to_numpy() + u)
     alpha = 4.0
     frame["y"] = rng.negative_binomial(alpha, alpha / (alpha + mu))
-    return Truth(frame, "y ~ x + (1 | g)", "negativebinomial", {"Intercept": 1.0, "x": 0.5},
-                 {"sd_g__Intercept": 0.5, "alpha": alpha})
+    return Truth(
+        frame,
+        "y ~ x + (1 | g)",
+        "negativebinomial",
+        {"Intercept": 1.0, "x": 0.5},
+        {"sd_g__Intercept": 0.5, "alpha": alpha},
+    )
 
 
 def poisson_slope(seed: int = 39) -> Truth:
@@ -211,8 +258,13 @@ def poisson_slope(seed: int = 39) -> Truth:
     u = _slopes(rng, 40, (0.5, 0.3), -0.4)
     frame = pd.DataFrame({"g": _levels("g", 40)[g], "x": x})
     frame["y"] = rng.poisson(np.exp(1.0 + 0.3 * x + u[g, 0] + u[g, 1] * x))
-    return Truth(frame, "y ~ x + (x | g)", "poisson", {"Intercept": 1.0, "x": 0.3},
-                 {"sd_g__Intercept": 0.5, "sd_g__x": 0.3, "corr_g[Intercept, x]": -0.4})
+    return Truth(
+        frame,
+        "y ~ x + (x | g)",
+        "poisson",
+        {"Intercept": 1.0, "x": 0.3},
+        {"sd_g__Intercept": 0.5, "sd_g__x": 0.3, "corr_g[Intercept, x]": -0.4},
+    )
 
 
 def binomial_probit_crossed(seed: int = 32) -> Truth:
@@ -225,9 +277,14 @@ def binomial_probit_crossed(seed: int = 32) -> Truth:
     frame = pd.DataFrame({"a": _levels("a", 15)[a], "b": _levels("b", 10)[b], "x": x})
     frame["s"] = rng.binomial(10, special.ndtr(eta))
     frame["f"] = 10 - frame["s"]
-    return Truth(frame, "cbind(s, f) ~ x + (1 | a) + (1 | b)", "binomial",
-                 {"Intercept": -0.2, "x": 0.5},
-                 {"sd_a__Intercept": 0.5, "sd_b__Intercept": 0.3}, link="probit")
+    return Truth(
+        frame,
+        "cbind(s, f) ~ x + (1 | a) + (1 | b)",
+        "binomial",
+        {"Intercept": -0.2, "x": 0.5},
+        {"sd_a__Intercept": 0.5, "sd_b__Intercept": 0.3},
+        link="probit",
+    )
 
 
 def negativebinomial_uncorrelated(seed: int = 33) -> Truth:
@@ -239,5 +296,10 @@ def negativebinomial_uncorrelated(seed: int = 33) -> Truth:
     mu = np.exp(1.5 - 0.4 * x + u[g, 0] + u[g, 1] * x)
     frame = pd.DataFrame({"g": _levels("g", 40)[g], "x": x})
     frame["y"] = rng.negative_binomial(5.0, 5.0 / (5.0 + mu))
-    return Truth(frame, "y ~ x + (x || g)", "negativebinomial", {"Intercept": 1.5, "x": -0.4},
-                 {"sd_g__Intercept": 0.4, "sd_g__x": 0.3, "alpha": 5.0})
+    return Truth(
+        frame,
+        "y ~ x + (x || g)",
+        "negativebinomial",
+        {"Intercept": 1.5, "x": -0.4},
+        {"sd_g__Intercept": 0.4, "sd_g__x": 0.3, "alpha": 5.0},
+    )

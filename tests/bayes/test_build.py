@@ -22,8 +22,13 @@ def _toy(seed: int = 3, n_groups: int = 12, per_group: int = 6) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     g = np.repeat([f"g{i}" for i in range(n_groups)], per_group)
     return pd.DataFrame(
-        {"g": g, "x": rng.normal(size=g.size), "z": rng.normal(size=g.size),
-         "y": rng.normal(size=g.size), "h": np.tile(["h0", "h1", "h2"], g.size // 3)}
+        {
+            "g": g,
+            "x": rng.normal(size=g.size),
+            "z": rng.normal(size=g.size),
+            "y": rng.normal(size=g.size),
+            "h": np.tile(["h0", "h1", "h2"], g.size // 3),
+        }
     )
 
 
@@ -39,8 +44,14 @@ def _deterministic_value(model: pm.Model, name: str, point: dict) -> np.ndarray:
 
 def test_sleepstudy_names_dims_and_coords(sleep_design: Design) -> None:
     model = build_pymc_model(sleep_design)
-    assert _free(model) == {"beta", "sd_Subject__Intercept", "sd_Subject__Days",
-                            "corr_Subject__raw", "z_Subject", "sigma"}
+    assert _free(model) == {
+        "beta",
+        "sd_Subject__Intercept",
+        "sd_Subject__Days",
+        "corr_Subject__raw",
+        "z_Subject",
+        "sigma",
+    }
     assert {d.name for d in model.deterministics} == {"corr_Subject", "u_Subject"}
     dims = model.named_vars_to_dims
     assert dims["beta"] == ("coef",)
@@ -60,8 +71,14 @@ def test_joint_density_matches_a_hand_computation(sleep_design: Design) -> None:
     rng = np.random.default_rng(0)
     beta, sds, r, sigma = np.array([250.0, 10.0]), np.array([20.0, 5.0]), 0.3, 24.0
     z = rng.normal(size=(18, 2))
-    values = {"beta": beta, "sd_Subject__Intercept": sds[0], "sd_Subject__Days": sds[1],
-              "corr_Subject__raw": (r + 1) / 2, "z_Subject": z, "sigma": sigma}
+    values = {
+        "beta": beta,
+        "sd_Subject__Intercept": sds[0],
+        "sd_Subject__Days": sds[1],
+        "corr_Subject__raw": (r + 1) / 2,
+        "z_Subject": z,
+        "sigma": sigma,
+    }
     point = {}
     for rv in model.free_RVs:
         value = model.rvs_to_values[rv]
@@ -74,8 +91,9 @@ def test_joint_density_matches_a_hand_computation(sleep_design: Design) -> None:
         return np.log(2) + stats.t.logpdf(x, df=3, scale=priors[key].params["sigma"])
 
     expected = sum(
-        stats.norm.logpdf(beta[j], priors[f"beta__{c}"].params["mu"],
-                          priors[f"beta__{c}"].params["sigma"])
+        stats.norm.logpdf(
+            beta[j], priors[f"beta__{c}"].params["mu"], priors[f"beta__{c}"].params["sigma"]
+        )
         for j, c in enumerate(["Intercept", "Days"])
     )
     expected += half_t(sds[0], "sd_Subject__Intercept") + half_t(sds[1], "sd_Subject__Days")
@@ -103,8 +121,9 @@ def test_centering_transform_is_a_unit_jacobian_shear() -> None:
 def test_beta_is_sampled_in_centred_coordinates(sleep_design: Design) -> None:
     model = build_pymc_model(sleep_design)
     assert model.rvs_to_values[model["beta"]].name == "beta_centered__"
-    no_intercept = build_design("Reaction ~ 0 + Days + (1 | Subject)", load("sleepstudy"),
-                                "gaussian")
+    no_intercept = build_design(
+        "Reaction ~ 0 + Days + (1 | Subject)", load("sleepstudy"), "gaussian"
+    )
     model = build_pymc_model(no_intercept)
     assert model.rvs_to_values[model["beta"]].name == "beta"
 
@@ -158,8 +177,12 @@ def test_nested_and_crossed_factors_get_their_own_effects() -> None:
 
 @pytest.mark.parametrize(
     ("family", "link", "op"),
-    [("bernoulli", "logit", "BernoulliRV"), ("bernoulli", "probit", "BernoulliRV"),
-     ("poisson", "log", "PoissonRV"), ("negativebinomial", "log", "NegBinomialRV")],
+    [
+        ("bernoulli", "logit", "BernoulliRV"),
+        ("bernoulli", "probit", "BernoulliRV"),
+        ("poisson", "log", "PoissonRV"),
+        ("negativebinomial", "log", "NegBinomialRV"),
+    ],
 )
 def test_each_family_has_its_likelihood(family: str, link: str, op: str) -> None:
     data = _toy()
@@ -185,8 +208,12 @@ def test_binomial_cbind_uses_trials() -> None:
 
 def _all_fixed() -> dict[str, object]:
     """lme4's REML estimates for sleepstudy (tests/reference/lme4/sleepstudy_slope_reml.json)."""
-    return {"sigma": 25.5917957216753, "sd_Subject__Intercept": 24.7406579949841,
-            "sd_Subject__Days": 5.92213765889808, "corr_Subject": 0.0655512382381282}
+    return {
+        "sigma": 25.5917957216753,
+        "sd_Subject__Intercept": 24.7406579949841,
+        "sd_Subject__Days": 5.92213765889808,
+        "corr_Subject": 0.0655512382381282,
+    }
 
 
 def test_fixed_hyperparameters_leave_only_beta_and_offsets_free(sleep_design: Design) -> None:
@@ -215,8 +242,11 @@ def test_fixed_correlation_as_matrix_equals_off_diagonal(sleep_design: Design) -
 @pytest.mark.parametrize(
     ("fixed", "message"),
     [
-        ({"sd_Subject": 1.0}, "unknown variable(s) ['sd_Subject']; valid keys: beta, sigma, "
-                              "sd_Subject__Intercept, sd_Subject__Days, corr_Subject"),
+        (
+            {"sd_Subject": 1.0},
+            "unknown variable(s) ['sd_Subject']; valid keys: beta, sigma, "
+            "sd_Subject__Intercept, sd_Subject__Days, corr_Subject",
+        ),
         ({"sigma": -1.0}, "'sigma' must be a non-negative scalar"),
         ({"sd_Subject__Days": [1.0, 2.0]}, "'sd_Subject__Days' must be a non-negative scalar"),
         ({"beta": [1.0]}, "'beta' must have 2 entries (Intercept, Days)"),
@@ -232,7 +262,11 @@ def test_bad_fixed_values_are_named(sleep_design: Design, fixed: dict, message: 
 
 def test_fixed_value_keys_list_every_hyperparameter(sleep_design: Design) -> None:
     assert fixed_value_keys(sleep_design) == (
-        "beta", "sigma", "sd_Subject__Intercept", "sd_Subject__Days", "corr_Subject"
+        "beta",
+        "sigma",
+        "sd_Subject__Intercept",
+        "sd_Subject__Days",
+        "corr_Subject",
     )
 
 

@@ -52,8 +52,11 @@ def test_marginal_likelihood_equals_the_dense_multivariate_normal(formula: str) 
     beta, sigma, r = np.array([0.7, 1.3]), 0.8, -0.35
     (layout,) = group_term_layout(design)
     sds = [0.9, 0.5][: len(layout.terms)]
-    point = {"beta_centered__": model.rvs_to_transforms[model["beta"]].forward(beta).eval(),
-             "sigma_log__": np.log(sigma), "corr_g__raw_logodds__": np.log((1 + r) / (1 - r))}
+    point = {
+        "beta_centered__": model.rvs_to_transforms[model["beta"]].forward(beta).eval(),
+        "sigma_log__": np.log(sigma),
+        "corr_g__raw_logodds__": np.log((1 + r) / (1 - r)),
+    }
     for term, sd in zip(layout.terms, sds, strict=True):
         point[f"sd_g__{term}_log__"] = np.log(sd)
     point = {k: v for k, v in point.items() if k in {v.name for v in model.value_vars}}
@@ -69,11 +72,16 @@ def test_conditional_draws_have_the_exact_gaussian_mean_and_covariance() -> None
     beta, sds, r, sigma = np.array([0.7, 1.3]), [0.9, 0.5], -0.35, 0.8
     n = 40_000
     posterior = xr.Dataset(
-        {"beta": (("chain", "draw", "coef"), np.broadcast_to(beta, (1, n, 2))),
-         "sd_g__Intercept": (("chain", "draw"), np.full((1, n), sds[0])),
-         "sd_g__x": (("chain", "draw"), np.full((1, n), sds[1])),
-         "corr_g": (("chain", "draw", "a", "b"), np.broadcast_to([[1, r], [r, 1]], (1, n, 2, 2))),
-         "sigma": (("chain", "draw"), np.full((1, n), sigma))},
+        {
+            "beta": (("chain", "draw", "coef"), np.broadcast_to(beta, (1, n, 2))),
+            "sd_g__Intercept": (("chain", "draw"), np.full((1, n), sds[0])),
+            "sd_g__x": (("chain", "draw"), np.full((1, n), sds[1])),
+            "corr_g": (
+                ("chain", "draw", "a", "b"),
+                np.broadcast_to([[1, r], [r, 1]], (1, n, 2, 2)),
+            ),
+            "sigma": (("chain", "draw"), np.full((1, n), sigma)),
+        },
         coords={"chain": [0], "draw": np.arange(n), "coef": ["Intercept", "x"]},
     )
     draws = conditional_effects(posterior, design, np.random.default_rng(0))["u_g"]

@@ -17,8 +17,10 @@ from tests.bayes import simulate
 
 def _same(prior: Prior, dist: str, **params: float) -> bool:
     """Same distribution and parameters up to floating-point rounding."""
-    return prior.dist == dist and prior.params.keys() == params.keys() and all(
-        prior.params[k] == pytest.approx(v, rel=1e-12) for k, v in params.items()
+    return (
+        prior.dist == dist
+        and prior.params.keys() == params.keys()
+        and all(prior.params[k] == pytest.approx(v, rel=1e-12) for k, v in params.items())
     )
 
 
@@ -28,8 +30,14 @@ def test_gaussian_defaults_follow_the_rule(sleep_design: Design) -> None:
     s, m = np.std(y, ddof=1), np.mean(y)
     sd_days = np.std(days, ddof=1)
     priors = default_priors(sleep_design)
-    assert list(priors) == ["beta__Intercept", "beta__Days", "sigma", "sd_Subject__Intercept",
-                            "sd_Subject__Days", "corr_Subject"]
+    assert list(priors) == [
+        "beta__Intercept",
+        "beta__Days",
+        "sigma",
+        "sd_Subject__Intercept",
+        "sd_Subject__Days",
+        "corr_Subject",
+    ]
     widen = np.sqrt(1 + (np.mean(days) / sd_days) ** 2)
     assert _same(priors["beta__Intercept"], "Normal", mu=m, sigma=2.5 * s * widen)
     assert _same(priors["beta__Days"], "Normal", mu=0.0, sigma=2.5 * s / sd_days)
@@ -77,8 +85,11 @@ def test_beta_override_applies_to_every_coefficient_and_per_coefficient_wins(
 ) -> None:
     resolved = resolve_priors(
         sleep_design,
-        {"beta": Prior("Normal", mu=0, sigma=100), "beta__Days": Prior("Normal", mu=10, sigma=5),
-         "sigma": Prior("HalfNormal", sigma=50)},
+        {
+            "beta": Prior("Normal", mu=0, sigma=100),
+            "beta__Days": Prior("Normal", mu=10, sigma=5),
+            "sigma": Prior("HalfNormal", sigma=50),
+        },
     )
     assert resolved["beta__Intercept"] == Prior("Normal", mu=0, sigma=100)
     assert resolved["beta__Days"] == Prior("Normal", mu=10, sigma=5)
@@ -108,16 +119,28 @@ def test_lkj_alias_and_eta(sleep_design: Design) -> None:
 @pytest.mark.parametrize(
     ("overrides", "error", "message"),
     [
-        ({"sd_Subject": Prior("HalfNormal", sigma=1)}, ValueError,
-         "prior keyed by unknown variable(s) ['sd_Subject']; valid keys: beta, beta__Intercept, "
-         "beta__Days, sigma, sd_Subject__Intercept, sd_Subject__Days, corr_Subject"),
-        ({"sigma": Prior("Normal", mu=0, sigma=1)}, ValueError,
-         "prior 'Normal' does not fit 'sigma'; choose one of:"),
-        ({"beta__Days": Prior("HalfNormal", sigma=1)}, ValueError,
-         "prior 'HalfNormal' does not fit 'beta__Days'"),
+        (
+            {"sd_Subject": Prior("HalfNormal", sigma=1)},
+            ValueError,
+            "prior keyed by unknown variable(s) ['sd_Subject']; valid keys: beta, beta__Intercept, "
+            "beta__Days, sigma, sd_Subject__Intercept, sd_Subject__Days, corr_Subject",
+        ),
+        (
+            {"sigma": Prior("Normal", mu=0, sigma=1)},
+            ValueError,
+            "prior 'Normal' does not fit 'sigma'; choose one of:",
+        ),
+        (
+            {"beta__Days": Prior("HalfNormal", sigma=1)},
+            ValueError,
+            "prior 'HalfNormal' does not fit 'beta__Days'",
+        ),
         ({"corr_Subject": Prior("LKJCorr", eta=-1)}, ValueError, "eta=<positive number>"),
-        ({"sigma": Prior("HalfNormal", sgma=1)}, ValueError,
-         "invalid parameters for prior 'sigma'"),
+        (
+            {"sigma": Prior("HalfNormal", sgma=1)},
+            ValueError,
+            "invalid parameters for prior 'sigma'",
+        ),
         ({"sigma": 3.0}, TypeError, "prior for 'sigma' must be a Prior"),
     ],
 )

@@ -66,8 +66,15 @@ def test_plugged_in_reml_values_give_lme4_conditional_modes(sleep_design) -> Non
     sds = _reml_sds(ref)
     corr = next(r["sdcor"] for r in ref["varcorr"] if r["var2"])
     fixed = {**sds, "corr_Subject": corr, "beta": list(ref["fixef"].values())}
-    fit = fit_bayes(sleep_design, fixed_values=fixed, draws=1000, tune=500, chains=2,
-                    random_seed=3, progressbar=False)
+    fit = fit_bayes(
+        sleep_design,
+        fixed_values=fixed,
+        draws=1000,
+        tune=500,
+        chains=2,
+        random_seed=3,
+        progressbar=False,
+    )
     table = fit.ranef_summary()
     lme4 = {(r["term"], r["grp"]): (r["condval"], r["condsd"]) for r in ref["ranef"]}
     for row in table.itertuples():

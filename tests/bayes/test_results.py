@@ -20,8 +20,14 @@ from tests.bayes.conftest import SIMULATIONS
 
 pytestmark = pytest.mark.xdist_group("bayes-simulated")
 
-FAMILY_FITS = ["intercept", "bernoulli", "bernoulli_probit", "binomial", "poisson",
-               "negativebinomial"]
+FAMILY_FITS = [
+    "intercept",
+    "bernoulli",
+    "bernoulli_probit",
+    "binomial",
+    "poisson",
+    "negativebinomial",
+]
 
 
 @pytest.mark.parametrize("name", FAMILY_FITS)
@@ -54,10 +60,25 @@ def test_idata_groups_and_labels(simulated_fit) -> None:
 def test_varcorr_and_ranef_layouts(simulated_fit) -> None:
     _, fit = simulated_fit("correlated_slope")
     varcorr = fit.varcorr_summary()
-    assert list(varcorr.columns) == ["grp", "var1", "var2", "name", "mean", "median", "sd",
-                                     "hdi_low", "hdi_high", "ess_bulk", "r_hat"]
+    assert list(varcorr.columns) == [
+        "grp",
+        "var1",
+        "var2",
+        "name",
+        "mean",
+        "median",
+        "sd",
+        "hdi_low",
+        "hdi_high",
+        "ess_bulk",
+        "r_hat",
+    ]
     assert varcorr[["grp", "var1", "var2"]].values.tolist() == [
-        ["g", "Intercept", ""], ["g", "x", ""], ["g", "Intercept", "x"], ["Residual", "", ""]]
+        ["g", "Intercept", ""],
+        ["g", "x", ""],
+        ["g", "Intercept", "x"],
+        ["Residual", "", ""],
+    ]
     ranef = fit.ranef_summary()
     assert list(ranef.columns[:3]) == ["grpvar", "term", "grp"]
     assert len(ranef) == 40 * 2
@@ -92,9 +113,11 @@ def test_diagnostics_pass_quietly_and_warn_on_failure(simulated_fit) -> None:
     post = fit.posterior.copy()
     post["sigma"] = post["sigma"] + xr.DataArray([0.0, 5.0, 0.0, 5.0], dims="chain")
     broken = BayesFit(
-        idata=xr.DataTree.from_dict({"posterior": post,
-                                     "sample_stats": fit.idata["sample_stats"].to_dataset()}),
-        design=fit.design, priors=fit.priors,
+        idata=xr.DataTree.from_dict(
+            {"posterior": post, "sample_stats": fit.idata["sample_stats"].to_dataset()}
+        ),
+        design=fit.design,
+        priors=fit.priors,
     )
     with pytest.warns(UserWarning, match=r"max r_hat .* \(sigma; want <= 1.01\)"):
         bad = broken.diagnostics()
@@ -110,13 +133,18 @@ def test_loo_uses_the_pointwise_log_likelihood(simulated_fit) -> None:
     assert np.isfinite(loo.elpd) and loo.elpd < 0
     # elpd_loo never exceeds the log pointwise predictive density
     ll = fit.log_likelihood()
-    lppd = float(np.sum(special.logsumexp(ll.values.reshape(-1, ll.sizes["obs"]), axis=0)
-                        - np.log(ll.sizes["chain"] * ll.sizes["draw"])))
+    lppd = float(
+        np.sum(
+            special.logsumexp(ll.values.reshape(-1, ll.sizes["obs"]), axis=0)
+            - np.log(ll.sizes["chain"] * ll.sizes["draw"])
+        )
+    )
     assert loo.elpd <= lppd
 
 
-@pytest.mark.parametrize("name", ["intercept", "bernoulli", "binomial", "poisson",
-                                  "negativebinomial"])
+@pytest.mark.parametrize(
+    "name", ["intercept", "bernoulli", "binomial", "poisson", "negativebinomial"]
+)
 def test_posterior_predictive_reproduces_the_data_mean(simulated_fit, name: str) -> None:
     _, fit = simulated_fit(name)
     yrep = fit.posterior_predictive(random_seed=4)
@@ -143,8 +171,9 @@ def test_predict_in_sample_new_levels_and_errors(simulated_fit) -> None:
     new["g"] = ["g00", "unseen"]
     pop = fit.predict(new, kind="link", offset="logt")
     beta = fit.posterior["beta"]
-    population = (beta.sel(coef="Intercept") + beta.sel(coef="x") * new["x"].iloc[1]
-                  + new["logt"].iloc[1])
+    population = (
+        beta.sel(coef="Intercept") + beta.sel(coef="x") * new["x"].iloc[1] + new["logt"].iloc[1]
+    )
     np.testing.assert_allclose(pop.isel(obs=1).values, population.values)
     assert list(pop["obs"].values) == list(new.index)
     with pytest.raises(ValueError, match=re.escape("1 level(s) of 'g' not in the fit: unseen")):
@@ -164,11 +193,24 @@ def test_predict_mean_is_a_probability_for_bernoulli(simulated_fit) -> None:
 
 def test_pymc_sampler_and_stored_posterior_predictive() -> None:
     design = build_design("Reaction ~ Days + (1 | Subject)", load("sleepstudy"), "gaussian")
-    fit = fit_bayes(design, sampler="pymc", draws=300, tune=300, chains=2, random_seed=2,
-                    progressbar=False, posterior_predictive=True)
+    fit = fit_bayes(
+        design,
+        sampler="pymc",
+        draws=300,
+        tune=300,
+        chains=2,
+        random_seed=2,
+        progressbar=False,
+        posterior_predictive=True,
+    )
     assert fit.sampler == "pymc"
-    assert {"posterior", "sample_stats", "observed_data", "log_likelihood",
-            "posterior_predictive"} <= set(fit.idata.children)
+    assert {
+        "posterior",
+        "sample_stats",
+        "observed_data",
+        "log_likelihood",
+        "posterior_predictive",
+    } <= set(fit.idata.children)
     fixef = fit.fixef_summary()
     # lme4 (tests/reference/lme4/sleepstudy_intercept_reml.json): 251.405 (9.747), 10.467 (0.804)
     assert abs(fixef.loc["Intercept", "mean"] - 251.405) < 9.747
