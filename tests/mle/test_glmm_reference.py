@@ -22,6 +22,7 @@ import pytest
 from scipy import stats
 
 import hiermodels as hm
+import hiermodels.mle.optimize
 from hiermodels.mle.glmm import AgqDeviance, laplace_deviance
 from hiermodels.mle.results import MixedFit
 from tests.reference.lme4_names import load_reference, term_to_lme4
@@ -181,3 +182,16 @@ def test_quadrature_needs_a_single_scalar_term() -> None:
     model = hm.Model("TICKS ~ YEAR + (1 | BROOD) + (1 | LOCATION)", data, family="poisson")
     with pytest.raises(ValueError, match="single scalar random-effect term"):
         model.fit_mle(n_agq=9)
+
+
+def test_bernoulli_probit_standard_errors_are_finite() -> None:
+    """A flat probit deviance once gave a non-PD finite-difference Hessian (NaN SEs)."""
+    from tests.bayes import simulate
+
+    truth = simulate.bernoulli(seed=25, link="probit")
+    model = hm.Model(truth.formula, truth.data, family=truth.family, link=truth.link)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", hm.mle.optimize.ConvergenceWarning)
+        fit = model.fit_mle()
+    assert np.all(np.isfinite(fit.fixef_se.to_numpy()))
+    assert np.all(fit.fixef_se.to_numpy() > 0)
