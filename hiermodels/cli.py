@@ -207,17 +207,9 @@ def run_analysis(
 
 def _eb_only_table(nopool: pd.DataFrame, eb: Any) -> pd.DataFrame:
     """No pooling beside EB, in the comparison's column names."""
-    summary = eb.ranef_summary(INTERVAL).rename(
-        columns={
-            "mean": "eb_mean",
-            "sd": "eb_sd",
-            "hdi_low": "eb_low",
-            "hdi_high": "eb_high",
-            "sd_corrected": "eb_sd_corrected",
-            "low_corrected": "eb_low_corrected",
-            "high_corrected": "eb_high_corrected",
-        }
-    )
+    from hiermodels.shrinkage import eb_summary
+
+    summary = eb_summary(eb, INTERVAL)
     table = nopool.merge(summary, on=["grpvar", "term", "grp"], validate="one_to_one")
     table["complete_pooling"] = 0.0
     distance = table["no_pooling"] - table["complete_pooling"]

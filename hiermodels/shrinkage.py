@@ -24,7 +24,7 @@ from hiermodels.eb.fit import EBFit
 from hiermodels.mle.results import MixedFit
 from hiermodels.no_pooling import no_pooling_estimates
 
-__all__ = ["ShrinkageComparison", "compare_shrinkage", "hyperparameter_table"]
+__all__ = ["ShrinkageComparison", "compare_shrinkage", "eb_summary", "hyperparameter_table"]
 
 _KEYS = ["grpvar", "term", "grp"]
 
@@ -172,6 +172,21 @@ def hyperparameter_table(mle: MixedFit, posterior: Any, interval: float = 0.94) 
     return pd.DataFrame(rows)
 
 
+def eb_summary(eb_fit: EBFit, interval: float) -> pd.DataFrame:
+    """``EBFit.ranef_summary`` with the comparison's ``eb_*`` column names."""
+    return eb_fit.ranef_summary(interval).rename(
+        columns={
+            "mean": "eb_mean",
+            "sd": "eb_sd",
+            "hdi_low": "eb_low",
+            "hdi_high": "eb_high",
+            "sd_corrected": "eb_sd_corrected",
+            "low_corrected": "eb_low_corrected",
+            "high_corrected": "eb_high_corrected",
+        }
+    )
+
+
 def compare_shrinkage(eb_fit: EBFit, bayes_fit: Any, interval: float = 0.94) -> ShrinkageComparison:
     """Compare empirical-Bayes and full-Bayes shrinkage group by group.
 
@@ -210,17 +225,7 @@ def compare_shrinkage(eb_fit: EBFit, bayes_fit: Any, interval: float = 0.94) -> 
             f"{mle.design.spec.formula!r} ({mle.design.nobs} rows) vs "
             f"{design.spec.formula!r} ({design.nobs} rows)"
         )
-    eb = eb_fit.ranef_summary(interval).rename(
-        columns={
-            "mean": "eb_mean",
-            "sd": "eb_sd",
-            "hdi_low": "eb_low",
-            "hdi_high": "eb_high",
-            "sd_corrected": "eb_sd_corrected",
-            "low_corrected": "eb_low_corrected",
-            "high_corrected": "eb_high_corrected",
-        }
-    )
+    eb = eb_summary(eb_fit, interval)
     eb = eb.drop(columns=[c for c in ("ess_bulk", "r_hat") if c in eb.columns])
     fb = _bayes_ranef(bayes_fit.idata.posterior, mle, interval)
     nopool = no_pooling_estimates(mle)
