@@ -26,6 +26,7 @@ import scipy.linalg as sla
 
 from hiermodels.mle.glmm import laplace_deviance
 from hiermodels.mle.lmm import LmmDeviance, profiled_deviance
+from hiermodels.mle.optimize import finite_difference_hessian
 from hiermodels.mle.results import MixedFit
 
 __all__ = [
@@ -121,28 +122,6 @@ def gaussian_conditional(fit: MixedFit, plugin: str = "hyper") -> GaussianCondit
 def _check_plugin(plugin: str) -> None:
     if plugin not in ("hyper", "all"):
         raise ValueError(f"plugin must be 'hyper' or 'all', got {plugin!r}")
-
-
-def finite_difference_hessian(func, x: np.ndarray, step: float = _STEP) -> np.ndarray:
-    """Central-difference Hessian of a scalar function."""
-    k = x.size
-    hess = np.zeros((k, k))
-    h = step * np.maximum(np.abs(x), 1.0)
-    f0 = func(x)
-    for a in range(k):
-        up, down = x.copy(), x.copy()
-        up[a] += h[a]
-        down[a] -= h[a]
-        hess[a, a] = (func(up) - 2.0 * f0 + func(down)) / h[a] ** 2
-        for b in range(a):
-            vals = []
-            for sa, sb in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
-                pt = x.copy()
-                pt[a] += sa * h[a]
-                pt[b] += sb * h[b]
-                vals.append(func(pt))
-            hess[a, b] = hess[b, a] = (vals[0] - vals[1] - vals[2] + vals[3]) / (4 * h[a] * h[b])
-    return hess
 
 
 def _free_theta(fit: MixedFit) -> np.ndarray:

@@ -23,7 +23,11 @@ from scipy.special import logsumexp
 from hiermodels.mle.blocked import BlockedFactor, ReLayout, factorize
 from hiermodels.mle.fit import conditional_blocks, linear_predictor, warn_if_singular
 from hiermodels.mle.lmm import solve_pls
-from hiermodels.mle.optimize import ConvergenceWarning, minimize_bounded
+from hiermodels.mle.optimize import (
+    ConvergenceWarning,
+    finite_difference_hessian,
+    minimize_bounded,
+)
 from hiermodels.mle.response import GlmResponse
 from hiermodels.mle.results import MixedFit
 from hiermodels.spec.design import Design
@@ -412,34 +416,20 @@ def _probit(p: np.ndarray) -> np.ndarray:
     return ndtri(p)
 
 
-def _hessian(func, x: np.ndarray, free: np.ndarray, step: float = 1e-3) -> np.ndarray:
-    """Central-difference Hessian over the ``free`` coordinates.
+def _hessian(func, x: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Central-difference Hessian over the ``free`` coordinates of ``x``.
 
     The relative step is 1e-3, not lme4's 1e-4: each value comes from a PIRLS
     run stopped at a relative change of 1e-10, and that noise divided by
     ``h²`` swamps the curvature of flat (e.g. bernoulli-probit) deviances at 1e-4.
     """
-    idx = np.flatnonzero(free)
-    k = idx.size
-    hess = np.zeros((k, k))
-    f0 = func(x)
-    h = step * np.maximum(np.abs(x[idx]), 1.0)
-    for a in range(k):
-        for b in range(a, k):
-            if a == b:
-                up, down = x.copy(), x.copy()
-                up[idx[a]] += h[a]
-                down[idx[a]] -= h[a]
-                hess[a, a] = (func(up) - 2 * f0 + func(down)) / h[a] ** 2
-                continue
-            vals = []
-            for sa, sb in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
-                pt = x.copy()
-                pt[idx[a]] += sa * h[a]
-                pt[idx[b]] += sb * h[b]
-                vals.append(func(pt))
-            hess[a, b] = hess[b, a] = (vals[0] - vals[1] - vals[2] + vals[3]) / (4 * h[a] * h[b])
-    return hess
+
+    def on_free(values: np.ndarray) -> float:
+        point = x.copy()
+        point[free] = values
+        return func(point)
+
+    return finite_difference_hessian(on_free, x[free], step=1e-3)
 
 
 def _fixed_effects_covariance(hess: np.ndarray, n_theta: int) -> np.ndarray:

@@ -24,6 +24,7 @@ __all__ = [
     "OptSummary",
     "evaluated_at",
     "finite_difference_gradient",
+    "finite_difference_hessian",
     "minimize_bounded",
 ]
 
@@ -139,6 +140,30 @@ def finite_difference_gradient(
         else:
             grad[i] = (f0 - func(down)) / (x[i] - down[i])
     return grad
+
+
+def finite_difference_hessian(
+    func: Callable[[np.ndarray], float], x: np.ndarray, step: float = 1e-4
+) -> np.ndarray:
+    """Central-difference Hessian of a scalar function (relative step ``step``)."""
+    k = x.size
+    hess = np.zeros((k, k))
+    h = step * np.maximum(np.abs(x), 1.0)
+    f0 = func(x)
+    for a in range(k):
+        up, down = x.copy(), x.copy()
+        up[a] += h[a]
+        down[a] -= h[a]
+        hess[a, a] = (func(up) - 2.0 * f0 + func(down)) / h[a] ** 2
+        for b in range(a):
+            vals = []
+            for sa, sb in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+                pt = x.copy()
+                pt[a] += sa * h[a]
+                pt[b] += sb * h[b]
+                vals.append(func(pt))
+            hess[a, b] = hess[b, a] = (vals[0] - vals[1] - vals[2] + vals[3]) / (4 * h[a] * h[b])
+    return hess
 
 
 def minimize_bounded(
