@@ -5,6 +5,7 @@ each stage is usable on its own.
 """
 
 from hiermodels.bayes.build import build_marginal_model, build_pymc_model, model_coords
+from hiermodels.bayes.marginal_density import MarginalDensity
 from hiermodels.bayes.priors import (
     Prior,
     Priors,
@@ -14,11 +15,12 @@ from hiermodels.bayes.priors import (
     resolve_priors,
 )
 from hiermodels.bayes.results import BayesFit, Diagnostics
-from hiermodels.bayes.sample import fit_bayes, sample_model
+from hiermodels.bayes.sample import fit_bayes, sample_density, sample_model
 
 __all__ = [
     "BayesFit",
     "Diagnostics",
+    "MarginalDensity",
     "Prior",
     "Priors",
     "build_pymc_model",
@@ -29,5 +31,6 @@ __all__ = [
     "model_coords",
     "prior_keys",
     "resolve_priors",
+    "sample_density",
     "sample_model",
 ]

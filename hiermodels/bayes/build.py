@@ -130,7 +130,9 @@ def _random_variable(
     name: str, prior: Prior, dims: str | Sequence[str] | None = None
 ) -> pt.TensorVariable:
     """Create ``name`` from its prior in the current model context."""
-    return getattr(pm, prior.dist)(name, **prior.params, dims=dims)
+    # float64 scalars: PyTensor stores a bare Python 2.0 as a float32 constant
+    params = {key: np.float64(value) for key, value in prior.params.items()}
+    return getattr(pm, prior.dist)(name, **params, dims=dims)
 
 
 def _hyper(name: str, priors: Priors, fixed: Mapping[str, object]) -> pt.TensorVariable:
@@ -157,13 +159,13 @@ def _fixed_effects(
     dist = coef_priors[0].dist
     params = {k: np.array([p.params[k] for p in coef_priors]) for k in coef_priors[0].params}
     kwargs: dict[str, object] = {}
-    transform = _centering(design)
+    transform = centering_transform(design)
     if transform is not None and dist in REAL_DISTS:
         kwargs["default_transform"] = transform
     return getattr(pm, dist)("beta", **params, dims="coef", **kwargs)
 
 
-def _centering(design: Design) -> CenteredShift | None:
+def centering_transform(design: Design) -> CenteredShift | None:
     """The shear that centres the predictors, if there is an intercept and slopes."""
     X = np.asarray(design.X, dtype=float)
     names = list(design.fixed_names)

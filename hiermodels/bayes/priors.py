@@ -112,8 +112,11 @@ class Prior:
         if not isinstance(dist, str):
             raise TypeError(f"Prior distribution must be a name, got {type(dist).__name__}")
         name = "LKJCorr" if dist == "LKJ" else dist
-        if not isinstance(getattr(pm, name, None), type) or not issubclass(
-            getattr(pm, name), pm.Distribution
+        # ChiSquared is a PyMC constructor that returns a Gamma, not a Distribution subclass
+        known = name in POSITIVE_DISTS or name in REAL_DISTS
+        candidate = getattr(pm, name, None)
+        if not known and not (
+            isinstance(candidate, type) and issubclass(candidate, pm.Distribution)
         ):
             raise ValueError(f"unknown PyMC distribution {dist!r} in Prior")
         values: dict[str, float] = {}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -39,6 +39,7 @@ from hiermodels.bayes.build import (
     factor_cholesky,
     precision_terms,
 )
+from hiermodels.bayes.marginal_density import MarginalDensity
 from hiermodels.bayes.priors import Prior, Priors, group_term_layout, resolve_priors
 from hiermodels.spec.design import Design
 from hiermodels.spec.families import Family
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = [
     "fit_bayes",
     "sample_model",
+    "sample_density",
     "conditional_effects",
     "LinearPredictorData",
     "linear_predictor",
@@ -89,7 +91,6 @@ def _python_compiled(model: pm.Model) -> object:
     """
     import pytensor
     import pytensor.tensor as pt
-    from nutpie.compiled_pyfunc import from_pyfunc
     from pymc.model.transform.optimization import freeze_dims_and_data
     from pytensor.graph import graph_replace
 
@@ -142,16 +143,132 @@ def _python_compiled(model: pm.Model) -> object:
 
     coords = {k: [str(v) for v in vals] for k, vals in model.coords.items() if k != "obs"}
     dims = {k: v for k, v in model.named_vars_to_dims.items() if k in names}
+    return _nutpie_model(
+        x0.size, make_logp, make_expand, names, out_shapes, coords, dims, initial_point
+    )
+
+
+def _nutpie_model(
+    ndim: int,
+    make_logp: Callable[[], Callable[..., tuple[float, np.ndarray]]],
+    make_expand: Callable[..., Callable[..., dict[str, np.ndarray]]],
+    names: Sequence[str],
+    shapes: Sequence[tuple[int, ...]],
+    coords: Mapping[str, list],
+    dims: Mapping[str, Sequence[str]],
+    initial_point: Callable[[int], np.ndarray],
+) -> object:
+    """A nutpie model from Python functions: log density and gradient, and draw expansion."""
+    from nutpie.compiled_pyfunc import from_pyfunc
+
     return from_pyfunc(
-        ndim=x0.size,
+        ndim=ndim,
         make_logp_fn=make_logp,
         make_expand_fn=make_expand,
         expanded_dtypes=[np.dtype("float64")] * len(names),
-        expanded_shapes=out_shapes,
-        expanded_names=names,
-        coords=coords,
-        dims=dims,
+        expanded_shapes=list(shapes),
+        expanded_names=list(names),
+        coords=dict(coords),
+        dims=dict(dims),
         make_initial_point_fn=initial_point,
+    )
+
+
+def _direct_compiled(density: MarginalDensity) -> object:
+    """A nutpie model that evaluates a :class:`MarginalDensity` (no PyTensor compilation)."""
+
+    def make_logp() -> Callable[..., tuple[float, np.ndarray]]:
+        def logp(x: np.ndarray, **_: object) -> tuple[float, np.ndarray]:
+            return density.logp(x)
+
+        return logp
+
+    def make_expand(*_: object) -> Callable[..., dict[str, np.ndarray]]:
+        def expand(x: np.ndarray, **__: object) -> dict[str, np.ndarray]:
+            return density.expand(x)
+
+        return expand
+
+    return _nutpie_model(
+        density.ndim,
+        make_logp,
+        make_expand,
+        density.output_names,
+        density.output_shapes,
+        density.coords,
+        density.output_dims,
+        density.initial_point,
+    )
+
+
+def _run_nutpie(
+    compiled: object,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    cores: int,
+    random_seed: int | None,
+    progressbar: bool,
+) -> xr.DataTree:
+    import nutpie
+
+    return nutpie.sample(
+        compiled,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores,
+        seed=random_seed,
+        progress_bar=progressbar,
+        save_warmup=False,
+    )
+
+
+def _check_run(draws: int, tune: int, chains: int) -> None:
+    for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
+        if not isinstance(value, int | np.integer) or value < (0 if name == "tune" else 1):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def sample_density(
+    density: MarginalDensity,
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    random_seed: int | None = None,
+    progressbar: bool = True,
+    cores: int | None = None,
+) -> xr.DataTree:
+    """Sample a :class:`~hiermodels.bayes.marginal_density.MarginalDensity` with nutpie.
+
+    Parameters
+    ----------
+    density : MarginalDensity
+    draws, tune, chains : int
+        Kept draws, tuning draws (discarded) and chains.
+    random_seed : int, optional
+    progressbar : bool
+    cores : int, optional
+        Chains run in parallel; defaults to ``min(chains, os.cpu_count())``.
+
+    Returns
+    -------
+    xarray.DataTree
+        With ``posterior`` (the variables of ``density.output_names``) and
+        ``sample_stats``.
+    """
+    _check_run(draws, tune, chains)
+    cores = cores or max(1, min(chains, os.cpu_count() or 1))
+    return _run_nutpie(
+        _direct_compiled(density),
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores,
+        random_seed=random_seed,
+        progressbar=progressbar,
     )
 
 
@@ -196,9 +313,7 @@ def sample_model(
     """
     if sampler not in ("nutpie", "pymc"):
         raise ValueError(f"sampler must be 'nutpie' or 'pymc', got {sampler!r}")
-    for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
-        if not isinstance(value, int | np.integer) or value < (0 if name == "tune" else 1):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    _check_run(draws, tune, chains)
     cores = cores or max(1, min(chains, os.cpu_count() or 1))
     if sampler == "nutpie":
         import nutpie
@@ -212,17 +327,15 @@ def sample_model(
             compiled = _python_compiled(model)
         else:
             compiled = nutpie.compile_pymc_model(model)
-        idata = nutpie.sample(
+        return _run_nutpie(
             compiled,
             draws=draws,
             tune=tune,
             chains=chains,
             cores=cores,
-            seed=random_seed,
-            progress_bar=progressbar,
-            save_warmup=False,
+            random_seed=random_seed,
+            progressbar=progressbar,
         )
-        return idata
     return pm.sample(
         draws=draws,
         tune=tune,
@@ -250,7 +363,7 @@ def fit_bayes(
     log_likelihood: bool | None = None,
     posterior_predictive: bool = False,
     marginalize: bool | None = None,
-    backend: Literal["auto", "numba", "python"] = "auto",
+    backend: Literal["auto", "direct", "numba", "python"] = "auto",
 ) -> BayesFit:
     """Full-Bayes fit of a design by MCMC.
 
@@ -261,7 +374,11 @@ def fit_bayes(
     conditional given each posterior draw (:func:`conditional_effects`). The
     posterior is the same as that of the graph of
     :func:`~hiermodels.bayes.build.build_pymc_model`, which is sampled
-    otherwise; the sampler explores 5-6 dimensions instead of hundreds.
+    otherwise; the sampler explores 5-6 dimensions instead of hundreds. With
+    nutpie, the marginal density is evaluated by
+    :class:`~hiermodels.bayes.marginal_density.MarginalDensity` (a compiled
+    likelihood kernel and plain-Python priors, equal to the PyMC graph's log
+    density), so no PyTensor function is compiled.
 
     Parameters
     ----------
@@ -285,12 +402,22 @@ def fit_bayes(
     marginalize : bool, optional
         Integrate the group effects out. By default whenever possible and no
         ``fixed_values`` are given; ``True`` raises when it is not possible.
-    backend : {"auto", "numba", "python"}
-        How nutpie evaluates the model (see :func:`sample_model`).
+    backend : {"auto", "direct", "numba", "python"}
+        How nutpie evaluates the model. ``"direct"``: the
+        :class:`~hiermodels.bayes.marginal_density.MarginalDensity` of a
+        marginalised model; ``"numba"`` and ``"python"``: the PyMC graph
+        (see :func:`sample_model`). ``"auto"`` takes ``"direct"`` for
+        marginalised models and :func:`sample_model`'s choice otherwise.
 
     Returns
     -------
     BayesFit
+
+    Raises
+    ------
+    ValueError
+        For ``backend="direct"`` on a model that is not marginalised or with
+        ``sampler="pymc"``.
     """
     from hiermodels.bayes.results import BayesFit
 
@@ -299,20 +426,29 @@ def fit_bayes(
         marginalize = can_marginalize(design) and not fixed_values
     if marginalize and fixed_values:
         raise ValueError("fixed_values are not available with marginalize=True")
-    if marginalize:
-        model = build_marginal_model(design, resolved)
+    if backend == "direct" and (not marginalize or sampler != "nutpie"):
+        raise ValueError(
+            "backend='direct' samples the marginal density with nutpie: it needs "
+            "marginalize=True (a gaussian model with one grouping factor and at most two "
+            "terms) and sampler='nutpie'"
+        )
+    run = {"draws": draws, "tune": tune, "chains": chains}
+    if marginalize and sampler == "nutpie" and backend in ("auto", "direct"):
+        density = MarginalDensity(design, resolved)
+        idata = sample_density(density, random_seed=random_seed, progressbar=progressbar, **run)
     else:
-        model = build_pymc_model(design, resolved, fixed_values=fixed_values)
-    idata = sample_model(
-        model,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        sampler=sampler,
-        random_seed=random_seed,
-        progressbar=progressbar,
-        backend=backend,
-    )
+        if marginalize:
+            model = build_marginal_model(design, resolved)
+        else:
+            model = build_pymc_model(design, resolved, fixed_values=fixed_values)
+        idata = sample_model(
+            model,
+            sampler=sampler,
+            random_seed=random_seed,
+            progressbar=progressbar,
+            backend="auto" if backend == "direct" else backend,
+            **run,
+        )
     rng = np.random.default_rng(random_seed)
     if marginalize:
         posterior = idata["posterior"].to_dataset()
