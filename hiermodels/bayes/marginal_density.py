@@ -60,14 +60,13 @@ def _loglik_kernel(
     xtx: np.ndarray,
     yty: float,
     nobs: float,
-    terms: int,
     grad: np.ndarray,
 ) -> float:  # pragma: no cover - compiled; covered through marginal_loglik
     """Marginal log-likelihood; fills ``grad`` with d/d(beta, l00, l10, l11, sigma).
 
     ``chol = (l00, l10, l11)``; ``gram[:, k]`` holds ``(g00, g01, g11)`` per
     level, ``zty`` is ``(levels, 2)`` and ``ztx`` ``(levels, 2, p)``, the
-    second term's entries zero when ``terms == 1``.
+    second term's entries zero for a one-term model.
     """
     levels, p = ztx.shape[0], ztx.shape[2]
     l00, l10, l11 = chol[0], chol[1], chol[2]
@@ -147,7 +146,6 @@ class _PaddedStatistics:
     xtx: np.ndarray
     yty: float
     nobs: float
-    terms: int
 
     @classmethod
     def from_statistics(cls, stats: FactorStatistics) -> _PaddedStatistics:
@@ -169,7 +167,6 @@ class _PaddedStatistics:
             xtx=np.ascontiguousarray(stats.XtX, dtype=float),
             yty=float(stats.yty),
             nobs=float(np.sum(stats.n)),
-            terms=q,
         )
 
 
@@ -209,7 +206,6 @@ def marginal_loglik(
         padded.xtx,
         padded.yty,
         padded.nobs,
-        padded.terms,
         grad,
     )
     return float(value), grad
@@ -427,7 +423,7 @@ class MarginalDensity:
         st = self._stats
         value = _loglik_kernel(
             np.array(beta), np.array((sd0, sd1 * r, sd1 * root)), sigma, st.gram, st.zty,
-            st.ztx, st.xty, st.xtx, st.yty, st.nobs, st.terms, like,
+            st.ztx, st.xty, st.xtx, st.yty, st.nobs, like,
         )  # fmt: skip
         # a finite sum means every term is finite (an inf or nan would propagate)
         if not math.isfinite(value + float(like.sum())):
