@@ -43,6 +43,8 @@ __all__ = [
 
 # PIRLS stops when the penalised deviance changes by less than this (relative).
 _PIRLS_TOLERANCE = 1e-10
+#: Largest PIRLS step at convergence with a non-canonical link.
+_PIRLS_STEP_TOLERANCE = 1e-8
 _PIRLS_MAX_ITER = 60
 _MAX_HALVINGS = 12
 
@@ -161,6 +163,11 @@ class LaplaceDeviance:
             u1, u2 = start
         eta = self._eta(lambdas, fixed, u1, u2)
         pdev = self.response.deviance(eta) + _sumsq(u1, u2)
+        # A small change in the penalised deviance leaves u within ~1e-4 of the mode:
+        # enough after a Newton step (canonical link: the next error is its square), not
+        # after a Fisher-scoring step, whose linear convergence would leave log|L|
+        # noisy at ~1e-5 and the finite-difference gradient and Hessian with it.
+        canonical = self.response.canonical
         iterations = 0
         while iterations < _PIRLS_MAX_ITER:
             iterations += 1
@@ -181,7 +188,9 @@ class LaplaceDeviance:
                 break
             change = pdev - cand_pdev
             u1, u2, eta, pdev = cand1, cand2, cand_eta, cand_pdev
-            if change < _PIRLS_TOLERANCE * (abs(pdev) + 1.0):
+            if change < _PIRLS_TOLERANCE * (abs(pdev) + 1.0) and (
+                canonical or _largest(step1, step2) < _PIRLS_STEP_TOLERANCE
+            ):
                 break
         _, weights, _ = self.response.working(eta)
         factor = factorize(layout, layout.cross_products(weights), factors)
@@ -380,6 +389,11 @@ class GlmerLaplaceDeviance:
 def laplace_deviance(design: Design) -> LaplaceDeviance:
     """The Laplace deviance function of a binomial, bernoulli or Poisson design."""
     return LaplaceDeviance(design, ReLayout.from_design(design), GlmResponse.from_design(design))
+
+
+def _largest(step1: np.ndarray, step2: np.ndarray) -> float:
+    """Largest absolute entry of a PIRLS step."""
+    return max(float(np.max(np.abs(step1), initial=0.0)), float(np.max(np.abs(step2), initial=0.0)))
 
 
 def _sumsq(u1: np.ndarray, u2: np.ndarray) -> float:

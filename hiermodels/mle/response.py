@@ -63,6 +63,16 @@ class GlmResponse:
         offset = design.offset if design.offset is not None else np.zeros(n)
         return cls(name, fam.link, design.y.astype(float), trials.astype(float), offset)
 
+    @property
+    def canonical(self) -> bool:
+        """Whether the link is canonical (logit for binomial, log for Poisson).
+
+        Then the expected and observed information agree and PIRLS is
+        Newton's method, converging quadratically; with another link it is
+        Fisher scoring, which converges only linearly.
+        """
+        return (self.family, self.link) in (("binomial", "logit"), ("poisson", "log"))
+
     def mean(self, eta: np.ndarray) -> np.ndarray:
         """Mean per trial ``μ = g⁻¹(η)``."""
         if self.link == "logit":
