@@ -379,29 +379,16 @@ def prediction_data(
     -------
     LinearPredictorData
     """
-    from formulaic import model_matrix
-
-    from hiermodels.spec._grouping import group_codes
-    from hiermodels.spec.design import fixed_matrix_for
+    from hiermodels.spec.design import fixed_matrix_for, level_codes_for, random_matrix_for
 
     if new_levels not in ("population", "error"):
         raise ValueError(f"new_levels must be 'population' or 'error', got {new_levels!r}")
     X = fixed_matrix_for(design, newdata)
     columns: dict[str, list[np.ndarray]] = {}
     labels: dict[str, list[str]] = {}
-    for term, block in zip(design.spec.random, design.blocks, strict=True):
-        missing = [name for name in block.factors if name not in newdata.columns]
-        if missing:
-            raise ValueError(f"newdata lacks the grouping column(s) {missing} of {block.group!r}")
-        matrix = model_matrix(term.expr, newdata, na_action="raise")
-        absent = [t for t in block.terms if t not in matrix.columns]
-        if absent:
-            raise ValueError(
-                f"newdata gives no column(s) {absent} for the terms of {block.group!r}"
-            )
-        columns.setdefault(block.group, []).append(np.asarray(matrix[list(block.terms)], float))
-        codes, levels = group_codes(newdata, block.factors)
-        labels[block.group] = [levels[c] for c in codes]
+    for block in design.blocks:
+        columns.setdefault(block.group, []).append(random_matrix_for(block, newdata))
+        labels[block.group] = level_codes_for(block, newdata)[1]
     groups = []
     for layout in group_term_layout(design):
         codes = _level_codes(layout.levels, labels[layout.group])

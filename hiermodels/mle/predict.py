@@ -6,45 +6,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from formulaic import model_matrix
 
-from hiermodels.spec._grouping import value_label
-from hiermodels.spec.design import DesignError, fixed_matrix_for
+from hiermodels.spec.design import fixed_matrix_for, level_codes_for, random_matrix_for
 
 if TYPE_CHECKING:
     from hiermodels.mle.results import MixedFit
 
-__all__ = ["predict_linear", "level_indices"]
-
-
-def level_indices(
-    levels: tuple[str, ...], factors: tuple[str, ...], newdata: pd.DataFrame
-) -> np.ndarray:
-    """Index of every new row's grouping level in ``levels``; −1 for unseen levels.
-
-    Parameters
-    ----------
-    levels : tuple of str
-        The grouping factor's level labels from the fit.
-    factors : tuple of str
-        The columns forming the grouping factor.
-    newdata : pandas.DataFrame
-        New rows.
-
-    Returns
-    -------
-    numpy.ndarray
-        int64 indices.
-    """
-    missing = [f for f in factors if f not in newdata.columns]
-    if missing:
-        raise DesignError(f"newdata lacks the grouping column(s): {', '.join(missing)}")
-    labels = [
-        ":".join(value_label(v) for v in row)
-        for row in newdata[list(factors)].itertuples(index=False, name=None)
-    ]
-    position = {label: i for i, label in enumerate(levels)}
-    return np.fromiter((position.get(lb, -1) for lb in labels), dtype=np.int64, count=len(labels))
+__all__ = ["predict_linear"]
 
 
 def predict_linear(
@@ -91,26 +59,17 @@ def predict_linear(
             raise ValueError(f"offset has {offset.size} values for {len(newdata)} rows")
         eta = eta + offset
     if include_random:
-        expr_of = {id(b): t.expr for b, t in zip(design.blocks, design.spec.random, strict=True)}
         for block, modes in zip(fit.layout.blocks, fit.conditional_modes, strict=True):
-            idx = level_indices(block.levels, block.factors, newdata)
+            idx, labels = level_codes_for(block, newdata)
             unseen = idx < 0
             if unseen.any() and not allow_new_levels:
-                labels = sorted(
-                    {
-                        ":".join(value_label(v) for v in row)
-                        for row in newdata.loc[unseen, list(block.factors)].itertuples(
-                            index=False, name=None
-                        )
-                    }
-                )
+                shown = sorted({label for label, i in zip(labels, idx, strict=True) if i < 0})
                 raise ValueError(
                     f"newdata has level(s) of {block.group!r} not in the fit: "
-                    f"{', '.join(labels[:10])}; pass allow_new_levels=True to predict "
+                    f"{', '.join(shown[:10])}; pass allow_new_levels=True to predict "
                     "them at the population value"
                 )
-            terms = model_matrix(expr_of[id(block)], newdata, na_action="raise")
-            terms = terms.reindex(columns=list(block.terms), fill_value=0.0)
+            terms = random_matrix_for(block, newdata)
             values = np.where(unseen[:, None], 0.0, modes[np.maximum(idx, 0)])
-            eta = eta + np.sum(np.asarray(terms, dtype=float) * values, axis=1)
+            eta = eta + np.sum(terms * values, axis=1)
     return pd.Series(eta, index=newdata.index, name="eta")

@@ -9,7 +9,7 @@ random-effect term names.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,12 +27,20 @@ from hiermodels.spec._columns import (
     resolve_columns,
     spec_columns,
 )
-from hiermodels.spec._grouping import group_codes
+from hiermodels.spec._grouping import group_codes, value_label
 from hiermodels.spec._response import response_arrays
 from hiermodels.spec.families import Family, get_family
 from hiermodels.spec.formula import FormulaSpec, RandomTerm, parse_formula
 
-__all__ = ["Design", "RandomBlock", "DesignError", "build_design", "fixed_matrix_for"]
+__all__ = [
+    "Design",
+    "RandomBlock",
+    "DesignError",
+    "build_design",
+    "fixed_matrix_for",
+    "random_matrix_for",
+    "level_codes_for",
+]
 
 #: Relative tolerance on |R[k, k]| / |R[0, 0]| of the pivoted QR of X, as lme4's rank check.
 RANK_TOL = 1e-7
@@ -61,6 +69,12 @@ class RandomBlock:
         ``(n,)`` int64 index into ``levels`` for every observation.
     X : numpy.ndarray
         ``(n, q)`` float64 model matrix of the term's columns.
+    expr : str
+        The term's expression (left of the bar).
+    model_spec : formulaic.ModelSpec or None
+        The encoding learned from the data (category levels, contrasts,
+        stateful transforms), to rebuild ``X`` for new rows
+        (:func:`random_matrix_for`).
     """
 
     group: str
@@ -69,6 +83,8 @@ class RandomBlock:
     levels: tuple[str, ...]
     codes: np.ndarray
     X: np.ndarray
+    expr: str = "1"
+    model_spec: Any = field(default=None, repr=False)
 
     @property
     def n_levels(self) -> int:
@@ -289,6 +305,96 @@ def fixed_matrix_for(design: Design, newdata: pd.DataFrame) -> np.ndarray:
     return np.asarray(matrix[list(design.fixed_names)], dtype=np.float64)
 
 
+def random_matrix_for(block: RandomBlock, newdata: pd.DataFrame) -> np.ndarray:
+    """The term columns of a random-effect block rebuilt for new data.
+
+    As :func:`fixed_matrix_for`: categorical encodings and stateful
+    transforms keep what the design's data taught them, so a categorical
+    random slope gets the same columns whichever of its categories the new
+    rows hold.
+
+    Parameters
+    ----------
+    block : RandomBlock
+        A block of a fitted design.
+    newdata : pandas.DataFrame
+        Must hold every column the term uses, without missing values.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(len(newdata), q)`` float64, columns in ``block.terms`` order.
+
+    Raises
+    ------
+    DesignError
+        For missing columns, missing values or categories not seen in the
+        design's data.
+    """
+    if not isinstance(newdata, pd.DataFrame):
+        raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+    from formulaic.transforms.contrasts import DataMismatchWarning
+
+    where = f"the random-effect term ({block.expr} | {block.group})"
+    try:
+        names, called = formula_names(block.expr)
+        columns = resolve_columns(names, called, newdata.columns, where)
+    except ColumnProblem as problem:
+        raise DesignError(str(problem)) from None
+    holes = [c for c in columns if newdata[c].isna().any()]
+    if holes:
+        raise DesignError(f"newdata has missing values in: {', '.join(holes)} (used by {where})")
+    if not columns:  # an intercept-only term
+        return np.ones((len(newdata), block.n_terms))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataMismatchWarning)
+        try:
+            matrix = block.model_spec.get_model_matrix(_prepare(newdata[columns]))
+        except DataMismatchWarning as exc:
+            raise DesignError(f"newdata does not match the design's data: {exc}") from None
+    return np.asarray(matrix[list(block.terms)], dtype=np.float64)
+
+
+def level_codes_for(block: RandomBlock, newdata: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Each new row's level of a block's grouping factor, as fitted.
+
+    Parameters
+    ----------
+    block : RandomBlock
+    newdata : pandas.DataFrame
+        Must hold the grouping column(s) ``block.factors``.
+
+    Returns
+    -------
+    codes : numpy.ndarray
+        int64 index into ``block.levels``, ``-1`` for a level not in the fit.
+    labels : list of str
+        The level label of every row (``"a:b"`` for an interaction).
+
+    Raises
+    ------
+    DesignError
+        When a grouping column is missing or has missing values.
+    """
+    missing = [f for f in block.factors if f not in newdata.columns]
+    if missing:
+        raise DesignError(
+            f"newdata lacks the grouping column(s) {', '.join(missing)} of {block.group!r}"
+        )
+    holes = [f for f in block.factors if newdata[f].isna().any()]
+    if holes:
+        raise DesignError(
+            f"newdata has missing values in the grouping column(s): {', '.join(holes)}"
+        )
+    labels = [
+        ":".join(value_label(v) for v in row)
+        for row in newdata[list(block.factors)].itertuples(index=False, name=None)
+    ]
+    position = {label: i for i, label in enumerate(block.levels)}
+    codes = np.fromiter((position.get(lb, -1) for lb in labels), dtype=np.int64, count=len(labels))
+    return codes, labels
+
+
 def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
     """Copy of the used columns with unused categories removed (as lme4's model frame)."""
     frame = frame.copy()
@@ -417,6 +523,8 @@ def _random_block(term: RandomTerm, data: pd.DataFrame) -> RandomBlock:
         levels=levels,
         codes=codes,
         X=X,
+        expr=term.expr,
+        model_spec=matrix.model_spec,
     )
 
 

@@ -303,3 +303,24 @@ def negativebinomial_uncorrelated(seed: int = 33) -> Truth:
         {"Intercept": 1.5, "x": -0.4},
         {"sd_g__Intercept": 0.4, "sd_g__x": 0.3, "alpha": 5.0},
     )
+
+
+def categorical_slope_frame(seed: int = 1) -> pd.DataFrame:
+    """12 groups x 30 rows; a three-category covariate ``c`` whose effects vary by group.
+
+    For ``y ~ c + (c | g)``: the random-effect columns of ``c`` depend on the
+    encoding learned from all three categories, which new rows holding one
+    category must reuse.
+    """
+    rng = np.random.default_rng(seed)
+    group = np.repeat(np.arange(12), 30)
+    category = np.tile([0, 1, 2], 120)
+    effects = rng.normal(size=(12, 3))
+    y = 1.0 + np.array([0.0, 1.0, -1.0])[category] + effects[group, category]
+    return pd.DataFrame(
+        {
+            "g": [f"g{i}" for i in group],
+            "c": np.array(["a", "b", "c"])[category],
+            "y": y + rng.normal(size=group.size),
+        }
+    )

@@ -13,9 +13,11 @@ from scipy import special
 
 import hiermodels as hm
 from hiermodels.bayes import BayesFit, build_pymc_model, fit_bayes
+from hiermodels.bayes.results import prediction_data
 from hiermodels.bayes.sample import LinearPredictorData, linear_predictor
 from hiermodels.datasets import load
 from hiermodels.spec.design import build_design
+from tests.bayes import simulate
 from tests.bayes.conftest import SIMULATIONS
 
 pytestmark = pytest.mark.xdist_group("bayes-simulated")
@@ -189,6 +191,21 @@ def test_predict_mean_is_a_probability_for_bernoulli(simulated_fit) -> None:
     mean = fit.predict(truth.data.iloc[:10])
     link = fit.predict(truth.data.iloc[:10], kind="link")
     np.testing.assert_allclose(mean.values, special.ndtr(link.values))
+
+
+def test_prediction_data_keeps_the_encoding_of_a_categorical_random_slope() -> None:
+    """Rows holding one category get the design's own random-term columns and levels."""
+    frame = simulate.categorical_slope_frame()
+    design = build_design("y ~ c + (c | g)", frame, "gaussian")
+    (block,) = design.blocks
+    for category in ("a", "b", "c"):
+        rows = np.flatnonzero(frame["c"] == category)
+        data = prediction_data(design, frame.iloc[rows])
+        ((group, codes, columns),) = data.groups
+        assert group == "g"
+        np.testing.assert_array_equal(codes, block.codes[rows])
+        np.testing.assert_array_equal(columns, block.X[rows])
+        np.testing.assert_array_equal(data.X, design.X[rows])
 
 
 def test_pymc_sampler_and_stored_posterior_predictive() -> None:

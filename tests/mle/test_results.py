@@ -11,6 +11,7 @@ import pytest
 
 import hiermodels as hm
 from hiermodels.mle.fit import SingularFitWarning
+from tests.bayes import simulate
 from tests.reference.lme4_names import load_reference
 
 
@@ -144,6 +145,20 @@ def test_predict_new_levels(sleep: pd.DataFrame, slope_fit: hm.MixedFit) -> None
     )
     population = slope_fit.predict(new, include_random=False)
     assert population.iloc[1] == pytest.approx(beta["Intercept"] + 5 * beta["Days"])
+
+
+def test_predict_keeps_the_encoding_of_a_categorical_random_slope() -> None:
+    """New rows holding one category get the fitted columns, not a re-derived encoding."""
+    frame = simulate.categorical_slope_frame()
+    fit = hm.Model("y ~ c + (c | g)", frame).fit_mle()
+    fitted = fit.fitted().to_numpy()
+    for category in ("a", "b", "c"):
+        rows = frame.index[frame["c"] == category]
+        np.testing.assert_allclose(
+            fit.predict(frame.loc[rows]).to_numpy(), fitted[rows], rtol=1e-12
+        )
+    with pytest.raises(hm.spec.design.DesignError, match="does not match the design's data"):
+        fit.predict(frame.iloc[:2].assign(c="z"))
 
 
 def test_unknown_method_is_a_clear_error(sleep: pd.DataFrame) -> None:
