@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -154,20 +155,24 @@ def _fresh_process(library: str, model: str, cache: Path, timeout: float) -> dic
     env = dict(os.environ)
     env["PYTENSOR_FLAGS"] = f"base_compiledir={cache / 'pytensor'}"
     env["NUMBA_CACHE_DIR"] = str(cache / "numba")
+    # its own session, so that a timeout also stops the sampler's worker processes
+    worker = subprocess.Popen(
+        [sys.executable, __file__, "--worker", library, model],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        done = subprocess.run(
-            [sys.executable, __file__, "--worker", library, model],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=timeout,
-        )
+        stdout, stderr = worker.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.communicate()
         return {"wall": float("inf"), "ess": float("nan"), "imports": float("nan")}
-    if done.returncode != 0:
-        raise RuntimeError(f"{library} on {model} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    if worker.returncode != 0:
+        raise RuntimeError(f"{library} on {model} failed:\n{stderr[-3000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def _cells(result: dict[str, float], timeout: float) -> str:

@@ -6,6 +6,7 @@ each stage is usable on its own.
 
 from hiermodels.bayes.build import build_marginal_model, build_pymc_model, model_coords
 from hiermodels.bayes.marginal_density import MarginalDensity
+from hiermodels.bayes.nested_density import NestedDensity
 from hiermodels.bayes.priors import (
     Prior,
     Priors,
@@ -21,6 +22,7 @@ __all__ = [
     "BayesFit",
     "Diagnostics",
     "MarginalDensity",
+    "NestedDensity",
     "Prior",
     "Priors",
     "build_pymc_model",

@@ -44,7 +44,7 @@ from hiermodels.bayes.prior_density import lkj_pair_prior, scalar_prior
 from hiermodels.bayes.priors import Priors, group_term_layout
 from hiermodels.spec.design import Design
 
-__all__ = ["MarginalDensity", "marginal_loglik"]
+__all__ = ["MarginalDensity", "FixedEffectsPrior", "marginal_loglik"]
 
 
 # error_model="numpy": a zero scale gives inf/nan (caught by the caller), not an exception
@@ -211,6 +211,65 @@ def marginal_loglik(
     return float(value), grad
 
 
+class FixedEffectsPrior:
+    """The priors of ``beta`` on the sampler's coordinates, shared by the direct densities.
+
+    When the model has an intercept and slopes, ``beta`` is sampled in
+    centred coordinates: the intercept is replaced by its value at the
+    predictors' means (the shear of
+    :func:`~hiermodels.bayes.build.centering_transform`, unit Jacobian).
+
+    Parameters
+    ----------
+    design : Design
+    priors : Priors
+    """
+
+    def __init__(self, design: Design, priors: Priors) -> None:
+        self.coef: tuple[str, ...] = tuple(design.fixed_names)
+        self._priors = tuple(scalar_prior(f"beta__{c}", priors[f"beta__{c}"]) for c in self.coef)
+        transform = centering_transform(design)
+        self._index = None if transform is None else transform.index
+        self._means: list[float] = [] if transform is None else transform.means.tolist()
+
+    def beta(self, v: list[float]) -> list[float]:
+        """``beta`` at the sampler's coordinates ``v``."""
+        beta = list(v)
+        if self._index is not None:
+            beta[self._index] -= sum(m * x for m, x in zip(self._means, v, strict=True))
+        return beta
+
+    def unconstrain(self, beta: ArrayLike) -> list[float]:
+        """The sampler's coordinates of ``beta``."""
+        values = np.asarray(beta, dtype=float)
+        if values.shape != (len(self.coef),):
+            raise ValueError(f"'beta' needs {len(self.coef)} entries ({', '.join(self.coef)})")
+        v = values.tolist()
+        if self._index is not None:
+            v[self._index] += sum(m * b for m, b in zip(self._means, v, strict=True))
+        return v
+
+    def start(self) -> list[float]:
+        """The priors' locations, in the sampler's coordinates."""
+        return self.unconstrain([prior.start for prior in self._priors])
+
+    def log_prior(self, beta: list[float]) -> tuple[float, list[float]]:
+        """Sum of the log prior densities and their derivatives in ``beta``."""
+        total = 0.0
+        slopes = [0.0] * len(beta)
+        for k, prior in enumerate(self._priors):
+            _, logp, slopes[k] = prior.evaluate(beta[k])
+            total += logp
+        return total, slopes
+
+    def pull_back(self, slopes: list[float]) -> list[float]:
+        """Derivatives in ``beta`` turned into derivatives in the sampler's coordinates."""
+        if self._index is None:
+            return list(slopes)
+        at_index = slopes[self._index]
+        return [g - m * at_index for g, m in zip(slopes, self._means, strict=True)]
+
+
 class MarginalDensity:
     """Log posterior density (up to its normalising constant) of a marginalised model.
 
@@ -251,11 +310,9 @@ class MarginalDensity:
         self.terms: tuple[str, ...] = layout.terms
         self.levels: tuple[str, ...] = layout.levels
         self.correlated: bool = bool(layout.correlated_spans)
-        self.coef: tuple[str, ...] = tuple(design.fixed_names)
+        self.fixed = FixedEffectsPrior(design, priors)
+        self.coef: tuple[str, ...] = self.fixed.coef
         self._stats = _PaddedStatistics.from_statistics(FactorStatistics.from_design(design))
-        self._beta_priors = tuple(
-            scalar_prior(f"beta__{c}", priors[f"beta__{c}"]) for c in self.coef
-        )
         self._sd_priors = tuple(
             scalar_prior(f"sd_{self.group}__{t}", priors[f"sd_{self.group}__{t}"])
             for t in self.terms
@@ -263,8 +320,6 @@ class MarginalDensity:
         corr = f"corr_{self.group}"
         self._corr_prior = lkj_pair_prior(f"{corr}__raw", priors[corr]) if self.correlated else None
         self._sigma_prior = scalar_prior("sigma", priors["sigma"])
-        self._shear_index, self._shear_means = _shear(design)
-        self._shear_list: list[float] = self._shear_means.tolist()
         self.ndim: int = len(self.coef) + len(self.terms) + int(self.correlated) + 1
 
     # -- layout ----------------------------------------------------------------------------
@@ -304,25 +359,12 @@ class MarginalDensity:
             coords[f"{self.group}__term_bis"] = list(self.terms)
         return coords
 
-    def _beta(self, v: np.ndarray) -> np.ndarray:
-        beta = v.copy()
-        if self._shear_index is not None:
-            beta[self._shear_index] -= v @ self._shear_means
-        return beta
-
-    def _unshear(self, beta: np.ndarray) -> np.ndarray:
-        v = np.array(beta, dtype=float)
-        if self._shear_index is not None:
-            v[self._shear_index] += beta @ self._shear_means
-        return v
-
     def initial_point(self, seed: int) -> np.ndarray:
         """Each prior's typical value, jittered by uniform(-1, 1) on the unconstrained scale.
 
         The same rule as PyMC's and nutpie's default initialisation.
         """
-        beta = np.array([prior.start for prior in self._beta_priors])
-        start = [*self._unshear(beta)]
+        start = self.fixed.start()
         start += [prior.unconstrain(prior.start) for prior in self._sd_priors]
         if self._corr_prior is not None:
             start.append(self._corr_prior.unconstrain(self._corr_prior.start))
@@ -348,10 +390,7 @@ class MarginalDensity:
         missing = [n for n in names if n not in values]
         if missing:
             raise ValueError(f"values lack {missing}; needed: {', '.join(names)}")
-        beta = np.asarray(values["beta"], dtype=float)
-        if beta.shape != (len(self.coef),):
-            raise ValueError(f"'beta' needs {len(self.coef)} entries ({', '.join(self.coef)})")
-        point = [*self._unshear(beta)]
+        point = self.fixed.unconstrain(values["beta"])
         for prior in (*self._sd_priors, self._sigma_prior):
             value = float(np.asarray(values[prior.name]))
             if not value > 0:
@@ -390,17 +429,10 @@ class MarginalDensity:
         # would cost more than the arithmetic
         p, q = len(self.coef), len(self.terms)
         xs = x.tolist()
-        beta = xs[:p]
-        index = self._shear_index
-        if index is not None:
-            beta[index] -= sum(m * v for m, v in zip(self._shear_list, xs[:p], strict=True))
+        beta = self.fixed.beta(xs[:p])
         out = np.empty(self.ndim) if grad is None else grad
         try:
-            total = 0.0
-            slopes = [0.0] * self.ndim
-            for k, prior in enumerate(self._beta_priors):
-                _, logp, slopes[k] = prior.evaluate(beta[k])
-                total += logp
+            total, beta_slopes = self.fixed.log_prior(beta)
             sd0, logp, d0 = self._sd_priors[0].evaluate(xs[p])
             total += logp
             sd1 = d1 = r = half = dr = 0.0
@@ -430,13 +462,8 @@ class MarginalDensity:
             out[:] = 0.0
             return -math.inf, out
         dl = like.tolist()
-        # d/dbeta of prior and likelihood, pulled back through the shear
-        for k in range(p):
-            slopes[k] += dl[k]
-        if index is not None:
-            at_index = slopes[index]
-            for k, m in enumerate(self._shear_list):
-                slopes[k] -= m * at_index
+        slopes = [0.0] * self.ndim
+        slopes[:p] = self.fixed.pull_back([b + d for b, d in zip(beta_slopes, dl[:p], strict=True)])
         d_l00, d_l10, d_l11, d_sigma = dl[p], dl[p + 1], dl[p + 2], dl[p + 3]
         slopes[p] = d0 + d_l00 * sd0  # d/dlog sd = sd * d/dsd
         if q == 2:
@@ -451,7 +478,9 @@ class MarginalDensity:
     def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The model's variables (:attr:`output_names`) at the unconstrained point ``x``."""
         p, q = len(self.coef), len(self.terms)
-        out: dict[str, np.ndarray] = {"beta": self._beta(np.asarray(x[:p], dtype=float))}
+        out: dict[str, np.ndarray] = {
+            "beta": np.asarray(self.fixed.beta(np.asarray(x[:p], dtype=float).tolist()))
+        }
         for k, prior in enumerate(self._sd_priors):
             out[prior.name] = np.asarray(math.exp(float(x[p + k])))
         if self._corr_prior is not None:
@@ -461,11 +490,3 @@ class MarginalDensity:
             out[f"corr_{self.group}"] = np.array([[1.0, r], [r, 1.0]])
         out["sigma"] = np.asarray(math.exp(float(x[-1])))
         return out
-
-
-def _shear(design: Design) -> tuple[int | None, np.ndarray]:
-    """Intercept index and predictor means of the centring shear (``None``: no shear)."""
-    transform = centering_transform(design)
-    if transform is None:
-        return None, np.zeros(len(design.fixed_names))
-    return transform.index, transform.means

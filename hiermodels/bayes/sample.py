@@ -40,6 +40,11 @@ from hiermodels.bayes.build import (
     precision_terms,
 )
 from hiermodels.bayes.marginal_density import MarginalDensity
+from hiermodels.bayes.nested_density import (
+    NestedDensity,
+    nested_conditional_effects,
+    nested_intercepts,
+)
 from hiermodels.bayes.priors import Prior, Priors, group_term_layout, resolve_priors
 from hiermodels.spec.design import Design
 from hiermodels.spec.families import Family
@@ -174,8 +179,8 @@ def _nutpie_model(
     )
 
 
-def _direct_compiled(density: MarginalDensity) -> object:
-    """A nutpie model that evaluates a :class:`MarginalDensity` (no PyTensor compilation)."""
+def _direct_compiled(density: MarginalDensity | NestedDensity) -> object:
+    """A nutpie model that evaluates a direct density (no PyTensor compilation)."""
 
     def make_logp() -> Callable[..., tuple[float, np.ndarray]]:
         def logp(x: np.ndarray, **_: object) -> tuple[float, np.ndarray]:
@@ -201,13 +206,21 @@ def _direct_compiled(density: MarginalDensity) -> object:
     )
 
 
-def _run_nutpie(
+def _default_cores(draws: int, tune: int, chains: int, cores: int | None) -> int:
+    """Check the run settings; chains in parallel default to ``min(chains, cpu_count)``."""
+    for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
+        if not isinstance(value, int | np.integer) or value < (0 if name == "tune" else 1):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return cores or max(1, min(chains, os.cpu_count() or 1))
+
+
+def _sample_nutpie(
     compiled: object,
     *,
     draws: int,
     tune: int,
     chains: int,
-    cores: int,
+    cores: int | None,
     random_seed: int | None,
     progressbar: bool,
 ) -> xr.DataTree:
@@ -218,21 +231,15 @@ def _run_nutpie(
         draws=draws,
         tune=tune,
         chains=chains,
-        cores=cores,
+        cores=_default_cores(draws, tune, chains, cores),
         seed=random_seed,
         progress_bar=progressbar,
         save_warmup=False,
     )
 
 
-def _check_run(draws: int, tune: int, chains: int) -> None:
-    for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
-        if not isinstance(value, int | np.integer) or value < (0 if name == "tune" else 1):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def sample_density(
-    density: MarginalDensity,
+    density: MarginalDensity | NestedDensity,
     *,
     draws: int = 1000,
     tune: int = 1000,
@@ -241,11 +248,13 @@ def sample_density(
     progressbar: bool = True,
     cores: int | None = None,
 ) -> xr.DataTree:
-    """Sample a :class:`~hiermodels.bayes.marginal_density.MarginalDensity` with nutpie.
+    """Sample a direct marginal density with nutpie.
 
     Parameters
     ----------
-    density : MarginalDensity
+    density : MarginalDensity or NestedDensity
+        :class:`~hiermodels.bayes.marginal_density.MarginalDensity` or
+        :class:`~hiermodels.bayes.nested_density.NestedDensity`.
     draws, tune, chains : int
         Kept draws, tuning draws (discarded) and chains.
     random_seed : int, optional
@@ -259,9 +268,8 @@ def sample_density(
         With ``posterior`` (the variables of ``density.output_names``) and
         ``sample_stats``.
     """
-    _check_run(draws, tune, chains)
-    cores = cores or max(1, min(chains, os.cpu_count() or 1))
-    return _run_nutpie(
+    _default_cores(draws, tune, chains, cores)  # settings checked before anything is built
+    return _sample_nutpie(
         _direct_compiled(density),
         draws=draws,
         tune=tune,
@@ -313,8 +321,7 @@ def sample_model(
     """
     if sampler not in ("nutpie", "pymc"):
         raise ValueError(f"sampler must be 'nutpie' or 'pymc', got {sampler!r}")
-    _check_run(draws, tune, chains)
-    cores = cores or max(1, min(chains, os.cpu_count() or 1))
+    cores = _default_cores(draws, tune, chains, cores)
     if sampler == "nutpie":
         import nutpie
 
@@ -327,7 +334,7 @@ def sample_model(
             compiled = _python_compiled(model)
         else:
             compiled = nutpie.compile_pymc_model(model)
-        return _run_nutpie(
+        return _sample_nutpie(
             compiled,
             draws=draws,
             tune=tune,
@@ -378,7 +385,12 @@ def fit_bayes(
     nutpie, the marginal density is evaluated by
     :class:`~hiermodels.bayes.marginal_density.MarginalDensity` (a compiled
     likelihood kernel and plain-Python priors, equal to the PyMC graph's log
-    density), so no PyTensor function is compiled.
+    density), so no PyTensor function is compiled. Gaussian models with
+    nested random intercepts ``(1 | a/b)`` are likewise sampled with both
+    levels of effects integrated out by
+    :class:`~hiermodels.bayes.nested_density.NestedDensity` (nutpie only),
+    the effects drawn afterwards by
+    :func:`~hiermodels.bayes.nested_density.nested_conditional_effects`.
 
     Parameters
     ----------
@@ -422,19 +434,35 @@ def fit_bayes(
     from hiermodels.bayes.results import BayesFit
 
     resolved = resolve_priors(design, priors)
+    one_factor = can_marginalize(design)
+    nested = nested_intercepts(design) is not None
+    direct = sampler == "nutpie" and backend in ("auto", "direct")
     if marginalize is None:
-        marginalize = can_marginalize(design) and not fixed_values
+        marginalize = not fixed_values and (one_factor or (nested and direct))
     if marginalize and fixed_values:
         raise ValueError("fixed_values are not available with marginalize=True")
+    if marginalize and not (one_factor or nested):
+        raise ValueError(
+            "the group effects can be integrated out only for gaussian models with one "
+            "grouping factor and at most two random-effect terms, or with nested random "
+            "intercepts (1 | a/b)"
+        )
+    if marginalize and nested and not direct:
+        raise ValueError(
+            "nested random intercepts are integrated out only by nutpie's direct backend "
+            "(sampler='nutpie', backend='auto' or 'direct'); pass marginalize=False"
+        )
     if backend == "direct" and (not marginalize or sampler != "nutpie"):
         raise ValueError(
             "backend='direct' samples the marginal density with nutpie: it needs "
             "marginalize=True (a gaussian model with one grouping factor and at most two "
-            "terms) and sampler='nutpie'"
+            "terms, or nested random intercepts) and sampler='nutpie'"
         )
     run = {"draws": draws, "tune": tune, "chains": chains}
-    if marginalize and sampler == "nutpie" and backend in ("auto", "direct"):
-        density = MarginalDensity(design, resolved)
+    if marginalize and direct:
+        density = (
+            MarginalDensity(design, resolved) if one_factor else NestedDensity(design, resolved)
+        )
         idata = sample_density(density, random_seed=random_seed, progressbar=progressbar, **run)
     else:
         if marginalize:
@@ -452,9 +480,8 @@ def fit_bayes(
     rng = np.random.default_rng(random_seed)
     if marginalize:
         posterior = idata["posterior"].to_dataset()
-        idata["posterior"] = xr.DataTree(
-            posterior.assign(conditional_effects(posterior, design, rng))
-        )
+        draw_effects = conditional_effects if one_factor else nested_conditional_effects
+        idata["posterior"] = xr.DataTree(posterior.assign(draw_effects(posterior, design, rng)))
     idata["observed_data"] = xr.DataTree(_observed_group(design))
     if log_likelihood is None:
         log_likelihood = chains * draws * design.nobs <= MAX_LOG_LIKELIHOOD_SIZE

@@ -9,6 +9,7 @@ random-effect term names.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -283,26 +284,10 @@ def fixed_matrix_for(design: Design, newdata: pd.DataFrame) -> np.ndarray:
         For missing columns, missing values or categories not seen in the
         design's data.
     """
-    if not isinstance(newdata, pd.DataFrame):
-        raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
-    from formulaic.transforms.contrasts import DataMismatchWarning
-
     fixed = design.spec.fixed
-    try:
-        names, called = formula_names(fixed)
-        columns = resolve_columns(names, called, newdata.columns, f"the fixed effects {fixed!r}")
-    except ColumnProblem as problem:
-        raise DesignError(str(problem)) from None
-    holes = [c for c in columns if newdata[c].isna().any()]
-    if holes:
-        raise DesignError(f"newdata has missing values in: {', '.join(holes)}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DataMismatchWarning)
-        try:
-            matrix = design.fixed_model_spec.get_model_matrix(_prepare(newdata[columns]))
-        except DataMismatchWarning as exc:
-            raise DesignError(f"newdata does not match the design's data: {exc}") from None
-    return np.asarray(matrix[list(design.fixed_names)], dtype=np.float64)
+    return _encoded_matrix(
+        design.fixed_model_spec, fixed, design.fixed_names, newdata, f"the fixed effects {fixed!r}"
+    )
 
 
 def random_matrix_for(block: RandomBlock, newdata: pd.DataFrame) -> np.ndarray:
@@ -331,28 +316,33 @@ def random_matrix_for(block: RandomBlock, newdata: pd.DataFrame) -> np.ndarray:
         For missing columns, missing values or categories not seen in the
         design's data.
     """
+    where = f"the random-effect term ({block.expr} | {block.group})"
+    return _encoded_matrix(block.model_spec, block.expr, block.terms, newdata, where)
+
+
+def _encoded_matrix(
+    model_spec: Any, rhs: str, names: Sequence[str], newdata: pd.DataFrame, where: str
+) -> np.ndarray:
+    """Columns ``names`` of ``rhs`` for new rows, by the encoding of ``model_spec``."""
     if not isinstance(newdata, pd.DataFrame):
         raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
     from formulaic.transforms.contrasts import DataMismatchWarning
 
-    where = f"the random-effect term ({block.expr} | {block.group})"
     try:
-        names, called = formula_names(block.expr)
-        columns = resolve_columns(names, called, newdata.columns, where)
+        used, called = formula_names(rhs)
+        columns = resolve_columns(used, called, newdata.columns, where)
     except ColumnProblem as problem:
         raise DesignError(str(problem)) from None
     holes = [c for c in columns if newdata[c].isna().any()]
     if holes:
         raise DesignError(f"newdata has missing values in: {', '.join(holes)} (used by {where})")
-    if not columns:  # an intercept-only term
-        return np.ones((len(newdata), block.n_terms))
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataMismatchWarning)
         try:
-            matrix = block.model_spec.get_model_matrix(_prepare(newdata[columns]))
+            matrix = model_spec.get_model_matrix(_prepare(newdata[columns]))
         except DataMismatchWarning as exc:
             raise DesignError(f"newdata does not match the design's data: {exc}") from None
-    return np.asarray(matrix[list(block.terms)], dtype=np.float64)
+    return np.asarray(matrix[list(names)], dtype=np.float64)
 
 
 def level_codes_for(block: RandomBlock, newdata: pd.DataFrame) -> tuple[np.ndarray, list[str]]:

@@ -72,6 +72,10 @@ REFERENCE_MODELS: dict[str, tuple[str, Callable[[], pd.DataFrame]]] = {
     "tlc_treatment_reml": ("lead ~ week + treatment + (1 | id)", lambda: load("tlc")),
     "tlc_placebo_slope_reml": ("lead ~ week + (week | id)", tlc_placebo),
     "radon_slope_reml": ("log_radon ~ floor + (floor | county)", lambda: load("radon")),
+    "classroom_nested_reml": (
+        "mathgain ~ mathkind + sex + minority + ses + (1 | schoolid/classid)",
+        lambda: load("classroom"),
+    ),
 }
 
 
