@@ -18,6 +18,7 @@ new data are computed from the posterior draws of ``beta``, ``u_<group>``,
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -96,6 +97,7 @@ def _python_compiled(model: pm.Model) -> object:
     """
     import pytensor
     import pytensor.tensor as pt
+    from pymc.logprob.utils import ParameterValueError
     from pymc.model.transform.optimization import freeze_dims_and_data
     from pytensor.graph import graph_replace
 
@@ -129,7 +131,12 @@ def _python_compiled(model: pm.Model) -> object:
         own = logp_fn.copy()
 
         def logp(x: np.ndarray, **_: object) -> tuple[float, np.ndarray]:
-            value, gradient = own(x)
+            try:
+                value, gradient = own(x)
+            except ParameterValueError:
+                # a parameter left its support (a scale underflowed to 0 far out in the
+                # tails): zero density, which the sampler treats as a divergence
+                return -math.inf, np.zeros_like(x)
             return float(value), gradient
 
         return logp

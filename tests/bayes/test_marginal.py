@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pymc as pm
 import pytest
 import xarray as xr
 from scipy import stats
@@ -14,7 +15,7 @@ from scipy import stats
 from hiermodels.bayes import build_marginal_model, fit_bayes
 from hiermodels.bayes.build import can_marginalize
 from hiermodels.bayes.priors import group_term_layout
-from hiermodels.bayes.sample import conditional_effects
+from hiermodels.bayes.sample import conditional_effects, sample_model
 from hiermodels.spec.design import Design, build_design
 
 pytestmark = pytest.mark.xdist_group("bayes-marginal")
@@ -153,3 +154,14 @@ def test_numba_and_python_backends_agree() -> None:
     va = native.varcorr_summary().set_index("name")
     vb = python.varcorr_summary().set_index("name")
     assert np.all(np.abs(va["median"] - vb["median"]) < 0.3 * vb["sd"])
+
+
+def test_python_backend_treats_parameters_outside_their_support_as_zero_density() -> None:
+    """PyMC's parameter checks raise inside the logp; nutpie must see -inf, not an error."""
+    with pm.Model() as model:
+        scale = pm.Normal("scale", 1.0, 1.0)  # may go negative: an invalid sigma below
+        pm.Normal("y", 0.0, sigma=scale, observed=[0.3, -0.2, 0.5])
+    idata = sample_model(
+        model, draws=300, tune=300, chains=2, random_seed=1, progressbar=False, backend="python"
+    )
+    assert np.all(idata["posterior"]["scale"].values > 0)
