@@ -25,11 +25,11 @@ logical CPUs, assuming hyper-threading).
 
 Notes: bambi drops the correlation of ``(Days | Subject)`` (its issue #702),
 so on the two random-slope models it fits a smaller model than hiermodels.
-hiermodels samples sleepstudy and radon with the group effects integrated
-out (evaluated by ``hiermodels.bayes.marginal_density``, which compiles one
+hiermodels samples all three with the group effects integrated out
+(evaluated by ``hiermodels.bayes.marginal_density`` and, for the nested
+classroom intercepts, ``hiermodels.bayes.nested_density``; each compiles one
 numba kernel and no PyTensor graph) and draws them afterwards from their
-exact conditional; their ESS is counted like any other quantity's. The
-classroom model (two nested factors) is sampled on its full graph.
+exact conditional; their ESS is counted like any other quantity's.
 """
 
 from __future__ import annotations
