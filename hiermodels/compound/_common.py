@@ -20,8 +20,6 @@ import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize
 
-from hiermodels.bayes.sample import sample_model
-
 __all__ = [
     "COMPARISON_COLUMNS",
     "EBIntervals",
@@ -30,6 +28,7 @@ __all__ = [
     "frozen",
     "make_prior",
     "posterior_summary",
+    "sample_model",
     "unit_labels",
 ]
 
@@ -312,8 +311,51 @@ class FullBayesMixin:
             tune=tune,
             chains=chains,
             random_seed=random_seed,
-            sampler=sampler,  # type: ignore[arg-type]
+            sampler=sampler,
             cores=cores,
+        )
+
+
+def sample_model(
+    model: pm.Model,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    random_seed: int | None,
+    sampler: str,
+    cores: int,
+) -> xr.DataTree:
+    """Run NUTS on ``model`` quietly and return the DataTree.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        The model.
+    draws, tune, chains : int
+        Sampler settings.
+    random_seed : int or None
+        Seed for reproducibility.
+    sampler : {"nutpie", "pymc"}
+        NUTS implementation.
+    cores : int
+        Number of chains run in parallel.
+
+    Returns
+    -------
+    xarray.DataTree
+        The posterior and sampler statistics.
+    """
+    if sampler not in ("nutpie", "pymc"):
+        raise ValueError(f"sampler must be 'nutpie' or 'pymc', got {sampler!r}")
+    with model:
+        return pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            random_seed=random_seed,
+            nuts_sampler=sampler,
             progressbar=False,
         )
 
