@@ -79,7 +79,9 @@ class GlmResponse:
             return np.clip(special.expit(eta), _EPS, 1.0 - _EPS)
         if self.link == "probit":
             return np.clip(special.ndtr(eta), _EPS, 1.0 - _EPS)
-        return np.exp(eta)
+        # the optimiser probes far-out points: exp overflowing to inf is the right limit
+        with np.errstate(over="ignore"):
+            return np.exp(eta)
 
     def mu_eta(self, eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
         """Derivative ``dμ/dη``."""
@@ -127,7 +129,9 @@ class GlmResponse:
         if self.family == "binomial":
             failures = (self.trials - self.y).reshape(-1, *extra)
             return const + special.xlogy(y, mu) + special.xlog1py(failures, -mu)
-        return const + special.xlogy(y, mu) - mu
+        with np.errstate(invalid="ignore"):  # inf - inf where mu overflowed
+            terms = const + special.xlogy(y, mu) - mu
+        return np.where(np.isposinf(mu), -np.inf, terms)
 
     @cached_property
     def log_constant(self) -> np.ndarray:

@@ -215,3 +215,21 @@ def test_bernoulli_probit_converges_and_matches_glmer(laplace: str) -> None:
         assert ses[key] == pytest.approx(ref["fixef_se"][key], rel=10 * tol), key
     assert fit.theta[0] == pytest.approx(ref["theta"], rel=tol)
     assert fit.loglik == pytest.approx(ref["logLik"], abs=1e-3)
+
+
+def test_far_out_points_give_infinite_deviance_without_numpy_warnings() -> None:
+    """BOBYQA probes points where exp(eta) overflows: an infinite deviance, quietly."""
+    from hiermodels.mle.response import GlmResponse
+
+    data = hm.datasets.load("grouseticks")
+    # integer-coded factors, as read from a CSV file: the optimiser's path reaches overflow
+    for column in ("BROOD", "LOCATION"):
+        data[column] = data[column].astype(int)
+    model = hm.Model("TICKS ~ YEAR + (1 | BROOD) + (1 | LOCATION)", data, family="poisson")
+    response = GlmResponse.from_design(model.design)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert response.deviance(np.full(model.design.nobs, 800.0)) == np.inf
+        fit = model.fit_mle()
+    reference = fitted("grouseticks_poisson_laplace")
+    assert fit.loglik == pytest.approx(reference.loglik, abs=1e-6)
