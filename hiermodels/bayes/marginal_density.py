@@ -37,14 +37,15 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+import xarray as xr
 from numpy.typing import ArrayLike
 
 from hiermodels.bayes.build import FactorStatistics, can_marginalize, centering_transform
-from hiermodels.bayes.prior_density import lkj_pair_prior, scalar_prior
-from hiermodels.bayes.priors import Priors, group_term_layout
+from hiermodels.bayes.prior_density import jittered, lkj_pair_prior, scalar_prior
+from hiermodels.bayes.priors import GroupTerms, Priors, group_term_layout
 from hiermodels.spec.design import Design
 
-__all__ = ["MarginalDensity", "FixedEffectsPrior", "marginal_loglik"]
+__all__ = ["MarginalDensity", "FixedEffectsPrior", "marginal_loglik", "effect_arrays"]
 
 
 # error_model="numpy": a zero scale gives inf/nan (caught by the caller), not an exception
@@ -369,8 +370,7 @@ class MarginalDensity:
         if self._corr_prior is not None:
             start.append(self._corr_prior.unconstrain(self._corr_prior.start))
         start.append(self._sigma_prior.unconstrain(self._sigma_prior.start))
-        jitter = np.random.default_rng(seed).uniform(-1.0, 1.0, self.ndim)
-        return np.asarray(start) + jitter
+        return jittered(np.asarray(start), seed)
 
     def unconstrain(self, values: Mapping[str, ArrayLike]) -> np.ndarray:
         """The unconstrained point of given variable values; the inverse of :meth:`expand`.
@@ -407,15 +407,13 @@ class MarginalDensity:
 
     # -- density ---------------------------------------------------------------------------
 
-    def logp(self, x: np.ndarray, grad: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    def logp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Log density and its gradient at the unconstrained point ``x``.
 
         Parameters
         ----------
         x : numpy.ndarray
             ``(ndim,)`` unconstrained coordinates.
-        grad : numpy.ndarray, optional
-            ``(ndim,)`` buffer for the gradient (a new array by default).
 
         Returns
         -------
@@ -430,7 +428,7 @@ class MarginalDensity:
         p, q = len(self.coef), len(self.terms)
         xs = x.tolist()
         beta = self.fixed.beta(xs[:p])
-        out = np.empty(self.ndim) if grad is None else grad
+        out = np.empty(self.ndim)
         try:
             total, beta_slopes = self.fixed.log_prior(beta)
             sd0, logp, d0 = self._sd_priors[0].evaluate(xs[p])
@@ -490,3 +488,36 @@ class MarginalDensity:
             out[f"corr_{self.group}"] = np.array([[1.0, r], [r, 1.0]])
         out["sigma"] = np.asarray(math.exp(float(x[-1])))
         return out
+
+
+def effect_arrays(
+    posterior: xr.Dataset, layout: GroupTerms, z: np.ndarray, u: np.ndarray
+) -> dict[str, xr.DataArray]:
+    """``z_<g>`` and ``u_<g>`` draws of one factor as labelled arrays.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        Gives the ``chain`` and ``draw`` coordinates.
+    layout : GroupTerms
+        The factor: its name, levels and terms.
+    z, u : numpy.ndarray
+        ``(chain, draw, level, term)`` offsets and effects.
+
+    Returns
+    -------
+    dict of str to xarray.DataArray
+        Dims ``(chain, draw, <g>, <g>__term)``.
+    """
+    g = layout.group
+    dims = ("chain", "draw", g, f"{g}__term")
+    coords = {
+        "chain": posterior["chain"].values,
+        "draw": posterior["draw"].values,
+        g: list(layout.levels),
+        f"{g}__term": list(layout.terms),
+    }
+    return {
+        f"z_{g}": xr.DataArray(z, dims=dims, coords=coords),
+        f"u_{g}": xr.DataArray(u, dims=dims, coords=coords),
+    }

@@ -40,8 +40,8 @@ import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from hiermodels.bayes.marginal_density import FixedEffectsPrior
-from hiermodels.bayes.prior_density import scalar_prior
+from hiermodels.bayes.marginal_density import FixedEffectsPrior, effect_arrays
+from hiermodels.bayes.prior_density import jittered, scalar_prior
 from hiermodels.bayes.priors import GroupTerms, Priors, group_term_layout
 from hiermodels.spec.design import Design
 
@@ -307,8 +307,7 @@ class NestedDensity:
         """Each prior's typical value, jittered by uniform(-1, 1) on the unconstrained scale."""
         start = [*self.fixed.start()]
         start += [prior.unconstrain(prior.start) for prior in self._scale_priors]
-        jitter = np.random.default_rng(seed).uniform(-1.0, 1.0, self.ndim)
-        return np.asarray(start) + jitter
+        return jittered(np.asarray(start), seed)
 
     def unconstrain(self, values: Mapping[str, ArrayLike]) -> np.ndarray:
         """The unconstrained point of given variable values; the inverse of :meth:`expand`."""
@@ -404,16 +403,7 @@ def nested_conditional_effects(
     b_inner = t * shifted / d + np.sqrt(t * a / d) * rng.standard_normal(d.shape)
     out: dict[str, xr.DataArray] = {}
     for layout, effects, tau in ((outer, b_outer, tau_o), (inner, b_inner, tau_i)):
-        grp = layout.group
-        dims = ("chain", "draw", grp, f"{grp}__term")
-        coords = {
-            "chain": posterior["chain"].values,
-            "draw": posterior["draw"].values,
-            grp: list(layout.levels),
-            f"{grp}__term": ["Intercept"],
-        }
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(tau > 0, effects / tau, 0.0)
-        out[f"z_{grp}"] = xr.DataArray(z[..., None], dims=dims, coords=coords)
-        out[f"u_{grp}"] = xr.DataArray(effects[..., None], dims=dims, coords=coords)
+        out.update(effect_arrays(posterior, layout, z[..., None], effects[..., None]))
     return out

@@ -21,11 +21,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from scipy import special
 
 from hiermodels.bayes.priors import POSITIVE_DISTS, REAL_DISTS, Prior
 
-__all__ = ["ScalarPrior", "scalar_prior", "lkj_pair_prior"]
+__all__ = ["ScalarPrior", "scalar_prior", "lkj_pair_prior", "jittered"]
 
 Transform = Literal["identity", "log", "logodds"]
 
@@ -381,3 +382,18 @@ def lkj_pair_prior(name: str, prior: Prior) -> ScalarPrior:
         return x, const + eta * (_log_expit(v) + _log_expit(-v)), eta * (1.0 - 2.0 * x)
 
     return ScalarPrior(name, prior, "logodds", evaluate, 0.5)
+
+
+def jittered(start: np.ndarray, seed: int) -> np.ndarray:
+    """``start`` plus a uniform(-1, 1) jitter per coordinate: PyMC's and nutpie's initialisation.
+
+    Parameters
+    ----------
+    start : numpy.ndarray
+        Unconstrained starting point (the priors' typical values).
+    seed : int
+        The chain's seed.
+    """
+    return np.asarray(start, dtype=float) + np.random.default_rng(seed).uniform(
+        -1.0, 1.0, np.size(start)
+    )

@@ -40,12 +40,13 @@ from hiermodels.bayes.build import (
     factor_cholesky,
     precision_terms,
 )
-from hiermodels.bayes.marginal_density import MarginalDensity
+from hiermodels.bayes.marginal_density import MarginalDensity, effect_arrays
 from hiermodels.bayes.nested_density import (
     NestedDensity,
     nested_conditional_effects,
     nested_intercepts,
 )
+from hiermodels.bayes.prior_density import jittered
 from hiermodels.bayes.priors import Prior, Priors, group_term_layout, resolve_priors
 from hiermodels.spec.design import Design
 from hiermodels.spec.families import Family
@@ -150,8 +151,7 @@ def _python_compiled(model: pm.Model) -> object:
         return expand
 
     def initial_point(seed: int) -> np.ndarray:
-        jitter = np.random.default_rng(seed).uniform(-1.0, 1.0, x0.size)
-        return x0 + jitter
+        return jittered(x0, seed)
 
     coords = {k: [str(v) for v in vals] for k, vals in model.coords.items() if k != "obs"}
     dims = {k: v for k, v in model.named_vars_to_dims.items() if k in names}
@@ -227,7 +227,7 @@ def _sample_nutpie(
     draws: int,
     tune: int,
     chains: int,
-    cores: int | None,
+    cores: int,
     random_seed: int | None,
     progressbar: bool,
 ) -> xr.DataTree:
@@ -238,7 +238,7 @@ def _sample_nutpie(
         draws=draws,
         tune=tune,
         chains=chains,
-        cores=_default_cores(draws, tune, chains, cores),
+        cores=cores,
         seed=random_seed,
         progress_bar=progressbar,
         save_warmup=False,
@@ -275,7 +275,7 @@ def sample_density(
         With ``posterior`` (the variables of ``density.output_names``) and
         ``sample_stats``.
     """
-    _default_cores(draws, tune, chains, cores)  # settings checked before anything is built
+    cores = _default_cores(draws, tune, chains, cores)
     return _sample_nutpie(
         _direct_compiled(density),
         draws=draws,
@@ -727,14 +727,4 @@ def conditional_effects(
         z0 = (a11 * c0 - a01 * c1) / (det * s2) + (eps[..., 0] - r10 * eps[..., 1] / r11) / r00
         z = np.stack([z0, z1], axis=-1)
         u = np.stack([l00 * z0, l10 * z0 + l11 * z1], axis=-1)
-    dims = ("chain", "draw", g, f"{g}__term")
-    coords = {
-        "chain": posterior["chain"].values,
-        "draw": posterior["draw"].values,
-        g: list(layout.levels),
-        f"{g}__term": list(layout.terms),
-    }
-    return {
-        f"z_{g}": xr.DataArray(z, dims=dims, coords=coords),
-        f"u_{g}": xr.DataArray(u, dims=dims, coords=coords),
-    }
+    return effect_arrays(posterior, layout, z, u)
