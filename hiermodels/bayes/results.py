@@ -347,12 +347,6 @@ def _label(values: xr.DataArray, flat_index: int) -> str:
     return f"{values.name}[{', '.join(coords)}]"
 
 
-def _level_codes(design_levels: tuple[str, ...], labels: list[str]) -> np.ndarray:
-    """Index of each label in the fitted levels, ``-1`` for an unseen one."""
-    position = {label: i for i, label in enumerate(design_levels)}
-    return np.array([position.get(label, -1) for label in labels], dtype=np.int64)
-
-
 def prediction_data(
     design: Design,
     newdata: pd.DataFrame,
@@ -385,14 +379,15 @@ def prediction_data(
         raise ValueError(f"new_levels must be 'population' or 'error', got {new_levels!r}")
     X = fixed_matrix_for(design, newdata)
     columns: dict[str, list[np.ndarray]] = {}
-    labels: dict[str, list[str]] = {}
+    levels: dict[str, tuple[np.ndarray, list[str]]] = {}
     for block in design.blocks:
         columns.setdefault(block.group, []).append(random_matrix_for(block, newdata))
-        labels[block.group] = level_codes_for(block, newdata)[1]
+        # the blocks of one factor share its levels (group_term_layout checks it)
+        levels[block.group] = level_codes_for(block, newdata)
     groups = []
     for layout in group_term_layout(design):
-        codes = _level_codes(layout.levels, labels[layout.group])
-        unseen = sorted({lab for lab, c in zip(labels[layout.group], codes, strict=True) if c < 0})
+        codes, labels = levels[layout.group]
+        unseen = sorted({lab for lab, c in zip(labels, codes, strict=True) if c < 0})
         if unseen and new_levels == "error":
             shown = ", ".join(unseen[:10]) + (", ..." if len(unseen) > 10 else "")
             raise ValueError(
