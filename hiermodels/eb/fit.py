@@ -24,15 +24,12 @@ import pandas as pd
 from scipy import stats
 
 from hiermodels.eb.analytic import gaussian_conditional, kass_steffey_variances
+from hiermodels.errors import BoundaryWarning
 from hiermodels.mle.covariance import covariance_to_sd_corr
 from hiermodels.mle.results import MixedFit
 from hiermodels.spec.design import Design
 
 __all__ = ["BoundaryWarning", "EBFit", "fit_eb", "plugin_values"]
-
-
-class BoundaryWarning(UserWarning):
-    """A hyperparameter MLE is on the boundary: EB collapses to complete pooling there."""
 
 
 @dataclass(frozen=True, eq=False)

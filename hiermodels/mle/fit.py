@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import scipy.linalg as sla
 
+from hiermodels.errors import SingularFitWarning
 from hiermodels.mle.blocked import BlockedFactor, ReLayout
 from hiermodels.mle.lmm import profiled_deviance
 from hiermodels.mle.optimize import evaluated_at, minimize_bounded
@@ -20,10 +21,6 @@ __all__ = [
     "linear_predictor",
     "warn_if_singular",
 ]
-
-
-class SingularFitWarning(UserWarning):
-    """The fit is on the boundary of the parameter space (``isSingular``)."""
 
 
 def conditional_blocks(

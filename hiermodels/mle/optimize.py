@@ -19,6 +19,8 @@ import nlopt
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from hiermodels.errors import ConvergenceWarning
+
 __all__ = [
     "ConvergenceWarning",
     "OptSummary",
@@ -36,10 +38,6 @@ _NLOPT_MESSAGES = {
     nlopt.MAXEVAL_REACHED: "maximum number of evaluations reached",
     nlopt.MAXTIME_REACHED: "maximum time reached",
 }
-
-
-class ConvergenceWarning(UserWarning):
-    """The optimiser stopped without clear evidence of a minimum."""
 
 
 @dataclass(frozen=True)

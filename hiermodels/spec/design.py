@@ -19,6 +19,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from pandas.api import types as ptypes
 
+from hiermodels.errors import DesignError
 from hiermodels.spec._columns import (
     ColumnProblem,
     first_rows,
@@ -45,10 +46,6 @@ __all__ = [
 
 #: Relative tolerance on |R[k, k]| / |R[0, 0]| of the pivoted QR of X, as lme4's rank check.
 RANK_TOL = 1e-7
-
-
-class DesignError(ValueError):
-    """The data do not fit the formula; the message names column, rows or level."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hiermodels.errors import FormulaError
 from hiermodels.spec._syntax import (
     SyntaxProblem,
     bare_groups,
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
     from formulaic.parser.types import Factor
 
 __all__ = ["FormulaSpec", "RandomTerm", "ResponseSpec", "FormulaError", "parse_formula"]
-
-
-class FormulaError(ValueError):
-    """A formula that cannot be parsed; the message names the offending piece."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,57 @@
+"""Every error and warning class hiermodels raises, in one place.
+
+Errors are ``ValueError`` subclasses, so code that catches ``ValueError``
+keeps working; warnings are ``UserWarning`` subclasses with a message that
+names the problem and what to do about it. The command line prints each of
+them as one ``error: …`` or ``warning: …`` line.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BoundaryWarning",
+    "ConvergenceWarning",
+    "DegenerateDataWarning",
+    "DesignError",
+    "FormulaError",
+    "SamplingWarning",
+    "SeparationWarning",
+    "SingularFitWarning",
+]
+
+
+class FormulaError(ValueError):
+    """A formula that cannot be parsed; the message names the offending piece."""
+
+
+class DesignError(ValueError):
+    """The data do not fit the formula; the message names column, rows or level."""
+
+
+class ConvergenceWarning(UserWarning):
+    """The optimiser stopped without clear evidence of a minimum."""
+
+
+class SingularFitWarning(UserWarning):
+    """The fit is on the boundary of the parameter space (``isSingular``)."""
+
+
+class BoundaryWarning(UserWarning):
+    """A hyperparameter MLE is on the boundary: EB collapses to complete pooling there."""
+
+
+class SeparationWarning(UserWarning):
+    """A binary or count response is perfectly predicted by a covariate or a group.
+
+    The likelihood then has no finite maximum in that direction: an estimate
+    runs off towards infinity (or a variance to a large value) and its
+    standard error means nothing.
+    """
+
+
+class DegenerateDataWarning(UserWarning):
+    """The data carry no information about part of the model (e.g. a group with all-zero counts)."""
+
+
+class SamplingWarning(UserWarning):
+    """MCMC diagnostics (divergences, r_hat, effective sample size) flag the draws."""
