@@ -49,6 +49,10 @@ class ReLayout:
         ``(n, q₀)`` the leading terms' covariates side by side.
     Z_rest : scipy.sparse.csr_matrix
         ``(n, q_rest)`` random-effects matrix of the trailing terms.
+    plan : CrossProductPlan
+        Index plans for the cross products.
+    order : tuple of int
+        ``order[k]`` is the index in the design's blocks of ``blocks[k]``.
     """
 
     blocks: tuple[RandomBlock, ...]
@@ -59,6 +63,7 @@ class ReLayout:
     lead_X: np.ndarray
     Z_rest: sp.csr_matrix
     plan: CrossProductPlan
+    order: tuple[int, ...]
 
     @classmethod
     def from_design(cls, design: Design) -> ReLayout:
@@ -91,6 +96,7 @@ class ReLayout:
             lead_X=lead_X,
             Z_rest=z_rest,
             plan=plan,
+            order=tuple(order),
         )
 
     @property

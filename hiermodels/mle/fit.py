@@ -10,8 +10,9 @@ import scipy.linalg as sla
 from hiermodels.errors import SingularFitWarning
 from hiermodels.mle.blocked import BlockedFactor, ReLayout
 from hiermodels.mle.lmm import profiled_deviance
-from hiermodels.mle.optimize import evaluated_at, minimize_bounded
+from hiermodels.mle.optimize import checked_theta, evaluated_at, minimize_bounded
 from hiermodels.mle.results import MixedFit
+from hiermodels.mle.standardize import Standardization
 from hiermodels.spec.design import Design
 
 __all__ = [
@@ -137,39 +138,55 @@ def fit_lmm(
     if method_key not in ("REML", "ML"):
         raise ValueError(f"method must be 'REML' or 'ML' for a Gaussian model, got {method!r}")
     reml = method_key == "REML"
-    deviance = profiled_deviance(design, reml=reml)
-    theta_layout = deviance.layout.theta
+    standardization = Standardization.of(design)
+    deviance = profiled_deviance(standardization.apply(design), reml=reml)
+    std_layout = deviance.layout
+    layout = ReLayout.from_design(design)
+    order = list(std_layout.order)
+    theta_layout = std_layout.theta
+
+    def to_standard(values: np.ndarray) -> np.ndarray:
+        factors = theta_layout.factors(np.asarray(values, dtype=float))
+        return theta_layout.theta_from_factors(standardization.standard_factors(factors, order))
+
+    lower = theta_layout.lower_bounds()
     if theta is not None:
-        opt = evaluated_at(deviance, np.asarray(theta, dtype=float), theta_layout.lower_bounds())
+        opt = evaluated_at(deviance, to_standard(checked_theta(theta, lower)), lower)
     else:
-        x0 = theta_layout.start() if start is None else np.asarray(start, dtype=float)
-        opt = minimize_bounded(deviance, x0, theta_layout.lower_bounds())
+        x0 = theta_layout.start() if start is None else to_standard(start)
+        opt = minimize_bounded(deviance, x0, lower)
     sol = deviance.solve(opt.final)
-    sigma = deviance.sigma(sol)
+    sigma_std = deviance.sigma(sol)
     p = design.X.shape[1]
     if p:
         rx_inv = sla.solve_triangular(sol.rx, np.eye(p), lower=False)
-        vcov_beta = sigma**2 * (rx_inv @ rx_inv.T)
+        vcov_std = sigma_std**2 * (rx_inv @ rx_inv.T)
     else:
-        vcov_beta = np.zeros((0, 0))
-    layout = deviance.layout
-    modes, covs = conditional_blocks(layout, sol.theta, sol.factor, sol.u_lead, sol.u_rest, sigma)
-    eta = linear_predictor(design, layout, sol.beta, modes)
-    objective = deviance.objective(sol)
+        vcov_std = np.zeros((0, 0))
+    modes_std, covs_std = conditional_blocks(
+        std_layout, sol.theta, sol.factor, sol.u_lead, sol.u_rest, sigma_std
+    )
+    modes = tuple(standardization.modes(m, i) for m, i in zip(modes_std, order, strict=True))
+    covs = tuple(standardization.covariances(c, i) for c, i in zip(covs_std, order, strict=True))
+    beta = standardization.beta(sol.beta)
+    objective = deviance.objective(sol) + standardization.criterion_offset(design.nobs, reml)
     fit = MixedFit(
         design=design,
         method=method_key,
         layout=layout,
-        theta=sol.theta,
-        beta=sol.beta,
-        vcov_beta=vcov_beta,
-        sigma=sigma,
+        theta=theta_layout.theta_from_factors(
+            standardization.factors(theta_layout.factors(sol.theta), order)
+        ),
+        beta=beta,
+        vcov_beta=standardization.vcov_beta(vcov_std),
+        sigma=standardization.y_scale * sigma_std,
         conditional_modes=modes,
         conditional_covariances=covs,
         loglik=-0.5 * objective,
         objective=objective,
-        linear_predictor=eta,
+        linear_predictor=linear_predictor(design, layout, beta, modes),
         opt=opt,
+        standardized_theta=sol.theta,
     )
     warn_if_singular(fit)
     return fit

@@ -24,6 +24,7 @@ from hiermodels.errors import ConvergenceWarning
 __all__ = [
     "ConvergenceWarning",
     "OptSummary",
+    "checked_theta",
     "evaluated_at",
     "finite_difference_gradient",
     "finite_difference_hessian",
@@ -289,15 +290,21 @@ def _minimize(
     )
 
 
-def evaluated_at(
-    func: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray
-) -> OptSummary:
-    """A fit log for a point given by the user rather than found by optimisation."""
-    x = np.asarray(x, dtype=float)
+def checked_theta(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """``θ`` as a float array, after checking its length and its bounds."""
+    x = np.asarray(theta, dtype=float)
     if x.shape != lower.shape:
         raise ValueError(f"theta must have {lower.size} entries, got shape {x.shape}")
     if np.any(x < lower):
         raise ValueError("theta has negative entries on the diagonal of a relative factor")
+    return x
+
+
+def evaluated_at(
+    func: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray
+) -> OptSummary:
+    """A fit log for a point given by the user rather than found by optimisation."""
+    x = checked_theta(x, lower)
     value = func(x)
     return OptSummary(
         optimizer="none (theta given)",

@@ -61,7 +61,12 @@ class MixedFit:
     linear_predictor : numpy.ndarray
         ``(n,)`` conditional linear predictor ``Xβ + Zb (+ offset)``.
     opt : OptSummary
-        The optimiser's log.
+        The optimiser's log (in the standardised coordinates it worked in).
+    standardized_theta : numpy.ndarray or None
+        ``θ`` of the problem the optimiser solved, with the response and the
+        covariates centred and scaled (:mod:`hiermodels.mle.standardize`);
+        ``None`` when the fit was not standardised. The boundary check uses
+        it, so that it does not depend on the units of the covariates.
     """
 
     design: Design
@@ -77,6 +82,7 @@ class MixedFit:
     objective: float
     linear_predictor: np.ndarray
     opt: OptSummary
+    standardized_theta: np.ndarray | None = None
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -171,10 +177,12 @@ class MixedFit:
         """Whether the fit is on the boundary (a variance or correlation degenerate).
 
         As lme4's ``isSingular``: some diagonal entry of a relative factor is
-        below :data:`SINGULAR_TOLERANCE`.
+        below :data:`SINGULAR_TOLERANCE` — of the standardised factor when
+        there is one, so that a covariate's units cannot make a fit singular.
         """
         mask = self.layout.theta.diagonal_mask()
-        return bool(np.any(self.theta[mask] < SINGULAR_TOLERANCE))
+        theta = self.theta if self.standardized_theta is None else self.standardized_theta
+        return bool(np.any(theta[mask] < SINGULAR_TOLERANCE))
 
     def _group_blocks(self) -> dict[str, list[int]]:
         groups: dict[str, list[int]] = {}
