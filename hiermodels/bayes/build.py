@@ -46,6 +46,7 @@ from hiermodels.bayes.priors import (
     psd_cholesky,
     resolve_priors,
 )
+from hiermodels.spec._names import check_group_names
 from hiermodels.spec.design import Design
 
 __all__ = [
@@ -56,7 +57,8 @@ __all__ = [
     "FactorStatistics",
 ]
 
-#: Dimension names the builder uses itself; a grouping factor may not take them.
+#: Dimension names the builder uses itself; a grouping factor may not take them
+#: (:data:`hiermodels.spec._names.RESERVED_NAMES` lists every reserved name).
 RESERVED_DIMS: tuple[str, ...] = ("coef", "obs", "chain", "draw")
 
 #: Name of the observed variable.
@@ -114,12 +116,10 @@ def model_coords(design: Design) -> dict[str, list]:
     """
     rows = list(design.rows) if design.rows.is_unique else list(range(design.nobs))
     coords: dict[str, list] = {"coef": list(design.fixed_names), "obs": rows}
-    for layout in group_term_layout(design):
-        if layout.group in RESERVED_DIMS or layout.group in coords:
-            raise ValueError(
-                f"grouping factor {layout.group!r} clashes with a reserved dimension name "
-                f"({', '.join(RESERVED_DIMS)}); rename the column"
-            )
+    layouts = group_term_layout(design)
+    # build_design runs the same check; a Design assembled by hand meets it here
+    check_group_names(design.fixed_names, {layout.group: layout.terms for layout in layouts})
+    for layout in layouts:
         coords[layout.group] = list(layout.levels)
         coords[f"{layout.group}__term"] = list(layout.terms)
         coords[f"{layout.group}__term_bis"] = list(layout.terms)

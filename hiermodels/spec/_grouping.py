@@ -9,7 +9,12 @@ Label rules (the same in MLE, EB and Bayes results):
 * anything else (strings, objects): the ``str`` labels sorted, numerically
   when every label looks like an integer (``"9"`` before ``"10"``);
 * an interaction ``a:b``: the combinations present, sorted by ``a``'s order
-  then ``b``'s, labelled ``"<a>:<b>"``.
+  then ``b``'s, labelled ``"<a>:<b>"``. A level is the *tuple* of its
+  component labels, never the joined text, so ``("p:1", "2")`` and
+  ``("p", "1:2")`` stay two levels. Should two of them read alike once
+  joined, the components holding ``":"`` are parenthesised in every label of
+  that factor (``"(p:1):2"``, ``"p:(1:2)"``); labels that still clash make a
+  :class:`ColumnProblem`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
+
+from hiermodels.spec._columns import ColumnProblem
 
 _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 
@@ -62,18 +69,70 @@ def factor_codes(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
     return codes, tuple(levels)
 
 
-def group_codes(data: pd.DataFrame, factors: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Codes and labels of the grouping factor formed by the interaction of ``factors``.
+def group_codes(
+    data: pd.DataFrame, factors: Sequence[str]
+) -> tuple[np.ndarray, tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """Codes, labels and component labels of the interaction of ``factors``.
 
     Only combinations present in the data become levels; they are ordered by
     the first factor's order, then the second's, and so on.
+
+    Returns
+    -------
+    codes : numpy.ndarray
+        ``(n,)`` int64 index into the levels.
+    labels : tuple of str
+        One distinct label per level (:func:`interaction_labels`).
+    parts : tuple of tuple of str
+        Per level, the label of each component factor: the level's identity.
+
+    Raises
+    ------
+    ColumnProblem
+        When two levels cannot be given distinct labels.
     """
-    parts = [factor_codes(data[name]) for name in factors]
-    if len(parts) == 1:
-        return parts[0]
-    stacked = np.column_stack([codes for codes, _ in parts])
+    coded = [factor_codes(data[name]) for name in factors]
+    if len(coded) == 1:
+        codes, labels = coded[0]
+        return codes, labels, tuple((label,) for label in labels)
+    stacked = np.column_stack([codes for codes, _ in coded])
     combos, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    levels = tuple(
-        ":".join(parts[k][1][code] for k, code in enumerate(row)) for row in combos.tolist()
-    )
-    return inverse.astype(np.int64).ravel(), levels
+    parts = tuple(tuple(coded[k][1][code] for k, code in enumerate(row)) for row in combos.tolist())
+    return inverse.astype(np.int64).ravel(), interaction_labels(parts, factors), parts
+
+
+def interaction_labels(parts: Sequence[tuple[str, ...]], factors: Sequence[str]) -> tuple[str, ...]:
+    """Distinct labels for interaction levels given as tuples of component labels.
+
+    The components are joined by ``":"``; if that makes two levels read
+    alike, every component containing ``":"`` is parenthesised instead (see
+    the module docstring).
+
+    Raises
+    ------
+    ColumnProblem
+        Naming the two levels, when even the parenthesised labels clash.
+    """
+    plain = tuple(":".join(level) for level in parts)
+    if len(set(plain)) == len(plain):
+        return plain
+    wrapped = tuple(render_level(level, wrap=True) for level in parts)
+    if len(set(wrapped)) == len(wrapped):
+        return wrapped
+    seen: dict[str, tuple[str, ...]] = {}
+    for label, level in zip(wrapped, parts, strict=True):
+        if label in seen:
+            raise ColumnProblem(
+                f"levels {seen[label]} and {level} of the grouping factor {':'.join(factors)} "
+                f"both read {label!r}; change the labels of {', '.join(factors)} so that "
+                "they do not contain ':' or brackets"
+            )
+        seen[label] = level
+    raise AssertionError("unreachable: duplicate labels were found above")  # pragma: no cover
+
+
+def render_level(level: Sequence[str], *, wrap: bool) -> str:
+    """One interaction label: components joined by ``":"``, parenthesised if ``wrap`` needs it."""
+    if not wrap:
+        return ":".join(level)
+    return ":".join(f"({part})" if ":" in part else part for part in level)

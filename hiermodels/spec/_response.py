@@ -7,7 +7,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from hiermodels.spec._columns import ColumnProblem, first_rows, plural
-from hiermodels.spec._grouping import factor_codes
+from hiermodels.spec._grouping import factor_codes, value_label
 from hiermodels.spec._syntax import is_name, strip_backticks, to_python_power
 from hiermodels.spec.families import Family
 from hiermodels.spec.formula import ResponseSpec
@@ -42,6 +42,55 @@ def response_arrays(
     elif family.name in ("poisson", "negativebinomial"):
         _check_counts(y, data.index, f"response {response.expr!r} ({family.name} family)")
     return y, None
+
+
+def check_informative(
+    y: np.ndarray,
+    trials: np.ndarray | None,
+    family: Family,
+    expr: str,
+    offset: np.ndarray | None = None,
+) -> None:
+    """Refuse a response that leaves the model nothing to estimate.
+
+    A Gaussian response that does not vary (after the offset) has no
+    residual variance; counts that are all zero, or binary data that are
+    all successes or all failures, push the intercept to infinity.
+
+    Raises
+    ------
+    ColumnProblem
+        Naming the response and what is wrong with it.
+    """
+    if y.size == 0:
+        return
+    if family.is_gaussian:
+        shifted = y if offset is None else y - offset
+        if np.all(shifted == shifted[0]):
+            after = " after subtracting the offset" if offset is not None else ""
+            raise ColumnProblem(
+                f"the response {expr!r} is constant ({value_label(float(shifted[0]))}) in all "
+                f"{y.size} rows{after}; a Gaussian model has no residual variance to estimate "
+                "— check the response column"
+            )
+        return
+    if family.name in ("poisson", "negativebinomial") and not np.any(y):
+        raise ColumnProblem(
+            f"the response {expr!r} is 0 in all {y.size} rows; a {family.name} model has "
+            "no finite intercept for all-zero counts — check the response column"
+        )
+    if family.is_binomial:
+        size = trials if trials is not None else np.ones_like(y)
+        if not np.any(y):
+            outcome = "no successes (all 0)"
+        elif np.all(y == size):
+            outcome = "only successes (all 1)" if trials is None else "only successes (y = trials)"
+        else:
+            return
+        raise ColumnProblem(
+            f"the response {expr!r} has {outcome} in all {y.size} rows; a {family.name} model "
+            "has no finite intercept when every outcome is the same — check the response column"
+        )
 
 
 def evaluate(expr: str, data: pd.DataFrame, role: str, *, binary: bool = False) -> np.ndarray:

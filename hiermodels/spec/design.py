@@ -29,8 +29,9 @@ from hiermodels.spec._columns import (
     resolve_columns,
     spec_columns,
 )
-from hiermodels.spec._grouping import group_codes, value_label
-from hiermodels.spec._response import response_arrays
+from hiermodels.spec._grouping import group_codes, render_level, value_label
+from hiermodels.spec._names import check_group_names
+from hiermodels.spec._response import check_informative, response_arrays
 from hiermodels.spec.families import Family, get_family
 from hiermodels.spec.formula import FormulaSpec, RandomTerm, parse_formula
 
@@ -44,7 +45,7 @@ __all__ = [
     "level_codes_for",
 ]
 
-#: Relative tolerance on |R[k, k]| / |R[0, 0]| of the pivoted QR of X, as lme4's rank check.
+#: Tolerance on |R[k, k]| / max |R[j, j]| of the pivoted QR of the unit-norm columns of X.
 RANK_TOL = 1e-7
 
 
@@ -62,7 +63,8 @@ class RandomBlock:
         Names of the term's columns, e.g. ``("Intercept", "Days")``.
     levels : tuple of str
         The grouping factor's level labels as they appear in the data
-        (components of an interaction joined by ``":"``), in sorted order.
+        (components of an interaction joined by ``":"``), in sorted order;
+        distinct (see :mod:`hiermodels.spec._grouping`).
     codes : numpy.ndarray
         ``(n,)`` int64 index into ``levels`` for every observation.
     X : numpy.ndarray
@@ -73,6 +75,10 @@ class RandomBlock:
         The encoding learned from the data (category levels, contrasts,
         stateful transforms), to rebuild ``X`` for new rows
         (:func:`random_matrix_for`).
+    level_parts : tuple of tuple of str
+        Per level, the label of each factor in ``factors``: what identifies
+        a level (:func:`level_codes_for` matches new rows on it). Empty when
+        the block was made without it; then the labels are matched.
     """
 
     group: str
@@ -83,6 +89,7 @@ class RandomBlock:
     X: np.ndarray
     expr: str = "1"
     model_spec: Any = field(default=None, repr=False)
+    level_parts: tuple[tuple[str, ...], ...] = field(default=(), repr=False)
 
     @property
     def n_levels(self) -> int:
@@ -237,11 +244,23 @@ def build_design(
     except ColumnProblem as problem:
         raise DesignError(str(problem)) from None
     _check_identifiable(blocks, len(used), family)
+    _check_repeated_terms(blocks)
+    terms_by_group: dict[str, list[str]] = {}
+    for block in blocks:
+        terms_by_group.setdefault(block.group, []).extend(block.terms)
+    try:
+        check_group_names(names, terms_by_group)
+    except ValueError as problem:
+        raise DesignError(str(problem)) from None
     final_offset = None
     if offset_column is not None:
         final_offset = _offset_array(used[offset_column], offset_column, used.index)
     elif offset_values is not None:
         final_offset = _offset_array(pd.Series(offset_values[keep]), "offset", used.index)
+    try:
+        check_informative(y, trials, family, spec.response.expr, final_offset)
+    except ColumnProblem as problem:
+        raise DesignError(str(problem)) from None
     return Design(
         spec=spec,
         family=family,
@@ -373,12 +392,27 @@ def level_codes_for(block: RandomBlock, newdata: pd.DataFrame) -> tuple[np.ndarr
         raise DesignError(
             f"newdata has missing values in the grouping column(s): {', '.join(holes)}"
         )
-    labels = [
-        ":".join(value_label(v) for v in row)
+    rows = [
+        tuple(value_label(v) for v in row)
         for row in newdata[list(block.factors)].itertuples(index=False, name=None)
     ]
-    position = {label: i for i, label in enumerate(block.levels)}
-    codes = np.fromiter((position.get(lb, -1) for lb in labels), dtype=np.int64, count=len(labels))
+    if not block.level_parts:
+        labels = [":".join(row) for row in rows]
+        position = {label: i for i, label in enumerate(block.levels)}
+        codes = np.fromiter((position.get(lb, -1) for lb in labels), np.int64, len(labels))
+        return codes, labels
+    # Levels are matched on their component tuples: joined text can collide ("p:1" + "2"
+    # and "p" + "1:2"), the tuples cannot.
+    index = {parts: i for i, parts in enumerate(block.level_parts)}
+    codes = np.fromiter((index.get(row, -1) for row in rows), np.int64, len(rows))
+    wrap = any(
+        label != render_level(parts, wrap=False)
+        for label, parts in zip(block.levels, block.level_parts, strict=True)
+    )
+    labels = [
+        block.levels[code] if code >= 0 else render_level(row, wrap=wrap)
+        for row, code in zip(rows, codes.tolist(), strict=True)
+    ]
     return codes, labels
 
 
@@ -447,29 +481,35 @@ def _fixed_part(
 def _independent_columns(X: np.ndarray) -> list[int]:
     """Indices of a maximal set of linearly independent columns, earlier ones preferred.
 
-    A pivoted QR gives the rank (diagonal of R relative to its first entry
-    above :data:`RANK_TOL`). When ``X`` is deficient, columns are taken
-    left to right, each kept if its component orthogonal to the kept ones is
-    not negligible relative to its norm, so later (redundant) columns go,
-    as in lme4.
+    Every column is first scaled to unit norm, as R's ``lm`` does, so that
+    the rank does not depend on units: ``Days * 1e8`` or a date serial
+    number ``44197 + Days`` beside the intercept is as independent as
+    ``Days``. The rank is then the number of diagonal entries of a pivoted
+    QR above :data:`RANK_TOL` times the largest one. When ``X`` is
+    deficient, columns are taken left to right, each kept if its component
+    orthogonal to the kept ones is not negligible, so later (redundant)
+    columns go, as in lme4.
     """
     n, p = X.shape
     if p == 0:
         return []
-    R = scipy.linalg.qr(X, mode="r", pivoting=True)[0]
+    norms = np.linalg.norm(X, axis=0)
+    # an all-zero column stays zero (and is dropped) instead of dividing by zero
+    scaled = X / np.where(norms > 0, norms, 1.0)
+    R = scipy.linalg.qr(scaled, mode="r", pivoting=True)[0]
     diag = np.abs(np.diag(R))
-    rank = int(np.sum(diag > RANK_TOL * diag[0])) if diag.size and diag[0] > 0 else 0
+    top = float(diag.max()) if diag.size else 0.0
+    rank = int(np.sum(diag > RANK_TOL * top)) if top > 0 else 0
     if rank == p:
         return list(range(p))
     basis = np.zeros((n, 0))
     keep: list[int] = []
     for j in range(p):
-        column = X[:, j]
-        norm = np.linalg.norm(column)
+        column = scaled[:, j]
         residual = column - basis @ (basis.T @ column)
         residual -= basis @ (basis.T @ residual)  # second pass keeps the basis orthogonal
         size = np.linalg.norm(residual)
-        if norm > 0 and size > RANK_TOL * norm and len(keep) < rank:
+        if norms[j] > 0 and size > RANK_TOL and len(keep) < rank:
             keep.append(j)
             basis = np.column_stack([basis, residual / size])
     return keep
@@ -502,7 +542,7 @@ def _random_block(term: RandomTerm, data: pd.DataFrame) -> RandomBlock:
     _check_covariates(term.expr, data, where)
     matrix = _model_matrix(term.expr, data, where)
     X = _finite_matrix(matrix, data.index, where)
-    codes, levels = group_codes(data, term.factors)
+    codes, levels, parts = group_codes(data, term.factors)
     return RandomBlock(
         group=term.group,
         factors=term.factors,
@@ -512,7 +552,41 @@ def _random_block(term: RandomTerm, data: pd.DataFrame) -> RandomBlock:
         X=X,
         expr=term.expr,
         model_spec=matrix.model_spec,
+        level_parts=parts,
     )
+
+
+def _check_repeated_terms(blocks: tuple[RandomBlock, ...]) -> None:
+    """Refuse a term that varies twice by one grouping factor.
+
+    ``(1 | g) + (1 | g)`` or ``(1 | g) + (1 + x | g)`` give ``g`` two
+    intercept variances whose sum alone the data inform, and ``(1 | a:b) +
+    (1 | b:a)`` is one factor twice: neither is identifiable.
+    """
+    seen: dict[frozenset[str], list[RandomBlock]] = {}
+    for block in blocks:
+        earlier = seen.setdefault(frozenset(block.factors), [])
+        for other in earlier:
+            if other.group != block.group:
+                raise DesignError(
+                    f"random-effect terms ({other.expr} | {other.group}) and "
+                    f"({block.expr} | {block.group}) group by the same factor; "
+                    f"write {other.group!r} once, in one of the two orders"
+                )
+            repeated = [term for term in block.terms if term in other.terms]
+            if repeated:
+                where = (
+                    f"({other.expr} | {other.group}) and ({block.expr} | {block.group})"
+                    if other.expr != block.expr
+                    else f"({block.expr} | {block.group}), which appears twice"
+                )
+                raise DesignError(
+                    f"random-effect {plural(len(repeated), 'term')} "
+                    f"{', '.join(repr(t) for t in repeated)} vary by {block.group!r} more "
+                    f"than once: in {where}; the repeated variances are not identifiable — "
+                    "keep each term in one random-effect term per grouping factor"
+                )
+        earlier.append(block)
 
 
 def _check_identifiable(blocks: tuple[RandomBlock, ...], nobs: int, family: Family) -> None:
