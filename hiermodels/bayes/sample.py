@@ -438,8 +438,10 @@ def fit_bayes(
         For ``backend="direct"`` on a model that is not marginalised or with
         ``sampler="pymc"``.
     """
+    from hiermodels._checks import check_random_seed
     from hiermodels.bayes.results import BayesFit
 
+    random_seed = check_random_seed(random_seed)
     resolved = resolve_priors(design, priors)
     one_factor = can_marginalize(design)
     nested = nested_intercepts(design) is not None

@@ -20,6 +20,8 @@ import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize
 
+from hiermodels._checks import check_random_seed
+
 __all__ = [
     "COMPARISON_COLUMNS",
     "EBIntervals",
@@ -305,6 +307,7 @@ class FullBayesMixin:
         xarray.DataTree
             Posterior of the hyperparameters and the per-unit ``theta``.
         """
+        random_seed = check_random_seed(random_seed)
         return sample_model(
             self.pymc_model(hyperpriors),
             draws=draws,

@@ -26,6 +26,7 @@ import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from hiermodels._checks import check_random_seed
 from hiermodels.compound import _normal_math as nm
 from hiermodels.compound._common import (
     EBIntervals,
@@ -353,6 +354,7 @@ class NormalNormal(FullBayesMixin):
         EBIntervals
             With ``method="bootstrap"``.
         """
+        random_seed = check_random_seed(random_seed, allow_generator=True)
         if n_boot < 2:
             raise ValueError("n_boot must be at least 2")
         v = self.se**2

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
+from hiermodels._checks import check_random_seed
 from hiermodels.compound import _normal_math as nm
 from hiermodels.compound._common import HyperPriorSpec, frozen
 from hiermodels.compound.normal import NormalNormal
@@ -208,6 +209,7 @@ def simulate_compound(
     CompoundSimulation
         Per-replication losses; ``.risk()`` summarises them.
     """
+    random_seed = check_random_seed(random_seed, allow_generator=True)
     if n_rep < 2:
         raise ValueError("n_rep must be at least 2")
     if k < 2:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from hiermodels._checks import check_random_seed
 from hiermodels.eb.analytic import gaussian_conditional, kass_steffey_variances
 from hiermodels.errors import BoundaryWarning
 from hiermodels.mle.covariance import covariance_to_sd_corr
@@ -239,6 +240,7 @@ def fit_eb(
         When an SD is estimated at zero: those effects collapse to complete
         pooling (zero conditional variance), which full Bayes does not do.
     """
+    random_seed = check_random_seed(random_seed)
     if plugin not in ("hyper", "all"):
         raise ValueError(f"plugin must be 'hyper' or 'all', got {plugin!r}")
     gaussian = design.family.is_gaussian
