@@ -60,6 +60,7 @@ __all__ = [
     "corr_matrix_from",
     "psd_cholesky",
     "POSITIVE_DISTS",
+    "POSITIVE_PARAMS",
     "REAL_DISTS",
 ]
 
@@ -85,6 +86,30 @@ REAL_DISTS: frozenset[str] = frozenset(
 )
 
 _CORR_DISTS: frozenset[str] = frozenset({"LKJCorr"})
+
+#: Parameters that must be strictly positive (scales, rates, shapes, degrees of
+#: freedom), by distribution; every other parameter of these is any finite number.
+POSITIVE_PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "HalfNormal": ("sigma", "tau"),
+        "HalfStudentT": ("nu", "sigma", "lam"),
+        "HalfCauchy": ("beta",),
+        "Exponential": ("lam", "scale"),
+        "Gamma": ("alpha", "beta", "mu", "sigma"),
+        "InverseGamma": ("alpha", "beta", "mu", "sigma"),
+        "LogNormal": ("sigma", "tau"),
+        "Weibull": ("alpha", "beta"),
+        "ChiSquared": ("nu",),
+        "Normal": ("sigma", "tau"),
+        "StudentT": ("nu", "sigma", "lam"),
+        "Cauchy": ("beta",),
+        "Laplace": ("b",),
+        "Logistic": ("s",),
+        "Gumbel": ("beta",),
+        "SkewNormal": ("sigma", "tau"),
+        "LKJCorr": ("eta",),
+    }
+)
 
 
 @dataclass(frozen=True, init=False)
@@ -121,10 +146,21 @@ class Prior:
             raise ValueError(f"unknown PyMC distribution {dist!r} in Prior")
         values: dict[str, float] = {}
         for key, value in params.items():
-            arr = np.asarray(value, dtype=float)
+            try:
+                arr = np.asarray(value, dtype=float)
+            except (TypeError, ValueError):
+                arr = np.asarray(np.nan)
             if arr.ndim != 0 or not np.isfinite(arr):
-                raise ValueError(f"Prior parameter {key}={value!r} must be a finite number")
+                raise ValueError(
+                    f"Prior({dist!r}): parameter {key}={value!r} must be a finite number"
+                )
             values[key] = float(arr)
+            if key in POSITIVE_PARAMS.get(name, ()) and values[key] <= 0:
+                # caught here, not as a "math domain error" from the log density later
+                raise ValueError(
+                    f"Prior({dist!r}): parameter {key}={values[key]:g} is out of range; "
+                    f"{name}'s {key} must be > 0 (allowed range: 0 < {key} < inf)"
+                )
         object.__setattr__(self, "dist", name)
         object.__setattr__(self, "params", MappingProxyType(values))
 

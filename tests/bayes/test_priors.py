@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from scipy import special, stats
 
 from hiermodels.bayes import Prior, Priors, build_pymc_model, default_priors, resolve_priors
+from hiermodels.bayes.priors import POSITIVE_PARAMS
 from hiermodels.spec.design import Design, build_design
 from hiermodels.spec.families import get_family
 from tests.bayes import simulate
@@ -135,7 +137,7 @@ def test_lkj_alias_and_eta(sleep_design: Design) -> None:
             ValueError,
             "prior 'HalfNormal' does not fit 'beta__Days'",
         ),
-        ({"corr_Subject": Prior("LKJCorr", eta=-1)}, ValueError, "eta=<positive number>"),
+        ({"corr_Subject": Prior("LKJCorr", n=2)}, ValueError, "eta=<positive number>"),
         (
             {"sigma": Prior("HalfNormal", sgma=1)},
             ValueError,
@@ -163,3 +165,50 @@ def test_prior_spec_is_checked_and_immutable() -> None:
     assert Priors({"sigma": prior})["sigma"] is prior
     with pytest.raises(TypeError, match="must be a Prior"):
         Priors({"sigma": "Normal"})  # type: ignore[dict-item]
+
+
+POSITIVE = [(dist, key) for dist, keys in sorted(POSITIVE_PARAMS.items()) for key in keys]
+
+
+@pytest.mark.parametrize(("dist", "key"), POSITIVE)
+@pytest.mark.parametrize("value", [0, -1, -1e-300])
+def test_non_positive_scales_and_shapes_are_refused(dist: str, key: str, value: float) -> None:
+    message = f"Prior({dist!r}): parameter {key}={value:g} is out of range; "
+    message += f"{dist}'s {key} must be > 0 (allowed range: 0 < {key} < inf)"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Prior(dist, **{key: value})
+
+
+@pytest.mark.parametrize(("dist", "key"), POSITIVE)
+def test_each_positive_parameter_is_a_real_parameter_of_the_distribution(
+    dist: str, key: str
+) -> None:
+    # a misspelt name in the table would never be checked
+    signature = inspect.signature(getattr(pm, dist).dist)
+    assert key in signature.parameters
+
+
+@pytest.mark.parametrize(
+    ("dist", "params"),
+    [
+        ("Normal", {"mu": -5.0, "sigma": 2.0}),
+        ("SkewNormal", {"mu": 0.0, "sigma": 1.0, "alpha": -3.0}),
+        ("Cauchy", {"alpha": -1.0, "beta": 2.0}),
+        ("Gumbel", {"mu": -2.0, "beta": 1.0}),
+        ("LogNormal", {"mu": -1.0, "sigma": 0.5}),
+    ],
+)
+def test_location_and_skew_parameters_may_be_negative(dist: str, params: dict) -> None:
+    assert dict(Prior(dist, **params).params) == params
+
+
+def test_a_non_number_parameter_names_the_prior() -> None:
+    with pytest.raises(ValueError, match=re.escape("Prior('HalfNormal'): parameter sigma='abc'")):
+        Prior("HalfNormal", sigma="abc")
+
+
+def test_a_bad_prior_scale_fails_before_sampling(sleep_design: Design) -> None:
+    from hiermodels.bayes.sample import fit_bayes
+
+    with pytest.raises(ValueError, match=re.escape("parameter sigma=-1 is out of range")):
+        fit_bayes(sleep_design, priors={"sigma": Prior("HalfNormal", sigma=-1)}, draws=10)
