@@ -13,6 +13,7 @@ __all__ = [
     "ConvergenceWarning",
     "DegenerateDataWarning",
     "DesignError",
+    "FitError",
     "FormulaError",
     "SamplingWarning",
     "SeparationWarning",
@@ -55,3 +56,7 @@ class DegenerateDataWarning(UserWarning):
 
 class SamplingWarning(UserWarning):
     """MCMC diagnostics (divergences, r_hat, effective sample size) flag the draws."""
+
+
+class FitError(ValueError):
+    """The likelihood cannot be evaluated at the estimates; the message says what to try."""

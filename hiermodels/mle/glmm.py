@@ -15,12 +15,21 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.special import logsumexp
 
+from hiermodels.errors import DegenerateDataWarning, FitError, SeparationWarning
 from hiermodels.mle.blocked import BlockedFactor, ReLayout, factorize
+from hiermodels.mle.degenerate import (
+    ZERO_COUNT_LIMIT,
+    Separation,
+    group_problems,
+    name_list,
+    separated_columns,
+)
 from hiermodels.mle.fit import conditional_blocks, linear_predictor, warn_if_singular
 from hiermodels.mle.lmm import solve_pls
 from hiermodels.mle.optimize import (
@@ -446,27 +455,53 @@ def _hessian(func, x: np.ndarray, free: np.ndarray) -> np.ndarray:
     return finite_difference_hessian(on_free, x[free], step=1e-3)
 
 
-def _fixed_effects_covariance(hess: np.ndarray, n_theta: int) -> np.ndarray:
-    """``[2 H⁻¹]_ββ``, or ``2 H_ββ⁻¹`` (conditional on θ̂) with a warning if ``H`` is not PD."""
+def _fixed_effects_covariance(
+    hess: np.ndarray, n_theta: int, *, separated: bool = False
+) -> np.ndarray:
+    """``[2 H⁻¹]_ββ``, or ``2 H_ββ⁻¹`` (conditional on θ̂) with a warning if ``H`` is not PD.
+
+    NaN (with a warning, or after the separation warning when ``separated``)
+    when the deviance could not be evaluated around the optimum or is not
+    convex in ``β`` there: no standard error is better than a wrong one.
+    """
+    p = hess.shape[0] - n_theta
+    unavailable = np.full((p, p), np.nan)
+    if not np.all(np.isfinite(hess)):
+        warnings.warn(
+            "the deviance could not be evaluated at every point next to the optimum "
+            "(the random-effects system is numerically singular there), so the "
+            "fixed-effect standard errors are not available (NaN); the estimates are "
+            "near a boundary of what these data can identify",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+        return unavailable
     try:
         np.linalg.cholesky(hess)
         return (2.0 * np.linalg.inv(hess))[n_theta:, n_theta:]
     except np.linalg.LinAlgError:
-        warnings.warn(
-            "the finite-difference Hessian of the deviance over (θ, β) is not positive "
-            "definite at the optimum (θ is poorly determined); the fixed-effect standard "
-            "errors are conditional on θ̂",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
+        if not separated:  # under separation that warning already says it all
+            warnings.warn(
+                "the finite-difference Hessian of the deviance over (θ, β) is not positive "
+                "definite at the optimum (θ is poorly determined); the fixed-effect "
+                "standard errors are conditional on θ̂",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
     block = hess[n_theta:, n_theta:]
     try:
         np.linalg.cholesky(block)
-    except np.linalg.LinAlgError as err:
-        raise np.linalg.LinAlgError(
-            "the deviance is not convex in the fixed effects at the optimum: the fixed "
-            "effects are not identified (check for separation or collinear predictors)"
-        ) from err
+    except np.linalg.LinAlgError:
+        if not separated:
+            warnings.warn(
+                "the deviance is not convex in the fixed effects at the optimum: the "
+                "fixed effects are not identified (check for collinear predictors or "
+                "groups of responses all at one end of their range); their standard "
+                "errors are not available (NaN)",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return unavailable
     return 2.0 * np.linalg.inv(block)
 
 
@@ -508,6 +543,7 @@ def fit_glmm(
     if laplace == "glmer" and n_agq != 1:
         raise ValueError("laplace='glmer' applies to the Laplace approximation (n_agq=1)")
     dev = laplace_deviance(design)
+    separation = _warn_if_separated(design, dev.response)
     objective = dev if n_agq == 1 else AgqDeviance(dev, int(n_agq))
     theta_layout = dev.layout.theta
     beta0 = _glm_start(design, dev.response)
@@ -521,7 +557,7 @@ def fit_glmm(
             return math.inf
 
     opt1 = minimize_bounded(stage_one, theta0, lower_theta, gradient_tolerance=np.inf)
-    stage_one_fit = dev.pirls_joint(opt1.final, beta0)
+    stage_one_fit = _evaluated(dev, lambda: dev.pirls_joint(opt1.final, beta0))
     beta1 = stage_one_fit.beta
     if laplace == "glmer":
         objective = GlmerLaplaceDeviance(dev, stage_one_fit.eta)
@@ -535,13 +571,15 @@ def fit_glmm(
         optimizer="BOBYQA (NLopt), two stages",
     )
     theta, beta = opt.final[: dev.n_theta], opt.final[dev.n_theta :]
-    result = objective.pirls(theta, beta) if laplace == "glmer" else dev.pirls(theta, beta)
+    result = _evaluated(
+        dev, lambda: objective.pirls(theta, beta) if laplace == "glmer" else dev.pirls(theta, beta)
+    )
     free = np.concatenate([theta > 1e-6, np.ones(beta.size, dtype=bool)])
     free = free | ~np.isfinite(lower)
     final_deviance = objective(opt.final) if n_agq > 1 else result.deviance
     hess = _hessian(objective, opt.final, free)
     n_free_theta = int(np.sum(free[: dev.n_theta]))
-    vcov_beta = _fixed_effects_covariance(hess, n_free_theta)
+    vcov_beta = _fixed_effects_covariance(hess, n_free_theta, separated=separation is not None)
     modes, covs = conditional_blocks(
         dev.layout, theta, result.factor, result.u_lead, result.u_rest, 1.0
     )
@@ -561,4 +599,87 @@ def fit_glmm(
         opt=opt,
     )
     warn_if_singular(fit)
+    _warn_about_groups(fit, dev.response)
     return fit
+
+
+def _evaluated(dev: LaplaceDeviance, evaluate: Callable[[], PirlsResult]) -> PirlsResult:
+    """A PIRLS result the fit cannot do without, with a clear error if none exists.
+
+    The optimiser treats a failing evaluation as an infinite deviance; at the
+    final estimates there is no such way out. A failure there may depend on
+    the warm start, so PIRLS is retried once from ``u = 0``.
+    """
+    try:
+        return evaluate()
+    except np.linalg.LinAlgError:
+        dev.warm_start.clear()
+    try:
+        return evaluate()
+    except np.linalg.LinAlgError as err:
+        raise FitError(
+            "the Laplace approximation cannot be evaluated at the estimates: the "
+            "random-effects system ΛᵀZᵀWZΛ + I is numerically singular there (typically "
+            "a variance driven to a huge value by groups whose responses are all at one "
+            "end of their range); simplify the random effects, drop or merge such groups, "
+            "or fit with proper priors (Model.fit_bayes)"
+        ) from err
+
+
+def _warn_if_separated(design: Design, response: GlmResponse) -> Separation | None:
+    """Warn (:class:`SeparationWarning`) when the fixed effects separate the response."""
+    found = separated_columns(design.X, design.fixed_names, response)
+    if found is None:
+        return None
+    kind = "complete" if found.complete else "quasi-complete"
+    if response.family == "binomial":
+        how = (
+            "a combination of them predicts every success and failure perfectly"
+            if found.complete
+            else "a combination of them predicts some responses perfectly (all "
+            "successes on one side, all failures on the other) and ties the rest"
+        )
+    else:
+        how = "a combination of them points only at rows whose counts are all zero"
+    label = "columns" if len(found.columns) > 1 else "column"
+    warnings.warn(
+        f"{kind} separation in the fixed effects: {how} ({label} "
+        f"{name_list(found.columns)}), so their maximum-likelihood estimates are infinite "
+        "and the reported estimates and standard errors are wherever the optimiser "
+        "stopped. Fit with a proper prior on the fixed effects (Model.fit_bayes), or "
+        "remove the covariate or merge the levels involved",
+        SeparationWarning,
+        stacklevel=3,
+    )
+    return found
+
+
+def _warn_about_groups(fit: MixedFit, response: GlmResponse) -> None:
+    """Warn about groups whose all-boundary responses drove the estimates off."""
+    problems = group_problems(fit.layout.blocks, fit.covariances(), fit.conditional_modes, response)
+    ends = "all successes or all failures" if response.family == "binomial" else "all zero counts"
+    for problem in problems:
+        if problem.separated:
+            warnings.warn(
+                f"quasi-separation by group: {len(problem.separated)} level(s) of "
+                f"{problem.group!r} have {ends} ({name_list(problem.separated)}) and the "
+                f"estimates ran off (random-effect SD {problem.sd:.3g} on the link scale, "
+                "or conditional modes beyond ±10): the likelihood keeps rising as those "
+                "groups' effects grow, so the SD and their modes mean nothing. Fit with a "
+                "proper prior on the SD (Model.fit_bayes), or drop or merge those groups",
+                SeparationWarning,
+                stacklevel=3,
+            )
+        if problem.uninformative:
+            warnings.warn(
+                f"{len(problem.uninformative)} level(s) of {problem.group!r} have all-zero "
+                f"counts ({name_list(problem.uninformative)}): their conditional modes went "
+                f"below -{ZERO_COUNT_LIMIT:g} on the log scale (rates over "
+                f"{math.exp(ZERO_COUNT_LIMIT):.0f} times below the fixed-effects prediction), "
+                "a value set by the tail of the random-effect distribution, since zero "
+                "counts bound a rate from above only: read those effects as 'rate near "
+                "zero', not as estimates; they also pull the random-effect SD up, so "
+                "compare the fit without those groups",
+                DegenerateDataWarning,
+                stacklevel=3,
+            )
