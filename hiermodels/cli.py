@@ -5,7 +5,9 @@ marginal maximum likelihood, empirical Bayes and/or full Bayes, prints an
 lme4-style summary and writes tables (CSV), the posterior (NetCDF), the
 pictures and an HTML report. ``hiermodels demo NAME`` does all of it on a
 shipped dataset and writes the report to ``./hiermodels-report/``. Bad input
-gives one line on stderr and exit code 2.
+gives one line on stderr and exit code 2; warnings are one ``warning: …``
+line each. Rows of a CSV file are numbered as in a spreadsheet (the header is
+row 1, the first data row is row 2), so messages point at the cell to fix.
 """
 
 from __future__ import annotations
@@ -77,14 +79,41 @@ class Steps:
         elapsed = time.perf_counter() - start
         self.timings[name] = elapsed
         self.console.print(f"[green]✓[/] {name} [dim]{elapsed:.1f} s[/]")
-        seen: set[str] = set()
-        for item in caught:
-            message = str(item.message).strip().splitlines()[0] if str(item.message) else ""
-            if message and message not in seen:
-                seen.add(message)
-                self.console.print(
-                    f"  [yellow]warning:[/] {message}", highlight=False, soft_wrap=True
-                )
+        print_warnings(caught, self.console, indent="  ")
+
+
+def _first_line(message: object) -> str:
+    text = str(message).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def print_warnings(caught: Sequence[Any], console: Any, *, indent: str = "") -> None:
+    """Print recorded warnings as one ``warning: …`` line each, each message once."""
+    from rich.markup import escape
+
+    seen: set[str] = set()
+    for item in caught:
+        message = _first_line(item.message)
+        if message and message not in seen:
+            seen.add(message)
+            # escaped: level labels such as "[a]" are not rich markup
+            console.print(
+                f"{indent}[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True
+            )
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """``warnings.showwarning`` for warnings raised outside a step: one tidy line."""
+    text = _first_line(message)
+    if text:
+        print(f"warning: {text}", file=sys.stderr)
 
 
 # -------------------------------------------------------------------- input
@@ -101,8 +130,12 @@ def _read_csv(path: str) -> pd.DataFrame:
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         first = str(err).strip().splitlines()[0]
         raise CliError(f"cannot read {path} as CSV: {first}") from None
+    except OSError as err:
+        raise CliError(f"cannot read {path}: {err.strerror or err}") from None
     if data.empty:
         raise CliError(f"{path} has a header but no rows")
+    # row labels as a spreadsheet shows them: the header is row 1
+    data.index = pd.RangeIndex(2, len(data) + 2)
     return data
 
 
@@ -112,7 +145,10 @@ def _model(formula: str, data: pd.DataFrame, family: str) -> Any:
     try:
         model = Model(formula, data, family=family)
     except ValueError as err:  # FormulaError, DesignError, unknown family or link
-        raise CliError(str(err).strip().splitlines()[0]) from None
+        message = _first_line(err)
+        if "rows: " in message:
+            message += " (rows numbered as in a spreadsheet: the header is row 1)"
+        raise CliError(message) from None
     if not model.design.blocks:
         raise CliError(
             f"the formula {formula!r} has no random-effect term such as (1 | group); "
@@ -336,8 +372,15 @@ def _consoles() -> tuple[Any, Any]:
     return Console(width=width), Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
+def _check_out(path: str) -> None:
+    """Refuse an output folder that cannot be one before any time is spent fitting."""
+    if Path(path).exists() and not Path(path).is_dir():
+        raise CliError(f"--out {path} is a file, not a folder; choose another --out")
+
+
 def _fit(args: argparse.Namespace) -> None:
     out_console, err_console = _consoles()
+    _check_out(args.out)
     data = _read_csv(args.data)
     model = _model(args.formula, data, args.family)
     _check_method(args.method, model.family.is_gaussian, model.family.name)
@@ -367,6 +410,7 @@ def _demo(args: argparse.Namespace) -> None:
     from hiermodels.report import mixed_model_report
 
     out_console, err_console = _consoles()
+    _check_out(args.out)
     start = time.perf_counter()
     steps = Steps(err_console)
     out = Path(args.out)
@@ -465,10 +509,21 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    from hiermodels._checks import check_random_seed
+
+    expected = f"expected an integer from 0 to 2**64 - 1, got {text!r}"
+    try:
+        value = check_random_seed(int(text), name="--seed")
+    except ValueError:  # not an integer, or out of the range nutpie takes
+        raise argparse.ArgumentTypeError(expected) from None
+    return int(value)  # type: ignore[arg-type]
+
+
 def _sampling_options(parser: argparse.ArgumentParser, draws: int, chains: int) -> None:
     parser.add_argument("--draws", type=_positive, default=draws, help="draws per chain")
     parser.add_argument("--chains", type=_positive, default=chains, help="chains")
-    parser.add_argument("--seed", type=int, default=1, help="random seed")
+    parser.add_argument("--seed", type=_seed, default=1, help="random seed, 0 to 2**64 - 1")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -496,17 +551,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code (2 for bad input)."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("MPLBACKEND", "Agg")
-    try:
-        if args.command == "fit":
-            _fit(args)
-        else:
-            _demo(args)
-    except CliError as err:
-        print(f"hiermodels: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("hiermodels: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        # warnings outside a step (building the model) print as one line, not as
+        # Python's "file:line: Category: message" plus the source line
+        warnings.showwarning = _show_warning
+        try:
+            if args.command == "fit":
+                _fit(args)
+            else:
+                _demo(args)
+        except CliError as err:
+            print(f"hiermodels: error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("hiermodels: interrupted", file=sys.stderr)
+            return 130
+        except (ValueError, OSError) as err:  # bad input found while fitting or writing
+            print(f"hiermodels: error: {_first_line(err) or type(err).__name__}", file=sys.stderr)
+            return 2
+        except Exception as err:  # a bug: still one line, with the exception type to report
+            print(
+                f"hiermodels: error: unexpected {type(err).__name__}: {_first_line(err)}",
+                file=sys.stderr,
+            )
+            return 2
     return 0
 
 

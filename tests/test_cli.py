@@ -270,6 +270,21 @@ def csv_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     hm.datasets.load("cbpp").to_csv(cwd / "cbpp.csv", index=False)
     (cwd / "empty.csv").write_text("")
     (cwd / "header.csv").write_text("Reaction,Days,Subject\n")
+    sleep = hm.datasets.load("sleepstudy")
+    for column, row in (("Reaction", 17), ("Days", 5)):
+        typo = sleep.astype({column: object})
+        typo.loc[row, column] = "abc"  # data row 17 is row 19 in a spreadsheet
+        typo.to_csv(cwd / f"typo_{column}.csv", index=False)
+    awkward = sleep.assign(Days2=2 * sleep["Days"] + 3)
+    awkward.loc[3, "Reaction"] = np.nan
+    awkward.to_csv(cwd / "awkward.csv", index=False)
+    oats = sleep.rename(columns={"Reaction": "yield", "Days": "lambda", "Subject": "class"})
+    oats.to_csv(cwd / "keywords.csv", index=False)
+    pupils = sleep.rename(columns={"Subject": "Schüler", "Days": "élève"})
+    pupils.to_csv(cwd / "unicode.csv", index=False, encoding="utf-8-sig")
+    spaced = sleep.rename(columns={"Subject": "Schüler Nr", "Days": "Tag 1"})
+    spaced.to_csv(cwd / "spaced.csv", index=False)
+    (cwd / "taken").write_text("a file where the output folder should go")
     return cwd
 
 
@@ -279,6 +294,11 @@ BAD_INPUT = [
     (["fit", "missing.csv", SLEEP_FORMULA], "no such file: missing.csv"),
     (["fit", "sleep.csv", "Reaction ~ Days + (Days | Subject"], "unbalanced parentheses"),
     (["fit", "sleep.csv", SLEEP_FORMULA, "--family", "gamma"], "unknown family 'gamma'"),
+    (
+        ["fit", "typo_Reaction.csv", "Reaction ~ Days + (1 | Subject)"],
+        "column 'Reaction' (used in the response 'Reaction') holds numbers but also "
+        "1 non-numeric value: 'abc' (rows: 19)",
+    ),
 ]
 BAD_INPUT_IN_PROCESS = [
     (["fit", "empty.csv", SLEEP_FORMULA], "cannot read empty.csv as CSV"),
@@ -301,6 +321,28 @@ BAD_INPUT_IN_PROCESS = [
             "ml",
         ],
         "family poisson uses laplace",
+    ),
+    (
+        ["fit", "typo_Days.csv", "Reaction ~ Days + (1 | Subject)"],
+        "column 'Days' (used in the fixed effects '1 + Days') holds numbers but also "
+        "1 non-numeric value: 'abc' (rows: 7)",
+    ),
+    (["fit", "typo_Days.csv", "Reaction ~ Days + (1 | Subject)"], "the header is row 1"),
+    (
+        ["fit", "typo_Days.csv", "Reaction ~ 1 + (Days | Subject)"],
+        "column 'Days' (used in the random-effect term (1 + Days | Subject)) holds numbers",
+    ),
+    (
+        ["fit", "keywords.csv", "yield ~ `lambda` + (1 | `class`)"],
+        "'yield' is a Python keyword: write the column in backticks, `yield`",
+    ),
+    (
+        ["fit", "sleep.csv", "Reaction ~ Days + (1 | Subject) + (1 | Subject)"],
+        "term 'Intercept' vary by 'Subject' more than once",
+    ),
+    (
+        ["fit", "sleep.csv", SLEEP_FORMULA, "--method", "reml", "--out", "taken"],
+        "--out taken is a file, not a folder",
     ),
 ]
 
@@ -336,6 +378,10 @@ def test_bad_input_in_process(csv_dir, capsys, monkeypatch, args, message):
         (["fit", "sleep.csv", SLEEP_FORMULA, "--draws", "0"], "expected a positive integer"),
         (["fit", "sleep.csv", SLEEP_FORMULA, "--method", "mcmc"], "invalid choice: 'mcmc'"),
         (["fit", "sleep.csv"], "the following arguments are required: formula"),
+        (["fit", "sleep.csv", SLEEP_FORMULA, "--seed=-1"], "expected an integer from 0 to"),
+        (["fit", "sleep.csv", SLEEP_FORMULA, "--seed", str(2**70)], f"got '{2**70}'"),
+        (["fit", "sleep.csv", SLEEP_FORMULA, "--seed", "1.5"], "got '1.5'"),
+        (["demo", "--seed", "abc"], "argument --seed: expected an integer from 0 to 2**64 - 1"),
     ],
 )
 def test_bad_options_are_usage_errors_with_exit_code_2(csv_dir, capsys, args, message):
@@ -347,3 +393,64 @@ def test_bad_options_are_usage_errors_with_exit_code_2(csv_dir, capsys, args, me
     err = capsys.readouterr().err
     assert err.startswith("usage: hiermodels")
     assert message in err
+
+
+def test_warnings_while_building_the_model_are_one_line_each(csv_dir):
+    formula = "Reaction ~ Days + Days2 + (1 | Subject)"
+    run = hiermodels("fit", "awkward.csv", formula, "--method", "reml", "--out", "awk", cwd=csv_dir)
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.splitlines()
+    assert "warning: dropped 1 row of 180 with missing values in: Reaction (1)" in lines
+    assert (
+        "warning: fixed-effect model matrix is rank deficient so dropping 1 column: Days2" in lines
+    )
+    # not Python's "path.py:123: UserWarning: ..." followed by the source line
+    assert "UserWarning" not in run.stderr and ".py:" not in run.stderr
+    assert "warnings.warn" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("data", "formula", "names"),
+    [
+        (
+            "keywords.csv",
+            "`yield` ~ `lambda` + (`lambda` | `class`)",
+            ["lambda", "class"],
+        ),
+        ("unicode.csv", "Reaction ~ élève + (élève | Schüler)", ["élève", "Schüler"]),
+        ("spaced.csv", "Reaction ~ `Tag 1` + (1 | `Schüler Nr`)", ["Tag 1", "Schüler Nr"]),
+    ],
+)
+def test_keyword_and_non_ascii_column_names(csv_dir, capsys, monkeypatch, data, formula, names):
+    from hiermodels.cli import main
+
+    monkeypatch.chdir(csv_dir)
+    out = f"out_{data[:-4]}"
+    assert main(["fit", data, formula, "--method", "reml", "--out", out]) == 0
+    captured = capsys.readouterr()
+    assert "error" not in captured.err
+    fixef = pd.read_csv(csv_dir / out / "fixef.csv", index_col="coef")
+    # the sleepstudy slope, whatever the columns are called
+    assert fixef.loc[names[0], "estimate"] == pytest.approx(10.467286, rel=1e-5)
+    varcorr = pd.read_csv(csv_dir / out / "varcorr.csv")
+    assert names[1] in set(varcorr["grp"])
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (ValueError("the fit failed\nsecond line"), "hiermodels: error: the fit failed"),
+        (RuntimeError("a bug"), "hiermodels: error: unexpected RuntimeError: a bug"),
+    ],
+)
+def test_errors_while_fitting_are_one_line(csv_dir, capsys, monkeypatch, error, message):
+    from hiermodels.cli import main
+
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.chdir(csv_dir)
+    monkeypatch.setattr(hm.Model, "fit_mle", failing)
+    assert main(["fit", "sleep.csv", SLEEP_FORMULA, "--method", "reml", "--out", "f"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [message]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import builtins
 import difflib
+import keyword
 import re
 import warnings
 from collections.abc import Iterable, Sequence
@@ -22,6 +23,12 @@ from hiermodels.spec._syntax import to_python_power
 from hiermodels.spec.formula import FormulaSpec
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_QUOTED = re.compile(r"`([^`]+)`")
+_WORD = re.compile(r"[^\W\d]\w*")
+#: Keywords that are operators in an expression, not misplaced column names.
+_OPERATORS = frozenset(
+    {"and", "or", "not", "in", "is", "if", "else", "for", "None", "True", "False"}
+)
 
 
 class ColumnProblem(ValueError):
@@ -34,14 +41,17 @@ def python_names(expr: str) -> tuple[list[str], set[str]]:
     Backtick-quoted names (``\\`my col\\```) are returned unquoted; R's ``^``
     is read as ``**``. Names are in order of first appearance.
     """
-    from formulaic.utils.variables import sanitize_variable_names
-
-    aliases: dict[str, str] = {}
-    code = sanitize_variable_names(to_python_power(expr), {}, aliases)
+    code, aliases = unquote_names(to_python_power(expr))
     try:
         tree = ast.parse(code.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ColumnProblem(f"cannot read the expression {expr!r}: {exc.msg}") from None
+        words = [w for w in _WORD.findall(code) if keyword.iskeyword(w) and w not in _OPERATORS]
+        hint = (
+            f"; {words[0]!r} is a Python keyword: write the column in backticks, `{words[0]}`"
+            if words
+            else ""
+        )
+        raise ColumnProblem(f"cannot read the expression {expr!r}: {exc.msg}{hint}") from None
     names: list[str] = []
     called: set[str] = set()
     for node in ast.walk(tree):
@@ -52,6 +62,32 @@ def python_names(expr: str) -> tuple[list[str], set[str]]:
             if name not in names:
                 names.append(name)
     return names, called
+
+
+def unquote_names(expr: str) -> tuple[str, dict[str, str]]:
+    """Replace every backtick-quoted name by a plain identifier Python can parse.
+
+    Keywords (`` `yield` ``, `` `class` ``), spaces and other characters are
+    all allowed inside backticks.
+
+    Returns
+    -------
+    code : str
+        ``expr`` with the placeholders.
+    aliases : dict
+        Placeholder to the quoted name.
+    """
+    aliases: dict[str, str] = {}
+    seen: dict[str, str] = {}
+
+    def placeholder(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in seen:
+            seen[name] = f"_hm_quoted_{len(seen)}_"
+            aliases[seen[name]] = name
+        return seen[name]
+
+    return _QUOTED.sub(placeholder, expr), aliases
 
 
 def formula_names(rhs: str) -> tuple[list[str], set[str]]:
@@ -150,6 +186,50 @@ def spec_columns(spec: FormulaSpec, columns: pd.Index) -> list[str]:
             raise ColumnProblem(_unknown_message(missing, [str(c) for c in columns], where))
         used.extend(f for f in term.factors if f not in used)
     return used
+
+
+#: A text column whose entries are at least this share numbers is numeric with typos.
+MOSTLY_NUMERIC = 0.9
+
+
+def check_numeric_text(values: pd.Series, name: str, where: str, *, strict: bool) -> None:
+    """Refuse a text column of numbers with a few stray non-numbers (``"abc"``, ``"-"``).
+
+    Such a column would otherwise become categorical without a word (a
+    covariate) or be refused only for its dtype (a response). With
+    ``strict`` (responses) any mix of numbers and other text is refused;
+    otherwise (covariates) only when numbers make up at least
+    :data:`MOSTLY_NUMERIC` of the entries, since a column such as ``"0",
+    "10", "high"`` may well be categorical.
+
+    Raises
+    ------
+    ColumnProblem
+        Naming the column, the stray values and their rows.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype) or not (
+        pd.api.types.is_object_dtype(values.dtype) or pd.api.types.is_string_dtype(values.dtype)
+    ):
+        return
+    present = values.notna().to_numpy()
+    if not present.any():
+        return
+    numbers = pd.to_numeric(values.where(present), errors="coerce").notna().to_numpy()
+    stray = present & ~numbers
+    n_numbers, n_stray = int(numbers.sum()), int(stray.sum())
+    if n_numbers == 0 or n_stray == 0:
+        return
+    if not strict and n_numbers < MOSTLY_NUMERIC * (n_numbers + n_stray):
+        return
+    shown = list(dict.fromkeys(str(v) for v in values[stray]))
+    listed = ", ".join(repr(v) for v in shown[:3]) + (", ..." if len(shown) > 3 else "")
+    rows = first_rows(values.index, stray)
+    raise ColumnProblem(
+        f"column {name!r} (used in {where}) holds numbers but also "
+        f"{plural(n_stray, 'non-numeric value')}: {listed} (rows: {rows}); "
+        "correct them or leave the cells empty (missing)"
+        + ("" if strict else ", or make the column a pandas Categorical if it is categorical")
+    )
 
 
 def first_rows(index: pd.Index, mask: np.ndarray, limit: int = 5) -> str:

@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from hiermodels.spec._columns import ColumnProblem, first_rows, plural
+from hiermodels.spec._columns import (
+    ColumnProblem,
+    check_numeric_text,
+    first_rows,
+    plural,
+    python_names,
+    unquote_names,
+)
 from hiermodels.spec._grouping import factor_codes, value_label
 from hiermodels.spec._syntax import is_name, strip_backticks, to_python_power
 from hiermodels.spec.families import Family
@@ -100,6 +107,9 @@ def evaluate(expr: str, data: pd.DataFrame, role: str, *, binary: bool = False) 
     string column gives 1 for its second level (see
     :mod:`hiermodels.spec._grouping` for the level order).
     """
+    for name in python_names(expr)[0]:
+        if name in data.columns:
+            check_numeric_text(data[name], name, f"the {role} {expr!r}", strict=True)
     if is_name(expr):
         column = strip_backticks(expr)
         values = data[column]
@@ -142,10 +152,12 @@ def _evaluate_expression(expr: str, data: pd.DataFrame, role: str) -> np.ndarray
     """Evaluate ``expr`` as Python arithmetic with formulaic's transforms (``log``, ``np``)."""
     from formulaic import model_matrix
 
+    # formulaic keeps a quoted keyword (`yield`) as the keyword, which Python cannot
+    # parse: the quoted columns are read under plain placeholder names instead
+    code, aliases = unquote_names(to_python_power(expr))
+    frame = data.rename(columns={name: alias for alias, name in aliases.items()})
     try:
-        matrix = model_matrix(
-            f"0 + I({to_python_power(expr)})", data, na_action="ignore", context={}
-        )
+        matrix = model_matrix(f"0 + I({code})", frame, na_action="ignore", context={})
     except Exception as exc:  # formulaic wraps evaluation errors in several types
         raise ColumnProblem(f"cannot evaluate the {role} {expr!r}: {exc}") from None
     if matrix.shape[1] != 1:

@@ -14,7 +14,8 @@ _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = {v: k for k, v in _OPEN.items()}
 _QUOTES = "'\"`"
 
-_NAME = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*|`[^`]+`")
+# Unicode identifiers (``Schüler``, ``élève``) as Python reads them; R's dots allowed.
+_NAME = re.compile(r"(?:[^\W\d]|\.)[\w.]*|`[^`]+`")
 
 
 class SyntaxProblem(ValueError):

@@ -22,6 +22,7 @@ from pandas.api import types as ptypes
 from hiermodels.errors import DesignError
 from hiermodels.spec._columns import (
     ColumnProblem,
+    check_numeric_text,
     first_rows,
     formula_names,
     missing_mask,
@@ -520,6 +521,7 @@ def _check_covariates(rhs: str, data: pd.DataFrame, where: str) -> None:
     names, called = formula_names(rhs)
     for name in resolve_columns(names, called, data.columns, where):
         values = data[name]
+        check_numeric_text(values, name, where, strict=False)
         dtype = values.dtype
         ok = (
             ptypes.is_bool_dtype(dtype)

@@ -6,6 +6,7 @@ No data is touched here: the spec records what the formula says, and
 
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -394,4 +395,13 @@ def _check_formulaic(expr: str, what: str) -> Formula:
         return Formula(expr)
     except Exception as exc:  # formulaic raises several exception types for bad syntax
         detail = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # drop formulaic's terminal colours
+        # formulaic reads a quoted keyword alone as a column, but not inside a call
+        keywords = [n for n in re.findall(r"`([^`]+)`", expr) if keyword.iskeyword(n)]
+        if keywords:
+            name = keywords[0]
+            detail += (
+                f"; the column {name!r} is a Python keyword, which works in backticks "
+                f"on its own (`{name}`) but not inside a transform such as I() or log(): "
+                f"rename the column (e.g. to {name + '_'!r})"
+            )
         raise FormulaError(f"{what} is not a valid formula: {detail}") from None

@@ -17,7 +17,7 @@ import pytest
 
 import hiermodels as hm
 from hiermodels.bayes.build import build_pymc_model
-from hiermodels.errors import DesignError
+from hiermodels.errors import DesignError, FormulaError
 from hiermodels.spec._names import RESERVED_NAMES
 from hiermodels.spec.design import build_design, level_codes_for
 
@@ -302,3 +302,92 @@ def test_a_truly_collinear_column_is_still_dropped(sleep, scale) -> None:
     with pytest.warns(UserWarning, match="rank deficient so dropping 1 column: x2"):
         design = build_design("Reaction ~ x + x2 + (1 | Subject)", data, "gaussian")
     assert design.fixed_names == ("Intercept", "x")
+
+
+# --- 8. text typos in numeric columns, keyword and non-ASCII column names ------------------
+
+
+def _with_typo(data: pd.DataFrame, column: str, row: int, value: str = "abc") -> pd.DataFrame:
+    typo = data.astype({column: object})
+    typo.loc[row, column] = value
+    return typo
+
+
+def test_a_typo_in_the_response_names_column_value_and_row(sleep) -> None:
+    data = _with_typo(sleep, "Reaction", 17)
+    message = (
+        "column 'Reaction' (used in the response 'Reaction') holds numbers but also "
+        "1 non-numeric value: 'abc' (rows: 17)"
+    )
+    with pytest.raises(DesignError, match=re.escape(message)):
+        hm.Model("Reaction ~ Days + (1 | Subject)", data)
+    with pytest.raises(DesignError, match=re.escape("1 non-numeric value: 'abc' (rows: 17)")):
+        hm.Model("log(Reaction) ~ Days + (1 | Subject)", data)
+
+
+def test_a_typo_in_a_binary_response_is_not_a_third_level() -> None:
+    data = _toy().assign(b=lambda d: (d["x"] > 0).astype(int).astype(str))
+    data.loc[4, "b"] = "?"
+    with pytest.raises(DesignError, match=re.escape("1 non-numeric value: '?' (rows: 4)")):
+        hm.Model("b ~ x + (1 | g)", data, family="bernoulli")
+
+
+def test_a_typo_in_a_numeric_covariate_is_not_a_factor(sleep) -> None:
+    data = _with_typo(_with_typo(sleep, "Days", 5), "Days", 9, "n/a?")
+    message = "column 'Days' (used in the fixed effects '1 + Days') holds numbers but also "
+    message += "2 non-numeric values: 'abc', 'n/a?' (rows: 5, 9)"
+    with pytest.raises(DesignError, match=re.escape(message)):
+        hm.Model("Reaction ~ Days + (1 | Subject)", data)
+    with pytest.raises(DesignError, match=r"column 'Days' \(used in the random-effect term"):
+        hm.Model("Reaction ~ 1 + (Days | Subject)", data)
+
+
+def test_text_columns_that_are_categorical_stay_categorical(sleep) -> None:
+    # a quarter of the entries are words: a category, not a typo
+    dose = np.where(sleep["Days"] < 3, "high", (sleep["Days"] * 10).astype(str))
+    design = build_design("Reaction ~ dose + (1 | Subject)", sleep.assign(dose=dose), "gaussian")
+    assert "dose[T.high]" in design.fixed_names
+    # an explicit Categorical is never second-guessed
+    typo = _with_typo(sleep, "Days", 5).astype({"Days": "category"})
+    assert len(build_design("Reaction ~ Days + (1 | Subject)", typo, "gaussian").fixed_names) == 11
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "`yield` ~ `lambda` + (`lambda` | `class`)",
+        "log(`yield`) ~ `lambda` + (1 | `class`)",
+    ],
+)
+def test_keyword_column_names_work_in_backticks(sleep, formula) -> None:
+    oats = sleep.rename(columns={"Reaction": "yield", "Days": "lambda", "Subject": "class"})
+    design = build_design(formula, oats, "gaussian")
+    assert design.groups == ("class",)
+    assert design.nobs == 180
+    target = np.log(oats["yield"]) if formula.startswith("log") else oats["yield"]
+    np.testing.assert_allclose(design.y, target)
+
+
+def test_a_bare_keyword_column_gets_the_backtick_hint(sleep) -> None:
+    oats = sleep.rename(columns={"Reaction": "yield"})
+    with pytest.raises(DesignError, match=re.escape("write the column in backticks, `yield`")):
+        hm.Model("yield ~ Days + (1 | Subject)", oats)
+
+
+def test_non_ascii_identifiers_work_without_backticks(sleep) -> None:
+    data = sleep.rename(columns={"Subject": "Schüler", "Days": "élève"})
+    data["Schule"] = (data["Schüler"].astype(int) % 3).astype(str)
+    design = build_design("Reaction ~ élève + (élève | Schule/Schüler)", data, "gaussian")
+    assert design.fixed_names == ("Intercept", "élève")
+    assert design.groups == ("Schule", "Schule:Schüler")
+    spaced = sleep.rename(columns={"Subject": "Schüler Nr"})
+    assert build_design("Reaction ~ Days + (1 | `Schüler Nr`)", spaced, "gaussian").groups == (
+        "Schüler Nr",
+    )
+
+
+def test_a_keyword_column_inside_a_transform_is_explained(sleep) -> None:
+    oats = sleep.rename(columns={"Reaction": "yield", "Days": "lambda", "Subject": "class"})
+    message = "the column 'lambda' is a Python keyword, which works in backticks on its own"
+    with pytest.raises(FormulaError, match=re.escape(message)):
+        hm.Model("`yield` ~ I(`lambda` ** 2) + (1 | `class`)", oats)
