@@ -57,10 +57,6 @@ __all__ = [
     "FactorStatistics",
 ]
 
-#: Dimension names the builder uses itself; a grouping factor may not take them
-#: (:data:`hiermodels.spec._names.RESERVED_NAMES` lists every reserved name).
-RESERVED_DIMS: tuple[str, ...] = ("coef", "obs", "chain", "draw")
-
 #: Name of the observed variable.
 OBSERVED = "y"
 

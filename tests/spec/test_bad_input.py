@@ -100,6 +100,19 @@ def test_predict_on_the_data_equals_fitted_with_colon_levels() -> None:
     np.testing.assert_allclose(fit.predict(data).to_numpy(), fit.fitted().to_numpy(), rtol=1e-10)
 
 
+@pytest.mark.filterwarnings("ignore::hiermodels.errors.SamplingWarning")  # 30 draws
+def test_posterior_effects_keep_the_colon_levels_apart() -> None:
+    data = _colon_levels()
+    fit = hm.Model("y ~ 1 + (1 | a/b)", data).fit_bayes(
+        draws=30, tune=30, chains=1, random_seed=2, progressbar=False
+    )
+    u = fit.posterior["u_a:b"]
+    assert list(u["a:b"].values) == list(fit.design.blocks[1].levels)
+    for label in ("(p:1):2", "p:(1:2)"):
+        # a label shared by two levels would select both and keep the dimension
+        assert u.sel({"a:b": label}).ndim == u.ndim - 1
+
+
 def test_labels_that_cannot_be_told_apart_are_refused() -> None:
     # p:1 + 2 and p + 1:2 force the parenthesised form, in which ( + ):a and :( + a)
     # both read (:():a)
@@ -391,3 +404,28 @@ def test_a_keyword_column_inside_a_transform_is_explained(sleep) -> None:
     message = "the column 'lambda' is a Python keyword, which works in backticks on its own"
     with pytest.raises(FormulaError, match=re.escape(message)):
         hm.Model("`yield` ~ I(`lambda` ** 2) + (1 | `class`)", oats)
+
+
+def _graph_names(graph) -> set[str]:
+    return set(graph.named_vars) | set(graph.coords)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "negativebinomial"])
+def test_every_name_the_graph_uses_is_refused_as_a_group_name(family) -> None:
+    from hiermodels.bayes.build import build_marginal_model
+    from hiermodels.spec._names import check_group_names
+
+    data = _toy().assign(
+        k=lambda d: np.arange(len(d)) % 5, h=lambda d: np.tile(["h1", "h2", "h3"], len(d) // 3)
+    )
+    response = "y" if family == "gaussian" else "k"
+    design = build_design(f"{response} ~ x + (x | g) + (1 | h)", data, family)
+    names = _graph_names(build_pymc_model(design))
+    if family == "gaussian":
+        one = build_design("y ~ x + (x | g)", data, family)
+        names |= _graph_names(build_marginal_model(one))
+    terms = {"g": ["Intercept", "x"], "h": ["Intercept"]}
+    assert names - set(design.groups), "the graph has names of its own"
+    for name in sorted(names - set(design.groups)):
+        with pytest.raises(ValueError, match=re.escape(f"grouping factor {name!r} has a name")):
+            check_group_names(design.fixed_names, {**terms, name: ["Intercept"]})
