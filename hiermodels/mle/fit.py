@@ -154,7 +154,7 @@ def fit_lmm(
         opt = evaluated_at(deviance, to_standard(checked_theta(theta, lower)), lower)
     else:
         x0 = theta_layout.start() if start is None else to_standard(start)
-        opt = minimize_bounded(deviance, x0, lower)
+        opt = minimize_bounded(deviance, x0, lower, polish=True)
     sol = deviance.solve(opt.final)
     sigma_std = deviance.sigma(sol)
     p = design.X.shape[1]

@@ -29,6 +29,8 @@ __all__ = [
     "finite_difference_gradient",
     "finite_difference_hessian",
     "minimize_bounded",
+    "newton_polish",
+    "scaled_gradient",
 ]
 
 _NLOPT_MESSAGES = {
@@ -165,6 +167,93 @@ def finite_difference_hessian(
     return hess
 
 
+def _restricted(
+    func: Callable[[np.ndarray], float], x: np.ndarray, index: np.ndarray
+) -> Callable[[np.ndarray], float]:
+    """``func`` as a function of ``x[index]`` alone, the other entries held at ``x``."""
+
+    def restricted(values: np.ndarray) -> float:
+        point = x.copy()
+        point[index] = values
+        return func(point)
+
+    return restricted
+
+
+def scaled_gradient(
+    func: Callable[[np.ndarray], float], x: np.ndarray, grad: np.ndarray, free: np.ndarray
+) -> np.ndarray | None:
+    """The gradient of the free parameters scaled by the curvature, ``R⁻¹ g`` (``RᵀR = H``).
+
+    lme4's relative convergence check: the gradient measured in units of the
+    objective's own curvature does not grow with the number of observations
+    or depend on the parameters' units, as the raw gradient does. ``None``
+    when the Hessian of the free parameters is not positive definite.
+    """
+    index = np.flatnonzero(free)
+    if index.size == 0:
+        return np.zeros(0)
+    hess = finite_difference_hessian(_restricted(func, x, index), x[index])
+    try:
+        upper = np.linalg.cholesky(hess).T
+    except np.linalg.LinAlgError:
+        return None
+    if not np.all(np.isfinite(upper)):
+        return None
+    return np.linalg.solve(upper, grad[index])
+
+
+def newton_polish(
+    func: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    value: float,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    max_steps: int = 3,
+) -> tuple[np.ndarray, float, int]:
+    """Newton steps from a near-optimum on finite-difference derivatives.
+
+    Parameters on a bound with the gradient pointing outwards stay there;
+    a step is kept only if it lowers the objective, and stepping stops at
+    the first step that does not, or where the Hessian of the free
+    parameters is not positive definite.
+
+    Returns
+    -------
+    x : numpy.ndarray
+        The polished point.
+    value : float
+        The objective there.
+    evaluations : int
+        Objective evaluations spent.
+    """
+    evaluations = 0
+    k = x.size
+    per_step = 2 * k + 1 + 2 * k * k
+    for _ in range(max_steps):
+        grad = finite_difference_gradient(func, x, lower, upper)
+        free = ~(((x <= lower + 1e-8) & (grad > 0)) | ((x >= upper - 1e-8) & (grad < 0)))
+        index = np.flatnonzero(free)
+        evaluations += per_step
+        if index.size == 0:
+            break
+        hess = finite_difference_hessian(_restricted(func, x, index), x[index])
+        try:
+            chol = np.linalg.cholesky(hess)
+        except np.linalg.LinAlgError:
+            break
+        step = np.linalg.solve(chol.T, np.linalg.solve(chol, grad[index]))
+        candidate = x.copy()
+        candidate[index] -= step
+        candidate = np.clip(candidate, lower, upper)
+        trial = func(candidate)
+        evaluations += 1
+        if not trial < value:
+            break
+        x, value = candidate, trial
+    return x, value, evaluations
+
+
 def minimize_bounded(
     func: Callable[[np.ndarray], float],
     start: np.ndarray,
@@ -175,6 +264,7 @@ def minimize_bounded(
     xtol_abs: float = 1e-10,
     max_evaluations: int = 100_000,
     gradient_tolerance: float = 2e-3,
+    polish: bool = False,
 ) -> OptSummary:
     """Minimise ``func`` within bounds by BOBYQA and return the fit log.
 
@@ -192,8 +282,15 @@ def minimize_bounded(
     max_evaluations : int
         Evaluation limit.
     gradient_tolerance : float
-        A :class:`ConvergenceWarning` is raised when the largest absolute
-        gradient over interior parameters exceeds this (lme4 checks 2e-3).
+        A :class:`ConvergenceWarning` is raised when, for some interior
+        parameter, both the gradient and the gradient scaled by the
+        curvature (:func:`scaled_gradient`) exceed this — lme4's check and
+        tolerance (2e-3).
+    polish : bool
+        Finish with Newton steps on finite-difference derivatives
+        (:func:`newton_polish`) for a smooth objective: BOBYQA stops where the
+        objective stops changing, which on a flat optimum leaves the
+        parameters uncertain in their fifth digit.
 
     Returns
     -------
@@ -202,7 +299,15 @@ def minimize_bounded(
     # Each evaluation makes many small BLAS calls; threads cost more than they save there.
     with threadpool_limits(limits=1, user_api="blas"):
         return _minimize(
-            func, start, lower, upper, ftol_abs, xtol_abs, max_evaluations, gradient_tolerance
+            func,
+            start,
+            lower,
+            upper,
+            ftol_abs,
+            xtol_abs,
+            max_evaluations,
+            gradient_tolerance,
+            polish,
         )
 
 
@@ -215,6 +320,7 @@ def _minimize(
     xtol_abs: float,
     max_evaluations: int,
     gradient_tolerance: float,
+    polish: bool,
 ) -> OptSummary:
     start = np.asarray(start, dtype=float)
     lower = np.asarray(lower, dtype=float)
@@ -247,14 +353,18 @@ def _minimize(
     try:
         x_best = opt.optimize(x0)
         code = opt.last_optimize_result()
+        message = _NLOPT_MESSAGES.get(code, str(code))
     except nlopt.RoundoffLimited:
+        # the objective cannot be resolved any further: a stop on the attainable
+        # precision, judged by the gradient check below like any other stop
         x_best = best[1]
         code = nlopt.SUCCESS
-        issues.append(
-            "optimisation stopped by round-off; the result is at the attainable precision"
-        )
+        message = "objective resolved to round-off"
     x_best = np.asarray(x_best, dtype=float)
     f_best = func(x_best)
+    if polish:
+        x_best, f_best, steps = newton_polish(func, x_best, f_best, lower, upper)
+        count += steps
     converged = code in (nlopt.SUCCESS, nlopt.FTOL_REACHED, nlopt.XTOL_REACHED)
     grad = (
         finite_difference_gradient(func, x_best, lower, upper)
@@ -264,13 +374,22 @@ def _minimize(
     at_lower = (x_best <= lower + 1e-8) & (grad > 0)
     interior_grad = np.where(at_lower, 0.0, grad)
     if not converged:
-        issues.append(f"optimizer stopped: {_NLOPT_MESSAGES.get(code, str(code))}")
+        issues.append(f"optimizer stopped: {message}")
     if interior_grad.size and np.max(np.abs(interior_grad)) > gradient_tolerance:
-        issues.append(
-            "the gradient at the optimum is "
-            f"{np.max(np.abs(interior_grad)):.2g} (tolerance {gradient_tolerance:g}); "
-            "the fit may not have converged — try rescaling covariates"
-        )
+        scaled = scaled_gradient(func, x_best, interior_grad, ~at_lower)
+        if scaled is None:
+            issues.append(
+                "the Hessian at the optimum is not positive definite (largest gradient "
+                f"{np.max(np.abs(interior_grad)):.2g}): the optimiser may have stopped at a "
+                "saddle point, or the model is nearly unidentifiable — check for redundant "
+                "terms or try other start values (start=)"
+            )
+        elif np.max(np.minimum(np.abs(scaled), np.abs(interior_grad))) > gradient_tolerance:
+            issues.append(
+                "the fit may not have converged: the gradient at the optimum, scaled by the "
+                f"curvature, is {np.max(np.abs(scaled)):.2g} (tolerance "
+                f"{gradient_tolerance:g}); try other start values (start=)"
+            )
     for msg in issues:
         warnings.warn(msg, ConvergenceWarning, stacklevel=4)
     return OptSummary(
@@ -283,7 +402,7 @@ def _minimize(
         final_objective=f_best,
         evaluations=count,
         converged=converged,
-        message=_NLOPT_MESSAGES.get(code, str(code)),
+        message=message,
         elapsed=time.perf_counter() - began,
         gradient=interior_grad,
         warnings=tuple(issues),
