@@ -21,7 +21,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -58,6 +59,7 @@ __all__ = [
     "fit_bayes",
     "sample_model",
     "sample_density",
+    "reproducible_compilation",
     "conditional_effects",
     "LinearPredictorData",
     "linear_predictor",
@@ -77,6 +79,34 @@ PYTHON_BACKEND_MAX_ROWS = 5_000
 
 #: PyTensor mode of the functions nutpie calls back in the ``"python"`` backend.
 PYTHON_BACKEND_MODE = "NUMBA"
+
+
+@contextmanager
+def reproducible_compilation() -> Iterator[None]:
+    """Compile and run PyTensor models with numba's fast-math flags off, for seed-exact draws.
+
+    PyTensor compiles its numba kernels with fast-math by default
+    (``pytensor.config.numba__fastmath``: reassociation and contraction into
+    fused multiply-adds, among others) and caches every kernel on disk. With
+    those flags the machine code that evaluates a log density depends on
+    which kernels LLVM saw together: the process that compiles a graph from
+    an empty cache, a later process that loads the whole graph from the
+    cache, and one that compiles the graph over cached kernels each round
+    the log density and its gradient differently in the last bits. NUTS
+    amplifies a last-bit difference into different trajectories, so the same
+    seed gave different draws on a fresh machine than on a warm one. Without
+    fast-math every kernel follows IEEE arithmetic whatever LLVM inlines,
+    and the draws depend on the seed alone (the cache keys carry the flag, so
+    kernels compiled with and without it never mix).
+
+    The flag is global PyTensor configuration: it is set for the whole block,
+    sampling included, because nutpie and PyMC may compile again while
+    sampling (a copy of a function per chain, or in a forked worker).
+    """
+    import pytensor
+
+    with pytensor.config.change_flags(numba__fastmath=False):
+        yield
 
 
 def _observed_group(design: Design) -> xr.Dataset:
@@ -337,30 +367,32 @@ def sample_model(
         if backend == "auto":
             rows = len(model.coords.get("obs", ())) or 0
             backend = "python" if rows <= PYTHON_BACKEND_MAX_ROWS else "numba"
-        if backend == "python":
-            compiled = _python_compiled(model)
-        else:
-            compiled = nutpie.compile_pymc_model(model)
-        return _sample_nutpie(
-            compiled,
+        with reproducible_compilation():
+            if backend == "python":
+                compiled = _python_compiled(model)
+            else:
+                compiled = nutpie.compile_pymc_model(model)
+            return _sample_nutpie(
+                compiled,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=cores,
+                random_seed=random_seed,
+                progressbar=progressbar,
+            )
+    with reproducible_compilation():
+        return pm.sample(
             draws=draws,
             tune=tune,
             chains=chains,
             cores=cores,
             random_seed=random_seed,
             progressbar=progressbar,
+            compute_convergence_checks=False,
+            nuts_sampler="pymc",
+            model=model,
         )
-    return pm.sample(
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        cores=cores,
-        random_seed=random_seed,
-        progressbar=progressbar,
-        compute_convergence_checks=False,
-        nuts_sampler="pymc",
-        model=model,
-    )
 
 
 def fit_bayes(

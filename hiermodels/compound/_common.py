@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import optimize
 
 from hiermodels._checks import check_random_seed
+from hiermodels.bayes.sample import reproducible_compilation
 
 __all__ = [
     "COMPARISON_COLUMNS",
@@ -351,7 +352,8 @@ def sample_model(
     """
     if sampler not in ("nutpie", "pymc"):
         raise ValueError(f"sampler must be 'nutpie' or 'pymc', got {sampler!r}")
-    with model:
+    # without fast-math, so that the draws do not depend on the state of PyTensor's compile cache
+    with model, reproducible_compilation():
         return pm.sample(
             draws=draws,
             tune=tune,
