@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
@@ -220,10 +220,24 @@ class FixedEffectsPrior:
     predictors' means (the shear of
     :func:`~hiermodels.bayes.build.centering_transform`, unit Jacobian).
 
+    The likelihoods are evaluated on :meth:`residual_design`: the sampler's
+    coordinates measured from their least-squares values. Sums of squares
+    of raw data (``y'y − 2β'X'y + β'X'Xβ``) cancel catastrophically when the
+    response sits far from zero (``y + 1e12``) or a predictor does
+    (a date serial number); sums of squares of residuals and centred
+    predictors do not.
+
     Parameters
     ----------
     design : Design
     priors : Priors
+
+    Attributes
+    ----------
+    reference : list of float
+        The least-squares fit of the response, less its mean at the
+        intercept, in the sampler's coordinates: with the mean, the origin of
+        the likelihood's fixed-effect argument.
     """
 
     def __init__(self, design: Design, priors: Priors) -> None:
@@ -232,6 +246,38 @@ class FixedEffectsPrior:
         transform = centering_transform(design)
         self._index = None if transform is None else transform.index
         self._means: list[float] = [] if transform is None else transform.means.tolist()
+        centred = np.asarray(design.X, dtype=float)
+        if transform is not None:
+            centred = centred - transform.means[None, :]
+        y = np.asarray(design.y, dtype=float)
+        if design.offset is not None:
+            y = y - design.offset
+        # the mean comes off first, through the intercept: y − mean is exact where
+        # y is far from zero, a least-squares fit of y itself would round at |y|
+        ones = [j for j in range(centred.shape[1]) if np.all(centred[:, j] == 1.0)]
+        self._origin = [0.0] * centred.shape[1]
+        if ones and y.size:
+            self._origin[ones[0]] = float(np.mean(y))
+            y = y - self._origin[ones[0]]
+        if centred.shape[1]:
+            reference, *_ = np.linalg.lstsq(centred, y, rcond=None)
+        else:
+            reference = np.zeros(0)
+        self.reference: list[float] = reference.tolist()
+        self._centred = centred
+        self._residual = y - centred @ reference
+
+    def residual_design(self, design: Design) -> Design:
+        """``design`` with ``X`` in the sampler's coordinates and ``y`` their residual.
+
+        A likelihood of this design at ``v − reference`` equals the original
+        likelihood at the sampler's coordinates ``v``, with the same gradient.
+        """
+        return replace(design, X=self._centred, y=self._residual, offset=None)
+
+    def offsets(self, v: list[float]) -> list[float]:
+        """The likelihood's fixed-effect argument at the sampler's coordinates ``v``."""
+        return [(a - c) - b for a, c, b in zip(v, self._origin, self.reference, strict=True)]
 
     def beta(self, v: list[float]) -> list[float]:
         """``beta`` at the sampler's coordinates ``v``."""
@@ -313,7 +359,9 @@ class MarginalDensity:
         self.correlated: bool = bool(layout.correlated_spans)
         self.fixed = FixedEffectsPrior(design, priors)
         self.coef: tuple[str, ...] = self.fixed.coef
-        self._stats = _PaddedStatistics.from_statistics(FactorStatistics.from_design(design))
+        self._stats = _PaddedStatistics.from_statistics(
+            FactorStatistics.from_design(self.fixed.residual_design(design))
+        )
         self._sd_priors = tuple(
             scalar_prior(f"sd_{self.group}__{t}", priors[f"sd_{self.group}__{t}"])
             for t in self.terms
@@ -452,8 +500,8 @@ class MarginalDensity:
         like = np.empty(p + 4)
         st = self._stats
         value = _loglik_kernel(
-            np.array(beta), np.array((sd0, sd1 * r, sd1 * root)), sigma, st.gram, st.zty,
-            st.ztx, st.xty, st.xtx, st.yty, st.nobs, like,
+            np.array(self.fixed.offsets(xs[:p])), np.array((sd0, sd1 * r, sd1 * root)), sigma,
+            st.gram, st.zty, st.ztx, st.xty, st.xtx, st.yty, st.nobs, like,
         )  # fmt: skip
         # a finite sum means every term is finite (an inf or nan would propagate)
         if not math.isfinite(value + float(like.sum())):
@@ -461,7 +509,7 @@ class MarginalDensity:
             return -math.inf, out
         dl = like.tolist()
         slopes = [0.0] * self.ndim
-        slopes[:p] = self.fixed.pull_back([b + d for b, d in zip(beta_slopes, dl[:p], strict=True)])
+        slopes[:p] = [b + d for b, d in zip(self.fixed.pull_back(beta_slopes), dl[:p], strict=True)]
         d_l00, d_l10, d_l11, d_sigma = dl[p], dl[p + 1], dl[p + 2], dl[p + 3]
         slopes[p] = d0 + d_l00 * sd0  # d/dlog sd = sd * d/dsd
         if q == 2:

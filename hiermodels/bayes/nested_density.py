@@ -280,7 +280,9 @@ class NestedDensity:
         self.coef: tuple[str, ...] = self.fixed.coef
         names = (f"sd_{self.outer.group}__Intercept", f"sd_{self.inner.group}__Intercept", "sigma")
         self._scale_priors = tuple(scalar_prior(name, priors[name]) for name in names)
-        self._data = _NestedStatistics(design, self.outer, self.inner).arguments()
+        self._data = _NestedStatistics(
+            self.fixed.residual_design(design), self.outer, self.inner
+        ).arguments()
         self.ndim: int = len(self.coef) + 3
 
     @property
@@ -343,12 +345,12 @@ class NestedDensity:
             out[:] = 0.0
             return -math.inf, out
         like = np.empty(p + 3)
-        value = _nested_kernel(np.array(beta), *scales, *self._data, like)
+        value = _nested_kernel(np.array(self.fixed.offsets(xs[:p])), *scales, *self._data, like)
         if not math.isfinite(value + float(like.sum())):
             out[:] = 0.0
             return -math.inf, out
         dl = like.tolist()
-        slopes = self.fixed.pull_back([s + d for s, d in zip(slopes, dl[:p], strict=True)])
+        slopes = [s + d for s, d in zip(self.fixed.pull_back(slopes), dl[:p], strict=True)]
         for k in range(3):  # d/dlog scale = scale * d/dscale
             slopes.append(derivs[k] + dl[p + k] * scales[k])
         out[:] = slopes
