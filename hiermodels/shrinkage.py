@@ -104,9 +104,9 @@ def _bayes_ranef(posterior: Any, mle: MixedFit, interval: float) -> pd.DataFrame
             values = (
                 draws.sel({f"{group}__term": term})
                 .sel({group: list(block.levels)})
-                .stack(sample=("chain", "draw"))
-                .transpose(group, "sample")
+                .transpose(group, "chain", "draw")
                 .to_numpy()
+                .reshape(block.n_levels, -1)
             )
             bounds = np.array([_posterior_hdi(row, interval) for row in values])
             parts.append(

@@ -330,10 +330,8 @@ def _draw_moments(
     for block in mle.layout.blocks:
         var = posterior[f"u_{block.group}"].sel({f"{block.group}__term": list(block.terms)})
         var = var.sel({block.group: list(block.levels)})
-        stacked = var.stack(sample=("chain", "draw")).transpose(
-            block.group, f"{block.group}__term", "sample"
-        )
-        values = stacked.to_numpy()
+        values = var.transpose(block.group, f"{block.group}__term", "chain", "draw").to_numpy()
+        values = values.reshape(*values.shape[:2], -1)
         means.append(values.mean(axis=-1))
         sds.append(values.std(axis=-1, ddof=1))
     return tuple(means), tuple(sds)

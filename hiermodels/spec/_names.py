@@ -23,7 +23,6 @@ RESERVED_NAMES: Mapping[str, str] = {
     "obs": "the dimension of the observations",
     "chain": "the MCMC chain dimension",
     "draw": "the MCMC draw dimension",
-    "sample": "the dimension of chain and draw stacked together",
     "ci_bound": "the dimension of the interval bounds in posterior summaries",
     "beta": "the fixed-effect coefficients",
     "sigma": "the residual standard deviation",
