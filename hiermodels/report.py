@@ -352,6 +352,10 @@ def mixed_model_report(analysis: Analysis, title: str | None = None) -> HtmlRepo
     )
     if analysis.description:
         report.paragraph(analysis.description)
+    problem = _sampling_problem(analysis)
+    if problem is not None:
+        # a reader must meet this before any posterior number, not in the footnotes
+        report.paragraph(f"Sampler problem: {problem}.", css="note")
     _explain(report, analysis)
     if analysis.mle is not None:
         _mle_section(report, analysis)
@@ -421,15 +425,32 @@ def _hyper_sentence(hyper: pd.DataFrame) -> str:
     )
 
 
+def _sampling_problem(analysis: Analysis) -> str | None:
+    """The full-Bayes sampler's problem with its advice (the SamplingWarning text), if any."""
+    if analysis.bayes is None:
+        return None
+    return analysis.bayes.diagnostics(warn=False).problem
+
+
 def _record_section(report: HtmlReport, analysis: Analysis) -> None:
     report.heading("How this was computed")
     settings = [f"{k}: {v}" for k, v in analysis.settings.items()]
     if analysis.bayes is not None:
         diag = analysis.bayes.diagnostics(warn=False)
+        if diag.ok:
+            verdict = ""
+        elif diag.problem is not None:
+            verdict = " — the draws fail these checks: see the sampler problem above"
+        else:
+            # slow mixing within the noise of short runs: fine to read, not to publish
+            verdict = (
+                f" — short of the thresholds recommended for final results (r_hat <= 1.01, "
+                f"bulk ESS >= {diag.ess_min:.0f}): raise draws and tune before relying on "
+                "the tails"
+            )
         settings.append(
             f"sampler diagnostics: {diag.divergences} divergences, max r_hat "
-            f"{diag.max_r_hat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}"
-            + ("" if diag.ok else " — below the usual thresholds: sample longer")
+            f"{diag.max_r_hat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}" + verdict
         )
     report.items(settings)
     if analysis.timings:

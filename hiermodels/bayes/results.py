@@ -8,8 +8,9 @@ grp`` of :meth:`hiermodels.mle.results.MixedFit.ranef_frame`.
 
 from __future__ import annotations
 
+import inspect
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,20 +24,44 @@ from hiermodels.bayes.build import OBSERVED
 from hiermodels.bayes.priors import Priors, group_term_layout
 from hiermodels.bayes.sample import (
     LinearPredictorData,
+    fit_bayes,
     linear_predictor,
     mean_response,
     pointwise_log_likelihood,
     posterior_predictive_draws,
 )
+from hiermodels.errors import SamplingWarning
 from hiermodels.spec.design import Design
 
-__all__ = ["BayesFit", "Diagnostics", "prediction_data", "HDI_PROB", "RHAT_MAX", "ESS_MIN"]
+__all__ = [
+    "BayesFit",
+    "Diagnostics",
+    "prediction_data",
+    "sampling_problem",
+    "HDI_PROB",
+    "RHAT_MAX",
+    "ESS_MIN",
+    "ESS_MIN_PER_CHAIN",
+    "ESS_WARN_FRACTION",
+    "RHAT_WARN",
+]
 
 #: Probability mass of the reported highest-density intervals.
 HDI_PROB = 0.94
 #: Thresholds of :meth:`BayesFit.diagnostics` (Vehtari et al. 2021 recommendations).
 RHAT_MAX = 1.01
 ESS_MIN = 400
+#: Fewer chains need less: 100 per chain (Vehtari et al.), at most :data:`ESS_MIN`.
+ESS_MIN_PER_CHAIN = 100
+#: :class:`~hiermodels.errors.SamplingWarning` thresholds. The recommended ones above
+#: are for final results, and r_hat and ESS estimated from a few hundred draws per
+#: chain scatter across them; a warning on every such run would teach users to
+#: ignore it. It speaks on any divergence, r_hat beyond twice the recommended excess,
+#: or less than half the recommended ESS.
+RHAT_WARN = 1.02
+ESS_WARN_FRACTION = 0.5
+#: An r_hat this large means chains stuck in different places, not slow mixing.
+_RHAT_STUCK = 1.5
 
 _STAT_COLUMNS = ["mean", "median", "sd", "hdi_low", "hdi_high", "ess_bulk", "r_hat"]
 
@@ -82,7 +107,10 @@ class Diagnostics:
     worst_r_hat, worst_ess : str
         Where the extremes occur (``"sd_Subject__Days"``, ``"u_Subject[309, Days]"``).
     ok : bool
-        No divergence, ``max_r_hat <= RHAT_MAX`` and ``min_ess_bulk >= ESS_MIN``.
+        No divergence, ``max_r_hat <= RHAT_MAX`` and ``min_ess_bulk >= ess_min``.
+    ess_min : float
+        The ESS required: :data:`ESS_MIN_PER_CHAIN` per chain, at most
+        :data:`ESS_MIN`.
     """
 
     divergences: int
@@ -91,6 +119,83 @@ class Diagnostics:
     worst_r_hat: str
     worst_ess: str
     ok: bool
+    ess_min: float = ESS_MIN
+
+    @property
+    def problem(self) -> str | None:
+        """What is wrong with the draws and what to do (:func:`sampling_problem`), or ``None``."""
+        return sampling_problem(self, tunable=_fit_bayes_arguments())
+
+
+def sampling_problem(diag: Diagnostics, *, tunable: Sequence[str] = ()) -> str | None:
+    """What is wrong with the draws and what to do about it, or ``None`` if nothing.
+
+    Something is wrong when a transition diverged, r_hat exceeds
+    :data:`RHAT_WARN` or the bulk ESS is below :data:`ESS_WARN_FRACTION` of
+    the recommended ``diag.ess_min``; the message then lists every quantity
+    outside the recommended thresholds.
+
+    The advice follows the failure: divergent transitions come from
+    posterior geometry the sampler cannot follow (typically the funnel of a
+    group SD near zero), which more draws do not cure; a high r_hat or a low
+    ESS without divergences is slow mixing, which they do.
+
+    Parameters
+    ----------
+    diag : Diagnostics
+        From :meth:`BayesFit.diagnostics`.
+    tunable : sequence of str
+        Sampler arguments the fitting function accepts, to name the right
+        ones (``"target_accept"``, ``"draws"``, ``"tune"``, ``"chains"``).
+
+    Returns
+    -------
+    str or None
+    """
+    alarming = (
+        diag.divergences > 0
+        or not diag.max_r_hat <= RHAT_WARN
+        or not diag.min_ess_bulk >= ESS_WARN_FRACTION * diag.ess_min
+    )
+    if diag.ok or not alarming:
+        return None
+    found = []
+    if diag.divergences:
+        found.append(f"{diag.divergences} divergent transition(s) after tuning")
+    if not diag.max_r_hat <= RHAT_MAX:
+        found.append(f"max r_hat {diag.max_r_hat:.3g} ({diag.worst_r_hat}; want <= {RHAT_MAX})")
+    if not diag.min_ess_bulk >= diag.ess_min:
+        found.append(
+            f"min bulk ESS {diag.min_ess_bulk:.0f} ({diag.worst_ess}; want >= {diag.ess_min:.0f})"
+        )
+    message = "the MCMC draws are not reliable: " + ", ".join(found) + ". "
+    if diag.divergences:
+        accept = (
+            "raise target_accept (e.g. target_accept=0.95)"
+            if "target_accept" in tunable
+            else "raise the sampler's target acceptance rate"
+        )
+        return message + (
+            "Divergences mean the sampler cannot follow the posterior's geometry (typically "
+            "a funnel where a group SD approaches zero), and sampling longer does not remove "
+            f"them: {accept}, give the SDs more informative priors (priors=), or "
+            "reparameterise (fewer random-effect terms, centred covariates)"
+        )
+    if not diag.max_r_hat <= _RHAT_STUCK or not diag.min_ess_bulk >= 10:
+        return message + (
+            "The chains are stuck in different places or do not move at all: more draws "
+            "will not fix this. Check the data and model (a constant or separated response, "
+            "a parameter the data cannot identify) and the priors"
+        )
+    longer = (
+        "raise draws= and tune= (or add chains=)"
+        if {"draws", "tune", "chains"} <= set(tunable)
+        else "sample longer"
+    )
+    return message + (
+        f"The chains mix slowly: {longer} and check again; if r_hat does not fall, "
+        "look at the priors and the model"
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,7 +313,7 @@ class BayesFit:
         return pd.concat(parts, ignore_index=True)
 
     # --------------------------------------------------------- diagnostics
-    def diagnostics(self, *, warn: bool = True) -> Diagnostics:
+    def diagnostics(self, *, warn: bool = True, stacklevel: int = 2) -> Diagnostics:
         """Divergences, worst r_hat and worst bulk ESS over every sampled quantity.
 
         Quantities held fixed (constant draws) and the constant diagonal of
@@ -217,8 +322,13 @@ class BayesFit:
         Parameters
         ----------
         warn : bool
-            Issue a ``UserWarning`` when r_hat > :data:`RHAT_MAX`, ESS <
-            :data:`ESS_MIN` or any transition diverged.
+            Issue a :class:`~hiermodels.errors.SamplingWarning` with the
+            message of :func:`sampling_problem` when the draws fail its
+            checks (any divergence, r_hat > :data:`RHAT_WARN`, bulk ESS below
+            half of :data:`ESS_MIN_PER_CHAIN` per chain). ``ok`` holds the
+            stricter recommended thresholds.
+        stacklevel : int
+            Passed to :func:`warnings.warn`: the frame the warning points at.
 
         Returns
         -------
@@ -243,18 +353,15 @@ class BayesFit:
                 worst_rhat = (float(r[i]), _label(post[name], i))
             if e[k] < worst_ess[0]:
                 worst_ess = (float(e[k]), _label(post[name], k))
-        ok = divergences == 0 and worst_rhat[0] <= RHAT_MAX and worst_ess[0] >= ESS_MIN
+        ess_min = float(min(ESS_MIN, ESS_MIN_PER_CHAIN * post.sizes["chain"]))
+        # written so that a NaN r_hat or ESS (draws that never move) fails the check
+        ok = divergences == 0 and worst_rhat[0] <= RHAT_MAX and worst_ess[0] >= ess_min
         result = Diagnostics(
-            divergences, worst_rhat[0], worst_ess[0], worst_rhat[1], worst_ess[1], ok
+            divergences, worst_rhat[0], worst_ess[0], worst_rhat[1], worst_ess[1], ok, ess_min
         )
-        if warn and not ok:
-            warnings.warn(
-                f"sampling diagnostics fail the usual thresholds: {divergences} divergence(s), "
-                f"max r_hat {result.max_r_hat:.3f} ({result.worst_r_hat}; want <= {RHAT_MAX}), "
-                f"min bulk ESS {result.min_ess_bulk:.0f} ({result.worst_ess}; want >= {ESS_MIN})",
-                UserWarning,
-                stacklevel=2,
-            )
+        message = result.problem
+        if warn and message is not None:
+            warnings.warn(message, SamplingWarning, stacklevel=stacklevel)
         return result
 
     # ------------------------------------------------- predictive checks
@@ -334,6 +441,11 @@ class BayesFit:
             f"{self.design.family.link}, sampler={self.sampler}, "
             f"chains={post.sizes['chain']}, draws={post.sizes['draw']})"
         )
+
+
+def _fit_bayes_arguments() -> tuple[str, ...]:
+    """The arguments of ``fit_bayes``, so the advice names only those that exist."""
+    return tuple(inspect.signature(fit_bayes).parameters)
 
 
 def _label(values: xr.DataArray, flat_index: int) -> str:

@@ -469,6 +469,12 @@ def fit_bayes(
     ValueError
         For ``backend="direct"`` on a model that is not marginalised or with
         ``sampler="pymc"``.
+
+    Warns
+    -----
+    SamplingWarning
+        When the draws fail :meth:`BayesFit.diagnostics` (divergences, r_hat,
+        bulk ESS), with advice that fits the failure.
     """
     from hiermodels._checks import check_random_seed
     from hiermodels.bayes.results import BayesFit
@@ -533,7 +539,7 @@ def fit_bayes(
     if posterior_predictive:
         ppc = posterior_predictive_draws(idata["posterior"].dataset, data, rng)
         idata["posterior_predictive"] = xr.DataTree(xr.Dataset({OBSERVED: ppc}))
-    return BayesFit(
+    fit = BayesFit(
         idata=idata,
         design=design,
         priors=resolved,
@@ -541,6 +547,9 @@ def fit_bayes(
         fixed_values=dict(fixed_values or {}),
         marginalized=marginalize,
     )
+    # one SamplingWarning, pointing at the caller, when the draws fail the diagnostics
+    fit.diagnostics(warn=True, stacklevel=3)
+    return fit
 
 
 @dataclass(frozen=True, eq=False)
