@@ -28,6 +28,7 @@ from hiermodels.mle.glmm import laplace_deviance
 from hiermodels.mle.lmm import LmmDeviance, profiled_deviance
 from hiermodels.mle.optimize import finite_difference_hessian
 from hiermodels.mle.results import MixedFit
+from hiermodels.mle.standardize import Standardization
 
 __all__ = [
     "GaussianConditional",
@@ -57,6 +58,42 @@ class GaussianConditional:
 
     means: tuple[np.ndarray, ...]
     covariances: tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class _StandardFrame:
+    """A Gaussian fit seen in the standardised coordinates its optimiser worked in.
+
+    Derivatives in ``θ`` and ``β`` are taken there: the profiled criterion of
+    the raw data cancels catastrophically for a response far from zero, and
+    a first-order (Kass–Steffey) term does not depend on the coordinates of
+    the hyperparameters. Effects are mapped back to the design's units.
+    """
+
+    dev: LmmDeviance
+    standardization: Standardization
+    theta: np.ndarray
+    beta: np.ndarray
+
+    @classmethod
+    def of(cls, fit: MixedFit) -> _StandardFrame:
+        standardization = Standardization.of(fit.design)
+        dev = profiled_deviance(standardization.apply(fit.design), reml=fit.method == "REML")
+        theta = fit.standardized_theta
+        if theta is None:
+            theta = standardization.standard_theta(fit.theta, dev.layout)
+        return cls(dev, standardization, theta, standardization.standard_beta(fit.beta))
+
+    def design_units(self, blocks: list[np.ndarray]) -> list[np.ndarray]:
+        """Per-block ``(levels, q, ...)`` effects (θ order) in the design's units."""
+        order = self.dev.layout.order
+        return [
+            self.standardization.y_scale * np.einsum("ij,lj...->li...", t, block)
+            for block, t in (
+                (block, self.standardization.block_transforms[order[k]])
+                for k, block in enumerate(blocks)
+            )
+        ]
 
 
 def _split_blocks(dev: LmmDeviance, lead: np.ndarray, rest: np.ndarray) -> list[np.ndarray]:
@@ -110,8 +147,12 @@ def gaussian_conditional(fit: MixedFit, plugin: str = "hyper") -> GaussianCondit
     means = fit.conditional_modes
     if plugin == "all" or fit.beta.size == 0:
         return GaussianConditional(means, fit.conditional_covariances)
-    dev = profiled_deviance(fit.design, reml=fit.method == "REML")
-    spread = _beta_spread(dev, fit.theta)
+    frame = _StandardFrame.of(fit)
+    # g̃ maps back through T alone: σ² (T g̃)(T g̃)ᵀ = s² T (σ̃² g̃ g̃ᵀ) Tᵀ
+    spread = [
+        g / frame.standardization.y_scale
+        for g in frame.design_units(_beta_spread(frame.dev, frame.theta))
+    ]
     covs = tuple(
         cov + fit.sigma**2 * np.einsum("lip,ljp->lij", g, g)
         for cov, g in zip(fit.conditional_covariances, spread, strict=True)
@@ -124,10 +165,15 @@ def _check_plugin(plugin: str) -> None:
         raise ValueError(f"plugin must be 'hyper' or 'all', got {plugin!r}")
 
 
+def _plugged_theta(fit: MixedFit) -> np.ndarray:
+    """The θ in which the hyperparameters are perturbed: the standardised one, if any."""
+    return fit.theta if fit.standardized_theta is None else fit.standardized_theta
+
+
 def _free_theta(fit: MixedFit) -> np.ndarray:
     """θ entries not pinned at the boundary (diagonal entries ≈ 0 are held fixed)."""
     diagonal = fit.layout.theta.diagonal_mask()
-    return ~(diagonal & (fit.theta < _BOUNDARY))
+    return ~(diagonal & (_plugged_theta(fit) < _BOUNDARY))
 
 
 def hyperparameter_covariance(
@@ -146,7 +192,9 @@ def hyperparameter_covariance(
     -------
     params : numpy.ndarray
         The free parameters: θ entries off the boundary, then ``β`` when
-        ``plugin="all"``.
+        ``plugin="all"`` — for a linear mixed model in the standardised
+        coordinates of :attr:`MixedFit.standardized_theta` (see
+        :mod:`hiermodels.mle.standardize`), where the derivatives are taken.
     covariance : numpy.ndarray
         Their covariance: ``2 H⁻¹`` with ``H`` the Hessian of the profiled
         criterion (LMM; ``β`` independent of ``θ`` with covariance ``vcov``)
@@ -156,7 +204,12 @@ def hyperparameter_covariance(
     free = _free_theta(fit)
     theta = fit.theta
     if fit.design.family.is_gaussian:
-        dev = profiled_deviance(fit.design, reml=fit.method == "REML")
+        frame = _StandardFrame.of(fit)
+        dev, theta = frame.dev, frame.theta
+        # the standardised β and its covariance: vcov scaled back by s T
+        transform = frame.standardization.y_scale * frame.standardization.fixed_transform
+        inverse = np.linalg.inv(transform) if transform.size else transform
+        vcov_beta = inverse @ fit.vcov_beta @ inverse.T
 
         def crit(sub: np.ndarray) -> float:
             full = theta.copy()
@@ -170,7 +223,7 @@ def hyperparameter_covariance(
         )
         if plugin == "hyper":
             return theta[free], cov_theta
-        return np.concatenate([theta[free], fit.beta]), sla.block_diag(cov_theta, fit.vcov_beta)
+        return np.concatenate([theta[free], frame.beta]), sla.block_diag(cov_theta, vcov_beta)
     lap = laplace_deviance(fit.design)
     params = np.concatenate([theta, fit.beta])
     mask = np.concatenate([free, np.ones(fit.beta.size, dtype=bool)])
@@ -191,17 +244,20 @@ def _conditional_means(fit: MixedFit, params: np.ndarray, plugin: str) -> np.nda
     """All conditional means (θ order, flattened) at perturbed plug-in values."""
     free = _free_theta(fit)
     n_free = int(free.sum())
-    theta = fit.theta.copy()
+    theta = _plugged_theta(fit).copy()
     theta[free] = params[:n_free]
     beta = params[n_free:] if plugin == "all" else None
     if fit.design.family.is_gaussian:
-        dev = profiled_deviance(fit.design, reml=fit.method == "REML")
+        frame = _StandardFrame.of(fit)
+        dev = frame.dev
         if beta is None:
             sol = dev.solve(theta)
             u_lead, u_rest = sol.u_lead, sol.u_rest
         else:
             u_lead, u_rest = _modes_fixed_beta(dev, theta, beta)
-        return _scale_modes(dev.layout, theta, u_lead, u_rest)
+        flat = _scale_modes(dev.layout, theta, u_lead, u_rest)
+        blocks = frame.design_units(list(_unflatten(fit, flat)))
+        return _flatten(fit, blocks)
     lap = laplace_deviance(fit.design)
     result = lap.pirls(theta, fit.beta if beta is None else beta)
     return _scale_modes(lap.layout, theta, result.u_lead, result.u_rest)
@@ -254,6 +310,13 @@ def kass_steffey_variances(fit: MixedFit, plugin: str = "hyper") -> tuple[np.nda
     jac = np.column_stack(columns)
     extra = np.einsum("ik,kl,il->i", jac, cov, jac)
     return _unflatten(fit, extra)
+
+
+def _flatten(fit: MixedFit, blocks: list[np.ndarray]) -> np.ndarray:
+    """The inverse of :func:`_unflatten`: leading blocks interleaved by level, then the rest."""
+    layout = fit.layout
+    lead = np.hstack([blocks[i] for i in layout.lead]).ravel()
+    return np.concatenate([lead, *(blocks[i].ravel() for i in layout.rest)])
 
 
 def _unflatten(fit: MixedFit, flat: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -144,16 +144,16 @@ def fit_lmm(
     layout = ReLayout.from_design(design)
     order = list(std_layout.order)
     theta_layout = std_layout.theta
-
-    def to_standard(values: np.ndarray) -> np.ndarray:
-        factors = theta_layout.factors(np.asarray(values, dtype=float))
-        return theta_layout.theta_from_factors(standardization.standard_factors(factors, order))
-
     lower = theta_layout.lower_bounds()
     if theta is not None:
-        opt = evaluated_at(deviance, to_standard(checked_theta(theta, lower)), lower)
+        given = standardization.standard_theta(checked_theta(theta, lower), std_layout)
+        opt = evaluated_at(deviance, given, lower)
     else:
-        x0 = theta_layout.start() if start is None else to_standard(start)
+        x0 = (
+            theta_layout.start()
+            if start is None
+            else standardization.standard_theta(np.asarray(start, dtype=float), std_layout)
+        )
         opt = minimize_bounded(deviance, x0, lower, polish=True)
     sol = deviance.solve(opt.final)
     sigma_std = deviance.sigma(sol)
@@ -174,9 +174,7 @@ def fit_lmm(
         design=design,
         method=method_key,
         layout=layout,
-        theta=theta_layout.theta_from_factors(
-            standardization.factors(theta_layout.factors(sol.theta), order)
-        ),
+        theta=standardization.theta(sol.theta, std_layout),
         beta=beta,
         vcov_beta=standardization.vcov_beta(vcov_std),
         sigma=standardization.y_scale * sigma_std,

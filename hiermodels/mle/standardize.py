@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from hiermodels.mle.blocked import ReLayout
 from hiermodels.spec.design import Design
 
 __all__ = ["Standardization", "lower_triangular_factor"]
@@ -166,6 +167,11 @@ class Standardization:
         shift = self.y_shift * self.intercept_direction
         return self.y_scale * (self.fixed_transform @ beta) + shift
 
+    def standard_beta(self, beta: np.ndarray) -> np.ndarray:
+        """Standardised fixed effects from ones in the design's units (inverse of :meth:`beta`)."""
+        shifted = np.asarray(beta, dtype=float) - self.y_shift * self.intercept_direction
+        return np.linalg.solve(self.fixed_transform, shifted) / self.y_scale
+
     def vcov_beta(self, vcov: np.ndarray) -> np.ndarray:
         """Covariance of the fixed effects in the design's units."""
         t = self.fixed_transform
@@ -187,6 +193,16 @@ class Standardization:
             lower_triangular_factor(np.linalg.solve(self.block_transforms[i], factor))
             for factor, i in zip(factors, order, strict=True)
         ]
+
+    def theta(self, theta: np.ndarray, layout: ReLayout) -> np.ndarray:
+        """lme4's ``θ`` from the standardised one; ``layout`` is the standardised design's."""
+        factors = layout.theta.factors(theta)
+        return layout.theta.theta_from_factors(self.factors(factors, list(layout.order)))
+
+    def standard_theta(self, theta: np.ndarray, layout: ReLayout) -> np.ndarray:
+        """The standardised ``θ`` from lme4's; the inverse of :meth:`theta`."""
+        factors = layout.theta.factors(theta)
+        return layout.theta.theta_from_factors(self.standard_factors(factors, list(layout.order)))
 
     def modes(self, modes: np.ndarray, index: int) -> np.ndarray:
         """``(levels, q)`` conditional modes of design block ``index`` in the design's units."""
