@@ -61,13 +61,17 @@ class Separation:
     Attributes
     ----------
     columns : tuple of str
-        Fixed-effect columns whose estimates are infinite.
+        The columns of a sparsest separating combination: what separates.
+    infinite : tuple of str
+        Every column whose estimate is infinite (under complete separation,
+        all of them: any small change of a separating direction separates too).
     complete : bool
         Every observation is perfectly predicted (complete separation), as
         opposed to quasi-complete separation (some are, the rest tie).
     """
 
     columns: tuple[str, ...]
+    infinite: tuple[str, ...]
     complete: bool
 
 
@@ -87,15 +91,19 @@ def _row_signs(response: GlmResponse) -> np.ndarray:
 
 def _cone_constraints(
     x: np.ndarray, signs: np.ndarray
-) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """``A_ub d ≤ 0`` for one-sided rows, ``A_eq d = 0`` for two-sided rows."""
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``A_ub d ≤ 0`` for one-sided rows, ``A_eq d = 0`` for two-sided rows.
+
+    Repeated rows constrain nothing new: with categorical covariates most
+    rows repeat, and dropping them shrinks the linear programmes by orders
+    of magnitude.
+    """
     used = ~np.isnan(signs)
     x, signs = x[used], signs[used]
     one_sided = signs != 0
-    a_ub = -(signs[one_sided, None] * x[one_sided]) if np.any(one_sided) else None
-    a_eq = x[~one_sided] if np.any(~one_sided) else None
-    b_ub = np.zeros(a_ub.shape[0]) if a_ub is not None else None
-    return a_ub, b_ub, a_eq
+    a_ub = np.unique(-(signs[one_sided, None] * x[one_sided]), axis=0)
+    a_eq = np.unique(x[~one_sided], axis=0)
+    return (a_ub if a_ub.size else None), (a_eq if a_eq.size else None)
 
 
 def separated_columns(
@@ -117,61 +125,113 @@ def separated_columns(
     Separation or None
         ``None`` when every fixed effect has a finite estimate.
     """
-    if x.shape[1] == 0:
+    p = x.shape[1]
+    if p == 0:
         return None
-    signs = _row_signs(response)
     # columns scaled to unit maximum, so the box |d| ≤ 1 and the tolerance mean the
     # same for a covariate in millimetres and one in kilometres
     scale = np.max(np.abs(x), axis=0)
     scale[scale == 0] = 1.0
-    xs = x / scale
-    a_ub, b_ub, a_eq = _cone_constraints(xs, signs)
+    a_ub, a_eq = _cone_constraints(x / scale, _row_signs(response))
     if a_ub is None:
         return None  # no one-sided row: the likelihood is bounded in every direction
-    p = xs.shape[1]
-    b_eq = np.zeros(a_eq.shape[0]) if a_eq is not None else None
-    bounds = [(-1.0, 1.0)] * p
-
-    def extreme(objective: np.ndarray) -> np.ndarray | None:
-        res = linprog(
-            objective, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs"
-        )
-        return res.x if res.status == 0 else None
-
-    # One LP answers "is there separation at all": push every one-sided row as far as
-    # the cone allows (the sum is zero exactly when the cone is {0}).
-    first = extreme(a_ub.sum(axis=0))
-    if first is None or -(a_ub @ first).sum() <= _DIRECTION_TOLERANCE:
+    # two-sided rows pin d to the null space of theirs: search in its coordinates z,
+    # d = basis z, which leaves only the one-sided rows as constraints
+    basis = np.eye(p) if a_eq is None else _null_space(a_eq)
+    if basis.shape[1] == 0:
         return None
-    moving = np.abs(first) > _DIRECTION_TOLERANCE
-    for j in np.flatnonzero(~moving):
-        for sign in (1.0, -1.0):
-            unit = np.zeros(p)
-            unit[j] = sign
-            d = extreme(unit)
-            if d is not None and -sign * d[j] > _DIRECTION_TOLERANCE:
-                moving[j] = True
-                break
-    columns = tuple(name for name, m in zip(names, moving, strict=True) if m)
-    if not columns:
+    pushed = a_ub @ basis
+    strict = _strict_rows(pushed)
+    if not np.any(strict):
         return None
-    return Separation(columns, complete=a_eq is None and _strictly_separable(a_ub, p))
+    # the cone's directions span exactly the null space of the rows that can never be
+    # strict: a column has an infinite estimate iff that space reaches it
+    span = basis @ _null_space(pushed[~strict])
+    moving = np.max(np.abs(span), axis=1, initial=0.0) > 1e-6
+    involved = _sparsest_direction(pushed, basis)
+    if involved is None or not np.any(involved):
+        involved = moving
+    return Separation(
+        columns=tuple(n for n, m in zip(names, involved, strict=True) if m),
+        infinite=tuple(n for n, m in zip(names, moving, strict=True) if m),
+        complete=a_eq is None and bool(np.all(strict)),
+    )
 
 
-def _strictly_separable(a_ub: np.ndarray, p: int) -> bool:
-    """Whether some ``d`` makes every one-sided inequality strict (complete separation)."""
-    # maximise t subject to −A_ub d ≥ t, |d| ≤ 1, t ≤ 1
-    a = np.column_stack([a_ub, np.ones(a_ub.shape[0])])
-    objective = np.zeros(p + 1)
-    objective[-1] = -1.0
+def _null_space(rows: np.ndarray) -> np.ndarray:
+    """Orthonormal basis (columns) of the null space of ``rows``."""
+    p = rows.shape[1]
+    if rows.shape[0] == 0:
+        return np.eye(p)
+    if rows.shape[0] < p:  # zero rows change nothing and give vt all p rows
+        rows = np.vstack([rows, np.zeros((p - rows.shape[0], p))])
+    _, values, vt = np.linalg.svd(rows, full_matrices=False)
+    tolerance = max(rows.shape) * np.finfo(float).eps * (values[0] if values.size else 0.0)
+    rank = int(np.sum(values > max(tolerance, 1e-12)))
+    return vt[rank:].T
+
+
+def _push(a_ub: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
+    """A direction of the cone (``|z| ≤ 1``) moving the chosen one-sided rows farthest."""
     res = linprog(
-        objective,
-        A_ub=a,
-        b_ub=np.zeros(a.shape[0]),
-        bounds=[(-1.0, 1.0)] * p + [(None, 1.0)],
+        a_ub[rows].sum(axis=0),
+        A_ub=a_ub,
+        b_ub=np.zeros(a_ub.shape[0]),
+        bounds=[(-1.0, 1.0)] * a_ub.shape[1],
         method="highs",
     )
-    return res.status == 0 and -res.fun > _DIRECTION_TOLERANCE
+    if res.status != 0 or -res.fun <= _DIRECTION_TOLERANCE:
+        return None
+    return res.x
+
+
+def _strict_rows(a_ub: np.ndarray) -> np.ndarray:
+    """One-sided rows some direction of the cone makes strict (``a_i z < 0``).
+
+    Each round pushes the rows not yet strict; the cone is convex, so the sum
+    of the directions found makes all of them strict at once. It ends when
+    the remaining rows cannot move (usually after one or two small LPs).
+    """
+    strict = np.zeros(a_ub.shape[0], dtype=bool)
+    while not np.all(strict):
+        z = _push(a_ub, ~strict)
+        if z is None:
+            break
+        newly = (-(a_ub @ z) > _DIRECTION_TOLERANCE) & ~strict
+        if not np.any(newly):
+            break
+        strict |= newly
+    return strict
+
+
+def _sparsest_direction(pushed: np.ndarray, basis: np.ndarray) -> np.ndarray | None:
+    """Support of a separating direction of least L1 norm (the columns that separate).
+
+    ``d = basis z = d⁺ − d⁻`` minimising ``Σ (d⁺ + d⁻)`` over the cone,
+    normalised so that the one-sided rows move by 1 in total; an L1 optimum
+    sits on few columns.
+    """
+    p, k = basis.shape
+    m = pushed.shape[0]
+    # variables: z (free), d⁺, d⁻ (non-negative)
+    cost = np.concatenate([np.zeros(k), np.ones(2 * p)])
+    a_ub = np.vstack([pushed, pushed.sum(axis=0, keepdims=True)])
+    a_ub = np.hstack([a_ub, np.zeros((m + 1, 2 * p))])
+    b_ub = np.concatenate([np.zeros(m), [-1.0]])
+    a_eq = np.hstack([-basis, np.eye(p), -np.eye(p)])
+    res = linprog(
+        cost,
+        A_ub=a_ub,
+        b_ub=b_ub,
+        A_eq=a_eq,
+        b_eq=np.zeros(p),
+        bounds=[(None, None)] * k + [(0.0, None)] * (2 * p),
+        method="highs",
+    )
+    if res.status != 0:
+        return None
+    d = res.x[k : k + p] - res.x[k + p :]
+    return np.abs(d) > _DIRECTION_TOLERANCE * max(float(np.max(np.abs(d))), 1.0)
 
 
 def boundary_groups(

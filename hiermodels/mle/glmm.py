@@ -632,22 +632,24 @@ def _warn_if_separated(design: Design, response: GlmResponse) -> Separation | No
     if found is None:
         return None
     kind = "complete" if found.complete else "quasi-complete"
+    what = name_list(found.columns)
+    if len(found.columns) > 1:
+        what = f"a combination of {what}"
     if response.family == "binomial":
         how = (
-            "a combination of them predicts every success and failure perfectly"
+            "predicts every success and failure perfectly"
             if found.complete
-            else "a combination of them predicts some responses perfectly (all "
-            "successes on one side, all failures on the other) and ties the rest"
+            else "predicts some responses perfectly (all successes on one side, all "
+            "failures on the other) and ties the rest"
         )
     else:
-        how = "a combination of them points only at rows whose counts are all zero"
-    label = "columns" if len(found.columns) > 1 else "column"
+        how = "is non-zero only on rows whose counts are zero (one sign)"
     warnings.warn(
-        f"{kind} separation in the fixed effects: {how} ({label} "
-        f"{name_list(found.columns)}), so their maximum-likelihood estimates are infinite "
-        "and the reported estimates and standard errors are wherever the optimiser "
-        "stopped. Fit with a proper prior on the fixed effects (Model.fit_bayes), or "
-        "remove the covariate or merge the levels involved",
+        f"{kind} separation in the fixed effects: {what} {how}, so the maximum-likelihood "
+        f"estimates of {name_list(found.infinite, shown=8)} are infinite and the reported "
+        "estimates and standard errors are wherever the optimiser stopped. Fit with a "
+        "proper prior on the fixed effects (Model.fit_bayes), or remove the covariate or "
+        "merge the levels involved",
         SeparationWarning,
         stacklevel=3,
     )
