@@ -233,14 +233,20 @@ class LaplaceDeviance:
             _, weights, resid = self.response.working(eta)
             xz = np.column_stack([self.design.X, eta - offset + resid])
             lead, rest = layout.z_transpose(xz, weights=weights)
-            sol = solve_pls(
-                layout,
-                theta,
-                layout.cross_products(weights),
-                lead,
-                rest,
-                xz.T @ (xz * weights[:, None]),
-            )
+            try:
+                sol = solve_pls(
+                    layout,
+                    theta,
+                    layout.cross_products(weights),
+                    lead,
+                    rest,
+                    xz.T @ (xz * weights[:, None]),
+                )
+            except np.linalg.LinAlgError:
+                # a working response fitted exactly (e.g. counts nearly all zero) leaves a
+                # residual sum of squares of 0 that round-off makes negative: the joint step
+                # is unavailable, and PIRLS over u at the current β still is
+                break
             d_beta, d1, d2 = sol.beta - beta, sol.u_lead - u1, sol.u_rest - u2
             for k in range(_MAX_HALVINGS):
                 cb, c1, c2 = beta + d_beta / 2**k, u1 + d1 / 2**k, u2 + d2 / 2**k

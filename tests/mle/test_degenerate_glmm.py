@@ -213,3 +213,20 @@ def test_a_failing_factorisation_is_an_infinite_deviance_or_a_clear_error(monkey
         with pytest.raises(FitError, match="cannot be evaluated at the estimates") as err:
             glmm.fit_glmm(design)
     assert "ΛᵀZᵀWZΛ + I" in str(err.value) and "positive definite" not in str(err.value)
+
+
+def test_a_failing_joint_step_falls_back_to_pirls_over_u(monkeypatch) -> None:
+    """Stage one's joint (β, u) step cannot factor an exactly fitted working response."""
+    design = hm.Model("y ~ x + (1 | g)", _counts_with_zero_groups(2, n_zero=0), "poisson").design
+    dev = glmm.laplace_deviance(design)
+    theta, beta = np.array([0.5]), np.array([6.5, 0.2])
+    expected = dev.pirls(theta, beta, None).deviance
+
+    def exactly_fitted(*args, **kwargs):
+        raise np.linalg.LinAlgError("2-th leading minor of the array is not positive definite")
+
+    monkeypatch.setattr(glmm, "solve_pls", exactly_fitted)
+    dev.warm_start.clear()
+    result = dev.pirls_joint(theta, beta)
+    np.testing.assert_array_equal(result.beta, beta)
+    assert result.deviance == pytest.approx(expected, rel=1e-9)
