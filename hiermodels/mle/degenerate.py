@@ -268,7 +268,8 @@ class GroupProblem:
     group : str
         Grouping-factor name.
     sd : float
-        Largest random-effect SD of the factor's blocks (link scale).
+        Largest random-effect SD of the factor's terms on the link scale (a
+        slope's SD times the root mean square of its covariate).
     separated : tuple of str
         Levels all successes / all failures (binomial) or all zero (Poisson)
         when the SD is huge or their conditional modes run off.
@@ -316,7 +317,9 @@ def group_problems(
         high, low = boundary_groups(first.codes, first.n_levels, response)
         if not np.any(high | low):
             continue
-        sd = max(float(np.sqrt(np.max(np.diag(covariances[i])))) for i in idx)
+        # a slope's SD is per unit of its covariate: times the covariate's RMS it is on
+        # the link scale like an intercept's, whatever the covariate's units
+        sd = max(float(np.max(np.sqrt(np.diag(covariances[i])) * _rms(blocks[i].X))) for i in idx)
         # the random part of each observation's linear predictor, per level its extreme
         contribution = np.zeros(first.codes.shape)
         for i in idx:
@@ -347,6 +350,11 @@ def group_problems(
                 )
             )
     return problems
+
+
+def _rms(columns: np.ndarray) -> np.ndarray:
+    """Root mean square of each column."""
+    return np.sqrt(np.mean(columns**2, axis=0))
 
 
 def name_list(names: Sequence[str], shown: int = 5) -> str:

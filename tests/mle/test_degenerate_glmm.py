@@ -155,6 +155,21 @@ def test_shipped_glmm_data_with_all_zero_groups_stay_silent() -> None:
     assert (brood == 0).sum() >= 10  # the data do have all-zero groups
 
 
+def test_a_slope_in_small_units_is_judged_on_the_link_scale() -> None:
+    """A slope SD of hundreds per unit of a covariate in thousandths is ordinary."""
+    rng = np.random.default_rng(1)
+    g = np.repeat(np.arange(30), 8)
+    x = rng.normal(size=g.size)
+    b0, b1 = rng.normal(0, 0.7, 30), rng.normal(0, 0.6, 30)
+    y = rng.binomial(1, 1 / (1 + np.exp(-(-1.5 + b0[g] + (0.5 + b1[g]) * x))))
+    data = pd.DataFrame({"y": y, "xm": x / 1000, "g": [f"g{i:02d}" for i in g]})
+    fit, caught = _fit("y ~ xm + (xm | g)", data, "bernoulli")
+    assert float(fit.varcorr["sdcor"].iloc[1]) > 100  # per unit of xm
+    share = data.groupby("g")["y"].mean()
+    assert ((share == 0) | (share == 1)).sum() >= 3  # groups at the boundary exist
+    assert not _of(caught, DATA_WARNINGS)
+
+
 def test_many_separated_groups_are_listed_briefly() -> None:
     assert name_list(["a", "b"]) == "'a', 'b'"
     assert name_list([str(i) for i in range(9)]) == "'0', '1', '2', '3', '4' and 4 more"
