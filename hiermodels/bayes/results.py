@@ -163,7 +163,9 @@ def sampling_problem(diag: Diagnostics, *, tunable: Sequence[str] = ()) -> str |
     if diag.divergences:
         found.append(f"{diag.divergences} divergent transition(s) after tuning")
     if not diag.max_r_hat <= RHAT_MAX:
-        found.append(f"max r_hat {diag.max_r_hat:.3g} ({diag.worst_r_hat}; want <= {RHAT_MAX})")
+        # three decimals: 1.0204 must not read as the threshold 1.02
+        shown = f"{diag.max_r_hat:.3f}" if diag.max_r_hat < 10 else f"{diag.max_r_hat:.3g}"
+        found.append(f"max r_hat {shown} ({diag.worst_r_hat}; want <= {RHAT_MAX})")
     if not diag.min_ess_bulk >= diag.ess_min:
         found.append(
             f"min bulk ESS {diag.min_ess_bulk:.0f} ({diag.worst_ess}; want >= {diag.ess_min:.0f})"
