@@ -649,7 +649,7 @@ def _warn_if_separated(design: Design, response: GlmResponse) -> Separation | No
             "failures on the other) and ties the rest"
         )
     else:
-        how = "is non-zero only on rows whose counts are zero (one sign)"
+        how = "can drive the rate to zero on rows whose counts are zero without changing the others"
     warnings.warn(
         f"{kind} separation in the fixed effects: {what} {how}, so the maximum-likelihood "
         f"estimates of {name_list(found.infinite, shown=8)} are infinite and the reported "
