@@ -24,6 +24,7 @@ from scipy.special import logsumexp
 from hiermodels.errors import DegenerateDataWarning, FitError, SeparationWarning
 from hiermodels.mle.blocked import BlockedFactor, ReLayout, factorize
 from hiermodels.mle.degenerate import (
+    LINK_SCALE_LIMIT,
     ZERO_COUNT_LIMIT,
     Separation,
     group_problems,
@@ -668,13 +669,18 @@ def _warn_about_groups(fit: MixedFit, response: GlmResponse) -> None:
     ends = "all successes or all failures" if response.family == "binomial" else "all zero counts"
     for problem in problems:
         if problem.separated:
+            symptom = (
+                f"the random-effect SD ran off to {problem.sd:.3g} on the link scale"
+                if problem.sd > LINK_SCALE_LIMIT
+                else f"their conditional modes ran beyond ±{LINK_SCALE_LIMIT:g} on the link "
+                f"scale (SD {problem.sd:.3g})"
+            )
             warnings.warn(
                 f"quasi-separation by group: {len(problem.separated)} level(s) of "
-                f"{problem.group!r} have {ends} ({name_list(problem.separated)}) and the "
-                f"estimates ran off (random-effect SD {problem.sd:.3g} on the link scale, "
-                "or conditional modes beyond ±10): the likelihood keeps rising as those "
-                "groups' effects grow, so the SD and their modes mean nothing. Fit with a "
-                "proper prior on the SD (Model.fit_bayes), or drop or merge those groups",
+                f"{problem.group!r} have {ends} ({name_list(problem.separated)}) and "
+                f"{symptom}: the likelihood keeps rising as those groups' effects grow, so "
+                "the SD and their modes mean nothing. Fit with a proper prior on the SD "
+                "(Model.fit_bayes), or drop or merge those groups",
                 SeparationWarning,
                 stacklevel=3,
             )

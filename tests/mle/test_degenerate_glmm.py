@@ -17,8 +17,9 @@ import pytest
 import hiermodels as hm
 from hiermodels.errors import DegenerateDataWarning, FitError, SeparationWarning
 from hiermodels.mle import glmm
-from hiermodels.mle.degenerate import name_list, separated_columns
+from hiermodels.mle.degenerate import group_problems, name_list, separated_columns
 from hiermodels.mle.response import GlmResponse
+from hiermodels.spec.design import RandomBlock
 
 DATA_WARNINGS = (SeparationWarning, DegenerateDataWarning)
 
@@ -141,7 +142,7 @@ def test_quasi_separation_by_group_names_the_groups() -> None:
     assert sd > 10  # the symptom the warning is about
     (message,) = _of(caught, SeparationWarning)
     assert message.startswith("quasi-separation by group")
-    assert "'g0'" in message and f"{sd:.3g}" in message
+    assert "'g0'" in message and f"the random-effect SD ran off to {sd:.3g}" in message
     assert "fit_bayes" in message
 
 
@@ -261,3 +262,26 @@ def test_a_response_of_zeros_only_is_named_not_a_linear_algebra_error() -> None:
     (message,) = _of(caught, SeparationWarning)
     assert "'Intercept' can drive the rate to zero" in message
     assert fit.fixef["Intercept"] < -10
+
+
+def test_group_check_reads_sds_and_modes() -> None:
+    """The decision on given estimates: which symptom names which groups."""
+    codes = np.repeat(np.arange(4), 5)
+    block = RandomBlock("g", ("g",), ("Intercept",), ("a", "b", "c", "d"), codes, np.ones((20, 1)))
+    y = np.where(codes == 0, 1.0, 0.0)
+    y[(codes >= 2) & (np.arange(20) % 5 == 0)] = 1.0  # b all failures, c and d mixed
+    binary = GlmResponse("binomial", "logit", y, np.ones(20), np.zeros(20))
+    modes = np.array([[12.0], [-1.0], [11.0], [0.5]])
+    (problem,) = group_problems([block], [np.array([[9.0]])], [modes], binary)
+    # only the boundary group whose mode ran off; 'c' ran off too but has both outcomes
+    assert problem.separated == ("a",) and problem.sd == pytest.approx(3.0)
+    calm = np.array([[4.0], [-1.0], [0.2], [0.5]])
+    assert group_problems([block], [np.array([[9.0]])], [calm], binary) == []
+    (problem,) = group_problems([block], [np.array([[144.0]])], [calm], binary)
+    assert problem.separated == ("a", "b")  # a huge SD: every boundary group
+    counts = GlmResponse("poisson", "log", np.where(codes < 2, 0.0, 3.0), np.ones(20), np.zeros(20))
+    low = np.array([[-7.0], [-1.0], [0.3], [0.4]])
+    (problem,) = group_problems([block], [np.array([[4.0]])], [low], counts)
+    assert problem.uninformative == ("a",) and problem.separated == ()
+    (problem,) = group_problems([block], [np.array([[144.0]])], [low], counts)
+    assert problem.separated == ("a", "b") and problem.uninformative == ()
