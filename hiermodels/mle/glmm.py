@@ -544,6 +544,25 @@ def fit_glmm(
         fixed-effects covariance is the inverse of half the finite-difference
         Hessian of the deviance over ``(θ, β)``, as lme4's default
         ``use.hessian = TRUE``.
+
+    Raises
+    ------
+    FitError
+        When the Laplace approximation cannot be evaluated at the estimates.
+
+    Warns
+    -----
+    SeparationWarning
+        Before fitting, when a fixed-effect column or combination separates
+        the response (:func:`~hiermodels.mle.degenerate.separated_columns`);
+        after, when groups with all responses at one end of their range drove
+        the SD or their conditional modes off
+        (:func:`~hiermodels.mle.degenerate.group_problems`).
+    DegenerateDataWarning
+        When all-zero Poisson groups have conditional modes set by the
+        random-effect distribution alone.
+    SingularFitWarning, ConvergenceWarning
+        As lme4: a boundary fit; an optimum the checks cannot confirm.
     """
     if laplace not in ("exact", "glmer"):
         raise ValueError(f"laplace must be 'exact' or 'glmer', got {laplace!r}")
