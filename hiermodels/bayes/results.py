@@ -172,15 +172,14 @@ def sampling_problem(diag: Diagnostics, *, tunable: Sequence[str] = ()) -> str |
         )
     message = "the MCMC draws are not reliable: " + ", ".join(found) + ". "
     if diag.divergences:
+        # only an argument the caller can pass is advice; otherwise it is noise
         accept = (
-            "raise target_accept (e.g. target_accept=0.95)"
-            if "target_accept" in tunable
-            else "raise the sampler's target acceptance rate"
+            "raise target_accept (e.g. target_accept=0.95), " if "target_accept" in tunable else ""
         )
         return message + (
             "Divergences mean the sampler cannot follow the posterior's geometry (typically "
             "a funnel where a group SD approaches zero), and sampling longer does not remove "
-            f"them: {accept}, give the SDs more informative priors (priors=), or "
+            f"them: {accept}give the SDs more informative priors (priors=), or "
             "reparameterise (fewer random-effect terms, centred covariates)"
         )
     if not diag.max_r_hat <= _RHAT_STUCK or not diag.min_ess_bulk >= 10:

@@ -46,7 +46,7 @@ def test_divergences_ask_for_a_higher_acceptance_rate_not_more_draws() -> None:
     # an argument the fitting function lacks is not named
     without = sampling_problem(_diag(divergences=3), tunable=("draws", "tune", "chains"))
     assert without is not None and "target_accept" not in without
-    assert "target acceptance rate" in without
+    assert "them: give the SDs more informative priors (priors=)" in without
 
 
 def test_slow_mixing_asks_for_more_draws() -> None:
