@@ -15,6 +15,7 @@ __all__ = [
     "DesignError",
     "FitError",
     "FormulaError",
+    "NumericalWarning",
     "SamplingWarning",
     "SeparationWarning",
     "SingularFitWarning",
@@ -60,3 +61,7 @@ class SamplingWarning(UserWarning):
 
 class FitError(ValueError):
     """The likelihood cannot be evaluated at the estimates; the message says what to try."""
+
+
+class NumericalWarning(UserWarning):
+    """A derived quantity could not be computed; it is reported as NaN, not as a guess."""

@@ -19,12 +19,15 @@ the profiled REML/ML criterion; ``β`` joins ``η`` when it is plugged in too.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import scipy.linalg as sla
 
-from hiermodels.mle.glmm import laplace_deviance
+from hiermodels.errors import NumericalWarning
+from hiermodels.mle.glmm import LaplaceDeviance, laplace_deviance
 from hiermodels.mle.lmm import LmmDeviance, profiled_deviance
 from hiermodels.mle.optimize import finite_difference_hessian
 from hiermodels.mle.results import MixedFit
@@ -62,15 +65,18 @@ class GaussianConditional:
 
 @dataclass(frozen=True, eq=False)
 class _StandardFrame:
-    """A Gaussian fit seen in the standardised coordinates its optimiser worked in.
+    """A fit seen in the standardised coordinates its optimiser worked in.
 
     Derivatives in ``θ`` and ``β`` are taken there: the profiled criterion of
-    the raw data cancels catastrophically for a response far from zero, and
+    the raw data cancels catastrophically for a response far from zero, a
+    covariate in other units makes finite-difference steps meaningless, and
     a first-order (Kass–Steffey) term does not depend on the coordinates of
     the hyperparameters. Effects are mapped back to the design's units.
+    ``dev`` is the profiled REML/ML criterion (Gaussian) or the Laplace
+    deviance over ``(θ, β)``.
     """
 
-    dev: LmmDeviance
+    dev: LmmDeviance | LaplaceDeviance
     standardization: Standardization
     theta: np.ndarray
     beta: np.ndarray
@@ -78,7 +84,12 @@ class _StandardFrame:
     @classmethod
     def of(cls, fit: MixedFit) -> _StandardFrame:
         standardization = Standardization.of(fit.design)
-        dev = profiled_deviance(standardization.apply(fit.design), reml=fit.method == "REML")
+        design = standardization.apply(fit.design)
+        dev: LmmDeviance | LaplaceDeviance
+        if fit.design.family.is_gaussian:
+            dev = profiled_deviance(design, reml=fit.method == "REML")
+        else:
+            dev = laplace_deviance(design)
         theta = fit.standardized_theta
         if theta is None:
             theta = standardization.standard_theta(fit.theta, dev.layout)
@@ -148,10 +159,11 @@ def gaussian_conditional(fit: MixedFit, plugin: str = "hyper") -> GaussianCondit
     if plugin == "all" or fit.beta.size == 0:
         return GaussianConditional(means, fit.conditional_covariances)
     frame = _StandardFrame.of(fit)
+    dev = cast(LmmDeviance, frame.dev)  # a Gaussian fit's frame holds the profiled criterion
     # g̃ maps back through T alone: σ² (T g̃)(T g̃)ᵀ = s² T (σ̃² g̃ g̃ᵀ) Tᵀ
     spread = [
         g / frame.standardization.y_scale
-        for g in frame.design_units(_beta_spread(frame.dev, frame.theta))
+        for g in frame.design_units(_beta_spread(dev, frame.theta))
     ]
     covs = tuple(
         cov + fit.sigma**2 * np.einsum("lip,ljp->lij", g, g)
@@ -165,15 +177,14 @@ def _check_plugin(plugin: str) -> None:
         raise ValueError(f"plugin must be 'hyper' or 'all', got {plugin!r}")
 
 
-def _plugged_theta(fit: MixedFit) -> np.ndarray:
-    """The θ in which the hyperparameters are perturbed: the standardised one, if any."""
-    return fit.theta if fit.standardized_theta is None else fit.standardized_theta
-
-
 def _free_theta(fit: MixedFit) -> np.ndarray:
-    """θ entries not pinned at the boundary (diagonal entries ≈ 0 are held fixed)."""
+    """θ entries not pinned at the boundary (diagonal entries ≈ 0 are held fixed).
+
+    Judged on the standardised θ, in which the hyperparameters are perturbed.
+    """
     diagonal = fit.layout.theta.diagonal_mask()
-    return ~(diagonal & (_plugged_theta(fit) < _BOUNDARY))
+    theta = fit.theta if fit.standardized_theta is None else fit.standardized_theta
+    return ~(diagonal & (theta < _BOUNDARY))
 
 
 def hyperparameter_covariance(
@@ -192,8 +203,8 @@ def hyperparameter_covariance(
     -------
     params : numpy.ndarray
         The free parameters: θ entries off the boundary, then ``β`` when
-        ``plugin="all"`` — for a linear mixed model in the standardised
-        coordinates of :attr:`MixedFit.standardized_theta` (see
+        ``plugin="all"`` — in the standardised coordinates of
+        :attr:`MixedFit.standardized_theta` (see
         :mod:`hiermodels.mle.standardize`), where the derivatives are taken.
     covariance : numpy.ndarray
         Their covariance: ``2 H⁻¹`` with ``H`` the Hessian of the profiled
@@ -201,12 +212,16 @@ def hyperparameter_covariance(
         or of the Laplace deviance over ``(θ, β)`` (GLMM).
     """
     _check_plugin(plugin)
+    return _hyperparameter_covariance(fit, _StandardFrame.of(fit), plugin)
+
+
+def _hyperparameter_covariance(
+    fit: MixedFit, frame: _StandardFrame, plugin: str
+) -> tuple[np.ndarray, np.ndarray]:
     free = _free_theta(fit)
-    theta = fit.theta
-    if fit.design.family.is_gaussian:
-        frame = _StandardFrame.of(fit)
-        dev, theta = frame.dev, frame.theta
-        # the standardised β and its covariance: vcov scaled back by s T
+    theta, dev = frame.theta, frame.dev
+    if isinstance(dev, LmmDeviance):
+        # the standardised β's covariance: vcov mapped through (s T)⁻¹
         transform = frame.standardization.y_scale * frame.standardization.fixed_transform
         inverse = np.linalg.inv(transform) if transform.size else transform
         vcov_beta = inverse @ fit.vcov_beta @ inverse.T
@@ -224,14 +239,13 @@ def hyperparameter_covariance(
         if plugin == "hyper":
             return theta[free], cov_theta
         return np.concatenate([theta[free], frame.beta]), sla.block_diag(cov_theta, vcov_beta)
-    lap = laplace_deviance(fit.design)
-    params = np.concatenate([theta, fit.beta])
-    mask = np.concatenate([free, np.ones(fit.beta.size, dtype=bool)])
+    params = np.concatenate([theta, frame.beta])
+    mask = np.concatenate([free, np.ones(frame.beta.size, dtype=bool)])
 
     def dev_sub(sub: np.ndarray) -> float:
         full = params.copy()
         full[mask] = sub
-        return lap(full)
+        return dev(full)
 
     cov = 2.0 * np.linalg.inv(finite_difference_hessian(dev_sub, params[mask]))
     if plugin == "all":
@@ -240,27 +254,27 @@ def hyperparameter_covariance(
     return theta[free], cov[:n_theta, :n_theta]
 
 
-def _conditional_means(fit: MixedFit, params: np.ndarray, plugin: str) -> np.ndarray:
-    """All conditional means (θ order, flattened) at perturbed plug-in values."""
+def _conditional_means(
+    fit: MixedFit, frame: _StandardFrame, params: np.ndarray, plugin: str
+) -> np.ndarray:
+    """All conditional means (θ order, flattened, design units) at perturbed plug-in values."""
     free = _free_theta(fit)
     n_free = int(free.sum())
-    theta = _plugged_theta(fit).copy()
+    theta = frame.theta.copy()
     theta[free] = params[:n_free]
     beta = params[n_free:] if plugin == "all" else None
-    if fit.design.family.is_gaussian:
-        frame = _StandardFrame.of(fit)
-        dev = frame.dev
+    dev = frame.dev
+    if isinstance(dev, LmmDeviance):
         if beta is None:
             sol = dev.solve(theta)
             u_lead, u_rest = sol.u_lead, sol.u_rest
         else:
             u_lead, u_rest = _modes_fixed_beta(dev, theta, beta)
-        flat = _scale_modes(dev.layout, theta, u_lead, u_rest)
-        blocks = frame.design_units(list(_unflatten(fit, flat)))
-        return _flatten(fit, blocks)
-    lap = laplace_deviance(fit.design)
-    result = lap.pirls(theta, fit.beta if beta is None else beta)
-    return _scale_modes(lap.layout, theta, result.u_lead, result.u_rest)
+    else:
+        result = dev.pirls(theta, frame.beta if beta is None else beta)
+        u_lead, u_rest = result.u_lead, result.u_rest
+    flat = _scale_modes(dev.layout, theta, u_lead, u_rest)
+    return _flatten(fit, frame.design_units(list(_unflatten(fit, flat))))
 
 
 def _modes_fixed_beta(
@@ -294,19 +308,35 @@ def kass_steffey_variances(fit: MixedFit, plugin: str = "hyper") -> tuple[np.nda
     Returns the diagonal of ``J Σ̂ Jᵀ`` for every block, ``(levels, q)``, θ
     order, to be added to the plug-in conditional variances.
     """
-    params, cov = hyperparameter_covariance(fit, plugin)
-    if params.size == 0:
-        return tuple(np.zeros(m.shape) for m in fit.conditional_modes)
-    h = _STEP * np.maximum(np.abs(params), 1.0)
-    columns = []
-    for k in range(params.size):
-        up, down = params.copy(), params.copy()
-        up[k] += h[k]
-        down[k] -= h[k]
-        columns.append(
-            (_conditional_means(fit, up, plugin) - _conditional_means(fit, down, plugin))
-            / (2 * h[k])
+    _check_plugin(plugin)
+    frame = _StandardFrame.of(fit)
+    try:
+        params, cov = _hyperparameter_covariance(fit, frame, plugin)
+        if params.size == 0:
+            return tuple(np.zeros(m.shape) for m in fit.conditional_modes)
+        h = _STEP * np.maximum(np.abs(params), 1.0)
+        columns = []
+        for k in range(params.size):
+            up, down = params.copy(), params.copy()
+            up[k] += h[k]
+            down[k] -= h[k]
+            columns.append(
+                (
+                    _conditional_means(fit, frame, up, plugin)
+                    - _conditional_means(fit, frame, down, plugin)
+                )
+                / (2 * h[k])
+            )
+    except np.linalg.LinAlgError:
+        warnings.warn(
+            "the Kass–Steffey correction could not be computed: the likelihood cannot be "
+            "evaluated (or its curvature inverted) next to the estimates; the corrected "
+            "intervals are NaN — use full Bayes (fit_bayes) for intervals that carry the "
+            "hyperparameters' uncertainty",
+            NumericalWarning,
+            stacklevel=3,
         )
+        return tuple(np.full(m.shape, np.nan) for m in fit.conditional_modes)
     jac = np.column_stack(columns)
     extra = np.einsum("ik,kl,il->i", jac, cov, jac)
     return _unflatten(fit, extra)

@@ -40,6 +40,7 @@ from hiermodels.mle.optimize import (
 )
 from hiermodels.mle.response import GlmResponse
 from hiermodels.mle.results import MixedFit
+from hiermodels.mle.standardize import Standardization
 from hiermodels.spec.design import Design
 
 __all__ = [
@@ -568,12 +569,20 @@ def fit_glmm(
         raise ValueError(f"laplace must be 'exact' or 'glmer', got {laplace!r}")
     if laplace == "glmer" and n_agq != 1:
         raise ValueError("laplace='glmer' applies to the Laplace approximation (n_agq=1)")
-    dev = laplace_deviance(design)
+    # covariates centred and scaled, estimates mapped back: the Laplace deviance is
+    # the same number in either coordinates, and the optimiser's problem is unit-free
+    standardization = Standardization.of(design)
+    std_design = standardization.apply(design)
+    dev = laplace_deviance(std_design)
     separation = _warn_if_separated(design, dev.response)
     objective = dev if n_agq == 1 else AgqDeviance(dev, int(n_agq))
     theta_layout = dev.layout.theta
-    beta0 = _glm_start(design, dev.response)
-    theta0 = theta_layout.start() if start is None else np.asarray(start, dtype=float)
+    beta0 = _glm_start(std_design, dev.response)
+    theta0 = (
+        theta_layout.start()
+        if start is None
+        else standardization.standard_theta(np.asarray(start, dtype=float), dev.layout)
+    )
     lower_theta = theta_layout.lower_bounds()
 
     def stage_one(theta: np.ndarray) -> float:
@@ -606,23 +615,29 @@ def fit_glmm(
     hess = _hessian(objective, opt.final, free)
     n_free_theta = int(np.sum(free[: dev.n_theta]))
     vcov_beta = _fixed_effects_covariance(hess, n_free_theta, separated=separation is not None)
-    modes, covs = conditional_blocks(
+    modes_std, covs_std = conditional_blocks(
         dev.layout, theta, result.factor, result.u_lead, result.u_rest, 1.0
     )
+    order = dev.layout.order
+    modes = tuple(standardization.modes(m, order[k]) for k, m in enumerate(modes_std))
+    covs = tuple(standardization.covariances(c, order[k]) for k, c in enumerate(covs_std))
+    layout = ReLayout.from_design(design)
+    beta_out = standardization.beta(beta)
     fit = MixedFit(
         design=design,
         method="Laplace" if n_agq == 1 else "AGQ",
-        layout=dev.layout,
-        theta=theta,
-        beta=beta,
-        vcov_beta=0.5 * (vcov_beta + vcov_beta.T),
+        layout=layout,
+        theta=standardization.theta(theta, dev.layout),
+        beta=beta_out,
+        vcov_beta=standardization.vcov_beta(0.5 * (vcov_beta + vcov_beta.T)),
         sigma=1.0,
         conditional_modes=modes,
         conditional_covariances=covs,
         loglik=-0.5 * final_deviance,
         objective=final_deviance,
-        linear_predictor=linear_predictor(design, dev.layout, beta, modes),
+        linear_predictor=linear_predictor(design, layout, beta_out, modes),
         opt=opt,
+        standardized_theta=theta,
     )
     warn_if_singular(fit)
     _warn_about_groups(fit, dev.response)

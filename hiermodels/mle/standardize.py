@@ -125,42 +125,52 @@ class Standardization:
 
     @classmethod
     def of(cls, design: Design) -> Standardization:
-        """The standardisation of a Gaussian design."""
+        """The standardisation of a design.
+
+        The response is centred and scaled only for a Gaussian design: the
+        other families' likelihoods are not location-scale families of the
+        response, and their covariates alone are standardised.
+        """
         X = np.asarray(design.X, dtype=float)
-        y = np.asarray(design.y, dtype=float)
-        if design.offset is not None:
-            y = y - design.offset
-        direction = _constant_direction(X)
-        shift = float(np.mean(y)) if direction is not None and y.size else 0.0
-        centred = y - shift
-        spread = float(np.std(centred)) if direction is not None else float(np.sqrt(np.mean(y**2)))
         blocks = tuple(
             _column_transform(block.X, centre=block.n_terms > 1) for block in design.blocks
         )
+        shift, scale, direction = 0.0, 1.0, None
+        if design.family.is_gaussian:
+            y = np.asarray(design.y, dtype=float)
+            if design.offset is not None:
+                y = y - design.offset
+            direction = _constant_direction(X)
+            shift = float(np.mean(y)) if direction is not None and y.size else 0.0
+            spread = (
+                float(np.std(y - shift)) if direction is not None else float(np.sqrt(np.mean(y**2)))
+            )
+            scale = _power_of_two(spread)
         return cls(
             y_shift=shift,
-            y_scale=_power_of_two(spread),
+            y_scale=scale,
             intercept_direction=np.zeros(X.shape[1]) if direction is None else direction,
             fixed_transform=_column_transform(X, centre=True),
             block_transforms=blocks,
         )
 
     def apply(self, design: Design) -> Design:
-        """The standardised design: ``ỹ``, ``X̃`` and every ``X̃_b``, no offset."""
-        y = np.asarray(design.y, dtype=float)
-        if design.offset is not None:
-            y = y - design.offset
+        """The standardised design: ``X̃`` and every ``X̃_b``; for a Gaussian design ``ỹ``.
+
+        A Gaussian design's offset is folded into ``ỹ``; other families keep
+        their response and offset.
+        """
         blocks = tuple(
             replace(block, X=block.X @ transform)
             for block, transform in zip(design.blocks, self.block_transforms, strict=True)
         )
-        return replace(
-            design,
-            y=(y - self.y_shift) / self.y_scale,
-            X=design.X @ self.fixed_transform,
-            blocks=blocks,
-            offset=None,
-        )
+        standardized = replace(design, X=design.X @ self.fixed_transform, blocks=blocks)
+        if not design.family.is_gaussian:
+            return standardized
+        y = np.asarray(design.y, dtype=float)
+        if design.offset is not None:
+            y = y - design.offset
+        return replace(standardized, y=(y - self.y_shift) / self.y_scale, offset=None)
 
     def beta(self, beta: np.ndarray) -> np.ndarray:
         """Fixed effects in the design's units from standardised ones."""
