@@ -59,8 +59,9 @@ def sample_paths(paths: Sequence[str]) -> dict[str, np.ndarray]:
     import hiermodels as hm
     from hiermodels.datasets import load
 
-    # small models keep the compilation of the PyTensor paths short
-    dyes = hm.Model("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
+    # small models keep the compilation short; this one's PyTensor paths all gave
+    # different draws from a cold and a warm cache while the models compiled with fast-math
+    sleep = hm.Model("Reaction ~ Days + (1 | Subject)", load("sleepstudy"))
     cbpp = hm.Model(
         "cbind(incidence, size - incidence) ~ period + (1 | herd)",
         load("cbpp"),
@@ -69,14 +70,14 @@ def sample_paths(paths: Sequence[str]) -> dict[str, np.ndarray]:
     schools = load("eight_schools")
     rats = load("rats_tumors")
     jobs: dict[str, Callable[[], Any]] = {
-        "direct": lambda: dyes.fit_bayes(random_seed=1, **RUN).idata,
-        "numba": lambda: dyes.fit_bayes(random_seed=2, backend="numba", **RUN).idata,
-        "python": lambda: dyes.fit_bayes(random_seed=3, backend="python", **RUN).idata,
-        "pymc": lambda: dyes.fit_bayes(random_seed=4, sampler="pymc", **PYMC_RUN).idata,
-        "full_graph": lambda: dyes.fit_bayes(random_seed=5, marginalize=False, **RUN).idata,
+        "direct": lambda: sleep.fit_bayes(random_seed=1, **RUN).idata,
+        "numba": lambda: sleep.fit_bayes(random_seed=2, backend="numba", **RUN).idata,
+        "python": lambda: sleep.fit_bayes(random_seed=3, backend="python", **RUN).idata,
+        "pymc": lambda: sleep.fit_bayes(random_seed=4, sampler="pymc", **PYMC_RUN).idata,
+        "full_graph": lambda: sleep.fit_bayes(random_seed=5, marginalize=False, **RUN).idata,
         "binomial": lambda: cbpp.fit_bayes(random_seed=6, **RUN).idata,
         "eb_gaussian": lambda: (
-            dyes.fit_eb(plugin="all", eb_method="mcmc", random_seed=7, **RUN).idata
+            sleep.fit_eb(plugin="all", eb_method="mcmc", random_seed=7, **RUN).idata
         ),
         "eb_binomial": lambda: cbpp.fit_eb(plugin="all", random_seed=8, **RUN).idata,
         # the compound models' own sampling, with nutpie and with PyMC
@@ -87,7 +88,7 @@ def sample_paths(paths: Sequence[str]) -> dict[str, np.ndarray]:
             50, 50, 1, random_seed=10, sampler="pymc"
         ),
     }
-    variables = {"eb_gaussian": "u_Batch", "eb_binomial": "u_herd"}
+    variables = {"eb_gaussian": "u_Subject", "eb_binomial": "u_herd"}
     variables |= dict.fromkeys(("normal_normal", "beta_binomial"), "theta")
     draws = {}
     for name in paths:
