@@ -11,6 +11,7 @@ whose mean and SD are lme4's conditional modes and conditional SDs.
 
 from __future__ import annotations
 
+import arviz_stats as azs
 import numpy as np
 import pytest
 
@@ -51,12 +52,22 @@ def _reml_sds(ref: dict, groups: tuple[str, ...] = ()) -> dict[str, float]:
 
 @pytest.mark.parametrize("name", list(REFERENCE_MODELS))
 def test_sd_medians_within_20_percent_of_reml(lme4_fit, name: str) -> None:
+    """The posterior median within 20% of REML, allowing three MC SEs of its estimate.
+
+    radon's floor SD has a posterior median 17.5% below REML (4 x 8000 draws
+    on two seeds: 0.2696, 0.2698 against 0.3285), and 4 x 1000 draws estimate
+    it to ±1.5%: the bound is on the posterior, not on one seed's draws.
+    """
     fit = lme4_fit(name)
     table = fit.varcorr_summary().set_index("name")
     expected = _reml_sds(load_reference(name), fit.design.groups)
+    mcse = azs.mcse(fit.posterior, method="median")
     for param, reml in expected.items():
         median = table.loc[param, "median"]
-        assert abs(median / reml - 1) < 0.20, f"{param}: median {median:.4f} vs REML {reml:.4f}"
+        slack = 3.0 * float(mcse[param].values) / reml
+        assert abs(median / reml - 1) < 0.20 + slack, (
+            f"{param}: median {median:.4f} vs REML {reml:.4f}"
+        )
 
 
 @pytest.mark.parametrize("name", list(REFERENCE_MODELS))
