@@ -147,20 +147,23 @@ def _full_bayes_means(
     """Posterior means of theta for each row of y; the model is compiled once."""
     import nutpie  # local: only needed when full Bayes is requested
 
+    from hiermodels.bayes.sample import reproducible_compilation
+
     model = NormalNormal(y[0], se).pymc_model(hyperpriors)
-    compiled = nutpie.compile_pymc_model(model)
     means = np.empty_like(y)
-    for r in range(y.shape[0]):
-        trace = nutpie.sample(
-            compiled.with_data(y_data=y[r]),
-            draws=draws,
-            tune=tune,
-            chains=2,
-            cores=1,
-            seed=seed + r,
-            progress_bar=False,
-        )
-        means[r] = trace["posterior"]["theta"].mean(("chain", "draw")).to_numpy()
+    with reproducible_compilation():
+        compiled = nutpie.compile_pymc_model(model)
+        for r in range(y.shape[0]):
+            trace = nutpie.sample(
+                compiled.with_data(y_data=y[r]),
+                draws=draws,
+                tune=tune,
+                chains=2,
+                cores=1,
+                seed=seed + r,
+                progress_bar=False,
+            )
+            means[r] = trace["posterior"]["theta"].mean(("chain", "draw")).to_numpy()
     return means
 
 

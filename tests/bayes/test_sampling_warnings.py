@@ -122,3 +122,38 @@ def test_empirical_bayes_mcmc_warns_through_fit_bayes() -> None:
         )
     assert len([w for w in caught if w.category is SamplingWarning]) == 1
     assert np.all(np.isfinite(fit.means[0]))
+
+
+def test_fit_bayes_advice_names_target_accept_which_it_takes() -> None:
+    """The divergence advice names ``target_accept``, and fit_bayes passes it to NUTS."""
+    from hiermodels.bayes.results import _fit_bayes_arguments
+
+    assert "target_accept" in _fit_bayes_arguments()
+    model = hm.Model("Reaction ~ Days + (1 | Subject)", hm.datasets.load("sleepstudy"))
+    stats = []
+    for target in (0.6, 0.99):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SamplingWarning)
+            fit = model.fit_bayes(
+                draws=200, tune=300, chains=2, random_seed=2, progressbar=False,
+                target_accept=target,
+            )  # fmt: skip
+        stats.append(float(fit.idata["sample_stats"]["step_size"].mean()))
+    # a higher acceptance rate is reached with smaller steps
+    assert stats[1] < 0.7 * stats[0]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"tune": 0}, "tune must be a positive integer \\(NUTS adapts its step size"),
+        ({"draws": 0}, "draws must be a positive integer"),
+        ({"chains": 2.5}, "chains must be a positive integer"),
+        ({"target_accept": 1.0}, "target_accept must be a number strictly between 0 and 1"),
+        ({"target_accept": "high"}, "target_accept must be a number strictly between 0 and 1"),
+    ],
+)
+def test_run_settings_are_checked_before_sampling(options: dict, message: str) -> None:
+    model = hm.Model("Reaction ~ Days + (1 | Subject)", hm.datasets.load("sleepstudy"))
+    with pytest.raises(ValueError, match=message):
+        model.fit_bayes(**options)
