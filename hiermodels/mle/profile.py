@@ -25,6 +25,7 @@ from numpy.typing import ArrayLike
 from hiermodels.mle.lmm import profiled_deviance
 from hiermodels.mle.optimize import ConvergenceWarning, minimize_bounded
 from hiermodels.mle.results import MixedFit
+from hiermodels.mle.standardize import Standardization
 
 __all__ = ["profile_sd"]
 
@@ -104,7 +105,12 @@ def profile_sd(
     criterion = (criterion or fit.method).upper()
     if criterion not in ("REML", "ML"):
         raise ValueError(f"criterion must be 'REML' or 'ML', got {criterion!r}")
-    dev = profiled_deviance(fit.design, reml=criterion == "REML")
+    # evaluated on the standardised problem (hiermodels.mle.standardize): the raw
+    # cross products cancel for a response far from zero
+    standardization = Standardization.of(fit.design)
+    dev = profiled_deviance(standardization.apply(fit.design), reml=criterion == "REML")
+    offset = standardization.criterion_offset(dev.nobs, dev.reml)
+    scale = standardization.y_scale
     if criterion != fit.method:
         from hiermodels.mle.fit import fit_lmm
 
@@ -115,13 +121,18 @@ def profile_sd(
 
     def full(theta: np.ndarray, sigma: float) -> float:
         try:
-            sol = dev.solve(theta)
+            sol = dev.solve(standardization.standard_theta(theta, dev.layout))
         except np.linalg.LinAlgError:
             return math.inf
         extra = sol.logdet_rx if dev.reml else 0.0
-        return (
-            sol.logdet_l + extra + n_eff * math.log(2 * math.pi * sigma**2) + sol.pwrss / sigma**2
+        sigma_std = sigma / scale
+        value = (
+            sol.logdet_l
+            + extra
+            + n_eff * math.log(2 * math.pi * sigma_std**2)
+            + sol.pwrss / sigma_std**2
         )
+        return value + offset
 
     rows = []
     if where is None:

@@ -238,3 +238,16 @@ def test_glmm_covariate_units_and_location(factor: float, shift: float) -> None:
     sds = fit.varcorr.set_index("grp")["sdcor"]
     for group, sd in ref["glmmTMB"]["sd"].items():
         assert sds[group] == pytest.approx(sd, rel=1e-3)
+
+
+def test_profile_follows_a_shift_of_the_response() -> None:
+    """The profile deviance of an SD is the same curve for ``Reaction + 1e12``."""
+    from hiermodels.mle.profile import profile_sd
+
+    base = _base(SLOPE, "ML")
+    data = _sleep().assign(Reaction=_sleep()["Reaction"] + 1e12)
+    fit = _fit_quietly(SLOPE, data, "ML")
+    grid = [3.5, 5.7, 9.0]
+    ours = profile_sd(fit, "sd_Subject__Days", grid)
+    theirs = profile_sd(base, "sd_Subject__Days", grid)
+    np.testing.assert_allclose(ours["delta"], theirs["delta"], rtol=1e-4, atol=1e-4)
