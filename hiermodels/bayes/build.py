@@ -27,7 +27,7 @@ intercept and slopes without changing ``beta``'s meaning or its prior.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pymc as pm
@@ -428,6 +428,48 @@ def precision_terms(
     return a00, a01, a11, l00 * h0 + l10 * h1, l11 * h1
 
 
+@dataclass(frozen=True, eq=False)
+class LeastSquaresOrigin:
+    """A response written as ``X (origin + reference) + residual``, for stable likelihoods.
+
+    ``origin`` is the response's mean at the column of ones (zero without
+    one), taken off first: ``y − mean`` is exact even where ``y`` sits far from
+    zero, where a least-squares fit of ``y`` itself would round at ``|y|``.
+    ``reference`` is the least-squares fit of the rest. A likelihood of the
+    residual at ``(b − origin) − reference`` is the likelihood of ``y`` at
+    ``b``, without the cancellation of ``y'y − 2b'X'y + b'X'Xb`` (``y + 1e12``).
+
+    Attributes
+    ----------
+    origin, reference : numpy.ndarray
+        ``(p,)`` each.
+    residual : numpy.ndarray
+        ``(n,)`` ``y − offset − X (origin + reference)``, computed in that order.
+    """
+
+    origin: np.ndarray
+    reference: np.ndarray
+    residual: np.ndarray
+
+    @classmethod
+    def of(cls, design: Design, X: np.ndarray) -> LeastSquaresOrigin:
+        """The split of ``design``'s response (less its offset) over the columns ``X``."""
+        y = np.asarray(design.y, dtype=float)
+        if design.offset is not None:
+            y = y - design.offset
+        origin = np.zeros(X.shape[1])
+        ones = [j for j in range(X.shape[1]) if np.all(X[:, j] == 1.0)]
+        if ones and y.size:
+            origin[ones[0]] = float(np.mean(y))
+            y = y - origin[ones[0]]
+        reference = np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else np.zeros(0)
+        return cls(origin, reference, y - X @ reference)
+
+    def residual_design(self, design: Design, X: np.ndarray) -> Design:
+        """``design`` with columns ``X`` and the residual as its response, no offset."""
+        return replace(design, X=X, y=self.residual, offset=None)
+
+
 def _marginal_loglik(
     stats: FactorStatistics, beta: pt.TensorVariable, chol: tuple, sigma: pt.TensorVariable
 ) -> pt.TensorVariable:
@@ -472,7 +514,9 @@ def build_marginal_model(
     resolved = resolve_priors(design, priors)
     (layout,) = group_term_layout(design)
     coords = model_coords(design)
-    stats = FactorStatistics.from_design(design)
+    X = np.asarray(design.X, dtype=float)
+    split = LeastSquaresOrigin.of(design, X)
+    stats = FactorStatistics.from_design(split.residual_design(design, X))
     with pm.Model(coords=coords) as model:
         beta = _fixed_effects(design, resolved, {})
         sds, chols = _factor_scales(layout, resolved, {})
@@ -480,5 +524,6 @@ def build_marginal_model(
         r = chols[0][1, 0] if correlated else 0.0  # type: ignore[index]
         sigma = _hyper("sigma", resolved, {})
         chol = factor_cholesky(sds, r, correlated)
-        pm.Potential("marginal_loglik", _marginal_loglik(stats, beta, chol, sigma))
+        offsets = (beta - split.origin) - split.reference
+        pm.Potential("marginal_loglik", _marginal_loglik(stats, offsets, chol, sigma))
     return model

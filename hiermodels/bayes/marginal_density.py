@@ -33,14 +33,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numba
 import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from hiermodels.bayes.build import FactorStatistics, can_marginalize, centering_transform
+from hiermodels.bayes.build import (
+    FactorStatistics,
+    LeastSquaresOrigin,
+    can_marginalize,
+    centering_transform,
+)
 from hiermodels.bayes.prior_density import jittered, lkj_pair_prior, scalar_prior
 from hiermodels.bayes.priors import GroupTerms, Priors, group_term_layout
 from hiermodels.spec.design import Design
@@ -221,7 +226,8 @@ class FixedEffectsPrior:
     :func:`~hiermodels.bayes.build.centering_transform`, unit Jacobian).
 
     The likelihoods are evaluated on :meth:`residual_design`: the sampler's
-    coordinates measured from their least-squares values. Sums of squares
+    coordinates measured from their least-squares values
+    (:class:`~hiermodels.bayes.build.LeastSquaresOrigin`). Sums of squares
     of raw data (``y'y − 2β'X'y + β'X'Xβ``) cancel catastrophically when the
     response sits far from zero (``y + 1e12``) or a predictor does
     (a date serial number); sums of squares of residuals and centred
@@ -249,31 +255,20 @@ class FixedEffectsPrior:
         centred = np.asarray(design.X, dtype=float)
         if transform is not None:
             centred = centred - transform.means[None, :]
-        y = np.asarray(design.y, dtype=float)
-        if design.offset is not None:
-            y = y - design.offset
-        # the mean comes off first, through the intercept: y − mean is exact where
-        # y is far from zero, a least-squares fit of y itself would round at |y|
-        ones = [j for j in range(centred.shape[1]) if np.all(centred[:, j] == 1.0)]
-        self._origin = [0.0] * centred.shape[1]
-        if ones and y.size:
-            self._origin[ones[0]] = float(np.mean(y))
-            y = y - self._origin[ones[0]]
-        if centred.shape[1]:
-            reference, *_ = np.linalg.lstsq(centred, y, rcond=None)
-        else:
-            reference = np.zeros(0)
-        self.reference: list[float] = reference.tolist()
+        split = LeastSquaresOrigin.of(design, centred)
+        self._origin: list[float] = split.origin.tolist()
+        self.reference: list[float] = split.reference.tolist()
         self._centred = centred
-        self._residual = y - centred @ reference
+        self._split = split
 
     def residual_design(self, design: Design) -> Design:
         """``design`` with ``X`` in the sampler's coordinates and ``y`` their residual.
 
-        A likelihood of this design at ``v − reference`` equals the original
-        likelihood at the sampler's coordinates ``v``, with the same gradient.
+        A likelihood of this design at :meth:`offsets` of the sampler's
+        coordinates ``v`` equals the original likelihood at ``v``, with the
+        same gradient.
         """
-        return replace(design, X=self._centred, y=self._residual, offset=None)
+        return self._split.residual_design(design, self._centred)
 
     def offsets(self, v: list[float]) -> list[float]:
         """The likelihood's fixed-effect argument at the sampler's coordinates ``v``."""

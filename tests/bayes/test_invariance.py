@@ -87,3 +87,30 @@ def test_posterior_medians_follow_a_shift_of_the_response() -> None:
     beta_far = far["beta"].sel(coef="Intercept").values.ravel() - SHIFT
     mc_error = np.hypot(np.std(beta_near), np.std(beta_far)) / np.sqrt(500)
     assert abs(np.median(beta_near) - np.median(beta_far)) < 4 * mc_error
+
+
+def test_pymc_marginal_graph_is_unchanged_by_a_shift_of_the_response() -> None:
+    """The PyMC marginal graph (nutpie's numba and python backends) follows the shift too."""
+    from hiermodels.bayes.build import build_marginal_model
+
+    data = hm.datasets.load("sleepstudy")
+    formula = "Reaction ~ Days + (Days | Subject)"
+    shifted = data.assign(Reaction=data["Reaction"] + SHIFT)
+    represented = data.assign(Reaction=shifted["Reaction"] - SHIFT)
+    models = [
+        build_marginal_model(build_design(formula, frame, "gaussian"))
+        for frame in (represented, shifted)
+    ]
+    logps = [model.compile_logp() for model in models]
+    point = models[0].initial_point()
+    beta_value = next(name for name in point if name.startswith("beta"))
+    far = dict(point)
+    far[beta_value] = point[beta_value].copy()
+    far[beta_value][0] += SHIFT
+    near = dict(point)
+    near[beta_value] = point[beta_value].copy()
+    # the point the rounded shifted coordinate stands for (exact: Sterbenz)
+    near[beta_value][0] = far[beta_value][0] - SHIFT
+    value, value_far = float(logps[0](near)), float(logps[1](far))
+    assert np.isfinite(value)
+    assert value_far == pytest.approx(value, rel=1e-9, abs=1e-6)
