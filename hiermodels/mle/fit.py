@@ -142,7 +142,6 @@ def fit_lmm(
     deviance = profiled_deviance(standardization.apply(design), reml=reml)
     std_layout = deviance.layout
     layout = ReLayout.from_design(design)
-    order = list(std_layout.order)
     theta_layout = std_layout.theta
     lower = theta_layout.lower_bounds()
     if theta is not None:
@@ -166,8 +165,7 @@ def fit_lmm(
     modes_std, covs_std = conditional_blocks(
         std_layout, sol.theta, sol.factor, sol.u_lead, sol.u_rest, sigma_std
     )
-    modes = tuple(standardization.modes(m, i) for m, i in zip(modes_std, order, strict=True))
-    covs = tuple(standardization.covariances(c, i) for c, i in zip(covs_std, order, strict=True))
+    modes, covs = standardization.effects(modes_std, covs_std, std_layout.order)
     beta = standardization.beta(sol.beta)
     objective = deviance.objective(sol) + standardization.criterion_offset(design.nobs, reml)
     fit = MixedFit(

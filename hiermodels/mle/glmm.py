@@ -618,9 +618,7 @@ def fit_glmm(
     modes_std, covs_std = conditional_blocks(
         dev.layout, theta, result.factor, result.u_lead, result.u_rest, 1.0
     )
-    order = dev.layout.order
-    modes = tuple(standardization.modes(m, order[k]) for k, m in enumerate(modes_std))
-    covs = tuple(standardization.covariances(c, order[k]) for k, c in enumerate(covs_std))
+    modes, covs = standardization.effects(modes_std, covs_std, dev.layout.order)
     layout = ReLayout.from_design(design)
     beta_out = standardization.beta(beta)
     fit = MixedFit(

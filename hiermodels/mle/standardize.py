@@ -223,6 +223,21 @@ class Standardization:
         t = self.block_transforms[index]
         return self.y_scale**2 * np.einsum("ij,ljk,mk->lim", t, covs, t)
 
+    def effects(
+        self,
+        modes: tuple[np.ndarray, ...],
+        covs: tuple[np.ndarray, ...],
+        order: tuple[int, ...],
+    ) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+        """Conditional modes and covariances of every block (θ order) in the design's units.
+
+        ``order[k]`` is the design index of the ``k``-th block in θ order.
+        """
+        return (
+            tuple(self.modes(m, order[k]) for k, m in enumerate(modes)),
+            tuple(self.covariances(c, order[k]) for k, c in enumerate(covs)),
+        )
+
     def criterion_offset(self, nobs: int, reml: bool) -> float:
         """Criterion in the design's units minus the standardised one.
 
