@@ -13,6 +13,7 @@ row 1, the first data row is row 2), so messages point at the cell to fix.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -187,6 +188,7 @@ def run_analysis(
     seed: int | None,
     steps: Steps,
     description: str = "",
+    target_accept: float = 0.8,
 ) -> Any:
     """Fit ``model`` as ``method`` asks, step by step, and collect an ``Analysis``."""
     from hiermodels.no_pooling import no_pooling_estimates
@@ -198,7 +200,13 @@ def run_analysis(
     mle_method = {"reml": "REML", "ml": "ML", "laplace": "Laplace"}.get(
         method, "REML" if gaussian else "Laplace"
     )
-    sampler = {"draws": draws, "tune": draws, "chains": chains, "random_seed": seed}
+    sampler = {
+        "draws": draws,
+        "tune": draws,
+        "chains": chains,
+        "random_seed": seed,
+        "target_accept": target_accept,
+    }
     settings: dict[str, Any] = {"marginal likelihood": mle_method}
     mle = eb = bayes = comparison = eb_table = None
     profiles: dict[str, pd.DataFrame] = {}
@@ -393,6 +401,7 @@ def _fit(args: argparse.Namespace) -> None:
         chains=args.chains,
         seed=args.seed,
         steps=steps,
+        target_accept=args.target_accept,
     )
     print_summary(analysis, out_console)
     out = Path(args.out)
@@ -429,6 +438,7 @@ def _demo(args: argparse.Namespace) -> None:
             seed=args.seed,
             steps=steps,
             description=" ".join(about[1].split()) if len(about) > 1 else "",
+            target_accept=args.target_accept,
         )
         print_summary(analysis, out_console)
         with steps.step("pictures and report"):
@@ -520,10 +530,27 @@ def _seed(text: str) -> int:
     return int(value)  # type: ignore[arg-type]
 
 
+def _acceptance_rate(text: str) -> float:
+    """``--target-accept``: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
 def _sampling_options(parser: argparse.ArgumentParser, draws: int, chains: int) -> None:
     parser.add_argument("--draws", type=_positive, default=draws, help="draws per chain")
     parser.add_argument("--chains", type=_positive, default=chains, help="chains")
     parser.add_argument("--seed", type=_seed, default=1, help="random seed, 0 to 2**64 - 1")
+    parser.add_argument(
+        "--target-accept",
+        type=_acceptance_rate,
+        default=0.8,
+        help="acceptance rate NUTS tunes its step size to (default 0.8; raise on divergences)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

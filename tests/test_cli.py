@@ -30,7 +30,7 @@ import hiermodels as hm
 # subprocess tests on one worker where --dist loadgroup works.
 pytestmark = pytest.mark.xdist_group("cli")
 
-SMALL = ["--draws", "200", "--chains", "2", "--seed", "3"]
+SMALL = ["--draws", "200", "--chains", "2", "--seed", "3", "--target-accept", "0.85"]
 SLEEP_FORMULA = "Reaction ~ Days + (Days | Subject)"
 
 
@@ -382,6 +382,8 @@ def test_bad_input_in_process(csv_dir, capsys, monkeypatch, args, message):
         (["fit", "sleep.csv", SLEEP_FORMULA, "--seed", str(2**70)], f"got '{2**70}'"),
         (["fit", "sleep.csv", SLEEP_FORMULA, "--seed", "1.5"], "got '1.5'"),
         (["demo", "--seed", "abc"], "argument --seed: expected an integer from 0 to 2**64 - 1"),
+        (["demo", "--target-accept", "1.5"], "expected a number between 0 and 1, got '1.5'"),
+        (["fit", "sleep.csv", SLEEP_FORMULA, "--target-accept", "x"], "got 'x'"),
     ],
 )
 def test_bad_options_are_usage_errors_with_exit_code_2(csv_dir, capsys, args, message):

@@ -207,6 +207,7 @@ def fit_eb(
     sampler: str = "nutpie",
     random_seed: int | None = None,
     progressbar: bool = True,
+    target_accept: float = 0.8,
 ) -> EBFit:
     """Empirical-Bayes fit of a design.
 
@@ -227,7 +228,7 @@ def fit_eb(
         for GLMMs).
     mle : MixedFit, optional
         A marginal-likelihood fit to reuse instead of fitting again.
-    draws, tune, chains, sampler, random_seed, progressbar
+    draws, tune, chains, sampler, random_seed, progressbar, target_accept
         MCMC settings (see :func:`hiermodels.bayes.sample.fit_bayes`).
 
     Returns
@@ -293,6 +294,7 @@ def fit_eb(
             sampler=sampler,
             random_seed=random_seed,
             progressbar=progressbar,
+            target_accept=target_accept,
         )
         idata = bayes.idata
         means, sds = _draw_moments(mle, idata)
