@@ -98,10 +98,13 @@ numpydoc_xref_param_type = False
 #: Modules with a page of their own in the API reference (api/*.md list them).
 API_MODULES = [
     "hiermodels.model",
+    "hiermodels.errors",
     "hiermodels.spec.formula",
     "hiermodels.spec.design",
     "hiermodels.spec.families",
     "hiermodels.mle.covariance",
+    "hiermodels.mle.standardize",
+    "hiermodels.mle.degenerate",
     "hiermodels.mle.blocked",
     "hiermodels.mle.lmm",
     "hiermodels.mle.glmm",
