@@ -88,13 +88,28 @@ def _first_line(message: object) -> str:
     return text.splitlines()[0] if text else ""
 
 
+#: The library's advice names Python arguments; here it names the command's options.
+_OPTION_WORDS = (
+    ("target_accept (e.g. target_accept=0.95)", "--target-accept (e.g. --target-accept 0.95)"),
+    ("raise draws= and tune= (or add chains=)", "raise --draws (or --chains)"),
+    ("more informative priors (priors=)", "more informative priors (priors= in Python)"),
+)
+
+
+def in_command_line_terms(message: str) -> str:
+    """``message`` with the sampling advice's argument names turned into the command's options."""
+    for python, option in _OPTION_WORDS:
+        message = message.replace(python, option)
+    return message
+
+
 def print_warnings(caught: Sequence[Any], console: Any, *, indent: str = "") -> None:
     """Print recorded warnings as one ``warning: …`` line each, each message once."""
     from rich.markup import escape
 
     seen: set[str] = set()
     for item in caught:
-        message = _first_line(item.message)
+        message = in_command_line_terms(_first_line(item.message))
         if message and message not in seen:
             seen.add(message)
             # escaped: level labels such as "[a]" are not rich markup

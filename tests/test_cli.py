@@ -456,3 +456,20 @@ def test_errors_while_fitting_are_one_line(csv_dir, capsys, monkeypatch, error, 
     assert main(["fit", "sleep.csv", SLEEP_FORMULA, "--method", "reml", "--out", "f"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [message]
+
+
+@pytest.mark.parametrize(
+    ("divergences", "r_hat", "expected"),
+    [(5, 1.05, "--target-accept (e.g. --target-accept 0.95)"), (0, 1.05, "raise --draws")],
+)
+def test_sampling_advice_names_the_command_options(divergences, r_hat, expected):
+    """The library's advice (Python arguments) reads as the command's options."""
+    from hiermodels.bayes.results import Diagnostics, _fit_bayes_arguments, sampling_problem
+    from hiermodels.cli import in_command_line_terms
+
+    diag = Diagnostics(divergences, r_hat, 900.0, "sd_g__Intercept", "beta[x]", False, 400.0)
+    message = sampling_problem(diag, tunable=_fit_bayes_arguments())
+    assert message is not None
+    translated = in_command_line_terms(message)
+    assert expected in translated
+    assert "target_accept=" not in translated and "draws=" not in translated
