@@ -7,24 +7,55 @@ one of its levels, so its part of ``ZᵀWZ`` is block diagonal (one small
 ``q₀ × q₀`` block per level) and is factorised level by level. The other
 terms form the *trailing* partition, whose Schur complement is dense and
 small (hundreds to a few thousand columns); the coupling between the two is
-kept sparse. This is the structure MixedModels.jl exploits: one grouping
-factor, nested factors and crossed designs such as InstEval all factorise
-in milliseconds without a general sparse Cholesky.
+kept sparse, as one small block per pair of a trailing and a leading level
+that share observations. This is the structure MixedModels.jl exploits:
+one grouping factor, nested factors and crossed designs such as InstEval
+all factorise in milliseconds without a general sparse Cholesky. The
+per-evaluation work runs in the compiled kernels of
+:mod:`hiermodels.mle.kernels`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from hiermodels.mle import kernels
 from hiermodels.mle.covariance import ThetaLayout
 from hiermodels.spec.design import Design, RandomBlock
 
-__all__ = ["ReLayout", "CrossProducts", "BlockedFactor", "factorize"]
+__all__ = [
+    "BlockPattern",
+    "BlockedFactor",
+    "CrossProducts",
+    "ReLayout",
+    "factorize",
+    "triangular_inverse",
+]
+
+
+def triangular_inverse(matrix: np.ndarray, *, lower: bool) -> np.ndarray:
+    """Inverse of a triangular matrix (LAPACK ``dtrtri``).
+
+    ``scipy.linalg.solve_triangular`` costs milliseconds per call on small
+    matrices in some SciPy releases, more than a small model's whole fit.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        When the matrix is singular.
+    """
+    if matrix.size == 0:
+        return np.zeros_like(matrix, dtype=float)
+    inverse, info = sla.lapack.dtrtri(np.asarray(matrix, dtype=float), lower=int(lower))
+    if info != 0:
+        raise np.linalg.LinAlgError("singular triangular matrix")
+    return inverse
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,8 +80,8 @@ class ReLayout:
         ``(n, q₀)`` the leading terms' covariates side by side.
     Z_rest : scipy.sparse.csr_matrix
         ``(n, q_rest)`` random-effects matrix of the trailing terms.
-    plan : CrossProductPlan
-        Index plans for the cross products.
+    pattern : BlockPattern
+        Index arrays of the blocked structure, for the compiled kernels.
     order : tuple of int
         ``order[k]`` is the index in the design's blocks of ``blocks[k]``.
     """
@@ -62,7 +93,7 @@ class ReLayout:
     lead_codes: np.ndarray
     lead_X: np.ndarray
     Z_rest: sp.csr_matrix
-    plan: CrossProductPlan
+    pattern: BlockPattern
     order: tuple[int, ...]
 
     @classmethod
@@ -78,13 +109,13 @@ class ReLayout:
         lead_group = blocks[0].group
         lead = tuple(i for i, b in enumerate(blocks) if b.group == lead_group)
         rest = tuple(i for i, b in enumerate(blocks) if b.group != lead_group)
-        lead_X = np.hstack([blocks[i].X for i in lead])
+        lead_X = np.ascontiguousarray(np.hstack([blocks[i].X for i in lead]), dtype=float)
         n = design.nobs
         if rest:
             z_rest = sp.hstack([blocks[i].Z() for i in rest], format="csr")
         else:
             z_rest = sp.csr_matrix((n, 0))
-        plan = CrossProductPlan.build(
+        pattern = BlockPattern.build(
             blocks[0].codes, lead_X, blocks[0].n_levels, [blocks[i] for i in rest]
         )
         return cls(
@@ -95,7 +126,7 @@ class ReLayout:
             lead_codes=blocks[0].codes,
             lead_X=lead_X,
             Z_rest=z_rest,
-            plan=plan,
+            pattern=pattern,
             order=tuple(order),
         )
 
@@ -129,7 +160,95 @@ class ReLayout:
 
     def lead_factor(self, factors: Sequence[np.ndarray]) -> np.ndarray:
         """Block-diagonal ``q₀ × q₀`` factor shared by every leading level."""
-        return sla.block_diag(*[factors[i] for i in self.lead])
+        if len(self.lead) == 1:
+            return np.asarray(factors[self.lead[0]], dtype=float)
+        t0 = np.zeros((self.q_lead, self.q_lead))
+        start = 0
+        for i in self.lead:
+            q = factors[i].shape[0]
+            t0[start : start + q, start : start + q] = factors[i]
+            start += q
+        return t0
+
+    def rest_factors(self, factors: Sequence[np.ndarray]) -> np.ndarray:
+        """The trailing blocks' factors stacked as ``(n_rest_blocks, q_max, q_max)``."""
+        q_max = max((self.blocks[i].n_terms for i in self.rest), default=1)
+        out = np.zeros((len(self.rest), q_max, q_max))
+        for k, i in enumerate(self.rest):
+            q = self.blocks[i].n_terms
+            out[k, :q, :q] = factors[i]
+        return out
+
+    @cached_property
+    def _placement(self) -> tuple[np.ndarray, ...]:
+        """Where every θ entry goes in ``T₀`` and in the stacked trailing factors."""
+        lead_index, lead_rows, lead_cols = [], [], []
+        rest_index, rest_block, rest_rows, rest_cols = [], [], [], []
+        position = 0
+        starts = {}
+        for i in self.lead:
+            starts[i] = position
+            position += self.blocks[i].n_terms
+        rest_of = {block: j for j, block in enumerate(self.rest)}
+        for k, block in enumerate(self.blocks):
+            cols, rows = np.triu_indices(block.n_terms)
+            index = np.arange(self.theta.block_slice(k).start, self.theta.block_slice(k).stop)
+            if k in starts:
+                lead_index.append(index)
+                lead_rows.append(rows + starts[k])
+                lead_cols.append(cols + starts[k])
+            else:
+                rest_index.append(index)
+                rest_block.append(np.full(index.size, rest_of[k]))
+                rest_rows.append(rows)
+                rest_cols.append(cols)
+
+        def joined(parts: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+        return (
+            joined(lead_index),
+            joined(lead_rows),
+            joined(lead_cols),
+            joined(rest_index),
+            joined(rest_block),
+            joined(rest_rows),
+            joined(rest_cols),
+        )
+
+    def kernel_factors(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``T₀`` and the stacked trailing factors for ``θ``, as the kernels take them."""
+        li, lr, lc, ri, rb, rr, rc = self._placement
+        t0 = np.zeros((self.q_lead, self.q_lead))
+        t0[lr, lc] = theta[li]
+        q_max = max((self.blocks[i].n_terms for i in self.rest), default=1)
+        rest_t = np.zeros((len(self.rest), q_max, q_max))
+        rest_t[rb, rr, rc] = theta[ri]
+        return t0, rest_t
+
+    @cached_property
+    def gradient_blocks(self) -> tuple[np.ndarray, ...]:
+        """Per block, θ order: leading flag, position, terms, levels; and θ offsets."""
+        lead_flag, pos, q, levels = [], [], [], []
+        position = 0
+        starts = {}
+        for i in self.lead:
+            starts[i] = position
+            position += self.blocks[i].n_terms
+        rest_of = {block: j for j, block in enumerate(self.rest)}
+        for k, block in enumerate(self.blocks):
+            lead_flag.append(1 if k in starts else 0)
+            pos.append(starts[k] if k in starts else rest_of[k])
+            q.append(block.n_terms)
+            levels.append(block.n_levels)
+        offsets = [*self.theta.offsets, self.theta.length]
+        return (
+            np.array(lead_flag, dtype=np.int64),
+            np.array(pos, dtype=np.int64),
+            np.array(q, dtype=np.int64),
+            np.array(levels, dtype=np.float64),
+            np.array(offsets, dtype=np.int64),
+        )
 
     def rest_lambda(self, factors: Sequence[np.ndarray]) -> sp.csr_matrix:
         """Sparse block-diagonal ``Λ`` of the trailing partition."""
@@ -143,38 +262,37 @@ class ReLayout:
 
     def rest_lambda_t_dense(self, factors: Sequence[np.ndarray], mat: np.ndarray) -> np.ndarray:
         """``Λ_restᵀ @ mat`` for a dense ``(q_rest, k)`` matrix, block by block."""
-        out = np.empty_like(mat)
-        start = 0
-        for i in self.rest:
-            block = self.blocks[i]
-            size = block.n_levels * block.n_terms
-            chunk = mat[start : start + size].reshape(block.n_levels, block.n_terms, -1)
-            out[start : start + size] = np.einsum("ji,ljk->lik", factors[i], chunk).reshape(
-                size, -1
-            )
-            start += size
-        return out
+        pat = self.pattern
+        mat2 = np.ascontiguousarray(mat, dtype=float).reshape(mat.shape[0], _width(mat))
+        out = kernels.lambda_t_rest(
+            self.rest_factors(factors), pat.rest_q, pat.row_block, pat.row_term, pat.row_base, mat2
+        )
+        return out.reshape(mat.shape)
 
     def cross_products(self, weights: np.ndarray | None = None) -> CrossProducts:
         """``ZᵀWZ`` in blocked form for observation weights ``W`` (default 1)."""
-        return self.plan.cross_products(weights)
+        return self.pattern.cross_products(weights)
 
     def z_transpose(
         self, mat: np.ndarray, weights: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """``ZᵀW mat`` split into the leading ``(L₀, q₀, k)`` and trailing parts."""
-        mat2 = mat.reshape(mat.shape[0], -1)
-        if weights is not None:
-            mat2 = mat2 * weights[:, None]
-        plan = self.plan
-        size = self.n_lead_levels * self.q_lead
-        lead = np.empty((size, mat2.shape[1]))
-        for c in range(mat2.shape[1]):
-            lead[:, c] = np.bincount(
-                plan.lead_cols.ravel(), (self.lead_X * mat2[:, c : c + 1]).ravel(), size
-            )
-        rest = np.asarray(self.Z_rest.T @ mat2)
-        return lead.reshape(self.n_lead_levels, self.q_lead, -1), rest
+        mat2 = np.ascontiguousarray(mat, dtype=float).reshape(mat.shape[0], _width(mat))
+        pat = self.pattern
+        w = pat.unit_weights if weights is None else np.ascontiguousarray(weights, dtype=float)
+        return kernels.z_transpose(
+            pat.lead_codes,
+            pat.lead_x,
+            pat.rest_codes,
+            pat.rest_x,
+            pat.rest_xoff,
+            pat.rest_q,
+            pat.rest_off,
+            pat.n_lead_levels,
+            pat.q_rest,
+            mat2,
+            w,
+        )
 
     def z_times(self, lead: np.ndarray, rest: np.ndarray) -> np.ndarray:
         """``Z @ b`` for effects given as leading ``(L₀, q₀)`` and trailing ``(q_rest,)``."""
@@ -206,95 +324,205 @@ class ReLayout:
 
 
 @dataclass(frozen=True, eq=False)
-class CrossProductPlan:
-    """Index arrays that turn ``ZᵀWZ`` into a few weighted ``bincount`` calls.
+class BlockPattern:
+    """Index arrays of the blocked structure, prepared once per design.
 
     Every observation contributes ``w · z_a · z_b`` to a fixed set of
     entries of ``ZᵀZ``; their positions do not depend on the weights, so
-    they are found once and reweighting (PIRLS) costs ``O(n)``.
+    they are found once and reweighting (PIRLS) costs ``O(n)``. The layout
+    of the coupling *pairs* is described in :mod:`hiermodels.mle.kernels`.
 
     Attributes
     ----------
-    lead_cols : numpy.ndarray
-        ``(n, q₀)`` column of each leading covariate in the leading partition.
-    lead_vals : numpy.ndarray
+    lead_codes : numpy.ndarray
+        ``(n,)`` leading level of every observation.
+    lead_x : numpy.ndarray
         ``(n, q₀)`` the leading covariates.
-    rest_cols, rest_vals : numpy.ndarray
-        ``(n, m)`` columns and values of the trailing covariates.
-    n_lead, n_rest : int
-        Sizes of the two partitions.
-    a21_indptr, a21_indices : numpy.ndarray
-        CSR pattern of the coupling block.
-    a21_slot : numpy.ndarray
-        ``(n, m, q₀)`` position of each product in the coupling block's data.
+    rest_codes : numpy.ndarray
+        ``(n, K)`` level of every observation in each trailing block.
+    rest_x : numpy.ndarray
+        ``(n, Σ q_j)`` the trailing covariates side by side.
+    rest_xoff, rest_q, rest_off : numpy.ndarray
+        Per trailing block: first column in ``rest_x`` (with a final end
+        entry), number of terms, first row in the trailing partition.
+    pair_of : numpy.ndarray
+        ``(n, K)`` pair of every observation in each trailing block.
+    pair_block, pair_row, pair_lead, pair_ptr : numpy.ndarray
+        Per pair: trailing block, first trailing row, leading level, and
+        start of its values (with a final end entry).
+    lead_ptr : numpy.ndarray
+        ``(L₀ + 1,)`` first pair of every leading level.
+    row_block, row_term, row_base : numpy.ndarray
+        Per trailing row: block, term, and the block-level's first row.
+    pp_a, pp_b : numpy.ndarray
+        Every two pairs of one leading level (``L₂₁L₂₁ᵀ`` gets a block from
+        each), the second's rows not after the first's, sorted by rows so
+        that the dense trailing block is updated in memory order.
+    n_lead_levels, q_rest : int
+        ``L₀`` and the size of the trailing partition.
     """
 
-    lead_cols: np.ndarray
-    lead_vals: np.ndarray
-    rest_cols: np.ndarray
-    rest_vals: np.ndarray
-    n_lead: int
-    n_rest: int
-    a21_indptr: np.ndarray
-    a21_indices: np.ndarray
-    a21_slot: np.ndarray
+    lead_codes: np.ndarray
+    lead_x: np.ndarray
+    rest_codes: np.ndarray
+    rest_x: np.ndarray
+    rest_xoff: np.ndarray
+    rest_q: np.ndarray
+    rest_off: np.ndarray
+    pair_of: np.ndarray
+    pair_block: np.ndarray
+    pair_row: np.ndarray
+    pair_lead: np.ndarray
+    pair_ptr: np.ndarray
+    lead_ptr: np.ndarray
+    row_block: np.ndarray
+    row_term: np.ndarray
+    row_base: np.ndarray
+    pp_a: np.ndarray
+    pp_b: np.ndarray
+    n_lead_levels: int
+    q_rest: int
 
     @classmethod
     def build(
         cls, codes: np.ndarray, lead_x: np.ndarray, n_levels: int, rest: Sequence[RandomBlock]
-    ) -> CrossProductPlan:
-        """Precompute the index arrays for a leading factor and trailing blocks."""
+    ) -> BlockPattern:
+        """Index arrays for a leading factor and trailing blocks."""
         n, q0 = lead_x.shape
-        lead_cols = codes[:, None] * q0 + np.arange(q0)[None, :]
-        cols, vals, offset = [], [], 0
-        for block in rest:
-            q = block.n_terms
-            cols.append(offset + block.codes[:, None] * q + np.arange(q)[None, :])
-            vals.append(np.asarray(block.X, dtype=float))
-            offset += block.n_levels * q
-        rest_cols = np.hstack(cols) if cols else np.zeros((n, 0), dtype=np.int64)
-        rest_vals = np.hstack(vals) if vals else np.zeros((n, 0))
-        n_lead = n_levels * q0
-        keys = (rest_cols[:, :, None] * n_lead + lead_cols[:, None, :]).ravel()
-        uniq, slot = np.unique(keys, return_inverse=True)
-        rows = uniq // n_lead
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=offset))])
-        return cls(
-            lead_cols=lead_cols,
-            lead_vals=np.asarray(lead_x, dtype=float),
-            rest_cols=rest_cols,
-            rest_vals=rest_vals,
-            n_lead=n_lead,
-            n_rest=offset,
-            a21_indptr=indptr,
-            a21_indices=uniq % n_lead,
-            a21_slot=slot.reshape(n, rest_cols.shape[1], q0),
+        codes = np.ascontiguousarray(codes, dtype=np.int64)
+        n_rest = len(rest)
+        rest_q = np.array([b.n_terms for b in rest], dtype=np.int64)
+        sizes = np.array([b.n_levels * b.n_terms for b in rest], dtype=np.int64)
+        rest_off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        rest_xoff = np.concatenate([[0], np.cumsum(rest_q)]).astype(np.int64)
+        rest_codes = np.zeros((n, n_rest), dtype=np.int64)
+        for j, block in enumerate(rest):
+            rest_codes[:, j] = block.codes
+        rest_x = (
+            np.ascontiguousarray(np.hstack([np.asarray(b.X, dtype=float) for b in rest]))
+            if rest
+            else np.zeros((n, 0))
         )
+        # pairs: (leading level, trailing block, trailing level) met by some observation
+        keys, blocks_of, levels_of = [], [], []
+        pair_of = np.zeros((n, n_rest), dtype=np.int64)
+        for j, block in enumerate(rest):
+            key = codes * block.n_levels + rest_codes[:, j]
+            uniq = np.unique(key)
+            keys.append(uniq)
+            blocks_of.append(np.full(uniq.size, j, dtype=np.int64))
+            levels_of.append(uniq % block.n_levels)
+        if rest:
+            all_keys = np.concatenate(keys)
+            pair_block = np.concatenate(blocks_of)
+            pair_level = np.concatenate(levels_of)
+            pair_lead = np.concatenate([k // b.n_levels for k, b in zip(keys, rest, strict=True)])
+            order = np.lexsort((pair_level, pair_block, pair_lead))
+            pair_block, pair_level, pair_lead = (
+                pair_block[order],
+                pair_level[order],
+                pair_lead[order],
+            )
+            position = np.empty(order.size, dtype=np.int64)
+            position[order] = np.arange(order.size)
+            start = 0
+            for j, block in enumerate(rest):
+                key = codes * block.n_levels + rest_codes[:, j]
+                pair_of[:, j] = position[start + np.searchsorted(keys[j], key)]
+                start += keys[j].size
+            pair_q = rest_q[pair_block]
+            pair_row = rest_off[pair_block] + pair_level * pair_q
+            pair_ptr = np.concatenate([[0], np.cumsum(pair_q * q0)]).astype(np.int64)
+            del all_keys
+        else:
+            pair_block = pair_row = pair_lead = np.zeros(0, dtype=np.int64)
+            pair_ptr = np.zeros(1, dtype=np.int64)
+        lead_ptr = np.concatenate(
+            [[0], np.cumsum(np.bincount(pair_lead, minlength=n_levels))]
+        ).astype(np.int64)
+        q_rest = int(sizes.sum())
+        row_block = np.repeat(np.arange(n_rest, dtype=np.int64), sizes)
+        within = np.arange(q_rest, dtype=np.int64) - rest_off[row_block] if q_rest else row_block
+        row_term = within % rest_q[row_block] if q_rest else row_block
+        row_base = np.arange(q_rest, dtype=np.int64) - row_term
+        pp_a, pp_b = kernels.pairs_of_pairs(lead_ptr, np.ascontiguousarray(pair_row, np.int64))
+        rows = np.ascontiguousarray(pair_row, np.int64)
+        by_rows = np.lexsort((rows[pp_b], rows[pp_a]))
+        pp_a, pp_b = pp_a[by_rows], pp_b[by_rows]
+        return cls(
+            lead_codes=codes,
+            lead_x=np.ascontiguousarray(lead_x, dtype=float),
+            rest_codes=rest_codes,
+            rest_x=rest_x,
+            rest_xoff=rest_xoff,
+            rest_q=rest_q,
+            rest_off=rest_off,
+            pair_of=pair_of,
+            pair_block=np.ascontiguousarray(pair_block, dtype=np.int64),
+            pair_row=np.ascontiguousarray(pair_row, dtype=np.int64),
+            pair_lead=np.ascontiguousarray(pair_lead, dtype=np.int64),
+            pair_ptr=pair_ptr,
+            lead_ptr=lead_ptr,
+            row_block=row_block,
+            row_term=np.ascontiguousarray(row_term, dtype=np.int64),
+            row_base=np.ascontiguousarray(row_base, dtype=np.int64),
+            pp_a=pp_a,
+            pp_b=pp_b,
+            n_lead_levels=int(n_levels),
+            q_rest=q_rest,
+        )
+
+    @cached_property
+    def unit_weights(self) -> np.ndarray:
+        """Weights of one for every observation."""
+        return np.ones(self.lead_codes.size)
+
+    @property
+    def q_lead(self) -> int:
+        """Terms per leading level."""
+        return int(self.lead_x.shape[1])
 
     def cross_products(self, weights: np.ndarray | None = None) -> CrossProducts:
         """``ZᵀWZ`` in blocked form."""
-        n, q0 = self.lead_vals.shape
-        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
-        wx = self.lead_vals * w[:, None]
-        flat11 = (self.lead_cols[:, :, None] * q0 + np.arange(q0)[None, None, :]).ravel()
-        products = (wx[:, :, None] * self.lead_vals[:, None, :]).ravel()
-        a11 = np.bincount(flat11, products, self.n_lead * q0).reshape(-1, q0, q0)
-        if self.n_rest == 0:
-            return CrossProducts(a11, sp.csr_matrix((0, self.n_lead)), np.zeros((0, 0)))
-        data = np.bincount(
-            self.a21_slot.ravel(),
-            (self.rest_vals[:, :, None] * wx[:, None, :]).ravel(),
-            self.a21_indices.size,
+        w = self.unit_weights if weights is None else np.ascontiguousarray(weights, dtype=float)
+        a11, a21, a22 = kernels.cross_products(
+            self.lead_codes,
+            self.lead_x,
+            self.rest_codes,
+            self.rest_x,
+            self.rest_xoff,
+            self.rest_q,
+            self.rest_off,
+            self.pair_of,
+            self.pair_ptr,
+            self.n_lead_levels,
+            self.q_rest,
+            w,
         )
-        a21 = sp.csr_matrix(
-            (data, self.a21_indices, self.a21_indptr), shape=(self.n_rest, self.n_lead)
-        )
-        wz = self.rest_vals * w[:, None]
-        flat22 = (self.rest_cols[:, :, None] * self.n_rest + self.rest_cols[:, None, :]).ravel()
-        a22 = np.bincount(
-            flat22, (wz[:, :, None] * self.rest_vals[:, None, :]).ravel(), self.n_rest**2
-        ).reshape(self.n_rest, self.n_rest)
         return CrossProducts(a11=a11, a21=a21, a22=a22)
+
+    @cached_property
+    def coupling_csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CSR pattern ``(indices, indptr, order)`` of the coupling as a sparse matrix.
+
+        ``order`` lists the flat pair values in CSR order.
+        """
+        q0 = self.q_lead
+        flat = np.arange(int(self.pair_ptr[-1]), dtype=np.int64)
+        pair = np.repeat(np.arange(self.pair_block.size), np.diff(self.pair_ptr))
+        within = flat - self.pair_ptr[pair]
+        rows = self.pair_row[pair] + within // q0
+        cols = self.pair_lead[pair] * q0 + within % q0
+        order = np.lexsort((cols, rows))
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=self.q_rest))])
+        return cols[order], indptr, order
+
+    def coupling_matrix(self, values: np.ndarray) -> sp.csr_matrix:
+        """Flat pair values as a ``(q_rest, L₀ q₀)`` sparse matrix."""
+        indices, indptr, order = self.coupling_csr
+        return sp.csr_matrix(
+            (values[order], indices, indptr), shape=(self.q_rest, self.n_lead_levels * self.q_lead)
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -305,20 +533,15 @@ class CrossProducts:
     ----------
     a11 : numpy.ndarray
         ``(L₀, q₀, q₀)`` diagonal blocks of the leading partition.
-    a21 : scipy.sparse.csr_matrix
-        ``(q_rest, L₀ q₀)`` coupling of trailing and leading effects.
+    a21 : numpy.ndarray
+        Coupling of trailing and leading effects, flat in pair layout.
     a22 : numpy.ndarray
         ``(q_rest, q_rest)`` trailing block.
     """
 
     a11: np.ndarray
-    a21: sp.csr_matrix
+    a21: np.ndarray
     a22: np.ndarray
-
-    @property
-    def a21_rows(self) -> np.ndarray:
-        """Row index of every stored entry of ``a21`` (CSR order)."""
-        return np.repeat(np.arange(self.a21.shape[0]), np.diff(self.a21.indptr))
 
 
 @dataclass(frozen=True, eq=False)
@@ -327,18 +550,32 @@ class BlockedFactor:
 
     Attributes
     ----------
-    l11, l11_inv : numpy.ndarray
-        ``(L₀, q₀, q₀)`` leading diagonal blocks and their inverses.
-    l21 : scipy.sparse.csr_matrix
-        ``(q_rest, L₀ q₀)`` sparse coupling block.
+    l11 : numpy.ndarray
+        ``(L₀, q₀, q₀)`` leading diagonal blocks.
+    l21_pairs : numpy.ndarray
+        Coupling block, flat in pair layout.
     l22 : numpy.ndarray
         ``(q_rest, q_rest)`` dense trailing factor.
+    pattern : BlockPattern
+        The structure the factor was computed for.
     """
 
     l11: np.ndarray
-    l11_inv: np.ndarray
-    l21: sp.csr_matrix
+    l21_pairs: np.ndarray
     l22: np.ndarray
+    pattern: BlockPattern
+
+    @cached_property
+    def l11_inv(self) -> np.ndarray:
+        """Inverses of the leading diagonal blocks."""
+        if self.l11.shape[1] == 1:
+            return 1.0 / self.l11
+        return np.linalg.inv(self.l11)
+
+    @cached_property
+    def l21(self) -> sp.csr_matrix:
+        """The coupling block as a ``(q_rest, L₀ q₀)`` sparse matrix."""
+        return self.pattern.coupling_matrix(self.l21_pairs)
 
     def logdet(self) -> float:
         """``log |L|²`` = log-determinant of ``ΛᵀZᵀWZΛ + I``."""
@@ -350,22 +587,35 @@ class BlockedFactor:
 
     def forward(self, c1: np.ndarray, c2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Solve ``L w = c`` for ``c`` split as ``(L₀, q₀, k)`` and ``(q_rest, k)``."""
-        w1 = self.l11_inv @ c1
-        if self.l22.size == 0:
-            return w1, c2
-        rhs = c2 - self.l21 @ w1.reshape(-1, w1.shape[-1])
-        w2 = sla.solve_triangular(self.l22, rhs, lower=True, check_finite=False)
-        return w1, w2
+        pat = self.pattern
+        return kernels.forward(
+            self.l11,
+            self.l21_pairs,
+            self.l22,
+            pat.rest_q,
+            pat.pair_block,
+            pat.pair_row,
+            pat.pair_ptr,
+            pat.lead_ptr,
+            np.ascontiguousarray(c1, dtype=float),
+            _columns(c2, c1.shape[-1]),
+        )
 
     def backward(self, w1: np.ndarray, w2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Solve ``Lᵀ u = w`` for ``w`` split as ``(L₀, q₀, k)`` and ``(q_rest, k)``."""
-        if self.l22.size:
-            u2 = sla.solve_triangular(self.l22, w2, lower=True, trans="T", check_finite=False)
-            w1 = w1 - np.asarray(self.l21.T @ u2).reshape(w1.shape)
-        else:
-            u2 = w2
-        u1 = np.swapaxes(self.l11_inv, 1, 2) @ w1
-        return u1, u2
+        pat = self.pattern
+        return kernels.backward(
+            self.l11,
+            self.l21_pairs,
+            self.l22,
+            pat.rest_q,
+            pat.pair_block,
+            pat.pair_row,
+            pat.pair_ptr,
+            pat.lead_ptr,
+            np.ascontiguousarray(w1, dtype=float),
+            _columns(w2, w1.shape[-1]),
+        )
 
     def inverse_diagonal_blocks(
         self, rest_sizes: Sequence[tuple[int, int]], chunk: int = 4096
@@ -390,9 +640,7 @@ class BlockedFactor:
         rest: list[np.ndarray] = []
         if self.l22.size == 0:
             return lead, [np.zeros((lv, q, q)) for lv, q in rest_sizes]
-        l22_inv = sla.solve_triangular(
-            self.l22, np.eye(self.l22.shape[0]), lower=True, check_finite=False
-        )
+        l22_inv = triangular_inverse(self.l22, lower=True)
         n_lead, q0, _ = self.l11.shape
         # The (2,1) block of L⁻¹ is −L22⁻¹ L21 L11⁻¹; its columns add to the leading blocks.
         l11_inv_bd = _block_diag_sparse(self.l11_inv)
@@ -410,6 +658,16 @@ class BlockedFactor:
             rest.append(blocks @ np.swapaxes(blocks, 1, 2))
             offset += size
         return lead, rest
+
+
+def _width(values: np.ndarray) -> int:
+    """Columns of ``values`` seen as a matrix with one row per leading index."""
+    return int(np.prod(values.shape[1:], dtype=np.int64))
+
+
+def _columns(values: np.ndarray, k: int) -> np.ndarray:
+    """Trailing values as a contiguous ``(q_rest, k)`` array."""
+    return np.ascontiguousarray(values, dtype=float).reshape(values.shape[0], k)
 
 
 def _block_diag_sparse(blocks: np.ndarray) -> sp.bsr_matrix:
@@ -436,44 +694,45 @@ def factorize(
     Returns
     -------
     BlockedFactor
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        When the matrix is not numerically positive definite.
     """
-    t0 = layout.lead_factor(factors)
-    q0 = t0.shape[0]
-    s11 = t0.T @ cross.a11 @ t0 + np.eye(q0)
-    if q0 == 1:
-        l11 = np.sqrt(s11)
-        l11_inv = 1.0 / l11
+    return factorize_with(
+        layout.pattern, cross, layout.lead_factor(factors), layout.rest_factors(factors)
+    )
+
+
+def factorize_with(
+    pattern: BlockPattern, cross: CrossProducts, t0: np.ndarray, rest_t: np.ndarray
+) -> BlockedFactor:
+    """:func:`factorize` for the leading factor ``T₀`` and stacked trailing factors."""
+    l11, l21, s22, ok = kernels.factorize(
+        cross.a11,
+        cross.a21,
+        cross.a22,
+        np.ascontiguousarray(t0, dtype=float),
+        rest_t,
+        pattern.rest_q,
+        pattern.row_block,
+        pattern.row_term,
+        pattern.row_base,
+        pattern.pair_block,
+        pattern.pair_row,
+        pattern.pair_ptr,
+        pattern.lead_ptr,
+        pattern.pp_a,
+        pattern.pp_b,
+    )
+    if not ok:
+        raise np.linalg.LinAlgError("a leading block of ΛᵀZᵀWZΛ + I is not positive definite")
+    if s22.size:
+        # s22 is symmetric, so its transpose is the Fortran-ordered array LAPACK wants
+        l22, info = sla.lapack.dpotrf(s22.T, lower=1, clean=1, overwrite_a=1)
+        if info != 0:
+            raise np.linalg.LinAlgError("trailing block of ΛᵀZᵀWZΛ + I is not positive definite")
     else:
-        l11 = np.linalg.cholesky(s11)
-        l11_inv = np.linalg.inv(l11)
-    if not layout.rest:
-        return BlockedFactor(
-            l11=l11,
-            l11_inv=l11_inv,
-            l21=sp.csr_matrix((0, l11.shape[0] * q0)),
-            l22=np.zeros((0, 0)),
-        )
-    if layout.all_scalar:
-        # Λ is diagonal: scaling the stored entries replaces two sparse products.
-        lam_rest = layout.rest_lambda_diagonal(factors)
-        lam_lead = np.tile(np.diag(t0), layout.n_lead_levels)
-        a21 = cross.a21
-        scale = lam_rest[cross.a21_rows] * lam_lead[a21.indices]
-        if q0 == 1:
-            scale = scale * l11_inv[a21.indices, 0, 0]
-            l21 = sp.csr_matrix((a21.data * scale, a21.indices, a21.indptr), shape=a21.shape)
-        else:
-            s21 = sp.csr_matrix((a21.data * scale, a21.indices, a21.indptr), shape=a21.shape)
-            l21 = sp.csr_matrix(s21 @ _block_diag_sparse(np.swapaxes(l11_inv, 1, 2)))
-        s22 = cross.a22 * np.outer(lam_rest, lam_rest)
-    else:
-        lam_rest_mat = layout.rest_lambda(factors)
-        lam_lead_mat = sp.kron(sp.identity(layout.n_lead_levels), sp.csr_matrix(t0), format="csr")
-        s21 = lam_rest_mat.T @ cross.a21 @ lam_lead_mat
-        l21 = sp.csr_matrix(s21 @ _block_diag_sparse(np.swapaxes(l11_inv, 1, 2)))
-        s22 = layout.rest_lambda_t_dense(factors, layout.rest_lambda_t_dense(factors, cross.a22).T)
-    s22 = s22 + np.eye(s22.shape[0]) - (l21 @ l21.T).toarray()
-    l22, info = sla.lapack.dpotrf(s22, lower=1, clean=1, overwrite_a=1)
-    if info != 0:
-        raise np.linalg.LinAlgError("trailing block of ΛᵀZᵀWZΛ + I is not positive definite")
-    return BlockedFactor(l11=l11, l11_inv=l11_inv, l21=l21, l22=l22)
+        l22 = np.zeros((0, 0), order="F")
+    return BlockedFactor(l11=l11, l21_pairs=l21, l22=l22, pattern=pattern)

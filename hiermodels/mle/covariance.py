@@ -10,6 +10,7 @@ block — the order lme4 uses, so that ``θ`` can be compared with lme4's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -104,12 +105,22 @@ class ThetaLayout:
         start = self.offsets[index]
         return slice(start, start + q * (q + 1) // 2)
 
+    @cached_property
+    def _placement(self) -> tuple[tuple[slice, np.ndarray, np.ndarray], ...]:
+        """Per block: its slice of ``θ`` and the rows and columns it fills."""
+        return tuple((self.block_slice(i), *_lower_indices(q)) for i, q in enumerate(self.sizes))
+
     def factors(self, theta: np.ndarray) -> list[np.ndarray]:
         """Every block's lower-triangular factor ``T`` for a given ``θ``."""
         theta = np.asarray(theta, dtype=float)
         if theta.shape != (self.length,):
             raise ValueError(f"theta must have length {self.length}, got shape {theta.shape}")
-        return [factor_from_theta(theta[self.block_slice(i)], q) for i, q in enumerate(self.sizes)]
+        out = []
+        for (part, rows, cols), q in zip(self._placement, self.sizes, strict=True):
+            factor = np.zeros((q, q))
+            factor[rows, cols] = theta[part]
+            out.append(factor)
+        return out
 
     def lower_bounds(self) -> np.ndarray:
         """Lower bounds: 0 on the diagonal of every factor, −∞ elsewhere."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import scipy.linalg as sla
 
 from hiermodels.errors import SingularFitWarning
-from hiermodels.mle.blocked import BlockedFactor, ReLayout
+from hiermodels.mle.blocked import BlockedFactor, ReLayout, triangular_inverse
 from hiermodels.mle.lmm import profiled_deviance
 from hiermodels.mle.optimize import checked_theta, evaluated_at, minimize_bounded
 from hiermodels.mle.results import MixedFit
@@ -108,6 +107,7 @@ def fit_lmm(
     *,
     start: np.ndarray | None = None,
     theta: np.ndarray | None = None,
+    optimizer: str = "lbfgsb",
 ) -> MixedFit:
     """Fit a linear mixed model by REML or ML.
 
@@ -123,6 +123,11 @@ def fit_lmm(
         Evaluate the model at this θ instead of optimising (``β`` and ``σ``
         are still profiled): the fit of given variance parameters, e.g.
         another program's estimates.
+    optimizer : {"lbfgsb", "bobyqa"}
+        ``"lbfgsb"`` (default): bound-constrained quasi-Newton on the
+        analytic gradient of the criterion, with BOBYQA as the fallback;
+        ``"bobyqa"``: BOBYQA with Newton polishing, lme4's derivative-free
+        path. The fit log (``fit.opt``) records which ran.
 
     Returns
     -------
@@ -153,12 +158,19 @@ def fit_lmm(
             if start is None
             else standardization.standard_theta(np.asarray(start, dtype=float), std_layout)
         )
-        opt = minimize_bounded(deviance, x0, lower, polish=True)
+        opt = minimize_bounded(
+            deviance,
+            x0,
+            lower,
+            polish=True,
+            value_and_gradient=deviance.value_and_gradient,
+            optimizer=optimizer,
+        )
     sol = deviance.solve(opt.final)
     sigma_std = deviance.sigma(sol)
     p = design.X.shape[1]
     if p:
-        rx_inv = sla.solve_triangular(sol.rx, np.eye(p), lower=False)
+        rx_inv = triangular_inverse(sol.rx, lower=False)
         vcov_std = sigma_std**2 * (rx_inv @ rx_inv.T)
     else:
         vcov_std = np.zeros((0, 0))

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
-from hiermodels.mle.blocked import BlockedFactor, CrossProducts, ReLayout, factorize
+from hiermodels.mle import kernels
+from hiermodels.mle.blocked import BlockedFactor, CrossProducts, ReLayout, factorize_with
 from hiermodels.spec.design import Design
 
 __all__ = ["LmmDeviance", "PlsSolution", "profiled_deviance", "solve_pls"]
@@ -74,7 +75,8 @@ class LmmDeviance:
 
     Build it with :func:`profiled_deviance`; call it with a ``θ`` vector to
     get the objective lme4 minimises (``deviance`` for ML, ``REMLcrit`` for
-    REML), or use :meth:`solve` for the full PLS solution.
+    REML), use :meth:`value_and_gradient` for the objective with its
+    analytic gradient, or :meth:`solve` for the full PLS solution.
 
     Attributes
     ----------
@@ -104,29 +106,70 @@ class LmmDeviance:
     def __call__(self, theta: np.ndarray) -> float:
         """Objective at ``θ``; ``inf`` where the factorisation breaks down."""
         try:
-            sol = self.solve(theta)
+            evaluation = self._evaluate(theta)
         except np.linalg.LinAlgError:
             return math.inf
-        return self.objective(sol)
+        return self._objective(evaluation.pwrss, evaluation.logdet_l, evaluation.logdet_rx)
 
     def objective(self, sol: PlsSolution) -> float:
         """The criterion for a solved ``θ``."""
-        if not sol.pwrss > 0.0:
+        return self._objective(sol.pwrss, sol.logdet_l, sol.logdet_rx)
+
+    def _objective(self, pwrss: float, logdet_l: float, logdet_rx: float) -> float:
+        if not pwrss > 0.0:
             return math.inf
         n, p = self.nobs, self.n_fixed
         if self.reml:
             dof = n - p
-            return (
-                sol.logdet_l
-                + sol.logdet_rx
-                + dof * (1.0 + math.log(2.0 * math.pi * sol.pwrss / dof))
-            )
-        return sol.logdet_l + n * (1.0 + math.log(2.0 * math.pi * sol.pwrss / n))
+            return logdet_l + logdet_rx + dof * (1.0 + math.log(2.0 * math.pi * pwrss / dof))
+        return logdet_l + n * (1.0 + math.log(2.0 * math.pi * pwrss / n))
 
     def sigma(self, sol: PlsSolution) -> float:
         """Residual SD estimate: ``r²/n`` (ML) or ``r²/(n − p)`` (REML)."""
         dof = self.nobs - self.n_fixed if self.reml else self.nobs
         return math.sqrt(sol.pwrss / dof)
+
+    def _evaluate(self, theta: np.ndarray) -> _Evaluation:
+        """Factorise and solve at ``θ`` in one compiled call.
+
+        Raises
+        ------
+        numpy.linalg.LinAlgError
+            Where ``ΛᵀZᵀZΛ + I`` or the fixed-effects Schur complement is not
+            numerically positive definite.
+        """
+        layout = self.layout
+        theta = np.asarray(theta, dtype=float)
+        if theta.shape != (layout.theta.length,):
+            raise ValueError(
+                f"theta must have length {layout.theta.length}, got shape {theta.shape}"
+            )
+        t0, rest_t = layout.kernel_factors(theta)
+        pat = layout.pattern
+        factor = factorize_with(pat, self.cross, t0, rest_t)
+        w1, w2, upper, beta, u1, u2, logdet, ok = kernels.solve_lmm(
+            factor.l11,
+            factor.l21_pairs,
+            factor.l22,
+            self.zt_xy_lead,
+            self.zt_xy_rest,
+            self.xy_cross,
+            t0,
+            rest_t,
+            pat.rest_q,
+            pat.row_block,
+            pat.row_term,
+            pat.row_base,
+            pat.pair_block,
+            pat.pair_row,
+            pat.pair_ptr,
+            pat.lead_ptr,
+        )
+        if not ok:
+            raise np.linalg.LinAlgError(
+                "the fixed-effects Schur complement is not positive definite"
+            )
+        return _Evaluation(theta, t0, rest_t, factor, w1, w2, upper, beta, u1, u2, logdet)
 
     def solve(self, theta: np.ndarray) -> PlsSolution:
         """Solve the penalised least squares problem at ``θ``.
@@ -136,14 +179,147 @@ class LmmDeviance:
         numpy.linalg.LinAlgError
             If the fixed-effects Schur complement is not positive definite.
         """
-        return solve_pls(
-            self.layout,
-            np.asarray(theta, dtype=float),
-            self.cross,
+        ev = self._evaluate(theta)
+        p = self.n_fixed
+        return PlsSolution(
+            theta=ev.theta,
+            beta=ev.beta,
+            pwrss=ev.pwrss,
+            logdet_l=ev.logdet_l,
+            logdet_rx=ev.logdet_rx,
+            rx=ev.upper[:p, :p],
+            factor=ev.factor,
+            u_lead=ev.u1,
+            u_rest=ev.u2,
+        )
+
+    def value_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """The criterion and its analytic gradient in ``θ``.
+
+        With ``S = ΛᵀZᵀZΛ + I``, ``M`` the system of ``(u, β)`` and ``r²``
+        the penalised residual sum of squares, the derivative in an entry
+        ``(a, b)`` of block ``k``'s factor ``T`` is ::
+
+            ∂ log|A| = 2 [(n_k I − Σ_j A⁻¹_jj) T⁻¹]_ba      (A = S, or M for REML)
+            ∂ log r² = −(2 / r²) Σ_j (Zᵀr)_ja u_jb
+
+        where the sums run over the block's levels ``j``, ``A⁻¹_jj`` are diagonal
+        blocks of the inverse (for ``M``, ``S⁻¹ + V Vᵀ`` with
+        ``V = S⁻¹ΛᵀZᵀX R_X⁻¹``) and ``r`` is the residual. The level sums come
+        from one kernel (:func:`hiermodels.mle.kernels.gradient_terms`) and
+        one dense inverse of the trailing Schur complement. For a block whose
+        factor is singular (a boundary), its entries are differenced instead.
+
+        Returns
+        -------
+        value : float
+            ``inf`` (gradient NaN) where the factorisation breaks down.
+        gradient : numpy.ndarray
+        """
+        theta = np.asarray(theta, dtype=float)
+        try:
+            ev = self._evaluate(theta)
+        except np.linalg.LinAlgError:
+            return math.inf, np.full(theta.size, np.nan)
+        value = self._objective(ev.pwrss, ev.logdet_l, ev.logdet_rx)
+        if not math.isfinite(value):
+            return value, np.full(theta.size, np.nan)
+        pat = self.layout.pattern
+        factor = ev.factor
+        if pat.q_rest:
+            c22_inv, info = sla.lapack.dpotri(factor.l22, lower=1)
+            if info != 0:
+                return value, np.full(theta.size, np.nan)
+        else:
+            c22_inv = np.zeros((0, 0), order="F")
+        lead_flag, position, terms, levels, offsets = self.layout.gradient_blocks
+        cross = self.cross
+        gradient, differenced = kernels.lmm_gradient(
+            factor.l11,
+            factor.l21_pairs,
+            factor.l22,
+            c22_inv,
+            ev.w1,
+            ev.w2,
+            ev.upper,
+            ev.beta,
+            ev.u1,
+            ev.u2,
+            cross.a11,
+            cross.a21,
+            cross.a22,
             self.zt_xy_lead,
             self.zt_xy_rest,
-            self.xy_cross,
+            ev.t0,
+            ev.rest_t,
+            pat.rest_q,
+            pat.row_block,
+            pat.row_term,
+            pat.row_base,
+            pat.pair_block,
+            pat.pair_row,
+            pat.pair_ptr,
+            pat.lead_ptr,
+            pat.pp_a,
+            pat.pp_b,
+            lead_flag,
+            position,
+            terms,
+            levels,
+            offsets,
+            self.reml,
+            self.nobs,
+            _SINGULAR_FACTOR,
         )
+        if differenced.any():
+            index = list(np.flatnonzero(differenced))
+            gradient[index] = self._differenced(theta, value, index)
+        return value, gradient
+
+    def _differenced(self, theta: np.ndarray, value: float, index: list[int]) -> np.ndarray:
+        """Central differences (one-sided at a bound) of the criterion in ``θ[index]``."""
+        lower = self.layout.theta.lower_bounds()
+        out = np.empty(len(index))
+        for n, i in enumerate(index):
+            h = 1e-6 * max(1.0, abs(theta[i]))
+            up, down = theta.copy(), theta.copy()
+            up[i] += h
+            down[i] -= h
+            if down[i] < lower[i]:
+                out[n] = (self(up) - value) / h
+            else:
+                out[n] = (self(up) - self(down)) / (2.0 * h)
+        return out
+
+
+#: A factor whose smallest diagonal entry is below this (relative) is treated as singular.
+_SINGULAR_FACTOR = 1e-7
+
+
+@dataclass(frozen=True, eq=False)
+class _Evaluation:
+    """The compiled solve at one ``θ``: factor, forward-solved columns and modes."""
+
+    theta: np.ndarray
+    t0: np.ndarray
+    rest_t: np.ndarray
+    factor: BlockedFactor
+    w1: np.ndarray
+    w2: np.ndarray
+    upper: np.ndarray
+    beta: np.ndarray
+    u1: np.ndarray
+    u2: np.ndarray
+    logdet_l: float
+
+    @property
+    def pwrss(self) -> float:
+        return float(self.upper[-1, -1] ** 2)
+
+    @property
+    def logdet_rx(self) -> float:
+        p = self.upper.shape[0] - 1
+        return 2.0 * float(np.sum(np.log(np.abs(np.diag(self.upper)[:p])))) if p else 0.0
 
 
 def solve_pls(
@@ -173,32 +349,17 @@ def solve_pls(
     -------
     PlsSolution
     """
-    factors = layout.theta.factors(theta)
-    factor = factorize(layout, cross, factors)
-    t0 = layout.lead_factor(factors)
-    c1 = t0.T @ zt_xy_lead
-    c2 = layout.rest_lambda_t_dense(factors, zt_xy_rest)
-    w1, w2 = factor.forward(c1, c2)
-    schur = xy_cross - np.einsum("lqi,lqj->ij", w1, w1) - w2.T @ w2
-    upper = sla.cholesky(schur, lower=False, check_finite=False)
-    p = xy_cross.shape[0] - 1
-    rx = upper[:p, :p]
-    beta = sla.solve_triangular(rx, upper[:p, p], lower=False) if p else np.zeros(0)
-    pwrss = float(upper[p, p] ** 2)
-    resid_w1 = w1[..., p] - w1[..., :p] @ beta
-    resid_w2 = w2[:, p] - w2[:, :p] @ beta
-    u1, u2 = factor.backward(resid_w1[..., None], resid_w2[:, None])
-    return PlsSolution(
-        theta=theta,
-        beta=beta,
-        pwrss=pwrss,
-        logdet_l=factor.logdet(),
-        logdet_rx=2.0 * float(np.sum(np.log(np.abs(np.diag(rx))))) if p else 0.0,
-        rx=rx,
-        factor=factor,
-        u_lead=u1[..., 0],
-        u_rest=u2[:, 0],
+    deviance = LmmDeviance(
+        layout=layout,
+        reml=True,
+        cross=cross,
+        zt_xy_lead=np.ascontiguousarray(zt_xy_lead, dtype=float),
+        zt_xy_rest=np.ascontiguousarray(zt_xy_rest, dtype=float),
+        xy_cross=np.ascontiguousarray(xy_cross, dtype=float),
+        nobs=0,
+        n_fixed=xy_cross.shape[0] - 1,
     )
+    return deviance.solve(theta)
 
 
 def profiled_deviance(design: Design, *, reml: bool = True) -> LmmDeviance:
@@ -233,7 +394,7 @@ def profiled_deviance(design: Design, *, reml: bool = True) -> LmmDeviance:
         cross=layout.cross_products(),
         zt_xy_lead=lead,
         zt_xy_rest=rest,
-        xy_cross=xy.T @ xy,
+        xy_cross=np.ascontiguousarray(xy.T @ xy),
         nobs=design.nobs,
         n_fixed=design.X.shape[1],
     )

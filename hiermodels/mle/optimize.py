@@ -1,10 +1,15 @@
-"""Bounded derivative-free optimisation with a fit log.
+"""Bounded optimisation with a fit log.
 
-lme4 minimises its profiled criteria with BOBYQA (Powell's bounded
-quadratic-model method) through nloptwrap; so do we, through NLopt. The
-:class:`OptSummary` records what happened, like MixedModels.jl's fit log:
-start, end, objective values, number of evaluations, the stopping reason
-and any convergence warnings.
+Where the objective comes with its analytic gradient (the profiled REML/ML
+criterion), a bound-constrained quasi-Newton method (L-BFGS-B) reaches the
+optimum in few evaluations. lme4 minimises its criteria with BOBYQA
+(Powell's bounded quadratic-model method, derivative-free) through
+nloptwrap; so do we, through NLopt, for objectives without a gradient, on
+request (``optimizer="bobyqa"``), and as the fallback when the quasi-Newton
+run cannot confirm its optimum. The :class:`OptSummary` records what
+happened, like MixedModels.jl's fit log: optimiser, start, end, objective
+values, evaluations, gradient, the stopping reason, any fallback and any
+convergence warnings.
 """
 
 from __future__ import annotations
@@ -13,15 +18,17 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import nlopt
 import numpy as np
-from threadpoolctl import threadpool_limits
+import scipy.optimize
+from threadpoolctl import ThreadpoolController
 
 from hiermodels.errors import ConvergenceWarning
 
 __all__ = [
+    "OPTIMIZERS",
     "ConvergenceWarning",
     "OptSummary",
     "checked_theta",
@@ -41,6 +48,24 @@ _NLOPT_MESSAGES = {
     nlopt.MAXEVAL_REACHED: "maximum number of evaluations reached",
     nlopt.MAXTIME_REACHED: "maximum time reached",
 }
+
+
+_THREADPOOLS: list[ThreadpoolController] = []
+
+
+def _single_threaded_blas() -> object:
+    """A context with BLAS on one thread; the libraries are looked up once per process.
+
+    Looking them up reads the process's memory map, which costs more than a
+    small model's whole fit.
+    """
+    if not _THREADPOOLS:
+        _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0].limit(limits=1, user_api="blas")
+
+
+#: Optimiser names accepted by the fitting functions.
+OPTIMIZERS = ("lbfgsb", "bobyqa")
 
 
 @dataclass(frozen=True)
@@ -72,6 +97,8 @@ class OptSummary:
         with the gradient pointing outwards).
     warnings : tuple of str
         Convergence warnings raised.
+    fallback : str
+        Why the fit fell back to BOBYQA ("" when it did not).
     """
 
     optimizer: str
@@ -87,6 +114,12 @@ class OptSummary:
     elapsed: float
     gradient: np.ndarray = field(default_factory=lambda: np.zeros(0))
     warnings: tuple[str, ...] = ()
+    fallback: str = ""
+
+    @property
+    def gradient_norm(self) -> float:
+        """Largest absolute gradient entry of the free parameters at the end."""
+        return float(np.max(np.abs(self.gradient), initial=0.0))
 
     def __str__(self) -> str:
         lines = [
@@ -96,9 +129,12 @@ class OptSummary:
             f"final parameters:   {np.array2string(self.final, precision=6)}",
             f"final objective:    {self.final_objective:.6f}",
             f"evaluations:        {self.evaluations}",
+            f"gradient (max abs): {self.gradient_norm:.3g}",
             f"stopped because:    {self.message}",
             f"elapsed:            {self.elapsed:.3f} s",
         ]
+        if self.fallback:
+            lines.append(f"fallback:           {self.fallback}")
         lines += [f"warning:            {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -277,8 +313,10 @@ def minimize_bounded(
     max_evaluations: int = 100_000,
     gradient_tolerance: float = 2e-3,
     polish: bool = False,
+    value_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
+    optimizer: str = "lbfgsb",
 ) -> OptSummary:
-    """Minimise ``func`` within bounds by BOBYQA and return the fit log.
+    """Minimise ``func`` within bounds and return the fit log.
 
     Parameters
     ----------
@@ -303,13 +341,38 @@ def minimize_bounded(
         (:func:`newton_polish`) for a smooth objective: BOBYQA stops where the
         objective stops changing, which on a flat optimum leaves the
         parameters uncertain in their fifth digit.
+    value_and_gradient : callable, optional
+        ``x → (objective, gradient)``. When given, and ``optimizer`` is
+        ``"lbfgsb"``, the bound-constrained quasi-Newton method L-BFGS-B
+        minimises; BOBYQA takes over from its end (recorded as the fit log's
+        ``fallback``) when the gradient there fails lme4's check, cannot be
+        evaluated, or a variance parameter stopped on its bound while the
+        objective still falls away from it.
+    optimizer : {"lbfgsb", "bobyqa"}
+        ``"bobyqa"`` always uses BOBYQA (lme4's path).
 
     Returns
     -------
     OptSummary
     """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}; got {optimizer!r}"
+        )
     # Each evaluation makes many small BLAS calls; threads cost more than they save there.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _single_threaded_blas():
+        if value_and_gradient is not None and optimizer == "lbfgsb":
+            return _minimize_quasi_newton(
+                func,
+                value_and_gradient,
+                start,
+                lower,
+                upper,
+                ftol_abs,
+                xtol_abs,
+                max_evaluations,
+                gradient_tolerance,
+            )
         return _minimize(
             func,
             start,
@@ -418,6 +481,127 @@ def _minimize(
         gradient=interior_grad,
         warnings=tuple(issues),
     )
+
+
+def _minimize_quasi_newton(
+    func: Callable[[np.ndarray], float],
+    value_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    start: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray | None,
+    ftol_abs: float,
+    xtol_abs: float,
+    max_evaluations: int,
+    gradient_tolerance: float,
+) -> OptSummary:
+    start = np.asarray(start, dtype=float)
+    lower = np.asarray(lower, dtype=float)
+    upper = np.full_like(start, np.inf) if upper is None else np.asarray(upper, dtype=float)
+    x0 = np.clip(start, lower, upper)
+    count = 0
+    best: list = [math.inf, x0.copy(), np.full(x0.size, np.nan)]
+
+    def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
+        nonlocal count
+        count += 1
+        value, grad = value_and_gradient(x)
+        if value < best[0]:
+            best[0], best[1], best[2] = value, np.array(x, dtype=float), np.array(grad)
+        if not (math.isfinite(value) and np.all(np.isfinite(grad))):
+            # a point the criterion cannot be evaluated at: the line search backs off
+            return 1e300, np.zeros_like(x)
+        return value, grad
+
+    began = time.perf_counter()
+    f_start, _ = value_and_gradient(x0)
+    result = scipy.optimize.minimize(
+        objective,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=scipy.optimize.Bounds(lower, upper),
+        # stop on the gradient or at round-off of the objective, not earlier
+        options={"maxiter": 2000, "maxfun": max_evaluations, "ftol": 0.0, "gtol": 1e-9},
+    )
+    f_best, x_best, grad = best
+    pinned = _pinned(x_best, grad, lower, upper)
+    interior_grad = np.where(pinned, 0.0, grad)
+    reason = ""
+    if not (math.isfinite(f_best) and np.all(np.isfinite(grad))):
+        reason = "the criterion or its gradient could not be evaluated at the quasi-Newton end"
+    elif interior_grad.size and np.max(np.abs(interior_grad)) > gradient_tolerance:
+        reason = (
+            f"the quasi-Newton run stopped with gradient {np.max(np.abs(interior_grad)):.2g} "
+            f"({result.message})"
+        )
+    else:
+        escape = _escape_from_bound(func, x_best, f_best, lower, pinned)
+        count += escape[1]
+        if escape[0] is not None:
+            x_best = escape[0]
+            reason = (
+                "a variance parameter stopped on its bound while the criterion falls away from it"
+            )
+    if reason:
+        fallback = _minimize(
+            func,
+            x_best,
+            lower,
+            upper,
+            ftol_abs,
+            xtol_abs,
+            max_evaluations,
+            gradient_tolerance,
+            True,
+        )
+        return replace(
+            fallback,
+            optimizer="L-BFGS-B (analytic gradient), then BOBYQA (NLopt)",
+            initial=x0,
+            initial_objective=f_start,
+            evaluations=count + fallback.evaluations,
+            elapsed=time.perf_counter() - began,
+            fallback=reason,
+        )
+    return OptSummary(
+        optimizer="L-BFGS-B (analytic gradient)",
+        initial=x0,
+        final=x_best,
+        lower=lower,
+        upper=upper,
+        initial_objective=f_start,
+        final_objective=f_best,
+        evaluations=count,
+        converged=True,
+        message=str(result.message),
+        elapsed=time.perf_counter() - began,
+        gradient=interior_grad,
+    )
+
+
+def _escape_from_bound(
+    func: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    value: float,
+    lower: np.ndarray,
+    pinned: np.ndarray,
+) -> tuple[np.ndarray | None, int]:
+    """A point off a zero bound with a lower objective, if one is found nearby.
+
+    A scalar variance parameter's criterion is even in it, so its gradient
+    at zero is zero whether zero is a minimum or not; a gradient method that
+    lands there cannot tell. Small steps off the bound tell.
+    """
+    at_bound = np.flatnonzero((lower == 0.0) & (x <= 1e-10) & ~pinned)
+    evaluations = 0
+    for i in at_bound:
+        for step in (1e-3, 1e-2, 1e-1):
+            trial = x.copy()
+            trial[i] = step
+            evaluations += 1
+            if func(trial) < value - 1e-9 * (abs(value) + 1.0):
+                return trial, evaluations
+    return None, evaluations
 
 
 def checked_theta(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
