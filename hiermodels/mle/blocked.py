@@ -618,7 +618,7 @@ class BlockedFactor:
         )
 
     def inverse_diagonal_blocks(
-        self, rest_sizes: Sequence[tuple[int, int]], chunk: int = 4096
+        self, rest_sizes: Sequence[tuple[int, int]]
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Diagonal blocks of ``(LLᵀ)⁻¹``, per level.
 
@@ -626,8 +626,6 @@ class BlockedFactor:
         ----------
         rest_sizes : sequence of (levels, q)
             Structure of the trailing blocks.
-        chunk : int
-            Leading columns processed at once (bounds memory for large ``L₀``).
 
         Returns
         -------
@@ -636,26 +634,32 @@ class BlockedFactor:
         rest : list of numpy.ndarray
             ``(levels, q, q)`` blocks for every trailing block.
         """
-        lead = np.swapaxes(self.l11_inv, 1, 2) @ self.l11_inv
+        pat = self.pattern
+        if self.l22.size:
+            c22_inv, info = sla.lapack.dpotri(self.l22, lower=1)
+            if info != 0:
+                raise np.linalg.LinAlgError("the trailing factor is singular")
+        else:
+            c22_inv = np.zeros((0, 0), order="F")
+        lead, rows = kernels.inverse_diagonal_blocks(
+            self.l11,
+            self.l21_pairs,
+            c22_inv,
+            pat.rest_q,
+            pat.row_block,
+            pat.pair_block,
+            pat.pair_row,
+            pat.pair_ptr,
+            pat.lead_ptr,
+            pat.pp_a,
+            pat.pp_b,
+            pat.pair_lead,
+        )
         rest: list[np.ndarray] = []
-        if self.l22.size == 0:
-            return lead, [np.zeros((lv, q, q)) for lv, q in rest_sizes]
-        l22_inv = triangular_inverse(self.l22, lower=True)
-        n_lead, q0, _ = self.l11.shape
-        # The (2,1) block of L⁻¹ is −L22⁻¹ L21 L11⁻¹; its columns add to the leading blocks.
-        l11_inv_bd = _block_diag_sparse(self.l11_inv)
-        coupling = sp.csr_matrix(self.l21 @ l11_inv_bd)
-        for start in range(0, n_lead * q0, chunk * q0):
-            stop = min(start + chunk * q0, n_lead * q0)
-            cols = l22_inv @ coupling[:, start:stop].toarray()
-            blocks = cols.T.reshape(-1, q0, cols.shape[0])
-            lead[start // q0 : stop // q0] += blocks @ np.swapaxes(blocks, 1, 2)
         offset = 0
         for levels, q in rest_sizes:
             size = levels * q
-            cols = l22_inv[:, offset : offset + size]
-            blocks = cols.T.reshape(levels, q, -1)
-            rest.append(blocks @ np.swapaxes(blocks, 1, 2))
+            rest.append(rows[offset : offset + size, :q].reshape(levels, q, q))
             offset += size
         return lead, rest
 
@@ -668,13 +672,6 @@ def _width(values: np.ndarray) -> int:
 def _columns(values: np.ndarray, k: int) -> np.ndarray:
     """Trailing values as a contiguous ``(q_rest, k)`` array."""
     return np.ascontiguousarray(values, dtype=float).reshape(values.shape[0], k)
-
-
-def _block_diag_sparse(blocks: np.ndarray) -> sp.bsr_matrix:
-    n_blocks, q, _ = blocks.shape
-    return sp.bsr_matrix(
-        (blocks, np.arange(n_blocks), np.arange(n_blocks + 1)), shape=(n_blocks * q, n_blocks * q)
-    )
 
 
 def factorize(

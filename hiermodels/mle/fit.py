@@ -9,7 +9,12 @@ import numpy as np
 from hiermodels.errors import SingularFitWarning
 from hiermodels.mle.blocked import BlockedFactor, ReLayout, triangular_inverse
 from hiermodels.mle.lmm import profiled_deviance
-from hiermodels.mle.optimize import checked_theta, evaluated_at, minimize_bounded
+from hiermodels.mle.optimize import (
+    checked_theta,
+    evaluated_at,
+    minimize_bounded,
+    single_threaded_blas,
+)
 from hiermodels.mle.results import MixedFit
 from hiermodels.mle.standardize import Standardization
 from hiermodels.spec.design import Design
@@ -101,13 +106,14 @@ def warn_if_singular(fit: MixedFit) -> None:
         )
 
 
+@single_threaded_blas
 def fit_lmm(
     design: Design,
     method: str = "REML",
     *,
     start: np.ndarray | None = None,
     theta: np.ndarray | None = None,
-    optimizer: str = "lbfgsb",
+    optimizer: str = "quasi-newton",
 ) -> MixedFit:
     """Fit a linear mixed model by REML or ML.
 
@@ -123,8 +129,8 @@ def fit_lmm(
         Evaluate the model at this θ instead of optimising (``β`` and ``σ``
         are still profiled): the fit of given variance parameters, e.g.
         another program's estimates.
-    optimizer : {"lbfgsb", "bobyqa"}
-        ``"lbfgsb"`` (default): bound-constrained quasi-Newton on the
+    optimizer : {"quasi-newton", "bobyqa"}
+        ``"quasi-newton"`` (default): bound-constrained quasi-Newton on the
         analytic gradient of the criterion, with BOBYQA as the fallback;
         ``"bobyqa"``: BOBYQA with Newton polishing, lme4's derivative-free
         path. The fit log (``fit.opt``) records which ran.

@@ -871,3 +871,91 @@ def pairs_of_pairs(lead_ptr: np.ndarray, pair_row: np.ndarray) -> tuple[np.ndarr
                     second[e] = pb
                     e += 1
     return first, second
+
+
+@njit(cache=True)
+def inverse_diagonal_blocks(
+    l11: np.ndarray,
+    l21: np.ndarray,
+    c22_inv: np.ndarray,
+    rest_q: np.ndarray,
+    row_block: np.ndarray,
+    pair_block: np.ndarray,
+    pair_row: np.ndarray,
+    pair_ptr: np.ndarray,
+    lead_ptr: np.ndarray,
+    pp_a: np.ndarray,
+    pp_b: np.ndarray,
+    pair_lead: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Diagonal blocks of ``S⁻¹`` for ``S = LLᵀ`` in blocked form, level by level.
+
+    The leading level ``m`` gets ``L₁₁⁻ᵀL₁₁⁻¹ + Σ N_aᵀ C₂₂⁻¹ N_b`` over the
+    pairs of that level (``N = L₂₁L₁₁⁻¹``); the trailing rows get the
+    diagonal blocks of ``C₂₂⁻¹`` (``c22_inv``: its lower triangle). Returns
+    the leading ``(L₀, q₀, q₀)`` blocks and, for every trailing row ``r``,
+    the row of its block-level's diagonal block as ``(q_rest, q_max)``.
+    """
+    n_lead, q0 = l11.shape[0], l11.shape[1]
+    q_rest = c22_inv.shape[0]
+    lead = np.zeros((n_lead, q0, q0))
+    inv11 = np.zeros((q0, q0))
+    coupling = np.zeros(l21.size)
+    for m in range(n_lead):
+        for col in range(q0):
+            for a in range(q0):
+                acc = 1.0 if a == col else 0.0
+                for b in range(a):
+                    acc -= l11[m, a, b] * inv11[b, col]
+                inv11[a, col] = acc / l11[m, a, a] if a >= col else 0.0
+        for a in range(q0):
+            for b in range(q0):
+                acc = 0.0
+                for c in range(q0):
+                    acc += inv11[c, a] * inv11[c, b]
+                lead[m, a, b] = acc
+        for p in range(lead_ptr[m], lead_ptr[m + 1]):
+            start = pair_ptr[p]
+            for a in range(rest_q[pair_block[p]]):
+                for x in range(q0):
+                    acc = 0.0
+                    for c in range(x, q0):
+                        acc += l21[start + a * q0 + c] * inv11[c, x]
+                    coupling[start + a * q0 + x] = acc
+    for e in range(pp_a.size):
+        pa = pp_a[e]
+        pb = pp_b[e]
+        m = pair_lead[pa]
+        qa = rest_q[pair_block[pa]]
+        qb = rest_q[pair_block[pb]]
+        ra = pair_row[pa]
+        rb = pair_row[pb]
+        sa = pair_ptr[pa]
+        sb = pair_ptr[pb]
+        twice = pa != pb
+        for x in range(q0):
+            for y in range(q0):
+                acc = 0.0
+                for a in range(qa):
+                    na = coupling[sa + a * q0 + x]
+                    for b in range(qb):
+                        i, j = ra + a, rb + b
+                        inv = c22_inv[i, j] if i >= j else c22_inv[j, i]
+                        acc += na * inv * coupling[sb + b * q0 + y]
+                lead[m, x, y] += acc
+                if twice:
+                    lead[m, y, x] += acc
+    q_max = 1
+    for j in range(rest_q.size):
+        q_max = max(q_max, rest_q[j])
+    rest = np.zeros((q_rest, q_max))
+    r = 0
+    while r < q_rest:
+        qj = rest_q[row_block[r]]
+        for a in range(qj):
+            for b in range(qj):
+                rest[r + a, b] = c22_inv[r + max(a, b), r + min(a, b)]
+        r += qj
+    return lead, rest
+
+
