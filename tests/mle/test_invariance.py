@@ -251,3 +251,26 @@ def test_profile_follows_a_shift_of_the_response() -> None:
     ours = profile_sd(fit, "sd_Subject__Days", grid)
     theirs = profile_sd(base, "sd_Subject__Days", grid)
     np.testing.assert_allclose(ours["delta"], theirs["delta"], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("laplace", ["exact", "glmer"])
+def test_uncentred_elston_model_reaches_lme4s_optimum(laplace: str) -> None:
+    """lme4's tests/elston.R model, HEIGHT uncentred: deviance 1780.543 in both Laplace modes.
+
+    lme4 reports ``deviance(fit) + ...`` of 1780.5427 at its optimum
+    (``tests/reference/glmmTMB/grouseticks_elston.json``, made by
+    ``make_elston_reference.R``): the exact Laplace approximation agrees with
+    glmmTMB's logLik, glmer's evaluation with glmer's, both to 1e-3 in
+    deviance, without a warning and without a linear-algebra error at any
+    trial point.
+    """
+    reference = Path(__file__).parents[1] / "reference" / "glmmTMB" / "grouseticks_elston.json"
+    ref = json.loads(reference.read_text())
+    data = hm.datasets.load("grouseticks")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = hm.Model(ref["formula"], data, family="poisson").fit_mle(laplace=laplace)
+    program = "glmmTMB" if laplace == "exact" else "glmer"
+    expected = -2.0 * ref[program]["logLik"]
+    assert expected == pytest.approx(1780.543, abs=1e-3)
+    assert -2.0 * fit.loglik == pytest.approx(expected, abs=1e-3)
