@@ -296,10 +296,18 @@ class ReLayout:
 
     def z_times(self, lead: np.ndarray, rest: np.ndarray) -> np.ndarray:
         """``Z @ b`` for effects given as leading ``(L₀, q₀)`` and trailing ``(q_rest,)``."""
-        out = np.einsum("nq,nq->n", self.lead_X, lead[self.lead_codes])
-        if self.rest:
-            out = out + self.Z_rest @ rest
-        return out
+        pat = self.pattern
+        return kernels.z_times(
+            pat.lead_codes,
+            pat.lead_x,
+            pat.rest_codes,
+            pat.rest_x,
+            pat.rest_xoff,
+            pat.rest_q,
+            pat.rest_off,
+            np.ascontiguousarray(lead, dtype=float).reshape(pat.n_lead_levels, pat.q_lead),
+            np.ascontiguousarray(rest, dtype=float).reshape(pat.q_rest),
+        )
 
     def split_lead(self, lead: np.ndarray) -> list[np.ndarray]:
         """Split leading ``(L₀, q₀, ...)`` values into one array per leading block."""

@@ -1097,3 +1097,33 @@ def lmm_value_and_gradient(
         singular_tolerance,
     )
     return logdet, upper, grad, differenced, 0
+
+
+@njit(cache=True)
+def z_times(
+    lead_codes: np.ndarray,
+    lead_x: np.ndarray,
+    rest_codes: np.ndarray,
+    rest_x: np.ndarray,
+    rest_xoff: np.ndarray,
+    rest_q: np.ndarray,
+    rest_off: np.ndarray,
+    lead: np.ndarray,
+    rest: np.ndarray,
+) -> np.ndarray:
+    """``Z b`` for effects given as leading ``(L₀, q₀)`` and trailing ``(q_rest,)`` values."""
+    n, q0 = lead_x.shape
+    out = np.empty(n)
+    for i in range(n):
+        m = lead_codes[i]
+        acc = 0.0
+        for a in range(q0):
+            acc += lead_x[i, a] * lead[m, a]
+        for j in range(rest_codes.shape[1]):
+            qj = rest_q[j]
+            row = rest_off[j] + rest_codes[i, j] * qj
+            xo = rest_xoff[j]
+            for a in range(qj):
+                acc += rest_x[i, xo + a] * rest[row + a]
+        out[i] = acc
+    return out

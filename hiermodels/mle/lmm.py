@@ -438,15 +438,23 @@ def profiled_deviance(design: Design, *, reml: bool = True) -> LmmDeviance:
     y = design.y
     if design.offset is not None:
         y = y - design.offset
-    xy = np.column_stack([design.X, y])
-    lead, rest = layout.z_transpose(xy)
+    x = np.ascontiguousarray(design.X, dtype=float)
+    y = np.ascontiguousarray(y, dtype=float)
+    # [X y] is never formed: at millions of rows the copy costs more than the products
+    lead_x, rest_x = layout.z_transpose(x)
+    lead_y, rest_y = layout.z_transpose(y[:, None])
+    xty = x.T @ y
+    xy_cross = np.empty((x.shape[1] + 1, x.shape[1] + 1))
+    xy_cross[:-1, :-1] = x.T @ x
+    xy_cross[:-1, -1] = xy_cross[-1, :-1] = xty
+    xy_cross[-1, -1] = y @ y
     return LmmDeviance(
         layout=layout,
         reml=reml,
         cross=layout.cross_products(),
-        zt_xy_lead=lead,
-        zt_xy_rest=rest,
-        xy_cross=np.ascontiguousarray(xy.T @ xy),
+        zt_xy_lead=np.concatenate([lead_x, lead_y], axis=2),
+        zt_xy_rest=np.ascontiguousarray(np.concatenate([rest_x, rest_y], axis=1)),
+        xy_cross=xy_cross,
         nobs=design.nobs,
         n_fixed=design.X.shape[1],
     )
