@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import builtins
 import difflib
+import functools
 import keyword
 import re
 import warnings
@@ -41,6 +42,13 @@ def python_names(expr: str) -> tuple[list[str], set[str]]:
     Backtick-quoted names (``\\`my col\\```) are returned unquoted; R's ``^``
     is read as ``**``. Names are in order of first appearance.
     """
+    names, called = _python_names(expr)
+    return list(names), set(called)
+
+
+@functools.lru_cache(maxsize=1024)
+def _python_names(expr: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    """:func:`python_names`, memoised (an expression that cannot be read raises every time)."""
     code, aliases = unquote_names(to_python_power(expr))
     try:
         tree = ast.parse(code.strip(), mode="eval")
@@ -61,7 +69,7 @@ def python_names(expr: str) -> tuple[list[str], set[str]]:
             name = aliases.get(node.id, node.id)
             if name not in names:
                 names.append(name)
-    return names, called
+    return tuple(names), frozenset(called)
 
 
 def unquote_names(expr: str) -> tuple[str, dict[str, str]]:
@@ -92,6 +100,13 @@ def unquote_names(expr: str) -> tuple[str, dict[str, str]]:
 
 def formula_names(rhs: str) -> tuple[list[str], set[str]]:
     """Names used by a formulaic right-hand side, and those called as functions."""
+    names, called = _formula_names(rhs)
+    return list(names), set(called)
+
+
+@functools.lru_cache(maxsize=1024)
+def _formula_names(rhs: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    """:func:`formula_names`, memoised: formulaic's parse is the slow part of a small model."""
     from formulaic import Formula
 
     names: list[str] = []
@@ -107,7 +122,7 @@ def formula_names(rhs: str) -> tuple[list[str], set[str]]:
                 continue
             names.extend(name for name in found if name not in names)
             called |= calls
-    return names, called
+    return tuple(names), frozenset(called)
 
 
 def resolve_columns(
@@ -244,6 +259,13 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
+def _missing(values: pd.Series | pd.DataFrame) -> np.ndarray:
+    """``values.isna()`` as a numpy array, from the column's array (no Series in between)."""
+    if isinstance(values, pd.Series):
+        return np.asarray(values.array.isna(), dtype=bool)
+    return values.isna().to_numpy()
+
+
 def missing_mask(
     data: pd.DataFrame,
     columns: Iterable[str],
@@ -255,7 +277,7 @@ def missing_mask(
     ``missing="drop"`` warns with the count and the columns involved;
     ``missing="raise"`` raises a :class:`ColumnProblem` instead.
     """
-    flags = {name: data[name].isna().to_numpy() for name in columns}
+    flags = {name: _missing(data[name]) for name in columns}
     for name, values in (extra or {}).items():
         flags[name] = pd.isna(values)
     bad = np.zeros(len(data), dtype=bool)

@@ -6,6 +6,7 @@ No data is touched here: the spec records what the formula says, and
 
 from __future__ import annotations
 
+import functools
 import keyword
 import re
 from dataclasses import dataclass
@@ -152,6 +153,16 @@ def parse_formula(formula: str) -> FormulaSpec:
     """
     if not isinstance(formula, str):
         raise TypeError(f"formula must be a string, got {type(formula).__name__}")
+    return _parse(formula)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(formula: str) -> FormulaSpec:
+    """:func:`parse_formula` of a string, memoised.
+
+    A spec is immutable and depends on the text alone; a refused formula
+    raises again on every call (exceptions are not cached).
+    """
     text = formula.strip()
     if not text:
         raise FormulaError(f"the formula is empty; {_EXAMPLE}")
