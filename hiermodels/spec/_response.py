@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import operator
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
@@ -150,6 +155,9 @@ def _binary_codes(values: pd.Series, column: str) -> np.ndarray:
 
 def _evaluate_expression(expr: str, data: pd.DataFrame, role: str) -> np.ndarray:
     """Evaluate ``expr`` as Python arithmetic with formulaic's transforms (``log``, ``np``)."""
+    simple = _arithmetic(expr, data)
+    if simple is not None:
+        return simple
     from formulaic import model_matrix
 
     # formulaic keeps a quoted keyword (`yield`) as the keyword, which Python cannot
@@ -163,6 +171,64 @@ def _evaluate_expression(expr: str, data: pd.DataFrame, role: str) -> np.ndarray
     if matrix.shape[1] != 1:
         raise ColumnProblem(f"the {role} {expr!r} must give numbers, one per row")
     return np.asarray(matrix, dtype=np.float64).ravel()
+
+
+_OPERATORS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+}
+
+
+def _arithmetic(expr: str, data: pd.DataFrame) -> np.ndarray | None:
+    """``expr`` as float64 when it is ``+``, ``-``, ``*`` of numeric columns and numbers.
+
+    Such an expression (``size - incidence``) of int64 and float64 columns
+    and small numbers runs under formulaic's ``I()`` as the same numpy
+    operations on the same arrays (pandas arithmetic on aligned columns is
+    numpy's); this evaluates it without formulaic, into a new array.
+    ``None`` for anything else.
+    """
+    code, aliases = unquote_names(to_python_power(expr))
+    try:
+        tree = ast.parse(code.strip(), mode="eval")
+    except SyntaxError:
+        return None
+    uses_column = False
+
+    def value(node: ast.expr) -> Any:
+        nonlocal uses_column
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            left, right = value(node.left), value(node.right)
+            if left is None or right is None:
+                return None
+            return _OPERATORS[type(node.op)](left, right)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            operand = value(node.operand)
+            return None if operand is None else -operand
+        if isinstance(node, ast.Constant):
+            number = node.value
+            if type(number) is float or (type(number) is int and abs(number) < 2**31):
+                return number
+            return None
+        if isinstance(node, ast.Name):
+            name = aliases.get(node.id, node.id)
+            if name not in data.columns:
+                return None
+            column = data[name]
+            dtype = column.dtype
+            if not isinstance(column, pd.Series) or not isinstance(dtype, np.dtype):
+                return None
+            if dtype not in (np.int64, np.float64):
+                return None
+            uses_column = True
+            return column.to_numpy()
+        return None
+
+    result = value(tree.body)
+    if result is None or not uses_column:
+        return None
+    return np.array(result, dtype=np.float64).ravel()
 
 
 def _check_finite(y: np.ndarray, index: pd.Index, what: str) -> None:

@@ -8,6 +8,9 @@ random-effect term names.
 
 from __future__ import annotations
 
+import functools
+import keyword
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -238,10 +241,13 @@ def build_design(
             columns.append(offset_column)
         extra = {"offset": offset_values} if offset_values is not None else None
         keep = missing_mask(data, columns, extra, missing)
-        used = _prepare(data.loc[keep, columns])
+        # Every row kept: the model reads its columns from `data` itself, without a copy
+        # (columns are only read); formulaic gets `used[columns]` (:func:`_model_matrix`).
+        used = _prepare(data if keep.all() else data.loc[keep, columns], columns)
         y, trials = response_arrays(spec.response, used, family)
-        X, names, model_spec, dropped = _fixed_part(spec.fixed, used)
-        blocks = tuple(_random_block(term, used) for term in spec.random)
+        checked: set[str] = set()
+        X, names, model_spec, dropped = _fixed_part(spec.fixed, used, columns, checked)
+        blocks = tuple(_random_block(term, used, columns, checked) for term in spec.random)
     except ColumnProblem as problem:
         raise DesignError(str(problem)) from None
     _check_identifiable(blocks, len(used), family)
@@ -417,13 +423,34 @@ def level_codes_for(block: RandomBlock, newdata: pd.DataFrame) -> tuple[np.ndarr
     return codes, labels
 
 
-def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
-    """Copy of the used columns with unused categories removed (as lme4's model frame)."""
-    frame = frame.copy()
-    for name in frame.columns:
-        if isinstance(frame[name].dtype, pd.CategoricalDtype):
-            frame[name] = frame[name].cat.remove_unused_categories()
+def _prepare(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The used columns with unused categories removed (as lme4's model frame).
+
+    ``frame`` itself when no categorical column among ``columns`` (all of
+    ``frame``'s by default) has an unused category; otherwise a copy of
+    ``frame[columns]`` with those categories removed. Callers only read the
+    result.
+    """
+    names = list(frame.columns) if columns is None else list(columns)
+    stale = [
+        name
+        for name in names
+        if isinstance(frame[name].dtype, pd.CategoricalDtype) and _has_unused(frame[name])
+    ]
+    if not stale:
+        return frame
+    frame = frame[names].copy()
+    for name in stale:
+        frame[name] = frame[name].cat.remove_unused_categories()
     return frame
+
+
+def _has_unused(values: pd.Series) -> bool:
+    """Whether a categorical column has a category no row takes."""
+    codes = values.array.codes  # type: ignore[attr-defined]
+    seen = np.zeros(len(values.dtype.categories) + 1, dtype=bool)
+    seen[codes] = True  # a missing value's code, -1, marks the extra last entry
+    return not seen[:-1].all()
 
 
 def _model_matrix(rhs: str, data: pd.DataFrame, where: str) -> Any:
@@ -446,27 +473,180 @@ def _model_matrix(rhs: str, data: pd.DataFrame, where: str) -> Any:
 
 def _finite_matrix(matrix: Any, index: pd.Index, where: str) -> np.ndarray:
     """float64 array of a model matrix, rejecting NaN or infinite entries by column."""
-    values = np.asarray(matrix, dtype=np.float64)
+    return _check_finite(np.asarray(matrix, dtype=np.float64), list(matrix.columns), index, where)
+
+
+def _check_finite(
+    values: np.ndarray, names: Sequence[Any], index: pd.Index, where: str
+) -> np.ndarray:
+    """``values``, if every entry is finite; otherwise the first bad column's problem."""
     bad = ~np.isfinite(values)
     if bad.any():
         col = int(np.flatnonzero(bad.any(axis=0))[0])
         rows = bad[:, col]
         raise ColumnProblem(
-            f"column {list(matrix.columns)[col]!r} of {where} has "
+            f"column {names[col]!r} of {where} has "
             f"{plural(int(rows.sum()), 'non-finite value')} (first rows: {first_rows(index, rows)})"
         )
     return values
 
 
+def _term_matrix(
+    rhs: str, data: pd.DataFrame, columns: Sequence[str], where: str
+) -> tuple[np.ndarray, tuple[str, ...], Any]:
+    """``X`` of one right-hand side, its column names and its (formulaic) model spec.
+
+    An intercept with main effects of numeric and categorical columns is
+    built directly (:func:`_main_effects`), with the values, column names and
+    memory layout formulaic gives; everything else goes through formulaic on
+    the model's columns.
+    """
+    simple = _main_effects(rhs, data)
+    if simple is None:
+        frame = data if list(data.columns) == list(columns) else data[list(columns)]
+        matrix = _model_matrix(rhs, frame, where)
+        X = _finite_matrix(matrix, data.index, where)
+        return X, tuple(str(c) for c in matrix.columns), matrix.model_spec
+    intercept, terms = simple
+    names: list[str] = ["Intercept"] if intercept else []
+    for name, values in terms:
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            # treatment contrasts against the first category, named as formulaic names them
+            names.extend(
+                TREATMENT_FORMAT.format(name=name, field=level)
+                for level in values.dtype.categories[1:]
+            )
+        else:
+            names.append(name)
+    X = np.zeros((len(data), len(names)), dtype=np.float64, order="F")
+    if intercept:
+        X[:, 0] = 1.0
+    j = int(intercept)
+    for _, values in terms:
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            codes = values.array.codes.astype(np.intp)  # type: ignore[attr-defined]
+            rows = np.flatnonzero(codes > 0)
+            X[rows, codes[rows] + (j - 1)] = 1.0
+            j += len(values.dtype.categories) - 1
+        else:
+            X[:, j] = values.to_numpy()
+            j += 1
+    spec = DeferredModelSpec(rhs, tuple((name, values.dtype) for name, values in terms))
+    return _check_finite(X, names, data.index, where), tuple(names), spec
+
+
+#: How formulaic names a column of treatment contrasts (``TreatmentContrasts``).
+TREATMENT_FORMAT = "{name}[T.{field}]"
+
+#: ``1 + x + z`` / ``0 + x`` as :func:`~hiermodels.spec.formula.parse_formula` writes them.
+_MAIN_EFFECTS = re.compile(r"([01])((?: \+ [A-Za-z_][A-Za-z0-9_]*)*)")
+
+
+def _main_effects(
+    rhs: str, data: pd.DataFrame
+) -> tuple[bool, tuple[tuple[str, pd.Series], ...]] | None:
+    """``(intercept, ((name, column), ...))`` when ``rhs`` is built without formulaic.
+
+    That is ``1`` or ``0`` followed by distinct plain column names, each
+    numeric (int or float numpy dtype) or, with the intercept, a pandas
+    categorical of at least two categories that all occur. Their formulaic
+    model matrix is the intercept column of ones, each numeric column as
+    float64 and, per categorical, one 0/1 column per category after the
+    first; their model spec learns nothing from the data beyond the dtypes.
+    ``None`` for anything else (transforms, interactions, removed terms,
+    boolean, text or extension-dtype columns, a categorical without an
+    intercept, names formulaic could read otherwise): formulaic builds it.
+    """
+    match = _MAIN_EFFECTS.fullmatch(rhs)
+    if match is None:
+        return None
+    intercept = match.group(1) == "1"
+    names = match.group(2).split(" + ")[1:]
+    if (not names and not intercept) or len(set(names)) != len(names):
+        return None
+    terms: list[tuple[str, pd.Series]] = []
+    for name in names:
+        if keyword.iskeyword(name) or name == "Intercept" or name not in data.columns:
+            return None
+        values = data[name]
+        if not isinstance(values, pd.Series):  # a duplicated column name
+            return None
+        dtype = values.dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            if not intercept or len(dtype.categories) < 2 or _has_unused(values):
+                return None
+        elif not isinstance(dtype, np.dtype) or dtype.kind not in "iuf":
+            return None
+        terms.append((name, values))
+    return intercept, tuple(terms)
+
+
+class DeferredModelSpec:
+    """The formulaic ``ModelSpec`` of a matrix built without formulaic, made on first use.
+
+    :func:`_term_matrix` builds intercepts with numeric and categorical main
+    effects itself. The ``ModelSpec`` of such a formula holds nothing learned
+    from the data beyond the columns' dtypes (a numeric column has no
+    encoding state; a categorical one its categories): it is made, when a
+    prediction first needs it, by formulaic from a few rows with those
+    dtypes, and equals the ``ModelSpec`` formulaic returns for the whole
+    data. Every attribute is forwarded to it; :meth:`resolve` returns it.
+
+    Parameters
+    ----------
+    rhs : str
+        The right-hand side.
+    dtypes : tuple of (str, dtype)
+        Each column of ``rhs`` and its dtype in the data.
+    """
+
+    __slots__ = ("dtypes", "rhs")
+
+    def __init__(self, rhs: str, dtypes: tuple[tuple[str, Any], ...]) -> None:
+        self.rhs = rhs
+        self.dtypes = dtypes
+
+    def resolve(self) -> Any:
+        """The formulaic ``ModelSpec`` (made once per formula and dtypes in a process)."""
+        return _simple_model_spec(self.rhs, self.dtypes)
+
+    def get_model_matrix(self, data: Any, **kwargs: Any) -> Any:
+        """``ModelSpec.get_model_matrix`` of the resolved spec."""
+        return self.resolve().get_model_matrix(data, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy and pickle probe dunders before the slots are set
+            raise AttributeError(name)
+        return getattr(self.resolve(), name)
+
+    def __repr__(self) -> str:
+        return f"DeferredModelSpec({self.rhs!r}, {[name for name, _ in self.dtypes]})"
+
+
+@functools.lru_cache(maxsize=256)
+def _simple_model_spec(rhs: str, dtypes: tuple[tuple[str, Any], ...]) -> Any:
+    """formulaic's ``ModelSpec`` of ``rhs`` on rows with ``dtypes`` that take every category."""
+    sizes = [len(d.categories) for _, d in dtypes if isinstance(d, pd.CategoricalDtype)]
+    rows = np.arange(max(sizes, default=1))
+    frame = pd.DataFrame(
+        {
+            name: pd.Categorical.from_codes(rows % len(dtype.categories), dtype=dtype)
+            if isinstance(dtype, pd.CategoricalDtype)
+            else np.zeros(rows.size, dtype=dtype)
+            for name, dtype in dtypes
+        },
+        index=rows,
+    )
+    return _model_matrix(rhs, frame, f"the formula {rhs!r}").model_spec
+
+
 def _fixed_part(
-    fixed: str, data: pd.DataFrame
+    fixed: str, data: pd.DataFrame, columns: Sequence[str], checked: set[str]
 ) -> tuple[np.ndarray, tuple[str, ...], Any, tuple[str, ...]]:
     """``X`` (full column rank), its names, the formulaic ModelSpec, dropped names."""
     where = f"the fixed effects {fixed!r}"
-    _check_covariates(fixed, data, where)
-    matrix = _model_matrix(fixed, data, where)
-    X = _finite_matrix(matrix, data.index, where)
-    names = tuple(str(c) for c in matrix.columns)
+    _check_covariates(fixed, data, where, checked)
+    X, names, model_spec = _term_matrix(fixed, data, columns, where)
     keep = _independent_columns(X)
     dropped = tuple(name for j, name in enumerate(names) if j not in set(keep))
     if dropped:
@@ -476,7 +656,7 @@ def _fixed_part(
             UserWarning,
             stacklevel=3,
         )
-    return X[:, keep], tuple(names[j] for j in keep), matrix.model_spec, dropped
+    return X[:, keep], tuple(names[j] for j in keep), model_spec, dropped
 
 
 def _independent_columns(X: np.ndarray) -> list[int]:
@@ -516,10 +696,18 @@ def _independent_columns(X: np.ndarray) -> list[int]:
     return keep
 
 
-def _check_covariates(rhs: str, data: pd.DataFrame, where: str) -> None:
-    """Covariates must be numeric, boolean, categorical or strings."""
+def _check_covariates(
+    rhs: str, data: pd.DataFrame, where: str, checked: set[str] | None = None
+) -> None:
+    """Covariates must be numeric, boolean, categorical or strings.
+
+    Names in ``checked`` passed this check before (for another term of the
+    same data) and are skipped; every name that passes is added to it.
+    """
     names, called = formula_names(rhs)
     for name in resolve_columns(names, called, data.columns, where):
+        if checked is not None and name in checked:
+            continue
         values = data[name]
         check_numeric_text(values, name, where, strict=False)
         dtype = values.dtype
@@ -536,24 +724,27 @@ def _check_covariates(rhs: str, data: pd.DataFrame, where: str) -> None:
                 f"column {name!r} used in {where} has dtype {dtype}; covariates must be "
                 "numeric or categorical (strings, pandas Categorical)"
             )
+        if checked is not None:
+            checked.add(name)
 
 
-def _random_block(term: RandomTerm, data: pd.DataFrame) -> RandomBlock:
+def _random_block(
+    term: RandomTerm, data: pd.DataFrame, columns: Sequence[str], checked: set[str]
+) -> RandomBlock:
     """Evaluate one random-effect term: its model matrix and grouping factor."""
     where = f"the random-effect term ({term.expr} | {term.group})"
-    _check_covariates(term.expr, data, where)
-    matrix = _model_matrix(term.expr, data, where)
-    X = _finite_matrix(matrix, data.index, where)
+    _check_covariates(term.expr, data, where, checked)
+    X, terms, model_spec = _term_matrix(term.expr, data, columns, where)
     codes, levels, parts = group_codes(data, term.factors)
     return RandomBlock(
         group=term.group,
         factors=term.factors,
-        terms=tuple(str(c) for c in matrix.columns),
+        terms=terms,
         levels=levels,
         codes=codes,
         X=X,
         expr=term.expr,
-        model_spec=matrix.model_spec,
+        model_spec=model_spec,
         level_parts=parts,
     )
 
