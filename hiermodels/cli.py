@@ -306,6 +306,10 @@ def print_summary(analysis: Any, console: Any) -> None:
         console.print(_table("Random effects", summary.random))
         groups = ", ".join(f"{g} {n}" for g, n in summary.ngroups.items())
         console.print(f"Number of obs: {summary.nobs}; groups: {groups}", highlight=False)
+        if mle.alpha is not None:
+            console.print(
+                f"Dispersion alpha (Var = mu + mu^2/alpha): {mle.alpha:.4g}", highlight=False
+            )
         console.print(_table("Fixed effects", summary.fixed, index=True))
         if summary.singular:
             console.print("[yellow]boundary (singular) fit[/]: an SD or correlation is degenerate")

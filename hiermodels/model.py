@@ -92,15 +92,18 @@ class Model:
             mixed models; ``"Laplace"`` (default otherwise) for GLMMs.
         **options
             Passed to the engine: ``start`` values for θ; ``theta`` to
-            evaluate at given variance parameters (LMMs); ``n_agq`` quadrature
-            nodes for GLMMs with one scalar random-effect term (glmer's ``nAGQ``);
-            ``laplace="glmer"`` to evaluate the Laplace approximation as glmer
-            does and reproduce lme4's estimates (the default ``"exact"`` agrees
-            with glmmTMB).
+            evaluate at given variance parameters (LMMs); ``n_agq`` for GLMMs,
+            as glmer's ``nAGQ``: quadrature nodes for a single scalar
+            random-effect term, or 0 for the fast fit that optimises θ alone
+            with β inside PIRLS; ``laplace="glmer"`` to evaluate the Laplace
+            approximation as glmer (glmer.nb) does and reproduce lme4's
+            estimates (the default ``"exact"`` agrees with glmmTMB).
 
         Returns
         -------
         MixedFit
+            A negative-binomial fit also estimates the dispersion,
+            ``MixedFit.alpha`` (``Var(y) = μ + μ²/α``, glmmTMB's ``nbinom2``).
         """
         if method is None:
             method = "REML" if self._family.is_gaussian else "Laplace"

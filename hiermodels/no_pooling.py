@@ -67,7 +67,7 @@ def _gaussian(fit: MixedFit, index: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _glm(fit: MixedFit, index: int) -> tuple[np.ndarray, np.ndarray]:
     block = fit.layout.blocks[index]
-    response = GlmResponse.from_design(fit.design)
+    response = GlmResponse.from_fit(fit)
     base = fit.linear_predictor - _block_contribution(fit, index)
     u = np.zeros((block.n_levels, block.n_terms))
     ones = np.ones(block.codes.size)

@@ -260,6 +260,18 @@ def test_fit_eb_only_draws_eb_pictures(tmp_path):
     np.testing.assert_allclose(eb["mean"], 0.0, atol=1e-8)
 
 
+def test_fit_negative_binomial_reports_alpha(tmp_path):
+    data = hm.datasets.load("grouseticks")
+    data.to_csv(tmp_path / "ticks.csv", index=False)
+    formula = "TICKS ~ YEAR + (1 | BROOD)"
+    args = ("--family", "negativebinomial", "--method", "laplace")
+    run = hiermodels("fit", "ticks.csv", formula, *args, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    read = pd.read_csv(tmp_path / "ticks.csv")
+    alpha = hm.Model(formula, read, family="negativebinomial").fit_mle().alpha
+    assert f"Dispersion alpha (Var = mu + mu^2/alpha): {alpha:.4g}" in run.stdout
+
+
 # -------------------------------------------------------------- bad input
 
 

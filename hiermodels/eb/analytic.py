@@ -19,6 +19,7 @@ the profiled REML/ML criterion; ``β`` joins ``η`` when it is plugged in too.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import cast
@@ -27,7 +28,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from hiermodels.errors import NumericalWarning
-from hiermodels.mle.glmm import LaplaceDeviance, laplace_deviance
+from hiermodels.mle.dispersion import DispersedDeviance
 from hiermodels.mle.lmm import LmmDeviance, profiled_deviance
 from hiermodels.mle.optimize import finite_difference_hessian
 from hiermodels.mle.results import MixedFit
@@ -73,27 +74,33 @@ class _StandardFrame:
     a first-order (Kass–Steffey) term does not depend on the coordinates of
     the hyperparameters. Effects are mapped back to the design's units.
     ``dev`` is the profiled REML/ML criterion (Gaussian) or the Laplace
-    deviance over ``(θ, β)``.
+    deviance over ``(θ, extra, β)``; ``extra`` is the negative binomial's
+    ``(log α,)`` (``inf`` on the Poisson boundary), else empty.
     """
 
-    dev: LmmDeviance | LaplaceDeviance
+    dev: LmmDeviance | DispersedDeviance
     standardization: Standardization
     theta: np.ndarray
     beta: np.ndarray
+    extra: np.ndarray
 
     @classmethod
     def of(cls, fit: MixedFit) -> _StandardFrame:
         standardization = Standardization.of(fit.design)
         design = standardization.apply(fit.design)
-        dev: LmmDeviance | LaplaceDeviance
+        dev: LmmDeviance | DispersedDeviance
+        extra = np.zeros(0)
         if fit.design.family.is_gaussian:
             dev = profiled_deviance(design, reml=fit.method == "REML")
         else:
-            dev = laplace_deviance(design)
+            dev = DispersedDeviance.of_fit_design(design, fit.alpha)
+            if fit.alpha is not None:
+                extra = np.array([math.log(fit.alpha)])
         theta = fit.standardized_theta
         if theta is None:
             theta = standardization.standard_theta(fit.theta, dev.layout)
-        return cls(dev, standardization, theta, standardization.standard_beta(fit.beta))
+        beta = standardization.standard_beta(fit.beta)
+        return cls(dev, standardization, theta, beta, extra)
 
     def design_units(self, blocks: list[np.ndarray]) -> list[np.ndarray]:
         """Per-block ``(levels, q, ...)`` effects (θ order) in the design's units."""
@@ -202,14 +209,15 @@ def hyperparameter_covariance(
     Returns
     -------
     params : numpy.ndarray
-        The free parameters: θ entries off the boundary, then ``β`` when
+        The free parameters: θ entries off the boundary, the negative
+        binomial's ``log α`` (unless at the Poisson boundary), then ``β`` when
         ``plugin="all"`` — in the standardised coordinates of
         :attr:`MixedFit.standardized_theta` (see
         :mod:`hiermodels.mle.standardize`), where the derivatives are taken.
     covariance : numpy.ndarray
         Their covariance: ``2 H⁻¹`` with ``H`` the Hessian of the profiled
         criterion (LMM; ``β`` independent of ``θ`` with covariance ``vcov``)
-        or of the Laplace deviance over ``(θ, β)`` (GLMM).
+        or of the Laplace deviance over ``(θ, log α, β)`` (GLMM).
     """
     _check_plugin(plugin)
     return _hyperparameter_covariance(fit, _StandardFrame.of(fit), plugin)
@@ -239,8 +247,9 @@ def _hyperparameter_covariance(
         if plugin == "hyper":
             return theta[free], cov_theta
         return np.concatenate([theta[free], frame.beta]), sla.block_diag(cov_theta, vcov_beta)
-    params = np.concatenate([theta, frame.beta])
-    mask = np.concatenate([free, np.ones(frame.beta.size, dtype=bool)])
+    params = np.concatenate([theta, frame.extra, frame.beta])
+    extra_free = np.isfinite(frame.extra)
+    mask = np.concatenate([free, extra_free, np.ones(frame.beta.size, dtype=bool)])
 
     def dev_sub(sub: np.ndarray) -> float:
         full = params.copy()
@@ -250,8 +259,9 @@ def _hyperparameter_covariance(
     cov = 2.0 * np.linalg.inv(finite_difference_hessian(dev_sub, params[mask]))
     if plugin == "all":
         return params[mask], cov
-    n_theta = int(free.sum())
-    return theta[free], cov[:n_theta, :n_theta]
+    n_nuisance = theta.size + frame.extra.size
+    n_hyper = int(mask[:n_nuisance].sum())
+    return params[:n_nuisance][mask[:n_nuisance]], cov[:n_hyper, :n_hyper]
 
 
 def _conditional_means(
@@ -259,9 +269,13 @@ def _conditional_means(
 ) -> np.ndarray:
     """All conditional means (θ order, flattened, design units) at perturbed plug-in values."""
     free = _free_theta(fit)
-    n_free = int(free.sum())
+    n_theta_free = int(free.sum())
     theta = frame.theta.copy()
-    theta[free] = params[:n_free]
+    theta[free] = params[:n_theta_free]
+    extra = frame.extra.copy()  # log α (NB), held at the Poisson boundary (inf)
+    extra_free = np.isfinite(extra)
+    n_free = n_theta_free + int(extra_free.sum())
+    extra[extra_free] = params[n_theta_free:n_free]
     beta = params[n_free:] if plugin == "all" else None
     dev = frame.dev
     if isinstance(dev, LmmDeviance):
@@ -271,7 +285,7 @@ def _conditional_means(
         else:
             u_lead, u_rest = _modes_fixed_beta(dev, theta, beta)
     else:
-        result = dev.pirls(theta, frame.beta if beta is None else beta)
+        result = dev.at(extra).pirls(theta, frame.beta if beta is None else beta)
         u_lead, u_rest = result.u_lead, result.u_rest
     flat = _scale_modes(dev.layout, theta, u_lead, u_rest)
     return _flatten(fit, frame.design_units(list(_unflatten(fit, flat))))

@@ -27,6 +27,7 @@ from hiermodels._checks import check_random_seed
 from hiermodels.eb.analytic import gaussian_conditional, kass_steffey_variances
 from hiermodels.errors import BoundaryWarning
 from hiermodels.mle.covariance import covariance_to_sd_corr
+from hiermodels.mle.response import DISPERSION_NAME
 from hiermodels.mle.results import MixedFit
 from hiermodels.spec.design import Design
 
@@ -149,15 +150,17 @@ class EBFit:
 def plugin_values(fit: MixedFit, plugin: str = "hyper") -> dict[str, Any]:
     """Values to hold fixed in the PyMC graph, by its variable names.
 
-    ``sigma`` (Gaussian), ``sd_<group>__<term>`` and ``corr_<group>`` (the
-    ``q × q`` matrix over the factor's terms, block diagonal), and ``beta``
-    with ``plugin="all"``.
+    ``sigma`` (Gaussian), ``alpha`` (the negative binomial's dispersion, its
+    MLE), ``sd_<group>__<term>`` and ``corr_<group>`` (the ``q × q`` matrix
+    over the factor's terms, block diagonal), and ``beta`` with ``plugin="all"``.
     """
     from hiermodels.bayes.priors import group_term_layout
 
     values: dict[str, Any] = {}
     if fit.has_residual:
         values["sigma"] = float(fit.sigma)
+    if fit.alpha is not None:
+        values[DISPERSION_NAME] = float(fit.alpha)
     term_sd: dict[tuple[str, str], float] = {}
     term_block: dict[tuple[str, str], tuple[int, int]] = {}
     covs = fit.covariances()
@@ -227,7 +230,9 @@ def fit_eb(
         or MCMC on the graph with the plugged-in values held fixed (default
         for GLMMs).
     mle : MixedFit, optional
-        A marginal-likelihood fit to reuse instead of fitting again.
+        A marginal-likelihood fit to reuse instead of fitting again. Its
+        estimates are the plug-in values: for a negative binomial also the
+        dispersion ``alpha``, which the Laplace fit estimates.
     draws, tune, chains, sampler, random_seed, progressbar, target_accept
         MCMC settings (see :func:`hiermodels.bayes.sample.fit_bayes`).
 
@@ -260,6 +265,13 @@ def fit_eb(
         )
     if mle is None:
         mle = _fit_mle(design, method)
+    if eb_method == "mcmc" and mle.alpha == np.inf:
+        raise ValueError(
+            f"the negative-binomial MLE is on the Poisson boundary ({DISPERSION_NAME} = inf), "
+            "which the PyMC graph cannot hold fixed: fit the model with family='poisson' "
+            "(the same estimates) for MCMC EB, or use eb_method='quadrature' with "
+            "plugin='all' for a single scalar random-effect term"
+        )
     boundary = _boundary(mle)
     if boundary:
         warnings.warn(

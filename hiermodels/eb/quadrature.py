@@ -5,10 +5,11 @@ the groups are independent given the plug-in values and each conditional ::
 
     p(b_g | y, θ̂, β̂) ∝ N(b_g; 0, σ̂_b²) ∏_{i in g} p(y_i | η_i + b_g)
 
-is one-dimensional. Centring the Gauss–Hermite rule at the conditional mode
-with the Laplace SD as scale (adaptive quadrature, as glmer's ``nAGQ > 1``)
-gives its mean and SD to many digits with a few dozen nodes — the exact
-conditional that the Laplace Gaussian approximates.
+is one-dimensional (a negative binomial's ``p(y_i | ·)`` at its ``α̂``).
+Centring the Gauss–Hermite rule at the conditional mode with the Laplace SD
+as scale (adaptive quadrature, as glmer's ``nAGQ > 1``) gives its mean and SD
+to many digits with a few dozen nodes — the exact conditional that the
+Laplace Gaussian approximates.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def scalar_conditional(
     if fit.design.family.is_gaussian:
         raise ValueError("Gaussian conditionals are exact in closed form; use eb_method='analytic'")
     block = fit.layout.blocks[0]
-    response = GlmResponse.from_design(fit.design)
+    response = GlmResponse.from_fit(fit)
     sd_b = float(np.sqrt(fit.covariances()[0][0, 0]))
     mode = fit.conditional_modes[0][:, 0]
     scale = np.sqrt(fit.conditional_covariances[0][:, 0, 0])

@@ -14,11 +14,13 @@ weights ``W``. Stage one optimises ``θ`` with ``β`` updated inside PIRLS
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import scipy.linalg as sla
 from scipy.special import logsumexp
 
 from hiermodels.errors import DegenerateDataWarning, FitError, SeparationWarning
@@ -31,10 +33,17 @@ from hiermodels.mle.degenerate import (
     name_list,
     separated_columns,
 )
+from hiermodels.mle.dispersion import (
+    DispersedDeviance,
+    at_poisson_boundary,
+    dispersion_start,
+    warn_poisson_boundary,
+)
 from hiermodels.mle.fit import conditional_blocks, linear_predictor, warn_if_singular
 from hiermodels.mle.lmm import solve_pls
 from hiermodels.mle.optimize import (
     ConvergenceWarning,
+    OptSummary,
     finite_difference_hessian,
     minimize_bounded,
 )
@@ -513,6 +522,10 @@ def _fixed_effects_covariance(
     return 2.0 * np.linalg.inv(block)
 
 
+#: Method labels by number of quadrature nodes (glmer's ``nAGQ``); more than one is "AGQ".
+_METHODS = {0: "Laplace (nAGQ=0)", 1: "Laplace"}
+
+
 def fit_glmm(
     design: Design,
     *,
@@ -525,29 +538,41 @@ def fit_glmm(
     Parameters
     ----------
     design : Design
-        A binomial, bernoulli or Poisson design with random effects.
+        A binomial, bernoulli, Poisson or negative-binomial design with
+        random effects.
     start : numpy.ndarray, optional
         Start values for θ.
     n_agq : int
         Quadrature nodes per group: 1 is the Laplace approximation; more
         (models with one scalar random-effect term only) is adaptive
-        Gauss–Hermite quadrature, as glmer's ``nAGQ``.
+        Gauss–Hermite quadrature, as glmer's ``nAGQ``; 0 optimises θ alone
+        with β updated inside PIRLS and stops there (glmer's ``nAGQ = 0``,
+        MixedModels.jl's ``fast = true``): faster, and an approximation to
+        the Laplace fit.
     laplace : {"exact", "glmer"}
         ``"exact"`` (default) maximises the Laplace approximation itself, as
         glmmTMB does; ``"glmer"`` evaluates it the way glmer does (see
         :class:`GlmerLaplaceDeviance`) to reproduce lme4's estimates to about
-        four digits.
+        four digits — for the negative binomial, glmer.nb's, with the
+        expected information.
 
     Returns
     -------
     MixedFit
-        ``method="Laplace"`` (or ``"AGQ"``); ``sigma`` is 1. The
+        ``method="Laplace"``, ``"AGQ"`` or ``"Laplace (nAGQ=0)"``; ``sigma``
+        is 1; ``alpha`` is the negative binomial's dispersion
+        (``Var(y) = μ + μ²/α``, estimated jointly with θ and β on the log
+        scale, as glmmTMB's ``nbinom2``), ``None`` for other families. The
         fixed-effects covariance is the inverse of half the finite-difference
-        Hessian of the deviance over ``(θ, β)``, as lme4's default
-        ``use.hessian = TRUE``.
+        Hessian of the deviance over ``(θ, α, β)``, as lme4's default
+        ``use.hessian = TRUE``; with ``n_agq=0`` it is ``(R_XᵀR_X)⁻¹`` of the
+        joint PIRLS system, as glmer's.
 
     Raises
     ------
+    ValueError
+        For an ``n_agq`` that is not a non-negative integer, or options that
+        do not go together.
     FitError
         When the Laplace approximation cannot be evaluated at the estimates.
 
@@ -560,11 +585,14 @@ def fit_glmm(
         the SD or their conditional modes off
         (:func:`~hiermodels.mle.degenerate.group_problems`).
     DegenerateDataWarning
-        When all-zero Poisson groups have conditional modes set by the
+        When all-zero count groups have conditional modes set by the
         random-effect distribution alone.
     SingularFitWarning, ConvergenceWarning
-        As lme4: a boundary fit; an optimum the checks cannot confirm.
+        As lme4: a boundary fit; an optimum the checks cannot confirm. A
+        negative binomial whose ``alpha`` runs to the Poisson limit is a
+        boundary fit too (:func:`~hiermodels.mle.dispersion.warn_poisson_boundary`).
     """
+    n_agq = _checked_n_agq(n_agq)
     if laplace not in ("exact", "glmer"):
         raise ValueError(f"laplace must be 'exact' or 'glmer', got {laplace!r}")
     if laplace == "glmer" and n_agq != 1:
@@ -573,73 +601,280 @@ def fit_glmm(
     # the same number in either coordinates, and the optimiser's problem is unit-free
     standardization = Standardization.of(design)
     std_design = standardization.apply(design)
-    dev = laplace_deviance(std_design)
-    separation = _warn_if_separated(design, dev.response)
-    objective = dev if n_agq == 1 else AgqDeviance(dev, int(n_agq))
-    theta_layout = dev.layout.theta
-    beta0 = _glm_start(std_design, dev.response)
+    dev, beta0, extra0 = _glmm_deviance(std_design)
+    if n_agq > 1:
+        AgqDeviance(dev.laplace, n_agq)  # refuses other than one scalar term, before fitting
+        dev = dev.with_objective(lambda lap: AgqDeviance(lap, n_agq))
+    separation = _warn_if_separated(design, dev.laplace.response)
     theta0 = (
-        theta_layout.start()
+        dev.laplace.layout.theta.start()
         if start is None
-        else standardization.standard_theta(np.asarray(start, dtype=float), dev.layout)
+        else standardization.standard_theta(np.asarray(start, dtype=float), dev.laplace.layout)
     )
-    lower_theta = theta_layout.lower_bounds()
+    opt1, first, boundary = _stage_one(
+        dev, np.concatenate([theta0, extra0]), beta0, final=n_agq == 0
+    )
+    if n_agq == 0:
+        params = np.concatenate([opt1.final, first.beta])
+        vcov = _joint_pirls_vcov(dev.at(dev.split(params)[1]), first)
+        fitted = _Fitted(params, first, first.deviance, vcov, opt1, boundary)
+    else:
+        if laplace == "glmer":
+            start_eta = first.eta
+            dev = dev.with_objective(
+                lambda lap: GlmerLaplaceDeviance(_expected_information(lap), start_eta)
+            )
+        fitted = _stage_two(dev, opt1, first.beta, separation is not None)
+    fit = _assembled(design, standardization, dev, fitted, _METHODS.get(n_agq, "AGQ"))
+    warn_if_singular(fit)
+    _warn_about_groups(fit, dev.laplace.response)
+    return fit
 
-    def stage_one(theta: np.ndarray) -> float:
+
+def _checked_n_agq(n_agq: object) -> int:
+    """``n_agq`` as a non-negative integer, or one clear error."""
+    integral = isinstance(n_agq, numbers.Integral) or (
+        isinstance(n_agq, float) and n_agq.is_integer()
+    )
+    if isinstance(n_agq, bool) or not integral or n_agq < 0:  # type: ignore[operator]
+        raise ValueError(
+            f"n_agq must be a non-negative integer — 0 (θ alone, β inside PIRLS, glmer's "
+            f"nAGQ = 0), 1 (the Laplace approximation, the default) or more quadrature "
+            f"nodes — got {n_agq!r}"
+        )
+    return int(n_agq)  # type: ignore[call-overload]
+
+
+def _glmm_deviance(design: Design) -> tuple[DispersedDeviance, np.ndarray, np.ndarray]:
+    """The deviance of a standardised design, start values of β and of the extras.
+
+    For the negative binomial the GLM without random effects is fitted as a
+    Poisson GLM first, and ``α`` started at its maximum-likelihood value for
+    those means.
+    """
+    layout = ReLayout.from_design(design)
+    if design.family.name != "negativebinomial":
+        response = GlmResponse.from_design(design)
+        dev = DispersedDeviance.of(LaplaceDeviance(design, layout, response))
+        return dev, _glm_start(design, response), np.zeros(0)
+    limit = GlmResponse.from_design(design, dispersion=math.inf)  # the Poisson GLM
+    beta = _glm_start(design, limit)
+    alpha = dispersion_start(limit, limit.mean(design.X @ beta + limit.offset))
+    response = limit.with_dispersion(alpha)
+    dev = DispersedDeviance.of(LaplaceDeviance(design, layout, response))
+    return dev, _glm_start(design, response), np.array([math.log(alpha)])
+
+
+def _expected_information(laplace: LaplaceDeviance) -> LaplaceDeviance:
+    """The deviance with IRLS's expected-information weights, as glmer uses them."""
+    return replace(laplace, response=laplace.response.with_information("expected"))
+
+
+def _nuisance_bounds(dev: DispersedDeviance) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of ``(θ, extra)``."""
+    low, high = dev.extra_bounds()
+    lower_theta = dev.laplace.layout.theta.lower_bounds()
+    return (
+        np.concatenate([lower_theta, low]),
+        np.concatenate([np.full(lower_theta.size, np.inf), high]),
+    )
+
+
+def _stage_one(
+    dev: DispersedDeviance, x0: np.ndarray, beta0: np.ndarray, *, final: bool
+) -> tuple[OptSummary, PirlsResult, bool]:
+    """Optimise ``(θ, extra)`` with ``β`` updated inside PIRLS.
+
+    Returns the fit log, the mode at the optimum, and whether a negative
+    binomial's ``α`` went to the Poisson limit (checked for the final fit only).
+
+    As a first stage its optimum is only a start, and it is not checked. As
+    the final fit (``n_agq=0``; glmer checks nothing there) it gets lme4's
+    gradient check when PIRLS is Newton's method: with Fisher scoring (the
+    probit link) the joint PIRLS stops where ``β`` is still ~1e-7 off, which
+    puts noise of ~0.2 into a finite-difference gradient and would raise
+    false alarms.
+    """
+
+    def deviance(x: np.ndarray) -> float:
         try:
-            return dev.pirls_joint(theta, beta0).deviance
+            value = dev.stage_one(x, beta0).deviance
         except np.linalg.LinAlgError:
             return math.inf
+        return value if math.isfinite(value) else math.inf
 
-    opt1 = minimize_bounded(stage_one, theta0, lower_theta, gradient_tolerance=np.inf)
-    stage_one_fit = _evaluated(dev, lambda: dev.pirls_joint(opt1.final, beta0))
-    beta1 = stage_one_fit.beta
-    if laplace == "glmer":
-        objective = GlmerLaplaceDeviance(dev, stage_one_fit.eta)
-    params0 = np.concatenate([opt1.final, beta1])
-    lower = np.concatenate([lower_theta, np.full(beta1.size, -np.inf)])
-    opt = minimize_bounded(objective, params0, lower)
+    lower, upper = _nuisance_bounds(dev)
+    checked = final and dev.laplace.response.newton
+    tolerance = {} if checked else {"gradient_tolerance": np.inf}
+    opt = minimize_bounded(deviance, x0, lower, upper, **tolerance)
+    boundary = (
+        final
+        and bool(dev.n_extra)
+        and at_poisson_boundary(deviance, dev.n_theta, opt.final, opt.final_objective)
+    )
+    if boundary:
+        opt = _poisson_limit(deviance, dev.n_theta, opt, checked=checked)
+    if final:
+        what = "θ and log alpha" if dev.n_extra else "θ"
+        limit = ", then at alpha = inf" if boundary else ""
+        opt = replace(opt, optimizer=f"BOBYQA (NLopt), {what} with β inside PIRLS (nAGQ=0){limit}")
+    result = _evaluated(dev.laplace, lambda: dev.stage_one(opt.final, beta0))
+    return opt, result, boundary
+
+
+@dataclass(frozen=True, eq=False)
+class _Fitted:
+    """What a fit found, in the standardised coordinates.
+
+    ``params`` is ``(θ, extra, β)`` at the optimum; ``result`` the mode there
+    (at ``α = ∞`` on the Poisson boundary); ``deviance`` the criterion
+    reported; ``vcov_beta`` the covariance of the standardised ``β``.
+    """
+
+    params: np.ndarray
+    result: PirlsResult
+    deviance: float
+    vcov_beta: np.ndarray
+    opt: OptSummary
+    poisson_boundary: bool = False
+
+
+def _stage_two(
+    dev: DispersedDeviance, opt1: OptSummary, beta1: np.ndarray, separated: bool
+) -> _Fitted:
+    """Optimise ``(θ, extra, β)`` jointly from stage one; the estimates and their covariance.
+
+    A negative binomial whose ``α`` runs off to the Poisson limit
+    (:func:`~hiermodels.mle.dispersion.at_poisson_boundary`) is refitted
+    there, with ``α = ∞``: the estimates are then the Poisson GLMM's.
+    """
+    lower_x, upper_x = _nuisance_bounds(dev)
+    p = beta1.size
+    lower = np.concatenate([lower_x, np.full(p, -np.inf)])
+    upper = np.concatenate([upper_x, np.full(p, np.inf)])
+    opt = minimize_bounded(dev, np.concatenate([opt1.final, beta1]), lower, upper)
+    boundary = bool(dev.n_extra) and at_poisson_boundary(
+        dev, dev.n_theta, opt.final, opt.final_objective
+    )
+    if boundary:
+        opt = _poisson_limit(dev, dev.n_theta, opt)
     opt = replace(
         opt,
         evaluations=opt.evaluations + opt1.evaluations,
         elapsed=opt.elapsed + opt1.elapsed,
-        optimizer="BOBYQA (NLopt), two stages",
+        optimizer="BOBYQA (NLopt), two stages" + (", then at alpha = inf" if boundary else ""),
     )
-    theta, beta = opt.final[: dev.n_theta], opt.final[dev.n_theta :]
-    result = _evaluated(
-        dev, lambda: objective.pirls(theta, beta) if laplace == "glmer" else dev.pirls(theta, beta)
+    theta, extra, _ = dev.split(opt.final)
+    result = _evaluated(dev.laplace, lambda: dev.pirls(opt.final))
+    # adaptive quadrature's deviance is its own; the others' is the mode's
+    quadrature = isinstance(dev.objective_at(extra), AgqDeviance)
+    deviance = dev(opt.final) if quadrature else result.deviance
+    free = np.concatenate(
+        [theta > 1e-6, np.full(dev.n_extra, not boundary), np.ones(p, dtype=bool)]
     )
-    free = np.concatenate([theta > 1e-6, np.ones(beta.size, dtype=bool)])
     free = free | ~np.isfinite(lower)
-    final_deviance = objective(opt.final) if n_agq > 1 else result.deviance
-    hess = _hessian(objective, opt.final, free)
-    n_free_theta = int(np.sum(free[: dev.n_theta]))
-    vcov_beta = _fixed_effects_covariance(hess, n_free_theta, separated=separation is not None)
-    modes_std, covs_std = conditional_blocks(
-        dev.layout, theta, result.factor, result.u_lead, result.u_rest, 1.0
+    hess = _hessian(dev, opt.final, free)
+    n_free = int(np.sum(free[: dev.n_nuisance]))
+    vcov = _fixed_effects_covariance(hess, n_free, separated=separated)
+    return _Fitted(opt.final, result, deviance, vcov, opt, boundary)
+
+
+def _poisson_limit(
+    func: Callable[[np.ndarray], float], k: int, opt: OptSummary, *, checked: bool = True
+) -> OptSummary:
+    """Warn, and re-optimise ``func`` at ``α = ∞`` (``x[k] = log α = ∞``) from ``opt``.
+
+    Returns the new log with ``log α = ∞`` in its place among the parameters;
+    ``checked`` asks for the optimiser's convergence check.
+    """
+    warn_poisson_boundary(math.exp(opt.final[k]), stacklevel=5)
+
+    def objective(x: np.ndarray) -> float:
+        return func(np.insert(x, k, math.inf))
+
+    limit = minimize_bounded(
+        objective,
+        np.delete(opt.final, k),
+        np.delete(opt.lower, k),
+        np.delete(opt.upper, k),
+        **({} if checked else {"gradient_tolerance": np.inf}),
     )
-    modes, covs = standardization.effects(modes_std, covs_std, dev.layout.order)
+    return replace(
+        limit,
+        initial=opt.initial,
+        final=np.insert(limit.final, k, math.inf),
+        lower=opt.lower,
+        upper=opt.upper,
+        initial_objective=opt.initial_objective,
+        evaluations=opt.evaluations + limit.evaluations,
+        elapsed=opt.elapsed + limit.elapsed,
+        gradient=np.insert(limit.gradient, k, 0.0),
+        warnings=opt.warnings + limit.warnings,
+    )
+
+
+def _joint_pirls_vcov(laplace: LaplaceDeviance, result: PirlsResult) -> np.ndarray:
+    """glmer's ``nAGQ = 0`` covariance of β: ``(R_XᵀR_X)⁻¹`` of the joint PIRLS system.
+
+    The fixed-effects block of the inverse of the penalised system in
+    ``(u, β)`` at the mode, with the working weights there — conditional on
+    θ, as glmer computes no Hessian for ``nAGQ = 0``.
+    """
+    layout, response = laplace.layout, laplace.response
+    _, weights, resid = response.working(result.eta)
+    xz = np.column_stack([laplace.design.X, result.eta - response.offset + resid])
+    lead, rest = layout.z_transpose(xz, weights=weights)
+    solution = solve_pls(
+        layout,
+        result.theta,
+        layout.cross_products(weights),
+        lead,
+        rest,
+        xz.T @ (xz * weights[:, None]),
+    )
+    p = laplace.design.X.shape[1]
+    rx_inv = sla.solve_triangular(solution.rx, np.eye(p), lower=False)
+    return rx_inv @ rx_inv.T
+
+
+def _assembled(
+    design: Design,
+    standardization: Standardization,
+    dev: DispersedDeviance,
+    fitted: _Fitted,
+    method: str,
+) -> MixedFit:
+    """The ``MixedFit`` in the design's units from a fit in the standardised ones."""
+    theta, extra, beta = dev.split(fitted.params)
+    result = fitted.result
+    std_layout = dev.laplace.layout
+    modes_std, covs_std = conditional_blocks(
+        std_layout, theta, result.factor, result.u_lead, result.u_rest, 1.0
+    )
+    modes, covs = standardization.effects(modes_std, covs_std, std_layout.order)
     layout = ReLayout.from_design(design)
     beta_out = standardization.beta(beta)
-    fit = MixedFit(
+    vcov = fitted.vcov_beta
+    alpha = None
+    if dev.n_extra:
+        alpha = math.inf if fitted.poisson_boundary else math.exp(float(extra[0]))
+    return MixedFit(
         design=design,
-        method="Laplace" if n_agq == 1 else "AGQ",
+        method=method,
         layout=layout,
-        theta=standardization.theta(theta, dev.layout),
+        theta=standardization.theta(theta, std_layout),
         beta=beta_out,
-        vcov_beta=standardization.vcov_beta(0.5 * (vcov_beta + vcov_beta.T)),
+        vcov_beta=standardization.vcov_beta(0.5 * (vcov + vcov.T)),
         sigma=1.0,
         conditional_modes=modes,
         conditional_covariances=covs,
-        loglik=-0.5 * final_deviance,
-        objective=final_deviance,
+        loglik=-0.5 * fitted.deviance,
+        objective=fitted.deviance,
         linear_predictor=linear_predictor(design, layout, beta_out, modes),
-        opt=opt,
+        opt=fitted.opt,
         standardized_theta=theta,
+        alpha=alpha,
     )
-    warn_if_singular(fit)
-    _warn_about_groups(fit, dev.response)
-    return fit
 
 
 def _evaluated(dev: LaplaceDeviance, evaluate: Callable[[], PirlsResult]) -> PirlsResult:

@@ -39,7 +39,7 @@ class MixedFit:
     design : Design
         The design that was fitted.
     method : str
-        ``"REML"``, ``"ML"`` or ``"Laplace"``.
+        ``"REML"``, ``"ML"``, ``"Laplace"``, ``"AGQ"`` or ``"Laplace (nAGQ=0)"``.
     layout : ReLayout
         Random-effect blocks in θ order.
     theta : numpy.ndarray
@@ -67,6 +67,9 @@ class MixedFit:
         covariates centred and scaled (:mod:`hiermodels.mle.standardize`);
         ``None`` when the fit was not standardised. The boundary check uses
         it, so that it does not depend on the units of the covariates.
+    alpha : float or None
+        The negative-binomial dispersion (``Var(y) = μ + μ²/α``, glmmTMB's
+        ``nbinom2``; ``inf`` at the Poisson boundary); ``None`` for other families.
     """
 
     design: Design
@@ -83,6 +86,7 @@ class MixedFit:
     linear_predictor: np.ndarray
     opt: OptSummary
     standardized_theta: np.ndarray | None = None
+    alpha: float | None = None
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -102,8 +106,10 @@ class MixedFit:
 
     @property
     def n_params(self) -> int:
-        """Parameters counted by AIC/BIC: fixed effects, θ and σ (if any)."""
-        return self.beta.size + self.theta.size + int(self.has_residual)
+        """Parameters counted by AIC/BIC: fixed effects, θ, and σ or α (if any)."""
+        return (
+            self.beta.size + self.theta.size + int(self.has_residual) + int(self.alpha is not None)
+        )
 
     # ---------------------------------------------------------- fixed effects
     @property
@@ -329,6 +335,8 @@ class MixedFit:
         }
         if self.has_residual:
             data["sigma"] = xr.DataArray(self.sigma)
+        if self.alpha is not None:
+            data["alpha"] = xr.DataArray(self.alpha)
         covs = self.covariances()
         for group, idx in self._group_blocks().items():
             terms = [t for i in idx for t in self.layout.blocks[i].terms]

@@ -138,13 +138,6 @@ def test_pirls_reproduces_lme4_modes_at_lme4_estimates(name: str) -> None:
     )
 
 
-def test_negative_binomial_laplace_is_refused_clearly() -> None:
-    data = hm.datasets.load("grouseticks")
-    model = hm.Model("TICKS ~ YEAR + (1 | BROOD)", data, family="negativebinomial")
-    with pytest.raises(ValueError, match="fit_bayes"):
-        model.fit_mle()
-
-
 def test_adaptive_quadrature_matches_glmer_nagq25() -> None:
     """cbpp with nAGQ = 25 (tests/reference/lme4/cbpp_binomial_agq25.json)."""
     ref = load_reference("cbpp_binomial_agq25")
