@@ -8,9 +8,12 @@ using the design's fixed-effect names, grouping-factor levels and term names.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +31,50 @@ __all__ = ["MixedFit", "SINGULAR_TOLERANCE"]
 
 #: lme4's ``isSingular`` tolerance on the diagonal of the relative factors.
 SINGULAR_TOLERANCE = 1e-4
+
+
+class _Pending:
+    """A deferred field's zero-argument callable, until the field is first read."""
+
+    __slots__ = ("compute", "lock")
+
+    def __init__(self, compute: Callable[[], Any]) -> None:
+        self.compute = compute
+        self.lock = threading.Lock()
+
+
+class Deferrable[T]:
+    """A dataclass field that may be given as a zero-argument callable, run on first read.
+
+    The field keeps its name and the type of its value: an engine may pass
+    the value itself, or a callable returning it, which runs (once, also
+    under threads) the first time the attribute is read, and the result
+    replaces it. Copying or pickling the instance computes pending values
+    first (see :meth:`MixedFit.__getstate__`), so that no callable travels.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: object, owner: type | None = None) -> T:
+        if instance is None:  # no class-level default: the dataclass field stays required
+            raise AttributeError(self.name)
+        value = instance.__dict__[self.name]
+        if isinstance(value, _Pending):
+            with value.lock:
+                current = instance.__dict__[self.name]
+                if current is value:
+                    instance.__dict__[self.name] = value.compute()
+            value = instance.__dict__[self.name]
+        return value  # type: ignore[no-any-return]
+
+    def __set__(self, instance: object, value: T | Callable[[], T]) -> None:
+        instance.__dict__[self.name] = _Pending(value) if callable(value) else value
+
+    @staticmethod
+    def pending(instance: object, name: str) -> bool:
+        """Whether ``instance``'s field ``name`` has not been computed yet."""
+        return isinstance(instance.__dict__.get(name), _Pending)
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,6 +117,17 @@ class MixedFit:
     alpha : float or None
         The negative-binomial dispersion (``Var(y) = μ + μ²/α``, glmmTMB's
         ``nbinom2``; ``inf`` at the Poisson boundary); ``None`` for other families.
+
+    Notes
+    -----
+    An engine may pass ``vcov_beta``, ``conditional_modes``,
+    ``conditional_covariances`` and ``linear_predictor`` as zero-argument
+    callables instead of their values: each runs once, when the attribute is
+    first read, so a fit does not pay for what nobody asks for. The
+    attributes have their values' types either way. Derived tables
+    (:attr:`varcorr`, :attr:`ranef`, :meth:`ranef_frame`, :meth:`summary`,
+    :meth:`to_xarray`, :meth:`covariances`) are computed on first use and
+    kept; each call returns a copy, which the caller may change.
     """
 
     design: Design
@@ -77,16 +135,33 @@ class MixedFit:
     layout: ReLayout
     theta: np.ndarray
     beta: np.ndarray
-    vcov_beta: np.ndarray
+    vcov_beta: np.ndarray = Deferrable()  # type: ignore[assignment]
     sigma: float
-    conditional_modes: tuple[np.ndarray, ...]
-    conditional_covariances: tuple[np.ndarray, ...]
+    conditional_modes: tuple[np.ndarray, ...] = Deferrable()  # type: ignore[assignment]
+    conditional_covariances: tuple[np.ndarray, ...] = Deferrable()  # type: ignore[assignment]
     loglik: float
     objective: float
-    linear_predictor: np.ndarray
+    linear_predictor: np.ndarray = Deferrable()  # type: ignore[assignment]
     opt: OptSummary
     standardized_theta: np.ndarray | None = None
     alpha: float | None = None
+
+    # ---------------------------------------------------------- laziness
+    def _memo[R](self, key: str, compute: Callable[[], R]) -> R:
+        """``compute()``, once per fit: kept in the instance for later calls."""
+        memo = self.__dict__.setdefault("_derived", {})
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]  # type: ignore[no-any-return]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields, deferred ones computed (a callable need not pickle); no memo."""
+        for f in dataclasses.fields(self):
+            getattr(self, f.name)
+        return {k: v for k, v in self.__dict__.items() if k != "_derived"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -133,7 +208,10 @@ class MixedFit:
     # -------------------------------------------------------- random effects
     def covariances(self) -> list[np.ndarray]:
         """Covariance matrix of every random-effect block, θ order."""
-        return self.layout.theta.covariances(self.theta, self.sigma)
+        covs = self._memo(
+            "covariances", lambda: self.layout.theta.covariances(self.theta, self.sigma)
+        )
+        return [cov.copy() for cov in covs]
 
     @property
     def varcorr(self) -> pd.DataFrame:
@@ -142,6 +220,9 @@ class MixedFit:
         One row per variance (``var2`` missing) and per covariance (``var2``
         set, ``sdcor`` the correlation), block by block, then the residual.
         """
+        return self._memo("varcorr", self._varcorr).copy()
+
+    def _varcorr(self) -> pd.DataFrame:
         rows: list[dict[str, object]] = []
         for block, cov in zip(self.layout.blocks, self.covariances(), strict=True):
             sds, corr = covariance_to_sd_corr(cov)
@@ -199,6 +280,9 @@ class MixedFit:
     @property
     def ranef(self) -> dict[str, pd.DataFrame]:
         """Conditional modes per grouping factor: levels × terms."""
+        return {group: frame.copy() for group, frame in self._memo("ranef", self._ranef).items()}
+
+    def _ranef(self) -> dict[str, pd.DataFrame]:
         out: dict[str, pd.DataFrame] = {}
         for group, idx in self._group_blocks().items():
             first = self.layout.blocks[idx[0]]
@@ -214,6 +298,9 @@ class MixedFit:
 
         Columns ``grpvar, term, grp, condval, condsd``.
         """
+        return self._memo("ranef_frame", self._ranef_frame).copy()
+
+    def _ranef_frame(self) -> pd.DataFrame:
         parts = []
         for block, modes, covs in zip(
             self.layout.blocks, self.conditional_modes, self.conditional_covariances, strict=True
@@ -327,6 +414,9 @@ class MixedFit:
         ``corr_<group>`` (dims ``<group>__term``, ``<group>__term_bis``),
         ``u_<group>`` and ``u_<group>_sd`` (dims ``<group>``, ``<group>__term``).
         """
+        return self._memo("to_xarray", self._to_xarray).copy(deep=True)
+
+    def _to_xarray(self) -> xr.Dataset:
         data: dict[str, xr.DataArray] = {
             "beta": xr.DataArray(
                 self.beta, dims="coef", coords={"coef": list(self.design.fixed_names)}
@@ -378,7 +468,7 @@ class MixedFit:
         """An lme4-style summary; ``print`` it to read it at a glance."""
         from hiermodels.mle.summary import FitSummary
 
-        return FitSummary.from_fit(self)
+        return self._memo("summary", lambda: FitSummary.from_fit(self)).copy()
 
     def __repr__(self) -> str:
         return (

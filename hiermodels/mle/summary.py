@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -93,6 +94,16 @@ class FitSummary:
             ngroups=fit.ngroups,
             singular=fit.singular,
             warnings=fit.opt.warnings,
+        )
+
+    def copy(self) -> FitSummary:
+        """A copy whose tables and group counts the caller may change."""
+        return dataclasses.replace(
+            self,
+            criteria=self.criteria.copy(),
+            random=self.random.copy(),
+            fixed=self.fixed.copy(),
+            ngroups=dict(self.ngroups),
         )
 
     def __str__(self) -> str:
