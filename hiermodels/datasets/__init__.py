@@ -18,6 +18,7 @@ sleepstudy: ...
 from __future__ import annotations
 
 import difflib
+import functools
 import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -429,7 +430,14 @@ def load(name: str) -> pd.DataFrame:
         If ``name`` is not a shipped dataset; the message lists the available
         names and the closest matches.
     """
-    entry = _entry(name)
+    # The file is read once per process; every call gets its own deep copy.
+    return _read(_entry(name).name).copy(deep=True)
+
+
+@functools.cache
+def _read(name: str) -> pd.DataFrame:
+    """The parsed and checked frame of a shipped dataset (shared: callers copy it)."""
+    entry = _BY_NAME[name]
     # Explicit dtypes skip type inference; categorical columns are read as text so
     # their labels stay as written ("308", "95") before becoming categories.
     dtypes = {c.name: "str" if c.kind == "category" else c.kind for c in entry.columns}
