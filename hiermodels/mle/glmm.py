@@ -24,7 +24,7 @@ import scipy.linalg as sla
 from scipy.special import logsumexp
 
 from hiermodels.errors import DegenerateDataWarning, FitError, SeparationWarning
-from hiermodels.mle.blocked import BlockedFactor, ReLayout, factorize
+from hiermodels.mle.blocked import BlockedFactor, ReLayout
 from hiermodels.mle.degenerate import (
     LINK_SCALE_LIMIT,
     ZERO_COUNT_LIMIT,
@@ -47,6 +47,7 @@ from hiermodels.mle.optimize import (
     finite_difference_hessian,
     minimize_bounded,
 )
+from hiermodels.mle.pirls import conditional_mode, glmer_mode, joint_mode
 from hiermodels.mle.response import GlmResponse
 from hiermodels.mle.results import MixedFit
 from hiermodels.mle.standardize import Standardization
@@ -60,13 +61,6 @@ __all__ = [
     "fit_glmm",
     "laplace_deviance",
 ]
-
-# PIRLS stops when the penalised deviance changes by less than this (relative).
-_PIRLS_TOLERANCE = 1e-10
-#: Largest PIRLS step at convergence with a non-canonical link.
-_PIRLS_STEP_TOLERANCE = 1e-8
-_PIRLS_MAX_ITER = 60
-_MAX_HALVINGS = 12
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,148 +121,60 @@ class LaplaceDeviance:
         """Length of ``θ``."""
         return self.layout.theta.length
 
-    def _lambdas(self, factors: list[np.ndarray]) -> tuple[np.ndarray, object]:
-        """``Λ`` of both partitions for one θ: the leading ``T₀`` and the trailing map."""
-        layout = self.layout
-        if not layout.rest:
-            return layout.lead_factor(factors), None
-        if layout.all_scalar:
-            return layout.lead_factor(factors), layout.rest_lambda_diagonal(factors)
-        return layout.lead_factor(factors), layout.rest_lambda(factors)
-
-    def _eta(
-        self,
-        lambdas: tuple[np.ndarray, object],
-        fixed: np.ndarray,
-        u1: np.ndarray,
-        u2: np.ndarray,
-    ) -> np.ndarray:
-        t0, lam_rest = lambdas
-        b_lead = u1 @ t0.T
-        if lam_rest is None:
-            b_rest = u2
-        elif isinstance(lam_rest, np.ndarray):
-            b_rest = lam_rest * u2
-        else:
-            b_rest = lam_rest @ u2
-        return fixed + self.layout.z_times(b_lead, b_rest)
-
-    def _weighted_system(
-        self, factors: list[np.ndarray], weights: np.ndarray, columns: np.ndarray
-    ) -> tuple[BlockedFactor, np.ndarray, np.ndarray]:
-        layout = self.layout
-        factor = factorize(layout, layout.cross_products(weights), factors)
-        lead, rest = layout.z_transpose(columns, weights=weights)
-        c1 = layout.lead_factor(factors).T @ lead
-        c2 = layout.rest_lambda_t_dense(factors, rest)
-        return factor, c1, c2
-
     def pirls(
         self,
         theta: np.ndarray,
         beta: np.ndarray,
         start: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> PirlsResult:
-        """Conditional mode of ``u`` for fixed ``(θ, β)``, by PIRLS with step halving."""
-        layout = self.layout
-        factors = layout.theta.factors(theta)
-        lambdas = self._lambdas(factors)
-        fixed = self.design.X @ beta + self.response.offset
+        """Conditional mode of ``u`` for fixed ``(θ, β)``, by PIRLS with step halving.
+
+        Compiled (:func:`hiermodels.mle.pirls.conditional_mode`). Starts from
+        ``start``, else from the last mode found (:attr:`warm_start`).
+
+        Raises
+        ------
+        numpy.linalg.LinAlgError
+            When ``ΛᵀZᵀWZΛ + I`` is not numerically positive definite on the way.
+        """
         if start is None:
             start = self.warm_start.get("u")
-        if start is None:
-            u1 = np.zeros((layout.n_lead_levels, layout.q_lead))
-            u2 = np.zeros(layout.q_rest)
-        else:
-            u1, u2 = start
-        eta = self._eta(lambdas, fixed, u1, u2)
-        pdev = self.response.deviance(eta) + _sumsq(u1, u2)
-        # A small change in the penalised deviance leaves u within ~1e-4 of the mode:
-        # enough after a Newton step (canonical link: the next error is its square), not
-        # after a Fisher-scoring step, whose linear convergence would leave log|L|
-        # noisy at ~1e-5 and the finite-difference gradient and Hessian with it.
-        canonical = self.response.canonical
-        iterations = 0
-        while iterations < _PIRLS_MAX_ITER:
-            iterations += 1
-            _, weights, resid = self.response.working(eta)
-            factor, c1, c2 = self._weighted_system(factors, weights, (eta - fixed + resid)[:, None])
-            w1, w2 = factor.forward(c1, c2)
-            new1, new2 = factor.backward(w1, w2)
-            step1, step2 = new1[..., 0] - u1, new2[:, 0] - u2
-            accepted = False
-            for k in range(_MAX_HALVINGS):
-                cand1, cand2 = u1 + step1 / 2**k, u2 + step2 / 2**k
-                cand_eta = self._eta(lambdas, fixed, cand1, cand2)
-                cand_pdev = self.response.deviance(cand_eta) + _sumsq(cand1, cand2)
-                if cand_pdev <= pdev + 1e-12 * abs(pdev):
-                    accepted = True
-                    break
-            if not accepted:
-                break
-            change = pdev - cand_pdev
-            u1, u2, eta, pdev = cand1, cand2, cand_eta, cand_pdev
-            if change < _PIRLS_TOLERANCE * (abs(pdev) + 1.0) and (
-                canonical or _largest(step1, step2) < _PIRLS_STEP_TOLERANCE
-            ):
-                break
-        _, weights, _ = self.response.working(eta)
-        factor = factorize(layout, layout.cross_products(weights), factors)
-        self.warm_start["u"] = (u1, u2)
+        beta = np.asarray(beta, dtype=float)
+        # with a canonical link a PIRLS step is a Newton step, and the change in the
+        # penalised deviance alone tells convergence; otherwise the step must be small too
+        mode = conditional_mode(
+            self.layout,
+            self.response,
+            theta,
+            self.design.X @ beta + self.response.offset,
+            start,
+            newton=self.response.canonical,
+        )
+        self.warm_start["u"] = (mode.u_lead, mode.u_rest)
         return PirlsResult(
             theta,
-            np.asarray(beta, dtype=float),
-            u1,
-            u2,
-            eta,
-            factor,
-            pdev + factor.logdet(),
-            iterations,
+            beta,
+            mode.u_lead,
+            mode.u_rest,
+            mode.eta,
+            mode.factor,
+            mode.deviance,
+            mode.iterations,
         )
 
     def pirls_joint(self, theta: np.ndarray, beta_start: np.ndarray) -> PirlsResult:
-        """PIRLS over ``u`` and ``β`` together (glmer's ``nAGQ = 0`` update)."""
-        layout = self.layout
-        factors = layout.theta.factors(theta)
-        lambdas = self._lambdas(factors)
+        """PIRLS over ``u`` and ``β`` together (glmer's ``nAGQ = 0`` update).
+
+        Compiled (:func:`hiermodels.mle.pirls.joint_mode`). Starts from the
+        last joint mode (:attr:`warm_start`), else from ``beta_start`` and
+        ``u = 0``; the result is :meth:`pirls` at the ``β`` found.
+        """
         if "joint" in self.warm_start:
             beta, u1, u2 = self.warm_start["joint"]
+            start: tuple[np.ndarray, np.ndarray] | None = (u1, u2)
         else:
-            beta = np.asarray(beta_start, dtype=float)
-            u1 = np.zeros((layout.n_lead_levels, layout.q_lead))
-            u2 = np.zeros(layout.q_rest)
-        offset = self.response.offset
-        eta = self._eta(lambdas, self.design.X @ beta + offset, u1, u2)
-        pdev = self.response.deviance(eta) + _sumsq(u1, u2)
-        for _ in range(_PIRLS_MAX_ITER):
-            _, weights, resid = self.response.working(eta)
-            xz = np.column_stack([self.design.X, eta - offset + resid])
-            lead, rest = layout.z_transpose(xz, weights=weights)
-            try:
-                sol = solve_pls(
-                    layout,
-                    theta,
-                    layout.cross_products(weights),
-                    lead,
-                    rest,
-                    xz.T @ (xz * weights[:, None]),
-                )
-            except np.linalg.LinAlgError:
-                # a working response fitted exactly (e.g. counts nearly all zero) leaves a
-                # residual sum of squares of 0 that round-off makes negative: the joint step
-                # is unavailable, and PIRLS over u at the current β still is
-                break
-            d_beta, d1, d2 = sol.beta - beta, sol.u_lead - u1, sol.u_rest - u2
-            for k in range(_MAX_HALVINGS):
-                cb, c1, c2 = beta + d_beta / 2**k, u1 + d1 / 2**k, u2 + d2 / 2**k
-                cand_eta = self._eta(lambdas, self.design.X @ cb + offset, c1, c2)
-                cand = self.response.deviance(cand_eta) + _sumsq(c1, c2)
-                if cand <= pdev + 1e-12 * abs(pdev):
-                    break
-            change = pdev - cand
-            beta, u1, u2, eta, pdev = cb, c1, c2, cand_eta, min(cand, pdev)
-            if abs(change) < _PIRLS_TOLERANCE * (abs(pdev) + 1.0):
-                break
+            beta, start = np.asarray(beta_start, dtype=float), None
+        beta, u1, u2 = joint_mode(self.layout, self.response, theta, self.design.X, beta, start)
         self.warm_start["joint"] = (beta, u1, u2)
         return self.pirls(theta, beta, (u1, u2))
 
@@ -369,36 +275,20 @@ class GlmerLaplaceDeviance:
     tolerance: float = 1e-7
 
     def pirls(self, theta: np.ndarray, beta: np.ndarray) -> PirlsResult:
-        """glmer's PIRLS run at ``(θ, β)``."""
+        """glmer's PIRLS run at ``(θ, β)`` (compiled: :func:`hiermodels.mle.pirls.glmer_mode`)."""
         lap = self.laplace
-        layout, response = lap.layout, lap.response
-        factors = layout.theta.factors(theta)
-        lambdas = lap._lambdas(factors)
-        fixed = lap.design.X @ beta + response.offset
-        eta = self.start_eta
-        u1 = np.zeros((layout.n_lead_levels, layout.q_lead))
-        u2 = np.zeros(layout.q_rest)
-        previous = math.inf
-        iteration = 0
-        while iteration < 30:  # glmer's limit on PIRLS iterations
-            iteration += 1
-            _, weights, resid = response.working(eta)
-            factor, c1, c2 = lap._weighted_system(factors, weights, (eta - fixed + resid)[:, None])
-            new1, new2 = factor.backward(*factor.forward(c1, c2))
-            step1, step2 = new1[..., 0] - u1, new2[:, 0] - u2
-            for k in range(11):
-                cand1, cand2 = u1 + step1 / 2**k, u2 + step2 / 2**k
-                cand_eta = lap._eta(lambdas, fixed, cand1, cand2)
-                pdev = response.residual_deviance(cand_eta) + _sumsq(cand1, cand2)
-                if pdev <= previous:
-                    break
-            u1, u2, eta = cand1, cand2, cand_eta
-            if abs((previous - pdev) / pdev) < self.tolerance:
-                break
-            previous = pdev
-        value = response.deviance(eta) + _sumsq(u1, u2) + factor.logdet()
+        beta = np.asarray(beta, dtype=float)
+        fixed = lap.design.X @ beta + lap.response.offset
+        mode = glmer_mode(lap.layout, lap.response, theta, fixed, self.start_eta, self.tolerance)
         return PirlsResult(
-            theta, np.asarray(beta, dtype=float), u1, u2, eta, factor, value, iteration
+            theta,
+            beta,
+            mode.u_lead,
+            mode.u_rest,
+            mode.eta,
+            mode.factor,
+            mode.deviance,
+            mode.iterations,
         )
 
     def __call__(self, params: np.ndarray) -> float:
@@ -415,15 +305,6 @@ class GlmerLaplaceDeviance:
 def laplace_deviance(design: Design) -> LaplaceDeviance:
     """The Laplace deviance function of a binomial, bernoulli or Poisson design."""
     return LaplaceDeviance(design, ReLayout.from_design(design), GlmResponse.from_design(design))
-
-
-def _largest(step1: np.ndarray, step2: np.ndarray) -> float:
-    """Largest absolute entry of a PIRLS step."""
-    return max(float(np.max(np.abs(step1), initial=0.0)), float(np.max(np.abs(step2), initial=0.0)))
-
-
-def _sumsq(u1: np.ndarray, u2: np.ndarray) -> float:
-    return float(np.sum(u1**2) + np.sum(u2**2))
 
 
 def _glm_start(design: Design, response: GlmResponse) -> np.ndarray:

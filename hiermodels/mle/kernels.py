@@ -1139,3 +1139,877 @@ def z_times(
                 acc += rest_x[i, xo + a] * rest[row + a]
         out[i] = acc
     return out
+
+
+# ---------------------------------------------------------------------------
+# GLMMs: family quantities and penalised iteratively reweighted least squares.
+#
+# Used by hiermodels.mle.pirls, which documents the algorithms and mirrors the
+# formulas of hiermodels.mle.response.GlmResponse. They live in this module, not
+# in their own, because numba's on-disk cache of a function does not notice
+# changes to the functions it calls in other modules: kept beside the
+# factorisation they call, a change to either recompiles both.
+# ---------------------------------------------------------------------------
+
+#: Family and link codes of the GLMM kernels.
+BINOMIAL_LOGIT = 0
+BINOMIAL_PROBIT = 1
+POISSON_LOG = 2
+NEGATIVE_BINOMIAL_LOG = 3
+
+#: Status codes of the GLMM kernels: success, a leading block of ``ΛᵀZᵀWZΛ + I``
+#: that is not positive definite, a trailing Schur complement that is not.
+FACTOR_OK = 0
+LEAD_NOT_PD = 1
+TRAILING_NOT_PD = 2
+
+# As hiermodels.mle.response: keeps means away from 0 and 1, where weights vanish.
+_MEAN_EPS = 1e-10
+_SQRT_2PI = np.sqrt(2.0 * np.pi)
+
+
+@njit(cache=True, error_model="numpy")
+def _block_sum(values: np.ndarray, start: int, n: int) -> float:
+    """numpy's sum of at most 128 contiguous values: eight running sums, then the rest."""
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += values[start + i]
+        return res
+    s = start
+    r0, r1, r2, r3 = values[s], values[s + 1], values[s + 2], values[s + 3]
+    r4, r5, r6, r7 = values[s + 4], values[s + 5], values[s + 6], values[s + 7]
+    i = 8
+    while i < n - (n % 8):
+        r0 += values[s + i]
+        r1 += values[s + i + 1]
+        r2 += values[s + i + 2]
+        r3 += values[s + i + 3]
+        r4 += values[s + i + 4]
+        r5 += values[s + i + 5]
+        r6 += values[s + i + 6]
+        r7 += values[s + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += values[s + i]
+        i += 1
+    return res
+
+
+@njit(cache=True, error_model="numpy")
+def pairwise_sum(values: np.ndarray, start: int, n: int) -> float:
+    """``values[start : start + n].sum()`` by numpy's pairwise summation.
+
+    The same additions in the same order as ``numpy.sum`` of a contiguous
+    array, so that a sum of identical terms is identical to the last bit:
+    halves (the first a multiple of 8 long) summed separately and added,
+    down to blocks of 128. numpy recurses; this walks the same tree with a
+    stack, since numba's disk cache cannot hold recursive functions.
+    """
+    if n <= 128:
+        return _block_sum(values, start, n)
+    # the tree is at most log2(n / 128) deep: 64 levels cover any array
+    seg_start = np.empty(192, dtype=np.int64)
+    seg_n = np.empty(192, dtype=np.int64)
+    seg_open = np.empty(192, dtype=np.bool_)
+    partial = np.empty(192)
+    top = 0
+    done = 0
+    seg_start[0], seg_n[0], seg_open[0] = start, n, False
+    top = 1
+    while top:
+        top -= 1
+        s, m, expanded = seg_start[top], seg_n[top], seg_open[top]
+        if m <= 128:
+            partial[done] = _block_sum(values, s, m)
+            done += 1
+        elif expanded:
+            done -= 1
+            partial[done - 1] = partial[done - 1] + partial[done]
+        else:
+            half = m // 2
+            half -= half % 8
+            # combine after both halves; the first half is summed first
+            seg_start[top], seg_n[top], seg_open[top] = s, m, True
+            seg_start[top + 1], seg_n[top + 1], seg_open[top + 1] = s + half, m - half, False
+            seg_start[top + 2], seg_n[top + 2], seg_open[top + 2] = s, half, False
+            top += 3
+    return partial[0]
+
+
+# Cephes' rational approximations of erf and erfc (Moshier; as SciPy's xsf has them), so
+# that the probit link's means are scipy.special.ndtr's to the last bit: libm's erfc
+# differs in the last bits, enough to move where PIRLS's Fisher scoring stops.
+_ERFC_P = np.array(
+    [
+        2.46196981473530512524e-10,
+        5.64189564831068821977e-1,
+        7.46321056442269912687e0,
+        4.86371970985681366614e1,
+        1.96520832956077098242e2,
+        5.26445194995477358631e2,
+        9.34528527171957607540e2,
+        1.02755188689515710272e3,
+        5.57535335369399327526e2,
+    ]
+)
+_ERFC_Q = np.array(
+    [
+        1.32281951154744992508e1,
+        8.67072140885989742329e1,
+        3.54937778887819891062e2,
+        9.75708501743205489753e2,
+        1.82390916687909736289e3,
+        2.24633760818710981792e3,
+        1.65666309194161350182e3,
+        5.57535340817727675546e2,
+    ]
+)
+_ERFC_R = np.array(
+    [
+        5.64189583547755073984e-1,
+        1.27536670759978104416e0,
+        5.01905042251180477414e0,
+        6.16021097993053585195e0,
+        7.40974269950448939160e0,
+        2.97886665372100240670e0,
+    ]
+)
+_ERFC_S = np.array(
+    [
+        2.26052863220117276590e0,
+        9.39603524938001434673e0,
+        1.20489539808096656605e1,
+        1.70814450747565897222e1,
+        9.60896809063285878198e0,
+        3.36907645100081516050e0,
+    ]
+)
+_ERF_T = np.array(
+    [
+        9.60497373987051638749e0,
+        9.00260197203842689217e1,
+        2.23200534594684319226e3,
+        7.00332514112805075473e3,
+        5.55923013010394962768e4,
+    ]
+)
+_ERF_U = np.array(
+    [
+        3.35617141647503099647e1,
+        5.21357949780152679795e2,
+        4.59432382970980127987e3,
+        2.26290000613890934246e4,
+        4.92673942608635921086e4,
+    ]
+)
+_MAXLOG = 7.09782712893383996843e2
+
+
+@njit(cache=True, error_model="numpy")
+def _polevl(x: float, coef: np.ndarray) -> float:
+    """Cephes' ``polevl``: the polynomial with coefficients ``coef`` (highest first)."""
+    ans = coef[0]
+    for i in range(1, coef.size):
+        ans = ans * x + coef[i]
+    return ans
+
+
+@njit(cache=True, error_model="numpy")
+def _p1evl(x: float, coef: np.ndarray) -> float:
+    """Cephes' ``p1evl``: as :func:`_polevl` with a leading coefficient of 1."""
+    ans = x + coef[0]
+    for i in range(1, coef.size):
+        ans = ans * x + coef[i]
+    return ans
+
+
+@njit(cache=True, error_model="numpy")
+def _ndtr(a: float) -> float:
+    """Standard normal CDF, as scipy's ``ndtr`` (cephes) evaluates it.
+
+    Only the branches ``ndtr`` reaches: ``erf`` of ``|x| < 1`` and ``erfc``
+    of ``x ≥ 1`` (cephes' mutual recursion between the two, which numba's
+    disk cache cannot hold, is never entered from there).
+    """
+    x = a * 0.70710678118654752440
+    z = abs(x)
+    if z < 1.0:
+        zz = x * x
+        return 0.5 + 0.5 * (x * _polevl(zz, _ERF_T) / _p1evl(zz, _ERF_U))
+    w = -z * z
+    if w < -_MAXLOG:
+        y = 0.0
+    else:
+        w = np.exp(w)
+        if z < 8.0:
+            y = (w * _polevl(z, _ERFC_P)) / _p1evl(z, _ERFC_Q)
+        else:
+            y = (w * _polevl(z, _ERFC_R)) / _p1evl(z, _ERFC_S)
+    y = 0.5 * y
+    return 1.0 - y if x > 0.0 else y
+
+
+@njit(cache=True, error_model="numpy")
+def _clipped(value: float) -> float:
+    """``numpy.clip(value, ε, 1 − ε)``, NaN kept."""
+    if value < _MEAN_EPS:
+        return _MEAN_EPS
+    if value > 1.0 - _MEAN_EPS:
+        return 1.0 - _MEAN_EPS
+    return value
+
+
+@njit(cache=True, error_model="numpy")
+def glm_mean(code: int, eta: float) -> float:
+    """Mean per trial ``μ = g⁻¹(η)`` (``GlmResponse.mean``)."""
+    if code == BINOMIAL_LOGIT:
+        return _clipped(1.0 / (1.0 + np.exp(-eta)))
+    if code == BINOMIAL_PROBIT:
+        return _clipped(_ndtr(eta))
+    return np.exp(eta)
+
+
+@njit(cache=True, error_model="numpy")
+def glm_working(
+    code: int,
+    y: np.ndarray,
+    trials: np.ndarray,
+    alpha: float,
+    observed: bool,
+    eta: np.ndarray,
+    weights: np.ndarray,
+    resid: np.ndarray,
+) -> None:
+    """Working weights and residuals at ``η`` (``GlmResponse.working``), into the last two."""
+    for i in range(eta.size):
+        mu = glm_mean(code, eta[i])
+        if code == NEGATIVE_BINOMIAL_LOG:
+            m = mu if mu >= _MEAN_EPS or mu != mu else _MEAN_EPS
+            ratio = m / alpha
+            if observed:
+                y_ratio = y[i] / alpha
+                weights[i] = m * (1.0 + y_ratio) / ((1.0 + ratio) * (1.0 + ratio))
+                resid[i] = (y[i] - m) * (1.0 + ratio) / (m * (1.0 + y_ratio))
+            else:
+                weights[i] = m / (1.0 + ratio)
+                resid[i] = (y[i] - m) / m
+            continue
+        if code == BINOMIAL_LOGIT:
+            d = mu * (1.0 - mu)
+        elif code == BINOMIAL_PROBIT:
+            d = np.exp(-(eta[i] * eta[i]) / 2.0) / _SQRT_2PI
+            if d < _MEAN_EPS:
+                d = _MEAN_EPS
+        else:
+            d = mu if mu >= _MEAN_EPS or mu != mu else _MEAN_EPS
+        if code == POISSON_LOG:
+            variance = mu if mu >= _MEAN_EPS or mu != mu else _MEAN_EPS
+        else:
+            variance = mu * (1.0 - mu)
+        weights[i] = trials[i] * (d * d) / variance
+        proportion = y[i] / trials[i] if trials[i] > 0.0 else 0.0
+        resid[i] = (proportion - mu) / d
+
+
+@njit(cache=True, error_model="numpy")
+def _xlogy(x: float, y: float) -> float:
+    """``x log y``, 0 where ``x = 0`` (scipy's ``xlogy``)."""
+    if x == 0.0 and y == y:
+        return 0.0
+    return x * np.log(y)
+
+
+@njit(cache=True, error_model="numpy")
+def glm_deviance(
+    code: int,
+    y: np.ndarray,
+    trials: np.ndarray,
+    log_constant: np.ndarray,
+    alpha: float,
+    eta: np.ndarray,
+    terms: np.ndarray,
+) -> float:
+    """``−2 Σ log p(y | η)``, constants included (``GlmResponse.deviance``); ``terms``: work."""
+    finite_alpha = alpha < np.inf
+    for i in range(eta.size):
+        mu = glm_mean(code, eta[i])
+        if code == BINOMIAL_LOGIT or code == BINOMIAL_PROBIT:
+            failures = trials[i] - y[i]
+            tail = 0.0 if failures == 0.0 and mu == mu else failures * np.log1p(-mu)
+            terms[i] = log_constant[i] + _xlogy(y[i], mu) + tail
+        elif mu == np.inf:
+            terms[i] = -np.inf
+        elif code == NEGATIVE_BINOMIAL_LOG and finite_alpha:
+            terms[i] = log_constant[i] + _xlogy(y[i], mu) - (y[i] + alpha) * np.log1p(mu / alpha)
+        else:
+            terms[i] = log_constant[i] + _xlogy(y[i], mu) - mu
+    return -2.0 * pairwise_sum(terms, 0, terms.size)
+
+
+@njit(cache=True, error_model="numpy")
+def glm_residual_deviance(
+    code: int, y: np.ndarray, trials: np.ndarray, alpha: float, eta: np.ndarray, terms: np.ndarray
+) -> float:
+    """Sum of squared deviance residuals (``GlmResponse.residual_deviance``)."""
+    for i in range(eta.size):
+        mu = glm_mean(code, eta[i])
+        if code == BINOMIAL_LOGIT or code == BINOMIAL_PROBIT:
+            prop = y[i] / trials[i] if trials[i] > 0.0 else 0.0
+            terms[i] = trials[i] * (
+                _xlogy(prop, prop / mu) + _xlogy(1.0 - prop, (1.0 - prop) / (1.0 - mu))
+            )
+        elif code == NEGATIVE_BINOMIAL_LOG and alpha < np.inf:
+            saturated = (y[i] + alpha) * np.log1p((y[i] - mu) / (mu + alpha))
+            terms[i] = _xlogy(y[i], y[i] / mu) - saturated
+        else:
+            terms[i] = _xlogy(y[i], y[i] / mu) - (y[i] - mu)
+    return 2.0 * pairwise_sum(terms, 0, terms.size)
+
+
+@njit(cache=True, error_model="numpy")
+def sum_of_squares(u1: np.ndarray, u2: np.ndarray) -> float:
+    """``‖u‖²`` summed as numpy sums each part."""
+    flat = u1.ravel()
+    sq1 = flat * flat
+    sq2 = u2 * u2
+    return pairwise_sum(sq1, 0, sq1.size) + pairwise_sum(sq2, 0, sq2.size)
+
+
+@njit(cache=True, error_model="numpy")
+def linear_predictor(
+    fixed: np.ndarray,
+    lead_codes: np.ndarray,
+    lead_x: np.ndarray,
+    rest_codes: np.ndarray,
+    rest_x: np.ndarray,
+    rest_xoff: np.ndarray,
+    rest_q: np.ndarray,
+    rest_off: np.ndarray,
+    row_block: np.ndarray,
+    row_term: np.ndarray,
+    row_base: np.ndarray,
+    t0: np.ndarray,
+    rest_t: np.ndarray,
+    u1: np.ndarray,
+    u2: np.ndarray,
+    eta: np.ndarray,
+) -> None:
+    """``η = fixed + ZΛu`` into ``eta``."""
+    n_lead, q0 = u1.shape
+    b1 = np.empty((n_lead, q0))
+    for m in range(n_lead):
+        for a in range(q0):
+            acc = 0.0
+            for c in range(q0):
+                acc += u1[m, c] * t0[a, c]
+            b1[m, a] = acc
+    q_rest = u2.size
+    b2 = np.empty(q_rest)
+    for r in range(q_rest):
+        j = row_block[r]
+        a = row_term[r]
+        base = row_base[r]
+        acc = 0.0
+        for c in range(a + 1):  # T_j is lower triangular
+            acc += rest_t[j, a, c] * u2[base + c]
+        b2[r] = acc
+    n_rest_blocks = rest_codes.shape[1]
+    for i in range(eta.size):
+        m = lead_codes[i]
+        total = 0.0
+        for a in range(q0):
+            total += lead_x[i, a] * b1[m, a]
+        if n_rest_blocks:
+            rest = 0.0
+            for j in range(n_rest_blocks):
+                qj = rest_q[j]
+                row = rest_off[j] + rest_codes[i, j] * qj
+                xo = rest_xoff[j]
+                for a in range(qj):
+                    rest += rest_x[i, xo + a] * b2[row + a]
+            total = total + rest
+        eta[i] = fixed[i] + total
+
+
+@njit(cache=True, error_model="numpy")
+def factorize_weighted(
+    weights: np.ndarray,
+    t0: np.ndarray,
+    rest_t: np.ndarray,
+    lead_codes: np.ndarray,
+    lead_x: np.ndarray,
+    rest_codes: np.ndarray,
+    rest_x: np.ndarray,
+    rest_xoff: np.ndarray,
+    rest_q: np.ndarray,
+    rest_off: np.ndarray,
+    pair_of: np.ndarray,
+    pair_block: np.ndarray,
+    pair_row: np.ndarray,
+    pair_ptr: np.ndarray,
+    lead_ptr: np.ndarray,
+    row_block: np.ndarray,
+    row_term: np.ndarray,
+    row_base: np.ndarray,
+    pp_a: np.ndarray,
+    pp_b: np.ndarray,
+    q_rest: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """``ZᵀWZ`` and the complete factor of ``ΛᵀZᵀWZΛ + I`` (``factorize_with``'s work).
+
+    Returns ``(a11, a21, a22, l11, l21, l22, status)``; ``l22`` is
+    Fortran-ordered, and ``status`` one of ``FACTOR_OK``, ``LEAD_NOT_PD``,
+    ``TRAILING_NOT_PD``.
+    """
+    n_lead = lead_ptr.size - 1
+    a11, a21, a22 = cross_products(
+        lead_codes,
+        lead_x,
+        rest_codes,
+        rest_x,
+        rest_xoff,
+        rest_q,
+        rest_off,
+        pair_of,
+        pair_ptr,
+        n_lead,
+        q_rest,
+        weights,
+    )
+    l11, l21, s22, ok = factorize(
+        a11,
+        a21,
+        a22,
+        t0,
+        rest_t,
+        rest_q,
+        row_block,
+        row_term,
+        row_base,
+        pair_block,
+        pair_row,
+        pair_ptr,
+        lead_ptr,
+        pp_a,
+        pp_b,
+    )
+    l22 = np.zeros((0, 0)).T
+    if not ok:
+        return a11, a21, a22, l11, l21, l22, LEAD_NOT_PD
+    if q_rest:
+        # LAPACK's potrf, as factorize_with calls it; numba's binding raises on failure
+        try:
+            lower = np.linalg.cholesky(s22)
+        except Exception:  # numba catches no narrower class
+            return a11, a21, a22, l11, l21, l22, TRAILING_NOT_PD
+        l22 = np.asfortranarray(lower)
+    return a11, a21, a22, l11, l21, l22, FACTOR_OK
+
+
+@njit(cache=True, error_model="numpy")
+def log_determinant(l11: np.ndarray, l22: np.ndarray) -> float:
+    """``log |L|²`` (``BlockedFactor.logdet``)."""
+    n_lead, q0 = l11.shape[0], l11.shape[1]
+    logs = np.empty(n_lead * q0)
+    for m in range(n_lead):
+        for a in range(q0):
+            logs[m * q0 + a] = np.log(l11[m, a, a])
+    total = 2.0 * pairwise_sum(logs, 0, logs.size)
+    q_rest = l22.shape[0]
+    if q_rest:
+        logs2 = np.empty(q_rest)
+        for r in range(q_rest):
+            logs2[r] = np.log(l22[r, r])
+        total += 2.0 * pairwise_sum(logs2, 0, q_rest)
+    return total
+
+
+@njit(cache=True, error_model="numpy")
+def _factor_at(
+    structure: tuple, weights: np.ndarray, t0: np.ndarray, rest_t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """:func:`factorize_weighted` with the pattern arrays as one tuple (see ``pirls``)."""
+    (
+        lead_codes,
+        lead_x,
+        rest_codes,
+        rest_x,
+        rest_xoff,
+        rest_q,
+        rest_off,
+        pair_of,
+        pair_block,
+        pair_row,
+        pair_ptr,
+        lead_ptr,
+        row_block,
+        row_term,
+        row_base,
+        pp_a,
+        pp_b,
+        q_rest,
+    ) = structure
+    return factorize_weighted(
+        weights,
+        t0,
+        rest_t,
+        lead_codes,
+        lead_x,
+        rest_codes,
+        rest_x,
+        rest_xoff,
+        rest_q,
+        rest_off,
+        pair_of,
+        pair_block,
+        pair_row,
+        pair_ptr,
+        lead_ptr,
+        row_block,
+        row_term,
+        row_base,
+        pp_a,
+        pp_b,
+        q_rest,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _predict(
+    structure: tuple,
+    t0: np.ndarray,
+    rest_t: np.ndarray,
+    fixed: np.ndarray,
+    u1: np.ndarray,
+    u2: np.ndarray,
+    eta: np.ndarray,
+) -> None:
+    """:func:`linear_predictor` with the pattern arrays as one tuple."""
+    lead_codes, lead_x, rest_codes, rest_x, rest_xoff, rest_q, rest_off = structure[:7]
+    row_block, row_term, row_base = structure[12:15]
+    linear_predictor(
+        fixed,
+        lead_codes,
+        lead_x,
+        rest_codes,
+        rest_x,
+        rest_xoff,
+        rest_q,
+        rest_off,
+        row_block,
+        row_term,
+        row_base,
+        t0,
+        rest_t,
+        u1,
+        u2,
+        eta,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _lambda_t_z_transpose(
+    structure: tuple,
+    t0: np.ndarray,
+    rest_t: np.ndarray,
+    mat: np.ndarray,
+    weights: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``ΛᵀZᵀW mat`` as leading ``(L₀, q₀, k)`` and trailing ``(q_rest, k)`` parts."""
+    lead_codes, lead_x, rest_codes, rest_x, rest_xoff, rest_q, rest_off = structure[:7]
+    lead_ptr = structure[11]
+    row_block, row_term, row_base = structure[12:15]
+    q_rest = structure[17]
+    lead, rest = z_transpose(
+        lead_codes,
+        lead_x,
+        rest_codes,
+        rest_x,
+        rest_xoff,
+        rest_q,
+        rest_off,
+        lead_ptr.size - 1,
+        q_rest,
+        mat,
+        weights,
+    )
+    c1 = lambda_t_lead(t0, lead)
+    c2 = lambda_t_rest(rest_t, rest_q, row_block, row_term, row_base, rest)
+    return c1, c2
+
+
+@njit(cache=True, error_model="numpy")
+def _largest(step1: np.ndarray, step2: np.ndarray) -> float:
+    """Largest absolute entry of a step; NaN if it has one."""
+    largest = 0.0
+    for v in step1.ravel():
+        if v != v:
+            return v
+        largest = max(largest, abs(v))
+    for v in step2:
+        if v != v:
+            return v
+        largest = max(largest, abs(v))
+    return largest
+
+
+@njit(cache=True, error_model="numpy")
+def pirls(
+    structure: tuple,
+    family: tuple,
+    t0: np.ndarray,
+    rest_t: np.ndarray,
+    fixed: np.ndarray,
+    u1_start: np.ndarray,
+    u2_start: np.ndarray,
+    newton: bool,
+    tolerance: float,
+    step_tolerance: float,
+    max_iter: int,
+    max_halvings: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, int, int]:
+    """PIRLS over ``u`` at fixed ``θ`` and ``Xβ + offset`` (see ``pirls.conditional_mode``).
+
+    Returns ``(u1, u2, eta, l11, l21, l22, deviance, iterations, status)``.
+    """
+    code, y, trials, log_constant, alpha, observed = family
+    n = fixed.size
+    pat = structure
+    u1 = u1_start.copy()
+    u2 = u2_start.copy()
+    eta = np.empty(n)
+    cand_eta = np.empty(n)
+    terms = np.empty(n)
+    weights = np.empty(n)
+    resid = np.empty(n)
+    z = np.empty((n, 1))
+    _predict(pat, t0, rest_t, fixed, u1, u2, eta)
+    pdev = glm_deviance(code, y, trials, log_constant, alpha, eta, terms) + sum_of_squares(u1, u2)
+    (lead_ptr, rest_q, pair_block, pair_row, pair_ptr) = (
+        pat[11],
+        pat[5],
+        pat[8],
+        pat[9],
+        pat[10],
+    )
+    iterations = 0
+    while iterations < max_iter:
+        iterations += 1
+        glm_working(code, y, trials, alpha, observed, eta, weights, resid)
+        _, _, _, l11, l21, l22, status = _factor_at(pat, weights, t0, rest_t)
+        if status != FACTOR_OK:
+            return u1, u2, eta, l11, l21, l22, np.nan, iterations, status
+        for i in range(n):
+            z[i, 0] = eta[i] - fixed[i] + resid[i]
+        c1, c2 = _lambda_t_z_transpose(pat, t0, rest_t, z, weights)
+        w1, w2 = forward(l11, l21, l22, rest_q, pair_block, pair_row, pair_ptr, lead_ptr, c1, c2)
+        new1, new2 = backward(
+            l11, l21, l22, rest_q, pair_block, pair_row, pair_ptr, lead_ptr, w1, w2
+        )
+        step1 = new1[:, :, 0] - u1
+        step2 = new2[:, 0] - u2
+        accepted = False
+        cand1, cand2, cand_pdev = u1, u2, pdev
+        for k in range(max_halvings):
+            scale = 2.0**k
+            cand1 = u1 + step1 / scale
+            cand2 = u2 + step2 / scale
+            _predict(pat, t0, rest_t, fixed, cand1, cand2, cand_eta)
+            cand_pdev = glm_deviance(
+                code, y, trials, log_constant, alpha, cand_eta, terms
+            ) + sum_of_squares(cand1, cand2)
+            if cand_pdev <= pdev + 1e-12 * abs(pdev):
+                accepted = True
+                break
+        if not accepted:
+            break
+        change = pdev - cand_pdev
+        u1, u2, pdev = cand1, cand2, cand_pdev
+        eta, cand_eta = cand_eta, eta
+        if change < tolerance * (abs(pdev) + 1.0) and (
+            newton or _largest(step1, step2) < step_tolerance
+        ):
+            break
+    glm_working(code, y, trials, alpha, observed, eta, weights, resid)
+    _, _, _, l11, l21, l22, status = _factor_at(pat, weights, t0, rest_t)
+    if status != FACTOR_OK:
+        return u1, u2, eta, l11, l21, l22, np.nan, iterations, status
+    deviance = pdev + log_determinant(l11, l22)
+    return u1, u2, eta, l11, l21, l22, deviance, iterations, FACTOR_OK
+
+
+@njit(cache=True, error_model="numpy")
+def _fixed_part(x: np.ndarray, beta: np.ndarray, offset: np.ndarray, out: np.ndarray) -> None:
+    """``Xβ + offset`` into ``out``."""
+    n, p = x.shape
+    for i in range(n):
+        acc = 0.0
+        for j in range(p):
+            acc += x[i, j] * beta[j]
+        out[i] = acc + offset[i]
+
+
+@njit(cache=True, error_model="numpy")
+def pirls_joint(
+    structure: tuple,
+    family: tuple,
+    t0: np.ndarray,
+    rest_t: np.ndarray,
+    x: np.ndarray,
+    offset: np.ndarray,
+    beta_start: np.ndarray,
+    u1_start: np.ndarray,
+    u2_start: np.ndarray,
+    tolerance: float,
+    max_iter: int,
+    max_halvings: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """PIRLS over ``(u, β)`` together (see ``pirls.joint_mode``).
+
+    Returns ``(beta, u1, u2, iterations)``.
+    """
+    code, y, trials, log_constant, alpha, observed = family
+    n, p = x.shape
+    pat = structure
+    beta = beta_start.copy()
+    u1 = u1_start.copy()
+    u2 = u2_start.copy()
+    fixed = np.empty(n)
+    eta = np.empty(n)
+    cand_eta = np.empty(n)
+    terms = np.empty(n)
+    weights = np.empty(n)
+    resid = np.empty(n)
+    xz = np.empty((n, p + 1))
+    xy_cross = np.empty((p + 1, p + 1))
+    rest_q, pair_block, pair_row, pair_ptr, lead_ptr = pat[5], pat[8], pat[9], pat[10], pat[11]
+    _fixed_part(x, beta, offset, fixed)
+    _predict(pat, t0, rest_t, fixed, u1, u2, eta)
+    pdev = glm_deviance(code, y, trials, log_constant, alpha, eta, terms) + sum_of_squares(u1, u2)
+    iterations = 0
+    for _ in range(max_iter):
+        iterations += 1
+        glm_working(code, y, trials, alpha, observed, eta, weights, resid)
+        for i in range(n):
+            for j in range(p):
+                xz[i, j] = x[i, j]
+            xz[i, p] = eta[i] - offset[i] + resid[i]
+        _, _, _, l11, l21, l22, status = _factor_at(pat, weights, t0, rest_t)
+        if status != FACTOR_OK:
+            # a working response fitted exactly (e.g. counts nearly all zero) leaves a
+            # system round-off makes indefinite: the joint step is unavailable, and
+            # PIRLS over u at the current β still is
+            break
+        c1, c2 = _lambda_t_z_transpose(pat, t0, rest_t, xz, weights)
+        for a in range(p + 1):
+            for b in range(a + 1):
+                acc = 0.0
+                for i in range(n):
+                    acc += xz[i, a] * (xz[i, b] * weights[i])
+                xy_cross[a, b] = acc
+                xy_cross[b, a] = acc
+        _, _, _, sol_beta, sol1, sol2, ok = pls(
+            l11, l21, l22, rest_q, pair_block, pair_row, pair_ptr, lead_ptr, c1, c2, xy_cross
+        )
+        if not ok:
+            break
+        d_beta = sol_beta - beta
+        d1 = sol1 - u1
+        d2 = sol2 - u2
+        cb, cand1, cand2, cand = beta, u1, u2, pdev
+        for k in range(max_halvings):
+            scale = 2.0**k
+            cb = beta + d_beta / scale
+            cand1 = u1 + d1 / scale
+            cand2 = u2 + d2 / scale
+            _fixed_part(x, cb, offset, fixed)
+            _predict(pat, t0, rest_t, fixed, cand1, cand2, cand_eta)
+            cand = glm_deviance(
+                code, y, trials, log_constant, alpha, cand_eta, terms
+            ) + sum_of_squares(cand1, cand2)
+            if cand <= pdev + 1e-12 * abs(pdev):
+                break
+        change = pdev - cand
+        beta, u1, u2 = cb, cand1, cand2
+        eta, cand_eta = cand_eta, eta
+        # the last halving is taken even when it does not descend, but the penalised
+        # deviance kept is the lower one (Python's min(cand, pdev))
+        pdev = pdev if pdev < cand else cand
+        if abs(change) < tolerance * (abs(pdev) + 1.0):
+            break
+    return beta, u1, u2, iterations
+
+
+@njit(cache=True, error_model="numpy")
+def pirls_glmer(
+    structure: tuple,
+    family: tuple,
+    t0: np.ndarray,
+    rest_t: np.ndarray,
+    fixed: np.ndarray,
+    start_eta: np.ndarray,
+    tolerance: float,
+    max_iter: int,
+    max_halvings: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, int, int]:
+    """glmer's PIRLS over ``u`` (see ``pirls.glmer_mode``).
+
+    Returns ``(u1, u2, eta, l11, l21, l22, deviance, iterations, status)``.
+    """
+    code, y, trials, log_constant, alpha, observed = family
+    n = fixed.size
+    pat = structure
+    rest_q, pair_block, pair_row, pair_ptr, lead_ptr = pat[5], pat[8], pat[9], pat[10], pat[11]
+    n_lead, q0 = lead_ptr.size - 1, pat[1].shape[1]
+    u1 = np.zeros((n_lead, q0))
+    u2 = np.zeros(pat[17])
+    eta = start_eta.copy()
+    cand_eta = np.empty(n)
+    terms = np.empty(n)
+    weights = np.empty(n)
+    resid = np.empty(n)
+    z = np.empty((n, 1))
+    previous = np.inf
+    l11 = np.zeros((n_lead, q0, q0))
+    l21 = np.zeros(0)
+    l22 = np.zeros((0, 0)).T
+    iteration = 0
+    while iteration < max_iter:
+        iteration += 1
+        glm_working(code, y, trials, alpha, observed, eta, weights, resid)
+        _, _, _, l11, l21, l22, status = _factor_at(pat, weights, t0, rest_t)
+        if status != FACTOR_OK:
+            return u1, u2, eta, l11, l21, l22, np.nan, iteration, status
+        for i in range(n):
+            z[i, 0] = eta[i] - fixed[i] + resid[i]
+        c1, c2 = _lambda_t_z_transpose(pat, t0, rest_t, z, weights)
+        w1, w2 = forward(l11, l21, l22, rest_q, pair_block, pair_row, pair_ptr, lead_ptr, c1, c2)
+        new1, new2 = backward(
+            l11, l21, l22, rest_q, pair_block, pair_row, pair_ptr, lead_ptr, w1, w2
+        )
+        step1 = new1[:, :, 0] - u1
+        step2 = new2[:, 0] - u2
+        cand1, cand2, pdev = u1, u2, previous
+        for k in range(max_halvings):
+            scale = 2.0**k
+            cand1 = u1 + step1 / scale
+            cand2 = u2 + step2 / scale
+            _predict(pat, t0, rest_t, fixed, cand1, cand2, cand_eta)
+            pdev = glm_residual_deviance(code, y, trials, alpha, cand_eta, terms) + sum_of_squares(
+                cand1, cand2
+            )
+            if pdev <= previous:
+                break
+        u1, u2 = cand1, cand2
+        eta, cand_eta = cand_eta, eta
+        if abs((previous - pdev) / pdev) < tolerance:
+            break
+        previous = pdev
+    deviance = (
+        glm_deviance(code, y, trials, log_constant, alpha, eta, terms)
+        + sum_of_squares(u1, u2)
+        + log_determinant(l11, l22)
+    )
+    return u1, u2, eta, l11, l21, l22, deviance, iteration, FACTOR_OK

@@ -18,6 +18,7 @@ import hiermodels as hm
 from hiermodels.errors import DegenerateDataWarning, FitError, SeparationWarning
 from hiermodels.mle import glmm
 from hiermodels.mle.degenerate import group_problems, name_list, separated_columns
+from hiermodels.mle.lmm import solve_pls
 from hiermodels.mle.response import GlmResponse
 from hiermodels.spec.design import RandomBlock
 
@@ -225,7 +226,7 @@ def test_a_failing_factorisation_is_an_infinite_deviance_or_a_clear_error(monkey
     def singular(*args, **kwargs):
         raise np.linalg.LinAlgError("trailing block of ΛᵀZᵀWZΛ + I is not positive definite")
 
-    monkeypatch.setattr(glmm, "factorize", singular)
+    monkeypatch.setattr(glmm, "conditional_mode", singular)  # PIRLS's factorisation fails
     assert dev(np.array([1.0, 6.9, 0.3])) == math.inf
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -234,17 +235,25 @@ def test_a_failing_factorisation_is_an_infinite_deviance_or_a_clear_error(monkey
     assert "ΛᵀZᵀWZΛ + I" in str(err.value) and "positive definite" not in str(err.value)
 
 
-def test_a_failing_joint_step_falls_back_to_pirls_over_u(monkeypatch) -> None:
-    """Stage one's joint (β, u) step cannot factor an exactly fitted working response."""
-    design = hm.Model("y ~ x + (1 | g)", _counts_with_zero_groups(2, n_zero=0), "poisson").design
+def test_a_failing_joint_step_falls_back_to_pirls_over_u() -> None:
+    """Stage one's joint (β, u) step cannot factor an exactly fitted working response.
+
+    Half the trials succeed in every row: at β = 0 and u = 0 the working
+    response is 0, fitted exactly by the intercept, so the joint system's
+    residual sum of squares is 0 and its factorisation fails; PIRLS over u
+    at that β still works, and is the result.
+    """
+    codes = np.repeat(np.arange(6), 4)
+    data = pd.DataFrame({"s": np.full(24, 5), "f": np.full(24, 5), "g": [f"g{c}" for c in codes]})
+    design = hm.Model("cbind(s, f) ~ 1 + (1 | g)", data, "binomial").design
     dev = glmm.laplace_deviance(design)
-    theta, beta = np.array([0.5]), np.array([6.5, 0.2])
+    theta, beta = np.array([0.5]), np.array([0.0])
     expected = dev.pirls(theta, beta, None).deviance
-
-    def exactly_fitted(*args, **kwargs):
-        raise np.linalg.LinAlgError("2-th leading minor of the array is not positive definite")
-
-    monkeypatch.setattr(glmm, "solve_pls", exactly_fitted)
+    layout, weights = dev.layout, np.full(design.nobs, 2.5)  # 10 trials × 1/4
+    xz = np.column_stack([design.X, np.zeros(design.nobs)])
+    lead, rest = layout.z_transpose(xz, weights=weights)
+    with pytest.raises(np.linalg.LinAlgError):  # the joint step is unavailable there
+        solve_pls(layout, theta, layout.cross_products(weights), lead, rest, xz.T @ xz * 2.5)
     dev.warm_start.clear()
     result = dev.pirls_joint(theta, beta)
     np.testing.assert_array_equal(result.beta, beta)
