@@ -28,6 +28,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from hiermodels.errors import NumericalWarning
+from hiermodels.mle.blocked import triangular_inverse
 from hiermodels.mle.dispersion import DispersedDeviance
 from hiermodels.mle.lmm import LmmDeviance, profiled_deviance
 from hiermodels.mle.optimize import finite_difference_hessian
@@ -135,7 +136,7 @@ def _beta_spread(dev: LmmDeviance, theta: np.ndarray) -> list[np.ndarray]:
     c1 = t0.T @ dev.zt_xy_lead[..., :p]
     c2 = layout.rest_lambda_t_dense(factors, dev.zt_xy_rest[:, :p])
     w1, w2 = sol.factor.forward(c1, c2)
-    rx_inv = sla.solve_triangular(sol.rx, np.eye(p), lower=False)
+    rx_inv = triangular_inverse(sol.rx, lower=False)
     g1, g2 = sol.factor.backward(w1 @ rx_inv, w2 @ rx_inv)
     lead = t0 @ g1
     blocks = _split_blocks(dev, lead, g2)

@@ -46,6 +46,7 @@ from hiermodels.mle.optimize import (
     OptSummary,
     finite_difference_hessian,
     minimize_bounded,
+    single_threaded_blas,
 )
 from hiermodels.mle.pirls import conditional_mode, glmer_mode, joint_mode
 from hiermodels.mle.response import GlmResponse
@@ -407,6 +408,7 @@ def _fixed_effects_covariance(
 _METHODS = {0: "Laplace (nAGQ=0)", 1: "Laplace"}
 
 
+@single_threaded_blas
 def fit_glmm(
     design: Design,
     *,
