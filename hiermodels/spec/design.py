@@ -432,11 +432,11 @@ def _prepare(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.Da
     result.
     """
     names = list(frame.columns) if columns is None else list(columns)
-    stale = [
-        name
-        for name in names
-        if isinstance(frame[name].dtype, pd.CategoricalDtype) and _has_unused(frame[name])
-    ]
+    stale = []
+    for name in names:
+        values = frame[name]
+        if isinstance(values.dtype, pd.CategoricalDtype) and _has_unused(values):
+            stale.append(name)
     if not stale:
         return frame
     frame = frame[names].copy()
