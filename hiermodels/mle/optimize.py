@@ -363,10 +363,10 @@ def minimize_bounded(
         ``x → (objective, gradient)``. When given, and ``optimizer`` is
         ``"quasi-newton"``, a bound-constrained quasi-Newton method
         minimises (Newton steps on a differenced Hessian, updated by BFGS);
-        BOBYQA takes over from its end (recorded as the fit log's
-        ``fallback``) when the gradient there fails lme4's check, cannot be
-        evaluated, or a variance parameter stopped on its bound while the
-        objective still falls away from it.
+        BOBYQA takes over (recorded as the fit log's ``fallback``) from its
+        end when the gradient there fails lme4's check or cannot be
+        evaluated, and from the start when it ended on the boundary (a
+        diagonal entry of a factor near zero).
     optimizer : {"quasi-newton", "bobyqa"}
         ``"bobyqa"`` always uses BOBYQA (lme4's path).
 
@@ -538,6 +538,7 @@ def _minimize_quasi_newton(
     pinned = _pinned(x_best, grad, lower, upper)
     interior_grad = np.where(pinned, 0.0, grad)
     reason = ""
+    restart: np.ndarray | None = None
     if not (math.isfinite(f_best) and np.all(np.isfinite(grad))):
         reason = "the criterion or its gradient could not be evaluated at the quasi-Newton end"
     elif interior_grad.size and np.max(np.abs(interior_grad)) > gradient_tolerance:
@@ -545,18 +546,17 @@ def _minimize_quasi_newton(
             f"the quasi-Newton run stopped with gradient {np.max(np.abs(interior_grad)):.2g} "
             f"({message})"
         )
-    else:
-        escape = _escape_from_bound(func, x_best, f_best, lower, pinned)
-        count += escape[1]
-        if escape[0] is not None:
-            x_best = escape[0]
-            reason = (
-                "a variance parameter stopped on its bound while the criterion falls away from it"
-            )
+    elif np.any((lower == 0.0) & (x_best <= _NEAR_BOUND)):
+        # On the boundary the parameterisation folds: a zero diagonal entry of a
+        # factor makes the signs of the entries below it arbitrary, and the
+        # quasi-Newton run may end in the copy from which the criterion rises
+        # while the other copy descends. BOBYQA from the start, lme4's path, settles it.
+        reason = "the quasi-Newton run ended on the boundary, which BOBYQA from the start checks"
+        restart = x0
     if reason:
         fallback = _minimize(
             func,
-            x_best,
+            restart if restart is not None else x_best,
             lower,
             upper,
             ftol_abs,
@@ -714,29 +714,9 @@ def _positive_definite_solve(hess: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         return vectors @ ((vectors.T @ rhs) / values)
 
 
-def _escape_from_bound(
-    func: Callable[[np.ndarray], float],
-    x: np.ndarray,
-    value: float,
-    lower: np.ndarray,
-    pinned: np.ndarray,
-) -> tuple[np.ndarray | None, int]:
-    """A point off a zero bound with a lower objective, if one is found nearby.
-
-    A scalar variance parameter's criterion is even in it, so its gradient
-    at zero is zero whether zero is a minimum or not; a gradient method that
-    lands there cannot tell. Small steps off the bound tell.
-    """
-    at_bound = np.flatnonzero((lower == 0.0) & (x <= 1e-10) & ~pinned)
-    evaluations = 0
-    for i in at_bound:
-        for step in (1e-3, 1e-2, 1e-1):
-            trial = x.copy()
-            trial[i] = step
-            evaluations += 1
-            if func(trial) < value - 1e-9 * (abs(value) + 1.0):
-                return trial, evaluations
-    return None, evaluations
+#: A diagonal entry of θ this close to zero counts as on the boundary (the
+#: standardised scale; lme4 calls a fit singular below 1e-4).
+_NEAR_BOUND = 1e-4
 
 
 def checked_theta(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
