@@ -75,10 +75,11 @@ class RandomBlock:
         ``(n, q)`` float64 model matrix of the term's columns.
     expr : str
         The term's expression (left of the bar).
-    model_spec : formulaic.ModelSpec or None
+    model_spec : formulaic.ModelSpec, DeferredModelSpec or None
         The encoding learned from the data (category levels, contrasts,
         stateful transforms), to rebuild ``X`` for new rows
-        (:func:`random_matrix_for`).
+        (:func:`random_matrix_for`); a :class:`DeferredModelSpec` stands in
+        for it when ``X`` was built without formulaic.
     level_parts : tuple of tuple of str
         Per level, the label of each factor in ``factors``: what identifies
         a level (:func:`level_codes_for` matches new rows on it). Empty when
@@ -141,7 +142,8 @@ class Design:
     rows : pandas.Index
         Index labels of the data rows used (rows with missing values dropped).
     fixed_model_spec : Any
-        formulaic ``ModelSpec`` of the fixed part, to rebuild ``X`` for new data.
+        formulaic ``ModelSpec`` of the fixed part, to rebuild ``X`` for new
+        data (or the :class:`DeferredModelSpec` that makes it on first use).
     dropped_columns : tuple of str
         Fixed-effect columns dropped for rank deficiency.
     """
