@@ -519,6 +519,7 @@ def gradient_terms(
     lead_ptr: np.ndarray,
     pp_a: np.ndarray,
     pp_b: np.ndarray,
+    pair_lead: np.ndarray,
     v1: np.ndarray,
     v2: np.ndarray,
     a11: np.ndarray,
@@ -552,8 +553,6 @@ def gradient_terms(
     s_rest = np.zeros((n_blocks, qmax, qmax))
     v_rest = np.zeros((n_blocks, qmax, qmax))
     z_rest = np.zeros((n_blocks, qmax, qmax))
-    inv11 = np.zeros((q0, q0))
-    coupling = np.zeros(l21.size)
     # b = Λu
     b1 = np.zeros((n_lead, q0))
     for m in range(n_lead):
@@ -598,61 +597,18 @@ def gradient_terms(
             acc += a22[r, c] * b2[c]
         ztr2[r] -= acc
     n_v = v1.shape[2]
+    lead_inverse = _leading_inverse(
+        l11, l21, c22_inv, rest_q, pair_block, pair_row, pair_ptr, lead_ptr, pp_a, pp_b, pair_lead
+    )
     for m in range(n_lead):
-        # L₁₁⁻¹ of this level
         for a in range(q0):
             for b in range(q0):
-                inv11[a, b] = 0.0
-        for col in range(q0):
-            for a in range(q0):
-                acc = 1.0 if a == col else 0.0
-                for b in range(a):
-                    acc -= l11[m, a, b] * inv11[b, col]
-                inv11[a, col] = acc / l11[m, a, a]
-        for a in range(q0):
-            for b in range(q0):
-                acc = 0.0
-                for c in range(q0):
-                    acc += inv11[c, a] * inv11[c, b]
-                s_lead[a, b] += acc
+                s_lead[a, b] += lead_inverse[m, a, b]
                 acc = 0.0
                 for c in range(n_v):
                     acc += v1[m, a, c] * v1[m, b, c]
                 v_lead[a, b] += acc
                 z_lead[a, b] += ztr1[m, a] * u1[m, b]
-        # N_p = L21_p L11⁻¹ for the pairs of this level
-        for p in range(lead_ptr[m], lead_ptr[m + 1]):
-            start = pair_ptr[p]
-            for a in range(rest_q[pair_block[p]]):
-                for x in range(q0):
-                    acc = 0.0
-                    for c in range(x, q0):
-                        acc += l21[start + a * q0 + c] * inv11[c, x]
-                    coupling[start + a * q0 + x] = acc
-    # the leading blocks of S⁻¹ gain Σ N_aᵀ C₂₂⁻¹ N_b over the pairs of each level
-    for e in range(pp_a.size):
-        pa = pp_a[e]
-        pb = pp_b[e]
-        qa = rest_q[pair_block[pa]]
-        qb = rest_q[pair_block[pb]]
-        ra = pair_row[pa]
-        rb = pair_row[pb]
-        sa = pair_ptr[pa]
-        sb = pair_ptr[pb]
-        twice = pa != pb
-        for x in range(q0):
-            for y in range(q0):
-                acc = 0.0
-                for a in range(qa):
-                    na = coupling[sa + a * q0 + x]
-                    for b in range(qb):
-                        # only the lower triangle of C₂₂⁻¹ is filled
-                        i, j = ra + a, rb + b
-                        inv = c22_inv[i, j] if i >= j else c22_inv[j, i]
-                        acc += na * inv * coupling[sb + b * q0 + y]
-                s_lead[x, y] += acc
-                if twice:
-                    s_lead[y, x] += acc
     r = 0
     while r < q_rest:
         j = row_block[r]
@@ -736,6 +692,7 @@ def lmm_gradient(
     lead_ptr: np.ndarray,
     pp_a: np.ndarray,
     pp_b: np.ndarray,
+    pair_lead: np.ndarray,
     block_lead: np.ndarray,
     block_pos: np.ndarray,
     block_q: np.ndarray,
@@ -804,6 +761,7 @@ def lmm_gradient(
         lead_ptr,
         pp_a,
         pp_b,
+        pair_lead,
         v1,
         v2,
         a11,
@@ -886,12 +844,11 @@ def pairs_of_pairs(lead_ptr: np.ndarray, pair_row: np.ndarray) -> tuple[np.ndarr
 
 
 @njit(cache=True)
-def inverse_diagonal_blocks(
+def _leading_inverse(
     l11: np.ndarray,
     l21: np.ndarray,
     c22_inv: np.ndarray,
     rest_q: np.ndarray,
-    row_block: np.ndarray,
     pair_block: np.ndarray,
     pair_row: np.ndarray,
     pair_ptr: np.ndarray,
@@ -899,17 +856,13 @@ def inverse_diagonal_blocks(
     pp_a: np.ndarray,
     pp_b: np.ndarray,
     pair_lead: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Diagonal blocks of ``S⁻¹`` for ``S = LLᵀ`` in blocked form, level by level.
+) -> np.ndarray:
+    """Leading diagonal blocks of ``S⁻¹``: ``L₁₁⁻ᵀL₁₁⁻¹ + Σ N_aᵀ C₂₂⁻¹ N_b`` per level.
 
-    The leading level ``m`` gets ``L₁₁⁻ᵀL₁₁⁻¹ + Σ N_aᵀ C₂₂⁻¹ N_b`` over the
-    pairs of that level (``N = L₂₁L₁₁⁻¹``); the trailing rows get the
-    diagonal blocks of ``C₂₂⁻¹`` (``c22_inv``: its lower triangle). Returns
-    the leading ``(L₀, q₀, q₀)`` blocks and, for every trailing row ``r``,
-    the row of its block-level's diagonal block as ``(q_rest, q_max)``.
+    ``N = L₂₁L₁₁⁻¹``; the sum runs over the pairs of pairs of each leading
+    level; ``c22_inv`` holds the lower triangle of ``C₂₂⁻¹``.
     """
     n_lead, q0 = l11.shape[0], l11.shape[1]
-    q_rest = c22_inv.shape[0]
     lead = np.zeros((n_lead, q0, q0))
     inv11 = np.zeros((q0, q0))
     coupling = np.zeros(l21.size)
@@ -957,6 +910,36 @@ def inverse_diagonal_blocks(
                 lead[m, x, y] += acc
                 if twice:
                     lead[m, y, x] += acc
+    return lead
+
+
+@njit(cache=True)
+def inverse_diagonal_blocks(
+    l11: np.ndarray,
+    l21: np.ndarray,
+    c22_inv: np.ndarray,
+    rest_q: np.ndarray,
+    row_block: np.ndarray,
+    pair_block: np.ndarray,
+    pair_row: np.ndarray,
+    pair_ptr: np.ndarray,
+    lead_ptr: np.ndarray,
+    pp_a: np.ndarray,
+    pp_b: np.ndarray,
+    pair_lead: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Diagonal blocks of ``S⁻¹`` for ``S = LLᵀ`` in blocked form, level by level.
+
+    The leading level ``m`` gets ``L₁₁⁻ᵀL₁₁⁻¹ + Σ N_aᵀ C₂₂⁻¹ N_b`` over the
+    pairs of that level (``N = L₂₁L₁₁⁻¹``); the trailing rows get the
+    diagonal blocks of ``C₂₂⁻¹`` (``c22_inv``: its lower triangle). Returns
+    the leading ``(L₀, q₀, q₀)`` blocks and, for every trailing row ``r``,
+    the row of its block-level's diagonal block as ``(q_rest, q_max)``.
+    """
+    q_rest = c22_inv.shape[0]
+    lead = _leading_inverse(
+        l11, l21, c22_inv, rest_q, pair_block, pair_row, pair_ptr, lead_ptr, pp_a, pp_b, pair_lead
+    )
     q_max = 1
     for j in range(rest_q.size):
         q_max = max(q_max, rest_q[j])
@@ -991,6 +974,7 @@ def lmm_value_and_gradient(
     lead_ptr: np.ndarray,
     pp_a: np.ndarray,
     pp_b: np.ndarray,
+    pair_lead: np.ndarray,
     block_lead: np.ndarray,
     block_pos: np.ndarray,
     block_q: np.ndarray,
@@ -1099,6 +1083,7 @@ def lmm_value_and_gradient(
         lead_ptr,
         pp_a,
         pp_b,
+        pair_lead,
         block_lead,
         block_pos,
         block_q,
