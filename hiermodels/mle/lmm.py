@@ -217,8 +217,6 @@ class LmmDeviance:
         gradient : numpy.ndarray
         """
         theta = np.asarray(theta, dtype=float)
-        if self.layout.pattern.q_rest <= _FUSED_TRAILING_SIZE:
-            return self._fused_value_and_gradient(theta)
         try:
             ev = self._evaluate(theta)
         except np.linalg.LinAlgError:
@@ -279,54 +277,6 @@ class LmmDeviance:
             gradient[index] = self._differenced(theta, value, index)
         return value, gradient
 
-    def _fused_value_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        """:meth:`value_and_gradient` in one compiled call (small trailing partitions)."""
-        layout = self.layout
-        t0, rest_t = layout.kernel_factors(theta)
-        pat = layout.pattern
-        cross = self.cross
-        lead_flag, position, terms, levels, offsets = layout.gradient_blocks
-        logdet, upper, gradient, differenced, status = kernels.lmm_value_and_gradient(
-            cross.a11,
-            cross.a21,
-            cross.a22,
-            self.zt_xy_lead,
-            self.zt_xy_rest,
-            self.xy_cross,
-            t0,
-            rest_t,
-            pat.rest_q,
-            pat.row_block,
-            pat.row_term,
-            pat.row_base,
-            pat.pair_block,
-            pat.pair_row,
-            pat.pair_ptr,
-            pat.lead_ptr,
-            pat.pp_a,
-            pat.pp_b,
-            pat.pair_lead,
-            lead_flag,
-            position,
-            terms,
-            levels,
-            offsets,
-            self.reml,
-            self.nobs,
-            _SINGULAR_FACTOR,
-        )
-        if status:
-            return math.inf, np.full(theta.size, np.nan)
-        p = self.n_fixed
-        logdet_rx = 2.0 * float(np.log(np.abs(np.diag(upper)[:p])).sum()) if p else 0.0
-        value = self._objective(float(upper[p, p] ** 2), logdet, logdet_rx)
-        if not math.isfinite(value):
-            return value, np.full(theta.size, np.nan)
-        if differenced.any():
-            index = list(np.flatnonzero(differenced))
-            gradient[index] = self._differenced(theta, value, index)
-        return value, gradient
-
     def _differenced(self, theta: np.ndarray, value: float, index: list[int]) -> np.ndarray:
         """Central differences (one-sided at a bound) of the criterion in ``θ[index]``."""
         lower = self.layout.theta.lower_bounds()
@@ -342,9 +292,6 @@ class LmmDeviance:
                 out[n] = (self(up) - self(down)) / (2.0 * h)
         return out
 
-
-#: Trailing partitions up to this size are factorised inside one compiled call.
-_FUSED_TRAILING_SIZE = 16
 
 #: A factor whose smallest diagonal entry is below this (relative) is treated as singular.
 _SINGULAR_FACTOR = 1e-7
