@@ -145,19 +145,6 @@ class ReLayout:
         """Number of random effects in the trailing partition."""
         return int(self.Z_rest.shape[1])
 
-    @property
-    def all_scalar(self) -> bool:
-        """Whether every block has a single term, so that ``Λ`` is diagonal."""
-        return all(b.n_terms == 1 for b in self.blocks)
-
-    def rest_lambda_diagonal(self, factors: Sequence[np.ndarray]) -> np.ndarray:
-        """Diagonal of ``Λ_rest`` when every trailing block is scalar."""
-        if not self.rest:
-            return np.zeros(0)
-        return np.concatenate(
-            [np.full(self.blocks[i].n_levels, factors[i][0, 0]) for i in self.rest]
-        )
-
     def lead_factor(self, factors: Sequence[np.ndarray]) -> np.ndarray:
         """Block-diagonal ``q₀ × q₀`` factor shared by every leading level."""
         if len(self.lead) == 1:
@@ -249,16 +236,6 @@ class ReLayout:
             np.array(levels, dtype=np.float64),
             np.array(offsets, dtype=np.int64),
         )
-
-    def rest_lambda(self, factors: Sequence[np.ndarray]) -> sp.csr_matrix:
-        """Sparse block-diagonal ``Λ`` of the trailing partition."""
-        if not self.rest:
-            return sp.csr_matrix((0, 0))
-        parts = [
-            sp.kron(sp.identity(self.blocks[i].n_levels), sp.csr_matrix(factors[i]))
-            for i in self.rest
-        ]
-        return sp.block_diag(parts, format="csr")
 
     def rest_lambda_t_dense(self, factors: Sequence[np.ndarray], mat: np.ndarray) -> np.ndarray:
         """``Λ_restᵀ @ mat`` for a dense ``(q_rest, k)`` matrix, block by block."""
@@ -509,29 +486,6 @@ class BlockPattern:
         )
         return CrossProducts(a11=a11, a21=a21, a22=a22)
 
-    @cached_property
-    def coupling_csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """CSR pattern ``(indices, indptr, order)`` of the coupling as a sparse matrix.
-
-        ``order`` lists the flat pair values in CSR order.
-        """
-        q0 = self.q_lead
-        flat = np.arange(int(self.pair_ptr[-1]), dtype=np.int64)
-        pair = np.repeat(np.arange(self.pair_block.size), np.diff(self.pair_ptr))
-        within = flat - self.pair_ptr[pair]
-        rows = self.pair_row[pair] + within // q0
-        cols = self.pair_lead[pair] * q0 + within % q0
-        order = np.lexsort((cols, rows))
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=self.q_rest))])
-        return cols[order], indptr, order
-
-    def coupling_matrix(self, values: np.ndarray) -> sp.csr_matrix:
-        """Flat pair values as a ``(q_rest, L₀ q₀)`` sparse matrix."""
-        indices, indptr, order = self.coupling_csr
-        return sp.csr_matrix(
-            (values[order], indices, indptr), shape=(self.q_rest, self.n_lead_levels * self.q_lead)
-        )
-
 
 @dataclass(frozen=True, eq=False)
 class CrossProducts:
@@ -572,18 +526,6 @@ class BlockedFactor:
     l21_pairs: np.ndarray
     l22: np.ndarray
     pattern: BlockPattern
-
-    @cached_property
-    def l11_inv(self) -> np.ndarray:
-        """Inverses of the leading diagonal blocks."""
-        if self.l11.shape[1] == 1:
-            return 1.0 / self.l11
-        return np.linalg.inv(self.l11)
-
-    @cached_property
-    def l21(self) -> sp.csr_matrix:
-        """The coupling block as a ``(q_rest, L₀ q₀)`` sparse matrix."""
-        return self.pattern.coupling_matrix(self.l21_pairs)
 
     def logdet(self) -> float:
         """``log |L|²`` = log-determinant of ``ΛᵀZᵀWZΛ + I``."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.sparse as sp
 
 from hiermodels.mle.blocked import BlockedFactor, factorize
 from hiermodels.mle.glmm import LaplaceDeviance, PirlsResult
@@ -28,9 +29,16 @@ def _lambdas(lap: LaplaceDeviance, factors: list[np.ndarray]) -> tuple[np.ndarra
     layout = lap.layout
     if not layout.rest:
         return layout.lead_factor(factors), None
-    if layout.all_scalar:
-        return layout.lead_factor(factors), layout.rest_lambda_diagonal(factors)
-    return layout.lead_factor(factors), layout.rest_lambda(factors)
+    if all(block.n_terms == 1 for block in layout.blocks):
+        # Λ of the trailing partition is diagonal
+        return layout.lead_factor(factors), np.concatenate(
+            [np.full(layout.blocks[i].n_levels, factors[i][0, 0]) for i in layout.rest]
+        )
+    parts = [
+        sp.kron(sp.identity(layout.blocks[i].n_levels), sp.csr_matrix(factors[i]))
+        for i in layout.rest
+    ]
+    return layout.lead_factor(factors), sp.block_diag(parts, format="csr")
 
 
 def _eta(
