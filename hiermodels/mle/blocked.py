@@ -18,7 +18,7 @@ per-evaluation work runs in the compiled kernels of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -78,8 +78,6 @@ class ReLayout:
         ``(n,)`` level of every observation in the leading factor.
     lead_X : numpy.ndarray
         ``(n, q₀)`` the leading terms' covariates side by side.
-    Z_rest : scipy.sparse.csr_matrix
-        ``(n, q_rest)`` random-effects matrix of the trailing terms.
     pattern : BlockPattern
         Index arrays of the blocked structure, for the compiled kernels.
     order : tuple of int
@@ -92,7 +90,6 @@ class ReLayout:
     rest: tuple[int, ...]
     lead_codes: np.ndarray
     lead_X: np.ndarray
-    Z_rest: sp.csr_matrix
     pattern: BlockPattern
     order: tuple[int, ...]
 
@@ -109,12 +106,7 @@ class ReLayout:
         lead_group = blocks[0].group
         lead = tuple(i for i, b in enumerate(blocks) if b.group == lead_group)
         rest = tuple(i for i, b in enumerate(blocks) if b.group != lead_group)
-        lead_X = np.ascontiguousarray(np.hstack([blocks[i].X for i in lead]), dtype=float)
-        n = design.nobs
-        if rest:
-            z_rest = sp.hstack([blocks[i].Z() for i in rest], format="csr")
-        else:
-            z_rest = sp.csr_matrix((n, 0))
+        lead_X = _side_by_side([blocks[i] for i in lead])
         pattern = BlockPattern.build(
             blocks[0].codes, lead_X, blocks[0].n_levels, [blocks[i] for i in rest]
         )
@@ -125,10 +117,46 @@ class ReLayout:
             rest=rest,
             lead_codes=blocks[0].codes,
             lead_X=lead_X,
-            Z_rest=z_rest,
             pattern=pattern,
             order=tuple(order),
         )
+
+    def with_covariates(self, design: Design) -> ReLayout:
+        """This layout for ``design``, whose blocks differ from this one's in ``X`` alone.
+
+        The ordering, the partition and the pattern's index arrays depend on
+        the grouping factors and the numbers of terms only, so they are
+        shared; the covariates are ``design``'s. A fit builds the layout of
+        its standardised design and takes the original's from it.
+
+        Raises
+        ------
+        ValueError
+            When ``design``'s blocks group or count terms differently.
+        """
+        blocks = tuple(design.blocks[i] for i in self.order)
+        if len(blocks) != len(self.blocks) or any(
+            new.group != old.group
+            or new.n_terms != old.n_terms
+            or new.n_levels != old.n_levels
+            or (new.codes is not old.codes and not np.array_equal(new.codes, old.codes))
+            for new, old in zip(blocks, self.blocks, strict=False)
+        ):
+            raise ValueError("the design's random-effect blocks differ from the layout's")
+        lead_X = _side_by_side([blocks[i] for i in self.lead])
+        pattern = replace(
+            self.pattern,
+            lead_x=lead_X,
+            rest_x=_side_by_side([blocks[i] for i in self.rest]),
+        )
+        return replace(self, blocks=blocks, lead_X=lead_X, pattern=pattern)
+
+    @cached_property
+    def Z_rest(self) -> sp.csr_matrix:
+        """``(n, q_rest)`` random-effects matrix of the trailing terms."""
+        if not self.rest:
+            return sp.csr_matrix((self.lead_codes.size, 0))
+        return sp.hstack([self.blocks[i].Z() for i in self.rest], format="csr")
 
     @property
     def n_lead_levels(self) -> int:
@@ -143,7 +171,7 @@ class ReLayout:
     @property
     def q_rest(self) -> int:
         """Number of random effects in the trailing partition."""
-        return int(self.Z_rest.shape[1])
+        return self.pattern.q_rest
 
     def lead_factor(self, factors: Sequence[np.ndarray]) -> np.ndarray:
         """Block-diagonal ``q₀ × q₀`` factor shared by every leading level."""
@@ -383,11 +411,7 @@ class BlockPattern:
         rest_codes = np.zeros((n, n_rest), dtype=np.int64)
         for j, block in enumerate(rest):
             rest_codes[:, j] = block.codes
-        rest_x = (
-            np.ascontiguousarray(np.hstack([np.asarray(b.X, dtype=float) for b in rest]))
-            if rest
-            else np.zeros((n, 0))
-        )
+        rest_x = _side_by_side(rest, n)
         # pairs: (leading level, trailing block, trailing level) met by some observation
         keys, blocks_of, levels_of = [], [], []
         pair_of = np.zeros((n, n_rest), dtype=np.int64)
@@ -612,6 +636,15 @@ class BlockedFactor:
             rest.append(rows[offset : offset + size, :q].reshape(levels, q, q))
             offset += size
         return lead, rest
+
+
+def _side_by_side(blocks: Sequence[RandomBlock], nobs: int = 0) -> np.ndarray:
+    """The blocks' covariates as one C-contiguous float array (``(nobs, 0)`` for none)."""
+    if not blocks:
+        return np.zeros((nobs, 0))
+    if len(blocks) == 1:
+        return np.ascontiguousarray(blocks[0].X, dtype=float)
+    return np.ascontiguousarray(np.hstack([np.asarray(b.X, dtype=float) for b in blocks]))
 
 
 def _width(values: np.ndarray) -> int:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import threading
 import warnings
+from dataclasses import replace
 
 import numpy as np
 
 from hiermodels.errors import SingularFitWarning
 from hiermodels.mle.blocked import BlockedFactor, ReLayout, triangular_inverse
-from hiermodels.mle.lmm import profiled_deviance
+from hiermodels.mle.lmm import PlsSolution, profiled_deviance
 from hiermodels.mle.optimize import (
     checked_theta,
     evaluated_at,
@@ -152,7 +155,7 @@ def fit_lmm(
     standardization = Standardization.of(design)
     deviance = profiled_deviance(standardization.apply(design), reml=reml)
     std_layout = deviance.layout
-    layout = ReLayout.from_design(design)
+    layout = std_layout.with_covariates(design)
     theta_layout = std_layout.theta
     lower = theta_layout.lower_bounds()
     if theta is not None:
@@ -174,33 +177,81 @@ def fit_lmm(
         )
     sol = deviance.solve(opt.final)
     sigma_std = deviance.sigma(sol)
-    p = design.X.shape[1]
-    if p:
-        rx_inv = triangular_inverse(sol.rx, lower=False)
-        vcov_std = sigma_std**2 * (rx_inv @ rx_inv.T)
-    else:
-        vcov_std = np.zeros((0, 0))
-    modes_std, covs_std = conditional_blocks(
-        std_layout, sol.theta, sol.factor, sol.u_lead, sol.u_rest, sigma_std
-    )
-    modes, covs = standardization.effects(modes_std, covs_std, std_layout.order)
     beta = standardization.beta(sol.beta)
     objective = deviance.objective(sol) + standardization.criterion_offset(design.nobs, reml)
+    effects = _Effects(layout, standardization, sol, sigma_std)
     fit = MixedFit(
         design=design,
         method=method_key,
         layout=layout,
         theta=standardization.theta(sol.theta, std_layout),
         beta=beta,
-        vcov_beta=standardization.vcov_beta(vcov_std),
+        vcov_beta=functools.partial(_vcov_beta, standardization, sol.rx, sigma_std),
         sigma=standardization.y_scale * sigma_std,
-        conditional_modes=modes,
-        conditional_covariances=covs,
+        conditional_modes=effects.modes,
+        conditional_covariances=effects.covariances,
         loglik=-0.5 * objective,
         objective=objective,
-        linear_predictor=linear_predictor(design, layout, beta, modes),
+        linear_predictor=functools.partial(_linear_predictor, design, layout, beta, effects),
         opt=opt,
         standardized_theta=sol.theta,
     )
     warn_if_singular(fit)
     return fit
+
+
+def _vcov_beta(standardization: Standardization, rx: np.ndarray, sigma: float) -> np.ndarray:
+    """Covariance of the fixed effects in the design's units from the standardised ``R_X``."""
+    if not rx.size:
+        return np.zeros((0, 0))
+    rx_inv = triangular_inverse(rx, lower=False)
+    return standardization.vcov_beta(sigma**2 * (rx_inv @ rx_inv.T))
+
+
+def _linear_predictor(
+    design: Design, layout: ReLayout, beta: np.ndarray, effects: _Effects
+) -> np.ndarray:
+    return linear_predictor(design, layout, beta, effects.modes())
+
+
+class _Effects:
+    """A fit's conditional modes and covariances, computed together on first request.
+
+    Both come from one pass over the factor at the solution
+    (:func:`conditional_blocks`); the fit's deferred fields ask for one or the
+    other. The standardised design's layout is not kept: the original's
+    shares its ordering and index arrays, which is all the pass reads.
+    """
+
+    def __init__(
+        self, layout: ReLayout, standardization: Standardization, sol: PlsSolution, sigma: float
+    ) -> None:
+        self._args: tuple[ReLayout, Standardization, PlsSolution, float] | None = (
+            layout,
+            standardization,
+            sol,
+            sigma,
+        )
+        self._values: tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]] | None = None
+        self._lock = threading.Lock()
+
+    def _computed(self) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+        with self._lock:
+            if self._values is None:
+                assert self._args is not None
+                layout, standardization, sol, sigma = self._args
+                factor = replace(sol.factor, pattern=layout.pattern)
+                modes, covs = conditional_blocks(
+                    layout, sol.theta, factor, sol.u_lead, sol.u_rest, sigma
+                )
+                self._values = standardization.effects(modes, covs, layout.order)
+                self._args = None  # the factor is no longer needed
+            return self._values
+
+    def modes(self) -> tuple[np.ndarray, ...]:
+        """``(levels, q)`` conditional modes per block, θ order, in the design's units."""
+        return self._computed()[0]
+
+    def covariances(self) -> tuple[np.ndarray, ...]:
+        """``(levels, q, q)`` conditional covariances per block, θ order."""
+        return self._computed()[1]
