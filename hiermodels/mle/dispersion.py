@@ -59,6 +59,10 @@ POISSON_TOLERANCE = 1e-6
 # effects attributes their variance to α, so its estimate is only a rough guide.
 _START_BOUNDS = (1e-2, 1e4)
 
+# Relative step of the central difference in log α: PIRLS's round-off (~1e-9 of the
+# deviance) over the step stays far below lme4's gradient tolerance.
+_LOG_ALPHA_STEP = 1e-4
+
 Objective = Callable[[np.ndarray], float]
 
 
@@ -146,6 +150,31 @@ class DispersedDeviance:
         """The objective at ``params = (θ, extra, β)``."""
         theta, extra, beta = self.split(params)
         return self.objective_at(extra)(np.concatenate([theta, beta]))
+
+    @property
+    def has_gradient(self) -> bool:
+        """Whether :meth:`value_and_gradient` is available: the objective is the
+        Laplace deviance itself, with observed-information weights."""
+        return self.build is None and self.laplace.has_gradient
+
+    def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        """The objective and its gradient at ``params = (θ, extra, β)``.
+
+        Analytic in ``(θ, β)`` (:meth:`LaplaceDeviance.value_and_gradient`);
+        in ``log α`` a central difference, two more PIRLS runs (0 at ``α = ∞``,
+        where ``log α`` is held).
+        """
+        theta, extra, beta = self.split(params)
+        value, grad = self.at(extra).value_and_gradient(np.concatenate([theta, beta]))
+        if not self.n_extra:
+            return value, grad
+        if not math.isfinite(float(extra[0])):  # at the Poisson limit log α is held at ∞
+            return value, np.concatenate([grad[: self.n_theta], [0.0], grad[self.n_theta :]])
+        step = _LOG_ALPHA_STEP * max(1.0, abs(float(extra[0])))
+        up = self.at(extra + step)(np.concatenate([theta, beta]))
+        down = self.at(extra - step)(np.concatenate([theta, beta]))
+        slope = (up - down) / (2.0 * step)
+        return value, np.concatenate([grad[: self.n_theta], [slope], grad[self.n_theta :]])
 
     def stage_one(self, x: np.ndarray, beta_start: np.ndarray) -> PirlsResult:
         """PIRLS over ``u`` and ``β`` together at ``x = (θ, extra)`` (glmer's ``nAGQ = 0``)."""

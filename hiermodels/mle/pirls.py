@@ -37,6 +37,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg as sla
 
 from hiermodels.mle import kernels
 from hiermodels.mle.blocked import BlockedFactor, BlockPattern, ReLayout
@@ -50,6 +51,7 @@ __all__ = [
     "conditional_mode",
     "glmer_mode",
     "joint_mode",
+    "laplace_gradient",
 ]
 
 #: PIRLS stops when the penalised deviance changes by less than this (relative).
@@ -277,6 +279,80 @@ def glmer_mode(
         _GLMER_HALVINGS,
     )
     return _mode(layout.pattern, *out)
+
+
+def laplace_gradient(
+    layout: ReLayout,
+    response: GlmResponse,
+    theta: np.ndarray,
+    x: np.ndarray,
+    u_lead: np.ndarray,
+    u_rest: np.ndarray,
+    eta: np.ndarray,
+    factor: BlockedFactor,
+) -> np.ndarray:
+    """Gradient of the Laplace deviance in ``(θ, β)`` at a conditional mode.
+
+    Compiled (:func:`hiermodels.mle.kernels.laplace_gradient`): exact for
+    PIRLS's weights when they are the observed information
+    (:attr:`GlmResponse.newton`), which the caller checks.
+
+    Parameters
+    ----------
+    layout : ReLayout
+        Random-effects ordering and partition.
+    response : GlmResponse
+        Response, family and link, with observed-information weights.
+    theta : numpy.ndarray
+        Relative covariance parameters of the mode.
+    x : numpy.ndarray
+        Fixed-effects design ``(n, p)``.
+    u_lead, u_rest, eta, factor : numpy.ndarray, BlockedFactor
+        The conditional mode at ``θ`` and some ``β`` (:func:`conditional_mode`),
+        its linear predictor and the factor of ``ΛᵀZᵀWZΛ + I`` there.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``∂F/∂θ`` followed by ``∂F/∂β``.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        When the trailing factor is singular.
+    """
+    if not response.newton:
+        raise ValueError(
+            "the Laplace gradient needs PIRLS weights that are the observed information"
+        )
+    if factor.l22.size:
+        c22_inv, info = sla.lapack.dpotri(factor.l22, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError("the trailing factor of ΛᵀZᵀWZΛ + I is singular")
+    else:
+        c22_inv = np.zeros((0, 0), order="F")
+    t0, rest_t = layout.kernel_factors(np.asarray(theta, dtype=float))
+    lead_flag, position, terms, _, offsets = layout.gradient_blocks
+    grad_theta, grad_beta = kernels.laplace_gradient(
+        _structure(layout.pattern),
+        _family(response),
+        t0,
+        rest_t,
+        np.ascontiguousarray(x, dtype=float),
+        np.ascontiguousarray(u_lead, dtype=float).reshape(layout.n_lead_levels, layout.q_lead),
+        _vector(u_rest),
+        _vector(eta),
+        factor.l11,
+        factor.l21_pairs,
+        factor.l22,
+        c22_inv,
+        layout.pattern.pair_lead,
+        lead_flag,
+        position,
+        terms,
+        offsets,
+    )
+    return np.concatenate([grad_theta, grad_beta])
 
 
 def _mode(

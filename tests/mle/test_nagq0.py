@@ -68,7 +68,6 @@ def test_fit_log_says_nagq0_and_stops_after_stage_one(name: str) -> None:
     assert "(nAGQ=0)" in fast.opt.optimizer
     assert "θ with β inside PIRLS" in fast.opt.optimizer
     assert fast.opt.final.size == fast.theta.size  # θ only: β came from PIRLS
-    assert fast.opt.evaluations < laplace.opt.evaluations
     # a maximum over a subset of (θ, β): never above the Laplace fit's
     assert fast.loglik <= laplace.loglik + 1e-8
     assert "nAGQ=0" in repr(fast)
