@@ -164,3 +164,45 @@ def test_quasi_newton_never_stops_above_bobyqa() -> None:
                     assert newton.objective <= bobyqa.objective + 1e-7
                     handed_over += bool(newton.opt.fallback)
     assert handed_over > 0  # the data do reach the boundary
+
+
+def _steep_quadratic(noise: float):
+    """A criterion as curved as a model of millions of rows; its gradient is
+    ``noise`` too large (in magnitude) wherever it is not zero."""
+    curvature = np.array([4e8, 1e8])
+    centre = np.array([0.7, -0.2])
+
+    def func(x: np.ndarray) -> float:
+        return float(0.5 * curvature @ (x - centre) ** 2)
+
+    def value_and_gradient(x: np.ndarray) -> tuple[float, np.ndarray]:
+        exact = curvature * (x - centre)
+        return func(x), exact + noise * np.sign(exact)
+
+    return func, value_and_gradient, centre
+
+
+def test_a_large_gradient_small_on_the_curvature_scale_is_accepted() -> None:
+    """lme4's check: a raw gradient of 0.01 is 5e-7 on the curvature's scale; no BOBYQA."""
+    func, value_and_gradient, centre = _steep_quadratic(0.01)
+    lower = np.array([0.0, -np.inf])
+    opt = minimize_bounded(func, np.array([1.0, 0.0]), lower, value_and_gradient=value_and_gradient)
+    assert not opt.fallback
+    assert opt.gradient_norm > 2e-3
+    np.testing.assert_allclose(opt.final, centre, atol=1e-9)
+
+
+def test_a_gradient_large_on_the_curvature_scale_sends_the_fit_to_bobyqa() -> None:
+    """A quasi-Newton run cut short far from the optimum is finished by BOBYQA."""
+    func, value_and_gradient, _ = _steep_quadratic(0.0)
+    lower = np.array([0.0, -np.inf])
+    with pytest.warns(hm.errors.ConvergenceWarning, match="maximum number of evaluations"):
+        opt = minimize_bounded(
+            func,
+            np.array([30.0, 20.0]),
+            lower,
+            value_and_gradient=value_and_gradient,
+            max_evaluations=4,
+        )
+    assert opt.fallback.startswith("the quasi-Newton run stopped with gradient")
+    assert opt.optimizer.endswith("then BOBYQA (NLopt)")
