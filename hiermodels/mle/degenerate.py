@@ -36,6 +36,7 @@ __all__ = [
     "GroupProblem",
     "Separation",
     "boundary_groups",
+    "certified_finite",
     "group_problems",
     "name_list",
     "separated_columns",
@@ -104,6 +105,35 @@ def _cone_constraints(
     a_ub = np.unique(-(signs[one_sided, None] * x[one_sided]), axis=0)
     a_eq = np.unique(x[~one_sided], axis=0)
     return (a_ub if a_ub.size else None), (a_eq if a_eq.size else None)
+
+
+def certified_finite(x: np.ndarray, response: GlmResponse, eta: np.ndarray) -> bool:
+    """Whether a GLM fit at ``η = Xβ + offset`` proves every estimate finite.
+
+    By Stiemke's alternative the separating cone is ``{0}`` exactly when
+    positive multipliers on the one-sided rows (and free ones on the others)
+    combine the rows of ``X`` to zero. At the GLM's maximum the score
+    ``Σ xᵢ gᵢ`` (``gᵢ = ∂ log p(yᵢ | ηᵢ)/∂ηᵢ``) is such a combination,
+    with ``|gᵢ|`` as multipliers: a one-sided row's score has the row's sign.
+    Short of the maximum the score is ``r ≠ 0``; the multipliers absorb it
+    by a change of norm at most ``‖r‖/σ_min(X)``, so the certificate holds
+    while that stays below the smallest one-sided ``|gᵢ|``. A separated
+    response has no maximum, and fails the test.
+    """
+    signs = _row_signs(response)
+    used = ~np.isnan(signs)
+    if not np.all(np.isfinite(eta[used])):
+        return False
+    _, weights, resid = response.working(eta)
+    score = (weights * resid)[used]
+    one_sided = signs[used] != 0
+    if not np.all(signs[used][one_sided] * score[one_sided] > 0):
+        return False
+    x_used = x[used]
+    smallest = np.linalg.svd(x_used, compute_uv=False)[-1] if x_used.shape[0] else 0.0
+    residual = float(np.linalg.norm(x_used.T @ score))
+    floor = float(np.min(np.abs(score[one_sided]), initial=np.inf))
+    return bool(smallest > 0 and residual < 0.5 * floor * smallest)
 
 
 def separated_columns(
