@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.linalg as sla
@@ -129,6 +130,14 @@ class LmmDeviance:
         dof = self.nobs - self.n_fixed if self.reml else self.nobs
         return math.sqrt(sol.pwrss / dof)
 
+    @cached_property
+    def _theta_shape(self) -> tuple[int]:
+        return (self.layout.theta.length,)
+
+    @cached_property
+    def _lower_bounds(self) -> np.ndarray:
+        return self.layout.theta.lower_bounds()
+
     def _evaluate(self, theta: np.ndarray) -> _Evaluation:
         """Factorise and solve at ``θ`` in one compiled call.
 
@@ -140,7 +149,7 @@ class LmmDeviance:
         """
         layout = self.layout
         theta = np.asarray(theta, dtype=float)
-        if theta.shape != (layout.theta.length,):
+        if theta.shape != self._theta_shape:
             raise ValueError(
                 f"theta must have length {layout.theta.length}, got shape {theta.shape}"
             )
@@ -279,7 +288,7 @@ class LmmDeviance:
 
     def _differenced(self, theta: np.ndarray, value: float, index: list[int]) -> np.ndarray:
         """Central differences (one-sided at a bound) of the criterion in ``θ[index]``."""
-        lower = self.layout.theta.lower_bounds()
+        lower = self._lower_bounds
         out = np.empty(len(index))
         for n, i in enumerate(index):
             h = 1e-6 * max(1.0, abs(theta[i]))
@@ -297,9 +306,13 @@ class LmmDeviance:
 _SINGULAR_FACTOR = 1e-7
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(slots=True, eq=False)
 class _Evaluation:
-    """The compiled solve at one ``θ``: factor, forward-solved columns and modes."""
+    """The compiled solve at one ``θ``: factor, forward-solved columns and modes.
+
+    Made for every evaluation of the criterion and read once: a plain slotted
+    record, which costs less to make than a frozen dataclass.
+    """
 
     theta: np.ndarray
     t0: np.ndarray
@@ -320,7 +333,7 @@ class _Evaluation:
     @property
     def logdet_rx(self) -> float:
         p = self.upper.shape[0] - 1
-        return 2.0 * float(np.sum(np.log(np.abs(np.diag(self.upper)[:p])))) if p else 0.0
+        return 2.0 * float(np.log(np.abs(self.upper.diagonal()[:p])).sum()) if p else 0.0
 
 
 def solve_pls(
