@@ -553,6 +553,9 @@ def fit_glmm(
     standardization = Standardization.of(design)
     std_design = standardization.apply(design)
     dev, beta0, extra0 = _glmm_deviance(std_design)
+    if n_agq != 1 and dev.laplace.response.link == "probit":
+        # glmer's nAGQ = 0 and its adaptive quadrature weight by the expected information
+        dev = replace(dev, laplace=_expected_information(dev.laplace))
     if n_agq > 1:
         AgqDeviance(dev.laplace, n_agq)  # refuses other than one scalar term, before fitting
         dev = dev.with_objective(lambda lap: AgqDeviance(lap, n_agq))

@@ -1218,6 +1218,31 @@ def glm_mean(code: int, eta: float) -> float:
 
 
 @njit(cache=True, error_model="numpy")
+def _probit_observed(y: float, trials: float, eta: float) -> tuple[float, float, float]:
+    """Probit score, observed information and its slope in ``η`` (``GlmResponse``'s).
+
+    With ``r₁ = φ/Φ``, ``r₀ = φ/(1 − Φ)``, ``A = η + r₁``, ``B = r₀ − η``:
+    score ``y r₁ − f r₀``, weight ``y r₁A + f r₀B`` and slope
+    ``y r₁(1 − A(A + r₁)) + f r₀(B(B + r₀) − 1)`` (``f = n − y``); all 0
+    where the mean is clipped and the log-likelihood flat.
+    """
+    upper = _ndtr(eta)
+    lower = _ndtr(-eta)
+    if upper < _MEAN_EPS or lower < _MEAN_EPS:
+        return 0.0, 0.0, 0.0
+    density = np.exp(-0.5 * eta * eta) / _SQRT_2PI
+    r1 = density / upper
+    r0 = density / lower
+    fails = trials - y
+    a = eta + r1
+    b = r0 - eta
+    score = y * r1 - fails * r0
+    weight = y * r1 * a + fails * r0 * b
+    slope = y * r1 * (1.0 - a * (a + r1)) + fails * r0 * (b * (b + r0) - 1.0)
+    return score, weight, slope
+
+
+@njit(cache=True, error_model="numpy")
 def glm_working(
     code: int,
     y: np.ndarray,
@@ -1231,6 +1256,11 @@ def glm_working(
     """Working weights and residuals at ``η`` (``GlmResponse.working``), into the last two."""
     for i in range(eta.size):
         mu = glm_mean(code, eta[i])
+        if code == BINOMIAL_PROBIT and observed:
+            score, weight, _ = _probit_observed(y[i], trials[i], eta[i])
+            weights[i] = weight
+            resid[i] = score / weight if weight > 0.0 else 0.0
+            continue
         if code == NEGATIVE_BINOMIAL_LOG:
             m = mu if mu >= _MEAN_EPS or mu != mu else _MEAN_EPS
             ratio = m / alpha
@@ -1880,9 +1910,8 @@ def glm_derivatives(
     """``∂D/∂η``, the Newton weight ``½ ∂²D/∂η²`` and its slope ``∂w/∂η``, per observation.
 
     ``D = −2 log p(y | η)``. For the logit and log links of the binomial and
-    Poisson families, and for the negative binomial with the observed
-    information, the weight is PIRLS's (:func:`glm_working`). The probit link,
-    whose PIRLS weights are the expected information, gets NaN.
+    Poisson families, and for the probit link and the negative binomial with
+    the observed information, the weight is PIRLS's (:func:`glm_working`).
     """
     for i in range(eta.size):
         mu = glm_mean(code, eta[i])
@@ -1900,9 +1929,10 @@ def glm_derivatives(
             weights[i] = m * (1.0 + y_ratio) / ((1.0 + ratio) * (1.0 + ratio))
             slope[i] = 0.0 if floored else m * (1.0 + y_ratio) * (1.0 - ratio) / (1.0 + ratio) ** 3
         else:
-            first[i] = np.nan
-            weights[i] = np.nan
-            slope[i] = np.nan
+            score, weight, change = _probit_observed(y[i], trials[i], eta[i])
+            first[i] = -2.0 * score
+            weights[i] = weight
+            slope[i] = change
 
 
 @njit(cache=True, error_model="numpy")

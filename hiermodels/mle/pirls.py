@@ -426,10 +426,8 @@ def _family(response: GlmResponse) -> tuple[int, np.ndarray, np.ndarray, np.ndar
         raise ValueError(
             f"PIRLS is not available for the {response.family} family with the {response.link} link"
         ) from None
-    alpha, observed = math.inf, False
-    if code == kernels.NEGATIVE_BINOMIAL_LOG:
-        alpha = float(response.dispersion)
-        observed = response.information == "observed"
+    alpha = float(response.dispersion) if code == kernels.NEGATIVE_BINOMIAL_LOG else math.inf
+    observed = response.information == "observed"
     return (
         code,
         _vector(response.y),

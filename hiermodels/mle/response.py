@@ -60,12 +60,12 @@ class GlmResponse:
         Poisson limit); ``inf`` for the other families.
     information : {"observed", "expected"}
         Which curvature :meth:`working` returns as weights. ``"observed"``
-        (the negative binomial's default) makes PIRLS Newton's method and
-        ``log |L|²`` the log-determinant of the Hessian of the joint
-        log-density in ``u`` — the exact Laplace approximation, as glmmTMB
-        evaluates it; ``"expected"`` gives the Fisher weights of IRLS, as
-        glmer (and glmer.nb) use. They coincide for canonical links; the
-        probit link has the expected information only.
+        (the default of the probit link and the negative binomial) makes
+        PIRLS Newton's method and ``log |L|²`` the log-determinant of the
+        Hessian of the joint log-density in ``u`` — the exact Laplace
+        approximation, as glmmTMB evaluates it; ``"expected"`` gives the
+        Fisher weights of IRLS, as glmer (and glmer.nb) use, also for its
+        ``nAGQ = 0`` and adaptive quadrature. They coincide for canonical links.
     """
 
     family: str
@@ -81,8 +81,6 @@ class GlmResponse:
             raise ValueError(
                 f"information must be 'observed' or 'expected', got {self.information!r}"
             )
-        if self.information == "observed" and self.link == "probit":
-            raise ValueError("the observed information of the probit link is not implemented")
         if not self.dispersion > 0:
             raise ValueError(
                 f"the negative-binomial dispersion {DISPERSION_NAME} must be positive, "
@@ -107,7 +105,7 @@ class GlmResponse:
             For a Gaussian design, or a negative-binomial one without ``dispersion``.
         """
         fam = design.family
-        information = "expected"
+        information = "observed" if fam.link == "probit" else "expected"
         if fam.name in ("bernoulli", "binomial"):
             name = "binomial"
         elif fam.name in ("poisson", "negativebinomial"):
@@ -214,12 +212,36 @@ class GlmResponse:
         """
         if self.family == "negativebinomial":
             return self._negative_binomial_working(eta)
+        if self.link == "probit" and self.information == "observed":
+            return self._probit_observed_working(eta)
         mu = self.mean(eta)
         d = self.mu_eta(eta, mu)
         weights = self.trials * d**2 / self.variance(mu)
         with np.errstate(divide="ignore", invalid="ignore"):
             proportion = np.where(self.trials > 0, self.y / self.trials, 0.0)
         return mu, weights, (proportion - mu) / d
+
+    def _probit_observed_working(
+        self, eta: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Probit with ``−∂² log p/∂η² = y r₁(η + r₁) + (n − y) r₀(r₀ − η)`` as weights.
+
+        ``r₁ = φ/Φ`` and ``r₀ = φ/(1 − Φ)``; the log-likelihood is concave in
+        ``η``, so the weights are positive. Where the mean is clipped
+        (:meth:`mean`) the log-likelihood is flat: score and weight 0.
+        """
+        mu = self.mean(eta)
+        upper, lower = special.ndtr(eta), special.ndtr(-eta)
+        density = np.exp(-0.5 * eta**2) / math.sqrt(2.0 * math.pi)
+        flat = (upper < _EPS) | (lower < _EPS)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r1 = np.where(flat, 0.0, density / upper)
+            r0 = np.where(flat, 0.0, density / lower)
+            failures = self.trials - self.y
+            score = self.y * r1 - failures * r0
+            weights = self.y * r1 * (eta + r1) + failures * r0 * (r0 - eta)
+            resid = np.where(weights > 0.0, score / weights, 0.0)
+        return mu, weights, resid
 
     def _negative_binomial_working(
         self, eta: np.ndarray

@@ -101,12 +101,18 @@ def test_gradient_on_the_boundary() -> None:
     assert np.allclose(grad, numeric, rtol=1e-4, atol=2e-3)
 
 
-def test_probit_has_no_analytic_gradient() -> None:
-    """PIRLS's probit weights are the expected information: the formula does not apply."""
-    data = _counts()
-    design = hm.Model("yb ~ x + (1 | a)", data, family="bernoulli", link="probit")._design
+def test_probit_gradient_matches_differences() -> None:
+    """The probit link's exact Laplace weights PIRLS by the observed information."""
+    design = hm.Model(
+        "yb ~ x + (1 | a) + (x | b)", _counts(), family="bernoulli", link="probit"
+    )._design
+    design = Standardization.of(design).apply(design)
     laplace = LaplaceDeviance(design, ReLayout.from_design(design), GlmResponse.from_design(design))
-    assert not DispersedDeviance.of(laplace).has_gradient
+    dev = DispersedDeviance.of(laplace)
+    assert laplace.response.information == "observed" and dev.has_gradient
+    x = _point(dev, np.random.default_rng(4))
+    _, grad = dev.value_and_gradient(x)
+    assert np.allclose(grad, _central_differences(dev, x), rtol=1e-4, atol=3e-3)
 
 
 FITS = {
