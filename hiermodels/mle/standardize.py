@@ -92,6 +92,8 @@ def lower_triangular_factor(matrix: np.ndarray) -> np.ndarray:
     q = matrix.shape[0]
     if q == 0:
         return matrix.copy()
+    if matrix.shape == (1, 1):  # what the QR below gives a 1 × 1 matrix, without LAPACK
+        return np.where(matrix < 0.0, -matrix, matrix).astype(float)
     _, upper = np.linalg.qr(matrix.T)
     signs = np.where(np.diag(upper) < 0.0, -1.0, 1.0)
     return np.tril(upper.T * signs[None, :])

@@ -124,6 +124,8 @@ def _categorical_codes(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
 
 def _category_labels(categories: pd.Index) -> tuple[str, ...]:
     """:func:`value_label` of every category (text categories are their own labels)."""
+    if categories.dtype.kind in "iu":  # Python ints from tolist(): value_label is str
+        return tuple(map(str, categories.tolist()))
     return tuple(c if type(c) is str else value_label(c) for c in categories.tolist())
 
 
