@@ -45,6 +45,7 @@ from hiermodels.mle.lmm import solve_pls
 from hiermodels.mle.optimize import (
     OPTIMIZERS,
     ConvergenceWarning,
+    KnownCurvature,
     OptSummary,
     finite_difference_hessian,
     minimize_bounded,
@@ -733,6 +734,7 @@ def _stage_two(
         upper,
         value_and_gradient=value_and_gradient,
         optimizer="quasi-newton" if gradient else "bobyqa",
+        known_curvature=_fixed_effects_curvature(dev),
     )
     boundary = bool(dev.n_extra) and at_poisson_boundary(
         dev, dev.n_theta, opt.final, opt.final_objective
@@ -762,6 +764,25 @@ def _stage_two(
     n_free = int(np.sum(free[: dev.n_nuisance]))
     vcov = _fixed_effects_covariance(hess, n_free, separated=separated)
     return _Fitted(opt.final, result, deviance, vcov, opt, boundary)
+
+
+def _fixed_effects_curvature(dev: DispersedDeviance) -> KnownCurvature:
+    """The quasi-Newton start's Hessian block in ``β``: ``2 R_XᵀR_X`` at the mode there.
+
+    It leaves out only the change of ``log |L|²`` with the weights, a small
+    part of the curvature, and saves differencing the gradient along every
+    fixed effect; the steps from it are refined by BFGS.
+    """
+
+    def curvature(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        _, extra, _ = dev.split(params)
+        try:
+            rx = _fixed_effects_factor(dev.at(extra), dev.pirls(params))
+        except np.linalg.LinAlgError:  # not at this start: every column is differenced
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0))
+        return np.arange(dev.n_nuisance, params.size), 2.0 * rx.T @ rx
+
+    return curvature
 
 
 def _poisson_limit(
@@ -805,6 +826,18 @@ def _joint_pirls_vcov(laplace: LaplaceDeviance, result: PirlsResult) -> np.ndarr
     ``(u, β)`` at the mode, with the working weights there — conditional on
     θ, as glmer computes no Hessian for ``nAGQ = 0``.
     """
+    p = laplace.design.X.shape[1]
+    rx_inv = sla.solve_triangular(_fixed_effects_factor(laplace, result), np.eye(p), lower=False)
+    return rx_inv @ rx_inv.T
+
+
+def _fixed_effects_factor(laplace: LaplaceDeviance, result: PirlsResult) -> np.ndarray:
+    """``R_X`` of the joint PIRLS system in ``(u, β)`` at the mode's working weights.
+
+    ``2 R_XᵀR_X`` is the curvature in ``β`` of the penalised deviance with
+    ``u`` at its mode and the weights held: the Laplace deviance's Hessian in
+    ``β`` up to the change of ``log |L|²`` with the weights.
+    """
     layout, response = laplace.layout, laplace.response
     _, weights, resid = response.working(result.eta)
     xz = np.column_stack([laplace.design.X, result.eta - response.offset + resid])
@@ -817,9 +850,7 @@ def _joint_pirls_vcov(laplace: LaplaceDeviance, result: PirlsResult) -> np.ndarr
         rest,
         xz.T @ (xz * weights[:, None]),
     )
-    p = laplace.design.X.shape[1]
-    rx_inv = sla.solve_triangular(solution.rx, np.eye(p), lower=False)
-    return rx_inv @ rx_inv.T
+    return solution.rx
 
 
 def _assembled(

@@ -29,8 +29,8 @@ from hiermodels.errors import ConvergenceWarning
 
 __all__ = [
     "OPTIMIZERS",
-    "single_threaded_blas",
     "ConvergenceWarning",
+    "KnownCurvature",
     "OptSummary",
     "checked_theta",
     "evaluated_at",
@@ -39,7 +39,12 @@ __all__ = [
     "minimize_bounded",
     "newton_polish",
     "scaled_gradient",
+    "single_threaded_blas",
 ]
+
+#: ``x → (index, block)``: the Hessian on the coordinates ``index`` at ``x``, known
+#: without differencing (see :func:`minimize_bounded`).
+KnownCurvature = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 _NLOPT_MESSAGES = {
     nlopt.SUCCESS: "success",
@@ -340,6 +345,7 @@ def minimize_bounded(
     polish: bool = False,
     value_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
     optimizer: str = "quasi-newton",
+    known_curvature: KnownCurvature | None = None,
 ) -> OptSummary:
     """Minimise ``func`` within bounds and return the fit log.
 
@@ -376,6 +382,10 @@ def minimize_bounded(
         diagonal entry of a factor near zero).
     optimizer : {"quasi-newton", "bobyqa"}
         ``"bobyqa"`` always uses BOBYQA (lme4's path).
+    known_curvature : callable, optional
+        ``x → (index, block)``: the quasi-Newton start's Hessian on the
+        coordinates ``index``, known without differencing; only the other
+        columns are differenced.
 
     Returns
     -------
@@ -398,6 +408,7 @@ def minimize_bounded(
                 xtol_abs,
                 max_evaluations,
                 gradient_tolerance,
+                known_curvature,
             )
         return _minimize(
             func,
@@ -519,6 +530,7 @@ def _minimize_quasi_newton(
     xtol_abs: float,
     max_evaluations: int,
     gradient_tolerance: float,
+    known_curvature: KnownCurvature | None = None,
 ) -> OptSummary:
     start = np.asarray(start, dtype=float)
     lower = np.asarray(lower, dtype=float)
@@ -540,7 +552,17 @@ def _minimize_quasi_newton(
 
     began = time.perf_counter()
     f_start, g_start = objective(x0)
-    message = _bounded_newton(func, objective, x0, f_start, g_start, lower, upper, max_evaluations)
+    message = _bounded_newton(
+        func,
+        objective,
+        x0,
+        f_start,
+        g_start,
+        lower,
+        upper,
+        max_evaluations,
+        known=None if known_curvature is None else known_curvature(x0),
+    )
     f_best, x_best, grad = best
     pinned = _pinned(x_best, grad, lower, upper)
     interior_grad = np.where(pinned, 0.0, grad)
@@ -622,11 +644,13 @@ def _bounded_newton(
     upper: np.ndarray,
     max_evaluations: int,
     gradient_tolerance: float = 1e-9,
+    known: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> str:
     """Projected quasi-Newton steps from a differenced Hessian, updated by BFGS.
 
     The Hessian is started from forward differences of the analytic
-    gradient (``k`` gradient evaluations), so the first steps are Newton
+    gradient (``k`` gradient evaluations, fewer for the coordinates whose
+    block is ``known``: ``(index, block)``), so the first steps are Newton
     steps on the right scale: for the few variance parameters of a mixed
     model this reaches the optimum in a handful of steps, where a
     limited-memory method started from a unit Hessian needs tens of
@@ -641,8 +665,8 @@ def _bounded_newton(
     evaluations = 1
     if not (math.isfinite(value) and np.all(np.isfinite(grad))):
         return "the criterion cannot be evaluated at the start"
-    hess = _hessian_from_gradient(value_and_gradient, x, grad, lower, upper)
-    evaluations += x.size
+    hess = _hessian_from_gradient(value_and_gradient, x, grad, lower, upper, known=known)
+    evaluations += x.size - (0 if known is None else known[0].size)
     # a step is never longer than this (in θ, a relative-SD scale): far from the
     # optimum the local quadratic model says little about where the minimum is
     radius = 1.0
@@ -716,11 +740,20 @@ def _hessian_from_gradient(
     lower: np.ndarray,
     upper: np.ndarray,
     step: float = 1e-5,
+    known: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Forward differences of the gradient, symmetrised; steps stay inside the bounds."""
+    """Forward differences of the gradient, symmetrised; steps stay inside the bounds.
+
+    ``known = (index, block)`` gives the Hessian on the coordinates ``index``:
+    those columns are not differenced, and their cross terms with the others
+    come from the others' columns.
+    """
     k = x.size
     hess = np.empty((k, k))
-    for i in range(k):
+    differenced = np.ones(k, dtype=bool)
+    if known is not None:
+        differenced[known[0]] = False
+    for i in np.flatnonzero(differenced):
         h = step * max(1.0, abs(x[i]))
         if x[i] + h > upper[i]:
             h = -h
@@ -728,6 +761,11 @@ def _hessian_from_gradient(
         point[i] += h
         _, shifted = value_and_gradient(point)
         hess[:, i] = (shifted - grad) / h
+    if known is not None:
+        index, block = known
+        others = np.flatnonzero(differenced)
+        hess[np.ix_(index, index)] = block
+        hess[np.ix_(others, index)] = hess[np.ix_(index, others)].T
     hess = 0.5 * (hess + hess.T)
     if not np.all(np.isfinite(hess)):
         return np.diag(np.maximum(np.abs(grad), 1.0))
