@@ -20,6 +20,7 @@ from hiermodels.mle.optimize import (
 )
 from hiermodels.mle.results import MixedFit
 from hiermodels.mle.standardize import Standardization
+from hiermodels.mle.start import moment_start
 from hiermodels.spec.design import Design
 
 __all__ = [
@@ -127,7 +128,9 @@ def fit_lmm(
     method : {"REML", "ML"}
         Restricted or full maximum likelihood.
     start : numpy.ndarray, optional
-        Start values for θ (default: identity relative factors, as lme4).
+        Start values for θ (default: moment estimates,
+        :func:`~hiermodels.mle.start.moment_start`; lme4 starts at identity
+        relative factors, which ``optimizer="bobyqa"`` keeps).
     theta : numpy.ndarray, optional
         Evaluate the model at this θ instead of optimising (``β`` and ``σ``
         are still profiled): the fit of given variance parameters, e.g.
@@ -153,7 +156,8 @@ def fit_lmm(
         raise ValueError(f"method must be 'REML' or 'ML' for a Gaussian model, got {method!r}")
     reml = method_key == "REML"
     standardization = Standardization.of(design)
-    deviance = profiled_deviance(standardization.apply(design), reml=reml)
+    std_design = standardization.apply(design)
+    deviance = profiled_deviance(std_design, reml=reml)
     std_layout = deviance.layout
     layout = std_layout.with_covariates(design)
     theta_layout = std_layout.theta
@@ -163,7 +167,11 @@ def fit_lmm(
         opt = evaluated_at(deviance, given, lower)
     else:
         x0 = (
-            theta_layout.start()
+            (
+                moment_start(std_design, std_layout)
+                if optimizer != "bobyqa"
+                else theta_layout.start()
+            )
             if start is None
             else standardization.standard_theta(np.asarray(start, dtype=float), std_layout)
         )
@@ -174,6 +182,7 @@ def fit_lmm(
             polish=True,
             value_and_gradient=deviance.value_and_gradient,
             optimizer=optimizer,
+            boundary_restart=theta_layout.start(),
         )
     sol = deviance.solve(opt.final)
     sigma_std = deviance.sigma(sol)

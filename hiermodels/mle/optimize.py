@@ -346,6 +346,7 @@ def minimize_bounded(
     value_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
     optimizer: str = "quasi-newton",
     known_curvature: KnownCurvature | None = None,
+    boundary_restart: np.ndarray | None = None,
 ) -> OptSummary:
     """Minimise ``func`` within bounds and return the fit log.
 
@@ -386,6 +387,10 @@ def minimize_bounded(
         ``x → (index, block)``: the quasi-Newton start's Hessian on the
         coordinates ``index``, known without differencing; only the other
         columns are differenced.
+    boundary_restart : numpy.ndarray, optional
+        Where BOBYQA starts when the quasi-Newton run ends on the boundary
+        (default ``start``): lme4's start, when ``start`` is a guess that may
+        lie on the wrong side of the fold.
 
     Returns
     -------
@@ -409,6 +414,7 @@ def minimize_bounded(
                 max_evaluations,
                 gradient_tolerance,
                 known_curvature,
+                boundary_restart,
             )
         return _minimize(
             func,
@@ -531,6 +537,7 @@ def _minimize_quasi_newton(
     max_evaluations: int,
     gradient_tolerance: float,
     known_curvature: KnownCurvature | None = None,
+    boundary_restart: np.ndarray | None = None,
 ) -> OptSummary:
     start = np.asarray(start, dtype=float)
     lower = np.asarray(lower, dtype=float)
@@ -593,7 +600,7 @@ def _minimize_quasi_newton(
         # quasi-Newton run may end in the copy from which the criterion rises
         # while the other copy descends. BOBYQA from the start, lme4's path, settles it.
         reason = "the quasi-Newton run ended on the boundary, which BOBYQA from the start checks"
-        restart = x0
+        restart = x0 if boundary_restart is None else np.clip(boundary_restart, lower, upper)
     if reason:
         fallback = _minimize(
             func,
