@@ -16,6 +16,7 @@ import keyword
 import re
 import warnings
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,41 @@ _OPERATORS = frozenset(
 
 class ColumnProblem(ValueError):
     """A column-level problem; :mod:`hiermodels.spec.design` re-raises it as DesignError."""
+
+
+class ColumnReader:
+    """The columns of one data frame, each read once.
+
+    ``frame[name]`` makes a new Series on every call (20-30 us in pandas),
+    and building a design reads most columns several times: for missing
+    values, unused categories, covariate checks, the response, every term
+    and every grouping factor. A reader lives for one build, so a frame
+    changed afterwards is read afresh by the next.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The frame; only read.
+    """
+
+    __slots__ = ("_read", "frame")
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._read: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        """``frame[name]`` (a Series, or a DataFrame for a duplicated name)."""
+        try:
+            return self._read[name]
+        except KeyError:
+            values = self._read[name] = self.frame[name]
+            return values
+
+
+def reader_of(data: pd.DataFrame, read: ColumnReader | None) -> ColumnReader:
+    """``read`` when it reads ``data``, otherwise a new reader of ``data``."""
+    return read if read is not None and read.frame is data else ColumnReader(data)
 
 
 def python_names(expr: str) -> tuple[list[str], set[str]]:
@@ -271,13 +307,16 @@ def missing_mask(
     columns: Iterable[str],
     extra: dict[str, np.ndarray] | None,
     missing: str,
+    read: ColumnReader | None = None,
 ) -> np.ndarray:
     """Rows to keep: those without missing values in ``columns`` (and ``extra`` arrays).
 
     ``missing="drop"`` warns with the count and the columns involved;
-    ``missing="raise"`` raises a :class:`ColumnProblem` instead.
+    ``missing="raise"`` raises a :class:`ColumnProblem` instead. ``read``
+    is a :class:`ColumnReader` of ``data`` to share with later steps.
     """
-    flags = {name: _missing(data[name]) for name in columns}
+    read = reader_of(data, read)
+    flags = {name: _missing(read[name]) for name in columns}
     for name, values in (extra or {}).items():
         flags[name] = pd.isna(values)
     bad = np.zeros(len(data), dtype=bool)

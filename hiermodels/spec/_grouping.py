@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from hiermodels.spec._columns import ColumnProblem
+from hiermodels.spec._columns import ColumnProblem, ColumnReader, reader_of
 
 _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 
@@ -139,12 +139,15 @@ def _label_codes(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
 
 
 def group_codes(
-    data: pd.DataFrame, factors: Sequence[str]
+    data: pd.DataFrame, factors: Sequence[str], read: ColumnReader | None = None
 ) -> tuple[np.ndarray, tuple[str, ...], tuple[tuple[str, ...], ...]]:
     """Codes, labels and component labels of the interaction of ``factors``.
 
     Only combinations present in the data become levels; they are ordered by
     the first factor's order, then the second's, and so on.
+
+    ``read`` is a :class:`~hiermodels.spec._columns.ColumnReader` of ``data``
+    to share with other steps.
 
     Returns
     -------
@@ -160,7 +163,8 @@ def group_codes(
     ColumnProblem
         When two levels cannot be given distinct labels.
     """
-    coded = [factor_codes(data[name]) for name in factors]
+    read = reader_of(data, read)
+    coded = [factor_codes(read[name]) for name in factors]
     if len(coded) == 1:
         codes, labels = coded[0]
         return codes, labels, tuple(zip(labels, strict=True))

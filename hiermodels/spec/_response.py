@@ -13,10 +13,12 @@ from pandas.api import types as ptypes
 
 from hiermodels.spec._columns import (
     ColumnProblem,
+    ColumnReader,
     check_numeric_text,
     first_rows,
     plural,
     python_names,
+    reader_of,
     unquote_names,
 )
 from hiermodels.spec._grouping import factor_codes, value_label
@@ -26,9 +28,12 @@ from hiermodels.spec.formula import ResponseSpec
 
 
 def response_arrays(
-    response: ResponseSpec, data: pd.DataFrame, family: Family
+    response: ResponseSpec, data: pd.DataFrame, family: Family, read: ColumnReader | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``(y, trials)`` as float64 arrays, checked against the family.
+
+    ``read`` is a :class:`~hiermodels.spec._columns.ColumnReader` of ``data``
+    to share with other steps.
 
     Raises
     ------
@@ -42,13 +47,13 @@ def response_arrays(
                 f"the response {response.expr!r} is cbind(successes, failures), which needs "
                 f"the binomial family, not {family.name!r}"
             )
-        successes = evaluate(str(response.successes), data, "cbind successes")
-        failures = evaluate(str(response.failures), data, "cbind failures")
+        successes = evaluate(str(response.successes), data, "cbind successes", read=read)
+        failures = evaluate(str(response.failures), data, "cbind failures", read=read)
         _check_counts(successes, data.index, f"cbind successes {response.successes!r}")
         _check_counts(failures, data.index, f"cbind failures {response.failures!r}")
         return successes, successes + failures
     binary = family.is_binomial
-    y = evaluate(response.expr, data, "response", binary=binary)
+    y = evaluate(response.expr, data, "response", binary=binary, read=read)
     if binary:
         _check_binary(y, data.index, response.expr, family.name)
     elif family.name in ("poisson", "negativebinomial"):
@@ -105,19 +110,28 @@ def check_informative(
         )
 
 
-def evaluate(expr: str, data: pd.DataFrame, role: str, *, binary: bool = False) -> np.ndarray:
+def evaluate(
+    expr: str,
+    data: pd.DataFrame,
+    role: str,
+    *,
+    binary: bool = False,
+    read: ColumnReader | None = None,
+) -> np.ndarray:
     """Evaluate a response expression on the data: a column, or formulaic arithmetic.
 
     With ``binary``, a boolean column gives 0/1 and a two-level categorical or
     string column gives 1 for its second level (see
-    :mod:`hiermodels.spec._grouping` for the level order).
+    :mod:`hiermodels.spec._grouping` for the level order). ``read`` is a
+    :class:`~hiermodels.spec._columns.ColumnReader` of ``data``.
     """
+    read = reader_of(data, read)
     for name in python_names(expr)[0]:
         if name in data.columns:
-            check_numeric_text(data[name], name, f"the {role} {expr!r}", strict=True)
+            check_numeric_text(read[name], name, f"the {role} {expr!r}", strict=True)
     if is_name(expr):
         column = strip_backticks(expr)
-        values = data[column]
+        values = read[column]
         if binary and not _is_number(values.dtype):
             return _binary_codes(values, column)
         if not _is_number(values.dtype):

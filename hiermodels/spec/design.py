@@ -25,11 +25,13 @@ from pandas.api import types as ptypes
 from hiermodels.errors import DesignError
 from hiermodels.spec._columns import (
     ColumnProblem,
+    ColumnReader,
     check_numeric_text,
     first_rows,
     formula_names,
     missing_mask,
     plural,
+    reader_of,
     resolve_columns,
     spec_columns,
 )
@@ -242,14 +244,16 @@ def build_design(
         if offset_column is not None and offset_column not in columns:
             columns.append(offset_column)
         extra = {"offset": offset_values} if offset_values is not None else None
-        keep = missing_mask(data, columns, extra, missing)
+        read = ColumnReader(data)
+        keep = missing_mask(data, columns, extra, missing, read)
         # Every row kept: the model reads its columns from `data` itself, without a copy
         # (columns are only read); formulaic gets `used[columns]` (:func:`_model_matrix`).
-        used = _prepare(data if keep.all() else data.loc[keep, columns], columns)
-        y, trials = response_arrays(spec.response, used, family)
+        used = _prepare(data if keep.all() else data.loc[keep, columns], columns, read)
+        read = reader_of(used, read)
+        y, trials = response_arrays(spec.response, used, family, read)
         checked: set[str] = set()
-        X, names, model_spec, dropped = _fixed_part(spec.fixed, used, columns, checked)
-        blocks = tuple(_random_block(term, used, columns, checked) for term in spec.random)
+        X, names, model_spec, dropped = _fixed_part(spec.fixed, used, columns, checked, read)
+        blocks = tuple(_random_block(term, used, columns, checked, read) for term in spec.random)
     except ColumnProblem as problem:
         raise DesignError(str(problem)) from None
     _check_identifiable(blocks, len(used), family)
@@ -263,7 +267,7 @@ def build_design(
         raise DesignError(str(problem)) from None
     final_offset = None
     if offset_column is not None:
-        final_offset = _offset_array(used[offset_column], offset_column, used.index)
+        final_offset = _offset_array(read[offset_column], offset_column, used.index)
     elif offset_values is not None:
         final_offset = _offset_array(pd.Series(offset_values[keep]), "offset", used.index)
     try:
@@ -425,18 +429,21 @@ def level_codes_for(block: RandomBlock, newdata: pd.DataFrame) -> tuple[np.ndarr
     return codes, labels
 
 
-def _prepare(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
+def _prepare(
+    frame: pd.DataFrame, columns: Sequence[str] | None = None, read: ColumnReader | None = None
+) -> pd.DataFrame:
     """The used columns with unused categories removed (as lme4's model frame).
 
     ``frame`` itself when no categorical column among ``columns`` (all of
     ``frame``'s by default) has an unused category; otherwise a copy of
     ``frame[columns]`` with those categories removed. Callers only read the
-    result.
+    result. ``read`` is a :class:`ColumnReader` of ``frame``.
     """
     names = list(frame.columns) if columns is None else list(columns)
+    read = reader_of(frame, read)
     stale = []
     for name in names:
-        values = frame[name]
+        values = read[name]
         if isinstance(values.dtype, pd.CategoricalDtype) and _has_unused(values):
             stale.append(name)
     if not stale:
@@ -494,16 +501,20 @@ def _check_finite(
 
 
 def _term_matrix(
-    rhs: str, data: pd.DataFrame, columns: Sequence[str], where: str
+    rhs: str,
+    data: pd.DataFrame,
+    columns: Sequence[str],
+    where: str,
+    read: ColumnReader | None = None,
 ) -> tuple[np.ndarray, tuple[str, ...], Any]:
     """``X`` of one right-hand side, its column names and its (formulaic) model spec.
 
     An intercept with main effects of numeric and categorical columns is
     built directly (:func:`_main_effects`), with the values, column names and
     memory layout formulaic gives; everything else goes through formulaic on
-    the model's columns.
+    the model's columns. ``read`` is a :class:`ColumnReader` of ``data``.
     """
-    simple = _main_effects(rhs, data)
+    simple = _main_effects(rhs, data, read)
     if simple is None:
         frame = data if list(data.columns) == list(columns) else data[list(columns)]
         matrix = _model_matrix(rhs, frame, where)
@@ -545,7 +556,7 @@ _MAIN_EFFECTS = re.compile(r"([01])((?: \+ [A-Za-z_][A-Za-z0-9_]*)*)")
 
 
 def _main_effects(
-    rhs: str, data: pd.DataFrame
+    rhs: str, data: pd.DataFrame, read: ColumnReader | None = None
 ) -> tuple[bool, tuple[tuple[str, pd.Series], ...]] | None:
     """``(intercept, ((name, column), ...))`` when ``rhs`` is built without formulaic.
 
@@ -558,6 +569,7 @@ def _main_effects(
     ``None`` for anything else (transforms, interactions, removed terms,
     boolean, text or extension-dtype columns, a categorical without an
     intercept, names formulaic could read otherwise): formulaic builds it.
+    ``read`` is a :class:`ColumnReader` of ``data``.
     """
     match = _MAIN_EFFECTS.fullmatch(rhs)
     if match is None:
@@ -566,11 +578,12 @@ def _main_effects(
     names = match.group(2).split(" + ")[1:]
     if (not names and not intercept) or len(set(names)) != len(names):
         return None
+    read = reader_of(data, read)
     terms: list[tuple[str, pd.Series]] = []
     for name in names:
         if keyword.iskeyword(name) or name == "Intercept" or name not in data.columns:
             return None
-        values = data[name]
+        values = read[name]
         if not isinstance(values, pd.Series):  # a duplicated column name
             return None
         dtype = values.dtype
@@ -643,12 +656,17 @@ def _simple_model_spec(rhs: str, dtypes: tuple[tuple[str, Any], ...]) -> Any:
 
 
 def _fixed_part(
-    fixed: str, data: pd.DataFrame, columns: Sequence[str], checked: set[str]
+    fixed: str,
+    data: pd.DataFrame,
+    columns: Sequence[str],
+    checked: set[str],
+    read: ColumnReader | None = None,
 ) -> tuple[np.ndarray, tuple[str, ...], Any, tuple[str, ...]]:
     """``X`` (full column rank), its names, the formulaic ModelSpec, dropped names."""
     where = f"the fixed effects {fixed!r}"
-    _check_covariates(fixed, data, where, checked)
-    X, names, model_spec = _term_matrix(fixed, data, columns, where)
+    read = reader_of(data, read)
+    _check_covariates(fixed, data, where, checked, read)
+    X, names, model_spec = _term_matrix(fixed, data, columns, where, read)
     keep = _independent_columns(X)
     dropped = tuple(name for j, name in enumerate(names) if j not in set(keep))
     if dropped:
@@ -699,18 +717,24 @@ def _independent_columns(X: np.ndarray) -> list[int]:
 
 
 def _check_covariates(
-    rhs: str, data: pd.DataFrame, where: str, checked: set[str] | None = None
+    rhs: str,
+    data: pd.DataFrame,
+    where: str,
+    checked: set[str] | None = None,
+    read: ColumnReader | None = None,
 ) -> None:
     """Covariates must be numeric, boolean, categorical or strings.
 
     Names in ``checked`` passed this check before (for another term of the
     same data) and are skipped; every name that passes is added to it.
+    ``read`` is a :class:`ColumnReader` of ``data``.
     """
     names, called = formula_names(rhs)
+    read = reader_of(data, read)
     for name in resolve_columns(names, called, data.columns, where):
         if checked is not None and name in checked:
             continue
-        values = data[name]
+        values = read[name]
         check_numeric_text(values, name, where, strict=False)
         dtype = values.dtype
         ok = (
@@ -731,13 +755,18 @@ def _check_covariates(
 
 
 def _random_block(
-    term: RandomTerm, data: pd.DataFrame, columns: Sequence[str], checked: set[str]
+    term: RandomTerm,
+    data: pd.DataFrame,
+    columns: Sequence[str],
+    checked: set[str],
+    read: ColumnReader | None = None,
 ) -> RandomBlock:
     """Evaluate one random-effect term: its model matrix and grouping factor."""
     where = f"the random-effect term ({term.expr} | {term.group})"
-    _check_covariates(term.expr, data, where, checked)
-    X, terms, model_spec = _term_matrix(term.expr, data, columns, where)
-    codes, levels, parts = group_codes(data, term.factors)
+    read = reader_of(data, read)
+    _check_covariates(term.expr, data, where, checked, read)
+    X, terms, model_spec = _term_matrix(term.expr, data, columns, where, read)
+    codes, levels, parts = group_codes(data, term.factors, read)
     return RandomBlock(
         group=term.group,
         factors=term.factors,

@@ -212,7 +212,7 @@ def built(
     with warnings.catch_warnings(record=True) as caught, pytest.MonkeyPatch.context() as patch:
         warnings.simplefilter("always")
         if general:
-            patch.setattr(design, "_main_effects", lambda rhs, data: None)
+            patch.setattr(design, "_main_effects", lambda rhs, data, read=None: None)
             patch.setattr(_response, "_arithmetic", lambda expr, data: None)
         result = build_design(formula, data, family)
     return result, [str(w.message) for w in caught]
