@@ -347,6 +347,7 @@ def minimize_bounded(
     optimizer: str = "quasi-newton",
     known_curvature: KnownCurvature | None = None,
     boundary_restart: np.ndarray | None = None,
+    resolution: float | None = None,
 ) -> OptSummary:
     """Minimise ``func`` within bounds and return the fit log.
 
@@ -391,6 +392,11 @@ def minimize_bounded(
         Where BOBYQA starts when the quasi-Newton run ends on the boundary
         (default ``start``): lme4's start, when ``start`` is a guess that may
         lie on the wrong side of the fold.
+    resolution : float, optional
+        The quasi-Newton run stops when the decrease a step predicts is below
+        this times the criterion (default 1e-17, below its last digit): a
+        criterion computed by an inner iteration, such as the Laplace
+        deviance by PIRLS, resolves less.
 
     Returns
     -------
@@ -415,6 +421,7 @@ def minimize_bounded(
                 gradient_tolerance,
                 known_curvature,
                 boundary_restart,
+                _RESOLUTION if resolution is None else resolution,
             )
         return _minimize(
             func,
@@ -538,6 +545,7 @@ def _minimize_quasi_newton(
     gradient_tolerance: float,
     known_curvature: KnownCurvature | None = None,
     boundary_restart: np.ndarray | None = None,
+    resolution: float = 1e-17,
 ) -> OptSummary:
     start = np.asarray(start, dtype=float)
     lower = np.asarray(lower, dtype=float)
@@ -569,6 +577,8 @@ def _minimize_quasi_newton(
         upper,
         max_evaluations,
         known=None if known_curvature is None else known_curvature(x0),
+        resolution=resolution,
+        check_tolerance=gradient_tolerance,
     )
     f_best, x_best, grad = best
     pinned = _pinned(x_best, grad, lower, upper)
@@ -652,6 +662,8 @@ def _bounded_newton(
     max_evaluations: int,
     gradient_tolerance: float = 1e-9,
     known: tuple[np.ndarray, np.ndarray] | None = None,
+    resolution: float = 1e-17,
+    check_tolerance: float = np.inf,
 ) -> str:
     """Projected quasi-Newton steps from a differenced Hessian, updated by BFGS.
 
@@ -664,7 +676,10 @@ def _bounded_newton(
     evaluations. Parameters on a bound whose gradient points outwards are
     held there; a step is cut back until the objective falls by Armijo's
     rule, and no further once the decrease it predicts is below the
-    criterion's round-off. Progress is reported through
+    criterion's round-off. The run stops when the predicted decrease is
+    below ``resolution`` (relative) and the gradient within
+    ``check_tolerance`` (the caller's final check), or the decrease is below
+    round-off. Progress is reported through
     ``value_and_gradient`` (the caller records the best point); ``value``
     and ``grad`` are its values at the start ``x``. The return value is the
     stopping reason.
@@ -688,9 +703,14 @@ def _bounded_newton(
         if slope >= 0.0:
             step[free] = -grad[free]
             slope = float(grad @ step)
-        roundoff = _RESOLUTION * (abs(value) + 1.0)
-        if -slope <= roundoff:
-            # the predicted decrease (the Newton decrement) is below the criterion's round-off
+        roundoff = resolution * (abs(value) + 1.0)
+        if -slope <= roundoff and (
+            np.max(np.abs(grad[free])) <= check_tolerance
+            or -slope <= _RESOLUTION * (abs(value) + 1.0)
+        ):
+            # the predicted decrease (the Newton decrement) is below the criterion's
+            # resolution, and the gradient passes the final check (or the decrease is
+            # below round-off, where no evaluation can confirm a step)
             return "predicted decrease below round-off"
         longest = float(np.max(np.abs(step)))
         if longest > radius:

@@ -13,7 +13,8 @@ is the block's covariance plus the coefficients' own sampling noise, so
 ``Σ̂ = cov(b̂ⱼ) − σ̂² mean((ZⱼᵀZⱼ)⁻¹)``,
 
 relative to the residual variance ``σ̂²``, is a method-of-moments estimate
-(Swamy's for random coefficients). Its eigenvalues are floored at
+(Swamy's for random coefficients). For a GLMM the same is done with the
+working residuals and weights of the GLM fit, relative to 1. Its eigenvalues are floored at
 :data:`SMALLEST_RELATIVE_VARIANCE`, so that no start lies on the boundary,
 where the quasi-Newton fallback takes over, and its Cholesky factor is the
 start of that block's entries of ``θ``. The residuals contain the other
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from hiermodels.mle.blocked import ReLayout
     from hiermodels.spec.design import Design
 
-__all__ = ["SMALLEST_RELATIVE_VARIANCE", "moment_start"]
+__all__ = ["SMALLEST_RELATIVE_VARIANCE", "moment_start", "residual_moment_start"]
 
 #: Relative variances of a start are at least this (a relative SD of 0.1): on the
 #: boundary the parameterisation folds, and a start there says nothing about
@@ -41,9 +42,11 @@ SMALLEST_RELATIVE_VARIANCE = 0.01
 def moment_start(design: Design, layout: ReLayout) -> np.ndarray:
     """``θ`` (in ``layout``'s order) from the moments of least-squares residuals.
 
-    A block without two levels whose coefficients can be estimated (more
-    observations than terms, and a non-singular ``ZⱼᵀZⱼ``) starts at lme4's
-    identity factor.
+    The noise variance is the pooled variance of the residuals within the
+    levels of some block, the smallest (the one with the least of the other
+    blocks' effects in it). A block without two levels whose coefficients
+    can be estimated (more observations than terms, and a non-singular
+    ``ZⱼᵀZⱼ``) starts at lme4's identity factor.
 
     Parameters
     ----------
@@ -57,26 +60,56 @@ def moment_start(design: Design, layout: ReLayout) -> np.ndarray:
     numpy.ndarray
         Start values of ``θ``.
     """
-    theta = layout.theta.start()
     x, y = design.X, design.y
     n, p = x.shape
     if n <= p:
-        return theta
+        return layout.theta.start()
     coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-    resid = y - x @ coef
-    moments = [_level_moments(b.codes, b.X, b.n_levels, resid) for b in layout.blocks]
-    # the noise variance: within the levels of some block; the smallest such
-    # variance has the least of the other blocks' effects in it
-    within = [m[2] for m in moments if m is not None and np.isfinite(m[2]) and m[2] > 0.0]
-    if not within:
-        return theta
-    sigma2 = min(within)
+    return residual_moment_start(layout, y - x @ coef)
+
+
+def residual_moment_start(
+    layout: ReLayout,
+    resid: np.ndarray,
+    weights: np.ndarray | None = None,
+    noise: float | None = None,
+) -> np.ndarray:
+    """``θ`` from per-level (weighted) regressions of residuals on each block's columns.
+
+    Parameters
+    ----------
+    layout : ReLayout
+        The random-effects layout.
+    resid : numpy.ndarray
+        Residuals of the fixed-effects fit: least squares for a linear mixed
+        model, the working residuals of the GLM for a GLMM.
+    weights : numpy.ndarray, optional
+        Observation weights (a GLM's working weights); 1 by default.
+    noise : float, optional
+        The variance ``θ`` is relative to when known (1 for a GLMM); by
+        default the smallest pooled within-level residual variance.
+
+    Returns
+    -------
+    numpy.ndarray
+        Start values of ``θ`` (lme4's identity factors where the moments say nothing).
+    """
+    theta = layout.theta.start()
+    w = np.ones(resid.size) if weights is None else weights
+    moments = [_level_moments(b.codes, b.X, b.n_levels, resid, w) for b in layout.blocks]
+    if noise is None:
+        within = [m[2] for m in moments if m is not None and np.isfinite(m[2]) and m[2] > 0.0]
+        if not within:
+            return theta
+        noise = min(within)
     for k, found in enumerate(moments):
         if found is None:
             continue
-        spread, noise, _ = found
-        relative = (spread - sigma2 * noise) / sigma2
+        spread, sampling, _ = found
+        relative = (spread - noise * sampling) / noise
         values, vectors = np.linalg.eigh(0.5 * (relative + relative.T))
+        if not np.all(np.isfinite(values)):
+            continue
         values = np.maximum(values, SMALLEST_RELATIVE_VARIANCE)
         factor = np.linalg.cholesky((vectors * values) @ vectors.T)
         theta[layout.theta.block_slice(k)] = _lower_entries(factor)
@@ -84,23 +117,24 @@ def moment_start(design: Design, layout: ReLayout) -> np.ndarray:
 
 
 def _level_moments(
-    codes: np.ndarray, z: np.ndarray, n_levels: int, resid: np.ndarray
+    codes: np.ndarray, z: np.ndarray, n_levels: int, resid: np.ndarray, weights: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """Per-level regressions of ``resid`` on one block's columns.
+    """Per-level weighted regressions of ``resid`` on one block's columns.
 
     Returns the covariance of the coefficients over the levels, the mean of
-    ``(ZⱼᵀZⱼ)⁻¹`` and the pooled residual variance within the levels;
-    ``None`` without two levels whose coefficients can be estimated.
+    ``(ZⱼᵀWⱼZⱼ)⁻¹`` and the pooled weighted residual variance within the
+    levels; ``None`` without two levels whose coefficients can be estimated.
     """
     q = z.shape[1]
     count = np.bincount(codes, minlength=n_levels)
     zz = np.empty((n_levels, q, q))
     zr = np.empty((n_levels, q))
+    wz = z * weights[:, None]
     for a in range(q):
-        zr[:, a] = np.bincount(codes, weights=z[:, a] * resid, minlength=n_levels)
+        zr[:, a] = np.bincount(codes, weights=wz[:, a] * resid, minlength=n_levels)
         for b in range(a + 1):
             zz[:, a, b] = zz[:, b, a] = np.bincount(
-                codes, weights=z[:, a] * z[:, b], minlength=n_levels
+                codes, weights=wz[:, a] * z[:, b], minlength=n_levels
             )
     scale = np.maximum(np.abs(zz).max(axis=(1, 2)), np.finfo(float).tiny)
     usable = (count > q) & (np.linalg.det(zz / scale[:, None, None]) > 1e-8)
@@ -109,7 +143,7 @@ def _level_moments(
     inverse = np.linalg.inv(zz[usable])
     coefficients = np.einsum("jab,jb->ja", inverse, zr[usable])
     spread = np.atleast_2d(np.cov(coefficients, rowvar=False))
-    squares = np.bincount(codes, weights=resid * resid, minlength=n_levels)[usable]
+    squares = np.bincount(codes, weights=weights * resid * resid, minlength=n_levels)[usable]
     fitted = np.einsum("ja,ja->j", coefficients, zr[usable])
     within = float(np.sum(squares - fitted)) / float(np.sum(count[usable] - q))
     return spread, inverse.mean(axis=0), within
