@@ -188,7 +188,14 @@ def fit_lmm(
     sigma_std = deviance.sigma(sol)
     beta = standardization.beta(sol.beta)
     objective = deviance.objective(sol) + standardization.criterion_offset(design.nobs, reml)
-    effects = _Effects(layout, standardization, sol, sigma_std)
+    # the factor's pattern is the standardised layout's, whose covariates (n × q
+    # arrays) the fit need not keep: the original's has the same index arrays
+    effects = _Effects(
+        layout,
+        standardization,
+        replace(sol, factor=replace(sol.factor, pattern=layout.pattern)),
+        sigma_std,
+    )
     fit = MixedFit(
         design=design,
         method=method_key,
@@ -228,8 +235,9 @@ class _Effects:
 
     Both come from one pass over the factor at the solution
     (:func:`conditional_blocks`); the fit's deferred fields ask for one or the
-    other. The standardised design's layout is not kept: the original's
-    shares its ordering and index arrays, which is all the pass reads.
+    other. ``sol``'s factor must refer to ``layout``'s pattern; the
+    standardised design's layout shares its ordering and index arrays, which
+    is all the pass reads, and is not kept.
     """
 
     def __init__(
@@ -249,9 +257,8 @@ class _Effects:
             if self._values is None:
                 assert self._args is not None
                 layout, standardization, sol, sigma = self._args
-                factor = replace(sol.factor, pattern=layout.pattern)
                 modes, covs = conditional_blocks(
-                    layout, sol.theta, factor, sol.u_lead, sol.u_rest, sigma
+                    layout, sol.theta, sol.factor, sol.u_lead, sol.u_rest, sigma
                 )
                 self._values = standardization.effects(modes, covs, layout.order)
                 self._args = None  # the factor is no longer needed
