@@ -738,7 +738,15 @@ def _bounded_newton(
                 return "no step lowers the criterion (round-off reached)"
             trial_value, trial_grad = value_and_gradient(trial)
             evaluations += 1
-        radius = min(2.0 * radius, 1e3) if length == 1.0 else max(length * radius, 1e-3)
+        # the trust in the quadratic model grows only where it predicted the decrease well
+        predicted = -(float(grad @ (trial - x)) + 0.5 * float((trial - x) @ hess @ (trial - x)))
+        agreement = (value - trial_value) / predicted if predicted > 0.0 else 0.0
+        if length < 1.0:
+            radius = max(length * radius, 1e-3)
+        elif agreement > 0.75:
+            radius = min(2.0 * radius, 1e3)
+        elif agreement < 0.25:
+            radius = max(0.5 * radius, 1e-3)
         if not np.all(np.isfinite(trial_grad)):
             return "the gradient cannot be evaluated"
         s, y = trial - x, trial_grad - grad
