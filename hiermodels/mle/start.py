@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["SMALLEST_RELATIVE_VARIANCE", "moment_start", "residual_moment_start"]
 
+# Up to this many random-effect columns the noise variance comes from a dense
+# least-squares fit with every effect fixed (milliseconds at that size).
+_DENSE_COLUMNS = 300
+
 #: Relative variances of a start are at least this (a relative SD of 0.1): on the
 #: boundary the parameterisation folds, and a start there says nothing about
 #: which side of it the optimum is.
@@ -65,7 +69,35 @@ def moment_start(design: Design, layout: ReLayout) -> np.ndarray:
     if n <= p:
         return layout.theta.start()
     coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-    return residual_moment_start(layout, y - x @ coef)
+    return residual_moment_start(layout, y - x @ coef, noise=_additive_noise(x, y, layout))
+
+
+def _additive_noise(x: np.ndarray, y: np.ndarray, layout: ReLayout) -> float | None:
+    """The residual variance of ``y`` on ``[X Z]`` (every effect fixed), for small ``Z``.
+
+    Within the levels of one factor of a crossed design the other factors
+    still vary, and inflate the within-level variance; with all effects in
+    the fit none is left in the residuals (Henderson's method III). ``None``
+    when ``Z`` is too wide for a dense fit (:data:`_DENSE_COLUMNS`) or leaves
+    fewer than a tenth of the observations as residual degrees of freedom.
+    """
+    n = x.shape[0]
+    widths = [b.n_levels * b.n_terms for b in layout.blocks]
+    if sum(widths) > _DENSE_COLUMNS:
+        return None
+    columns = [x]
+    for block in layout.blocks:
+        z = np.zeros((n, block.n_levels * block.n_terms))
+        for a in range(block.n_terms):
+            z[np.arange(n), block.codes * block.n_terms + a] = block.X[:, a]
+        columns.append(z)
+    design = np.hstack(columns)
+    coef, _, rank, _ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    dof = n - int(rank)
+    if dof < max(2, n // 10):
+        return None
+    return float(resid @ resid) / dof
 
 
 def residual_moment_start(
@@ -86,8 +118,9 @@ def residual_moment_start(
     weights : numpy.ndarray, optional
         Observation weights (a GLM's working weights); 1 by default.
     noise : float, optional
-        The variance ``θ`` is relative to when known (1 for a GLMM); by
-        default the smallest pooled within-level residual variance.
+        The variance ``θ`` is relative to when known (1 for a GLMM) or
+        estimated otherwise; by default the smallest pooled within-level
+        residual variance.
 
     Returns
     -------
@@ -97,7 +130,7 @@ def residual_moment_start(
     theta = layout.theta.start()
     w = np.ones(resid.size) if weights is None else weights
     moments = [_level_moments(b.codes, b.X, b.n_levels, resid, w) for b in layout.blocks]
-    if noise is None:
+    if noise is None or not (np.isfinite(noise) and noise > 0.0):
         within = [m[2] for m in moments if m is not None and np.isfinite(m[2]) and m[2] > 0.0]
         if not within:
             return theta

@@ -35,6 +35,20 @@ def test_balanced_one_way_start_is_the_anova_estimate() -> None:
     assert theta[0] == pytest.approx(model.fit_mle().theta[0], rel=1e-6)
 
 
+def test_balanced_crossed_start_is_the_reml_estimate() -> None:
+    """Penicillin (24 plates × 6 samples, one observation per cell): the noise
+    variance of the fit with every effect fixed is the additive two-way ANOVA's
+    residual mean square, the moments are the ANOVA estimates, and for a
+    balanced design these are REML's."""
+    model = hm.Model("diameter ~ 1 + (1 | plate) + (1 | sample)", hm.datasets.load("penicillin"))
+    theta, layout = _start(model)
+    fit = model.fit_mle()
+    order = list(layout.order)
+    for k, block in enumerate(layout.blocks):
+        assert theta[k] == pytest.approx(fit.theta[order[k]], rel=1e-6), block.group
+    assert fit.opt.evaluations <= 4
+
+
 def test_no_start_on_the_boundary() -> None:
     """Groups without any spread start at the floor, not at zero."""
     rng = np.random.default_rng(0)
