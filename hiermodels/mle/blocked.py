@@ -559,6 +559,22 @@ class BlockedFactor:
             total += 2.0 * float(np.sum(np.log(np.diag(self.l22))))
         return total
 
+    def trailing_inverse(self) -> np.ndarray:
+        """The lower triangle of ``C₂₂⁻¹ = (L₂₂L₂₂ᵀ)⁻¹`` (LAPACK's ``dpotri``; ``0 × 0``
+        without a trailing block), as the kernels take it.
+
+        Raises
+        ------
+        numpy.linalg.LinAlgError
+            When the trailing factor is singular.
+        """
+        if not self.l22.size:
+            return np.zeros((0, 0), order="F")
+        c22_inv, info = sla.lapack.dpotri(self.l22, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError("the trailing factor of ΛᵀZᵀWZΛ + I is singular")
+        return c22_inv
+
     def forward(self, c1: np.ndarray, c2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Solve ``L w = c`` for ``c`` split as ``(L₀, q₀, k)`` and ``(q_rest, k)``."""
         pat = self.pattern
@@ -609,12 +625,7 @@ class BlockedFactor:
             ``(levels, q, q)`` blocks for every trailing block.
         """
         pat = self.pattern
-        if self.l22.size:
-            c22_inv, info = sla.lapack.dpotri(self.l22, lower=1)
-            if info != 0:
-                raise np.linalg.LinAlgError("the trailing factor is singular")
-        else:
-            c22_inv = np.zeros((0, 0), order="F")
+        c22_inv = self.trailing_inverse()
         lead, rows = kernels.inverse_diagonal_blocks(
             self.l11,
             self.l21_pairs,

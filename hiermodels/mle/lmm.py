@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-import scipy.linalg as sla
 
 from hiermodels.mle import kernels
 from hiermodels.mle.blocked import BlockedFactor, CrossProducts, ReLayout, factorize_with
@@ -235,12 +234,10 @@ class LmmDeviance:
             return value, np.full(theta.size, np.nan)
         pat = self.layout.pattern
         factor = ev.factor
-        if pat.q_rest:
-            c22_inv, info = sla.lapack.dpotri(factor.l22, lower=1)
-            if info != 0:
-                return value, np.full(theta.size, np.nan)
-        else:
-            c22_inv = np.zeros((0, 0), order="F")
+        try:
+            c22_inv = factor.trailing_inverse()
+        except np.linalg.LinAlgError:
+            return value, np.full(theta.size, np.nan)
         lead_flag, position, terms, levels, offsets = self.layout.gradient_blocks
         cross = self.cross
         gradient, differenced = kernels.lmm_gradient(

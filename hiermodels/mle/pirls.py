@@ -37,7 +37,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg as sla
 
 from hiermodels.mle import kernels
 from hiermodels.mle.blocked import BlockedFactor, BlockPattern, ReLayout
@@ -325,12 +324,7 @@ def laplace_gradient(
         raise ValueError(
             "the Laplace gradient needs PIRLS weights that are the observed information"
         )
-    if factor.l22.size:
-        c22_inv, info = sla.lapack.dpotri(factor.l22, lower=1)
-        if info != 0:
-            raise np.linalg.LinAlgError("the trailing factor of ΛᵀZᵀWZΛ + I is singular")
-    else:
-        c22_inv = np.zeros((0, 0), order="F")
+    c22_inv = factor.trailing_inverse()
     t0, rest_t = layout.kernel_factors(np.asarray(theta, dtype=float))
     lead_flag, position, terms, _, offsets = layout.gradient_blocks
     grad_theta, grad_beta = kernels.laplace_gradient(

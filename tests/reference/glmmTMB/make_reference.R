@@ -32,3 +32,11 @@ grouseticks <- read.csv(file.path(data_dir, "grouseticks.csv"),
                                        LOCATION = "factor", INDEX = "factor"))
 call <- "glmmTMB(TICKS ~ YEAR + (1 | BROOD) + (1 | LOCATION), data = grouseticks, family = poisson)"
 record("grouseticks_poisson_laplace", eval(parse(text = call)), call)
+
+# A probit GLMM: the exact Laplace approximation with TMB's Hessian of the joint
+# log-density, i.e. the observed information of the probit link. Data:
+# tests/reference/lme4/bernoulli_probit_seed25.csv (written as
+# tests/reference/lme4/make_probit_reference.R describes).
+d <- read.csv("tests/reference/lme4/bernoulli_probit_seed25.csv", colClasses = c(g = "factor"))
+call <- "glmmTMB(y ~ x + (1 | g), data = d, family = binomial(link = \"probit\"))"
+record("bernoulli_probit_seed25", eval(parse(text = call)), call)
