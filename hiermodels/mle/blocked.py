@@ -636,9 +636,6 @@ class BlockedFactor:
             pat.pair_row,
             pat.pair_ptr,
             pat.lead_ptr,
-            pat.pp_a,
-            pat.pp_b,
-            pat.pair_lead,
         )
         rest: list[np.ndarray] = []
         offset = 0

@@ -340,7 +340,6 @@ def laplace_gradient(
         factor.l21_pairs,
         factor.l22,
         c22_inv,
-        layout.pattern.pair_lead,
         lead_flag,
         position,
         terms,
