@@ -236,10 +236,15 @@ class ReLayout:
         li, lr, lc, ri, rb, rr, rc = self._placement
         t0 = np.zeros((self.q_lead, self.q_lead))
         t0[lr, lc] = theta[li]
-        q_max = max((self.blocks[i].n_terms for i in self.rest), default=1)
-        rest_t = np.zeros((len(self.rest), q_max, q_max))
+        rest_t = np.zeros(self._rest_shape)
         rest_t[rb, rr, rc] = theta[ri]
         return t0, rest_t
+
+    @cached_property
+    def _rest_shape(self) -> tuple[int, int, int]:
+        """Shape of the stacked trailing factors: blocks × widest × widest."""
+        q_max = max((self.blocks[i].n_terms for i in self.rest), default=1)
+        return len(self.rest), q_max, q_max
 
     @cached_property
     def gradient_blocks(self) -> tuple[np.ndarray, ...]:

@@ -9,6 +9,7 @@ block — the order lme4 uses, so that ``θ`` can be compared with lme4's.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -21,9 +22,12 @@ __all__ = [
 ]
 
 
+@functools.cache
 def _lower_indices(q: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices of a ``q × q`` lower triangle, column-major."""
+    """Row and column indices of a ``q × q`` lower triangle, column-major (read-only)."""
     cols, rows = np.triu_indices(q)
+    rows.flags.writeable = False
+    cols.flags.writeable = False
     return rows, cols
 
 
