@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SMALLEST_RELATIVE_VARIANCE", "moment_start", "residual_moment_start"]
 
-# Up to this many random-effect columns the noise variance comes from a dense
-# least-squares fit with every effect fixed (milliseconds at that size).
-_DENSE_COLUMNS = 300
+# Up to this size (rows × columns², a dense least-squares fit's work: about a
+# millisecond) the noise variance comes from the fit with every effect fixed.
+_DENSE_WORK = 2e6
 
 #: Relative variances of a start are at least this (a relative SD of 0.1): on the
 #: boundary the parameterisation folds, and a start there says nothing about
@@ -78,12 +78,16 @@ def _additive_noise(x: np.ndarray, y: np.ndarray, layout: ReLayout) -> float | N
     Within the levels of one factor of a crossed design the other factors
     still vary, and inflate the within-level variance; with all effects in
     the fit none is left in the residuals (Henderson's method III). ``None``
-    when ``Z`` is too wide for a dense fit (:data:`_DENSE_COLUMNS`) or leaves
-    fewer than a tenth of the observations as residual degrees of freedom.
+    with one grouping factor (nothing else varies within its levels), when
+    the fit is too large for a dense one (:data:`_DENSE_WORK`), or when it
+    leaves fewer than a tenth of the observations as residual degrees of freedom.
     """
     n = x.shape[0]
-    widths = [b.n_levels * b.n_terms for b in layout.blocks]
-    if sum(widths) > _DENSE_COLUMNS:
+    if len({b.group for b in layout.blocks}) < 2:
+        # one grouping factor: its within-level variance is this fit's already
+        return None
+    width = x.shape[1] + sum(b.n_levels * b.n_terms for b in layout.blocks)
+    if n * width * width > _DENSE_WORK:
         return None
     columns = [x]
     for block in layout.blocks:
