@@ -92,13 +92,13 @@ class ThetaLayout:
 
     sizes: tuple[int, ...]
 
-    @property
+    @cached_property
     def offsets(self) -> tuple[int, ...]:
         """Start of each block's slice in ``θ``."""
         lengths = [q * (q + 1) // 2 for q in self.sizes]
         return tuple(int(x) for x in np.concatenate([[0], np.cumsum(lengths)[:-1]]))
 
-    @property
+    @cached_property
     def length(self) -> int:
         """Total length of ``θ``."""
         return sum(q * (q + 1) // 2 for q in self.sizes)
