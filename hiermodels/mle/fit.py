@@ -167,11 +167,7 @@ def fit_lmm(
         opt = evaluated_at(deviance, given, lower)
     else:
         x0 = (
-            (
-                moment_start(std_design, std_layout)
-                if optimizer != "bobyqa"
-                else theta_layout.start()
-            )
+            (moment_start(deviance, std_design) if optimizer != "bobyqa" else theta_layout.start())
             if start is None
             else standardization.standard_theta(np.asarray(start, dtype=float), std_layout)
         )

@@ -29,6 +29,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from hiermodels.mle.blocked import ReLayout
+    from hiermodels.mle.lmm import LmmDeviance
     from hiermodels.spec.design import Design
 
 __all__ = ["SMALLEST_RELATIVE_VARIANCE", "moment_start", "residual_moment_start"]
@@ -43,65 +44,59 @@ _DENSE_WORK = 2e6
 SMALLEST_RELATIVE_VARIANCE = 0.01
 
 
-def moment_start(design: Design, layout: ReLayout) -> np.ndarray:
-    """``θ`` (in ``layout``'s order) from the moments of least-squares residuals.
+def moment_start(deviance: LmmDeviance, design: Design) -> np.ndarray:
+    """``θ`` (in the deviance's layout order) from the moments of least-squares residuals.
 
-    The noise variance is the pooled variance of the residuals within the
-    levels of some block, the smallest (the one with the least of the other
-    blocks' effects in it). A block without two levels whose coefficients
-    can be estimated (more observations than terms, and a non-singular
-    ``ZⱼᵀZⱼ``) starts at lme4's identity factor.
+    Works on the cross products the profiled criterion holds (``ZᵀZ`` and
+    ``Zᵀ[X y]`` per level), so the start costs no pass over the rows. The
+    noise variance is that of the fit with every effect fixed where the
+    design is small and has several grouping factors
+    (:func:`_additive_noise`), else the smallest pooled within-level
+    residual variance of a block.
 
     Parameters
     ----------
+    deviance : LmmDeviance
+        The profiled criterion of the (standardised) design.
     design : Design
-        A Gaussian design (the response and fixed effects of the fit).
-    layout : ReLayout
-        Its random-effects layout.
+        The same design (for the dense fit of small crossed designs).
 
     Returns
     -------
     numpy.ndarray
         Start values of ``θ``.
     """
-    x, y = design.X, design.y
-    n, p = x.shape
-    if n <= p:
+    layout = deviance.layout
+    p = deviance.n_fixed
+    if deviance.nobs <= p:
         return layout.theta.start()
-    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-    return residual_moment_start(layout, y - x @ coef, noise=_additive_noise(x, y, layout))
+    xtx, xty = deviance.xy_cross[:p, :p], deviance.xy_cross[:p, p]
+    coef = np.linalg.lstsq(xtx, xty, rcond=None)[0]
+    total = float(deviance.xy_cross[p, p] - coef @ xty)  # Σ r² of the least-squares fit
 
+    def residual_products(zt_xy: np.ndarray) -> np.ndarray:
+        return zt_xy[..., p] - zt_xy[..., :p] @ coef
 
-def _additive_noise(x: np.ndarray, y: np.ndarray, layout: ReLayout) -> float | None:
-    """The residual variance of ``y`` on ``[X Z]`` (every effect fixed), for small ``Z``.
-
-    Within the levels of one factor of a crossed design the other factors
-    still vary, and inflate the within-level variance; with all effects in
-    the fit none is left in the residuals (Henderson's method III). ``None``
-    with one grouping factor (nothing else varies within its levels), when
-    the fit is too large for a dense one (:data:`_DENSE_WORK`), or when it
-    leaves fewer than a tenth of the observations as residual degrees of freedom.
-    """
-    n = x.shape[0]
-    if len({b.group for b in layout.blocks}) < 2:
-        # one grouping factor: its within-level variance is this fit's already
-        return None
-    width = x.shape[1] + sum(b.n_levels * b.n_terms for b in layout.blocks)
-    if n * width * width > _DENSE_WORK:
-        return None
-    columns = [x]
-    for block in layout.blocks:
-        z = np.zeros((n, block.n_levels * block.n_terms))
-        for a in range(block.n_terms):
-            z[np.arange(n), block.codes * block.n_terms + a] = block.X[:, a]
-        columns.append(z)
-    design = np.hstack(columns)
-    coef, _, rank, _ = np.linalg.lstsq(design, y, rcond=None)
-    resid = y - design @ coef
-    dof = n - int(rank)
-    if dof < max(2, n // 10):
-        return None
-    return float(resid @ resid) / dof
+    levels = []
+    pat = layout.pattern
+    position = 0
+    lead = set(layout.lead)
+    for k, block in enumerate(layout.blocks):
+        q = block.n_terms
+        if k in lead:
+            part = slice(position, position + q)
+            position += q
+            zz = deviance.cross.a11[:, part, part]
+            zr = residual_products(deviance.zt_xy_lead[:, part, :])
+        else:
+            j = layout.rest.index(k)
+            rows = pat.rest_off[j] + np.arange(block.n_levels * q).reshape(block.n_levels, q)
+            zz = deviance.cross.a22[rows[:, :, None], rows[:, None, :]]
+            zr = residual_products(deviance.zt_xy_rest[rows])
+        levels.append((zz, zr))
+    return _start_from_levels(
+        layout, levels, total, deviance.nobs, _additive_noise(design, layout)
+    )
 
 
 def residual_moment_start(
@@ -117,23 +112,52 @@ def residual_moment_start(
     layout : ReLayout
         The random-effects layout.
     resid : numpy.ndarray
-        Residuals of the fixed-effects fit: least squares for a linear mixed
-        model, the working residuals of the GLM for a GLMM.
+        Residuals of the fixed-effects fit: the working residuals of the GLM
+        for a GLMM.
     weights : numpy.ndarray, optional
         Observation weights (a GLM's working weights); 1 by default.
     noise : float, optional
-        The variance ``θ`` is relative to when known (1 for a GLMM) or
-        estimated otherwise; by default the smallest pooled within-level
-        residual variance.
+        The variance ``θ`` is relative to when known (1 for a GLMM); by
+        default the smallest pooled within-level residual variance.
 
     Returns
     -------
     numpy.ndarray
         Start values of ``θ`` (lme4's identity factors where the moments say nothing).
     """
-    theta = layout.theta.start()
     w = np.ones(resid.size) if weights is None else weights
-    moments = [_level_moments(b.codes, b.X, b.n_levels, resid, w) for b in layout.blocks]
+    levels = []
+    for block in layout.blocks:
+        q, codes = block.n_terms, block.codes
+        wz = block.X * w[:, None]
+        zz = np.empty((block.n_levels, q, q))
+        zr = np.empty((block.n_levels, q))
+        for a in range(q):
+            zr[:, a] = np.bincount(codes, weights=wz[:, a] * resid, minlength=block.n_levels)
+            for b in range(a + 1):
+                zz[:, a, b] = zz[:, b, a] = np.bincount(
+                    codes, weights=wz[:, a] * block.X[:, b], minlength=block.n_levels
+                )
+        levels.append((zz, zr))
+    return _start_from_levels(layout, levels, float(w @ (resid * resid)), resid.size, noise)
+
+
+def _start_from_levels(
+    layout: ReLayout,
+    levels: list[tuple[np.ndarray, np.ndarray]],
+    total: float,
+    dof: int,
+    noise: float | None,
+) -> np.ndarray:
+    """``θ`` from each block's per-level ``ZⱼᵀWZⱼ`` and ``ZⱼᵀWr`` (see the module).
+
+    ``total`` is ``Σ w r²`` over all ``dof`` rows; a block's pooled
+    within-level variance is what its per-level regressions leave of it,
+    over the rows less their ranks (the fixed effects usually lie in the span
+    of the block's columns, as an intercept in a random intercept's).
+    """
+    theta = layout.theta.start()
+    moments = [_level_moments(zz, zr, total, dof) for zz, zr in levels]
     if noise is None or not (np.isfinite(noise) and noise > 0.0):
         within = [m[2] for m in moments if m is not None and np.isfinite(m[2]) and m[2] > 0.0]
         if not within:
@@ -154,36 +178,64 @@ def residual_moment_start(
 
 
 def _level_moments(
-    codes: np.ndarray, z: np.ndarray, n_levels: int, resid: np.ndarray, weights: np.ndarray
+    zz: np.ndarray, zr: np.ndarray, total: float, dof: int
 ) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """Per-level weighted regressions of ``resid`` on one block's columns.
+    """Per-level regressions from ``ZⱼᵀWZⱼ`` (``(L, q, q)``) and ``ZⱼᵀWr`` (``(L, q)``).
 
-    Returns the covariance of the coefficients over the levels, the mean of
-    ``(ZⱼᵀWⱼZⱼ)⁻¹`` and the pooled weighted residual variance within the
-    levels; ``None`` without two levels whose coefficients can be estimated.
+    Returns the covariance of the coefficients over the levels whose
+    ``ZⱼᵀWZⱼ`` is of full rank, the mean of their ``(ZⱼᵀWZⱼ)⁻¹``, and the
+    pooled residual variance within the levels; ``None`` without two such
+    levels.
     """
-    q = z.shape[1]
-    count = np.bincount(codes, minlength=n_levels)
-    zz = np.empty((n_levels, q, q))
-    zr = np.empty((n_levels, q))
-    wz = z * weights[:, None]
-    for a in range(q):
-        zr[:, a] = np.bincount(codes, weights=wz[:, a] * resid, minlength=n_levels)
-        for b in range(a + 1):
-            zz[:, a, b] = zz[:, b, a] = np.bincount(
-                codes, weights=wz[:, a] * z[:, b], minlength=n_levels
-            )
     scale = np.maximum(np.abs(zz).max(axis=(1, 2)), np.finfo(float).tiny)
-    usable = (count > q) & (np.linalg.det(zz / scale[:, None, None]) > 1e-8)
+    values, vectors = np.linalg.eigh(zz / scale[:, None, None])
+    kept = values > 1e-8
+    usable = np.all(kept, axis=1)
     if np.sum(usable) < 2:
         return None
-    inverse = np.linalg.inv(zz[usable])
+    # every level's fit, by its pseudo-inverse: what it explains and its rank
+    along = np.einsum("jab,ja->jb", vectors, zr)
+    inverse_values = np.where(kept, 1.0 / np.where(kept, values, 1.0), 0.0) / scale[:, None]
+    explained = float(np.sum(inverse_values * along * along))
+    rank = int(np.sum(kept))
+    inverse = np.einsum("jab,jb,jcb->jac", vectors[usable], inverse_values[usable], vectors[usable])
     coefficients = np.einsum("jab,jb->ja", inverse, zr[usable])
     spread = np.atleast_2d(np.cov(coefficients, rowvar=False))
-    squares = np.bincount(codes, weights=weights * resid * resid, minlength=n_levels)[usable]
-    fitted = np.einsum("ja,ja->j", coefficients, zr[usable])
-    within = float(np.sum(squares - fitted)) / float(np.sum(count[usable] - q))
+    within = (total - explained) / (dof - rank) if dof > rank else np.nan
     return spread, inverse.mean(axis=0), within
+
+
+def _additive_noise(design: Design, layout: ReLayout) -> float | None:
+    """The residual variance of ``y`` on ``[X Z]`` (every effect fixed), for small designs.
+
+    Within the levels of one factor of a crossed design the other factors
+    still vary, and inflate the within-level variance; with all effects in
+    the fit none is left in the residuals (Henderson's method III). ``None``
+    with one grouping factor (nothing else varies within its levels), when
+    the fit is too large for a dense one (:data:`_DENSE_WORK`), or when it
+    leaves fewer than a tenth of the observations as residual degrees of freedom.
+    """
+    x = design.X
+    n = x.shape[0]
+    if len({b.group for b in layout.blocks}) < 2:
+        return None
+    width = x.shape[1] + sum(b.n_levels * b.n_terms for b in layout.blocks)
+    if n * width * width > _DENSE_WORK:
+        return None
+    y = design.y if design.offset is None else design.y - design.offset
+    columns = [x]
+    for block in layout.blocks:
+        z = np.zeros((n, block.n_levels * block.n_terms))
+        for a in range(block.n_terms):
+            z[np.arange(n), block.codes * block.n_terms + a] = block.X[:, a]
+        columns.append(z)
+    full = np.hstack(columns)
+    coef, _, rank, _ = np.linalg.lstsq(full, y, rcond=None)
+    resid = y - full @ coef
+    dof = n - int(rank)
+    if dof < max(2, n // 10):
+        return None
+    return float(resid @ resid) / dof
 
 
 def _lower_entries(factor: np.ndarray) -> np.ndarray:

@@ -10,13 +10,14 @@ import pytest
 
 import hiermodels as hm
 from hiermodels.mle.blocked import ReLayout
+from hiermodels.mle.lmm import profiled_deviance
 from hiermodels.mle.start import SMALLEST_RELATIVE_VARIANCE, moment_start
 
 
 def _start(model: hm.Model) -> tuple[np.ndarray, ReLayout]:
     design = model._design
-    layout = ReLayout.from_design(design)
-    return moment_start(design, layout), layout
+    deviance = profiled_deviance(design)
+    return moment_start(deviance, design), deviance.layout
 
 
 def test_balanced_one_way_start_is_the_anova_estimate() -> None:
