@@ -97,7 +97,9 @@ class Model:
             random-effect term, or 0 for the fast fit that optimises θ alone
             with β inside PIRLS; ``laplace="glmer"`` to evaluate the Laplace
             approximation as glmer (glmer.nb) does and reproduce lme4's
-            estimates (the default ``"exact"`` agrees with glmmTMB).
+            estimates (the default ``"exact"`` agrees with glmmTMB);
+            ``optimizer="bobyqa"`` for lme4's derivative-free path instead of
+            the default quasi-Newton steps on the analytic gradient.
 
         Returns
         -------
