@@ -187,6 +187,17 @@ def _level_moments(
     pooled residual variance within the levels; ``None`` without two such
     levels.
     """
+    if zz.shape[1] == 1:  # scalar terms, the common case, without the batched algebra
+        diagonal, products = zz[:, 0, 0], zr[:, 0]
+        kept = diagonal > 1e-8 * max(float(diagonal.max(initial=0.0)), np.finfo(float).tiny)
+        if np.sum(kept) < 2:
+            return None
+        coefficients = products[kept] / diagonal[kept]
+        explained = float(products[kept] @ coefficients)
+        rank = int(np.sum(kept))
+        within = (total - explained) / (dof - rank) if dof > rank else np.nan
+        spread = np.array([[float(np.var(coefficients, ddof=1))]])
+        return spread, np.array([[float(np.mean(1.0 / diagonal[kept]))]]), within
     scale = np.maximum(np.abs(zz).max(axis=(1, 2)), np.finfo(float).tiny)
     values, vectors = np.linalg.eigh(zz / scale[:, None, None])
     kept = values > 1e-8
