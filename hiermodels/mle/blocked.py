@@ -459,10 +459,9 @@ class BlockPattern:
         within = np.arange(q_rest, dtype=np.int64) - rest_off[row_block] if q_rest else row_block
         row_term = within % rest_q[row_block] if q_rest else row_block
         row_base = np.arange(q_rest, dtype=np.int64) - row_term
-        pp_a, pp_b = kernels.pairs_of_pairs(lead_ptr, np.ascontiguousarray(pair_row, np.int64))
-        rows = np.ascontiguousarray(pair_row, np.int64)
-        by_rows = np.lexsort((rows[pp_b], rows[pp_a]))
-        pp_a, pp_b = pp_a[by_rows], pp_b[by_rows]
+        pp_a, pp_b = kernels.pairs_of_pairs(
+            lead_ptr, np.ascontiguousarray(pair_row, np.int64), q_rest
+        )
         return cls(
             lead_codes=codes,
             lead_x=np.ascontiguousarray(lead_x, dtype=float),

@@ -813,8 +813,15 @@ def lmm_gradient(
 
 
 @njit(cache=True)
-def pairs_of_pairs(lead_ptr: np.ndarray, pair_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every two pairs of one leading level, the second's rows not after the first's."""
+def pairs_of_pairs(
+    lead_ptr: np.ndarray, pair_row: np.ndarray, q_rest: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every two pairs of one leading level, the second's rows not after the first's.
+
+    Sorted by the first pair's row, then the second's (ties in the order
+    made), so that the rank update walks the trailing block in memory order:
+    two stable counting sorts, least significant key first.
+    """
     total = 0
     for m in range(lead_ptr.size - 1):
         for pa in range(lead_ptr[m], lead_ptr[m + 1]):
@@ -831,6 +838,22 @@ def pairs_of_pairs(lead_ptr: np.ndarray, pair_row: np.ndarray) -> tuple[np.ndarr
                     first[e] = pa
                     second[e] = pb
                     e += 1
+    for key_of_first in (False, True):
+        counts = np.zeros(q_rest + 1, dtype=np.int64)
+        for e in range(total):
+            row = pair_row[first[e]] if key_of_first else pair_row[second[e]]
+            counts[row + 1] += 1
+        for r in range(q_rest):
+            counts[r + 1] += counts[r]
+        sorted_first = np.empty(total, dtype=np.int64)
+        sorted_second = np.empty(total, dtype=np.int64)
+        for e in range(total):
+            row = pair_row[first[e]] if key_of_first else pair_row[second[e]]
+            slot = counts[row]
+            counts[row] += 1
+            sorted_first[slot] = first[e]
+            sorted_second[slot] = second[e]
+        first, second = sorted_first, sorted_second
     return first, second
 
 
