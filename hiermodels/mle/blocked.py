@@ -574,6 +574,8 @@ class BlockedFactor:
         """
         if not self.l22.size:
             return np.zeros((0, 0), order="F")
+        if _is_diagonal(self.l22):
+            return np.asfortranarray(np.diag(1.0 / np.diag(self.l22) ** 2))
         c22_inv, info = sla.lapack.dpotri(self.l22, lower=1)
         if info != 0:
             raise np.linalg.LinAlgError("the trailing factor of ΛᵀZᵀWZΛ + I is singular")
@@ -697,6 +699,11 @@ def factorize(
     )
 
 
+def _is_diagonal(matrix: np.ndarray) -> bool:
+    """Whether a square matrix has no nonzero entry off its diagonal."""
+    return int(np.count_nonzero(matrix)) == int(np.count_nonzero(np.diag(matrix)))
+
+
 def factorize_with(
     pattern: BlockPattern, cross: CrossProducts, t0: np.ndarray, rest_t: np.ndarray
 ) -> BlockedFactor:
@@ -720,7 +727,13 @@ def factorize_with(
     )
     if not ok:
         raise np.linalg.LinAlgError("a leading block of ΛᵀZᵀWZΛ + I is not positive definite")
-    if s22.size:
+    if s22.size and _is_diagonal(s22):
+        # nested scalar terms leave the Schur complement diagonal: no dense Cholesky
+        diagonal = np.diag(s22)
+        if not np.all(diagonal > 0.0):
+            raise np.linalg.LinAlgError("trailing block of ΛᵀZᵀWZΛ + I is not positive definite")
+        l22 = np.asfortranarray(np.diag(np.sqrt(diagonal)))
+    elif s22.size:
         # s22 is symmetric, so its transpose is the Fortran-ordered array LAPACK wants
         l22, info = sla.lapack.dpotrf(s22.T, lower=1, clean=1, overwrite_a=1)
         if info != 0:
