@@ -51,7 +51,7 @@ from hiermodels.mle.optimize import (
     minimize_bounded,
     single_threaded_blas,
 )
-from hiermodels.mle.pirls import conditional_mode, glmer_mode, joint_mode, laplace_gradient
+from hiermodels.mle.pirls import Mode, conditional_mode, glmer_mode, joint_mode, laplace_gradient
 from hiermodels.mle.response import GlmResponse
 from hiermodels.mle.results import MixedFit
 from hiermodels.mle.standardize import Standardization
@@ -96,6 +96,20 @@ class PirlsResult:
     factor: BlockedFactor
     deviance: float
     iterations: int
+
+    @classmethod
+    def at(cls, theta: np.ndarray, beta: np.ndarray, mode: Mode) -> PirlsResult:
+        """The result of a PIRLS run (``mode``) at ``(θ, β)``."""
+        return cls(
+            theta,
+            beta,
+            mode.u_lead,
+            mode.u_rest,
+            mode.eta,
+            mode.factor,
+            mode.deviance,
+            mode.iterations,
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,16 +170,7 @@ class LaplaceDeviance:
             newton=self.response.canonical,
         )
         self.warm_start["u"] = (mode.u_lead, mode.u_rest)
-        return PirlsResult(
-            theta,
-            beta,
-            mode.u_lead,
-            mode.u_rest,
-            mode.eta,
-            mode.factor,
-            mode.deviance,
-            mode.iterations,
-        )
+        return PirlsResult.at(theta, beta, mode)
 
     def pirls_joint(self, theta: np.ndarray, beta_start: np.ndarray) -> PirlsResult:
         """PIRLS over ``u`` and ``β`` together (glmer's ``nAGQ = 0`` update).
@@ -318,16 +323,7 @@ class GlmerLaplaceDeviance:
         beta = np.asarray(beta, dtype=float)
         fixed = lap.design.X @ beta + lap.response.offset
         mode = glmer_mode(lap.layout, lap.response, theta, fixed, self.start_eta, self.tolerance)
-        return PirlsResult(
-            theta,
-            beta,
-            mode.u_lead,
-            mode.u_rest,
-            mode.eta,
-            mode.factor,
-            mode.deviance,
-            mode.iterations,
-        )
+        return PirlsResult.at(theta, beta, mode)
 
     def __call__(self, params: np.ndarray) -> float:
         """glmer's Laplace deviance at ``params = (θ, β)``."""
