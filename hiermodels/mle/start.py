@@ -94,9 +94,7 @@ def moment_start(deviance: LmmDeviance, design: Design) -> np.ndarray:
             zz = deviance.cross.a22[rows[:, :, None], rows[:, None, :]]
             zr = residual_products(deviance.zt_xy_rest[rows])
         levels.append((zz, zr))
-    return _start_from_levels(
-        layout, levels, total, deviance.nobs, _additive_noise(design, layout)
-    )
+    return _start_from_levels(layout, levels, total, deviance.nobs, _additive_noise(design, layout))
 
 
 def residual_moment_start(
