@@ -21,10 +21,12 @@ from scipy import optimize, special
 
 from hiermodels.bayes.build import build_pymc_model
 from hiermodels.bayes.laplace_density import (
+    LaplaceDensity,
     LaplaceLikelihood,
     check_laplace_family,
     laplace_conditional_effects,
 )
+from hiermodels.bayes.priors import Prior, resolve_priors
 from hiermodels.datasets import load
 from hiermodels.mle.glmm import laplace_deviance
 from hiermodels.spec.design import Design, build_design
@@ -322,3 +324,137 @@ def test_families_without_the_approximation_are_refused(family: str, message: st
     d = build_design(truth.formula, truth.data, get_family(family))
     with pytest.raises(ValueError, match=message):
         check_laplace_family(d)
+
+
+# -- the density on the graph's coordinates ----------------------------------------------
+
+#: design, prior overrides
+DENSITY_CASES = {
+    "cbpp": ("cbpp", {}),
+    "grouseticks": ("grouseticks", {}),
+    "correlated slope": ("bernoulli_slope", {}),
+    "independent slope": ("poisson_uncorrelated", {}),
+    "probit": ("bernoulli_probit", {}),
+    "other priors": (
+        "bernoulli_slope",
+        {
+            "beta__x": Prior("StudentT", nu=4.0, mu=0.0, sigma=2.0),
+            "sd_g__Intercept": Prior("Exponential", lam=0.5),
+            "sd_g__x": Prior("Gamma", alpha=2.0, beta=1.0),
+            "corr_g": Prior("LKJCorr", eta=4.0),
+        },
+    ),
+}
+
+
+def _pymc_point(model: object, values: dict[str, object]) -> dict[str, np.ndarray]:
+    """The PyMC model's unconstrained point for the given variable values."""
+    point = {}
+    for rv in model.free_RVs:  # type: ignore[attr-defined]
+        name = rv.name
+        if name.startswith("beta__"):
+            coef = list(model.coords["coef"]).index(name.removeprefix("beta__"))  # type: ignore[attr-defined]
+            constrained = np.asarray(values["beta"])[coef]
+        elif name.endswith("__raw"):
+            constrained = (np.asarray(values[name.removesuffix("__raw")])[0, 1] + 1.0) / 2.0
+        else:
+            constrained = np.asarray(values[name], dtype=float)
+        transform = model.rvs_to_transforms[rv]  # type: ignore[attr-defined]
+        if transform is not None:
+            constrained = transform.forward(constrained, *rv.owner.inputs).eval()
+        point[model.rvs_to_values[rv].name] = np.asarray(constrained, dtype=float)  # type: ignore[attr-defined]
+    return point
+
+
+@pytest.mark.parametrize("case", list(DENSITY_CASES))
+def test_density_is_the_laplace_integral_of_the_full_graph(case: str) -> None:
+    # log of the Laplace approximation to the integral over z of the full graph's density:
+    # PyMC's logp at z = the mode, + q/2 log(2 pi) - 1/2 log|H| (a Gaussian integral)
+    name, overrides = DENSITY_CASES[case]
+    d = design(name)
+    priors = resolve_priors(d, overrides)
+    density = LaplaceDensity(d, priors)
+    model = build_pymc_model(d, priors)
+    # the same coordinates in the same order, less z (beta's may be one vector or several)
+    graph = [
+        v.name.removesuffix("_log__").removesuffix("_logodds__")
+        for v in model.value_vars
+        if not v.name.startswith(("z_", "beta"))
+    ]
+    assert graph == [n for n in density.output_names if n.startswith("sd_") or "__raw" in n]
+    assert density.ndim == len(density.coef) + len(graph)
+    logp = model.compile_logp()
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        x = density.initial_point(int(rng.integers(1_000_000)))
+        state = density.expand(x)
+        np.testing.assert_allclose(density.unconstrain(state), x, rtol=1e-12, atol=1e-12)
+        lik = LaplaceLikelihood(d)
+        factors = []
+        for block in d.blocks:
+            sd = np.array([float(state[f"sd_{block.group}__{t}"]) for t in block.terms])
+            corr = np.eye(block.n_terms)
+            if block.n_terms == 2:
+                corr = np.asarray(state[f"corr_{block.group}"])
+            factors.append(sd[:, None] * np.linalg.cholesky(corr))
+        theta = lik.theta(factors)
+        result = lik.mode(theta, np.asarray(state["beta"]))
+        one = lik.group_effects(theta, result.u_lead[..., None], result.u_rest[:, None])
+        values = dict(state)
+        values.update({f"z_{g}": z[..., 0] for g, (z, _) in one.items()})
+        q = result.u_lead.size + result.u_rest.size
+        expected = float(logp(_pymc_point(model, values)))
+        expected += 0.5 * q * np.log(2.0 * np.pi) - 0.5 * result.factor.logdet()
+        # PyMC keeps some constants as float32 literals; the engine holds probabilities
+        # 1e-10 away from 0 and 1 (a probit's |eta| > 6.4 at these jittered starts)
+        assert density.logp(x)[0] == pytest.approx(expected, rel=1e-8, abs=1e-6)
+
+
+@pytest.mark.parametrize("case", list(DENSITY_CASES))
+def test_density_gradient_matches_central_differences(case: str) -> None:
+    name, overrides = DENSITY_CASES[case]
+    density = LaplaceDensity(design(name), resolve_priors(design(name), overrides))
+    rng = np.random.default_rng(8)
+    for _ in range(2):
+        x = density.initial_point(int(rng.integers(1_000_000)))
+        _, grad = density.logp(x)
+        fd = np.empty_like(x)
+        for i in range(x.size):
+            h = 1e-4 * max(1.0, abs(x[i]))
+            up, down = x.copy(), x.copy()
+            up[i] += h
+            down[i] -= h
+            fd[i] = (density.logp(up)[0] - density.logp(down)[0]) / (2.0 * h)
+        np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-6 * np.max(np.abs(grad)))
+
+
+def test_density_outside_the_support_is_minus_infinity() -> None:
+    density = LaplaceDensity(design("cbpp"), resolve_priors(design("cbpp")))
+    x = density.initial_point(1)
+    x[-1] = 800.0  # log sd: exp overflows
+    value, grad = density.logp(x)
+    assert value == -np.inf and not np.any(grad)
+
+
+def test_density_copies_are_independent() -> None:
+    density = LaplaceDensity(design("grouseticks"), resolve_priors(design("grouseticks")))
+    other = density.copy()
+    x = density.initial_point(2)
+    value, _ = density.logp(x)
+    assert other.logp(x)[0] == pytest.approx(value, rel=1e-12)
+    assert other._likelihood.deviance.warm_start is not density._likelihood.deviance.warm_start
+
+
+def test_density_outputs_match_the_graphs_names() -> None:
+    d = design("bernoulli_slope")
+    density = LaplaceDensity(d, resolve_priors(d))
+    model = build_pymc_model(d)
+    state = density.expand(density.initial_point(3))
+    assert set(state) == set(density.output_names)
+    for name, shape in zip(density.output_names, density.output_shapes, strict=True):
+        assert np.shape(state[name]) == shape
+        assert name in model.named_vars
+    for name, dims in density.output_dims.items():
+        assert list(model.named_vars_to_dims[name]) == dims
+        for dim in dims:
+            assert density.coords[dim] == [str(c) for c in model.coords[dim]]
