@@ -41,6 +41,10 @@ from hiermodels.bayes.build import (
     factor_cholesky,
     precision_terms,
 )
+from hiermodels.bayes.gaussian_density import (
+    GaussianMarginalDensity,
+    gaussian_conditional_effects,
+)
 from hiermodels.bayes.marginal_density import MarginalDensity, effect_arrays
 from hiermodels.bayes.nested_density import (
     NestedDensity,
@@ -216,7 +220,7 @@ def _nutpie_model(
     )
 
 
-def _direct_compiled(density: MarginalDensity | NestedDensity) -> object:
+def _direct_compiled(density: MarginalDensity | NestedDensity | GaussianMarginalDensity) -> object:
     """A nutpie model that evaluates a direct density (no PyTensor compilation)."""
 
     def make_logp() -> Callable[..., tuple[float, np.ndarray]]:
@@ -285,7 +289,7 @@ def _sample_nutpie(
 
 
 def sample_density(
-    density: MarginalDensity | NestedDensity,
+    density: MarginalDensity | NestedDensity | GaussianMarginalDensity,
     *,
     draws: int = 1000,
     tune: int = 1000,
@@ -506,33 +510,36 @@ def fit_bayes(
     resolved = resolve_priors(design, priors)
     one_factor = can_marginalize(design)
     nested = nested_intercepts(design) is not None
+    gaussian = design.family.is_gaussian and bool(design.blocks)
     direct = sampler == "nutpie" and backend in ("auto", "direct")
     if marginalize is None:
-        marginalize = not fixed_values and (one_factor or (nested and direct))
+        marginalize = not fixed_values and (one_factor or (gaussian and direct))
     if marginalize and fixed_values:
         raise ValueError("fixed_values are not available with marginalize=True")
-    if marginalize and not (one_factor or nested):
+    if marginalize and not gaussian:
         raise ValueError(
-            "the group effects can be integrated out only for gaussian models with one "
-            "grouping factor and at most two random-effect terms, or with nested random "
-            "intercepts (1 | a/b)"
+            f"the group effects are integrated out exactly only in gaussian models; "
+            f"a {design.family.name} model is sampled with them (marginalize=False)"
         )
-    if marginalize and nested and not direct:
+    if marginalize and not (one_factor or direct):
         raise ValueError(
-            "nested random intercepts are integrated out only by nutpie's direct backend "
-            "(sampler='nutpie', backend='auto' or 'direct'); pass marginalize=False"
+            "the group effects of this model are integrated out only by nutpie's direct "
+            "backend (sampler='nutpie', backend='auto' or 'direct'); pass marginalize=False"
         )
     if backend == "direct" and (not marginalize or sampler != "nutpie"):
         raise ValueError(
             "backend='direct' samples the marginal density with nutpie: it needs "
-            "marginalize=True (a gaussian model with one grouping factor and at most two "
-            "terms, or nested random intercepts) and sampler='nutpie'"
+            "marginalize=True (a gaussian model) and sampler='nutpie'"
         )
     run = {"draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept}
+    density: MarginalDensity | NestedDensity | GaussianMarginalDensity | None = None
     if marginalize and direct:
-        density = (
-            MarginalDensity(design, resolved) if one_factor else NestedDensity(design, resolved)
-        )
+        if one_factor:
+            density = MarginalDensity(design, resolved)
+        elif nested:
+            density = NestedDensity(design, resolved)
+        else:
+            density = GaussianMarginalDensity(design, resolved)
         idata = sample_density(density, random_seed=random_seed, progressbar=progressbar, **run)
     else:
         if marginalize:
@@ -550,8 +557,13 @@ def fit_bayes(
     rng = np.random.default_rng(random_seed)
     if marginalize:
         posterior = idata["posterior"].to_dataset()
-        draw_effects = conditional_effects if one_factor else nested_conditional_effects
-        idata["posterior"] = xr.DataTree(posterior.assign(draw_effects(posterior, design, rng)))
+        if isinstance(density, GaussianMarginalDensity):
+            effects = gaussian_conditional_effects(posterior, design, density, rng)
+        elif isinstance(density, NestedDensity):
+            effects = nested_conditional_effects(posterior, design, rng)
+        else:
+            effects = conditional_effects(posterior, design, rng)
+        idata["posterior"] = xr.DataTree(posterior.assign(effects))
     idata["observed_data"] = xr.DataTree(_observed_group(design))
     if log_likelihood is None:
         log_likelihood = chains * draws * design.nobs <= MAX_LOG_LIKELIHOOD_SIZE

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cross_products(
     lead_codes: np.ndarray,
     lead_x: np.ndarray,
@@ -81,7 +81,7 @@ def cross_products(
     return a11, a21, a22
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def z_transpose(
     lead_codes: np.ndarray,
     lead_x: np.ndarray,
@@ -119,7 +119,7 @@ def z_transpose(
     return lead, rest
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cholesky_small(s: np.ndarray, out: np.ndarray) -> bool:
     """Lower Cholesky factor of a small SPD matrix into ``out``; False if not PD."""
     q = s.shape[0]
@@ -141,7 +141,7 @@ def _cholesky_small(s: np.ndarray, out: np.ndarray) -> bool:
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def factorize(
     a11: np.ndarray,
     a21: np.ndarray,
@@ -255,7 +255,7 @@ def factorize(
     return l11, l21, s22, True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def trailing_cross(
     a22: np.ndarray,
     rest_t: np.ndarray,
@@ -301,7 +301,7 @@ def trailing_cross(
     return s22
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def forward(
     l11: np.ndarray,
     l21: np.ndarray,
@@ -348,7 +348,7 @@ def forward(
     return w1, w2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def backward(
     l11: np.ndarray,
     l21: np.ndarray,
@@ -392,7 +392,7 @@ def backward(
     return u1, u2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def lambda_t_lead(t0: np.ndarray, lead: np.ndarray) -> np.ndarray:
     """``T₀ᵀ`` applied to every leading level of ``(L₀, q₀, k)`` values."""
     n_lead, q0, k = lead.shape
@@ -407,7 +407,7 @@ def lambda_t_lead(t0: np.ndarray, lead: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def lambda_t_rest(
     rest_t: np.ndarray,
     rest_q: np.ndarray,
@@ -432,7 +432,7 @@ def lambda_t_rest(
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pls(
     l11: np.ndarray,
     l21: np.ndarray,
@@ -504,7 +504,7 @@ def pls(
     return w1, w2, upper, beta, u1[:, :, 0], u2[:, 0], True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gradient_terms(
     l11: np.ndarray,
     l21: np.ndarray,
@@ -622,7 +622,7 @@ def gradient_terms(
     return s_lead, v_lead, z_lead, s_rest, v_rest, z_rest
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def solve_lmm(
     l11: np.ndarray,
     l21: np.ndarray,
@@ -660,7 +660,7 @@ def solve_lmm(
     return w1, w2, upper, beta, u1, u2, 2.0 * logdet, ok
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def lmm_gradient(
     l11: np.ndarray,
     l21: np.ndarray,
@@ -693,10 +693,15 @@ def lmm_gradient(
     block_levels: np.ndarray,
     block_theta: np.ndarray,
     reml: bool,
-    nobs: int,
+    residual_weight: float,
     singular_tolerance: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Analytic gradient of the profiled REML/ML criterion (see ``LmmDeviance``).
+    """Gradient of ``log|A| + residual_weight · r²`` in ``θ`` (see ``LmmDeviance``).
+
+    ``A`` is ``ΛᵀZᵀZΛ + I``, or the whole system of ``(u, β)`` for ``reml``.
+    With ``residual_weight = (n − p)/r²`` (REML) or ``n/r²`` (ML) it is the
+    gradient of the profiled criterion; with ``1/σ²`` that of
+    ``−2 log p(y | β, θ, σ)`` less its constant, ``β`` held fixed.
 
     Per block (θ order): ``block_lead`` 1 for a leading block, ``block_pos``
     its first term in the leading partition or its index among the trailing
@@ -765,8 +770,7 @@ def lmm_gradient(
         u1,
         u2,
     )
-    pwrss = upper[p, p] ** 2
-    weight = 2.0 * ((nobs - p) if reml else nobs) / pwrss
+    weight = 2.0 * residual_weight
     n_theta = block_theta[-1]
     grad = np.zeros(n_theta)
     differenced = np.zeros(n_theta, dtype=np.bool_)
@@ -812,7 +816,157 @@ def lmm_gradient(
     return grad, differenced
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True, error_model="numpy")
+def gaussian_marginal(
+    beta: np.ndarray,
+    theta: np.ndarray,
+    sigma: float,
+    a11: np.ndarray,
+    a21: np.ndarray,
+    a22: np.ndarray,
+    zt_xy_lead: np.ndarray,
+    zt_xy_rest: np.ndarray,
+    xy_cross: np.ndarray,
+    nobs: float,
+    placement: tuple,
+    structure: tuple,
+    blocks: tuple,
+    singular_tolerance: float,
+    d_beta: np.ndarray,
+    d_theta: np.ndarray,
+    differenced: np.ndarray,
+) -> tuple:
+    """``log p(y | β, θ, σ)`` of a linear mixed model, effects integrated out, in one call.
+
+    ``placement`` is ``(lead_index, lead_rows, lead_cols, rest_index,
+    rest_block, rest_rows, rest_cols, q_lead, rest_shape)`` (where ``θ``'s
+    entries go in ``T₀`` and the stacked trailing factors), ``structure``
+    the pattern's ``(rest_q, row_block, row_term, row_base, pair_block,
+    pair_row, pair_ptr, lead_ptr, pp_a, pp_b)`` and ``blocks`` the
+    gradient's ``(block_lead, block_pos, block_q, block_levels,
+    block_theta)``. Fills ``d_beta``, ``d_theta`` (the gradient, ``σ`` held
+    fixed) and ``differenced`` (entries of blocks with a singular factor,
+    left for differencing) and returns ``(value, d_sigma, l11, l21, l22,
+    u1, u2)``; the value is ``-inf`` where the factorisation breaks down.
+    """
+    li, lr, lc, ri, rb, rr, rc, q_lead, rest_shape = placement
+    rest_q, row_block, row_term, row_base, pair_block, pair_row, pair_ptr, lead_ptr, pp_a, pp_b = (
+        structure
+    )
+    block_lead, block_pos, block_q, block_levels, block_theta = blocks
+    p = beta.size
+    n_lead = zt_xy_lead.shape[0]
+    q_rest = zt_xy_rest.shape[0]
+    # the response y − Xβ through the cross products: residuals, so no cancellation
+    lead_y = np.empty((n_lead, q_lead, 1))
+    for m in range(n_lead):
+        for a in range(q_lead):
+            acc = zt_xy_lead[m, a, p]
+            for b in range(p):
+                acc -= zt_xy_lead[m, a, b] * beta[b]
+            lead_y[m, a, 0] = acc
+    rest_y = np.empty((q_rest, 1))
+    for r in range(q_rest):
+        acc = zt_xy_rest[r, p]
+        for b in range(p):
+            acc -= zt_xy_rest[r, b] * beta[b]
+        rest_y[r, 0] = acc
+    xt_resid = np.empty(p)
+    yy = xy_cross[p, p]
+    for b in range(p):
+        acc = xy_cross[b, p]
+        for c in range(p):
+            acc -= xy_cross[b, c] * beta[c]
+        xt_resid[b] = acc
+        yy -= beta[b] * (xy_cross[b, p] + acc)
+    yy_cross = np.empty((1, 1))
+    yy_cross[0, 0] = yy
+    t0 = np.zeros((q_lead, q_lead))
+    for k in range(li.size):
+        t0[lr[k], lc[k]] = theta[li[k]]
+    rest_t = np.zeros((rest_shape[0], rest_shape[1], rest_shape[2]))
+    for k in range(ri.size):
+        rest_t[rb[k], rr[k], rc[k]] = theta[ri[k]]
+    empty_u1 = np.zeros((n_lead, q_lead))
+    empty_u2 = np.zeros(q_rest)
+    l11, l21, s22, ok = factorize(
+        a11, a21, a22, t0, rest_t, rest_q, row_block, row_term, row_base,
+        pair_block, pair_row, pair_ptr, lead_ptr, pp_a, pp_b,
+    )  # fmt: skip
+    l22 = np.zeros((q_rest, q_rest))
+    c22_inv = np.zeros((q_rest, q_rest))
+    if not ok:
+        return -np.inf, 0.0, l11, l21, l22, empty_u1, empty_u2
+    diagonal = True
+    for i in range(q_rest):
+        for j in range(i):
+            if s22[i, j] != 0.0:
+                diagonal = False
+    if diagonal:
+        for i in range(q_rest):
+            if not s22[i, i] > 0.0:
+                return -np.inf, 0.0, l11, l21, l22, empty_u1, empty_u2
+            l22[i, i] = np.sqrt(s22[i, i])
+            c22_inv[i, i] = 1.0 / s22[i, i]
+    elif q_rest:
+        for i in range(q_rest):
+            if not s22[i, i] > 0.0:
+                return -np.inf, 0.0, l11, l21, l22, empty_u1, empty_u2
+        sym = np.empty((q_rest, q_rest))
+        for i in range(q_rest):
+            for j in range(i + 1):
+                sym[i, j] = s22[i, j]
+                sym[j, i] = s22[i, j]
+        if q_rest <= 48:
+            if not _cholesky_small(sym, l22):
+                return -np.inf, 0.0, l11, l21, l22, empty_u1, empty_u2
+        else:
+            # LAPACK beyond a few dozen effects: the loops above are cubic with no blocking
+            try:
+                l22 = np.linalg.cholesky(sym)
+            except Exception:  # numba raises LinAlgError as a plain Exception
+                return -np.inf, 0.0, l11, l21, l22, empty_u1, empty_u2
+        inv_l = np.linalg.inv(l22)
+        c22_inv = inv_l.T @ inv_l
+    w1, w2, upper, none, u1, u2, logdet, ok = solve_lmm(
+        l11, l21, l22, lead_y, rest_y, yy_cross, t0, rest_t, rest_q, row_block, row_term,
+        row_base, pair_block, pair_row, pair_ptr, lead_ptr,
+    )  # fmt: skip
+    s2 = sigma * sigma
+    pwrss = upper[0, 0] * upper[0, 0]
+    value = -0.5 * (nobs * np.log(2.0 * np.pi * s2) + logdet + pwrss / s2)
+    if not (ok and np.isfinite(value)):
+        return -np.inf, 0.0, l11, l21, l22, empty_u1, empty_u2
+    d_crit, skipped = lmm_gradient(
+        l11, l21, l22, c22_inv, w1, w2, upper, none, u1, u2, a11, a21, a22, lead_y, rest_y,
+        t0, rest_t, rest_q, row_block, row_term, row_base, pair_block, pair_row, pair_ptr,
+        lead_ptr, block_lead, block_pos, block_q, block_levels, block_theta, False, 1.0 / s2,
+        singular_tolerance,
+    )  # fmt: skip
+    for e in range(d_theta.size):
+        d_theta[e] = -0.5 * d_crit[e]
+        differenced[e] = skipped[e]
+    # Xᵀ(y − Xβ − ZΛû): less the leading and the trailing effects' share
+    for m in range(n_lead):
+        for a in range(q_lead):
+            b_ma = 0.0
+            for c in range(q_lead):
+                b_ma += t0[a, c] * u1[m, c]
+            if b_ma != 0.0:
+                for b in range(p):
+                    xt_resid[b] -= zt_xy_lead[m, a, b] * b_ma
+    if q_rest and p:
+        zt_x = np.ascontiguousarray(zt_xy_rest[:, :p])
+        lam_zt_x = lambda_t_rest(rest_t, rest_q, row_block, row_term, row_base, zt_x)
+        for r in range(q_rest):
+            for b in range(p):
+                xt_resid[b] -= lam_zt_x[r, b] * u2[r]
+    for b in range(p):
+        d_beta[b] = xt_resid[b] / s2
+    return value, (pwrss / s2 - nobs) / sigma, l11, l21, l22, u1, u2
+
+
+@njit(cache=True, nogil=True)
 def pairs_of_pairs(
     lead_ptr: np.ndarray, pair_row: np.ndarray, q_rest: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -857,7 +1011,7 @@ def pairs_of_pairs(
     return first, second
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def selected_inverse(
     l11: np.ndarray,
     l21: np.ndarray,
@@ -932,7 +1086,7 @@ def selected_inverse(
     return lead, coupling
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def inverse_diagonal_blocks(
     l11: np.ndarray,
     l21: np.ndarray,
@@ -968,7 +1122,7 @@ def inverse_diagonal_blocks(
     return lead, rest
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def z_times(
     lead_codes: np.ndarray,
     lead_x: np.ndarray,
@@ -1025,7 +1179,7 @@ _MEAN_EPS = 1e-10
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _block_sum(values: np.ndarray, start: int, n: int) -> float:
     """numpy's sum of at most 128 contiguous values: eight running sums, then the rest."""
     if n < 8:
@@ -1054,7 +1208,7 @@ def _block_sum(values: np.ndarray, start: int, n: int) -> float:
     return res
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def pairwise_sum(values: np.ndarray, start: int, n: int) -> float:
     """``values[start : start + n].sum()`` by numpy's pairwise summation.
 
@@ -1164,7 +1318,7 @@ _ERF_U = np.array(
 _MAXLOG = 7.09782712893383996843e2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _polevl(x: float, coef: np.ndarray) -> float:
     """Cephes' ``polevl``: the polynomial with coefficients ``coef`` (highest first)."""
     ans = coef[0]
@@ -1173,7 +1327,7 @@ def _polevl(x: float, coef: np.ndarray) -> float:
     return ans
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _p1evl(x: float, coef: np.ndarray) -> float:
     """Cephes' ``p1evl``: as :func:`_polevl` with a leading coefficient of 1."""
     ans = x + coef[0]
@@ -1182,7 +1336,7 @@ def _p1evl(x: float, coef: np.ndarray) -> float:
     return ans
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _ndtr(a: float) -> float:
     """Standard normal CDF, as scipy's ``ndtr`` (cephes) evaluates it.
 
@@ -1208,7 +1362,7 @@ def _ndtr(a: float) -> float:
     return 1.0 - y if x > 0.0 else y
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _clipped(value: float) -> float:
     """``numpy.clip(value, ε, 1 − ε)``, NaN kept."""
     if value < _MEAN_EPS:
@@ -1218,7 +1372,7 @@ def _clipped(value: float) -> float:
     return value
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def glm_mean(code: int, eta: float) -> float:
     """Mean per trial ``μ = g⁻¹(η)`` (``GlmResponse.mean``)."""
     if code == BINOMIAL_LOGIT:
@@ -1228,7 +1382,7 @@ def glm_mean(code: int, eta: float) -> float:
     return np.exp(eta)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _probit_observed(y: float, trials: float, eta: float) -> tuple[float, float, float]:
     """Probit score, observed information and its slope in ``η`` (``GlmResponse``'s).
 
@@ -1253,7 +1407,7 @@ def _probit_observed(y: float, trials: float, eta: float) -> tuple[float, float,
     return score, weight, slope
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def glm_working(
     code: int,
     y: np.ndarray,
@@ -1300,7 +1454,7 @@ def glm_working(
         resid[i] = (proportion - mu) / d
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _xlogy(x: float, y: float) -> float:
     """``x log y``, 0 where ``x = 0`` (scipy's ``xlogy``)."""
     if x == 0.0 and y == y:
@@ -1308,7 +1462,7 @@ def _xlogy(x: float, y: float) -> float:
     return x * np.log(y)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def glm_deviance(
     code: int,
     y: np.ndarray,
@@ -1335,7 +1489,7 @@ def glm_deviance(
     return -2.0 * pairwise_sum(terms, 0, terms.size)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def glm_residual_deviance(
     code: int, y: np.ndarray, trials: np.ndarray, alpha: float, eta: np.ndarray, terms: np.ndarray
 ) -> float:
@@ -1355,7 +1509,7 @@ def glm_residual_deviance(
     return 2.0 * pairwise_sum(terms, 0, terms.size)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def sum_of_squares(u1: np.ndarray, u2: np.ndarray) -> float:
     """``‖u‖²`` summed as numpy sums each part."""
     flat = u1.ravel()
@@ -1364,7 +1518,7 @@ def sum_of_squares(u1: np.ndarray, u2: np.ndarray) -> float:
     return pairwise_sum(sq1, 0, sq1.size) + pairwise_sum(sq2, 0, sq2.size)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def linear_predictor(
     fixed: np.ndarray,
     lead_codes: np.ndarray,
@@ -1420,7 +1574,7 @@ def linear_predictor(
         eta[i] = fixed[i] + total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def factorize_weighted(
     weights: np.ndarray,
     t0: np.ndarray,
@@ -1495,7 +1649,7 @@ def factorize_weighted(
     return a11, a21, a22, l11, l21, l22, FACTOR_OK
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def log_determinant(l11: np.ndarray, l22: np.ndarray) -> float:
     """``log |L|²`` (``BlockedFactor.logdet``)."""
     n_lead, q0 = l11.shape[0], l11.shape[1]
@@ -1513,7 +1667,7 @@ def log_determinant(l11: np.ndarray, l22: np.ndarray) -> float:
     return total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _factor_at(
     structure: tuple, weights: np.ndarray, t0: np.ndarray, rest_t: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
@@ -1563,7 +1717,7 @@ def _factor_at(
     )
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _predict(
     structure: tuple,
     t0: np.ndarray,
@@ -1596,7 +1750,7 @@ def _predict(
     )
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _lambda_t_z_transpose(
     structure: tuple,
     t0: np.ndarray,
@@ -1627,7 +1781,7 @@ def _lambda_t_z_transpose(
     return c1, c2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _largest(step1: np.ndarray, step2: np.ndarray) -> float:
     """Largest absolute entry of a step; NaN if it has one."""
     largest = 0.0
@@ -1642,7 +1796,7 @@ def _largest(step1: np.ndarray, step2: np.ndarray) -> float:
     return largest
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def pirls(
     structure: tuple,
     family: tuple,
@@ -1727,7 +1881,7 @@ def pirls(
     return u1, u2, eta, l11, l21, l22, deviance, iterations, FACTOR_OK
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _fixed_part(x: np.ndarray, beta: np.ndarray, offset: np.ndarray, out: np.ndarray) -> None:
     """``Xβ + offset`` into ``out``."""
     n, p = x.shape
@@ -1738,7 +1892,7 @@ def _fixed_part(x: np.ndarray, beta: np.ndarray, offset: np.ndarray, out: np.nda
         out[i] = acc + offset[i]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def pirls_joint(
     structure: tuple,
     family: tuple,
@@ -1829,7 +1983,7 @@ def pirls_joint(
     return beta, u1, u2, iterations
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def pirls_glmer(
     structure: tuple,
     family: tuple,
@@ -1907,7 +2061,7 @@ def pirls_glmer(
 # ---------------------------------------------------------------------------
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def glm_derivatives(
     code: int,
     y: np.ndarray,
@@ -1946,13 +2100,13 @@ def glm_derivatives(
             slope[i] = change
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _inverse_entry(c22_inv: np.ndarray, i: int, j: int) -> float:
     """Entry ``(i, j)`` of ``C₂₂⁻¹`` from its lower triangle."""
     return c22_inv[i, j] if i >= j else c22_inv[j, i]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def laplace_gradient(
     structure: tuple,
     family: tuple,

@@ -29,7 +29,14 @@ from hiermodels.mle import kernels
 from hiermodels.mle.blocked import BlockedFactor, CrossProducts, ReLayout, factorize_with
 from hiermodels.spec.design import Design
 
-__all__ = ["LmmDeviance", "PlsSolution", "profiled_deviance", "solve_pls"]
+__all__ = [
+    "GaussianLikelihood",
+    "GaussianPoint",
+    "LmmDeviance",
+    "PlsSolution",
+    "profiled_deviance",
+    "solve_pls",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -272,7 +279,7 @@ class LmmDeviance:
             levels,
             offsets,
             self.reml,
-            self.nobs,
+            ((self.nobs - self.n_fixed) if self.reml else self.nobs) / ev.pwrss,
             _SINGULAR_FACTOR,
         )
         if differenced.any():
@@ -413,4 +420,132 @@ def profiled_deviance(design: Design, *, reml: bool = True) -> LmmDeviance:
         xy_cross=xy_cross,
         nobs=design.nobs,
         n_fixed=design.X.shape[1],
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class GaussianPoint:
+    """``log p(y | β, θ, σ)`` of a linear mixed model at one point, with its gradient.
+
+    Attributes
+    ----------
+    value : float
+        The log-likelihood, effects integrated out; ``-inf`` where it cannot
+        be evaluated.
+    d_beta, d_theta : numpy.ndarray
+        Its gradient in ``β`` and in the relative factor entries ``θ``.
+    d_sigma : float
+        Its derivative in ``σ`` with ``θ`` held fixed.
+    factor : BlockedFactor or None
+        The factor of ``ΛᵀZᵀZΛ + I`` (``None`` when ``value`` is ``-inf``).
+    u_lead, u_rest : numpy.ndarray
+        The spherical conditional means of the effects given ``(β, θ, σ)``.
+    """
+
+    value: float
+    d_beta: np.ndarray
+    d_theta: np.ndarray
+    d_sigma: float
+    factor: BlockedFactor | None
+    u_lead: np.ndarray
+    u_rest: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class GaussianLikelihood:
+    """The marginal log-likelihood ``log N(y | Xβ, σ²(I + ZΛθΛθᵀZᵀ))`` of any structure.
+
+    The same blocked factor and penalised least squares as the profiled
+    criterion (:class:`LmmDeviance`), with nothing profiled: at ``(β, θ, σ)``
+    the effects are integrated out exactly, ::
+
+        −2 log p(y | β, θ, σ) = n log(2πσ²) + log|L|² + r²(β, θ) / σ²
+
+    with ``r²(β, θ) = min_u ‖y − Xβ − ZΛu‖² + ‖u‖²``, which is the
+    penalised least squares of the response ``y − Xβ`` with no fixed
+    effects. The gradient in ``θ`` is the profiled criterion's kernel with
+    the residual weighted by ``1/σ²``; the one in ``β`` is
+    ``Xᵀ(y − Xβ − ZΛû)/σ²``.
+
+    Build it with :meth:`of`. ``β`` is best measured from a least-squares
+    fit (a residual design): the cross products of ``y − Xβ`` are formed
+    from those of ``[X y]``, which then hold residuals, not raw data.
+
+    Attributes
+    ----------
+    deviance : LmmDeviance
+        The cross products and layout.
+    """
+
+    deviance: LmmDeviance
+
+    @classmethod
+    def of(cls, design: Design) -> GaussianLikelihood:
+        """The likelihood of a gaussian ``design``."""
+        return cls(profiled_deviance(design, reml=False))
+
+    @property
+    def layout(self) -> ReLayout:
+        """Random-effects ordering and partition (``θ`` order)."""
+        return self.deviance.layout
+
+    @cached_property
+    def _packed(self) -> tuple[tuple, tuple, tuple]:
+        """The layout's index arrays as the compiled evaluator takes them."""
+        layout = self.layout
+        pat = layout.pattern
+        placement = (*layout._placement, layout.q_lead, np.array(layout._rest_shape))
+        structure = (
+            pat.rest_q, pat.row_block, pat.row_term, pat.row_base, pat.pair_block,
+            pat.pair_row, pat.pair_ptr, pat.lead_ptr, pat.pp_a, pat.pp_b,
+        )  # fmt: skip
+        return placement, structure, layout.gradient_blocks
+
+    def evaluate(self, beta: np.ndarray, theta: np.ndarray, sigma: float) -> GaussianPoint:
+        """The log-likelihood and its gradient at ``(β, θ, σ)``.
+
+        Parameters
+        ----------
+        beta : numpy.ndarray
+            ``(p,)`` fixed effects.
+        theta : numpy.ndarray
+            Relative factor entries, lme4's ``θ`` (covariance factor over ``σ``).
+        sigma : float
+            Residual SD.
+        """
+        dev = self.deviance
+        beta = np.ascontiguousarray(beta, dtype=float)
+        theta = np.ascontiguousarray(theta, dtype=float)
+        d_beta = np.empty(beta.size)
+        d_theta = np.empty(theta.size)
+        differenced = np.zeros(theta.size, dtype=np.bool_)
+        placement, structure, blocks = self._packed
+        cross = dev.cross
+        value, d_sigma, l11, l21, l22, u1, u2 = kernels.gaussian_marginal(
+            beta, theta, float(sigma), cross.a11, cross.a21, cross.a22, dev.zt_xy_lead,
+            dev.zt_xy_rest, dev.xy_cross, float(dev.nobs), placement, structure, blocks,
+            _SINGULAR_FACTOR, d_beta, d_theta, differenced,
+        )  # fmt: skip
+        if not math.isfinite(value):
+            return _unavailable(beta.size, theta.size)
+        if differenced.any():
+            for i in np.flatnonzero(differenced):
+                d_theta[i] = self._differenced(beta, theta, sigma, int(i))
+        factor = BlockedFactor(l11=l11, l21_pairs=l21, l22=l22, pattern=dev.layout.pattern)
+        return GaussianPoint(value, d_beta, d_theta, d_sigma, factor, u1, u2)
+
+    def _differenced(self, beta: np.ndarray, theta: np.ndarray, sigma: float, i: int) -> float:
+        """Central difference in ``θ[i]`` where a block's factor is singular."""
+        h = 1e-6 * max(1.0, abs(theta[i]))
+        up, down = theta.copy(), theta.copy()
+        up[i] += h
+        down[i] -= h
+        return (self.evaluate(beta, up, sigma).value - self.evaluate(beta, down, sigma).value) / (
+            2.0 * h
+        )
+
+
+def _unavailable(p: int, n_theta: int) -> GaussianPoint:
+    return GaussianPoint(
+        -math.inf, np.zeros(p), np.zeros(n_theta), 0.0, None, np.zeros((0, 0)), np.zeros(0)
     )

@@ -131,8 +131,13 @@ def test_which_designs_are_marginalized() -> None:
 
 def test_marginalize_requests_that_cannot_be_met_are_refused(sleep_design: Design) -> None:
     crossed = build_design("y ~ x + (1 | g) + (1 | h)", _data(), "gaussian")
-    with pytest.raises(ValueError, match="one grouping factor and at most two"):
-        fit_bayes(crossed, marginalize=True)
+    with pytest.raises(ValueError, match="integrated out only by nutpie's direct backend"):
+        fit_bayes(crossed, marginalize=True, sampler="pymc")
+    frame = _data()
+    frame["y"] = (frame["y"] > frame["y"].median()).astype(int)
+    bernoulli = build_design("y ~ x + (1 | g)", frame, "bernoulli")
+    with pytest.raises(ValueError, match="integrated out exactly only in gaussian models"):
+        fit_bayes(bernoulli, marginalize=True)
     with pytest.raises(ValueError, match=re.escape("fixed_values are not available")):
         fit_bayes(sleep_design, marginalize=True, fixed_values={"sigma": 25.0})
 

@@ -189,7 +189,7 @@ def test_nested_and_full_graph_sampling_agree() -> None:
 
 def test_nested_marginalisation_needs_the_direct_backend() -> None:
     design = _design()
-    with pytest.raises(ValueError, match="nested random intercepts are integrated out only"):
+    with pytest.raises(ValueError, match="integrated out only by nutpie's direct backend"):
         fit_bayes(design, marginalize=True, sampler="pymc")
     with pytest.raises(ValueError, match="intercepts of two nested factors"):
         NestedDensity(

@@ -1,0 +1,224 @@
+"""The marginal posterior density of any gaussian mixed model, effects integrated out.
+
+For every random-effects structure the specification allows — crossed,
+partially crossed, nested to any depth, several blocks per factor, ``||``,
+correlated blocks of any size — the likelihood with the effects integrated
+out, ``y ~ N(Xβ, σ²(I + ZΛΛᵀZᵀ))``, is what the MLE engine evaluates at
+each step of its optimiser: the same blocked factor of ``ΛᵀZᵀZΛ + I`` and
+the same penalised least squares, only not profiled
+(:class:`~hiermodels.mle.lmm.GaussianLikelihood`, with its analytic
+gradient). :class:`GaussianMarginalDensity` adds the priors of the PyMC
+graph (:class:`~hiermodels.bayes.hyper_density.HyperParameters`), on the
+same unconstrained coordinates, and :func:`gaussian_conditional_effects`
+draws the effects afterwards from their exact Gaussian conditional.
+
+The likelihood is evaluated on the residuals of a least-squares fit and on
+centred predictors (:class:`~hiermodels.bayes.marginal_density.FixedEffectsPrior`),
+so that the posterior of ``y + 1e12`` is that of ``y`` shifted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import xarray as xr
+from numpy.typing import ArrayLike
+
+from hiermodels.bayes.hyper_density import HyperParameters
+from hiermodels.bayes.marginal_density import FixedEffectsPrior, effect_arrays
+from hiermodels.bayes.priors import Priors
+from hiermodels.mle.lmm import GaussianLikelihood, GaussianPoint
+from hiermodels.spec.design import Design
+
+__all__ = ["GaussianMarginalDensity", "gaussian_conditional_effects"]
+
+
+class GaussianMarginalDensity:
+    """Log posterior density (up to its constant) of a gaussian model, effects integrated out.
+
+    The unconstrained coordinates are those of the PyMC graph of
+    :func:`~hiermodels.bayes.build.build_pymc_model` without the offsets
+    ``z_<g>`` (see :mod:`hiermodels.bayes.hyper_density`).
+
+    Parameters
+    ----------
+    design : Design
+        A gaussian design with at least one random-effect term.
+    priors : Priors
+        A complete set from :func:`~hiermodels.bayes.priors.resolve_priors`.
+
+    Attributes
+    ----------
+    ndim : int
+        Number of unconstrained coordinates.
+    """
+
+    def __init__(self, design: Design, priors: Priors) -> None:
+        if not design.family.is_gaussian:
+            raise ValueError(
+                f"GaussianMarginalDensity needs a gaussian model, not {design.family.name!r}"
+            )
+        fixed = FixedEffectsPrior(design, priors)
+        self.likelihood = GaussianLikelihood.of(fixed.residual_design(design))
+        self.hyper = HyperParameters(
+            design, priors, self.likelihood.layout, with_sigma=True, fixed=fixed
+        )
+        self.ndim: int = self.hyper.ndim
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """Variables returned by :meth:`expand`, named as in the PyMC graph."""
+        return self.hyper.output_names
+
+    @property
+    def output_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Shapes of :attr:`output_names`."""
+        return self.hyper.output_shapes
+
+    @property
+    def output_dims(self) -> dict[str, list[str]]:
+        """Named dimensions of the non-scalar outputs."""
+        return self.hyper.output_dims
+
+    @property
+    def coords(self) -> dict[str, list[str]]:
+        """Coordinates of :attr:`output_dims`."""
+        return self.hyper.coords
+
+    def initial_point(self, seed: int) -> np.ndarray:
+        """The priors' typical values, jittered (PyMC's and nutpie's rule)."""
+        return self.hyper.initial_point(seed)
+
+    def unconstrain(self, values: Mapping[str, ArrayLike]) -> np.ndarray:
+        """The unconstrained point of given variable values; the inverse of :meth:`expand`."""
+        return self.hyper.unconstrain(values)
+
+    def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The model's variables (:attr:`output_names`) at the unconstrained point ``x``."""
+        return self.hyper.expand(x)
+
+    def _likelihood_at(self, x: np.ndarray) -> tuple[GaussianPoint, float, np.ndarray] | None:
+        point = self.hyper.evaluate(x)
+        if point is None:
+            return None
+        sigma = point.sigma
+        theta = point.theta / sigma
+        at = self.likelihood.evaluate(
+            np.asarray(self.hyper.fixed.offsets(point.beta_coords)), theta, sigma
+        )
+        if not math.isfinite(at.value):
+            return None
+        # θ is the absolute factor over σ: move the gradient to the absolute factor and σ
+        d_theta = at.d_theta / sigma
+        d_sigma = at.d_sigma - float(theta @ at.d_theta) / sigma
+        gradient = self.hyper.gradient(point, at.d_beta, d_theta, d_sigma)
+        return at, point.log_prior + at.value, gradient
+
+    def logp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Log density and its gradient at the unconstrained point ``x``.
+
+        Returns ``-inf`` and a zero gradient where the density cannot be
+        evaluated (scales that overflow far out in the tails).
+        """
+        result = self._likelihood_at(x)
+        if result is None:
+            return -math.inf, np.zeros(self.ndim)
+        _, value, gradient = result
+        if not (math.isfinite(value) and np.all(np.isfinite(gradient))):
+            return -math.inf, np.zeros(self.ndim)
+        return value, gradient
+
+    def draw_effects(
+        self, x: np.ndarray, rng: np.random.Generator
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """One draw of every block's effects given the hyperparameters ``x``.
+
+        Given ``(β, θ, σ)`` the spherical effects are ``N(û, σ² S⁻¹)`` with
+        ``S = LLᵀ`` the factor of ``ΛᵀZᵀZΛ + I``: ``u = û + σ L⁻ᵀ ε``, and
+        ``b = Λu``.
+
+        Returns
+        -------
+        effects : list of numpy.ndarray
+            ``(levels, q)`` per block of the design (design order).
+        chols : list of numpy.ndarray
+            Per block (design order), the correlation Cholesky factor and SDs
+            as ``sd[:, None] * chol``, the block's absolute covariance factor.
+        """
+        point = self.hyper.evaluate(x)
+        result = self._likelihood_at(x)
+        if point is None or result is None or result[0].factor is None:
+            raise ValueError("the posterior draw lies where the density cannot be evaluated")
+        at = result[0]
+        layout = self.likelihood.layout
+        sigma = point.sigma
+        noise_lead = rng.standard_normal(at.u_lead.shape)
+        noise_rest = rng.standard_normal(at.u_rest.shape)
+        shift_lead, shift_rest = at.factor.backward(noise_lead[:, :, None], noise_rest[:, None])
+        u_lead = at.u_lead + sigma * shift_lead[:, :, 0]
+        u_rest = at.u_rest + sigma * shift_rest[:, 0]
+        factors = layout.theta.factors(point.theta / sigma)
+        by_theta: dict[int, np.ndarray] = {}
+        b_lead = u_lead @ layout.lead_factor(factors).T
+        for k, part in zip(layout.lead, layout.split_lead(b_lead), strict=True):
+            by_theta[k] = part
+        for k, part in zip(layout.rest, layout.split_rest(u_rest), strict=True):
+            by_theta[k] = part @ factors[k].T
+        effects: list[np.ndarray] = [np.empty(0)] * len(layout.blocks)
+        scaled: list[np.ndarray] = [np.empty(0)] * len(layout.blocks)
+        for k, i in enumerate(layout.order):
+            effects[i] = by_theta[k]
+            scaled[i] = point.sds[k][:, None] * point.chols[k]
+        return effects, scaled
+
+
+def gaussian_conditional_effects(
+    posterior: xr.Dataset,
+    design: Design,
+    density: GaussianMarginalDensity,
+    rng: np.random.Generator,
+) -> dict[str, xr.DataArray]:
+    """Draw ``z_<g>`` and ``u_<g>`` from their exact conditional, one per posterior draw.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        Draws of the variables of ``density.output_names``.
+    design : Design
+    density : GaussianMarginalDensity
+        The density the draws were sampled from.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    dict of str to xarray.DataArray
+        ``z_<g>`` and ``u_<g>`` per grouping factor, dims
+        ``(chain, draw, <g>, <g>__term)``, as in the PyMC graph.
+    """
+    hyper = density.hyper
+    names = [n for n in hyper.output_names if "__raw" not in n]
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    values = {n: posterior[n].transpose("chain", "draw", ...).values for n in names}
+    group_of = {g.group: g for g in hyper.groups}
+    span_in_group: list[tuple[str, int, int]] = []
+    seen: dict[str, int] = {}
+    for block in design.blocks:
+        start = seen.get(block.group, 0)
+        span_in_group.append((block.group, start, start + block.n_terms))
+        seen[block.group] = start + block.n_terms
+    u = {g: np.empty((chains, draws, len(t.levels), len(t.terms))) for g, t in group_of.items()}
+    z = {g: np.empty_like(a) for g, a in u.items()}
+    for c in range(chains):
+        for d in range(draws):
+            x = hyper.unconstrain({n: v[c, d] for n, v in values.items()})
+            effects, factors = density.draw_effects(x, rng)
+            for (g, a, b), effect, factor in zip(span_in_group, effects, factors, strict=True):
+                u[g][c, d, :, a:b] = effect
+                # u = z Tᵀ with T the absolute factor: z = T⁻¹ u per level
+                z[g][c, d, :, a:b] = np.linalg.solve(factor, effect.T).T
+    out: dict[str, xr.DataArray] = {}
+    for g, layout in group_of.items():
+        out.update(effect_arrays(posterior, layout, z[g], u[g]))
+    return out
