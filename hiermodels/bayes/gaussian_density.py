@@ -143,9 +143,9 @@ class GaussianMarginalDensity:
         -------
         effects : list of numpy.ndarray
             ``(levels, q)`` per block of the design (design order).
-        chols : list of numpy.ndarray
-            Per block (design order), the correlation Cholesky factor and SDs
-            as ``sd[:, None] * chol``, the block's absolute covariance factor.
+        factors : list of numpy.ndarray
+            Per block (design order), the absolute covariance factor ``T``
+            (the effects' covariance is ``T Tᵀ``).
         """
         point = self.hyper.evaluate(x)
         result = self._likelihood_at(x)
@@ -166,11 +166,12 @@ class GaussianMarginalDensity:
             by_theta[k] = part
         for k, part in zip(layout.rest, layout.split_rest(u_rest), strict=True):
             by_theta[k] = part @ factors[k].T
+        absolute = layout.theta.factors(point.theta)
         effects: list[np.ndarray] = [np.empty(0)] * len(layout.blocks)
         scaled: list[np.ndarray] = [np.empty(0)] * len(layout.blocks)
         for k, i in enumerate(layout.order):
             effects[i] = by_theta[k]
-            scaled[i] = point.sds[k][:, None] * point.chols[k]
+            scaled[i] = absolute[k]
         return effects, scaled
 
 

@@ -162,10 +162,13 @@ class HyperPoint:
         Residual SD (gaussian), else 1.
     log_prior : float
         Log prior density plus log Jacobian.
-    slopes : numpy.ndarray
+    slopes : list of float
         Its gradient.
-    sds, chols : list of numpy.ndarray
-        Per block, its SDs and correlation Cholesky factor.
+    sds : list of list of float
+        Per block, its SDs.
+    chols : list
+        Per block, its correlation's Cholesky factor: ``None`` for one term,
+        ``(r, sqrt(1 − r²))`` for two, the matrix for more.
     """
 
     coords: list[float]
@@ -173,9 +176,9 @@ class HyperPoint:
     theta: np.ndarray
     sigma: float
     log_prior: float
-    slopes: np.ndarray
-    sds: list[np.ndarray]
-    chols: list[np.ndarray]
+    slopes: list[float]
+    sds: list[list[float]]
+    chols: list[object]
 
 
 class HyperParameters:
@@ -288,35 +291,46 @@ class HyperParameters:
 
     def evaluate(self, x: np.ndarray) -> HyperPoint | None:
         """The hyperparameters at ``x``; ``None`` where a prior cannot be evaluated."""
+        # plain floats and lists for one- and two-term blocks: at a handful of parameters
+        # numpy's per-call overhead would cost more than the arithmetic
         xs = np.asarray(x, dtype=float).tolist()
         p = self.n_fixed
-        slopes = np.zeros(self.ndim)
+        slopes = [0.0] * self.ndim
+        theta = [0.0] * self.theta_length
         try:
             beta = self.fixed.beta(xs[:p])
             total, beta_slopes = self.fixed.log_prior(beta)
             slopes[:p] = self.fixed.pull_back(beta_slopes)
-            theta = np.empty(self.theta_length)
-            sds: list[np.ndarray] = []
-            chols: list[np.ndarray] = []
+            sds: list[list[float]] = []
+            chols: list[object] = []
             for block in self._blocks:
-                sd = np.empty(block.q)
-                for t, (prior, at) in enumerate(zip(block.sd_priors, block.sd_at, strict=True)):
-                    sd[t], logp, slopes[at] = prior.evaluate(xs[at])
+                sd = []
+                for prior, at in zip(block.sd_priors, block.sd_at, strict=True):
+                    value, logp, slopes[at] = prior.evaluate(xs[at])
+                    sd.append(value)
                     total += logp
-                if block.pair is not None:
-                    half, logp, slope = block.pair.evaluate(xs[block.corr_at.start])
+                start = block.theta.start
+                if block.q == 1:
+                    theta[start] = sd[0]
+                    chol: object = None
+                elif block.pair is not None:
+                    half, logp, slopes[block.corr_at.start] = block.pair.evaluate(
+                        xs[block.corr_at.start]
+                    )
                     total += logp
-                    slopes[block.corr_at.start] = slope
                     r = 2.0 * half - 1.0
-                    chol = np.array([[1.0, 0.0], [r, math.sqrt(max(1.0 - r * r, 0.0))]])
-                elif block.lkj is not None:
-                    chol, logp, slope = block.lkj.evaluate(np.asarray(xs[block.corr_at]))
-                    total += logp
-                    slopes[block.corr_at] = slope
+                    root = math.sqrt(max(1.0 - r * r, 0.0))
+                    theta[start : start + 3] = [sd[0], sd[1] * r, sd[1] * root]
+                    chol = (r, root)
                 else:
-                    chol = np.eye(block.q)
-                factor = sd[:, None] * chol
-                theta[block.theta] = factor[block.rows, block.cols]
+                    if block.lkj is not None:
+                        chol, logp, slope = block.lkj.evaluate(np.asarray(xs[block.corr_at]))
+                        total += logp
+                        slopes[block.corr_at] = slope.tolist()
+                    else:
+                        chol = np.eye(block.q)
+                    factor = np.asarray(sd)[:, None] * chol
+                    theta[block.theta] = factor[block.rows, block.cols].tolist()
                 sds.append(sd)
                 chols.append(chol)
             sigma = 1.0
@@ -328,7 +342,7 @@ class HyperParameters:
             return None
         if not math.isfinite(total):
             return None
-        return HyperPoint(xs, xs[:p], theta, sigma, total, slopes, sds, chols)
+        return HyperPoint(xs, xs[:p], np.array(theta), sigma, total, slopes, sds, chols)
 
     def gradient(
         self, point: HyperPoint, d_beta: np.ndarray, d_theta: np.ndarray, d_sigma: float = 0.0
@@ -340,27 +354,39 @@ class HyperParameters:
         coordinates themselves: both shift them), ``d_theta`` in the absolute
         factor entries and ``d_sigma`` in ``σ`` with those held fixed.
         """
-        out = point.slopes.copy()
-        p = self.n_fixed
-        out[:p] += d_beta
+        out = list(point.slopes)
+        for k, d in enumerate(np.asarray(d_beta).tolist()):
+            out[k] += d
+        g_theta = np.asarray(d_theta).tolist()
         xs = point.coords
         for block, sd, chol in zip(self._blocks, point.sds, point.chols, strict=True):
-            g = np.zeros((block.q, block.q))
-            g[block.rows, block.cols] = d_theta[block.theta]
-            d_sd = np.einsum("ab,ab->a", g, chol)
-            for t, at in enumerate(block.sd_at):
-                out[at] += sd[t] * d_sd[t]  # d/dlog sd = sd * d/dsd
-            d_chol = g * sd[:, None]
+            start = block.theta.start
+            if block.q == 1:
+                out[block.sd_at[0]] += sd[0] * g_theta[start]  # d/dlog sd = sd * d/dsd
+                continue
             if block.pair is not None:
-                r, root = chol[1, 0], chol[1, 1]
-                d_r = d_chol[1, 0] - d_chol[1, 1] * r / root if root > 0 else 0.0
+                r, root = chol  # type: ignore[misc]
+                g00, g10, g11 = g_theta[start : start + 3]
+                out[block.sd_at[0]] += sd[0] * g00
+                out[block.sd_at[1]] += sd[1] * (g10 * r + g11 * root)
+                d_r = sd[1] * (g10 - g11 * r / root) if root > 0 else 0.0
                 half = 0.5 * (r + 1.0)
                 out[block.corr_at.start] += d_r * 2.0 * half * (1.0 - half)
-            elif block.lkj is not None:
-                out[block.corr_at] += block.lkj.pull_back(np.asarray(xs[block.corr_at]), d_chol)
+                continue
+            g = np.zeros((block.q, block.q))
+            g[block.rows, block.cols] = g_theta[block.theta]
+            matrix = np.asarray(chol)
+            d_sd = np.einsum("ab,ab->a", g, matrix)
+            for t, at in enumerate(block.sd_at):
+                out[at] += sd[t] * float(d_sd[t])
+            if block.lkj is not None:
+                d_chol = g * np.asarray(sd)[:, None]
+                pulled = block.lkj.pull_back(np.asarray(xs[block.corr_at]), d_chol)
+                for k, at in enumerate(range(block.corr_at.start, block.corr_at.stop)):
+                    out[at] += float(pulled[k])
         if self.with_sigma:
             out[-1] += point.sigma * d_sigma
-        return out
+        return np.array(out)
 
     # -- layout of the outputs -------------------------------------------------------------
 

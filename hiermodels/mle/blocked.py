@@ -704,6 +704,29 @@ def _is_diagonal(matrix: np.ndarray) -> bool:
     return int(np.count_nonzero(matrix)) == int(np.count_nonzero(np.diag(matrix)))
 
 
+def trailing_factor(s22: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor (Fortran order) of the trailing Schur complement.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        When it is not positive definite.
+    """
+    if s22.size and _is_diagonal(s22):
+        # nested scalar terms leave the Schur complement diagonal: no dense Cholesky
+        diagonal = np.diag(s22)
+        if not np.all(diagonal > 0.0):
+            raise np.linalg.LinAlgError("trailing block of ΛᵀZᵀWZΛ + I is not positive definite")
+        return np.asfortranarray(np.diag(np.sqrt(diagonal)))
+    if s22.size:
+        # s22 is symmetric, so its transpose is the Fortran-ordered array LAPACK wants
+        l22, info = sla.lapack.dpotrf(s22.T, lower=1, clean=1, overwrite_a=1)
+        if info != 0:
+            raise np.linalg.LinAlgError("trailing block of ΛᵀZᵀWZΛ + I is not positive definite")
+        return l22
+    return np.zeros((0, 0), order="F")
+
+
 def factorize_with(
     pattern: BlockPattern, cross: CrossProducts, t0: np.ndarray, rest_t: np.ndarray
 ) -> BlockedFactor:
@@ -727,17 +750,5 @@ def factorize_with(
     )
     if not ok:
         raise np.linalg.LinAlgError("a leading block of ΛᵀZᵀWZΛ + I is not positive definite")
-    if s22.size and _is_diagonal(s22):
-        # nested scalar terms leave the Schur complement diagonal: no dense Cholesky
-        diagonal = np.diag(s22)
-        if not np.all(diagonal > 0.0):
-            raise np.linalg.LinAlgError("trailing block of ΛᵀZᵀWZΛ + I is not positive definite")
-        l22 = np.asfortranarray(np.diag(np.sqrt(diagonal)))
-    elif s22.size:
-        # s22 is symmetric, so its transpose is the Fortran-ordered array LAPACK wants
-        l22, info = sla.lapack.dpotrf(s22.T, lower=1, clean=1, overwrite_a=1)
-        if info != 0:
-            raise np.linalg.LinAlgError("trailing block of ΛᵀZᵀWZΛ + I is not positive definite")
-    else:
-        l22 = np.zeros((0, 0), order="F")
+    l22 = trailing_factor(s22)
     return BlockedFactor(l11=l11, l21_pairs=l21, l22=l22, pattern=pattern)

@@ -817,6 +817,197 @@ def lmm_gradient(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def gaussian_prepare(
+    beta: np.ndarray,
+    theta: np.ndarray,
+    a11: np.ndarray,
+    a21: np.ndarray,
+    a22: np.ndarray,
+    zt_xy_lead: np.ndarray,
+    zt_xy_rest: np.ndarray,
+    xy_cross: np.ndarray,
+    placement: tuple,
+    structure: tuple,
+) -> tuple:
+    """The response ``y − Xβ``'s cross products and the factor's leading part at ``(β, θ)``.
+
+    ``placement`` is ``(lead_index, lead_rows, lead_cols, rest_index,
+    rest_block, rest_rows, rest_cols, q_lead, rest_shape)`` (where ``θ``'s
+    entries go in ``T₀`` and the stacked trailing factors) and ``structure``
+    the pattern's ``(rest_q, row_block, row_term, row_base, pair_block,
+    pair_row, pair_ptr, lead_ptr, pp_a, pp_b)``. Returns ``(lead_y, rest_y,
+    yy, xt_resid, t0, rest_t, l11, l21, s22, ok)``: ``Zᵀ(y − Xβ)`` split by
+    partition, ``‖y − Xβ‖²`` as a 1 × 1 matrix, ``Xᵀ(y − Xβ)``, the factors,
+    the leading Cholesky blocks, their coupling and the trailing Schur
+    complement (``ok`` False where a leading block is not positive definite).
+    The cross products hold residuals, so nothing cancels.
+    """
+    li, lr, lc, ri, rb, rr, rc, q_lead, rest_shape = placement
+    rest_q, row_block, row_term, row_base, pair_block, pair_row, pair_ptr, lead_ptr, pp_a, pp_b = (
+        structure
+    )
+    p = beta.size
+    n_lead = zt_xy_lead.shape[0]
+    q_rest = zt_xy_rest.shape[0]
+    lead_y = np.empty((n_lead, q_lead, 1))
+    for m in range(n_lead):
+        for a in range(q_lead):
+            acc = zt_xy_lead[m, a, p]
+            for b in range(p):
+                acc -= zt_xy_lead[m, a, b] * beta[b]
+            lead_y[m, a, 0] = acc
+    rest_y = np.empty((q_rest, 1))
+    for r in range(q_rest):
+        acc = zt_xy_rest[r, p]
+        for b in range(p):
+            acc -= zt_xy_rest[r, b] * beta[b]
+        rest_y[r, 0] = acc
+    xt_resid = np.empty(p)
+    yy = np.empty((1, 1))
+    yy[0, 0] = xy_cross[p, p]
+    for b in range(p):
+        acc = xy_cross[b, p]
+        for c in range(p):
+            acc -= xy_cross[b, c] * beta[c]
+        xt_resid[b] = acc
+        yy[0, 0] -= beta[b] * (xy_cross[b, p] + acc)
+    t0 = np.zeros((q_lead, q_lead))
+    for k in range(li.size):
+        t0[lr[k], lc[k]] = theta[li[k]]
+    rest_t = np.zeros((rest_shape[0], rest_shape[1], rest_shape[2]))
+    for k in range(ri.size):
+        rest_t[rb[k], rr[k], rc[k]] = theta[ri[k]]
+    l11, l21, s22, ok = factorize(
+        a11, a21, a22, t0, rest_t, rest_q, row_block, row_term, row_base,
+        pair_block, pair_row, pair_ptr, lead_ptr, pp_a, pp_b,
+    )  # fmt: skip
+    return lead_y, rest_y, yy, xt_resid, t0, rest_t, l11, l21, s22, ok
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def small_trailing_factor(s22: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Cholesky factor and inverse of a small (or diagonal) trailing Schur complement.
+
+    Returns ``(l22, c22_inv, ok)``; the inverse is full (both triangles).
+    """
+    q = s22.shape[0]
+    l22 = np.zeros((q, q))
+    inverse = np.zeros((q, q))
+    diagonal = True
+    for i in range(q):
+        if not s22[i, i] > 0.0:
+            return l22, inverse, False
+        for j in range(i):
+            if s22[i, j] != 0.0:
+                diagonal = False
+    if diagonal:
+        for i in range(q):
+            l22[i, i] = np.sqrt(s22[i, i])
+            inverse[i, i] = 1.0 / s22[i, i]
+        return l22, inverse, True
+    sym = np.empty((q, q))
+    for i in range(q):
+        for j in range(i + 1):
+            sym[i, j] = s22[i, j]
+            sym[j, i] = s22[i, j]
+    if not _cholesky_small(sym, l22):
+        return l22, inverse, False
+    # L⁻¹ by forward substitution, then (L Lᵀ)⁻¹ = L⁻ᵀ L⁻¹
+    inv_l = np.zeros((q, q))
+    for j in range(q):
+        inv_l[j, j] = 1.0 / l22[j, j]
+        for i in range(j + 1, q):
+            acc = 0.0
+            for k in range(j, i):
+                acc -= l22[i, k] * inv_l[k, j]
+            inv_l[i, j] = acc / l22[i, i]
+    for i in range(q):
+        for j in range(i + 1):
+            acc = 0.0
+            for k in range(i, q):
+                acc += inv_l[k, i] * inv_l[k, j]
+            inverse[i, j] = acc
+            inverse[j, i] = acc
+    return l22, inverse, True
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def gaussian_finish(
+    sigma: float,
+    nobs: float,
+    prepared: tuple,
+    l22: np.ndarray,
+    c22_inv: np.ndarray,
+    a11: np.ndarray,
+    a21: np.ndarray,
+    a22: np.ndarray,
+    zt_xy_lead: np.ndarray,
+    zt_xy_rest: np.ndarray,
+    structure: tuple,
+    blocks: tuple,
+    singular_tolerance: float,
+    with_gradient: bool,
+    d_beta: np.ndarray,
+    d_theta: np.ndarray,
+    differenced: np.ndarray,
+) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """``log p(y | β, θ, σ)`` from a prepared point and its trailing factor (and inverse).
+
+    ``blocks`` is the gradient's ``(block_lead, block_pos, block_q,
+    block_levels, block_theta)``. With ``with_gradient`` fills ``d_beta``,
+    ``d_theta`` (``σ`` held fixed) and ``differenced`` (entries of blocks
+    with a singular factor, left for differencing). Returns ``(value,
+    d_sigma, u1, u2)``, ``u`` the spherical conditional means; ``-inf`` where
+    the solve fails.
+    """
+    lead_y, rest_y, yy, xt_resid, t0, rest_t, l11, l21 = prepared[:8]
+    rest_q, row_block, row_term, row_base, pair_block, pair_row, pair_ptr, lead_ptr = structure[:8]
+    block_lead, block_pos, block_q, block_levels, block_theta = blocks
+    p = xt_resid.size
+    w1, w2, upper, none, u1, u2, logdet, ok = solve_lmm(
+        l11, l21, l22, lead_y, rest_y, yy, t0, rest_t, rest_q, row_block, row_term,
+        row_base, pair_block, pair_row, pair_ptr, lead_ptr,
+    )  # fmt: skip
+    s2 = sigma * sigma
+    pwrss = upper[0, 0] * upper[0, 0]
+    value = -0.5 * (nobs * np.log(2.0 * np.pi * s2) + logdet + pwrss / s2)
+    if not (ok and np.isfinite(value)):
+        return -np.inf, 0.0, u1, u2
+    if not with_gradient:
+        return value, 0.0, u1, u2
+    d_crit, skipped = lmm_gradient(
+        l11, l21, l22, c22_inv, w1, w2, upper, none, u1, u2, a11, a21, a22, lead_y, rest_y,
+        t0, rest_t, rest_q, row_block, row_term, row_base, pair_block, pair_row, pair_ptr,
+        lead_ptr, block_lead, block_pos, block_q, block_levels, block_theta, False, 1.0 / s2,
+        singular_tolerance,
+    )  # fmt: skip
+    for e in range(d_theta.size):
+        d_theta[e] = -0.5 * d_crit[e]
+        differenced[e] = skipped[e]
+    # Xᵀ(y − Xβ − ZΛû): less the leading and the trailing effects' share
+    resid = xt_resid.copy()
+    n_lead, q_lead = u1.shape[0], u1.shape[1]
+    for m in range(n_lead):
+        for a in range(q_lead):
+            b_ma = 0.0
+            for c in range(q_lead):
+                b_ma += t0[a, c] * u1[m, c]
+            if b_ma != 0.0:
+                for b in range(p):
+                    resid[b] -= zt_xy_lead[m, a, b] * b_ma
+    q_rest = u2.size
+    if q_rest and p:
+        zt_x = np.ascontiguousarray(zt_xy_rest[:, :p])
+        lam_zt_x = lambda_t_rest(rest_t, rest_q, row_block, row_term, row_base, zt_x)
+        for r in range(q_rest):
+            for b in range(p):
+                resid[b] -= lam_zt_x[r, b] * u2[r]
+    for b in range(p):
+        d_beta[b] = resid[b] / s2
+    return value, (pwrss / s2 - nobs) / sigma, u1, u2
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def gaussian_marginal(
     beta: np.ndarray,
     theta: np.ndarray,
@@ -832,138 +1023,28 @@ def gaussian_marginal(
     structure: tuple,
     blocks: tuple,
     singular_tolerance: float,
+    with_gradient: bool,
     d_beta: np.ndarray,
     d_theta: np.ndarray,
     differenced: np.ndarray,
 ) -> tuple:
-    """``log p(y | β, θ, σ)`` of a linear mixed model, effects integrated out, in one call.
+    """:func:`gaussian_prepare`, :func:`small_trailing_factor`, :func:`gaussian_finish` at once.
 
-    ``placement`` is ``(lead_index, lead_rows, lead_cols, rest_index,
-    rest_block, rest_rows, rest_cols, q_lead, rest_shape)`` (where ``θ``'s
-    entries go in ``T₀`` and the stacked trailing factors), ``structure``
-    the pattern's ``(rest_q, row_block, row_term, row_base, pair_block,
-    pair_row, pair_ptr, lead_ptr, pp_a, pp_b)`` and ``blocks`` the
-    gradient's ``(block_lead, block_pos, block_q, block_levels,
-    block_theta)``. Fills ``d_beta``, ``d_theta`` (the gradient, ``σ`` held
-    fixed) and ``differenced`` (entries of blocks with a singular factor,
-    left for differencing) and returns ``(value, d_sigma, l11, l21, l22,
-    u1, u2)``; the value is ``-inf`` where the factorisation breaks down.
+    For layouts whose trailing block is small or diagonal. Returns
+    ``(value, d_sigma, l11, l21, l22, u1, u2)``.
     """
-    li, lr, lc, ri, rb, rr, rc, q_lead, rest_shape = placement
-    rest_q, row_block, row_term, row_base, pair_block, pair_row, pair_ptr, lead_ptr, pp_a, pp_b = (
-        structure
+    prepared = gaussian_prepare(
+        beta, theta, a11, a21, a22, zt_xy_lead, zt_xy_rest, xy_cross, placement, structure
     )
-    block_lead, block_pos, block_q, block_levels, block_theta = blocks
-    p = beta.size
-    n_lead = zt_xy_lead.shape[0]
-    q_rest = zt_xy_rest.shape[0]
-    # the response y − Xβ through the cross products: residuals, so no cancellation
-    lead_y = np.empty((n_lead, q_lead, 1))
-    for m in range(n_lead):
-        for a in range(q_lead):
-            acc = zt_xy_lead[m, a, p]
-            for b in range(p):
-                acc -= zt_xy_lead[m, a, b] * beta[b]
-            lead_y[m, a, 0] = acc
-    rest_y = np.empty((q_rest, 1))
-    for r in range(q_rest):
-        acc = zt_xy_rest[r, p]
-        for b in range(p):
-            acc -= zt_xy_rest[r, b] * beta[b]
-        rest_y[r, 0] = acc
-    xt_resid = np.empty(p)
-    yy = xy_cross[p, p]
-    for b in range(p):
-        acc = xy_cross[b, p]
-        for c in range(p):
-            acc -= xy_cross[b, c] * beta[c]
-        xt_resid[b] = acc
-        yy -= beta[b] * (xy_cross[b, p] + acc)
-    yy_cross = np.empty((1, 1))
-    yy_cross[0, 0] = yy
-    t0 = np.zeros((q_lead, q_lead))
-    for k in range(li.size):
-        t0[lr[k], lc[k]] = theta[li[k]]
-    rest_t = np.zeros((rest_shape[0], rest_shape[1], rest_shape[2]))
-    for k in range(ri.size):
-        rest_t[rb[k], rr[k], rc[k]] = theta[ri[k]]
-    empty_u1 = np.zeros((n_lead, q_lead))
-    empty_u2 = np.zeros(q_rest)
-    l11, l21, s22, ok = factorize(
-        a11, a21, a22, t0, rest_t, rest_q, row_block, row_term, row_base,
-        pair_block, pair_row, pair_ptr, lead_ptr, pp_a, pp_b,
+    l11, l21, s22, ok = prepared[6], prepared[7], prepared[8], prepared[9]
+    l22, c22_inv, trailing_ok = small_trailing_factor(s22)
+    if not (ok and trailing_ok):
+        return -np.inf, 0.0, l11, l21, l22, np.zeros((0, 0)), np.zeros(0)
+    value, d_sigma, u1, u2 = gaussian_finish(
+        sigma, nobs, prepared, l22, c22_inv, a11, a21, a22, zt_xy_lead, zt_xy_rest,
+        structure, blocks, singular_tolerance, with_gradient, d_beta, d_theta, differenced,
     )  # fmt: skip
-    l22 = np.zeros((q_rest, q_rest))
-    c22_inv = np.zeros((q_rest, q_rest))
-    if not ok:
-        return -np.inf, 0.0, l11, l21, l22, empty_u1, empty_u2
-    diagonal = True
-    for i in range(q_rest):
-        for j in range(i):
-            if s22[i, j] != 0.0:
-                diagonal = False
-    if diagonal:
-        for i in range(q_rest):
-            if not s22[i, i] > 0.0:
-                return -np.inf, 0.0, l11, l21, l22, empty_u1, empty_u2
-            l22[i, i] = np.sqrt(s22[i, i])
-            c22_inv[i, i] = 1.0 / s22[i, i]
-    elif q_rest:
-        for i in range(q_rest):
-            if not s22[i, i] > 0.0:
-                return -np.inf, 0.0, l11, l21, l22, empty_u1, empty_u2
-        sym = np.empty((q_rest, q_rest))
-        for i in range(q_rest):
-            for j in range(i + 1):
-                sym[i, j] = s22[i, j]
-                sym[j, i] = s22[i, j]
-        if q_rest <= 48:
-            if not _cholesky_small(sym, l22):
-                return -np.inf, 0.0, l11, l21, l22, empty_u1, empty_u2
-        else:
-            # LAPACK beyond a few dozen effects: the loops above are cubic with no blocking
-            try:
-                l22 = np.linalg.cholesky(sym)
-            except Exception:  # numba raises LinAlgError as a plain Exception
-                return -np.inf, 0.0, l11, l21, l22, empty_u1, empty_u2
-        inv_l = np.linalg.inv(l22)
-        c22_inv = inv_l.T @ inv_l
-    w1, w2, upper, none, u1, u2, logdet, ok = solve_lmm(
-        l11, l21, l22, lead_y, rest_y, yy_cross, t0, rest_t, rest_q, row_block, row_term,
-        row_base, pair_block, pair_row, pair_ptr, lead_ptr,
-    )  # fmt: skip
-    s2 = sigma * sigma
-    pwrss = upper[0, 0] * upper[0, 0]
-    value = -0.5 * (nobs * np.log(2.0 * np.pi * s2) + logdet + pwrss / s2)
-    if not (ok and np.isfinite(value)):
-        return -np.inf, 0.0, l11, l21, l22, empty_u1, empty_u2
-    d_crit, skipped = lmm_gradient(
-        l11, l21, l22, c22_inv, w1, w2, upper, none, u1, u2, a11, a21, a22, lead_y, rest_y,
-        t0, rest_t, rest_q, row_block, row_term, row_base, pair_block, pair_row, pair_ptr,
-        lead_ptr, block_lead, block_pos, block_q, block_levels, block_theta, False, 1.0 / s2,
-        singular_tolerance,
-    )  # fmt: skip
-    for e in range(d_theta.size):
-        d_theta[e] = -0.5 * d_crit[e]
-        differenced[e] = skipped[e]
-    # Xᵀ(y − Xβ − ZΛû): less the leading and the trailing effects' share
-    for m in range(n_lead):
-        for a in range(q_lead):
-            b_ma = 0.0
-            for c in range(q_lead):
-                b_ma += t0[a, c] * u1[m, c]
-            if b_ma != 0.0:
-                for b in range(p):
-                    xt_resid[b] -= zt_xy_lead[m, a, b] * b_ma
-    if q_rest and p:
-        zt_x = np.ascontiguousarray(zt_xy_rest[:, :p])
-        lam_zt_x = lambda_t_rest(rest_t, rest_q, row_block, row_term, row_base, zt_x)
-        for r in range(q_rest):
-            for b in range(p):
-                xt_resid[b] -= lam_zt_x[r, b] * u2[r]
-    for b in range(p):
-        d_beta[b] = xt_resid[b] / s2
-    return value, (pwrss / s2 - nobs) / sigma, l11, l21, l22, u1, u2
+    return value, d_sigma, l11, l21, l22, u1, u2
 
 
 @njit(cache=True, nogil=True)

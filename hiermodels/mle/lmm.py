@@ -26,7 +26,13 @@ from functools import cached_property
 import numpy as np
 
 from hiermodels.mle import kernels
-from hiermodels.mle.blocked import BlockedFactor, CrossProducts, ReLayout, factorize_with
+from hiermodels.mle.blocked import (
+    BlockedFactor,
+    CrossProducts,
+    ReLayout,
+    factorize_with,
+    trailing_factor,
+)
 from hiermodels.spec.design import Design
 
 __all__ = [
@@ -306,6 +312,10 @@ class LmmDeviance:
 #: A factor whose smallest diagonal entry is below this (relative) is treated as singular.
 _SINGULAR_FACTOR = 1e-7
 
+#: Trailing blocks up to this many effects are factorised and inverted inside one
+#: compiled call; larger ones by LAPACK's blocked routines.
+SMALL_TRAILING_BLOCK = 48
+
 
 @dataclass(slots=True, eq=False)
 class _Evaluation:
@@ -501,8 +511,10 @@ class GaussianLikelihood:
         )  # fmt: skip
         return placement, structure, layout.gradient_blocks
 
-    def evaluate(self, beta: np.ndarray, theta: np.ndarray, sigma: float) -> GaussianPoint:
-        """The log-likelihood and its gradient at ``(β, θ, σ)``.
+    def evaluate(
+        self, beta: np.ndarray, theta: np.ndarray, sigma: float, *, gradient: bool = True
+    ) -> GaussianPoint:
+        """The log-likelihood and (unless ``gradient`` is false) its gradient at ``(β, θ, σ)``.
 
         Parameters
         ----------
@@ -512,6 +524,9 @@ class GaussianLikelihood:
             Relative factor entries, lme4's ``θ`` (covariance factor over ``σ``).
         sigma : float
             Residual SD.
+        gradient : bool
+            Compute the gradient (else ``d_beta``, ``d_theta`` and ``d_sigma``
+            are left undefined).
         """
         dev = self.deviance
         beta = np.ascontiguousarray(beta, dtype=float)
@@ -521,14 +536,36 @@ class GaussianLikelihood:
         differenced = np.zeros(theta.size, dtype=np.bool_)
         placement, structure, blocks = self._packed
         cross = dev.cross
-        value, d_sigma, l11, l21, l22, u1, u2 = kernels.gaussian_marginal(
-            beta, theta, float(sigma), cross.a11, cross.a21, cross.a22, dev.zt_xy_lead,
-            dev.zt_xy_rest, dev.xy_cross, float(dev.nobs), placement, structure, blocks,
-            _SINGULAR_FACTOR, d_beta, d_theta, differenced,
-        )  # fmt: skip
+        data = (cross.a11, cross.a21, cross.a22, dev.zt_xy_lead, dev.zt_xy_rest)
+        if dev.layout.q_rest <= SMALL_TRAILING_BLOCK:
+            value, d_sigma, l11, l21, l22, u1, u2 = kernels.gaussian_marginal(
+                beta, theta, float(sigma), *data, dev.xy_cross, float(dev.nobs), placement,
+                structure, blocks, _SINGULAR_FACTOR, gradient, d_beta, d_theta, differenced,
+            )  # fmt: skip
+        else:
+            # LAPACK's blocked factor and inverse: a large dense trailing block
+            prepared = kernels.gaussian_prepare(
+                beta, theta, *data, dev.xy_cross, placement, structure
+            )
+            l11, l21, s22, ok = prepared[6:]
+            if not ok:
+                return _unavailable(beta.size, theta.size)
+            try:
+                l22 = trailing_factor(s22)
+                c22_inv = (
+                    BlockedFactor(l11, l21, l22, dev.layout.pattern).trailing_inverse()
+                    if gradient
+                    else np.zeros((0, 0))
+                )
+            except np.linalg.LinAlgError:
+                return _unavailable(beta.size, theta.size)
+            value, d_sigma, u1, u2 = kernels.gaussian_finish(
+                float(sigma), float(dev.nobs), prepared, l22, c22_inv, *data, structure, blocks,
+                _SINGULAR_FACTOR, gradient, d_beta, d_theta, differenced,
+            )  # fmt: skip
         if not math.isfinite(value):
             return _unavailable(beta.size, theta.size)
-        if differenced.any():
+        if gradient and differenced.any():
             for i in np.flatnonzero(differenced):
                 d_theta[i] = self._differenced(beta, theta, sigma, int(i))
         factor = BlockedFactor(l11=l11, l21_pairs=l21, l22=l22, pattern=dev.layout.pattern)
@@ -540,9 +577,9 @@ class GaussianLikelihood:
         up, down = theta.copy(), theta.copy()
         up[i] += h
         down[i] -= h
-        return (self.evaluate(beta, up, sigma).value - self.evaluate(beta, down, sigma).value) / (
-            2.0 * h
-        )
+        high = self.evaluate(beta, up, sigma, gradient=False).value
+        low = self.evaluate(beta, down, sigma, gradient=False).value
+        return (high - low) / (2.0 * h)
 
 
 def _unavailable(p: int, n_theta: int) -> GaussianPoint:
