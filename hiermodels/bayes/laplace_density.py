@@ -70,8 +70,8 @@ import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike
 
+from hiermodels.bayes.hyper_density import HyperParameters
 from hiermodels.bayes.marginal_density import FixedEffectsPrior, effect_arrays
-from hiermodels.bayes.prior_density import ScalarPrior, jittered, lkj_pair_prior, scalar_prior
 from hiermodels.bayes.priors import GroupTerms, Priors, group_term_layout
 from hiermodels.mle.glmm import LaplaceDeviance, PirlsResult, laplace_deviance
 from hiermodels.spec.design import Design
@@ -416,197 +416,6 @@ def laplace_conditional_effects(
     return arrays
 
 
-# ----------------------------------------------------------------------------------------
-# The hyperparameters on the graph's unconstrained scale: SDs on the log scale, the
-# correlation of a two-term block as the log-odds of (r + 1) / 2 (LKJ), each with its
-# prior and Jacobian. Blocks of one or two terms only; to be replaced by the shared
-# hyper_density.HyperParameters, which serves the Gaussian marginal density too.
-
-
-@dataclass(frozen=True)
-class _BlockHyper:
-    """One design block's coordinates: its SDs', its correlation's, its entries of ``theta``.
-
-    Attributes
-    ----------
-    sd_index : tuple of int
-        Positions of the block's ``log sd`` in the sampler's vector.
-    sd_priors : tuple of ScalarPrior
-        Their priors.
-    corr_index : int or None
-        Position of the log-odds of ``(r + 1) / 2`` (two correlated terms).
-    corr_prior : ScalarPrior or None
-    theta : slice
-        The block's entries ``(T00[, T10, T11])`` in ``theta``.
-    """
-
-    sd_index: tuple[int, ...]
-    sd_priors: tuple[ScalarPrior, ...]
-    corr_index: int | None
-    corr_prior: ScalarPrior | None
-    theta: slice
-
-
-class _BlockHyperParameters:
-    """The SDs and correlations of every block: coordinates, priors, ``theta``, chain rule.
-
-    Coordinates, after the ``p`` of ``beta``, in the graph's order: per grouping
-    factor (first appearance), the ``log`` SD of each term, then the
-    correlation of each two-term block.
-    """
-
-    def __init__(
-        self, design: Design, priors: Priors, likelihood: LaplaceLikelihood, offset: int
-    ) -> None:
-        blocks: list[_BlockHyper | None] = [None] * len(design.blocks)
-        names: list[str] = []
-        position = offset
-        for factor in likelihood.factors:
-            g = factor.group
-            indices = [i for i, b in enumerate(design.blocks) if b.group == g]
-            sd_at = {t: position + k for k, t in enumerate(factor.terms)}
-            names += [f"sd_{g}__{t}" for t in factor.terms]
-            position += len(factor.terms)
-            correlated = factor.correlated_spans
-            for k, (i, (a, b)) in enumerate(zip(indices, factor.spans, strict=True)):
-                q = b - a
-                if q > 2:
-                    raise ValueError(
-                        f"integrate='laplace' handles random-effect blocks of one or two "
-                        f"terms; ({' + '.join(factor.terms[a:b])} | {g}) has {q}"
-                    )
-                corr_index, corr_prior = None, None
-                if q == 2:
-                    raw = f"corr_{g}__raw" if len(correlated) == 1 else f"corr_{g}__raw{k}"
-                    corr_prior = lkj_pair_prior(raw, priors[f"corr_{g}"])
-                    corr_index = position
-                    names.append(raw)
-                    position += 1
-                blocks[i] = _BlockHyper(
-                    tuple(sd_at[t] for t in factor.terms[a:b]),
-                    tuple(
-                        scalar_prior(f"sd_{g}__{t}", priors[f"sd_{g}__{t}"])
-                        for t in factor.terms[a:b]
-                    ),
-                    corr_index,
-                    corr_prior,
-                    likelihood._placements[i].theta,
-                )
-        self.blocks: tuple[_BlockHyper, ...] = tuple(b for b in blocks if b is not None)
-        self.names: tuple[str, ...] = tuple(names)
-        self.size: int = position - offset
-        self.offset = offset
-        self.n_theta = likelihood.n_theta
-
-    def start(self) -> list[float]:
-        """The priors' typical values on the sampler's scale."""
-        out = [0.0] * self.size
-        for block in self.blocks:
-            for k, prior in zip(block.sd_index, block.sd_priors, strict=True):
-                out[k - self.offset] = prior.unconstrain(prior.start)
-            if block.corr_prior is not None and block.corr_index is not None:
-                out[block.corr_index - self.offset] = block.corr_prior.unconstrain(0.5)
-        return out
-
-    def evaluate(self, xs: list[float]) -> tuple[float, np.ndarray, list[tuple]]:
-        """Log priors with Jacobians, ``theta``, and what :meth:`pull_back` needs.
-
-        Raises
-        ------
-        OverflowError, ValueError, ZeroDivisionError
-            Far out in the tails (the caller's zero density).
-        """
-        total = 0.0
-        theta = np.empty(self.n_theta)
-        saved = []
-        for block in self.blocks:
-            sds, slopes = [], []
-            for k, prior in zip(block.sd_index, block.sd_priors, strict=True):
-                sd, logp, slope = prior.evaluate(xs[k])
-                total += logp
-                sds.append(sd)
-                slopes.append(slope)
-            if len(sds) == 1:
-                theta[block.theta] = sds[0]
-                saved.append((sds, slopes, 0.0, 0.0, 1.0, 0.0))
-                continue
-            half, r, root, dr = 0.5, 0.0, 1.0, 0.0
-            if block.corr_prior is not None and block.corr_index is not None:
-                half, logp, dr = block.corr_prior.evaluate(xs[block.corr_index])
-                total += logp
-                r = 2.0 * half - 1.0
-                root = math.sqrt(max(1.0 - r * r, 0.0))
-            theta[block.theta] = (sds[0], sds[1] * r, sds[1] * root)
-            saved.append((sds, slopes, half, r, root, dr))
-        return total, theta, saved
-
-    def pull_back(self, grad_theta: np.ndarray, saved: list[tuple], out: list[float]) -> None:
-        """Add the priors' slopes and the likelihood's, through ``theta``, into ``out``."""
-        for block, (sds, slopes, half, r, root, dr) in zip(self.blocks, saved, strict=True):
-            d = grad_theta[block.theta].tolist()
-            first = block.sd_index[0]
-            out[first] = slopes[0] + d[0] * sds[0]  # d/dlog sd = sd d/dsd
-            if len(sds) == 1:
-                continue
-            d10, d11 = d[1], d[2]
-            out[block.sd_index[1]] = slopes[1] + (d10 * r + d11 * root) * sds[1]
-            if block.corr_index is not None:
-                d_r = sds[1] * (d10 - d11 * r / root) if root > 0 else 0.0
-                out[block.corr_index] = dr + d_r * 2.0 * half * (1.0 - half)  # dr/dv = 2x(1-x)
-
-    def expand(self, xs: list[float], factors: Sequence[GroupTerms]) -> dict[str, np.ndarray]:
-        """The SDs, raw correlations and ``corr_<g>`` matrices at ``xs``."""
-        out: dict[str, np.ndarray] = {}
-        corr: dict[int, float] = {}
-        for block in self.blocks:
-            for k, prior in zip(block.sd_index, block.sd_priors, strict=True):
-                out[prior.name] = np.asarray(math.exp(xs[k]))
-            if block.corr_prior is not None and block.corr_index is not None:
-                half, _, _ = block.corr_prior(xs[block.corr_index])
-                out[block.corr_prior.name] = np.asarray(half)
-                corr[block.sd_index[0]] = 2.0 * half - 1.0
-        position = self.offset
-        for factor in factors:
-            if factor.correlated_spans:
-                matrix = np.eye(len(factor.terms))
-                for a, _ in factor.correlated_spans:
-                    r = corr[position + a]
-                    matrix[a, a + 1] = matrix[a + 1, a] = r
-                out[f"corr_{factor.group}"] = matrix
-            position += len(factor.terms) + len(factor.correlated_spans)
-        return out
-
-    def unconstrain(
-        self, values: Mapping[str, ArrayLike], factors: Sequence[GroupTerms]
-    ) -> list[float]:
-        """The sampler's coordinates of the SDs and ``corr_<g>`` in ``values``."""
-        out = [0.0] * self.size
-        for block in self.blocks:
-            for k, prior in zip(block.sd_index, block.sd_priors, strict=True):
-                value = float(np.asarray(values[prior.name]))
-                if not value > 0:
-                    raise ValueError(f"{prior.name!r} must be positive, got {value!r}")
-                out[k - self.offset] = math.log(value)
-        position = self.offset
-        for factor in factors:
-            name = f"corr_{factor.group}"
-            spans = factor.correlated_spans
-            if spans:
-                matrix = np.asarray(values[name], dtype=float)
-                for k, (a, _) in enumerate(spans):
-                    r = float(matrix[a, a + 1]) if matrix.ndim == 2 else float(matrix)
-                    if not -1.0 < r < 1.0:
-                        raise ValueError(f"{name!r} must lie strictly inside (-1, 1), got {r}")
-                    half = (r + 1.0) / 2.0
-                    index = position + len(factor.terms) + k - self.offset
-                    out[index] = math.log(half) - math.log1p(-half)
-            position += len(factor.terms) + len(spans)
-        return out
-
-
-# ----------------------------------------------------------------------------------------
-
-
 class LaplaceDensity:
     """Approximate log posterior of a GLMM's hyperparameters, the effects integrated by Laplace.
 
@@ -615,8 +424,11 @@ class LaplaceDensity:
     docstring), on the graph's unconstrained coordinates, in its order:
     ``beta`` (centred when the model has an intercept and slopes, as in
     :class:`~hiermodels.bayes.marginal_density.FixedEffectsPrior`), then per
-    grouping factor the ``log`` of each SD and the log-odds of ``(r + 1) / 2``
-    of each two-term correlation. Same priors, same names.
+    grouping factor the ``log`` of each SD and each block's correlation (the
+    log-odds of ``(r + 1) / 2`` for two terms, PyMC's LKJ Cholesky
+    coordinates for more). Same priors, same names; the priors, transforms
+    and chain rule are the shared
+    :class:`~hiermodels.bayes.hyper_density.HyperParameters`.
 
     Parameters
     ----------
@@ -635,11 +447,12 @@ class LaplaceDensity:
 
     def __init__(self, design: Design, priors: Priors) -> None:
         self._likelihood = LaplaceLikelihood(design)
-        self.fixed = FixedEffectsPrior(design, priors)
+        self._hyper = HyperParameters(
+            design, priors, self._likelihood.deviance.layout, with_sigma=False
+        )
+        self.fixed: FixedEffectsPrior = self._hyper.fixed
         self.coef: tuple[str, ...] = self.fixed.coef
-        self._factors = self._likelihood.factors
-        self._hyper = _BlockHyperParameters(design, priors, self._likelihood, len(self.coef))
-        self.ndim: int = len(self.coef) + self._hyper.size
+        self.ndim: int = self._hyper.ndim
 
     def copy(self) -> LaplaceDensity:
         """An independent density for another chain: its own PIRLS warm start."""
@@ -652,40 +465,26 @@ class LaplaceDensity:
     @property
     def output_names(self) -> tuple[str, ...]:
         """Variables returned by :meth:`expand`, named as in the PyMC graph."""
-        names = ["beta", *self._hyper.names]
-        names += [f"corr_{f.group}" for f in self._factors if f.correlated_spans]
-        return tuple(names)
+        return self._hyper.output_names
 
     @property
     def output_shapes(self) -> tuple[tuple[int, ...], ...]:
         """Shapes of :attr:`output_names`."""
-        shapes: list[tuple[int, ...]] = [(len(self.coef),)]
-        shapes += [()] * len(self._hyper.names)
-        shapes += [(len(f.terms),) * 2 for f in self._factors if f.correlated_spans]
-        return tuple(shapes)
+        return self._hyper.output_shapes
 
     @property
     def output_dims(self) -> dict[str, list[str]]:
         """Named dimensions of the non-scalar outputs."""
-        dims = {"beta": ["coef"]}
-        for f in self._factors:
-            if f.correlated_spans:
-                dims[f"corr_{f.group}"] = [f"{f.group}__term", f"{f.group}__term_bis"]
-        return dims
+        return self._hyper.output_dims
 
     @property
     def coords(self) -> dict[str, list[str]]:
         """Coordinates of :attr:`output_dims`."""
-        coords = {"coef": list(self.coef)}
-        for f in self._factors:
-            if f.correlated_spans:
-                coords[f"{f.group}__term"] = list(f.terms)
-                coords[f"{f.group}__term_bis"] = list(f.terms)
-        return coords
+        return self._hyper.coords
 
     def initial_point(self, seed: int) -> np.ndarray:
         """Each prior's typical value, jittered by uniform(-1, 1) on the unconstrained scale."""
-        return jittered(np.asarray([*self.fixed.start(), *self._hyper.start()]), seed)
+        return self._hyper.initial_point(seed)
 
     def unconstrain(self, values: Mapping[str, ArrayLike]) -> np.ndarray:
         """The unconstrained point of given variable values; the inverse of :meth:`expand`.
@@ -694,20 +493,14 @@ class LaplaceDensity:
         ----------
         values : mapping of str to array_like
             ``beta``, every ``sd_<g>__<t>`` and, for correlated terms,
-            ``corr_<g>`` (the matrix, or the correlation itself for one pair).
+            ``corr_<g>`` (the factor's correlation matrix).
 
         Raises
         ------
         ValueError
             For a missing variable or a value outside its support.
         """
-        names = [n for n in self.output_names if "__raw" not in n]
-        missing = [n for n in names if n not in values]
-        if missing:
-            raise ValueError(f"values lack {missing}; needed: {', '.join(names)}")
-        point = self.fixed.unconstrain(values["beta"])
-        point += self._hyper.unconstrain(values, self._factors)
-        return np.asarray(point)
+        return self._hyper.unconstrain(values)
 
     # -- density ---------------------------------------------------------------------------
 
@@ -722,30 +515,17 @@ class LaplaceDensity:
         numpy.ndarray
             The gradient (zeros at ``-inf``).
         """
-        p = len(self.coef)
-        xs = x.tolist()
-        out = np.zeros(self.ndim)
-        beta = self.fixed.beta(xs[:p])
-        try:
-            total, beta_slopes = self.fixed.log_prior(beta)
-            prior, theta, saved = self._hyper.evaluate(xs)
-        except (OverflowError, ValueError, ZeroDivisionError):
-            # a trajectory far out in the tails (exp overflow, log of 0): zero density
-            return -math.inf, out
-        value, g_theta, g_beta = self._likelihood.value_and_gradient(theta, np.asarray(beta))
+        point = self._hyper.evaluate(x)
+        if point is None:  # a prior far out in its tails: zero density
+            return -math.inf, np.zeros(self.ndim)
+        beta = np.asarray(self.fixed.beta(point.beta_coords))
+        value, d_theta, d_beta = self._likelihood.value_and_gradient(point.theta, beta)
         if not math.isfinite(value):
-            return -math.inf, out
-        slopes = [0.0] * self.ndim
-        combined = [b + d for b, d in zip(beta_slopes, g_beta.tolist(), strict=True)]
-        slopes[:p] = self.fixed.pull_back(combined)
-        self._hyper.pull_back(g_theta, saved, slopes)
-        out[:] = slopes
-        return total + prior + value, out
+            return -math.inf, np.zeros(self.ndim)
+        # the likelihood's beta is the design's: through the centring shear to the coordinates
+        d_coords = np.asarray(self.fixed.pull_back(d_beta.tolist()))
+        return point.log_prior + value, self._hyper.gradient(point, d_coords, d_theta)
 
     def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The model's variables (:attr:`output_names`) at the unconstrained point ``x``."""
-        p = len(self.coef)
-        xs = np.asarray(x, dtype=float).tolist()
-        out: dict[str, np.ndarray] = {"beta": np.asarray(self.fixed.beta(xs[:p]))}
-        out.update(self._hyper.expand(xs, self._factors))
-        return out
+        return self._hyper.expand(x)

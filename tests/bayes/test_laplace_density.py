@@ -8,6 +8,7 @@ densely from the design.
 
 from __future__ import annotations
 
+import inspect
 import json
 import warnings
 from functools import cache
@@ -26,7 +27,7 @@ from hiermodels.bayes.laplace_density import (
     check_laplace_family,
     laplace_conditional_effects,
 )
-from hiermodels.bayes.priors import Prior, resolve_priors
+from hiermodels.bayes.priors import Prior, Priors, resolve_priors
 from hiermodels.datasets import load
 from hiermodels.mle.glmm import laplace_deviance
 from hiermodels.spec.design import Design, build_design
@@ -67,6 +68,10 @@ def design(name: str) -> Design:
     if name == "bernoulli_probit":
         truth = simulate.bernoulli(seed=25, link="probit")
         return build_design(truth.formula, truth.data, get_family("bernoulli", "probit"))
+    if name == "poisson_three_terms":
+        truth = simulate.poisson_slope()
+        data = truth.data.assign(w=np.random.default_rng(9).normal(size=len(truth.data)))
+        return build_design("y ~ x + w + (x + w | g)", data, get_family("poisson"))
     if name == "poisson_uncorrelated":
         truth = simulate.poisson_slope()
         return build_design("y ~ x + (x || g)", truth.data, get_family("poisson"))
@@ -335,6 +340,7 @@ DENSITY_CASES = {
     "correlated slope": ("bernoulli_slope", {}),
     "independent slope": ("poisson_uncorrelated", {}),
     "probit": ("bernoulli_probit", {}),
+    "three correlated terms": ("poisson_three_terms", {}),
     "other priors": (
         "bernoulli_slope",
         {
@@ -355,6 +361,8 @@ def _pymc_point(model: object, values: dict[str, object]) -> dict[str, np.ndarra
         if name.startswith("beta__"):
             coef = list(model.coords["coef"]).index(name.removeprefix("beta__"))  # type: ignore[attr-defined]
             constrained = np.asarray(values["beta"])[coef]
+        elif np.ndim(values.get(name)) == 2:  # an LKJ Cholesky factor, q >= 3
+            constrained = np.asarray(values[name], dtype=float)
         elif name.endswith("__raw"):
             constrained = (np.asarray(values[name.removesuffix("__raw")])[0, 1] + 1.0) / 2.0
         else:
@@ -366,6 +374,13 @@ def _pymc_point(model: object, values: dict[str, object]) -> dict[str, np.ndarra
     return point
 
 
+def _non_centred_graph(d: Design, priors: Priors) -> object:
+    """The full graph with ``z_<g>`` the free variables (``u = T z``)."""
+    if "centered" in inspect.signature(build_pymc_model).parameters:
+        return build_pymc_model(d, priors, centered=False)
+    return build_pymc_model(d, priors)
+
+
 @pytest.mark.parametrize("case", list(DENSITY_CASES))
 def test_density_is_the_laplace_integral_of_the_full_graph(case: str) -> None:
     # log of the Laplace approximation to the integral over z of the full graph's density:
@@ -374,15 +389,19 @@ def test_density_is_the_laplace_integral_of_the_full_graph(case: str) -> None:
     d = design(name)
     priors = resolve_priors(d, overrides)
     density = LaplaceDensity(d, priors)
-    model = build_pymc_model(d, priors)
+    model = _non_centred_graph(d, priors)
     # the same coordinates in the same order, less z (beta's may be one vector or several)
     graph = [
-        v.name.removesuffix("_log__").removesuffix("_logodds__")
+        v.name.split("_log")[0].removesuffix("_cholesky_corr__")
         for v in model.value_vars
         if not v.name.startswith(("z_", "beta"))
     ]
     assert graph == [n for n in density.output_names if n.startswith("sd_") or "__raw" in n]
-    assert density.ndim == len(density.coef) + len(graph)
+    sizes = [np.size(model.initial_point()[v.name]) for v in model.value_vars]
+    names = [v.name for v in model.value_vars]
+    assert density.ndim == sum(
+        n for v, n in zip(names, sizes, strict=True) if not v.startswith("z_")
+    )
     logp = model.compile_logp()
     rng = np.random.default_rng(7)
     for _ in range(3):
@@ -394,7 +413,7 @@ def test_density_is_the_laplace_integral_of_the_full_graph(case: str) -> None:
         for block in d.blocks:
             sd = np.array([float(state[f"sd_{block.group}__{t}"]) for t in block.terms])
             corr = np.eye(block.n_terms)
-            if block.n_terms == 2:
+            if block.n_terms >= 2:
                 corr = np.asarray(state[f"corr_{block.group}"])
             factors.append(sd[:, None] * np.linalg.cholesky(corr))
         theta = lik.theta(factors)
