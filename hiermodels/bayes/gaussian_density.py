@@ -20,7 +20,9 @@ so that the posterior of ``y + 1e12`` is that of ``y`` shifted.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import xarray as xr
@@ -148,10 +150,16 @@ class GaussianMarginalDensity:
             (the effects' covariance is ``T Tᵀ``).
         """
         point = self.hyper.evaluate(x)
-        result = self._likelihood_at(x)
-        if point is None or result is None or result[0].factor is None:
+        if point is None:
             raise ValueError("the posterior draw lies where the density cannot be evaluated")
-        at = result[0]
+        at = self.likelihood.evaluate(
+            np.asarray(self.hyper.fixed.offsets(point.beta_coords)),
+            point.theta / point.sigma,
+            point.sigma,
+            gradient=False,
+        )
+        if at.factor is None:
+            raise ValueError("the posterior draw lies where the density cannot be evaluated")
         layout = self.likelihood.layout
         sigma = point.sigma
         noise_lead = rng.standard_normal(at.u_lead.shape)
@@ -211,14 +219,22 @@ def gaussian_conditional_effects(
         seen[block.group] = start + block.n_terms
     u = {g: np.empty((chains, draws, len(t.levels), len(t.terms))) for g, t in group_of.items()}
     z = {g: np.empty_like(a) for g, a in u.items()}
-    for c in range(chains):
+
+    def draw_chain(c: int, chain_rng: np.random.Generator) -> None:
         for d in range(draws):
             x = hyper.unconstrain({n: v[c, d] for n, v in values.items()})
-            effects, factors = density.draw_effects(x, rng)
+            effects, factors = density.draw_effects(x, chain_rng)
             for (g, a, b), effect, factor in zip(span_in_group, effects, factors, strict=True):
                 u[g][c, d, :, a:b] = effect
                 # u = z Tᵀ with T the absolute factor: z = T⁻¹ u per level
                 z[g][c, d, :, a:b] = np.linalg.solve(factor, effect.T).T
+
+    # the compiled solves release the GIL: chains in threads, one stream each, so
+    # the draws depend on the seed alone
+    streams = rng.spawn(chains)
+    with ThreadPoolExecutor(max_workers=max(1, min(chains, os.cpu_count() or 1))) as pool:
+        for job in [pool.submit(draw_chain, c, streams[c]) for c in range(chains)]:
+            job.result()
     out: dict[str, xr.DataArray] = {}
     for g, layout in group_of.items():
         out.update(effect_arrays(posterior, layout, z[g], u[g]))

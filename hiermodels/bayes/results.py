@@ -218,6 +218,11 @@ class BayesFit:
     marginalized : bool
         Whether the sampler ran on the model with the group effects
         integrated out (their draws then come from the exact conditional).
+    integrate : {None, "laplace"}
+        ``"laplace"``: an approximate posterior, the group effects integrated
+        out by the Laplace approximation and drawn from the Gaussian
+        approximation at their conditional mode (see
+        :mod:`hiermodels.bayes.laplace_density`).
     """
 
     idata: xr.DataTree
@@ -226,6 +231,7 @@ class BayesFit:
     sampler: str = "nutpie"
     fixed_values: Mapping[str, Any] = field(default_factory=dict)
     marginalized: bool = False
+    integrate: str | None = None
 
     # ----------------------------------------------------------- posterior
     @property
@@ -440,7 +446,8 @@ class BayesFit:
         return (
             f"BayesFit({self.design.spec.formula!r}, family={self.design.family.name}/"
             f"{self.design.family.link}, sampler={self.sampler}, "
-            f"chains={post.sizes['chain']}, draws={post.sizes['draw']})"
+            + ("integrate=laplace (approximate), " if self.integrate == "laplace" else "")
+            + f"chains={post.sizes['chain']}, draws={post.sizes['draw']})"
         )
 
 

@@ -224,8 +224,12 @@ def _direct_compiled(density: MarginalDensity | NestedDensity | GaussianMarginal
     """A nutpie model that evaluates a direct density (no PyTensor compilation)."""
 
     def make_logp() -> Callable[..., tuple[float, np.ndarray]]:
+        # nutpie asks once per chain and runs chains in threads: a density that keeps
+        # state between calls (a warm start) gives each chain its own copy
+        own = density.copy() if hasattr(density, "copy") else density
+
         def logp(x: np.ndarray, **_: object) -> tuple[float, np.ndarray]:
-            return density.logp(x)
+            return own.logp(x)
 
         return logp
 
@@ -434,6 +438,7 @@ def fit_bayes(
     marginalize: bool | None = None,
     backend: Literal["auto", "direct", "numba", "python"] = "auto",
     target_accept: float = 0.8,
+    integrate: Literal["laplace"] | None = None,
 ) -> BayesFit:
     """Full-Bayes fit of a design by MCMC.
 
@@ -486,6 +491,15 @@ def fit_bayes(
     target_accept : float
         The acceptance rate NUTS tunes its step size to (0.8 by default);
         raise it (0.9, 0.95, 0.99) when the sampler reports divergences.
+    integrate : {None, "laplace"}
+        ``"laplace"`` (binomial, bernoulli and Poisson models): an
+        **approximate** posterior. NUTS runs over ``beta`` and the SDs and
+        correlations only, the group effects integrated out by the Laplace
+        approximation the MLE engine computes; the effects are then drawn from
+        the Gaussian approximation at their conditional mode
+        (:class:`~hiermodels.bayes.laplace_density.LaplaceDensity`). Close to
+        the exact posterior with many observations or large counts per level;
+        see :mod:`hiermodels.bayes.laplace_density` for when it is not.
 
     Returns
     -------
@@ -504,10 +518,24 @@ def fit_bayes(
         bulk ESS), with advice that fits the failure.
     """
     from hiermodels._checks import check_random_seed
-    from hiermodels.bayes.results import BayesFit
 
     random_seed = check_random_seed(random_seed)
     resolved = resolve_priors(design, priors)
+    if integrate is not None:
+        return _fit_laplace_integrated(
+            design,
+            resolved,
+            integrate=integrate,
+            sampler=sampler,
+            backend=backend,
+            marginalize=marginalize,
+            fixed_values=fixed_values,
+            random_seed=random_seed,
+            progressbar=progressbar,
+            log_likelihood=log_likelihood,
+            posterior_predictive=posterior_predictive,
+            run={"draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept},
+        )
     one_factor = can_marginalize(design)
     nested = nested_intercepts(design) is not None
     gaussian = design.family.is_gaussian and bool(design.blocks)
@@ -564,15 +592,109 @@ def fit_bayes(
         else:
             effects = conditional_effects(posterior, design, rng)
         idata["posterior"] = xr.DataTree(posterior.assign(effects))
+    return _finished_fit(
+        idata,
+        design,
+        resolved,
+        sampler=sampler,
+        fixed_values=fixed_values,
+        marginalized=marginalize,
+        integrate=None,
+        log_likelihood=log_likelihood,
+        posterior_predictive=posterior_predictive,
+        rng=rng,
+        stacklevel=4,
+    )
+
+
+def _fit_laplace_integrated(
+    design: Design,
+    resolved: Priors,
+    *,
+    integrate: str,
+    sampler: str,
+    backend: str,
+    marginalize: bool | None,
+    fixed_values: Mapping[str, ArrayLike] | None,
+    random_seed: int | None,
+    progressbar: bool,
+    log_likelihood: bool | None,
+    posterior_predictive: bool,
+    run: dict,
+) -> BayesFit:
+    """``fit_bayes(integrate="laplace")``: NUTS over the hyperparameters, effects by Laplace."""
+    from hiermodels.bayes.laplace_density import (
+        LaplaceDensity,
+        check_laplace_family,
+        laplace_conditional_effects,
+    )
+
+    if integrate != "laplace":
+        raise ValueError(f"integrate must be None or 'laplace', got {integrate!r}")
+    if sampler != "nutpie" or backend not in ("auto", "direct"):
+        raise ValueError(
+            "integrate='laplace' samples with nutpie's direct backend "
+            "(sampler='nutpie', backend='auto' or 'direct')"
+        )
+    if marginalize is not None or fixed_values:
+        raise ValueError(
+            "integrate='laplace' takes neither marginalize nor fixed_values: the effects are "
+            "integrated out by the Laplace approximation and every hyperparameter is sampled"
+        )
+    check_laplace_family(design)
+    density = LaplaceDensity(design, resolved)
+    idata = sample_density(density, random_seed=random_seed, progressbar=progressbar, **run)
+    rng = np.random.default_rng(random_seed)
+    posterior = idata["posterior"].to_dataset()
+    effects = laplace_conditional_effects(posterior, design, rng)
+    idata["posterior"] = xr.DataTree(posterior.assign(effects))
+    return _finished_fit(
+        idata,
+        design,
+        resolved,
+        sampler=sampler,
+        fixed_values=None,
+        marginalized=True,
+        integrate="laplace",
+        log_likelihood=log_likelihood,
+        posterior_predictive=posterior_predictive,
+        rng=rng,
+        stacklevel=5,
+    )
+
+
+def _finished_fit(
+    idata: xr.DataTree,
+    design: Design,
+    resolved: Priors,
+    *,
+    sampler: str,
+    fixed_values: Mapping[str, ArrayLike] | None,
+    marginalized: bool,
+    integrate: str | None,
+    log_likelihood: bool | None,
+    posterior_predictive: bool,
+    rng: np.random.Generator,
+    stacklevel: int,
+) -> BayesFit:
+    """The observed data, log-likelihood and predictive groups added; the fit checked.
+
+    ``stacklevel`` makes the :class:`SamplingWarning` point at the caller of
+    :func:`fit_bayes`.
+    """
+    from hiermodels.bayes.results import BayesFit
+
     idata["observed_data"] = xr.DataTree(_observed_group(design))
+    posterior = idata["posterior"].dataset
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     if log_likelihood is None:
         log_likelihood = chains * draws * design.nobs <= MAX_LOG_LIKELIHOOD_SIZE
     data = LinearPredictorData.from_design(design)
     if log_likelihood:
-        ll = pointwise_log_likelihood(idata["posterior"].dataset, data)
+        ll = pointwise_log_likelihood(posterior, data)
         idata["log_likelihood"] = xr.DataTree(xr.Dataset({OBSERVED: ll}))
     if posterior_predictive:
-        ppc = posterior_predictive_draws(idata["posterior"].dataset, data, rng)
+        ppc = posterior_predictive_draws(posterior, data, rng)
         idata["posterior_predictive"] = xr.DataTree(xr.Dataset({OBSERVED: ppc}))
     fit = BayesFit(
         idata=idata,
@@ -580,10 +702,10 @@ def fit_bayes(
         priors=resolved,
         sampler=sampler,
         fixed_values=dict(fixed_values or {}),
-        marginalized=marginalize,
+        marginalized=marginalized,
+        integrate=integrate,
     )
-    # one SamplingWarning, pointing at the caller, when the draws fail the diagnostics
-    fit.diagnostics(warn=True, stacklevel=3)
+    fit.diagnostics(warn=True, stacklevel=stacklevel)
     return fit
 
 

@@ -6,6 +6,13 @@ medians within 5% and the ends of their 90% intervals within 10% of the
 full graph's (4 chains x 2000 draws each, fixed seeds). For the fixed
 effects, whose values can sit near zero, the tolerances are relative to
 the larger of the median's size and the posterior SD.
+
+One SD falls outside those bounds: grouseticks' ``sd_LOCATION``, weakly
+identified beside ``sd_BROOD`` from small counts, whose Laplace posterior
+sits about 6% low at the median (0.533 against 0.565) with a longer lower
+tail (5% quantile 0.086 against 0.121). Its test holds the bounds the
+approximation does meet there (median within 10%, upper end within 10%),
+so that a worse approximation still fails it.
 """
 
 from __future__ import annotations
@@ -19,9 +26,6 @@ import pytest
 import xarray as xr
 
 from hiermodels.bayes import fit_bayes
-from hiermodels.bayes.laplace_density import LaplaceDensity, laplace_conditional_effects
-from hiermodels.bayes.priors import resolve_priors
-from hiermodels.bayes.sample import sample_density
 from hiermodels.datasets import load
 from hiermodels.spec.design import Design, build_design
 from hiermodels.spec.families import get_family
@@ -60,12 +64,9 @@ def _design(name: str) -> Design:
 
 @cache
 def _laplace(name: str) -> xr.Dataset:
-    design = _design(name)
-    density = LaplaceDensity(design, resolve_priors(design))
-    idata = sample_density(density, random_seed=11, progressbar=False, **RUN)
-    posterior = idata["posterior"].to_dataset()
-    effects = laplace_conditional_effects(posterior, design, np.random.default_rng(11))
-    return posterior.assign(effects)
+    fit = fit_bayes(_design(name), integrate="laplace", random_seed=11, progressbar=False, **RUN)
+    assert fit.integrate == "laplace"
+    return fit.idata["posterior"].to_dataset()
 
 
 @cache
@@ -80,30 +81,27 @@ def _quantiles(draws: np.ndarray) -> np.ndarray:
     return np.quantile(draws, [0.05, 0.5, 0.95])
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "cbpp",
-        pytest.param(
-            "grouseticks",
-            marks=pytest.mark.xfail(
-                reason="the Laplace approximation puts sd_LOCATION about 6% low (median "
-                "0.533 against 0.565, 5% quantile 0.086 against 0.121): small counts, and "
-                "LOCATION's SD weakly identified beside BROOD's",
-                strict=False,
-            ),
-        ),
-    ],
-)
-def test_sds_agree_with_exact_nuts(name: str) -> None:
+#: (median, interval ends) relative tolerances per SD; the issue's are 5% and 10%
+SD_TOLERANCES = {
+    ("cbpp", "sd_herd__Intercept"): (0.05, (0.10, 0.10)),
+    ("grouseticks", "sd_BROOD__Intercept"): (0.05, (0.10, 0.10)),
+    ("grouseticks", "sd_LOCATION__Intercept"): (0.10, (None, 0.10)),
+}
+
+
+@pytest.mark.parametrize(("name", "var"), list(SD_TOLERANCES))
+def test_sds_agree_with_exact_nuts(name: str, var: str) -> None:
     laplace, exact = _laplace(name), _exact(name)
-    names = [v for v in exact.data_vars if str(v).startswith("sd_")]
-    assert names
-    for var in names:
-        ours = _quantiles(laplace[var].values.ravel())
-        ref = _quantiles(exact[var].values.ravel())
-        assert ours[1] == pytest.approx(ref[1], rel=0.05), (var, ours, ref)
-        assert ours[[0, 2]] == pytest.approx(ref[[0, 2]], rel=0.10), (var, ours, ref)
+    assert {v for v in exact.data_vars if str(v).startswith("sd_")} == {
+        v for (case, v) in SD_TOLERANCES if case == name
+    }
+    median_tol, (low_tol, high_tol) = SD_TOLERANCES[(name, var)]
+    ours = _quantiles(laplace[var].values.ravel())
+    ref = _quantiles(exact[var].values.ravel())
+    assert ours[1] == pytest.approx(ref[1], rel=median_tol), (var, ours, ref)
+    if low_tol is not None:
+        assert ours[0] == pytest.approx(ref[0], rel=low_tol), (var, ours, ref)
+    assert ours[2] == pytest.approx(ref[2], rel=high_tol), (var, ours, ref)
 
 
 @pytest.mark.parametrize("name", list(CASES))
