@@ -2,9 +2,10 @@
 
 :func:`fit_bayes` builds the graph (:mod:`hiermodels.bayes.build`), samples it
 with nutpie (default) or PyMC's NUTS and wraps the result in a
-:class:`~hiermodels.bayes.results.BayesFit`. Gaussian models with one
-grouping factor are sampled with the group effects integrated out, which are
-then drawn from their exact conditional (:func:`conditional_effects`).
+:class:`~hiermodels.bayes.results.BayesFit`. Gaussian models are sampled
+with the group effects integrated out, which are then drawn from their exact
+conditional; with ``integrate="laplace"`` GLMMs are sampled with the effects
+integrated out by the Laplace approximation (an approximate posterior).
 
 nutpie runs either on its own native compilation of the model (numba) or on
 PyTensor functions called back from Python, which PyTensor caches on disk:
@@ -442,23 +443,27 @@ def fit_bayes(
 ) -> BayesFit:
     """Full-Bayes fit of a design by MCMC.
 
-    Gaussian models with one grouping factor and at most two random-effect
-    terms (``(1 | g)``, ``(x | g)``, ``(x || g)``) are sampled with the group
-    effects integrated out (:func:`~hiermodels.bayes.build.build_marginal_model`);
-    ``z_<g>`` and ``u_<g>`` are then drawn from their exact Gaussian
-    conditional given each posterior draw (:func:`conditional_effects`). The
-    posterior is the same as that of the graph of
-    :func:`~hiermodels.bayes.build.build_pymc_model`, which is sampled
-    otherwise; the sampler explores 5-6 dimensions instead of hundreds. With
-    nutpie, the marginal density is evaluated by
-    :class:`~hiermodels.bayes.marginal_density.MarginalDensity` (a compiled
-    likelihood kernel and plain-Python priors, equal to the PyMC graph's log
-    density), so no PyTensor function is compiled. Gaussian models with
-    nested random intercepts ``(1 | a/b)`` are likewise sampled with both
-    levels of effects integrated out by
-    :class:`~hiermodels.bayes.nested_density.NestedDensity` (nutpie only),
-    the effects drawn afterwards by
-    :func:`~hiermodels.bayes.nested_density.nested_conditional_effects`.
+    Every gaussian model is sampled with its group effects integrated out:
+    the sampler explores ``beta``, the SDs, the correlations and ``sigma``
+    (a handful of dimensions instead of hundreds), and ``z_<g>`` and
+    ``u_<g>`` are drawn afterwards from their exact Gaussian conditional
+    given each posterior draw. The posterior is the same as that of the
+    graph of :func:`~hiermodels.bayes.build.build_pymc_model`, which is
+    sampled otherwise (``marginalize=False``, and every other family). With
+    nutpie the marginal density is evaluated directly, without compiling a
+    PyTensor function:
+
+    * any structure — crossed, nested to any depth, several terms per
+      factor, correlated blocks of any size — by
+      :class:`~hiermodels.bayes.gaussian_density.GaussianMarginalDensity`,
+      the MLE engine's likelihood not profiled;
+    * one grouping factor with one or two terms by the leaner kernel of
+      :class:`~hiermodels.bayes.marginal_density.MarginalDensity`, and
+      nested random intercepts ``(1 | a/b)`` by
+      :class:`~hiermodels.bayes.nested_density.NestedDensity`.
+
+    With ``sampler="pymc"`` only the one-factor models are marginalised
+    (through the graph of :func:`~hiermodels.bayes.build.build_marginal_model`).
 
     Parameters
     ----------
@@ -480,14 +485,15 @@ def fit_bayes(
     posterior_predictive : bool
         Add a ``posterior_predictive`` group (one replicate per draw).
     marginalize : bool, optional
-        Integrate the group effects out. By default whenever possible and no
-        ``fixed_values`` are given; ``True`` raises when it is not possible.
+        Integrate the group effects out (gaussian models). By default
+        whenever possible and no ``fixed_values`` are given; ``True`` raises
+        when it is not possible.
     backend : {"auto", "direct", "numba", "python"}
-        How nutpie evaluates the model. ``"direct"``: the
-        :class:`~hiermodels.bayes.marginal_density.MarginalDensity` of a
-        marginalised model; ``"numba"`` and ``"python"``: the PyMC graph
-        (see :func:`sample_model`). ``"auto"`` takes ``"direct"`` for
-        marginalised models and :func:`sample_model`'s choice otherwise.
+        How nutpie evaluates the model. ``"direct"``: the marginal density of
+        a marginalised model, evaluated without PyTensor; ``"numba"`` and
+        ``"python"``: the PyMC graph (see :func:`sample_model`). ``"auto"``
+        takes ``"direct"`` for marginalised models and :func:`sample_model`'s
+        choice otherwise.
     target_accept : float
         The acceptance rate NUTS tunes its step size to (0.8 by default);
         raise it (0.9, 0.95, 0.99) when the sampler reports divergences.
