@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import pymc as pm
@@ -55,6 +56,8 @@ __all__ = [
     "can_marginalize",
     "model_coords",
     "FactorStatistics",
+    "choose_centering",
+    "level_information",
 ]
 
 #: Name of the observed variable.
@@ -240,12 +243,25 @@ def _factor_scales(
 
 
 def _group_effects(
-    layout: GroupTerms, priors: Priors, fixed: Mapping[str, object]
+    layout: GroupTerms, priors: Priors, fixed: Mapping[str, object], centered: bool = False
 ) -> pt.TensorVariable:
-    """``u_<g> = z_<g> @ chol.T * sd`` block by block, as a Deterministic."""
+    """``u_<g> = z_<g> @ chol.T * sd`` block by block, as a Deterministic.
+
+    With ``centered`` (scalar blocks only) ``u_<g> ~ Normal(0, sd)`` is the
+    free variable and ``z_<g> = u_<g> / sd`` the Deterministic: the same
+    model, in the coordinates NUTS explores best when the data pin each level
+    down more tightly than the prior does (see :func:`choose_centering`).
+    """
     group = layout.group
     dims = (group, f"{group}__term")
     sds, chols = _factor_scales(layout, priors, fixed)
+    if centered:
+        if any(chol is not None for chol in chols):
+            raise ValueError(f"factor {group!r} has correlated terms: it cannot be centred")
+        scale = pt.stack(sds)
+        u = pm.Normal(f"u_{group}", mu=0.0, sigma=scale, dims=dims)
+        pm.Deterministic(f"z_{group}", u / scale, dims=dims)
+        return u
     z = pm.Normal(f"z_{group}", mu=0.0, sigma=1.0, dims=dims)
     parts = []
     for (a, b), chol in zip(layout.spans, chols, strict=True):
@@ -255,6 +271,121 @@ def _group_effects(
         parts.append(z_block * pt.stack(sds[a:b]))
     u = parts[0] if len(parts) == 1 else pt.concatenate(parts, axis=1)
     return pm.Deterministic(f"u_{group}", u, dims=dims)
+
+
+#: A factor is centred when the median over its levels of ``sd^2 * information`` (prior
+#: variance over the likelihood's conditional variance of a level's effect) exceeds this.
+CENTERING_THRESHOLD = 1.0
+
+
+def level_information(design: Design, layout: GroupTerms) -> tuple[np.ndarray, np.ndarray]:
+    """Per level of a factor, a link-scale estimate of its mean and of its sampling variance.
+
+    Each level's responses are pooled into one empirical value of the linear
+    predictor: ``log`` of the smoothed mean count (Poisson, negative
+    binomial), the smoothed log-odds of the pooled successes (binomial,
+    bernoulli; probit treated as logit, a scale factor that cancels in
+    :func:`choose_centering`'s ratio) or the mean response (gaussian, with
+    the pooled within-level variance). The variance is that of the estimate
+    under the family's variance function: the inverse of the likelihood's
+    information about the level's effect. Fixed effects are ignored.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        ``(levels,)`` link-scale values and their variances.
+    """
+    codes = np.asarray(layout.codes, dtype=np.int64)
+    levels = len(layout.levels)
+    y = np.asarray(design.y, dtype=float)
+    count = np.bincount(codes, minlength=levels).astype(float)
+    total = np.bincount(codes, weights=y, minlength=levels)
+    family = design.family
+    if family.is_gaussian:
+        mean = total / np.maximum(count, 1.0)
+        within = np.sum((y - mean[codes]) ** 2) / max(y.size - levels, 1)
+        if not within > 0.0:
+            within = float(np.var(y)) or 1.0
+        return mean, within / np.maximum(count, 1.0)
+    if family.is_binomial:
+        trials = design.trials if design.trials is not None and family.name != "bernoulli" else None
+        n = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
+        tries = np.bincount(codes, weights=n, minlength=levels)
+        hits, misses = total + 0.5, tries - total + 0.5
+        return np.log(hits / misses), 1.0 / hits + 1.0 / misses
+    smoothed = total + 0.5
+    return np.log(smoothed / np.maximum(count, 1.0)), 1.0 / smoothed
+
+
+def choose_centering(design: Design) -> dict[str, bool]:
+    """Per grouping factor, whether to sample its effects centred (``u``) or not (``z``).
+
+    Non-centred coordinates suit levels the data say little about (the
+    posterior of a level's effect is its prior, the funnel sits in ``sd``);
+    centred ones suit levels the data pin down (the non-centred posterior of
+    ``z`` then narrows with ``sd`` and leaves a funnel of its own). For every
+    level the ratio of its prior variance ``sd^2`` to the variance of its
+    data's estimate (:func:`level_information`) tells which: ``sd^2`` is a
+    moment estimate, the spread of the levels' estimates less their mean
+    sampling variance. A factor is centred when the median ratio exceeds
+    :data:`CENTERING_THRESHOLD`. Factors with correlated terms, or with terms
+    other than an intercept, stay non-centred.
+
+    Parameters
+    ----------
+    design : Design
+
+    Returns
+    -------
+    dict of str to bool
+        Grouping factor -> centred.
+    """
+    choice = {}
+    for layout in group_term_layout(design):
+        scalar = layout.X.shape[1] == 1 and bool(np.all(layout.X == 1.0))
+        if not scalar or len(layout.levels) < 2:
+            choice[layout.group] = False
+            continue
+        estimate, variance = level_information(design, layout)
+        spread = float(np.var(estimate, ddof=1)) - float(np.mean(variance))
+        ratio = max(spread, 0.0) / variance
+        choice[layout.group] = bool(np.median(ratio) > CENTERING_THRESHOLD)
+    return choice
+
+
+def _centering(
+    design: Design,
+    centered: bool | Mapping[str, bool] | Literal["auto"],
+    fixed: Mapping[str, object],
+) -> dict[str, bool]:
+    """The factors to centre: chosen from the data (``"auto"``) or as given."""
+    layouts = group_term_layout(design)
+    explicit = not isinstance(centered, bool | str)
+    if isinstance(centered, str):
+        if centered != "auto":
+            raise ValueError(f"centered must be a bool, a mapping or 'auto', got {centered!r}")
+        choice = choose_centering(design)
+    elif isinstance(centered, bool):
+        choice = {layout.group: centered for layout in layouts}
+    else:
+        unknown = set(centered) - {layout.group for layout in layouts}
+        if unknown:
+            raise ValueError(f"centered names unknown grouping factors: {sorted(unknown)}")
+        choice = {group: bool(value) for group, value in centered.items()}
+    out = {}
+    for layout in layouts:
+        wanted = choice.get(layout.group, False)
+        # a held SD of zero has no centred density; correlated blocks keep their z
+        held = any(f"sd_{layout.group}__{t}" in fixed for t in layout.terms)
+        if wanted and (layout.correlated_spans or held):
+            if explicit:
+                raise ValueError(
+                    f"factor {layout.group!r} cannot be centred: it has correlated terms "
+                    "or fixed standard deviations"
+                )
+            wanted = False
+        out[layout.group] = wanted
+    return out
 
 
 def _rowwise_matmul(z: pt.TensorVariable, chol: pt.TensorVariable) -> pt.TensorVariable:
@@ -299,6 +430,7 @@ def build_pymc_model(
     priors: Priors | Mapping[str, Prior] | None = None,
     *,
     fixed_values: Mapping[str, ArrayLike] | None = None,
+    centered: bool | Mapping[str, bool] | Literal["auto"] = False,
 ) -> pm.Model:
     """Build the PyMC model of a design (graph in the module docstring).
 
@@ -315,6 +447,13 @@ def build_pymc_model(
         coefficients), ``sigma``, ``alpha``, ``sd_<group>__<term>`` (``>= 0``)
         and ``corr_<group>`` (see :func:`corr_matrix_from`). They enter the
         graph as constant Deterministics under the same names; the rest stays free.
+    centered : bool, mapping of str to bool, or "auto"
+        Factors whose effects ``u_<g>`` are the free variables (``z_<g>`` then
+        a Deterministic); the model and its output are the same either way.
+        ``False`` (default): all non-centred. ``True``: every factor that can
+        be centred (no correlated terms, no fixed SDs). A mapping: per
+        factor (a factor that cannot be centred raises). ``"auto"``:
+        :func:`choose_centering` decides from the data.
 
     Returns
     -------
@@ -325,17 +464,20 @@ def build_pymc_model(
     ------
     ValueError
         For a prior or fixed value keyed by an unknown variable, a misshapen
-        fixed value, or a grouping factor named like a reserved dimension.
+        fixed value, a grouping factor named like a reserved dimension, or
+        ``centered`` naming an unknown factor or one that cannot be centred.
     """
     resolved = resolve_priors(design, priors)
     fixed = check_fixed_values(design, fixed_values)
     coords = model_coords(design)
+    centering = _centering(design, centered, fixed)
     X = np.asarray(design.X, dtype=float)
     with pm.Model(coords=coords) as model:
         beta = _fixed_effects(design, resolved, fixed)
         eta = pt.sum(X * beta, axis=1)  # not pt.dot: a BLAS call costs seconds of compile
         for layout in group_term_layout(design):
-            eta = eta + _contribution(layout, _group_effects(layout, resolved, fixed))
+            u = _group_effects(layout, resolved, fixed, centering[layout.group])
+            eta = eta + _contribution(layout, u)
         if design.offset is not None:
             eta = eta + np.asarray(design.offset, dtype=float)
         _likelihood(design, eta, resolved, fixed)
