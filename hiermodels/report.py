@@ -452,6 +452,12 @@ def _record_section(report: HtmlReport, analysis: Analysis) -> None:
             f"sampler diagnostics: {diag.divergences} divergences, max r_hat "
             f"{diag.max_r_hat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}" + verdict
         )
+        if analysis.bayes.integrate == "laplace":
+            settings.append(
+                "full Bayes is approximate: the group effects were integrated out by the "
+                "Laplace approximation (integrate='laplace') and drawn from the Gaussian "
+                "approximation at their conditional mode"
+            )
     report.items(settings)
     if analysis.timings:
         times = pd.DataFrame(
