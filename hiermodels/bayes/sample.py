@@ -54,6 +54,7 @@ from hiermodels.bayes.nested_density import (
 )
 from hiermodels.bayes.prior_density import jittered
 from hiermodels.bayes.priors import Prior, Priors, group_term_layout, resolve_priors
+from hiermodels.mle.optimize import single_threaded_blas
 from hiermodels.spec.design import Design
 from hiermodels.spec.families import Family
 
@@ -423,6 +424,9 @@ def sample_model(
         )
 
 
+# chains run in parallel threads (and effect draws chain by chain): BLAS threads on top
+# would oversubscribe the cores, and cost more than they save on small factors
+@single_threaded_blas
 def fit_bayes(
     design: Design,
     *,
@@ -609,7 +613,7 @@ def fit_bayes(
         log_likelihood=log_likelihood,
         posterior_predictive=posterior_predictive,
         rng=rng,
-        stacklevel=4,
+        stacklevel=5,
     )
 
 
@@ -665,7 +669,7 @@ def _fit_laplace_integrated(
         log_likelihood=log_likelihood,
         posterior_predictive=posterior_predictive,
         rng=rng,
-        stacklevel=5,
+        stacklevel=6,
     )
 
 
