@@ -67,16 +67,17 @@ bambi drops the correlation of every ``(x | g)`` term (its issue #702), so on
 sleepstudy, radon and sim-nested-slopes it fits a smaller model than
 hiermodels, which estimates the correlations (and whose ESS includes them).
 The two libraries' default priors differ. hiermodels runs ``fit_bayes`` with
-its defaults, which integrate the group effects out wherever it can (one
-grouping factor, as in sleepstudy and radon: ``hiermodels.bayes.marginal_density``;
-nested random intercepts, as in pastes and classroom:
-``hiermodels.bayes.nested_density``; each compiles one numba kernel and no
-PyTensor graph) and then draw them from their exact conditional; their ESS
-is counted like any other quantity's (the JSON output records, per fit,
-whether the sampler ran on the marginal density). The GLMMs are sampled with
-the group effects as parameters (the ``--integrate laplace`` rows: integrated
-out by a Laplace approximation, and drawn afterwards). bambi samples every
-model with the group effects as parameters (non-centred).
+its defaults, which sample every gaussian model with the group effects
+integrated out (sleepstudy and radon by ``hiermodels.bayes.marginal_density``,
+pastes and classroom by ``hiermodels.bayes.nested_density``, the crossed and
+three-level models by ``hiermodels.bayes.gaussian_density``; each compiles
+numba kernels and no PyTensor graph) and then draw the effects from their
+exact conditional; their ESS is counted like any other quantity's (the JSON
+output records, per fit, whether the sampler ran on the marginal density).
+The GLMMs are sampled with the group effects as parameters (the
+``--integrate laplace`` rows: integrated out by a Laplace approximation, and
+drawn afterwards). bambi samples every model with the group effects as
+parameters (non-centred).
 
 Examples
 --------
