@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import xarray as xr
-from numpy.typing import ArrayLike
 
-from hiermodels.bayes.hyper_density import HyperParameters
+from hiermodels.bayes.hyper_density import HyperParameters, IntegratedDensity
 from hiermodels.bayes.marginal_density import FixedEffectsPrior, effect_arrays
 from hiermodels.bayes.priors import Priors
 from hiermodels.mle.lmm import GaussianLikelihood, GaussianPoint
@@ -37,7 +35,7 @@ from hiermodels.spec.design import Design
 __all__ = ["GaussianMarginalDensity", "gaussian_conditional_effects"]
 
 
-class GaussianMarginalDensity:
+class GaussianMarginalDensity(IntegratedDensity):
     """Log posterior density (up to its constant) of a gaussian model, effects integrated out.
 
     The unconstrained coordinates are those of the PyMC graph of
@@ -67,39 +65,6 @@ class GaussianMarginalDensity:
         self.hyper = HyperParameters(
             design, priors, self.likelihood.layout, with_sigma=True, fixed=fixed
         )
-        self.ndim: int = self.hyper.ndim
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        """Variables returned by :meth:`expand`, named as in the PyMC graph."""
-        return self.hyper.output_names
-
-    @property
-    def output_shapes(self) -> tuple[tuple[int, ...], ...]:
-        """Shapes of :attr:`output_names`."""
-        return self.hyper.output_shapes
-
-    @property
-    def output_dims(self) -> dict[str, list[str]]:
-        """Named dimensions of the non-scalar outputs."""
-        return self.hyper.output_dims
-
-    @property
-    def coords(self) -> dict[str, list[str]]:
-        """Coordinates of :attr:`output_dims`."""
-        return self.hyper.coords
-
-    def initial_point(self, seed: int) -> np.ndarray:
-        """The priors' typical values, jittered (PyMC's and nutpie's rule)."""
-        return self.hyper.initial_point(seed)
-
-    def unconstrain(self, values: Mapping[str, ArrayLike]) -> np.ndarray:
-        """The unconstrained point of given variable values; the inverse of :meth:`expand`."""
-        return self.hyper.unconstrain(values)
-
-    def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """The model's variables (:attr:`output_names`) at the unconstrained point ``x``."""
-        return self.hyper.expand(x)
 
     def _likelihood_at(self, x: np.ndarray) -> tuple[GaussianPoint, float, np.ndarray] | None:
         point = self.hyper.evaluate(x)

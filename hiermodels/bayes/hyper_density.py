@@ -41,7 +41,7 @@ from hiermodels.spec.design import Design
 if TYPE_CHECKING:
     from hiermodels.bayes.marginal_density import FixedEffectsPrior
 
-__all__ = ["HyperParameters", "HyperPoint", "LkjCholeskyPrior"]
+__all__ = ["HyperParameters", "HyperPoint", "IntegratedDensity", "LkjCholeskyPrior"]
 
 
 class LkjCholeskyPrior:
@@ -528,3 +528,61 @@ class HyperParameters:
                 raise ValueError(f"'sigma' must be positive, got {sigma!r}")
             out[-1] = math.log(sigma)
         return out
+
+
+class IntegratedDensity:
+    """What every density with the effects integrated out shares: its hyperparameters' layout.
+
+    A subclass sets :attr:`hyper` and defines ``logp``; the outputs, the
+    initial point and the inverse transform are those of
+    :class:`HyperParameters`, in the interface
+    :func:`~hiermodels.bayes.sample.sample_density` samples.
+
+    Attributes
+    ----------
+    hyper : HyperParameters
+    ndim : int
+        Number of unconstrained coordinates.
+    """
+
+    hyper: HyperParameters
+
+    @property
+    def ndim(self) -> int:
+        """Number of unconstrained coordinates."""
+        return self.hyper.ndim
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """Variables returned by :meth:`expand`, named as in the PyMC graph."""
+        return self.hyper.output_names
+
+    @property
+    def output_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Shapes of :attr:`output_names`."""
+        return self.hyper.output_shapes
+
+    @property
+    def output_dims(self) -> dict[str, list[str]]:
+        """Named dimensions of the non-scalar outputs."""
+        return self.hyper.output_dims
+
+    @property
+    def coords(self) -> dict[str, list[str]]:
+        """Coordinates of :attr:`output_dims`."""
+        return self.hyper.coords
+
+    def initial_point(self, seed: int) -> np.ndarray:
+        """Each prior's typical value, jittered by uniform(-1, 1) on the unconstrained scale."""
+        return self.hyper.initial_point(seed)
+
+    def unconstrain(self, values: Mapping[str, ArrayLike]) -> np.ndarray:
+        """The unconstrained point of given variable values; the inverse of :meth:`expand`.
+
+        See :meth:`HyperParameters.unconstrain`.
+        """
+        return self.hyper.unconstrain(values)
+
+    def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The model's variables (:attr:`output_names`) at the unconstrained point ``x``."""
+        return self.hyper.expand(x)

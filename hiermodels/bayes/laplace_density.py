@@ -66,14 +66,13 @@ from __future__ import annotations
 
 import copy as _copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import xarray as xr
-from numpy.typing import ArrayLike
 
-from hiermodels.bayes.hyper_density import HyperParameters
+from hiermodels.bayes.hyper_density import HyperParameters, IntegratedDensity
 from hiermodels.bayes.marginal_density import FixedEffectsPrior, effect_arrays
 from hiermodels.bayes.priors import GroupTerms, Priors, group_term_layout
 from hiermodels.mle.glmm import LaplaceDeviance, PirlsResult, laplace_deviance
@@ -419,7 +418,7 @@ def laplace_conditional_effects(
     return arrays
 
 
-class LaplaceDensity:
+class LaplaceDensity(IntegratedDensity):
     """Approximate log posterior of a GLMM's hyperparameters, the effects integrated by Laplace.
 
     The density of :func:`~hiermodels.bayes.build.build_pymc_model`'s graph
@@ -450,60 +449,17 @@ class LaplaceDensity:
 
     def __init__(self, design: Design, priors: Priors) -> None:
         self._likelihood = LaplaceLikelihood(design)
-        self._hyper = HyperParameters(
+        self.hyper = HyperParameters(
             design, priors, self._likelihood.deviance.layout, with_sigma=False
         )
-        self.fixed: FixedEffectsPrior = self._hyper.fixed
+        self.fixed: FixedEffectsPrior = self.hyper.fixed
         self.coef: tuple[str, ...] = self.fixed.coef
-        self.ndim: int = self._hyper.ndim
 
     def copy(self) -> LaplaceDensity:
         """An independent density for another chain: its own PIRLS warm start."""
         other = _copy.copy(self)
         other._likelihood = self._likelihood.copy()
         return other
-
-    # -- layout ----------------------------------------------------------------------------
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        """Variables returned by :meth:`expand`, named as in the PyMC graph."""
-        return self._hyper.output_names
-
-    @property
-    def output_shapes(self) -> tuple[tuple[int, ...], ...]:
-        """Shapes of :attr:`output_names`."""
-        return self._hyper.output_shapes
-
-    @property
-    def output_dims(self) -> dict[str, list[str]]:
-        """Named dimensions of the non-scalar outputs."""
-        return self._hyper.output_dims
-
-    @property
-    def coords(self) -> dict[str, list[str]]:
-        """Coordinates of :attr:`output_dims`."""
-        return self._hyper.coords
-
-    def initial_point(self, seed: int) -> np.ndarray:
-        """Each prior's typical value, jittered by uniform(-1, 1) on the unconstrained scale."""
-        return self._hyper.initial_point(seed)
-
-    def unconstrain(self, values: Mapping[str, ArrayLike]) -> np.ndarray:
-        """The unconstrained point of given variable values; the inverse of :meth:`expand`.
-
-        Parameters
-        ----------
-        values : mapping of str to array_like
-            ``beta``, every ``sd_<g>__<t>`` and, for correlated terms,
-            ``corr_<g>`` (the factor's correlation matrix).
-
-        Raises
-        ------
-        ValueError
-            For a missing variable or a value outside its support.
-        """
-        return self._hyper.unconstrain(values)
 
     # -- density ---------------------------------------------------------------------------
 
@@ -518,7 +474,7 @@ class LaplaceDensity:
         numpy.ndarray
             The gradient (zeros at ``-inf``).
         """
-        point = self._hyper.evaluate(x)
+        point = self.hyper.evaluate(x)
         if point is None:  # a prior far out in its tails: zero density
             return -math.inf, np.zeros(self.ndim)
         beta = np.asarray(self.fixed.beta(point.beta_coords))
@@ -527,8 +483,4 @@ class LaplaceDensity:
             return -math.inf, np.zeros(self.ndim)
         # the likelihood's beta is the design's: through the centring shear to the coordinates
         d_coords = np.asarray(self.fixed.pull_back(d_beta.tolist()))
-        return point.log_prior + value, self._hyper.gradient(point, d_coords, d_theta)
-
-    def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """The model's variables (:attr:`output_names`) at the unconstrained point ``x``."""
-        return self._hyper.expand(x)
+        return point.log_prior + value, self.hyper.gradient(point, d_coords, d_theta)
