@@ -5,6 +5,8 @@ each stage is usable on its own.
 """
 
 from hiermodels.bayes.build import build_marginal_model, build_pymc_model, model_coords
+from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
+from hiermodels.bayes.laplace_density import LaplaceDensity
 from hiermodels.bayes.marginal_density import MarginalDensity
 from hiermodels.bayes.nested_density import NestedDensity
 from hiermodels.bayes.priors import (
@@ -21,6 +23,8 @@ from hiermodels.bayes.sample import fit_bayes, sample_density, sample_model
 __all__ = [
     "BayesFit",
     "Diagnostics",
+    "GaussianMarginalDensity",
+    "LaplaceDensity",
     "MarginalDensity",
     "NestedDensity",
     "Prior",
