@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 
@@ -38,3 +39,12 @@ def test_a_healthy_sampler_adds_no_note() -> None:
     assert warned is None
     assert "Sampler problem" not in page and "sampler problem above" not in page
     assert "sampler diagnostics: 0 divergences" in page
+
+
+def test_a_laplace_integrated_fit_is_named_approximate() -> None:
+    fit, _ = _sleepstudy(500, 500)
+    exact = mixed_model_report(Analysis(name="s", formula="f", family="g", bayes=fit)).render()
+    assert "full Bayes is approximate" not in exact
+    labelled = dataclasses.replace(fit, integrate="laplace")
+    page = mixed_model_report(Analysis(name="s", formula="f", family="g", bayes=labelled)).render()
+    assert "full Bayes is approximate" in page and "integrate=&#x27;laplace&#x27;" in page
