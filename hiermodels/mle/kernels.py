@@ -433,6 +433,33 @@ def lambda_t_rest(
 
 
 @njit(cache=True, nogil=True)
+def last_column_less(
+    lead: np.ndarray, rest: np.ndarray, beta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``c_y − c_X β`` for partitioned columns ``[c_X c_y]``: ``(L₀, q₀, 1)`` and ``(q_rest, 1)``.
+
+    ``lead`` is ``(L₀, q₀, p + 1)`` and ``rest`` ``(q_rest, p + 1)``, the last
+    column the response's (``Zᵀ[X y]``, or its forward-solved ``w``).
+    """
+    p = beta.size
+    n_lead, q0 = lead.shape[0], lead.shape[1]
+    out_lead = np.empty((n_lead, q0, 1))
+    for m in range(n_lead):
+        for a in range(q0):
+            acc = lead[m, a, p]
+            for b in range(p):
+                acc -= lead[m, a, b] * beta[b]
+            out_lead[m, a, 0] = acc
+    out_rest = np.empty((rest.shape[0], 1))
+    for r in range(rest.shape[0]):
+        acc = rest[r, p]
+        for b in range(p):
+            acc -= rest[r, b] * beta[b]
+        out_rest[r, 0] = acc
+    return out_lead, out_rest
+
+
+@njit(cache=True, nogil=True)
 def pls(
     l11: np.ndarray,
     l21: np.ndarray,
@@ -487,19 +514,7 @@ def pls(
         for b in range(a + 1, p):
             acc -= upper[a, b] * beta[b]
         beta[a] = acc / upper[a, a]
-    r1 = np.empty((n_lead, q0, 1))
-    for m in range(n_lead):
-        for t in range(q0):
-            acc = w1[m, t, p]
-            for b in range(p):
-                acc -= w1[m, t, b] * beta[b]
-            r1[m, t, 0] = acc
-    r2 = np.empty((w2.shape[0], 1))
-    for r in range(w2.shape[0]):
-        acc = w2[r, p]
-        for b in range(p):
-            acc -= w2[r, b] * beta[b]
-        r2[r, 0] = acc
+    r1, r2 = last_column_less(w1, w2, beta)
     u1, u2 = backward(l11, l21, l22, rest_q, pair_block, pair_row, pair_ptr, lead_ptr, r1, r2)
     return w1, w2, upper, beta, u1[:, :, 0], u2[:, 0], True
 
@@ -733,19 +748,9 @@ def lmm_gradient(
     else:
         v1 = np.zeros((n_lead, q0, 0))
         v2 = np.zeros((q_rest, 0))
-    resid_lead = np.empty((n_lead, q0))
-    for m in range(n_lead):
-        for a in range(q0):
-            acc = zt_xy_lead[m, a, p]
-            for b in range(p):
-                acc -= zt_xy_lead[m, a, b] * beta[b]
-            resid_lead[m, a] = acc
-    resid_rest = np.empty(q_rest)
-    for r in range(q_rest):
-        acc = zt_xy_rest[r, p]
-        for b in range(p):
-            acc -= zt_xy_rest[r, b] * beta[b]
-        resid_rest[r] = acc
+    resid_lead_3d, resid_rest_2d = last_column_less(zt_xy_lead, zt_xy_rest, beta)
+    resid_lead = np.ascontiguousarray(resid_lead_3d[:, :, 0])
+    resid_rest = np.ascontiguousarray(resid_rest_2d[:, 0])
     s_lead, v_lead, z_lead, s_rest, v_rest, z_rest = gradient_terms(
         l11,
         l21,
@@ -847,21 +852,7 @@ def gaussian_prepare(
         structure
     )
     p = beta.size
-    n_lead = zt_xy_lead.shape[0]
-    q_rest = zt_xy_rest.shape[0]
-    lead_y = np.empty((n_lead, q_lead, 1))
-    for m in range(n_lead):
-        for a in range(q_lead):
-            acc = zt_xy_lead[m, a, p]
-            for b in range(p):
-                acc -= zt_xy_lead[m, a, b] * beta[b]
-            lead_y[m, a, 0] = acc
-    rest_y = np.empty((q_rest, 1))
-    for r in range(q_rest):
-        acc = zt_xy_rest[r, p]
-        for b in range(p):
-            acc -= zt_xy_rest[r, b] * beta[b]
-        rest_y[r, 0] = acc
+    lead_y, rest_y = last_column_less(zt_xy_lead, zt_xy_rest, beta)
     xt_resid = np.empty(p)
     yy = np.empty((1, 1))
     yy[0, 0] = xy_cross[p, p]
