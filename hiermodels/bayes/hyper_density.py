@@ -30,10 +30,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 from numpy.typing import ArrayLike
 from scipy import special
 
-from hiermodels.bayes.prior_density import ScalarPrior, jittered, lkj_pair_prior, scalar_prior
+from hiermodels.bayes.prior_density import (
+    ScalarPrior,
+    jittered,
+    lkj_pair_prior,
+    scalar_log_density,
+    scalar_prior,
+)
 from hiermodels.bayes.priors import Prior, Priors, group_term_layout
 from hiermodels.mle.blocked import ReLayout
 from hiermodels.spec.design import Design
@@ -87,36 +94,30 @@ class LkjCholeskyPrior:
         index = np.arange(self.size)
         filled = np.concatenate([index[m:], index[::-1]]).reshape(m, m)
         rows, cols = np.tril_indices(m)
-        self._rows = rows + 1
-        self._cols = cols
-        self._index = filled[rows, cols]
-
-    def _raw(self, v: np.ndarray) -> np.ndarray:
-        raw = np.eye(self.q)
-        raw[self._rows, self._cols] = v[self._index]
-        return raw
+        self._rows = np.ascontiguousarray(rows + 1, dtype=np.int64)
+        self._cols = np.ascontiguousarray(cols, dtype=np.int64)
+        self._index = np.ascontiguousarray(filled[rows, cols], dtype=np.int64)
 
     def evaluate(self, v: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
         """``(L, log p + log|J|, its gradient in v)`` at the unconstrained ``v``."""
-        raw = self._raw(v)
-        norms2 = np.einsum("ij,ij->i", raw, raw)
-        chol = raw / np.sqrt(norms2)[:, None]
-        logp = self._const - 0.5 * self._power * float(np.sum(np.log(norms2)))
-        slope_raw = -self._power * raw / norms2[:, None]
-        slope = np.empty(self.size)
-        slope[self._index] = slope_raw[self._rows, self._cols]
+        v = np.ascontiguousarray(v, dtype=float)
+        chol = np.empty((self.q, self.q))
+        slope = np.zeros(self.size)
+        logp = lkj_cholesky(v, 0, self.q, self._const, self._power, *self.tables, slope, chol)
         return chol, logp, slope
 
     def pull_back(self, v: np.ndarray, d_chol: np.ndarray) -> np.ndarray:
         """The gradient in ``v`` of a function whose gradient in ``L`` is ``d_chol``."""
-        raw = self._raw(v)
-        norms = np.sqrt(np.einsum("ij,ij->i", raw, raw))
-        lower = np.tril(d_chol)
-        along = np.einsum("ij,ij->i", lower, raw)
-        d_raw = lower / norms[:, None] - along[:, None] * raw / norms[:, None] ** 3
-        out = np.empty(self.size)
-        out[self._index] = d_raw[self._rows, self._cols]
+        v = np.ascontiguousarray(v, dtype=float)
+        out = np.zeros(self.size)
+        lkj_pull_back(v, 0, self.q, *self.tables, np.ascontiguousarray(d_chol, dtype=float), out)
         return out
+
+    @property
+    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rows, cols, index)``: entry ``k`` of ``v`` fills ``L[rows[k], cols[k]]``, in
+        the order of ``index`` (PyMC's spiral)."""
+        return self._rows, self._cols, self._index
 
     def unconstrain(self, chol: np.ndarray) -> np.ndarray:
         """The unconstrained ``v`` of a correlation Cholesky factor."""
@@ -125,6 +126,253 @@ class LkjCholeskyPrior:
         out = np.empty(self.size)
         out[self._index] = raw[self._rows, self._cols]
         return out
+
+
+# kinds of random-effect block, as the compiled functions number them
+ONE_TERM, PAIR, LKJ, UNCORRELATED = range(4)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def lkj_cholesky(
+    x: np.ndarray,
+    at: int,
+    q: int,
+    const: float,
+    power: float,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    index: np.ndarray,
+    slope: np.ndarray,
+    chol: np.ndarray,
+) -> float:
+    """LKJ's Cholesky factor from ``x[at:]`` into ``chol``; its log density (with Jacobian).
+
+    Adds the density's gradient to ``slope[at:]``. See :class:`LkjCholeskyPrior`.
+    """
+    for i in range(q):
+        for j in range(q):
+            chol[i, j] = 1.0 if i == j else 0.0
+    for k in range(rows.size):
+        chol[rows[k], cols[k]] = x[at + index[k]]
+    norm2 = np.empty(q)
+    logp = const
+    for i in range(q):
+        total = 0.0
+        for j in range(i + 1):
+            total += chol[i, j] * chol[i, j]
+        norm2[i] = total
+        logp -= 0.5 * power * np.log(total)
+    for k in range(rows.size):
+        slope[at + index[k]] -= power * chol[rows[k], cols[k]] / norm2[rows[k]]
+    for i in range(q):
+        norm = np.sqrt(norm2[i])
+        for j in range(i + 1):
+            chol[i, j] /= norm
+    return logp
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def lkj_pull_back(
+    x: np.ndarray,
+    at: int,
+    q: int,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    index: np.ndarray,
+    d_chol: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Add to ``out[at:]`` the gradient in ``x[at:]`` of a function of ``L`` (gradient ``d_chol``)."""
+    raw = np.eye(q)
+    for k in range(rows.size):
+        raw[rows[k], cols[k]] = x[at + index[k]]
+    norm2 = np.empty(q)
+    along = np.empty(q)
+    for i in range(q):
+        n2 = 0.0
+        dot = 0.0
+        for j in range(i + 1):
+            n2 += raw[i, j] * raw[i, j]
+            dot += d_chol[i, j] * raw[i, j]
+        norm2[i] = n2
+        along[i] = dot
+    for k in range(rows.size):
+        i, j = rows[k], cols[k]
+        norm = np.sqrt(norm2[i])
+        out[at + index[k]] += d_chol[i, j] / norm - along[i] * raw[i, j] / (norm2[i] * norm)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _prior_at(tables: tuple, row: int, v: float) -> tuple[float, float, float]:
+    kinds, transforms, params = tables[2], tables[3], tables[4]
+    return scalar_log_density(
+        kinds[row], transforms[row], params[row, 0], params[row, 1], params[row, 2],
+        params[row, 3], v,
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def hyper_point(
+    x: np.ndarray, tables: tuple, theta: np.ndarray, slopes: np.ndarray
+) -> tuple[float, float]:
+    """The absolute factors ``θ`` at ``x``, with the log prior and its gradient ``slopes``.
+
+    ``tables`` are :attr:`HyperParameters.tables`. Returns ``(log prior,
+    sigma)``; the log prior is not finite where a prior cannot be evaluated.
+    """
+    centre, means, _, _, _, coord_prior = tables[:6]
+    block_q, block_kind, block_theta, block_sd_at, block_corr_at, block_lkj = tables[6:12]
+    lkj_const, lkj_power, lkj_ptr, lkj_rows, lkj_cols, lkj_index, sizes = tables[12:19]
+    p, with_sigma = sizes[0], sizes[1]
+    for i in range(slopes.size):
+        slopes[i] = 0.0
+    shift = 0.0
+    if centre[0] >= 0:
+        for k in range(p):
+            shift += means[k] * x[k]
+    total = 0.0
+    for k in range(p):
+        beta_k = x[k] - shift if k == centre[0] else x[k]
+        _, logp, slope = _prior_at(tables, coord_prior[k], beta_k)
+        total += logp
+        slopes[k] += slope
+        if centre[0] >= 0 and k == centre[0]:
+            # beta[centre] = x[centre] − Σ means x: the slope reaches every coordinate
+            for j in range(p):
+                slopes[j] -= means[j] * slope
+    qmax = block_sd_at.shape[1]
+    sd = np.empty(qmax)
+    chol = np.empty((qmax, qmax))
+    for b in range(block_q.size):
+        q = block_q[b]
+        start = block_theta[b]
+        for a in range(q):
+            at = block_sd_at[b, a]
+            sd[a], logp, slopes[at] = _prior_at(tables, coord_prior[at], x[at])
+            total += logp
+        kind = block_kind[b]
+        if kind == ONE_TERM:
+            theta[start] = sd[0]
+            continue
+        if kind == PAIR:
+            at = block_corr_at[b]
+            half, logp, slopes[at] = _prior_at(tables, coord_prior[at], x[at])
+            total += logp
+            r = 2.0 * half - 1.0
+            root = np.sqrt(max(1.0 - r * r, 0.0))
+            theta[start] = sd[0]
+            theta[start + 1] = sd[1] * r
+            theta[start + 2] = sd[1] * root
+            continue
+        block_chol = chol[:q, :q]
+        if kind == LKJ:
+            k = block_lkj[b]
+            a0, a1 = lkj_ptr[k], lkj_ptr[k + 1]
+            total += lkj_cholesky(
+                x, block_corr_at[b], q, lkj_const[k], lkj_power[k], lkj_rows[a0:a1],
+                lkj_cols[a0:a1], lkj_index[a0:a1], slopes, block_chol,
+            )  # fmt: skip
+        else:
+            for i in range(q):
+                for j in range(q):
+                    block_chol[i, j] = 1.0 if i == j else 0.0
+        e = start
+        for col in range(q):
+            for row in range(col, q):
+                theta[e] = sd[row] * block_chol[row, col]
+                e += 1
+    sigma = 1.0
+    if with_sigma:
+        last = x.size - 1
+        sigma, logp, slopes[last] = _prior_at(tables, coord_prior[last], x[last])
+        total += logp
+    if not (np.isfinite(sigma) and sigma > 0.0):
+        return -np.inf, 1.0
+    for e in range(theta.size):
+        if not np.isfinite(theta[e]):
+            return -np.inf, sigma
+    return total, sigma
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def hyper_pull_back(
+    x: np.ndarray,
+    tables: tuple,
+    sigma: float,
+    d_beta: np.ndarray,
+    d_theta: np.ndarray,
+    d_sigma: float,
+    out: np.ndarray,
+) -> None:
+    """Add to ``out`` the gradient in ``x`` of a likelihood with gradient ``(d_beta, d_theta,
+    d_sigma)`` in ``(β offsets, absolute θ, σ)``."""
+    block_q, block_kind, block_theta, block_sd_at, block_corr_at, block_lkj = tables[6:12]
+    lkj_ptr, lkj_rows, lkj_cols, lkj_index, sizes = tables[14:19]
+    for k in range(d_beta.size):
+        out[k] += d_beta[k]
+    qmax = block_sd_at.shape[1]
+    sd = np.empty(qmax)
+    g = np.zeros((qmax, qmax))
+    chol = np.empty((qmax, qmax))
+    slope_sink = np.zeros(x.size)
+    for b in range(block_q.size):
+        q = block_q[b]
+        start = block_theta[b]
+        for a in range(q):
+            sd[a] = np.exp(x[block_sd_at[b, a]])
+        kind = block_kind[b]
+        if kind == ONE_TERM:
+            out[block_sd_at[b, 0]] += sd[0] * d_theta[start]  # d/dlog sd = sd d/dsd
+            continue
+        if kind == PAIR:
+            v = x[block_corr_at[b]]
+            half = 1.0 / (1.0 + np.exp(-v)) if v >= 0 else np.exp(v) / (1.0 + np.exp(v))
+            r = 2.0 * half - 1.0
+            root = np.sqrt(max(1.0 - r * r, 0.0))
+            g00, g10, g11 = d_theta[start], d_theta[start + 1], d_theta[start + 2]
+            out[block_sd_at[b, 0]] += sd[0] * g00
+            out[block_sd_at[b, 1]] += sd[1] * (g10 * r + g11 * root)
+            d_r = sd[1] * (g10 - g11 * r / root) if root > 0 else 0.0
+            out[block_corr_at[b]] += d_r * 2.0 * half * (1.0 - half)
+            continue
+        block_chol = chol[:q, :q]
+        block_g = g[:q, :q]
+        for i in range(q):
+            for j in range(q):
+                block_g[i, j] = 0.0
+        e = start
+        for col in range(q):
+            for row in range(col, q):
+                block_g[row, col] = d_theta[e]
+                e += 1
+        if kind == LKJ:
+            k = block_lkj[b]
+            a0, a1 = lkj_ptr[k], lkj_ptr[k + 1]
+            lkj_cholesky(
+                x, block_corr_at[b], q, 0.0, 0.0, lkj_rows[a0:a1], lkj_cols[a0:a1],
+                lkj_index[a0:a1], slope_sink, block_chol,
+            )  # fmt: skip
+        else:
+            for i in range(q):
+                for j in range(q):
+                    block_chol[i, j] = 1.0 if i == j else 0.0
+        for a in range(q):
+            d_sd = 0.0
+            for c in range(q):
+                d_sd += block_g[a, c] * block_chol[a, c]
+            out[block_sd_at[b, a]] += sd[a] * d_sd
+        if kind == LKJ:
+            for a in range(q):
+                for c in range(q):
+                    block_g[a, c] *= sd[a]
+            k = block_lkj[b]
+            a0, a1 = lkj_ptr[k], lkj_ptr[k + 1]
+            lkj_pull_back(
+                x, block_corr_at[b], q, lkj_rows[a0:a1], lkj_cols[a0:a1], lkj_index[a0:a1],
+                block_g, out,
+            )  # fmt: skip
+    if sizes[1]:
+        out[x.size - 1] += sigma * d_sigma
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,8 +390,6 @@ class _Block:
     lkj: LkjCholeskyPrior | None
     corr_at: slice
     theta: slice
-    rows: np.ndarray
-    cols: np.ndarray
 
 
 @dataclass(slots=True, eq=False)
@@ -152,9 +398,9 @@ class HyperPoint:
 
     Attributes
     ----------
-    coords : list of float
+    coords : numpy.ndarray
         The unconstrained point.
-    beta_coords : list of float
+    beta_coords : numpy.ndarray
         ``beta`` in the sampler's coordinates (``coords[:p]``).
     theta : numpy.ndarray
         Absolute covariance factor entries, ``θ`` order.
@@ -162,23 +408,16 @@ class HyperPoint:
         Residual SD (gaussian), else 1.
     log_prior : float
         Log prior density plus log Jacobian.
-    slopes : list of float
+    slopes : numpy.ndarray
         Its gradient.
-    sds : list of list of float
-        Per block, its SDs.
-    chols : list
-        Per block, its correlation's Cholesky factor: ``None`` for one term,
-        ``(r, sqrt(1 − r²))`` for two, the matrix for more.
     """
 
-    coords: list[float]
-    beta_coords: list[float]
+    coords: np.ndarray
+    beta_coords: np.ndarray
     theta: np.ndarray
     sigma: float
     log_prior: float
-    slopes: list[float]
-    sds: list[list[float]]
-    chols: list[object]
+    slopes: np.ndarray
 
 
 class HyperParameters:
@@ -245,6 +484,7 @@ class HyperParameters:
         self.ndim: int = position + int(with_sigma)
         self._blocks = self._place_blocks(design, layout)
         self.theta_length = layout.theta.length
+        self.tables = self._pack()
 
     def _place_blocks(self, design: Design, layout: ReLayout) -> tuple[_Block, ...]:
         """Each block of ``design`` in ``θ`` order with its coordinates."""
@@ -271,7 +511,6 @@ class HyperParameters:
                         lkj = part
                     else:
                         pair = part
-            cols, rows = np.triu_indices(block.n_terms)
             out.append(
                 _Block(
                     q=block.n_terms,
@@ -281,68 +520,108 @@ class HyperParameters:
                     lkj=lkj,
                     corr_at=corr_at,
                     theta=layout.theta.block_slice(k),
-                    rows=rows,
-                    cols=cols,
                 )
             )
         return tuple(out)
 
     # -- evaluation ------------------------------------------------------------------------
 
+    def _pack(self) -> tuple[np.ndarray, ...]:
+        """The priors and blocks as arrays, for :func:`hyper_point` and :func:`hyper_pull_back`.
+
+        ``(centre, means, kinds, transforms, params, coord_prior, block_q,
+        block_kind, block_theta, block_sd_at, block_corr_at, block_lkj,
+        lkj_const, lkj_power, lkj_ptr, lkj_rows, lkj_cols, lkj_index,
+        sizes)``: the fixed effects' centring (the intercept's position or
+        ``-1``, the predictors' means), every scalar prior (its density kind,
+        transform and parameters) and the row of the prior of each
+        coordinate (of ``beta`` for the first ``p``; ``-1`` for LKJ
+        coordinates), each block in ``θ`` order (terms, kind, first ``θ``
+        entry, its SD coordinates, its correlation's first coordinate, its
+        LKJ prior's index), each LKJ prior's constant, power and spiral fill
+        (concatenated, ``lkj_ptr`` delimiting them), and ``(p, with_sigma,
+        len(θ))``.
+        """
+        rows: list[ScalarPrior] = []
+        coord_prior = np.full(self.ndim, -1, dtype=np.int64)
+
+        def place(at: int, prior: ScalarPrior) -> None:
+            coord_prior[at] = len(rows)
+            rows.append(prior)
+
+        for k, prior in enumerate(self.fixed.priors):
+            place(k, prior)
+        for _, sd_priors, sd_start, corr in self._group_slots:
+            for t, prior in enumerate(sd_priors):
+                place(sd_start + t, prior)
+            for _, part, where in corr:
+                if isinstance(part, ScalarPrior):
+                    place(where.start, part)
+        if self._sigma_prior is not None:
+            place(self.ndim - 1, self._sigma_prior)
+        kinds = np.array([prior.params[0] for prior in rows], dtype=np.int64)
+        transforms = np.array([prior.transform_code for prior in rows], dtype=np.int64)
+        params = np.array([prior.params[1:] for prior in rows], dtype=float).reshape(-1, 4)
+        nb = len(self._blocks)
+        qmax = max((block.q for block in self._blocks), default=1)
+        block_q = np.array([block.q for block in self._blocks], dtype=np.int64)
+        block_kind = np.empty(nb, dtype=np.int64)
+        block_sd_at = np.zeros((nb, qmax), dtype=np.int64)
+        block_lkj = np.full(nb, -1, dtype=np.int64)
+        lkjs: list[LkjCholeskyPrior] = []
+        for b, block in enumerate(self._blocks):
+            block_sd_at[b, : block.q] = block.sd_at
+            if block.q == 1:
+                block_kind[b] = ONE_TERM
+            elif block.pair is not None:
+                block_kind[b] = PAIR
+            elif block.lkj is not None:
+                block_kind[b] = LKJ
+                block_lkj[b] = len(lkjs)
+                lkjs.append(block.lkj)
+            else:
+                block_kind[b] = UNCORRELATED
+        fills = [lkj.tables for lkj in lkjs]
+        lkj_ptr = np.concatenate([[0], np.cumsum([lkj.size for lkj in lkjs], dtype=np.int64)])
+
+        def joined(k: int) -> np.ndarray:
+            return np.concatenate([fill[k] for fill in fills] + [np.zeros(0, dtype=np.int64)])
+
+        centre = self.fixed.centre
+        means = np.zeros(self.n_fixed) if centre < 0 else np.asarray(self.fixed.means, dtype=float)
+        return (
+            np.array([centre], dtype=np.int64),
+            means,
+            kinds,
+            transforms,
+            np.ascontiguousarray(params),
+            coord_prior,
+            block_q,
+            block_kind,
+            np.array([block.theta.start for block in self._blocks], dtype=np.int64),
+            block_sd_at,
+            np.array([block.corr_at.start for block in self._blocks], dtype=np.int64),
+            block_lkj,
+            np.array([lkj._const for lkj in lkjs], dtype=float),
+            np.array([lkj._power for lkj in lkjs], dtype=float),
+            lkj_ptr.astype(np.int64),
+            joined(0).astype(np.int64),
+            joined(1).astype(np.int64),
+            joined(2).astype(np.int64),
+            np.array([self.n_fixed, int(self.with_sigma), self.theta_length], dtype=np.int64),
+        )
+
+    # -- evaluation ------------------------------------------------------------------------
+
     def evaluate(self, x: np.ndarray) -> HyperPoint | None:
         """The hyperparameters at ``x``; ``None`` where a prior cannot be evaluated."""
-        # plain floats and lists for one- and two-term blocks: at a handful of parameters
-        # numpy's per-call overhead would cost more than the arithmetic
-        xs = np.asarray(x, dtype=float).tolist()
-        p = self.n_fixed
-        slopes = [0.0] * self.ndim
-        theta = [0.0] * self.theta_length
-        try:
-            beta = self.fixed.beta(xs[:p])
-            total, beta_slopes = self.fixed.log_prior(beta)
-            slopes[:p] = self.fixed.pull_back(beta_slopes)
-            sds: list[list[float]] = []
-            chols: list[object] = []
-            for block in self._blocks:
-                sd = []
-                for prior, at in zip(block.sd_priors, block.sd_at, strict=True):
-                    value, logp, slopes[at] = prior.evaluate(xs[at])
-                    sd.append(value)
-                    total += logp
-                start = block.theta.start
-                if block.q == 1:
-                    theta[start] = sd[0]
-                    chol: object = None
-                elif block.pair is not None:
-                    half, logp, slopes[block.corr_at.start] = block.pair.evaluate(
-                        xs[block.corr_at.start]
-                    )
-                    total += logp
-                    r = 2.0 * half - 1.0
-                    root = math.sqrt(max(1.0 - r * r, 0.0))
-                    theta[start : start + 3] = [sd[0], sd[1] * r, sd[1] * root]
-                    chol = (r, root)
-                else:
-                    if block.lkj is not None:
-                        chol, logp, slope = block.lkj.evaluate(np.asarray(xs[block.corr_at]))
-                        total += logp
-                        slopes[block.corr_at] = slope.tolist()
-                    else:
-                        chol = np.eye(block.q)
-                    factor = np.asarray(sd)[:, None] * chol
-                    theta[block.theta] = factor[block.rows, block.cols].tolist()
-                sds.append(sd)
-                chols.append(chol)
-            sigma = 1.0
-            if self._sigma_prior is not None:
-                sigma, logp, slopes[-1] = self._sigma_prior.evaluate(xs[-1])
-                total += logp
-        except (OverflowError, ValueError, ZeroDivisionError):
-            # a trajectory far out in the tails (exp overflow, log of 0): zero density
+        xs = np.ascontiguousarray(x, dtype=float)
+        theta = np.empty(self.theta_length)
+        slopes = np.empty(self.ndim)
+        log_prior, sigma = hyper_point(xs, self.tables, theta, slopes)
+        if not math.isfinite(log_prior):
             return None
-        if not math.isfinite(total):
-            return None
-        return HyperPoint(xs, xs[:p], np.array(theta), sigma, total, slopes, sds, chols)
+        return HyperPoint(xs, xs[: self.n_fixed], theta, sigma, log_prior, slopes)
 
     def gradient(
         self, point: HyperPoint, d_beta: np.ndarray, d_theta: np.ndarray, d_sigma: float = 0.0
@@ -354,39 +633,13 @@ class HyperParameters:
         coordinates themselves: both shift them), ``d_theta`` in the absolute
         factor entries and ``d_sigma`` in ``σ`` with those held fixed.
         """
-        out = list(point.slopes)
-        for k, d in enumerate(np.asarray(d_beta).tolist()):
-            out[k] += d
-        g_theta = np.asarray(d_theta).tolist()
-        xs = point.coords
-        for block, sd, chol in zip(self._blocks, point.sds, point.chols, strict=True):
-            start = block.theta.start
-            if block.q == 1:
-                out[block.sd_at[0]] += sd[0] * g_theta[start]  # d/dlog sd = sd * d/dsd
-                continue
-            if block.pair is not None:
-                r, root = chol  # type: ignore[misc]
-                g00, g10, g11 = g_theta[start : start + 3]
-                out[block.sd_at[0]] += sd[0] * g00
-                out[block.sd_at[1]] += sd[1] * (g10 * r + g11 * root)
-                d_r = sd[1] * (g10 - g11 * r / root) if root > 0 else 0.0
-                half = 0.5 * (r + 1.0)
-                out[block.corr_at.start] += d_r * 2.0 * half * (1.0 - half)
-                continue
-            g = np.zeros((block.q, block.q))
-            g[block.rows, block.cols] = g_theta[block.theta]
-            matrix = np.asarray(chol)
-            d_sd = np.einsum("ab,ab->a", g, matrix)
-            for t, at in enumerate(block.sd_at):
-                out[at] += sd[t] * float(d_sd[t])
-            if block.lkj is not None:
-                d_chol = g * np.asarray(sd)[:, None]
-                pulled = block.lkj.pull_back(np.asarray(xs[block.corr_at]), d_chol)
-                for k, at in enumerate(range(block.corr_at.start, block.corr_at.stop)):
-                    out[at] += float(pulled[k])
-        if self.with_sigma:
-            out[-1] += point.sigma * d_sigma
-        return np.array(out)
+        out = point.slopes.copy()
+        hyper_pull_back(
+            point.coords, self.tables, point.sigma,
+            np.ascontiguousarray(d_beta, dtype=float),
+            np.ascontiguousarray(d_theta, dtype=float), float(d_sigma), out,
+        )  # fmt: skip
+        return out
 
     # -- layout of the outputs -------------------------------------------------------------
 

@@ -46,7 +46,7 @@ from hiermodels.bayes.build import (
     can_marginalize,
     centering_transform,
 )
-from hiermodels.bayes.prior_density import jittered, lkj_pair_prior, scalar_prior
+from hiermodels.bayes.prior_density import ScalarPrior, jittered, lkj_pair_prior, scalar_prior
 from hiermodels.bayes.priors import GroupTerms, Priors, group_term_layout
 from hiermodels.spec.design import Design
 
@@ -269,6 +269,21 @@ class FixedEffectsPrior:
         same gradient.
         """
         return self._split.residual_design(design, self._centred)
+
+    @property
+    def priors(self) -> tuple[ScalarPrior, ...]:
+        """Each coefficient's prior, on ``beta`` (not on the sampler's coordinates)."""
+        return self._priors
+
+    @property
+    def centre(self) -> int:
+        """Position of the intercept that the centring replaces, ``-1`` without centring."""
+        return -1 if self._index is None else int(self._index)
+
+    @property
+    def means(self) -> list[float]:
+        """The predictors' means of the centring (empty without centring)."""
+        return list(self._means)
 
     def offsets(self, v: list[float]) -> list[float]:
         """The likelihood's fixed-effect argument at the sampler's coordinates ``v``."""

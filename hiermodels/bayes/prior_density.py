@@ -3,8 +3,10 @@
 The marginal sampler of :mod:`hiermodels.bayes.marginal_density` evaluates
 its priors without PyMC: each :class:`~hiermodels.bayes.priors.Prior` that
 :func:`~hiermodels.bayes.priors.resolve_priors` accepts becomes a
-:class:`ScalarPrior`, a pair of plain-Python closures for the log density
-and its derivative with every constant computed once. The densities are
+:class:`ScalarPrior`: a density kind and its parameters, with every constant
+computed once, evaluated by one compiled function
+(:func:`scalar_log_density`) that the compiled densities call too. The
+densities are
 PyMC's, normalising constants included, in PyMC's parameterisations
 (``sigma`` or ``tau``, ``sigma`` or ``lam``, ``alpha``/``beta`` or
 ``mu``/``sigma``, ``lam`` or ``scale``), and the transforms are PyMC's
@@ -17,23 +19,134 @@ two-term LKJ correlation. The test suite checks every distribution against
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from numba import njit
 from scipy import special
 
 from hiermodels.bayes.priors import POSITIVE_DISTS, REAL_DISTS, Prior
 
-__all__ = ["ScalarPrior", "scalar_prior", "lkj_pair_prior", "jittered"]
+__all__ = ["ScalarPrior", "jittered", "lkj_pair_prior", "scalar_log_density", "scalar_prior"]
 
 Transform = Literal["identity", "log", "logodds"]
 
-#: ``(log density, derivative)`` of a constrained value.
-Density = Callable[[float], tuple[float, float]]
-
 _LOG_2PI = math.log(2.0 * math.pi)
+_LOG_2 = math.log(2.0)
+
+# density kinds of :func:`scalar_log_density`; half distributions are their full
+# counterparts on x > 0 with log 2 added to the constant
+NORMAL, STUDENT_T, CAUCHY, LAPLACE, LOGISTIC, GUMBEL, SKEW_NORMAL, FLAT = range(8)
+EXPONENTIAL, GAMMA, INVERSE_GAMMA, LOG_NORMAL, WEIBULL, LKJ_PAIR = range(8, 14)
+# transforms from the unconstrained value v to the variable x
+IDENTITY, LOG, LOGODDS = range(3)
+_TRANSFORM_CODE: dict[str, int] = {"identity": IDENTITY, "log": LOG, "logodds": LOGODDS}
+
+#: ``(kind, p0, p1, p2, p3)``: a density kind and its parameters, constant included.
+Parameters = tuple[int, float, float, float, float]
+
+
+@njit(cache=True, nogil=True)
+def _log_ndtr(t: float) -> float:
+    """``log Φ(t)``, accurate in the far left tail."""
+    if t > -30.0:
+        return math.log(0.5 * math.erfc(-t / math.sqrt(2.0)))
+    # Mills-ratio series: Φ(t) = φ(t)/|t| (1 − 1/t² + 3/t⁴ − 15/t⁶ + …)
+    inv = 1.0 / (t * t)
+    series = 1.0 - inv * (1.0 - 3.0 * inv * (1.0 - 5.0 * inv * (1.0 - 7.0 * inv)))
+    return -0.5 * t * t - 0.5 * math.log(2.0 * math.pi) - math.log(-t) + math.log(series)
+
+
+@njit(cache=True, nogil=True)
+def _log_expit(v: float) -> float:
+    """``log(1 / (1 + exp(-v)))`` without overflow."""
+    if v >= 0:
+        return -math.log1p(math.exp(-v))
+    return v - math.log1p(math.exp(v))
+
+
+@njit(cache=True, nogil=True)
+def _expit(v: float) -> float:
+    if v >= 0:
+        return 1.0 / (1.0 + math.exp(-v))
+    e = math.exp(v)
+    return e / (1.0 + e)
+
+
+@njit(cache=True, nogil=True)
+def _log_density(
+    kind: int, p0: float, p1: float, p2: float, p3: float, x: float
+) -> tuple[float, float]:
+    """``(log p(x), d/dx log p(x))`` of one density kind (parameters as :func:`scalar_prior`)."""
+    if kind == NORMAL:  # (mu, sigma, const)
+        z = (x - p0) / p1
+        return p2 - 0.5 * z * z, -z / p1
+    if kind == STUDENT_T:  # (nu, mu, sigma, const)
+        z = (x - p1) / p2
+        power = 0.5 * (p0 + 1.0)
+        return p3 - power * math.log1p(z * z / p0), -2.0 * power * z / (p2 * (p0 + z * z))
+    if kind == CAUCHY:  # (alpha, beta, const)
+        z = (x - p0) / p1
+        return p2 - math.log1p(z * z), -2.0 * z / (p1 * (1.0 + z * z))
+    if kind == LAPLACE:  # (mu, b, const)
+        d = x - p0
+        return p2 - abs(d) / p1, (-math.copysign(1.0, d) / p1 if d != 0 else 0.0)
+    if kind == LOGISTIC:  # (mu, s, const); log p = -z - 2 log(1 + exp(-z)) - log s, symmetric
+        z = (x - p0) / p1
+        a = abs(z)
+        return p2 - a - 2.0 * math.log1p(math.exp(-a)), -math.tanh(z / 2.0) / p1
+    if kind == GUMBEL:  # (mu, beta, const)
+        z = (x - p0) / p1
+        e = math.exp(-z)
+        return p2 - z - e, (e - 1.0) / p1
+    if kind == SKEW_NORMAL:  # (alpha, mu, sigma, const)
+        z = (x - p1) / p2
+        t = p0 * z
+        log_cdf = _log_ndtr(t)
+        # d/dt log Φ(t) = φ(t) / Φ(t), in logs for large negative t
+        mills = math.exp(-0.5 * t * t - 0.5 * math.log(2.0 * math.pi) - log_cdf)
+        return p3 - 0.5 * z * z + log_cdf, (-z + p0 * mills) / p2
+    if kind == FLAT:
+        return 0.0, 0.0
+    if kind == EXPONENTIAL:  # (lam, const)
+        return p1 - p0 * x, -p0
+    if kind == GAMMA:  # (alpha, beta, const)
+        return p2 + (p0 - 1.0) * math.log(x) - p1 * x, (p0 - 1.0) / x - p1
+    if kind == INVERSE_GAMMA:  # (alpha, beta, const)
+        return p2 - (p0 + 1.0) * math.log(x) - p1 / x, -(p0 + 1.0) / x + p1 / (x * x)
+    if kind == LOG_NORMAL:  # (mu, sigma, const)
+        log_x = math.log(x)
+        z = (log_x - p0) / p1
+        return p2 - log_x - 0.5 * z * z, (-1.0 - z / p1) / x
+    if kind == WEIBULL:  # (alpha, beta, const)
+        ratio = x / p1
+        power = ratio**p0
+        return p2 + (p0 - 1.0) * math.log(ratio) - power, ((p0 - 1.0) - p0 * power) / x
+    return math.nan, math.nan
+
+
+@njit(cache=True, nogil=True)
+def scalar_log_density(
+    kind: int, transform: int, p0: float, p1: float, p2: float, p3: float, v: float
+) -> tuple[float, float, float]:
+    """``(x, log p(x) + log |dx/dv|, d/dv of the same)`` at the unconstrained ``v``.
+
+    The one implementation of every scalar prior, called from Python
+    (:class:`ScalarPrior`) and from the compiled densities alike.
+    """
+    if kind == LKJ_PAIR:  # (eta, const): Beta(eta, eta) on (r + 1) / 2, log-odds scale
+        # the density times the Jacobian x (1 - x), eta (log x + log(1 - x)), written in v
+        # so that it stays finite however far out v is
+        x = _expit(v)
+        return x, p1 + p0 * (_log_expit(v) + _log_expit(-v)), p0 * (1.0 - 2.0 * x)
+    if transform == LOG:
+        x = math.exp(v)
+        logp, slope = _log_density(kind, p0, p1, p2, p3, x)
+        return x, logp + v, slope * x + 1.0
+    logp, slope = _log_density(kind, p0, p1, p2, p3, v)
+    return v, logp, slope
 
 
 @dataclass(frozen=True)
@@ -48,8 +161,9 @@ class ScalarPrior:
     transform : {"identity", "log", "logodds"}
         Map from the unconstrained value ``v`` to the variable: ``x = v``,
         ``x = exp(v)`` or ``x = 1 / (1 + exp(-v))``.
-    evaluate : callable
-        ``v -> (x, log p(x) + log |dx/dv|, d/dv of the same)``.
+    params : tuple
+        ``(kind, p0, p1, p2, p3)``: the density's kind and parameters, its
+        normalising constant included, as :func:`scalar_log_density` takes them.
     start : float
         A typical constrained value (the distribution's location or scale),
         where PyMC would start the sampler.
@@ -58,8 +172,18 @@ class ScalarPrior:
     name: str
     prior: Prior
     transform: Transform
-    evaluate: Callable[[float], tuple[float, float, float]]
+    params: Parameters
     start: float
+
+    @property
+    def transform_code(self) -> int:
+        """:attr:`transform` as :func:`scalar_log_density` numbers it."""
+        return _TRANSFORM_CODE[self.transform]
+
+    def evaluate(self, v: float) -> tuple[float, float, float]:
+        """``(x, log p(x) + log |dx/dv|, d/dv of the same)`` at the unconstrained ``v``."""
+        kind, p0, p1, p2, p3 = self.params
+        return scalar_log_density(kind, self.transform_code, p0, p1, p2, p3, v)
 
     def unconstrain(self, x: float) -> float:
         """The unconstrained value of ``x``."""
@@ -72,37 +196,6 @@ class ScalarPrior:
     def __call__(self, v: float) -> tuple[float, float, float]:
         """``(x, log p(x) + log |dx/dv|, d/dv of the same)`` at the unconstrained ``v``."""
         return self.evaluate(v)
-
-
-def _on_real_line(density: Density) -> Callable[[float], tuple[float, float, float]]:
-    def evaluate(v: float) -> tuple[float, float, float]:
-        logp, slope = density(v)
-        return v, logp, slope
-
-    return evaluate
-
-
-def _on_log_scale(density: Density) -> Callable[[float], tuple[float, float, float]]:
-    def evaluate(v: float) -> tuple[float, float, float]:
-        x = math.exp(v)
-        logp, slope = density(x)
-        return x, logp + v, slope * x + 1.0
-
-    return evaluate
-
-
-def _expit(v: float) -> float:
-    if v >= 0:
-        return 1.0 / (1.0 + math.exp(-v))
-    e = math.exp(v)
-    return e / (1.0 + e)
-
-
-def _log_expit(v: float) -> float:
-    """``log(1 / (1 + exp(-v)))`` without overflow."""
-    if v >= 0:
-        return -math.log1p(math.exp(-v))
-    return v - math.log1p(math.exp(v))
 
 
 def _scale(params: Mapping[str, float], scale: str, precision: str, *, default: float) -> float:
@@ -124,160 +217,30 @@ def _gamma_shape_rate(params: Mapping[str, float], *, inverse: bool) -> tuple[fl
     return mu**2 / sd**2, mu / sd**2
 
 
-def _normal(mu: float, sigma: float) -> Density:
-    const = -0.5 * _LOG_2PI - math.log(sigma)
-
-    def density(x: float) -> tuple[float, float]:
-        z = (x - mu) / sigma
-        return const - 0.5 * z * z, -z / sigma
-
-    return density
+def _normal(mu: float, sigma: float, *, half: bool = False) -> Parameters:
+    return (NORMAL, mu, sigma, -0.5 * _LOG_2PI - math.log(sigma) + (_LOG_2 if half else 0.0), 0.0)
 
 
-def _student_t(nu: float, mu: float, sigma: float, *, half: bool) -> Density:
+def _student_t(nu: float, mu: float, sigma: float, *, half: bool) -> Parameters:
     const = (
         math.lgamma((nu + 1.0) / 2.0)
         - math.lgamma(nu / 2.0)
         - 0.5 * math.log(nu * math.pi)
         - math.log(sigma)
-        + (math.log(2.0) if half else 0.0)
+        + (_LOG_2 if half else 0.0)
     )
-    power = (nu + 1.0) / 2.0
-
-    def density(x: float) -> tuple[float, float]:
-        z = (x - mu) / sigma
-        return const - power * math.log1p(z * z / nu), -2.0 * power * z / (sigma * (nu + z * z))
-
-    return density
+    return (STUDENT_T, nu, mu, sigma, const)
 
 
-def _cauchy(alpha: float, beta: float, *, half: bool) -> Density:
-    const = -math.log(math.pi * beta) + (math.log(2.0) if half else 0.0)
-
-    def density(x: float) -> tuple[float, float]:
-        z = (x - alpha) / beta
-        return const - math.log1p(z * z), -2.0 * z / (beta * (1.0 + z * z))
-
-    return density
+def _cauchy(alpha: float, beta: float, *, half: bool) -> Parameters:
+    return (CAUCHY, alpha, beta, -math.log(math.pi * beta) + (_LOG_2 if half else 0.0), 0.0)
 
 
-def _laplace(mu: float, b: float) -> Density:
-    const = -math.log(2.0 * b)
-
-    def density(x: float) -> tuple[float, float]:
-        d = x - mu
-        return const - abs(d) / b, -math.copysign(1.0, d) / b if d != 0 else 0.0
-
-    return density
+def _gamma(alpha: float, beta: float) -> Parameters:
+    return (GAMMA, alpha, beta, alpha * math.log(beta) - math.lgamma(alpha), 0.0)
 
 
-def _logistic(mu: float, s: float) -> Density:
-    const = -math.log(s)
-
-    def density(x: float) -> tuple[float, float]:
-        z = (x - mu) / s
-        # log p = -z - 2 log(1 + exp(-z)) - log s, symmetric in z
-        a = abs(z)
-        return const - a - 2.0 * math.log1p(math.exp(-a)), -math.tanh(z / 2.0) / s
-
-    return density
-
-
-def _gumbel(mu: float, beta: float) -> Density:
-    const = -math.log(beta)
-
-    def density(x: float) -> tuple[float, float]:
-        z = (x - mu) / beta
-        e = math.exp(-z)
-        return const - z - e, (e - 1.0) / beta
-
-    return density
-
-
-def _skew_normal(alpha: float, mu: float, sigma: float) -> Density:
-    const = math.log(2.0) - 0.5 * _LOG_2PI - math.log(sigma)
-
-    def density(x: float) -> tuple[float, float]:
-        z = (x - mu) / sigma
-        t = alpha * z
-        log_cdf = float(special.log_ndtr(t))
-        # d/dt log Phi(t) = phi(t) / Phi(t), computed in logs for large negative t
-        mills = math.exp(-0.5 * t * t - 0.5 * _LOG_2PI - log_cdf)
-        return const - 0.5 * z * z + log_cdf, (-z + alpha * mills) / sigma
-
-    return density
-
-
-def _flat(x: float) -> tuple[float, float]:
-    return 0.0, 0.0
-
-
-def _half_normal(sigma: float) -> Density:
-    const = 0.5 * math.log(2.0 / math.pi) - math.log(sigma)
-
-    def density(x: float) -> tuple[float, float]:
-        z = x / sigma
-        return const - 0.5 * z * z, -z / sigma
-
-    return density
-
-
-def _exponential(lam: float) -> Density:
-    const = math.log(lam)
-
-    def density(x: float) -> tuple[float, float]:
-        return const - lam * x, -lam
-
-    return density
-
-
-def _gamma(alpha: float, beta: float) -> Density:
-    const = alpha * math.log(beta) - math.lgamma(alpha)
-
-    def density(x: float) -> tuple[float, float]:
-        return const + (alpha - 1.0) * math.log(x) - beta * x, (alpha - 1.0) / x - beta
-
-    return density
-
-
-def _inverse_gamma(alpha: float, beta: float) -> Density:
-    const = alpha * math.log(beta) - math.lgamma(alpha)
-
-    def density(x: float) -> tuple[float, float]:
-        return (
-            const - (alpha + 1.0) * math.log(x) - beta / x,
-            -(alpha + 1.0) / x + beta / (x * x),
-        )
-
-    return density
-
-
-def _log_normal(mu: float, sigma: float) -> Density:
-    const = -0.5 * _LOG_2PI - math.log(sigma)
-
-    def density(x: float) -> tuple[float, float]:
-        log_x = math.log(x)
-        z = (log_x - mu) / sigma
-        return const - log_x - 0.5 * z * z, (-1.0 - z / sigma) / x
-
-    return density
-
-
-def _weibull(alpha: float, beta: float) -> Density:
-    const = math.log(alpha) - math.log(beta)
-
-    def density(x: float) -> tuple[float, float]:
-        ratio = x / beta
-        power = ratio**alpha
-        return (
-            const + (alpha - 1.0) * math.log(ratio) - power,
-            ((alpha - 1.0) - alpha * power) / x,
-        )
-
-    return density
-
-
-def _real_density(prior: Prior) -> tuple[Density, float]:
+def _real_density(prior: Prior) -> tuple[Parameters, float]:
     """Density and location of a prior on the real line."""
     p, dist = prior.params, prior.dist
     if dist == "Normal":
@@ -289,27 +252,28 @@ def _real_density(prior: Prior) -> tuple[Density, float]:
     if dist == "Cauchy":
         return _cauchy(p["alpha"], p["beta"], half=False), p["alpha"]
     if dist == "Laplace":
-        return _laplace(p["mu"], p["b"]), p["mu"]
+        return (LAPLACE, p["mu"], p["b"], -math.log(2.0 * p["b"]), 0.0), p["mu"]
     if dist == "Logistic":
-        mu = p.get("mu", 0.0)
-        return _logistic(mu, p.get("s", 1.0)), mu
+        mu, s = p.get("mu", 0.0), p.get("s", 1.0)
+        return (LOGISTIC, mu, s, -math.log(s), 0.0), mu
     if dist == "Gumbel":
-        return _gumbel(p["mu"], p["beta"]), p["mu"]
+        return (GUMBEL, p["mu"], p["beta"], -math.log(p["beta"]), 0.0), p["mu"]
     if dist == "SkewNormal":
         mu = p.get("mu", 0.0)
         sigma = _scale(p, "sigma", "tau", default=1.0)
-        return _skew_normal(p.get("alpha", 1.0), mu, sigma), mu
+        const = _LOG_2 - 0.5 * _LOG_2PI - math.log(sigma)
+        return (SKEW_NORMAL, p.get("alpha", 1.0), mu, sigma, const), mu
     if dist == "Flat":
-        return _flat, 0.0
+        return (FLAT, 0.0, 0.0, 0.0, 0.0), 0.0
     raise ValueError(f"no log density for a real-valued prior {prior!r}")
 
 
-def _positive_density(prior: Prior) -> tuple[Density, float]:
+def _positive_density(prior: Prior) -> tuple[Parameters, float]:
     """Density and typical value (scale, mean or mode) of a prior on ``x > 0``."""
     p, dist = prior.params, prior.dist
     if dist == "HalfNormal":
         sigma = _scale(p, "sigma", "tau", default=1.0)
-        return _half_normal(sigma), sigma
+        return _normal(0.0, sigma, half=True), sigma
     if dist == "HalfStudentT":
         sigma = _scale(p, "sigma", "lam", default=1.0)
         return _student_t(p.get("nu", 1.0), 0.0, sigma, half=True), sigma
@@ -317,22 +281,25 @@ def _positive_density(prior: Prior) -> tuple[Density, float]:
         return _cauchy(0.0, p["beta"], half=True), p["beta"]
     if dist == "Exponential":
         lam = p["lam"] if "lam" in p else 1.0 / p["scale"]
-        return _exponential(lam), 1.0 / lam
+        return (EXPONENTIAL, lam, math.log(lam), 0.0, 0.0), 1.0 / lam
     if dist == "Gamma":
         alpha, beta = _gamma_shape_rate(p, inverse=False)
         return _gamma(alpha, beta), alpha / beta
     if dist == "InverseGamma":
         alpha, beta = _gamma_shape_rate(p, inverse=True)
-        return _inverse_gamma(alpha, beta), beta / (alpha + 1.0)
+        const = alpha * math.log(beta) - math.lgamma(alpha)
+        return (INVERSE_GAMMA, alpha, beta, const, 0.0), beta / (alpha + 1.0)
     if dist == "LogNormal":
         mu = p.get("mu", 0.0)
-        return _log_normal(mu, _scale(p, "sigma", "tau", default=1.0)), math.exp(mu)
+        sigma = _scale(p, "sigma", "tau", default=1.0)
+        return (LOG_NORMAL, mu, sigma, -0.5 * _LOG_2PI - math.log(sigma), 0.0), math.exp(mu)
     if dist == "Weibull":
-        return _weibull(p["alpha"], p["beta"]), p["beta"]
+        alpha, beta = p["alpha"], p["beta"]
+        return (WEIBULL, alpha, beta, math.log(alpha) - math.log(beta), 0.0), beta
     if dist == "ChiSquared":
         return _gamma(p["nu"] / 2.0, 0.5), p["nu"]
     if dist == "HalfFlat":
-        return _flat, 1.0
+        return (FLAT, 0.0, 0.0, 0.0, 0.0), 1.0
     raise ValueError(f"no log density for a positive prior {prior!r}")
 
 
@@ -356,12 +323,12 @@ def scalar_prior(name: str, prior: Prior) -> ScalarPrior:
     if name == "beta" or name.startswith("beta__"):
         if prior.dist not in REAL_DISTS:
             raise ValueError(f"prior {prior!r} for {name!r} is not a distribution on the real line")
-        density, start = _real_density(prior)
-        return ScalarPrior(name, prior, "identity", _on_real_line(density), start)
+        params, start = _real_density(prior)
+        return ScalarPrior(name, prior, "identity", params, start)
     if prior.dist not in POSITIVE_DISTS:
         raise ValueError(f"prior {prior!r} for {name!r} is not a distribution on x > 0")
-    density, start = _positive_density(prior)
-    return ScalarPrior(name, prior, "log", _on_log_scale(density), start)
+    params, start = _positive_density(prior)
+    return ScalarPrior(name, prior, "log", params, start)
 
 
 def lkj_pair_prior(name: str, prior: Prior) -> ScalarPrior:
@@ -372,16 +339,9 @@ def lkj_pair_prior(name: str, prior: Prior) -> ScalarPrior:
     """
     if prior.dist != "LKJCorr":
         raise ValueError(f"prior {prior!r} for {name!r} is not an LKJCorr prior")
-    eta = prior.params["eta"]
-    const = -float(special.betaln(eta, eta))
-
-    def evaluate(v: float) -> tuple[float, float, float]:
-        # Beta(eta, eta) density times the Jacobian x (1 - x): eta (log x + log(1 - x)),
-        # written in v so that it stays finite however far out v is
-        x = _expit(v)
-        return x, const + eta * (_log_expit(v) + _log_expit(-v)), eta * (1.0 - 2.0 * x)
-
-    return ScalarPrior(name, prior, "logodds", evaluate, 0.5)
+    eta = float(prior.params["eta"])
+    params = (LKJ_PAIR, eta, -float(special.betaln(eta, eta)), 0.0, 0.0)
+    return ScalarPrior(name, prior, "logodds", params, 0.5)
 
 
 def jittered(start: np.ndarray, seed: int) -> np.ndarray:
