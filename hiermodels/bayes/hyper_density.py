@@ -182,7 +182,7 @@ def lkj_pull_back(
     d_chol: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """Add to ``out[at:]`` the gradient in ``x[at:]`` of a function of ``L`` (gradient ``d_chol``)."""
+    """Add to ``out[at:]`` the gradient in ``x[at:]`` of a function of ``L`` (``d_chol``)."""
     raw = np.eye(q)
     for k in range(rows.size):
         raw[rows[k], cols[k]] = x[at + index[k]]
