@@ -25,14 +25,62 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import xarray as xr
+from numba import njit
 
-from hiermodels.bayes.hyper_density import HyperParameters, IntegratedDensity
+from hiermodels.bayes.hyper_density import (
+    HyperParameters,
+    IntegratedDensity,
+    hyper_point,
+    hyper_pull_back,
+)
 from hiermodels.bayes.marginal_density import FixedEffectsPrior, effect_arrays
 from hiermodels.bayes.priors import Priors
-from hiermodels.mle.lmm import GaussianLikelihood, GaussianPoint
+from hiermodels.mle.kernels import gaussian_loglik
+from hiermodels.mle.lmm import GaussianLikelihood
 from hiermodels.spec.design import Design
 
-__all__ = ["GaussianMarginalDensity", "gaussian_conditional_effects"]
+__all__ = ["GaussianMarginalDensity", "gaussian_conditional_effects", "gaussian_log_density"]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def gaussian_log_density(
+    x: np.ndarray,
+    hyper: tuple,
+    origin: np.ndarray,
+    reference: np.ndarray,
+    likelihood: tuple,
+    gradient: np.ndarray,
+) -> float:
+    """Log posterior density (up to its constant) at ``x``, its gradient into ``gradient``.
+
+    The arguments after ``x`` are :attr:`GaussianMarginalDensity.native`.
+    Returns ``-inf`` where the density cannot be evaluated.
+    """
+    sizes = hyper[18]
+    p, n_theta = sizes[0], sizes[2]
+    theta = np.empty(n_theta)
+    log_prior, sigma = hyper_point(x, hyper, theta, gradient)
+    if not np.isfinite(log_prior):
+        return -np.inf
+    relative = theta / sigma
+    offsets = np.empty(p)
+    for k in range(p):
+        offsets[k] = (x[k] - origin[k]) - reference[k]
+    d_beta = np.zeros(p)
+    d_theta = np.zeros(n_theta)
+    data, placement, structure, blocks, scalars = likelihood
+    value, d_sigma = gaussian_loglik(
+        offsets, relative, sigma, data, placement, structure, blocks, scalars, d_beta, d_theta
+    )
+    if not np.isfinite(value):
+        return -np.inf
+    # θ is the absolute factor over σ: move the gradient to the absolute factor and σ
+    along = 0.0
+    for e in range(n_theta):
+        along += relative[e] * d_theta[e]
+        d_theta[e] /= sigma
+    hyper_pull_back(x, hyper, sigma, d_beta, d_theta, d_sigma - along / sigma, gradient)
+    return value + log_prior
 
 
 class GaussianMarginalDensity(IntegratedDensity):
@@ -66,22 +114,17 @@ class GaussianMarginalDensity(IntegratedDensity):
             design, priors, self.likelihood.layout, with_sigma=True, fixed=fixed
         )
 
-    def _likelihood_at(self, x: np.ndarray) -> tuple[GaussianPoint, float, np.ndarray] | None:
-        point = self.hyper.evaluate(x)
-        if point is None:
-            return None
-        sigma = point.sigma
-        theta = point.theta / sigma
-        at = self.likelihood.evaluate(
-            np.asarray(self.hyper.fixed.offsets(point.beta_coords)), theta, sigma
+    @property
+    def native(self) -> tuple:
+        """``(hyper tables, origin, reference, likelihood arguments)``: what
+        :func:`gaussian_log_density` takes after the point."""
+        fixed = self.hyper.fixed
+        return (
+            self.hyper.tables,
+            np.asarray(fixed.origin, dtype=float),
+            np.asarray(fixed.reference, dtype=float),
+            self.likelihood.native,
         )
-        if not math.isfinite(at.value):
-            return None
-        # θ is the absolute factor over σ: move the gradient to the absolute factor and σ
-        d_theta = at.d_theta / sigma
-        d_sigma = at.d_sigma - float(theta @ at.d_theta) / sigma
-        gradient = self.hyper.gradient(point, at.d_beta, d_theta, d_sigma)
-        return at, point.log_prior + at.value, gradient
 
     def logp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Log density and its gradient at the unconstrained point ``x``.
@@ -89,11 +132,9 @@ class GaussianMarginalDensity(IntegratedDensity):
         Returns ``-inf`` and a zero gradient where the density cannot be
         evaluated (scales that overflow far out in the tails).
         """
-        result = self._likelihood_at(x)
-        if result is None:
-            return -math.inf, np.zeros(self.ndim)
-        _, value, gradient = result
-        if not (math.isfinite(value) and np.all(np.isfinite(gradient))):
+        gradient = np.zeros(self.ndim)
+        value = gaussian_log_density(np.ascontiguousarray(x, dtype=float), *self.native, gradient)
+        if not math.isfinite(value):
             return -math.inf, np.zeros(self.ndim)
         return value, gradient
 
@@ -121,7 +162,6 @@ class GaussianMarginalDensity(IntegratedDensity):
             np.asarray(self.hyper.fixed.offsets(point.beta_coords)),
             point.theta / point.sigma,
             point.sigma,
-            gradient=False,
         )
         if at.factor is None:
             raise ValueError("the posterior draw lies where the density cannot be evaluated")

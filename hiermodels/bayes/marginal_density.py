@@ -240,6 +240,9 @@ class FixedEffectsPrior:
 
     Attributes
     ----------
+    origin : list of float
+        The response's mean at the intercept (zeros without one), in the
+        sampler's coordinates.
     reference : list of float
         The least-squares fit of the response, less its mean at the
         intercept, in the sampler's coordinates: with the mean, the origin of
@@ -256,7 +259,7 @@ class FixedEffectsPrior:
         if transform is not None:
             centred = centred - transform.means[None, :]
         split = LeastSquaresOrigin.of(design, centred)
-        self._origin: list[float] = split.origin.tolist()
+        self.origin: list[float] = split.origin.tolist()
         self.reference: list[float] = split.reference.tolist()
         self._centred = centred
         self._split = split
@@ -287,7 +290,7 @@ class FixedEffectsPrior:
 
     def offsets(self, v: list[float]) -> list[float]:
         """The likelihood's fixed-effect argument at the sampler's coordinates ``v``."""
-        return [(a - c) - b for a, c, b in zip(v, self._origin, self.reference, strict=True)]
+        return [(a - c) - b for a, c, b in zip(v, self.origin, self.reference, strict=True)]
 
     def beta(self, v: list[float]) -> list[float]:
         """``beta`` at the sampler's coordinates ``v``."""

@@ -998,46 +998,6 @@ def gaussian_finish(
     return value, (pwrss / s2 - nobs) / sigma, u1, u2
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def gaussian_marginal(
-    beta: np.ndarray,
-    theta: np.ndarray,
-    sigma: float,
-    a11: np.ndarray,
-    a21: np.ndarray,
-    a22: np.ndarray,
-    zt_xy_lead: np.ndarray,
-    zt_xy_rest: np.ndarray,
-    xy_cross: np.ndarray,
-    nobs: float,
-    placement: tuple,
-    structure: tuple,
-    blocks: tuple,
-    singular_tolerance: float,
-    with_gradient: bool,
-    d_beta: np.ndarray,
-    d_theta: np.ndarray,
-    differenced: np.ndarray,
-) -> tuple:
-    """:func:`gaussian_prepare`, :func:`small_trailing_factor`, :func:`gaussian_finish` at once.
-
-    For layouts whose trailing block is small or diagonal. Returns
-    ``(value, d_sigma, l11, l21, l22, u1, u2)``.
-    """
-    prepared = gaussian_prepare(
-        beta, theta, a11, a21, a22, zt_xy_lead, zt_xy_rest, xy_cross, placement, structure
-    )
-    l11, l21, s22, ok = prepared[6], prepared[7], prepared[8], prepared[9]
-    l22, c22_inv, trailing_ok = small_trailing_factor(s22)
-    if not (ok and trailing_ok):
-        return -np.inf, 0.0, l11, l21, l22, np.zeros((0, 0)), np.zeros(0)
-    value, d_sigma, u1, u2 = gaussian_finish(
-        sigma, nobs, prepared, l22, c22_inv, a11, a21, a22, zt_xy_lead, zt_xy_rest,
-        structure, blocks, singular_tolerance, with_gradient, d_beta, d_theta, differenced,
-    )  # fmt: skip
-    return value, d_sigma, l11, l21, l22, u1, u2
-
-
 @njit(cache=True, nogil=True)
 def pairs_of_pairs(
     lead_ptr: np.ndarray, pair_row: np.ndarray, q_rest: int
@@ -2421,3 +2381,143 @@ def laplace_gradient(
                     grad_theta[e] = g_rest[pos, row, col]
                 e += 1
     return grad_theta, grad_beta
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _lower_inverse(lower: np.ndarray) -> np.ndarray:
+    """``L⁻¹`` of a lower-triangular ``L``, by halves so that the work is matrix products."""
+    n = lower.shape[0]
+    out = np.zeros((n, n))
+    if n <= 64:
+        for j in range(n):
+            out[j, j] = 1.0 / lower[j, j]
+            for i in range(j + 1, n):
+                acc = 0.0
+                for k in range(j, i):
+                    acc -= lower[i, k] * out[k, j]
+                out[i, j] = acc / lower[i, i]
+        return out
+    h = n // 2
+    first = _lower_inverse(np.ascontiguousarray(lower[:h, :h]))
+    second = _lower_inverse(np.ascontiguousarray(lower[h:, h:]))
+    out[:h, :h] = first
+    out[h:, h:] = second
+    out[h:, :h] = -(second @ (np.ascontiguousarray(lower[h:, :h]) @ first))
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def trailing_factor_and_inverse(s22: np.ndarray, small: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Cholesky factor ``L₂₂`` and full inverse ``(L₂₂L₂₂ᵀ)⁻¹`` of the trailing Schur complement.
+
+    Up to ``small`` effects (or a diagonal block) by :func:`small_trailing_factor`;
+    larger blocks by LAPACK's Cholesky and matrix products. Returns
+    ``(l22, c22_inv, ok)``.
+    """
+    q = s22.shape[0]
+    diagonal = True
+    for i in range(q):
+        for j in range(i):
+            if s22[i, j] != 0.0:
+                diagonal = False
+                break
+        if not diagonal:
+            break
+    if q <= small or diagonal:
+        return small_trailing_factor(s22)
+    sym = np.empty((q, q))
+    for i in range(q):
+        if not s22[i, i] > 0.0:
+            return np.zeros((q, q)), np.zeros((q, q)), False
+        for j in range(i + 1):
+            sym[i, j] = s22[i, j]
+            sym[j, i] = s22[i, j]
+    try:
+        l22 = np.linalg.cholesky(sym)
+    except Exception:  # numba raises LinAlgError but cannot catch it by name
+        return np.zeros((q, q)), np.zeros((q, q)), False
+    inverse_l = _lower_inverse(np.ascontiguousarray(l22))
+    return np.ascontiguousarray(l22), np.ascontiguousarray(inverse_l.T) @ inverse_l, True
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _gaussian_value(
+    beta: np.ndarray,
+    theta: np.ndarray,
+    sigma: float,
+    data: tuple,
+    placement: tuple,
+    structure: tuple,
+    blocks: tuple,
+    scalars: np.ndarray,
+    with_gradient: bool,
+    d_beta: np.ndarray,
+    d_theta: np.ndarray,
+    differenced: np.ndarray,
+) -> tuple[float, float]:
+    a11, a21, a22, zt_xy_lead, zt_xy_rest, xy_cross = data
+    nobs, singular_tolerance, small = scalars[0], scalars[1], int(scalars[2])
+    prepared = gaussian_prepare(
+        beta, theta, a11, a21, a22, zt_xy_lead, zt_xy_rest, xy_cross, placement, structure
+    )
+    if not prepared[9]:
+        return -np.inf, 0.0
+    l22, c22_inv, ok = trailing_factor_and_inverse(prepared[8], small)
+    if not ok:
+        return -np.inf, 0.0
+    value, d_sigma, _, _ = gaussian_finish(
+        sigma, nobs, prepared, l22, c22_inv, a11, a21, a22, zt_xy_lead, zt_xy_rest, structure,
+        blocks, singular_tolerance, with_gradient, d_beta, d_theta, differenced,
+    )  # fmt: skip
+    return value, d_sigma
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def gaussian_loglik(
+    beta: np.ndarray,
+    theta: np.ndarray,
+    sigma: float,
+    data: tuple,
+    placement: tuple,
+    structure: tuple,
+    blocks: tuple,
+    scalars: np.ndarray,
+    d_beta: np.ndarray,
+    d_theta: np.ndarray,
+) -> tuple[float, float]:
+    """``log p(y | β, θ, σ)`` with its gradient, any trailing block, in one compiled call.
+
+    ``data`` is ``(a11, a21, a22, zt_xy_lead, zt_xy_rest, xy_cross)``,
+    ``placement``, ``structure`` and ``blocks`` as :func:`gaussian_prepare` and
+    :func:`gaussian_finish` take them, ``scalars`` ``(nobs, singular tolerance, largest trailing
+    block factorised by loops)``. Fills ``d_beta`` and ``d_theta`` (``σ`` held
+    fixed; entries of a block with a singular factor by central differences)
+    and returns ``(value, d_sigma)``; ``-inf`` where the factor fails.
+    """
+    differenced = np.zeros(theta.size, dtype=np.bool_)
+    value, d_sigma = _gaussian_value(
+        beta, theta, sigma, data, placement, structure, blocks, scalars, True, d_beta,
+        d_theta, differenced,
+    )  # fmt: skip
+    if not np.isfinite(value):
+        return -np.inf, 0.0
+    spare_beta = np.empty(beta.size)
+    spare_theta = np.empty(theta.size)
+    spare_flags = np.zeros(theta.size, dtype=np.bool_)
+    for i in range(theta.size):
+        if not differenced[i]:
+            continue
+        h = 1e-6 * max(1.0, abs(theta[i]))
+        moved = theta.copy()
+        moved[i] = theta[i] + h
+        high, _ = _gaussian_value(
+            beta, moved, sigma, data, placement, structure, blocks, scalars, False,
+            spare_beta, spare_theta, spare_flags,
+        )  # fmt: skip
+        moved[i] = theta[i] - h
+        low, _ = _gaussian_value(
+            beta, moved, sigma, data, placement, structure, blocks, scalars, False,
+            spare_beta, spare_theta, spare_flags,
+        )  # fmt: skip
+        d_theta[i] = (high - low) / (2.0 * h)
+    return value, d_sigma

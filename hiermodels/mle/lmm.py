@@ -435,17 +435,13 @@ def profiled_deviance(design: Design, *, reml: bool = True) -> LmmDeviance:
 
 @dataclass(frozen=True, eq=False)
 class GaussianPoint:
-    """``log p(y | β, θ, σ)`` of a linear mixed model at one point, with its gradient.
+    """The factor and conditional modes of a linear mixed model at one ``(β, θ, σ)``.
 
     Attributes
     ----------
     value : float
         The log-likelihood, effects integrated out; ``-inf`` where it cannot
         be evaluated.
-    d_beta, d_theta : numpy.ndarray
-        Its gradient in ``β`` and in the relative factor entries ``θ``.
-    d_sigma : float
-        Its derivative in ``σ`` with ``θ`` held fixed.
     factor : BlockedFactor or None
         The factor of ``ΛᵀZᵀZΛ + I`` (``None`` when ``value`` is ``-inf``).
     u_lead, u_rest : numpy.ndarray
@@ -453,9 +449,6 @@ class GaussianPoint:
     """
 
     value: float
-    d_beta: np.ndarray
-    d_theta: np.ndarray
-    d_sigma: float
     factor: BlockedFactor | None
     u_lead: np.ndarray
     u_rest: np.ndarray
@@ -500,21 +493,52 @@ class GaussianLikelihood:
         return self.deviance.layout
 
     @cached_property
-    def _packed(self) -> tuple[tuple, tuple, tuple]:
-        """The layout's index arrays as the compiled evaluator takes them."""
+    def native(self) -> tuple[tuple, tuple, tuple, tuple, np.ndarray]:
+        """``(data, placement, structure, blocks, scalars)``: the arguments of the compiled
+        :func:`~hiermodels.mle.kernels.gaussian_loglik` after ``(β, θ, σ)``."""
+        dev = self.deviance
         layout = self.layout
         pat = layout.pattern
-        placement = (*layout._placement, layout.q_lead, np.array(layout._rest_shape))
+        cross = dev.cross
+        data = (cross.a11, cross.a21, cross.a22, dev.zt_xy_lead, dev.zt_xy_rest, dev.xy_cross)
+        placement = (*layout._placement, int(layout.q_lead), np.array(layout._rest_shape))
         structure = (
             pat.rest_q, pat.row_block, pat.row_term, pat.row_base, pat.pair_block,
             pat.pair_row, pat.pair_ptr, pat.lead_ptr, pat.pp_a, pat.pp_b,
         )  # fmt: skip
-        return placement, structure, layout.gradient_blocks
+        scalars = np.array([float(dev.nobs), _SINGULAR_FACTOR, float(SMALL_TRAILING_BLOCK)])
 
-    def evaluate(
-        self, beta: np.ndarray, theta: np.ndarray, sigma: float, *, gradient: bool = True
-    ) -> GaussianPoint:
-        """The log-likelihood and (unless ``gradient`` is false) its gradient at ``(β, θ, σ)``.
+        def contiguous(arrays: tuple) -> tuple:
+            return tuple(
+                np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in arrays
+            )
+
+        return (
+            contiguous(data),
+            contiguous(placement),
+            contiguous(structure),
+            contiguous(layout.gradient_blocks),
+            scalars,
+        )
+
+    def value_and_gradient(
+        self, beta: np.ndarray, theta: np.ndarray, sigma: float
+    ) -> tuple[float, np.ndarray, np.ndarray, float]:
+        """``(log p, d/dβ, d/dθ, d/dσ)`` at ``(β, θ, σ)``, ``θ`` relative (lme4's).
+
+        ``d/dσ`` holds ``θ`` fixed; ``-inf`` (and zeros) where the factor fails.
+        """
+        beta = np.ascontiguousarray(beta, dtype=float)
+        theta = np.ascontiguousarray(theta, dtype=float)
+        d_beta = np.zeros(beta.size)
+        d_theta = np.zeros(theta.size)
+        value, d_sigma = kernels.gaussian_loglik(
+            beta, theta, float(sigma), *self.native, d_beta, d_theta
+        )
+        return value, d_beta, d_theta, d_sigma
+
+    def evaluate(self, beta: np.ndarray, theta: np.ndarray, sigma: float) -> GaussianPoint:
+        """The log-likelihood at ``(β, θ, σ)``, with the factor and the conditional modes.
 
         Parameters
         ----------
@@ -524,65 +548,29 @@ class GaussianLikelihood:
             Relative factor entries, lme4's ``θ`` (covariance factor over ``σ``).
         sigma : float
             Residual SD.
-        gradient : bool
-            Compute the gradient (else ``d_beta``, ``d_theta`` and ``d_sigma``
-            are left undefined).
         """
         dev = self.deviance
         beta = np.ascontiguousarray(beta, dtype=float)
         theta = np.ascontiguousarray(theta, dtype=float)
-        d_beta = np.empty(beta.size)
-        d_theta = np.empty(theta.size)
-        differenced = np.zeros(theta.size, dtype=np.bool_)
-        placement, structure, blocks = self._packed
-        cross = dev.cross
-        data = (cross.a11, cross.a21, cross.a22, dev.zt_xy_lead, dev.zt_xy_rest)
-        if dev.layout.q_rest <= SMALL_TRAILING_BLOCK:
-            value, d_sigma, l11, l21, l22, u1, u2 = kernels.gaussian_marginal(
-                beta, theta, float(sigma), *data, dev.xy_cross, float(dev.nobs), placement,
-                structure, blocks, _SINGULAR_FACTOR, gradient, d_beta, d_theta, differenced,
-            )  # fmt: skip
-        else:
-            # LAPACK's blocked factor and inverse: a large dense trailing block
-            prepared = kernels.gaussian_prepare(
-                beta, theta, *data, dev.xy_cross, placement, structure
-            )
-            l11, l21, s22, ok = prepared[6:]
-            if not ok:
-                return _unavailable(beta.size, theta.size)
-            try:
-                l22 = trailing_factor(s22)
-                c22_inv = (
-                    BlockedFactor(l11, l21, l22, dev.layout.pattern).trailing_inverse()
-                    if gradient
-                    else np.zeros((0, 0))
-                )
-            except np.linalg.LinAlgError:
-                return _unavailable(beta.size, theta.size)
-            value, d_sigma, u1, u2 = kernels.gaussian_finish(
-                float(sigma), float(dev.nobs), prepared, l22, c22_inv, *data, structure, blocks,
-                _SINGULAR_FACTOR, gradient, d_beta, d_theta, differenced,
-            )  # fmt: skip
+        data, placement, structure, blocks, _ = self.native
+        prepared = kernels.gaussian_prepare(beta, theta, *data, placement, structure)
+        l11, l21, s22, ok = prepared[6:]
+        if not ok:
+            return _unavailable()
+        try:
+            l22 = trailing_factor(s22)
+        except np.linalg.LinAlgError:
+            return _unavailable()
+        value, _, u1, u2 = kernels.gaussian_finish(
+            float(sigma), float(dev.nobs), prepared, l22, np.zeros((0, 0)), *data[:5],
+            structure, blocks, _SINGULAR_FACTOR, False, np.zeros(0), np.zeros(0),
+            np.zeros(0, dtype=np.bool_),
+        )  # fmt: skip
         if not math.isfinite(value):
-            return _unavailable(beta.size, theta.size)
-        if gradient and differenced.any():
-            for i in np.flatnonzero(differenced):
-                d_theta[i] = self._differenced(beta, theta, sigma, int(i))
+            return _unavailable()
         factor = BlockedFactor(l11=l11, l21_pairs=l21, l22=l22, pattern=dev.layout.pattern)
-        return GaussianPoint(value, d_beta, d_theta, d_sigma, factor, u1, u2)
-
-    def _differenced(self, beta: np.ndarray, theta: np.ndarray, sigma: float, i: int) -> float:
-        """Central difference in ``θ[i]`` where a block's factor is singular."""
-        h = 1e-6 * max(1.0, abs(theta[i]))
-        up, down = theta.copy(), theta.copy()
-        up[i] += h
-        down[i] -= h
-        high = self.evaluate(beta, up, sigma, gradient=False).value
-        low = self.evaluate(beta, down, sigma, gradient=False).value
-        return (high - low) / (2.0 * h)
+        return GaussianPoint(value, factor, u1, u2)
 
 
-def _unavailable(p: int, n_theta: int) -> GaussianPoint:
-    return GaussianPoint(
-        -math.inf, np.zeros(p), np.zeros(n_theta), 0.0, None, np.zeros((0, 0)), np.zeros(0)
-    )
+def _unavailable() -> GaussianPoint:
+    return GaussianPoint(-math.inf, None, np.zeros((0, 0)), np.zeros(0))

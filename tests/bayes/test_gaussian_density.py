@@ -35,6 +35,9 @@ STRUCTURES = {
     "three-terms": "y ~ x + (x + w | a) + (1 | b)",
     "four-terms": "y ~ x + (x + w + v | a) + (1 | b)",
     "no-intercept-fixed": "y ~ 0 + x + (1 | a) + (1 | b)",
+    # 80 trailing effects, dense after the leading factor is eliminated: the factor and
+    # inverse of a large trailing block (LAPACK's Cholesky, the inverse by halves)
+    "large-trailing": "y ~ x + (1 | h) + (x | f)",
 }
 
 
@@ -59,6 +62,9 @@ def frame() -> pd.DataFrame:
         }
     )
     data["y"] = 3.0 + data.x + rng.normal(size=10)[a] + rng.normal(size=n)
+    crossed = np.random.default_rng(20261201)
+    data["h"] = crossed.integers(0, 90, n).astype(str)
+    data["f"] = crossed.integers(0, 40, n).astype(str)
     return data
 
 
@@ -211,7 +217,9 @@ class _Scripted:
         return out.reshape(shape)
 
 
-@pytest.mark.parametrize("name", ["crossed-slopes", "nested-3-levels", "four-terms"])
+@pytest.mark.parametrize(
+    "name", ["crossed-slopes", "nested-3-levels", "four-terms", "large-trailing"]
+)
 def test_effect_draws_have_the_exact_conditional_moments(name: str) -> None:
     """A draw is ``mean + A ε``: zero noise gives the mean, unit noises the columns of ``A``."""
     design = design_of(name)
