@@ -7,8 +7,6 @@ each stage is usable on its own.
 from hiermodels.bayes.build import build_marginal_model, build_pymc_model, model_coords
 from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
 from hiermodels.bayes.laplace_density import LaplaceDensity
-from hiermodels.bayes.marginal_density import MarginalDensity
-from hiermodels.bayes.nested_density import NestedDensity
 from hiermodels.bayes.priors import (
     Prior,
     Priors,
@@ -25,8 +23,6 @@ __all__ = [
     "Diagnostics",
     "GaussianMarginalDensity",
     "LaplaceDensity",
-    "MarginalDensity",
-    "NestedDensity",
     "Prior",
     "Priors",
     "build_pymc_model",

@@ -35,7 +35,13 @@ from hiermodels.bayes.hyper_density import (
 )
 from hiermodels.bayes.marginal_density import FixedEffectsPrior, effect_arrays
 from hiermodels.bayes.priors import Priors
-from hiermodels.mle.kernels import gaussian_loglik
+from hiermodels.mle.kernels import (
+    backward,
+    gaussian_finish,
+    gaussian_loglik,
+    gaussian_prepare,
+    trailing_factor_and_inverse,
+)
 from hiermodels.mle.lmm import GaussianLikelihood
 from hiermodels.spec.design import Design
 
@@ -81,6 +87,74 @@ def gaussian_log_density(
         d_theta[e] /= sigma
     hyper_pull_back(x, hyper, sigma, d_beta, d_theta, d_sigma - along / sigma, gradient)
     return value + log_prior
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def gaussian_effect_draws(
+    points: np.ndarray,
+    hyper: tuple,
+    origin: np.ndarray,
+    reference: np.ndarray,
+    likelihood: tuple,
+    noise_lead: np.ndarray,
+    noise_rest: np.ndarray,
+    u_lead: np.ndarray,
+    u_rest: np.ndarray,
+    theta: np.ndarray,
+) -> bool:
+    """Spherical effects ``u = û + σ L⁻ᵀ ε`` at each of ``points``, one noise draw each.
+
+    Given ``(β, θ, σ)`` the spherical effects are ``N(û, σ² S⁻¹)`` with
+    ``S = LLᵀ`` the factor of ``ΛᵀZᵀZΛ + I``. Fills ``u_lead`` ``(draws, L₀,
+    q₀)``, ``u_rest`` ``(draws, q_rest)`` and the absolute factors ``theta``
+    ``(draws, len(θ) + 1)``, ``σ`` last; returns False if a point lies where
+    the density cannot be evaluated.
+    """
+    data, placement, structure, _, scalars = likelihood
+    a11, a21, a22, zt_xy_lead, zt_xy_rest, xy_cross = data
+    rest_q, _, _, _, pair_block, pair_row, pair_ptr, lead_ptr = structure[:8]
+    p = origin.size
+    n_theta = theta.shape[1] - 1
+    slopes = np.empty(points.shape[1])
+    offsets = np.empty(p)
+    for d in range(points.shape[0]):
+        x = points[d]
+        absolute = theta[d, :n_theta]
+        log_prior, sigma = hyper_point(x, hyper, absolute, slopes)
+        if not np.isfinite(log_prior):
+            return False
+        theta[d, n_theta] = sigma
+        for k in range(p):
+            offsets[k] = (x[k] - origin[k]) - reference[k]
+        prepared = gaussian_prepare(
+            offsets, absolute / sigma, a11, a21, a22, zt_xy_lead, zt_xy_rest, xy_cross,
+            placement, structure,
+        )  # fmt: skip
+        if not prepared[9]:
+            return False
+        l22, _, ok = trailing_factor_and_inverse(prepared[8], int(scalars[2]))
+        if not ok:
+            return False
+        l11, l21 = prepared[6], prepared[7]
+        value, _, mode_lead, mode_rest = gaussian_finish(
+            sigma, scalars[0], prepared, l22, np.zeros((0, 0)), a11, a21, a22, zt_xy_lead,
+            zt_xy_rest, structure, likelihood[3], scalars[1], False, offsets, offsets,
+            np.zeros(0, dtype=np.bool_),
+        )  # fmt: skip
+        if not np.isfinite(value):
+            return False
+        n_lead, q_lead = noise_lead.shape[1], noise_lead.shape[2]
+        shift_lead, shift_rest = backward(
+            l11, l21, l22, rest_q, pair_block, pair_row, pair_ptr, lead_ptr,
+            np.ascontiguousarray(noise_lead[d]).reshape(n_lead, q_lead, 1),
+            np.ascontiguousarray(noise_rest[d]).reshape(noise_rest.shape[1], 1),
+        )  # fmt: skip
+        for m in range(mode_lead.shape[0]):
+            for a in range(mode_lead.shape[1]):
+                u_lead[d, m, a] = mode_lead[m, a] + sigma * shift_lead[m, a, 0]
+        for r in range(mode_rest.size):
+            u_rest[d, r] = mode_rest[r] + sigma * shift_rest[r, 0]
+    return True
 
 
 class GaussianMarginalDensity(IntegratedDensity):
@@ -144,8 +218,8 @@ class GaussianMarginalDensity(IntegratedDensity):
         """One draw of every block's effects given the hyperparameters ``x``.
 
         Given ``(β, θ, σ)`` the spherical effects are ``N(û, σ² S⁻¹)`` with
-        ``S = LLᵀ`` the factor of ``ΛᵀZᵀZΛ + I``: ``u = û + σ L⁻ᵀ ε``, and
-        ``b = Λu``.
+        ``S = LLᵀ`` the factor of ``ΛᵀZᵀZΛ + I``: ``v = û + σ L⁻ᵀ ε``, and
+        ``b = Λv`` (:func:`gaussian_effect_draws`).
 
         Returns
         -------
@@ -155,37 +229,79 @@ class GaussianMarginalDensity(IntegratedDensity):
             Per block (design order), the absolute covariance factor ``T``
             (the effects' covariance is ``T Tᵀ``).
         """
-        point = self.hyper.evaluate(x)
-        if point is None:
-            raise ValueError("the posterior draw lies where the density cannot be evaluated")
-        at = self.likelihood.evaluate(
-            np.asarray(self.hyper.fixed.offsets(point.beta_coords)),
-            point.theta / point.sigma,
-            point.sigma,
-        )
-        if at.factor is None:
-            raise ValueError("the posterior draw lies where the density cannot be evaluated")
+        points = np.ascontiguousarray(x, dtype=float)[None, None, :]
+        spherical = self._spherical(points, [rng])
+        blocks = self._block_effects(*spherical)
+        return [u[0, 0] for _, u, _ in blocks], [factor[0, 0] for _, _, factor in blocks]
+
+    def _spherical(
+        self, points: np.ndarray, streams: list[np.random.Generator]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(v_lead, v_rest, θ with σ last)`` at ``(chain, draw, ndim)`` points, one
+        noise stream per chain; chains in threads."""
+        chains, draws = points.shape[:2]
         layout = self.likelihood.layout
-        sigma = point.sigma
-        noise_lead = rng.standard_normal(at.u_lead.shape)
-        noise_rest = rng.standard_normal(at.u_rest.shape)
-        shift_lead, shift_rest = at.factor.backward(noise_lead[:, :, None], noise_rest[:, None])
-        u_lead = at.u_lead + sigma * shift_lead[:, :, 0]
-        u_rest = at.u_rest + sigma * shift_rest[:, 0]
-        factors = layout.theta.factors(point.theta / sigma)
-        by_theta: dict[int, np.ndarray] = {}
-        b_lead = u_lead @ layout.lead_factor(factors).T
-        for k, part in zip(layout.lead, layout.split_lead(b_lead), strict=True):
-            by_theta[k] = part
-        for k, part in zip(layout.rest, layout.split_rest(u_rest), strict=True):
-            by_theta[k] = part @ factors[k].T
-        absolute = layout.theta.factors(point.theta)
-        effects: list[np.ndarray] = [np.empty(0)] * len(layout.blocks)
-        scaled: list[np.ndarray] = [np.empty(0)] * len(layout.blocks)
-        for k, i in enumerate(layout.order):
-            effects[i] = by_theta[k]
-            scaled[i] = absolute[k]
-        return effects, scaled
+        n_lead = layout.pattern.lead_ptr.size - 1
+        q_lead, q_rest = layout.q_lead, layout.q_rest
+        v_lead = np.empty((chains, draws, n_lead, q_lead))
+        v_rest = np.empty((chains, draws, q_rest))
+        theta = np.empty((chains, draws, self.hyper.theta_length + 1))
+        native = self.native
+
+        def draw_chain(c: int) -> bool:
+            noise_lead = streams[c].standard_normal((draws, n_lead, q_lead))
+            noise_rest = streams[c].standard_normal((draws, q_rest))
+            chain_points = np.ascontiguousarray(points[c], dtype=float)
+            arguments = (*native, noise_lead, noise_rest, v_lead[c], v_rest[c], theta[c])
+            return bool(gaussian_effect_draws(chain_points, *arguments))
+
+        # the compiled draws release the GIL: chains in threads, one stream each, so
+        # that the draws depend on the seed alone
+        workers = max(1, min(chains, os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            if not all(pool.map(draw_chain, range(chains))):
+                raise ValueError("a posterior draw lies where the density cannot be evaluated")
+        return v_lead, v_rest, theta
+
+    def _block_effects(
+        self, v_lead: np.ndarray, v_rest: np.ndarray, theta: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per block of the design, ``(z, u, T)`` over the leading ``(chain, draw)``.
+
+        ``u = Λ_θ v``, ``Λ_θ`` the absolute factor ``T`` over ``σ``: the offsets
+        ``z = T⁻¹u`` are ``v / σ``.
+        """
+        layout = self.likelihood.layout
+        lead_dims = theta.shape[:-1]
+        sigma = theta[..., -1][..., None, None]
+        spherical: dict[int, np.ndarray] = {}
+        start = 0
+        for k in layout.lead:
+            q = layout.blocks[k].n_terms
+            spherical[k] = v_lead[..., start : start + q]
+            start += q
+        start = 0
+        for k in layout.rest:
+            block = layout.blocks[k]
+            size = block.n_levels * block.n_terms
+            spherical[k] = v_rest[..., start : start + size].reshape(
+                *lead_dims, block.n_levels, block.n_terms
+            )
+            start += size
+        out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        by_design = dict(zip(layout.order, range(len(layout.order)), strict=True))
+        for i in range(len(layout.order)):
+            k = by_design[i]
+            q = layout.blocks[k].n_terms
+            factor = np.zeros((*lead_dims, q, q))
+            e = layout.theta.block_slice(k).start
+            for col in range(q):
+                for row in range(col, q):
+                    factor[..., row, col] = theta[..., e]
+                    e += 1
+            z = spherical[k] / sigma
+            out.append((z, np.einsum("...lt,...st->...ls", z, factor), factor))
+        return out
 
 
 def gaussian_conditional_effects(
@@ -193,6 +309,7 @@ def gaussian_conditional_effects(
     design: Design,
     density: GaussianMarginalDensity,
     rng: np.random.Generator,
+    points: np.ndarray | None = None,
 ) -> dict[str, xr.DataArray]:
     """Draw ``z_<g>`` and ``u_<g>`` from their exact conditional, one per posterior draw.
 
@@ -204,6 +321,9 @@ def gaussian_conditional_effects(
     density : GaussianMarginalDensity
         The density the draws were sampled from.
     rng : numpy.random.Generator
+    points : numpy.ndarray, optional
+        ``(chain, draw, ndim)``: the unconstrained points of the draws, when
+        the sampler kept them (else found from ``posterior``).
 
     Returns
     -------
@@ -212,35 +332,27 @@ def gaussian_conditional_effects(
         ``(chain, draw, <g>, <g>__term)``, as in the PyMC graph.
     """
     hyper = density.hyper
-    names = [n for n in hyper.output_names if "__raw" not in n]
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    values = {n: posterior[n].transpose("chain", "draw", ...).values for n in names}
+    if points is None:
+        names = [n for n in hyper.output_names if "__raw" not in n]
+        values = {n: posterior[n].transpose("chain", "draw", ...).values for n in names}
+        points = np.array(
+            [
+                [hyper.unconstrain({n: v[c, d] for n, v in values.items()}) for d in range(draws)]
+                for c in range(chains)
+            ]
+        )
+    blocks = density._block_effects(*density._spherical(points, rng.spawn(chains)))
     group_of = {g.group: g for g in hyper.groups}
-    span_in_group: list[tuple[str, int, int]] = []
-    seen: dict[str, int] = {}
-    for block in design.blocks:
-        start = seen.get(block.group, 0)
-        span_in_group.append((block.group, start, start + block.n_terms))
-        seen[block.group] = start + block.n_terms
     u = {g: np.empty((chains, draws, len(t.levels), len(t.terms))) for g, t in group_of.items()}
     z = {g: np.empty_like(a) for g, a in u.items()}
-
-    def draw_chain(c: int, chain_rng: np.random.Generator) -> None:
-        for d in range(draws):
-            x = hyper.unconstrain({n: v[c, d] for n, v in values.items()})
-            effects, factors = density.draw_effects(x, chain_rng)
-            for (g, a, b), effect, factor in zip(span_in_group, effects, factors, strict=True):
-                u[g][c, d, :, a:b] = effect
-                # u = z Tᵀ with T the absolute factor: z = T⁻¹ u per level
-                z[g][c, d, :, a:b] = np.linalg.solve(factor, effect.T).T
-
-    # the compiled solves release the GIL: chains in threads, one stream each, so
-    # the draws depend on the seed alone
-    streams = rng.spawn(chains)
-    with ThreadPoolExecutor(max_workers=max(1, min(chains, os.cpu_count() or 1))) as pool:
-        for job in [pool.submit(draw_chain, c, streams[c]) for c in range(chains)]:
-            job.result()
+    seen: dict[str, int] = {}
+    for block, (z_block, u_block, _) in zip(design.blocks, blocks, strict=True):
+        a = seen.get(block.group, 0)
+        seen[block.group] = a + block.n_terms
+        z[block.group][:, :, :, a : a + block.n_terms] = z_block
+        u[block.group][:, :, :, a : a + block.n_terms] = u_block
     out: dict[str, xr.DataArray] = {}
-    for g, layout in group_of.items():
-        out.update(effect_arrays(posterior, layout, z[g], u[g]))
+    for g, group in group_of.items():
+        out.update(effect_arrays(posterior, group, z[g], u[g]))
     return out

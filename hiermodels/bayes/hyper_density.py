@@ -1,7 +1,7 @@
 """The hyperparameters of a mixed model on the sampler's scale, shared by the direct densities.
 
 A density that integrates the random effects out (exactly for gaussian
-models, :mod:`hiermodels.bayes.marginal_density`; by the Laplace
+models, :mod:`hiermodels.bayes.gaussian_density`; by the Laplace
 approximation for GLMMs, :mod:`hiermodels.bayes.laplace_density`) samples
 the same free variables as the PyMC graph of
 :func:`~hiermodels.bayes.build.build_pymc_model` less the offsets ``z_<g>``,

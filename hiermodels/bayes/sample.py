@@ -46,12 +46,9 @@ from hiermodels.bayes.gaussian_density import (
     GaussianMarginalDensity,
     gaussian_conditional_effects,
 )
-from hiermodels.bayes.marginal_density import MarginalDensity, effect_arrays
-from hiermodels.bayes.nested_density import (
-    NestedDensity,
-    nested_conditional_effects,
-    nested_intercepts,
-)
+from hiermodels.bayes.hyper_density import IntegratedDensity
+from hiermodels.bayes.marginal_density import effect_arrays
+from hiermodels.bayes.native import POINT, expand_draws, native_model
 from hiermodels.bayes.prior_density import jittered
 from hiermodels.bayes.priors import Prior, Priors, group_term_layout, resolve_priors
 from hiermodels.mle.optimize import single_threaded_blas
@@ -225,7 +222,7 @@ def _nutpie_model(
     )
 
 
-def _direct_compiled(density: MarginalDensity | NestedDensity | GaussianMarginalDensity) -> object:
+def _direct_compiled(density: IntegratedDensity) -> object:
     """A nutpie model that evaluates a direct density (no PyTensor compilation)."""
 
     def make_logp() -> Callable[..., tuple[float, np.ndarray]]:
@@ -301,7 +298,7 @@ def _sample_nutpie(
 
 
 def sample_density(
-    density: MarginalDensity | NestedDensity | GaussianMarginalDensity,
+    density: IntegratedDensity,
     *,
     draws: int = 1000,
     tune: int = 1000,
@@ -315,9 +312,10 @@ def sample_density(
 
     Parameters
     ----------
-    density : MarginalDensity or NestedDensity
-        :class:`~hiermodels.bayes.marginal_density.MarginalDensity` or
-        :class:`~hiermodels.bayes.nested_density.NestedDensity`.
+    density : IntegratedDensity
+        :class:`~hiermodels.bayes.gaussian_density.GaussianMarginalDensity`
+        (handed to nutpie as one native function, :mod:`hiermodels.bayes.native`)
+        or :class:`~hiermodels.bayes.laplace_density.LaplaceDensity`.
     draws, tune, chains : int
         Kept draws, tuning draws (discarded) and chains.
     random_seed : int, optional
@@ -334,12 +332,38 @@ def sample_density(
         With ``posterior`` (the variables of ``density.output_names``) and
         ``sample_stats``.
     """
+    idata, _ = _sample_direct(
+        density,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=random_seed,
+        progressbar=progressbar,
+        cores=cores,
+        target_accept=target_accept,
+    )
+    return idata
+
+
+def _sample_direct(
+    density: IntegratedDensity,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    random_seed: int | None,
+    progressbar: bool,
+    cores: int | None,
+    target_accept: float,
+) -> tuple[xr.DataTree, np.ndarray | None]:
+    """:func:`sample_density`, with the unconstrained points where the sampler kept them."""
     cores = _default_cores(draws, tune, chains, cores, target_accept)
+    native = isinstance(density, GaussianMarginalDensity)
     # a direct density has a handful of coordinates, correlated (intercept with SDs, SDs
     # with sigma): nutpie's low-rank mass matrix follows those correlations at little cost
     # and cut sleepstudy's gradients per draw from 5.6 to 4.9 with 40% more bulk ESS
-    return _sample_nutpie(
-        _direct_compiled(density),
+    idata = _sample_nutpie(
+        native_model(density) if native else _direct_compiled(density),
         draws=draws,
         tune=tune,
         chains=chains,
@@ -349,6 +373,11 @@ def sample_density(
         target_accept=target_accept,
         adaptation=DIRECT_ADAPTATION,
     )
+    if not native:
+        return idata, None
+    raw = idata["posterior"].to_dataset()
+    idata["posterior"] = xr.DataTree(expand_draws(raw, density))
+    return idata, raw[POINT].transpose("chain", "draw", ...).values
 
 
 def sample_model(
@@ -464,17 +493,13 @@ def fit_bayes(
     given each posterior draw. The posterior is the same as that of the
     graph of :func:`~hiermodels.bayes.build.build_pymc_model`, which is
     sampled otherwise (``marginalize=False``, and every other family). With
-    nutpie the marginal density is evaluated directly, without compiling a
-    PyTensor function:
-
-    * any structure — crossed, nested to any depth, several terms per
-      factor, correlated blocks of any size — by
-      :class:`~hiermodels.bayes.gaussian_density.GaussianMarginalDensity`,
-      the MLE engine's likelihood not profiled;
-    * one grouping factor with one or two terms by the leaner kernel of
-      :class:`~hiermodels.bayes.marginal_density.MarginalDensity`, and
-      nested random intercepts ``(1 | a/b)`` by
-      :class:`~hiermodels.bayes.nested_density.NestedDensity`.
+    nutpie the marginal density of any structure — one factor, crossed,
+    nested to any depth, several terms per factor, correlated blocks of any
+    size — is
+    :class:`~hiermodels.bayes.gaussian_density.GaussianMarginalDensity`, the
+    MLE engine's likelihood not profiled, handed to nutpie as one native
+    function (:mod:`hiermodels.bayes.native`): no PyTensor function is
+    compiled and no Python runs per gradient.
 
     With ``sampler="pymc"`` only the one-factor models are marginalised
     (through the graph of :func:`~hiermodels.bayes.build.build_marginal_model`).
@@ -557,7 +582,6 @@ def fit_bayes(
             run={"draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept},
         )
     one_factor = can_marginalize(design)
-    nested = nested_intercepts(design) is not None
     gaussian = design.family.is_gaussian and bool(design.blocks)
     direct = sampler == "nutpie" and backend in ("auto", "direct")
     if marginalize is None:
@@ -580,15 +604,13 @@ def fit_bayes(
             "marginalize=True (a gaussian model) and sampler='nutpie'"
         )
     run = {"draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept}
-    density: MarginalDensity | NestedDensity | GaussianMarginalDensity | None = None
+    density: GaussianMarginalDensity | None = None
+    points = None
     if marginalize and direct:
-        if one_factor:
-            density = MarginalDensity(design, resolved)
-        elif nested:
-            density = NestedDensity(design, resolved)
-        else:
-            density = GaussianMarginalDensity(design, resolved)
-        idata = sample_density(density, random_seed=random_seed, progressbar=progressbar, **run)
+        density = GaussianMarginalDensity(design, resolved)
+        idata, points = _sample_direct(
+            density, random_seed=random_seed, progressbar=progressbar, cores=None, **run
+        )
     else:
         if marginalize:
             model = build_marginal_model(design, resolved)
@@ -605,10 +627,8 @@ def fit_bayes(
     rng = np.random.default_rng(random_seed)
     if marginalize:
         posterior = idata["posterior"].to_dataset()
-        if isinstance(density, GaussianMarginalDensity):
-            effects = gaussian_conditional_effects(posterior, design, density, rng)
-        elif isinstance(density, NestedDensity):
-            effects = nested_conditional_effects(posterior, design, rng)
+        if density is not None:
+            effects = gaussian_conditional_effects(posterior, design, density, rng, points)
         else:
             effects = conditional_effects(posterior, design, rng)
         idata["posterior"] = xr.DataTree(posterior.assign(effects))

@@ -9,6 +9,7 @@ effect draws must have the exact conditional mean and covariance.
 
 from __future__ import annotations
 
+import math
 import warnings
 from functools import cache
 
@@ -17,12 +18,11 @@ import pandas as pd
 import pytest
 import scipy.linalg as sla
 
+from hiermodels.bayes import fit_bayes
 from hiermodels.bayes.build import build_pymc_model
 from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
 from hiermodels.bayes.hyper_density import LkjCholeskyPrior
-from hiermodels.bayes.marginal_density import MarginalDensity
 from hiermodels.bayes.priors import Prior, group_term_layout, resolve_priors
-from hiermodels.datasets import load
 from hiermodels.spec.design import Design, build_design
 
 #: Every kind of structure: crossed, partially crossed, nested to three levels with
@@ -35,6 +35,8 @@ STRUCTURES = {
     "three-terms": "y ~ x + (x + w | a) + (1 | b)",
     "four-terms": "y ~ x + (x + w + v | a) + (1 | b)",
     "no-intercept-fixed": "y ~ 0 + x + (1 | a) + (1 | b)",
+    "one-factor-slopes": "y ~ x + w + (x | a)",
+    "nested-intercepts": "y ~ x + (1 | a/c)",
     # 80 trailing effects, dense after the leading factor is eliminated: the factor and
     # inverse of a large trailing block (LAPACK's Cholesky, the inverse by halves)
     "large-trailing": "y ~ x + (1 | h) + (x | f)",
@@ -161,18 +163,45 @@ def test_gradient_matches_differences(name: str) -> None:
     np.testing.assert_allclose(gradient, numeric, rtol=1e-7, atol=1e-7)
 
 
-def test_equals_the_one_factor_kernel() -> None:
-    design = build_design("Reaction ~ Days + (Days | Subject)", load("sleepstudy"), "gaussian")
-    priors = resolve_priors(design)
-    general = GaussianMarginalDensity(design, priors)
-    one_factor = MarginalDensity(design, priors)
-    assert general.ndim == one_factor.ndim
-    for seed in (4, 5, 6):
-        x = one_factor.initial_point(seed)
-        value, gradient = general.logp(x)
-        expected, expected_gradient = one_factor.logp(x)
-        assert value == pytest.approx(expected, rel=1e-11)
-        np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-8, atol=1e-9)
+def test_outputs_have_the_declared_names_and_shapes() -> None:
+    density = make_density("crossed-slopes")
+    state = density.expand(density.initial_point(0))
+    assert tuple(state) == density.output_names
+    assert [np.shape(v) for v in state.values()] == list(density.output_shapes)
+    assert state["corr_a"][0, 1] == pytest.approx(2 * float(state["corr_a__raw"]) - 1)
+
+
+def test_overflowing_points_give_minus_infinity_not_nan() -> None:
+    density = make_density("crossed")
+    for far in (800.0, -800.0):  # sigma = exp(800) overflows, exp(-800) is 0
+        x = density.initial_point(0)
+        x[-1] = far
+        value, gradient = density.logp(x)
+        assert value == -math.inf and np.all(gradient == 0.0)
+
+
+def test_unconstrain_refuses_values_outside_the_support() -> None:
+    density = make_density("crossed-slopes")
+    state = density.expand(density.initial_point(0))
+    with pytest.raises(ValueError, match="must be positive"):
+        density.unconstrain({**state, "sigma": 0.0})
+    with pytest.raises(ValueError, match="positive definite correlation"):
+        density.unconstrain({**state, "corr_a": np.array([[1.0, 1.0], [1.0, 1.0]])})
+    with pytest.raises(ValueError, match="values lack"):
+        density.unconstrain({"beta": state["beta"]})
+
+
+def test_direct_backend_needs_a_marginalised_nutpie_run() -> None:
+    design = design_of("crossed")
+    with pytest.raises(ValueError, match="backend='direct'"):
+        fit_bayes(design, backend="direct", marginalize=False)
+    with pytest.raises(ValueError, match="backend='direct'"):
+        fit_bayes(design, backend="direct", sampler="pymc")
+    with pytest.raises(ValueError, match="integrated out only by nutpie's direct backend"):
+        fit_bayes(design, marginalize=True, sampler="pymc")
+    binomial = build_design("y ~ x + (1 | a)", frame().assign(y=lambda f: f.y > 3), "binomial")
+    with pytest.raises(ValueError, match="needs a gaussian model"):
+        GaussianMarginalDensity(binomial, resolve_priors(binomial))
 
 
 @pytest.mark.parametrize("q", [3, 4, 5])
