@@ -68,10 +68,9 @@ sleepstudy, radon and sim-nested-slopes it fits a smaller model than
 hiermodels, which estimates the correlations (and whose ESS includes them).
 The two libraries' default priors differ. hiermodels runs ``fit_bayes`` with
 its defaults, which sample every gaussian model with the group effects
-integrated out (sleepstudy and radon by ``hiermodels.bayes.marginal_density``,
-pastes and classroom by ``hiermodels.bayes.nested_density``, the crossed and
-three-level models by ``hiermodels.bayes.gaussian_density``; each compiles
-numba kernels and no PyTensor graph) and then draw the effects from their
+integrated out (``hiermodels.bayes.gaussian_density``, one native function
+handed to nutpie, compiled once per machine and no PyTensor graph) and
+then draw the effects from their
 exact conditional; their ESS is counted like any other quantity's (the JSON
 output records, per fit, whether the sampler ran on the marginal density).
 The GLMMs are sampled with the group effects as parameters (the

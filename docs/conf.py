@@ -123,7 +123,7 @@ API_MODULES = [
     "hiermodels.bayes.gaussian_density",
     "hiermodels.bayes.hyper_density",
     "hiermodels.bayes.laplace_density",
-    "hiermodels.bayes.nested_density",
+    "hiermodels.bayes.native",
     "hiermodels.bayes.prior_density",
     "hiermodels.bayes.sample",
     "hiermodels.bayes.results",
