@@ -21,6 +21,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from hiermodels.bayes.build import OBSERVED
+from hiermodels.bayes.convergence import rank_diagnostics
 from hiermodels.bayes.priors import Priors, group_term_layout
 from hiermodels.bayes.sample import (
     LinearPredictorData,
@@ -344,15 +345,24 @@ class BayesFit:
         post = self.posterior
         divergences = int(self.idata["sample_stats"]["diverging"].sum())
         worst_rhat, worst_ess = (-np.inf, ""), (np.inf, "")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            rhat = azs.rhat(post)
-            ess = azs.ess(post, method="bulk")
-        for name in post.data_vars:
-            r = rhat[name].values.ravel()
-            e = ess[name].values.ravel()
-            constant = post[name].std(("chain", "draw")).values.ravel() == 0
-            r, e = np.where(constant, np.nan, r), np.where(constant, np.nan, e)
+        names = list(post.data_vars)
+        columns = [
+            post[name]
+            .transpose("chain", "draw", ...)
+            .values.reshape(post.sizes["chain"], post.sizes["draw"], -1)
+            for name in names
+        ]
+        # every quantity at once: thousands of group effects cost one pass, not one each
+        stacked = np.concatenate(columns, axis=2) if columns else np.zeros((1, 1, 0))
+        all_rhat, all_ess = rank_diagnostics(stacked)
+        constant = stacked.std(axis=(0, 1)) == 0
+        all_rhat[constant] = np.nan
+        all_ess[constant] = np.nan
+        start = 0
+        for name, column in zip(names, columns, strict=True):
+            stop = start + column.shape[2]
+            r, e = all_rhat[start:stop], all_ess[start:stop]
+            start = stop
             if np.all(np.isnan(r)):
                 continue
             i, k = int(np.nanargmax(r)), int(np.nanargmin(e))

@@ -876,53 +876,6 @@ def gaussian_prepare(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def small_trailing_factor(s22: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Cholesky factor and inverse of a small (or diagonal) trailing Schur complement.
-
-    Returns ``(l22, c22_inv, ok)``; the inverse is full (both triangles).
-    """
-    q = s22.shape[0]
-    l22 = np.zeros((q, q))
-    inverse = np.zeros((q, q))
-    diagonal = True
-    for i in range(q):
-        if not s22[i, i] > 0.0:
-            return l22, inverse, False
-        for j in range(i):
-            if s22[i, j] != 0.0:
-                diagonal = False
-    if diagonal:
-        for i in range(q):
-            l22[i, i] = np.sqrt(s22[i, i])
-            inverse[i, i] = 1.0 / s22[i, i]
-        return l22, inverse, True
-    sym = np.empty((q, q))
-    for i in range(q):
-        for j in range(i + 1):
-            sym[i, j] = s22[i, j]
-            sym[j, i] = s22[i, j]
-    if not _cholesky_small(sym, l22):
-        return l22, inverse, False
-    # L⁻¹ by forward substitution, then (L Lᵀ)⁻¹ = L⁻ᵀ L⁻¹
-    inv_l = np.zeros((q, q))
-    for j in range(q):
-        inv_l[j, j] = 1.0 / l22[j, j]
-        for i in range(j + 1, q):
-            acc = 0.0
-            for k in range(j, i):
-                acc -= l22[i, k] * inv_l[k, j]
-            inv_l[i, j] = acc / l22[i, i]
-    for i in range(q):
-        for j in range(i + 1):
-            acc = 0.0
-            for k in range(i, q):
-                acc += inv_l[k, i] * inv_l[k, j]
-            inverse[i, j] = acc
-            inverse[j, i] = acc
-    return l22, inverse, True
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
 def gaussian_finish(
     sigma: float,
     nobs: float,
@@ -2410,34 +2363,76 @@ def _lower_inverse(lower: np.ndarray) -> np.ndarray:
 def trailing_factor_and_inverse(s22: np.ndarray, small: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """Cholesky factor ``L₂₂`` and full inverse ``(L₂₂L₂₂ᵀ)⁻¹`` of the trailing Schur complement.
 
-    Up to ``small`` effects (or a diagonal block) by :func:`small_trailing_factor`;
-    larger blocks by LAPACK's Cholesky and matrix products. Returns
-    ``(l22, c22_inv, ok)``.
+    The complement splits into independent diagonal blocks wherever no entry
+    couples the rows after a position to the columns before it — single
+    entries for nested intercepts, a level's terms for nested slopes, one
+    block for crossed factors — and each block is factorised and inverted on
+    its own: up to ``small`` rows by loops, larger ones by LAPACK's Cholesky
+    and the inverse by halves. Only the lower triangle of ``s22`` is read.
+    Returns ``(l22, c22_inv, ok)``.
     """
     q = s22.shape[0]
-    diagonal = True
-    for i in range(q):
+    l22 = np.zeros((q, q))
+    inverse = np.zeros((q, q))
+    # first[i]: the leftmost column row i couples to; a block ends before p when no
+    # row from p on reaches left of p
+    reach = q
+    starts = np.zeros(q + 1, dtype=np.int64)
+    n_blocks = 0
+    ends_here = np.zeros(q + 1, dtype=np.bool_)
+    ends_here[q] = True
+    for i in range(q - 1, -1, -1):
+        first = i
         for j in range(i):
             if s22[i, j] != 0.0:
-                diagonal = False
+                first = j
                 break
-        if not diagonal:
-            break
-    if q <= small or diagonal:
-        return small_trailing_factor(s22)
-    sym = np.empty((q, q))
-    for i in range(q):
-        if not s22[i, i] > 0.0:
-            return np.zeros((q, q)), np.zeros((q, q)), False
-        for j in range(i + 1):
-            sym[i, j] = s22[i, j]
-            sym[j, i] = s22[i, j]
-    try:
-        l22 = np.linalg.cholesky(sym)
-    except Exception:  # numba raises LinAlgError but cannot catch it by name
-        return np.zeros((q, q)), np.zeros((q, q)), False
-    inverse_l = _lower_inverse(np.ascontiguousarray(l22))
-    return np.ascontiguousarray(l22), np.ascontiguousarray(inverse_l.T) @ inverse_l, True
+        reach = min(reach, first)
+        if reach == i:
+            ends_here[i] = True
+    for p in range(q):
+        if ends_here[p]:
+            starts[n_blocks] = p
+            n_blocks += 1
+    starts[n_blocks] = q
+    for b in range(n_blocks):
+        a0, a1 = starts[b], starts[b + 1]
+        size = a1 - a0
+        block = np.empty((size, size))
+        for i in range(size):
+            for j in range(i + 1):
+                block[i, j] = s22[a0 + i, a0 + j]
+                block[j, i] = s22[a0 + i, a0 + j]
+        if size <= small:
+            factor = np.zeros((size, size))
+            if not _cholesky_small(block, factor):
+                return l22, inverse, False
+        else:
+            for i in range(size):
+                if not block[i, i] > 0.0:
+                    return l22, inverse, False
+            try:
+                factor = np.ascontiguousarray(np.linalg.cholesky(block))
+            except Exception:  # numba raises LinAlgError but cannot catch it by name
+                return l22, inverse, False
+        inverse_factor = _lower_inverse(factor)
+        if size > small:
+            block_inverse = np.ascontiguousarray(inverse_factor.T) @ inverse_factor
+        else:
+            block_inverse = np.empty((size, size))
+            for i in range(size):
+                for j in range(i + 1):
+                    acc = 0.0
+                    for k in range(i, size):
+                        acc += inverse_factor[k, i] * inverse_factor[k, j]
+                    block_inverse[i, j] = acc
+                    block_inverse[j, i] = acc
+        for i in range(size):
+            for j in range(size):
+                inverse[a0 + i, a0 + j] = block_inverse[i, j]
+            for j in range(i + 1):
+                l22[a0 + i, a0 + j] = factor[i, j]
+    return l22, inverse, True
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
