@@ -28,6 +28,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from hiermodels.bayes.gaussian_density import GaussianMarginalDensity, gaussian_log_density
+from hiermodels.bayes.joint_density import JointDensity, joint_log_density
 
 __all__ = ["NativeTable", "expand_draws", "native_model"]
 
@@ -198,6 +199,31 @@ def _gaussian_logp(n: int, x_at: Any, gradient_at: Any, value_at: Any, user_data
     return _OK
 
 
+@numba.cfunc(_LOGP_SIGNATURE, cache=True)
+def _joint_logp(n: int, x_at: Any, gradient_at: Any, value_at: Any, user_data: Any) -> int:
+    header = numba.carray(user_data, (1, 4), np.int64)
+    rows = numba.carray(user_data, (header[0, 1], 4), np.int64)
+    if n != rows[0, 2]:
+        return _WRONG_SIZE
+    x = numba.carray(x_at, (n,))
+    gradient = numba.carray(gradient_at, (n,))
+    for i in range(n):
+        gradient[i] = 0.0
+    hyper = _hyper_tables(rows, 1)
+    data = (
+        _f2(rows, 20), _f1(rows, 21), _f1(rows, 22), _f1(rows, 23), _f2(rows, 24),
+        _i2(rows, 25), _i1(rows, 26), _i1(rows, 27), _i1(rows, 28), _i1(rows, 29),
+    )  # fmt: skip
+    value = joint_log_density(x, hyper, data, _f1(rows, 30), gradient)
+    value_at[0] = value
+    if not np.isfinite(value):
+        return _NOT_FINITE
+    for i in range(n):
+        if not np.isfinite(gradient[i]):
+            return _NOT_FINITE
+    return _OK
+
+
 @numba.cfunc(_EXPAND_SIGNATURE, cache=True)
 def _copy_point(n: int, n_out: int, x_at: Any, out_at: Any, user_data: Any) -> int:
     if n != n_out:
@@ -209,12 +235,16 @@ def _copy_point(n: int, n_out: int, x_at: Any, out_at: Any, user_data: Any) -> i
     return _OK
 
 
-def _gaussian_table(density: GaussianMarginalDensity) -> NativeTable:
-    """The table :func:`_gaussian_logp` reads: the density's 52 arrays."""
+def _table(density: GaussianMarginalDensity | JointDensity) -> tuple[NativeTable, int]:
+    """The table the density's native function reads, and that function's address."""
     arrays = _flatten(density.native)
-    if len(arrays) != 19 + 2 + 31:
-        raise AssertionError(f"the gaussian density packs {len(arrays)} arrays, not 52")
-    return NativeTable(arrays, density.ndim)
+    if isinstance(density, JointDensity):
+        expected, address = 19 + 10 + 1, _joint_logp.address
+    else:
+        expected, address = 19 + 2 + 31, _gaussian_logp.address
+    if len(arrays) != expected:
+        raise AssertionError(f"the density packs {len(arrays)} arrays, not {expected}")
+    return NativeTable(arrays, density.ndim), address
 
 
 def _nutpie_base() -> type:
@@ -286,7 +316,7 @@ class _NativeModel:
         )
 
 
-def native_model(density: GaussianMarginalDensity) -> Any:
+def native_model(density: GaussianMarginalDensity | JointDensity) -> Any:
     """A nutpie model whose log density is ``density``'s native function.
 
     The draws nutpie returns are the unconstrained points, variable
@@ -294,9 +324,10 @@ def native_model(density: GaussianMarginalDensity) -> Any:
     """
     base = _nutpie_base()
     model_type = type("NativeModel", (_NativeModel, base), {})
+    table, address = _table(density)
     return model_type(
-        table=_gaussian_table(density),
-        logp_address=_gaussian_logp.address,
+        table=table,
+        logp_address=address,
         expand_address=_copy_point.address,
         ndim=density.ndim,
         initial_point=density.initial_point,
@@ -321,6 +352,4 @@ def expand_draws(posterior: xr.Dataset, density: Any) -> xr.Dataset:
         out[n] = (("chain", "draw", *extra), values[n])
     coords = {k: v for k, v in density.coords.items()}
     dataset = xr.Dataset(out, coords={"chain": posterior["chain"], "draw": posterior["draw"]})
-    return dataset.assign_coords(
-        {k: v for k, v in coords.items() if k in dataset.dims}
-    )
+    return dataset.assign_coords({k: v for k, v in coords.items() if k in dataset.dims})

@@ -29,7 +29,14 @@ from scipy import special
 
 from hiermodels.bayes.priors import POSITIVE_DISTS, REAL_DISTS, Prior
 
-__all__ = ["ScalarPrior", "jittered", "lkj_pair_prior", "scalar_log_density", "scalar_prior"]
+__all__ = [
+    "ScalarPrior",
+    "jittered",
+    "lkj_pair_prior",
+    "log_ndtr",
+    "scalar_log_density",
+    "scalar_prior",
+]
 
 Transform = Literal["identity", "log", "logodds"]
 
@@ -49,7 +56,7 @@ Parameters = tuple[int, float, float, float, float]
 
 
 @njit(cache=True, nogil=True)
-def _log_ndtr(t: float) -> float:
+def log_ndtr(t: float) -> float:
     """``log Φ(t)``, accurate in the far left tail."""
     if t > -30.0:
         return math.log(0.5 * math.erfc(-t / math.sqrt(2.0)))
@@ -104,7 +111,7 @@ def _log_density(
     if kind == SKEW_NORMAL:  # (alpha, mu, sigma, const)
         z = (x - p1) / p2
         t = p0 * z
-        log_cdf = _log_ndtr(t)
+        log_cdf = log_ndtr(t)
         # d/dt log Φ(t) = φ(t) / Φ(t), in logs for large negative t
         mills = math.exp(-0.5 * t * t - 0.5 * math.log(2.0 * math.pi) - log_cdf)
         return p3 - 0.5 * z * z + log_cdf, (-z + p0 * mills) / p2
