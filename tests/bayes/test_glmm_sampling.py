@@ -1,4 +1,4 @@
-"""The GLMM full graph: centred and non-centred group effects, the chooser, sampling cbpp."""
+"""GLMM sampling: centred and non-centred graphs, the chooser, the native joint density."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from hiermodels.bayes.build import choose_centering
 from hiermodels.bayes.sample import fit_bayes, sample_model
 from hiermodels.datasets import load
 from hiermodels.spec.design import Design, build_design
+from tests.bayes.conftest import assert_posteriors_agree
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +115,12 @@ def test_centred_and_non_centred_posteriors_agree_on_cbpp(cbpp: Design) -> None:
 def test_cbpp_default_fit_has_no_divergences(cbpp: Design) -> None:
     fit = fit_bayes(cbpp, random_seed=20240611, progressbar=False, log_likelihood=False)
     assert int(fit.idata["sample_stats"]["diverging"].sum()) == 0
+
+
+def test_native_joint_density_and_graph_posteriors_agree_on_cbpp(cbpp: Design) -> None:
+    """The default (the compiled joint density) against the PyMC graph sampled by nutpie."""
+    settings = {"draws": 1000, "tune": 1000, "chains": 4, "random_seed": 9, "progressbar": False}
+    native = fit_bayes(cbpp, log_likelihood=False, **settings)
+    graph = fit_bayes(cbpp, backend="python", log_likelihood=False, **settings)
+    assert native.posterior["u_herd"].dims == graph.posterior["u_herd"].dims
+    assert_posteriors_agree(native, graph, hyper="median")
