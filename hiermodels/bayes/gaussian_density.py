@@ -40,6 +40,7 @@ from hiermodels.mle.kernels import (
     gaussian_finish,
     gaussian_loglik,
     gaussian_prepare,
+    runtime_flags,
     trailing_factor_and_inverse,
 )
 from hiermodels.mle.lmm import GaussianLikelihood
@@ -108,7 +109,8 @@ def gaussian_effect_draws(
     ``S = LLᵀ`` the factor of ``ΛᵀZᵀZΛ + I``. Fills ``u_lead`` ``(draws, L₀,
     q₀)``, ``u_rest`` ``(draws, q_rest)`` and the absolute factors ``theta``
     ``(draws, len(θ) + 1)``, ``σ`` last; returns False if a point lies where
-    the density cannot be evaluated.
+    the density cannot be evaluated. The noises are ``(draws, L₀, q₀, 1)`` and
+    ``(draws, q_rest, 1)``.
     """
     data, placement, structure, _, scalars = likelihood
     a11, a21, a22, zt_xy_lead, zt_xy_rest, xy_cross = data
@@ -117,6 +119,7 @@ def gaussian_effect_draws(
     n_theta = theta.shape[1] - 1
     slopes = np.empty(points.shape[1])
     offsets = np.empty(p)
+    _, value_only = runtime_flags(p)
     for d in range(points.shape[0]):
         x = points[d]
         absolute = theta[d, :n_theta]
@@ -132,22 +135,20 @@ def gaussian_effect_draws(
         )  # fmt: skip
         if not prepared[9]:
             return False
-        l22, _, ok = trailing_factor_and_inverse(prepared[8], int(scalars[2]))
+        l22, _, ok = trailing_factor_and_inverse(prepared[8])
         if not ok:
             return False
         l11, l21 = prepared[6], prepared[7]
         value, _, mode_lead, mode_rest = gaussian_finish(
             sigma, scalars[0], prepared, l22, np.zeros((0, 0)), a11, a21, a22, zt_xy_lead,
-            zt_xy_rest, structure, likelihood[3], scalars[1], False, offsets, offsets,
+            zt_xy_rest, structure, likelihood[3], scalars[1], value_only, offsets, offsets,
             np.zeros(0, dtype=np.bool_),
         )  # fmt: skip
         if not np.isfinite(value):
             return False
-        n_lead, q_lead = noise_lead.shape[1], noise_lead.shape[2]
         shift_lead, shift_rest = backward(
-            l11, l21, l22, rest_q, pair_block, pair_row, pair_ptr, lead_ptr,
-            np.ascontiguousarray(noise_lead[d]).reshape(n_lead, q_lead, 1),
-            np.ascontiguousarray(noise_rest[d]).reshape(noise_rest.shape[1], 1),
+            l11, l21, l22, rest_q, pair_block, pair_row, pair_ptr, lead_ptr, noise_lead[d],
+            noise_rest[d],
         )  # fmt: skip
         for m in range(mode_lead.shape[0]):
             for a in range(mode_lead.shape[1]):
@@ -249,8 +250,8 @@ class GaussianMarginalDensity(IntegratedDensity):
         native = self.native
 
         def draw_chain(c: int) -> bool:
-            noise_lead = streams[c].standard_normal((draws, n_lead, q_lead))
-            noise_rest = streams[c].standard_normal((draws, q_rest))
+            noise_lead = streams[c].standard_normal((draws, n_lead, q_lead, 1))
+            noise_rest = streams[c].standard_normal((draws, q_rest, 1))
             chain_points = np.ascontiguousarray(points[c], dtype=float)
             arguments = (*native, noise_lead, noise_rest, v_lead[c], v_rest[c], theta[c])
             return bool(gaussian_effect_draws(chain_points, *arguments))

@@ -16,6 +16,7 @@ afterwards.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,7 +177,6 @@ _EXPAND_SIGNATURE = types.int64(
 _OK, _NOT_FINITE, _WRONG_SIZE = 0, 4, -1
 
 
-@numba.cfunc(_LOGP_SIGNATURE, cache=True)
 def _gaussian_logp(n: int, x_at: Any, gradient_at: Any, value_at: Any, user_data: Any) -> int:
     header = numba.carray(user_data, (1, 4), np.int64)
     rows = numba.carray(user_data, (header[0, 1], 4), np.int64)
@@ -199,7 +199,6 @@ def _gaussian_logp(n: int, x_at: Any, gradient_at: Any, value_at: Any, user_data
     return _OK
 
 
-@numba.cfunc(_LOGP_SIGNATURE, cache=True)
 def _joint_logp(n: int, x_at: Any, gradient_at: Any, value_at: Any, user_data: Any) -> int:
     header = numba.carray(user_data, (1, 4), np.int64)
     rows = numba.carray(user_data, (header[0, 1], 4), np.int64)
@@ -224,7 +223,6 @@ def _joint_logp(n: int, x_at: Any, gradient_at: Any, value_at: Any, user_data: A
     return _OK
 
 
-@numba.cfunc(_EXPAND_SIGNATURE, cache=True)
 def _copy_point(n: int, n_out: int, x_at: Any, out_at: Any, user_data: Any) -> int:
     if n != n_out:
         return _WRONG_SIZE
@@ -235,13 +233,19 @@ def _copy_point(n: int, n_out: int, x_at: Any, out_at: Any, user_data: Any) -> i
     return _OK
 
 
+@functools.cache
+def _native(function: Callable[..., int], signature: Any) -> Any:
+    """``function`` compiled to a C function: on first use, not at import, and once."""
+    return numba.cfunc(signature, cache=True)(function)
+
+
 def _table(density: GaussianMarginalDensity | JointDensity) -> tuple[NativeTable, int]:
     """The table the density's native function reads, and that function's address."""
     arrays = _flatten(density.native)
     if isinstance(density, JointDensity):
-        expected, address = 19 + 10 + 1, _joint_logp.address
+        expected, address = 19 + 10 + 1, _native(_joint_logp, _LOGP_SIGNATURE).address
     else:
-        expected, address = 19 + 2 + 31, _gaussian_logp.address
+        expected, address = 19 + 2 + 31, _native(_gaussian_logp, _LOGP_SIGNATURE).address
     if len(arrays) != expected:
         raise AssertionError(f"the density packs {len(arrays)} arrays, not {expected}")
     return NativeTable(arrays, density.ndim), address
@@ -328,7 +332,7 @@ def native_model(density: GaussianMarginalDensity | JointDensity) -> Any:
     return model_type(
         table=table,
         logp_address=address,
-        expand_address=_copy_point.address,
+        expand_address=_native(_copy_point, _EXPAND_SIGNATURE).address,
         ndim=density.ndim,
         initial_point=density.initial_point,
     )

@@ -120,8 +120,8 @@ def z_transpose(
 
 
 @njit(cache=True, nogil=True)
-def _cholesky_small(s: np.ndarray, out: np.ndarray) -> bool:
-    """Lower Cholesky factor of a small SPD matrix into ``out``; False if not PD."""
+def _cholesky(s: np.ndarray, out: np.ndarray) -> bool:
+    """Lower Cholesky factor of an SPD matrix into ``out``; False if not PD."""
     q = s.shape[0]
     for j in range(q):
         total = s[j, j]
@@ -187,7 +187,7 @@ def factorize(
                     acc += t0[c, a] * tmp[c, b]
                 s11[a, b] = acc
             s11[a, a] += 1.0
-        if not _cholesky_small(s11, l11[m]):
+        if not _cholesky(s11, l11[m]):
             return l11, np.zeros(0), np.zeros((0, 0)), False
     q_rest = a22.shape[0]
     l21 = np.zeros(a21.size)
@@ -497,7 +497,7 @@ def pls(
             schur[a, b] -= acc
             schur[b, a] = schur[a, b]
     lower = np.zeros((k, k))
-    if not _cholesky_small(schur, lower):
+    if not _cholesky(schur, lower):
         return (
             w1,
             w2,
@@ -2338,37 +2338,28 @@ def laplace_gradient(
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _lower_inverse(lower: np.ndarray) -> np.ndarray:
-    """``L⁻¹`` of a lower-triangular ``L``, by halves so that the work is matrix products."""
+    """``L⁻¹`` of a lower-triangular ``L``, column by column."""
     n = lower.shape[0]
     out = np.zeros((n, n))
-    if n <= 64:
-        for j in range(n):
-            out[j, j] = 1.0 / lower[j, j]
-            for i in range(j + 1, n):
-                acc = 0.0
-                for k in range(j, i):
-                    acc -= lower[i, k] * out[k, j]
-                out[i, j] = acc / lower[i, i]
-        return out
-    h = n // 2
-    first = _lower_inverse(np.ascontiguousarray(lower[:h, :h]))
-    second = _lower_inverse(np.ascontiguousarray(lower[h:, h:]))
-    out[:h, :h] = first
-    out[h:, h:] = second
-    out[h:, :h] = -(second @ (np.ascontiguousarray(lower[h:, :h]) @ first))
+    for j in range(n):
+        out[j, j] = 1.0 / lower[j, j]
+        for i in range(j + 1, n):
+            acc = 0.0
+            for k in range(j, i):
+                acc -= lower[i, k] * out[k, j]
+            out[i, j] = acc / lower[i, i]
     return out
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def trailing_factor_and_inverse(s22: np.ndarray, small: int) -> tuple[np.ndarray, np.ndarray, bool]:
+def trailing_factor_and_inverse(s22: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """Cholesky factor ``L₂₂`` and full inverse ``(L₂₂L₂₂ᵀ)⁻¹`` of the trailing Schur complement.
 
     The complement splits into independent diagonal blocks wherever no entry
     couples the rows after a position to the columns before it — single
     entries for nested intercepts, a level's terms for nested slopes, one
     block for crossed factors — and each block is factorised and inverted on
-    its own: up to ``small`` rows by loops, larger ones by LAPACK's Cholesky
-    and the inverse by halves. Only the lower triangle of ``s22`` is read.
+    its own. Only the lower triangle of ``s22`` is read.
     Returns ``(l22, c22_inv, ok)``.
     """
     q = s22.shape[0]
@@ -2403,30 +2394,18 @@ def trailing_factor_and_inverse(s22: np.ndarray, small: int) -> tuple[np.ndarray
             for j in range(i + 1):
                 block[i, j] = s22[a0 + i, a0 + j]
                 block[j, i] = s22[a0 + i, a0 + j]
-        if size <= small:
-            factor = np.zeros((size, size))
-            if not _cholesky_small(block, factor):
-                return l22, inverse, False
-        else:
-            for i in range(size):
-                if not block[i, i] > 0.0:
-                    return l22, inverse, False
-            try:
-                factor = np.ascontiguousarray(np.linalg.cholesky(block))
-            except Exception:  # numba raises LinAlgError but cannot catch it by name
-                return l22, inverse, False
+        factor = np.zeros((size, size))
+        if not _cholesky(block, factor):
+            return l22, inverse, False
         inverse_factor = _lower_inverse(factor)
-        if size > small:
-            block_inverse = np.ascontiguousarray(inverse_factor.T) @ inverse_factor
-        else:
-            block_inverse = np.empty((size, size))
-            for i in range(size):
-                for j in range(i + 1):
-                    acc = 0.0
-                    for k in range(i, size):
-                        acc += inverse_factor[k, i] * inverse_factor[k, j]
-                    block_inverse[i, j] = acc
-                    block_inverse[j, i] = acc
+        block_inverse = np.empty((size, size))
+        for i in range(size):
+            for j in range(i + 1):
+                acc = 0.0
+                for k in range(i, size):
+                    acc += inverse_factor[k, i] * inverse_factor[k, j]
+                block_inverse[i, j] = acc
+                block_inverse[j, i] = acc
         for i in range(size):
             for j in range(size):
                 inverse[a0 + i, a0 + j] = block_inverse[i, j]
@@ -2451,13 +2430,13 @@ def _gaussian_value(
     differenced: np.ndarray,
 ) -> tuple[float, float]:
     a11, a21, a22, zt_xy_lead, zt_xy_rest, xy_cross = data
-    nobs, singular_tolerance, small = scalars[0], scalars[1], int(scalars[2])
+    nobs, singular_tolerance = scalars[0], scalars[1]
     prepared = gaussian_prepare(
         beta, theta, a11, a21, a22, zt_xy_lead, zt_xy_rest, xy_cross, placement, structure
     )
     if not prepared[9]:
         return -np.inf, 0.0
-    l22, c22_inv, ok = trailing_factor_and_inverse(prepared[8], small)
+    l22, c22_inv, ok = trailing_factor_and_inverse(prepared[8])
     if not ok:
         return -np.inf, 0.0
     value, d_sigma, _, _ = gaussian_finish(
@@ -2465,6 +2444,16 @@ def _gaussian_value(
         blocks, singular_tolerance, with_gradient, d_beta, d_theta, differenced,
     )  # fmt: skip
     return value, d_sigma
+
+
+@njit(cache=True, nogil=True)
+def runtime_flags(size: int) -> tuple[bool, bool]:
+    """``(True, False)``, typed as plain booleans rather than literals.
+
+    A compiled function called with a literal ``True`` and elsewhere with
+    ``False`` is compiled twice; flags passed through this are one type.
+    """
+    return size >= 0, size < 0
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -2484,14 +2473,17 @@ def gaussian_loglik(
 
     ``data`` is ``(a11, a21, a22, zt_xy_lead, zt_xy_rest, xy_cross)``,
     ``placement``, ``structure`` and ``blocks`` as :func:`gaussian_prepare` and
-    :func:`gaussian_finish` take them, ``scalars`` ``(nobs, singular tolerance, largest trailing
-    block factorised by loops)``. Fills ``d_beta`` and ``d_theta`` (``σ`` held
-    fixed; entries of a block with a singular factor by central differences)
+    :func:`gaussian_finish` take them, ``scalars`` ``(nobs, singular
+    tolerance)``. Fills ``d_beta`` and ``d_theta`` (``σ`` held fixed; entries
+    of a block with a singular factor by central differences)
     and returns ``(value, d_sigma)``; ``-inf`` where the factor fails.
     """
     differenced = np.zeros(theta.size, dtype=np.bool_)
+    # flags computed at run time: a literal True or False would compile the callees
+    # once for each (numba types literals apart), doubling the first fit's wait
+    with_gradient, value_only = runtime_flags(theta.size)
     value, d_sigma = _gaussian_value(
-        beta, theta, sigma, data, placement, structure, blocks, scalars, True, d_beta,
+        beta, theta, sigma, data, placement, structure, blocks, scalars, with_gradient, d_beta,
         d_theta, differenced,
     )  # fmt: skip
     if not np.isfinite(value):
@@ -2506,12 +2498,12 @@ def gaussian_loglik(
         moved = theta.copy()
         moved[i] = theta[i] + h
         high, _ = _gaussian_value(
-            beta, moved, sigma, data, placement, structure, blocks, scalars, False,
+            beta, moved, sigma, data, placement, structure, blocks, scalars, value_only,
             spare_beta, spare_theta, spare_flags,
         )  # fmt: skip
         moved[i] = theta[i] - h
         low, _ = _gaussian_value(
-            beta, moved, sigma, data, placement, structure, blocks, scalars, False,
+            beta, moved, sigma, data, placement, structure, blocks, scalars, value_only,
             spare_beta, spare_theta, spare_flags,
         )  # fmt: skip
         d_theta[i] = (high - low) / (2.0 * h)

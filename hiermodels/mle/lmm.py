@@ -312,10 +312,6 @@ class LmmDeviance:
 #: A factor whose smallest diagonal entry is below this (relative) is treated as singular.
 _SINGULAR_FACTOR = 1e-7
 
-#: Trailing blocks up to this many effects are factorised and inverted inside one
-#: compiled call; larger ones by LAPACK's blocked routines.
-SMALL_TRAILING_BLOCK = 48
-
 
 @dataclass(slots=True, eq=False)
 class _Evaluation:
@@ -506,7 +502,7 @@ class GaussianLikelihood:
             pat.rest_q, pat.row_block, pat.row_term, pat.row_base, pat.pair_block,
             pat.pair_row, pat.pair_ptr, pat.lead_ptr, pat.pp_a, pat.pp_b,
         )  # fmt: skip
-        scalars = np.array([float(dev.nobs), _SINGULAR_FACTOR, float(SMALL_TRAILING_BLOCK)])
+        scalars = np.array([float(dev.nobs), _SINGULAR_FACTOR])
 
         def contiguous(arrays: tuple) -> tuple:
             return tuple(
