@@ -73,7 +73,8 @@ handed to nutpie, compiled once per machine and no PyTensor graph) and
 then draw the effects from their
 exact conditional; their ESS is counted like any other quantity's (the JSON
 output records, per fit, whether the sampler ran on the marginal density).
-The GLMMs are sampled with the group effects as parameters (the
+The GLMMs are sampled with the group effects as parameters
+(``hiermodels.bayes.joint_density``, also one native function; the
 ``--integrate laplace`` rows: integrated out by a Laplace approximation, and
 drawn afterwards). bambi samples every model with the group effects as
 parameters (non-centred).
