@@ -1,16 +1,21 @@
 """Sampling a built model, and the draw-wise quantities computed from a posterior.
 
-:func:`fit_bayes` builds the graph (:mod:`hiermodels.bayes.build`), samples it
-with nutpie (default) or PyMC's NUTS and wraps the result in a
-:class:`~hiermodels.bayes.results.BayesFit`. Gaussian models are sampled
-with the group effects integrated out, which are then drawn from their exact
-conditional; with ``integrate="laplace"`` GLMMs are sampled with the effects
-integrated out by the Laplace approximation (an approximate posterior).
+:func:`fit_bayes` samples a design with nutpie (default) or PyMC's NUTS and
+wraps the result in a :class:`~hiermodels.bayes.results.BayesFit`. With
+nutpie, gaussian models are sampled with the group effects integrated out
+(:mod:`hiermodels.bayes.gaussian_density`), which are then drawn from their
+exact conditional, and binomial, Bernoulli and Poisson models with the
+effects as parameters (:mod:`hiermodels.bayes.joint_density`): each density
+is one compiled function that nutpie calls natively
+(:mod:`hiermodels.bayes.native`). With ``integrate="laplace"`` GLMMs are
+sampled with the effects integrated out by the Laplace approximation (an
+approximate posterior). Everything else samples the PyMC graph of
+:mod:`hiermodels.bayes.build`.
 
-nutpie runs either on its own native compilation of the model (numba) or on
-PyTensor functions called back from Python, which PyTensor caches on disk:
-on small data sets the latter saves several seconds of compilation per fit
-(see :func:`sample_model`).
+On the graph nutpie runs either on its own native compilation of the model
+(numba) or on PyTensor functions called back from Python, which PyTensor
+caches on disk: on small data sets the latter saves several seconds of
+compilation per fit (see :func:`sample_model`).
 
 The pointwise log-likelihood, posterior predictive draws and predictions for
 new data are computed from the posterior draws of ``beta``, ``u_<group>``,
