@@ -501,7 +501,7 @@ def fit_bayes(
     ``u_<g>`` are drawn afterwards from their exact Gaussian conditional
     given each posterior draw. The posterior is the same as that of the
     graph of :func:`~hiermodels.bayes.build.build_pymc_model`, which is
-    sampled otherwise (``marginalize=False``, and every other family). With
+    sampled with ``marginalize=False``. With
     nutpie the marginal density of any structure — one factor, crossed,
     nested to any depth, several terms per factor, correlated blocks of any
     size — is
@@ -509,6 +509,14 @@ def fit_bayes(
     MLE engine's likelihood not profiled, handed to nutpie as one native
     function (:mod:`hiermodels.bayes.native`): no PyTensor function is
     compiled and no Python runs per gradient.
+
+    Binomial, Bernoulli (logit or probit) and Poisson models are sampled
+    with nutpie on the graph's joint posterior, effects as parameters, by
+    the native function of
+    :class:`~hiermodels.bayes.joint_density.JointDensity` (centred or not
+    per factor as :func:`~hiermodels.bayes.build.choose_centering` decides);
+    negative binomial models, ``fixed_values`` and ``backend="numba"`` or
+    ``"python"`` sample the graph itself.
 
     With ``sampler="pymc"`` only the one-factor models are marginalised
     (through the graph of :func:`~hiermodels.bayes.build.build_marginal_model`).
@@ -537,11 +545,12 @@ def fit_bayes(
         whenever possible and no ``fixed_values`` are given; ``True`` raises
         when it is not possible.
     backend : {"auto", "direct", "numba", "python"}
-        How nutpie evaluates the model. ``"direct"``: the marginal density of
-        a marginalised model, evaluated without PyTensor; ``"numba"`` and
-        ``"python"``: the PyMC graph (see :func:`sample_model`). ``"auto"``
-        takes ``"direct"`` for marginalised models and :func:`sample_model`'s
-        choice otherwise.
+        How nutpie evaluates the model. ``"direct"``: a compiled density
+        without PyTensor (the marginal density of a marginalised model, the
+        joint density of a binomial, Bernoulli or Poisson model); ``"numba"``
+        and ``"python"``: the PyMC graph (see :func:`sample_model`).
+        ``"auto"`` takes ``"direct"`` where it applies and
+        :func:`sample_model`'s choice otherwise.
     target_accept : float
         The acceptance rate NUTS tunes its step size to (0.8 by default);
         raise it (0.9, 0.95, 0.99) when the sampler reports divergences.
