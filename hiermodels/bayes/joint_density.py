@@ -85,6 +85,15 @@ def _response(model: int, y: float, n: float, eta: float) -> tuple[float, float]
     return y * eta - mu, y - mu
 
 
+@njit(cache=True, nogil=True)
+def _block_span(
+    b: int, col_start: np.ndarray, z_start: np.ndarray, n_hyper: int
+) -> tuple[int, int, int]:
+    """Block ``b``'s terms, first effect (counted from the offsets' start) and levels."""
+    q = col_start[b + 1] - col_start[b]
+    return q, z_start[b] - n_hyper, (z_start[b + 1] - z_start[b]) // q
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def joint_log_density(
     x: np.ndarray, hyper: tuple, data: tuple, scalars: np.ndarray, gradient: np.ndarray
@@ -114,9 +123,7 @@ def joint_log_density(
     n_blocks = codes.shape[0]
     effects = np.zeros(x.size - n_hyper)
     for b in range(n_blocks):
-        q = col_start[b + 1] - col_start[b]
-        at = z_start[b] - n_hyper
-        levels = (z_start[b + 1] - z_start[b]) // q
+        q, at, levels = _block_span(b, col_start, z_start, n_hyper)
         if centred_block[b]:
             sd = theta[theta_start[b]]
             for level in range(levels):
@@ -161,9 +168,7 @@ def joint_log_density(
                 pulled[at + t] += r * z_cols[i, col_start[b] + t]
     d_theta = np.zeros(n_theta)
     for b in range(n_blocks):
-        q = col_start[b + 1] - col_start[b]
-        at = z_start[b] - n_hyper
-        levels = (z_start[b + 1] - z_start[b]) // q
+        q, at, levels = _block_span(b, col_start, z_start, n_hyper)
         if centred_block[b]:
             sd = theta[theta_start[b]]
             for level in range(levels):

@@ -177,50 +177,52 @@ _EXPAND_SIGNATURE = types.int64(
 _OK, _NOT_FINITE, _WRONG_SIZE = 0, 4, -1
 
 
-def _gaussian_logp(n: int, x_at: Any, gradient_at: Any, value_at: Any, user_data: Any) -> int:
+@numba.njit(inline="always")
+def _open(n: int, x_at: Any, gradient_at: Any, user_data: Any) -> tuple:
+    """The table's rows, the point and the zeroed gradient as arrays."""
     header = numba.carray(user_data, (1, 4), np.int64)
     rows = numba.carray(user_data, (header[0, 1], 4), np.int64)
-    if n != rows[0, 2]:
-        return _WRONG_SIZE
     x = numba.carray(x_at, (n,))
     gradient = numba.carray(gradient_at, (n,))
     for i in range(n):
         gradient[i] = 0.0
-    hyper = _hyper_tables(rows, 1)
-    origin, reference = _f1(rows, 20), _f1(rows, 21)
-    likelihood = _gaussian_likelihood(rows, 22)
-    value = gaussian_log_density(x, hyper, origin, reference, likelihood, gradient)
+    return rows, x, gradient
+
+
+@numba.njit(inline="always")
+def _close(value: float, gradient: np.ndarray, value_at: Any) -> int:
+    """Store the value; the return code nutpie reads."""
     value_at[0] = value
     if not np.isfinite(value):
         return _NOT_FINITE
-    for i in range(n):
+    for i in range(gradient.size):
         if not np.isfinite(gradient[i]):
             return _NOT_FINITE
     return _OK
 
 
-def _joint_logp(n: int, x_at: Any, gradient_at: Any, value_at: Any, user_data: Any) -> int:
-    header = numba.carray(user_data, (1, 4), np.int64)
-    rows = numba.carray(user_data, (header[0, 1], 4), np.int64)
+def _gaussian_logp(n: int, x_at: Any, gradient_at: Any, value_at: Any, user_data: Any) -> int:
+    rows, x, gradient = _open(n, x_at, gradient_at, user_data)
     if n != rows[0, 2]:
         return _WRONG_SIZE
-    x = numba.carray(x_at, (n,))
-    gradient = numba.carray(gradient_at, (n,))
-    for i in range(n):
-        gradient[i] = 0.0
+    hyper = _hyper_tables(rows, 1)
+    origin, reference = _f1(rows, 20), _f1(rows, 21)
+    likelihood = _gaussian_likelihood(rows, 22)
+    value = gaussian_log_density(x, hyper, origin, reference, likelihood, gradient)
+    return _close(value, gradient, value_at)
+
+
+def _joint_logp(n: int, x_at: Any, gradient_at: Any, value_at: Any, user_data: Any) -> int:
+    rows, x, gradient = _open(n, x_at, gradient_at, user_data)
+    if n != rows[0, 2]:
+        return _WRONG_SIZE
     hyper = _hyper_tables(rows, 1)
     data = (
         _f2(rows, 20), _f1(rows, 21), _f1(rows, 22), _f1(rows, 23), _f2(rows, 24),
         _i2(rows, 25), _i1(rows, 26), _i1(rows, 27), _i1(rows, 28), _i1(rows, 29),
     )  # fmt: skip
     value = joint_log_density(x, hyper, data, _f1(rows, 30), gradient)
-    value_at[0] = value
-    if not np.isfinite(value):
-        return _NOT_FINITE
-    for i in range(n):
-        if not np.isfinite(gradient[i]):
-            return _NOT_FINITE
-    return _OK
+    return _close(value, gradient, value_at)
 
 
 def _copy_point(n: int, n_out: int, x_at: Any, out_at: Any, user_data: Any) -> int:
