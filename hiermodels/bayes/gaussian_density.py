@@ -40,7 +40,6 @@ from hiermodels.mle.kernels import (
     gaussian_finish,
     gaussian_loglik,
     gaussian_prepare,
-    runtime_flags,
     trailing_factor_and_inverse,
 )
 from hiermodels.mle.lmm import GaussianLikelihood
@@ -49,7 +48,7 @@ from hiermodels.spec.design import Design
 __all__ = ["GaussianMarginalDensity", "gaussian_conditional_effects", "gaussian_log_density"]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def gaussian_log_density(
     x: np.ndarray,
     hyper: tuple,
@@ -119,7 +118,6 @@ def gaussian_effect_draws(
     n_theta = theta.shape[1] - 1
     slopes = np.empty(points.shape[1])
     offsets = np.empty(p)
-    _, value_only = runtime_flags(p)
     for d in range(points.shape[0]):
         x = points[d]
         absolute = theta[d, :n_theta]
@@ -139,11 +137,8 @@ def gaussian_effect_draws(
         if not ok:
             return False
         l11, l21 = prepared[6], prepared[7]
-        value, _, mode_lead, mode_rest = gaussian_finish(
-            sigma, scalars[0], prepared, l22, np.zeros((0, 0)), a11, a21, a22, zt_xy_lead,
-            zt_xy_rest, structure, likelihood[3], scalars[1], value_only, offsets, offsets,
-            np.zeros(0, dtype=np.bool_),
-        )  # fmt: skip
+        value, solution = gaussian_finish(sigma, scalars[0], prepared, l22, structure)
+        mode_lead, mode_rest = solution[4], solution[5]
         if not np.isfinite(value):
             return False
         shift_lead, shift_rest = backward(

@@ -821,7 +821,7 @@ def lmm_gradient(
     return grad, differenced
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def gaussian_prepare(
     beta: np.ndarray,
     theta: np.ndarray,
@@ -875,11 +875,36 @@ def gaussian_prepare(
     return lead_y, rest_y, yy, xt_resid, t0, rest_t, l11, l21, s22, ok
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def gaussian_finish(
+    sigma: float, nobs: float, prepared: tuple, l22: np.ndarray, structure: tuple
+) -> tuple[float, tuple]:
+    """``log p(y | β, θ, σ)`` from a prepared point and its trailing factor.
+
+    Returns ``(value, solution)``, ``solution`` the penalised least squares'
+    ``(w1, w2, upper, beta, u1, u2)`` (:func:`solve_lmm`; ``u`` the
+    spherical conditional means); ``value`` is ``-inf`` where the solve fails.
+    """
+    lead_y, rest_y, yy, _, t0, rest_t, l11, l21 = prepared[:8]
+    rest_q, row_block, row_term, row_base, pair_block, pair_row, pair_ptr, lead_ptr = structure[:8]
+    w1, w2, upper, none, u1, u2, logdet, ok = solve_lmm(
+        l11, l21, l22, lead_y, rest_y, yy, t0, rest_t, rest_q, row_block, row_term,
+        row_base, pair_block, pair_row, pair_ptr, lead_ptr,
+    )  # fmt: skip
+    s2 = sigma * sigma
+    pwrss = upper[0, 0] * upper[0, 0]
+    value = -0.5 * (nobs * np.log(2.0 * np.pi * s2) + logdet + pwrss / s2)
+    if not (ok and np.isfinite(value)):
+        value = -np.inf
+    return value, (w1, w2, upper, none, u1, u2)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def gaussian_gradient(
     sigma: float,
     nobs: float,
     prepared: tuple,
+    solution: tuple,
     l22: np.ndarray,
     c22_inv: np.ndarray,
     a11: np.ndarray,
@@ -890,35 +915,24 @@ def gaussian_finish(
     structure: tuple,
     blocks: tuple,
     singular_tolerance: float,
-    with_gradient: bool,
     d_beta: np.ndarray,
     d_theta: np.ndarray,
     differenced: np.ndarray,
-) -> tuple[float, float, np.ndarray, np.ndarray]:
-    """``log p(y | β, θ, σ)`` from a prepared point and its trailing factor (and inverse).
+) -> float:
+    """The gradient of :func:`gaussian_finish`'s value, ``σ`` held fixed; returns ``d/dσ``.
 
-    ``blocks`` is the gradient's ``(block_lead, block_pos, block_q,
-    block_levels, block_theta)``. With ``with_gradient`` fills ``d_beta``,
-    ``d_theta`` (``σ`` held fixed) and ``differenced`` (entries of blocks
-    with a singular factor, left for differencing). Returns ``(value,
-    d_sigma, u1, u2)``, ``u`` the spherical conditional means; ``-inf`` where
-    the solve fails.
+    ``c22_inv`` is the trailing factor's full inverse and ``blocks`` the
+    gradient's ``(block_lead, block_pos, block_q, block_levels,
+    block_theta)``. Fills ``d_beta``, ``d_theta`` and ``differenced``
+    (entries of blocks with a singular factor, left for differencing).
     """
-    lead_y, rest_y, yy, xt_resid, t0, rest_t, l11, l21 = prepared[:8]
+    lead_y, rest_y, _, xt_resid, t0, rest_t, l11, l21 = prepared[:8]
     rest_q, row_block, row_term, row_base, pair_block, pair_row, pair_ptr, lead_ptr = structure[:8]
     block_lead, block_pos, block_q, block_levels, block_theta = blocks
+    w1, w2, upper, none, u1, u2 = solution
     p = xt_resid.size
-    w1, w2, upper, none, u1, u2, logdet, ok = solve_lmm(
-        l11, l21, l22, lead_y, rest_y, yy, t0, rest_t, rest_q, row_block, row_term,
-        row_base, pair_block, pair_row, pair_ptr, lead_ptr,
-    )  # fmt: skip
     s2 = sigma * sigma
     pwrss = upper[0, 0] * upper[0, 0]
-    value = -0.5 * (nobs * np.log(2.0 * np.pi * s2) + logdet + pwrss / s2)
-    if not (ok and np.isfinite(value)):
-        return -np.inf, 0.0, u1, u2
-    if not with_gradient:
-        return value, 0.0, u1, u2
     d_crit, skipped = lmm_gradient(
         l11, l21, l22, c22_inv, w1, w2, upper, none, u1, u2, a11, a21, a22, lead_y, rest_y,
         t0, rest_t, rest_q, row_block, row_term, row_base, pair_block, pair_row, pair_ptr,
@@ -948,7 +962,7 @@ def gaussian_finish(
                 resid[b] -= lam_zt_x[r, b] * u2[r]
     for b in range(p):
         d_beta[b] = resid[b] / s2
-    return value, (pwrss / s2 - nobs) / sigma, u1, u2
+    return (pwrss / s2 - nobs) / sigma
 
 
 @njit(cache=True, nogil=True)
@@ -2414,7 +2428,7 @@ def trailing_factor_and_inverse(s22: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return l22, inverse, True
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _gaussian_value(
     beta: np.ndarray,
     theta: np.ndarray,
@@ -2439,9 +2453,12 @@ def _gaussian_value(
     l22, c22_inv, ok = trailing_factor_and_inverse(prepared[8])
     if not ok:
         return -np.inf, 0.0
-    value, d_sigma, _, _ = gaussian_finish(
-        sigma, nobs, prepared, l22, c22_inv, a11, a21, a22, zt_xy_lead, zt_xy_rest, structure,
-        blocks, singular_tolerance, with_gradient, d_beta, d_theta, differenced,
+    value, solution = gaussian_finish(sigma, nobs, prepared, l22, structure)
+    if not (with_gradient and np.isfinite(value)):
+        return value, 0.0
+    d_sigma = gaussian_gradient(
+        sigma, nobs, prepared, solution, l22, c22_inv, a11, a21, a22, zt_xy_lead, zt_xy_rest,
+        structure, blocks, singular_tolerance, d_beta, d_theta, differenced,
     )  # fmt: skip
     return value, d_sigma
 
@@ -2456,7 +2473,7 @@ def runtime_flags(size: int) -> tuple[bool, bool]:
     return size >= 0, size < 0
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def gaussian_loglik(
     beta: np.ndarray,
     theta: np.ndarray,
@@ -2482,29 +2499,39 @@ def gaussian_loglik(
     # flags computed at run time: a literal True or False would compile the callees
     # once for each (numba types literals apart), doubling the first fit's wait
     with_gradient, value_only = runtime_flags(theta.size)
-    value, d_sigma = _gaussian_value(
-        beta, theta, sigma, data, placement, structure, blocks, scalars, with_gradient, d_beta,
-        d_theta, differenced,
-    )  # fmt: skip
-    if not np.isfinite(value):
-        return -np.inf, 0.0
     spare_beta = np.empty(beta.size)
     spare_theta = np.empty(theta.size)
     spare_flags = np.zeros(theta.size, dtype=np.bool_)
-    for i in range(theta.size):
-        if not differenced[i]:
+    value, d_sigma, high, step = -np.inf, 0.0, 0.0, 0.0
+    moved = theta.copy()
+    # one call site, evaluated in turn at θ (with the gradient) and at θ ± h along each
+    # differenced entry: _gaussian_value is inlined, and a second site would double it
+    entry, upward = -1, True
+    while True:
+        at_point = entry < 0
+        current, current_d_sigma = _gaussian_value(
+            beta, moved, sigma, data, placement, structure, blocks, scalars,
+            with_gradient if at_point else value_only,
+            d_beta if at_point else spare_beta,
+            d_theta if at_point else spare_theta,
+            differenced if at_point else spare_flags,
+        )  # fmt: skip
+        if at_point:
+            if not np.isfinite(current):
+                return -np.inf, 0.0
+            value, d_sigma = current, current_d_sigma
+        elif upward:
+            high, upward = current, False
+            moved[entry] = theta[entry] - step
             continue
-        h = 1e-6 * max(1.0, abs(theta[i]))
-        moved = theta.copy()
-        moved[i] = theta[i] + h
-        high, _ = _gaussian_value(
-            beta, moved, sigma, data, placement, structure, blocks, scalars, value_only,
-            spare_beta, spare_theta, spare_flags,
-        )  # fmt: skip
-        moved[i] = theta[i] - h
-        low, _ = _gaussian_value(
-            beta, moved, sigma, data, placement, structure, blocks, scalars, value_only,
-            spare_beta, spare_theta, spare_flags,
-        )  # fmt: skip
-        d_theta[i] = (high - low) / (2.0 * h)
-    return value, d_sigma
+        else:
+            d_theta[entry] = (high - current) / (2.0 * step)
+            moved[entry] = theta[entry]
+        entry += 1
+        while entry < theta.size and not differenced[entry]:
+            entry += 1
+        if entry >= theta.size:
+            return value, d_sigma
+        step = 1e-6 * max(1.0, abs(theta[entry]))
+        moved[entry] = theta[entry] + step
+        upward = True

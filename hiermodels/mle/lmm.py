@@ -557,11 +557,10 @@ class GaussianLikelihood:
             l22 = trailing_factor(s22)
         except np.linalg.LinAlgError:
             return _unavailable()
-        value, _, u1, u2 = kernels.gaussian_finish(
-            float(sigma), float(dev.nobs), prepared, l22, np.zeros((0, 0)), *data[:5],
-            structure, blocks, _SINGULAR_FACTOR, False, np.zeros(0), np.zeros(0),
-            np.zeros(0, dtype=np.bool_),
-        )  # fmt: skip
+        value, solution = kernels.gaussian_finish(
+            float(sigma), float(dev.nobs), prepared, l22, structure
+        )
+        u1, u2 = solution[4], solution[5]
         if not math.isfinite(value):
             return _unavailable()
         factor = BlockedFactor(l11=l11, l21_pairs=l21, l22=l22, pattern=dev.layout.pattern)
