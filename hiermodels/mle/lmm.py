@@ -548,7 +548,7 @@ class GaussianLikelihood:
         dev = self.deviance
         beta = np.ascontiguousarray(beta, dtype=float)
         theta = np.ascontiguousarray(theta, dtype=float)
-        data, placement, structure, blocks, _ = self.native
+        data, placement, structure = self.native[:3]
         prepared = kernels.gaussian_prepare(beta, theta, *data, placement, structure)
         l11, l21, s22, ok = prepared[6:]
         if not ok:
