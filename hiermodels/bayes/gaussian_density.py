@@ -9,8 +9,9 @@ the same penalised least squares, only not profiled
 (:class:`~hiermodels.mle.lmm.GaussianLikelihood`, with its analytic
 gradient). :class:`GaussianMarginalDensity` adds the priors of the PyMC
 graph (:class:`~hiermodels.bayes.hyper_density.HyperParameters`), on the
-same unconstrained coordinates, and :func:`gaussian_conditional_effects`
-draws the effects afterwards from their exact Gaussian conditional.
+same unconstrained coordinates, and :func:`gaussian_effect_draws` draws the
+effects afterwards from their exact Gaussian conditional
+(:func:`~hiermodels.bayes.hyper_density.integrated_effects`).
 
 The likelihood is evaluated on the residuals of a least-squares fit and on
 centred predictors (:class:`~hiermodels.bayes.marginal_density.FixedEffectsPrior`),
@@ -20,11 +21,8 @@ so that the posterior of ``y + 1e12`` is that of ``y`` shifted.
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import xarray as xr
 from numba import njit
 
 from hiermodels.bayes.hyper_density import (
@@ -33,7 +31,7 @@ from hiermodels.bayes.hyper_density import (
     hyper_point,
     hyper_pull_back,
 )
-from hiermodels.bayes.marginal_density import FixedEffectsPrior, effect_arrays
+from hiermodels.bayes.marginal_density import FixedEffectsPrior
 from hiermodels.bayes.priors import Priors
 from hiermodels.mle.kernels import (
     backward,
@@ -45,7 +43,7 @@ from hiermodels.mle.kernels import (
 from hiermodels.mle.lmm import GaussianLikelihood
 from hiermodels.spec.design import Design
 
-__all__ = ["GaussianMarginalDensity", "gaussian_conditional_effects", "gaussian_log_density"]
+__all__ = ["GaussianMarginalDensity", "gaussian_effect_draws", "gaussian_log_density"]
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -173,6 +171,9 @@ class GaussianMarginalDensity(IntegratedDensity):
         Number of unconstrained coordinates.
     """
 
+    #: Draws the spherical effects chain by chain (:meth:`IntegratedDensity.draw_effects`).
+    effect_kernel = staticmethod(gaussian_effect_draws)
+
     def __init__(self, design: Design, priors: Priors) -> None:
         if not design.family.is_gaussian:
             raise ValueError(
@@ -180,9 +181,8 @@ class GaussianMarginalDensity(IntegratedDensity):
             )
         fixed = FixedEffectsPrior(design, priors)
         self.likelihood = GaussianLikelihood.of(fixed.residual_design(design))
-        self.hyper = HyperParameters(
-            design, priors, self.likelihood.layout, with_sigma=True, fixed=fixed
-        )
+        self.layout = self.likelihood.layout
+        self.hyper = HyperParameters(design, priors, self.layout, with_sigma=True, fixed=fixed)
 
     @property
     def native(self) -> tuple:
@@ -207,148 +207,3 @@ class GaussianMarginalDensity(IntegratedDensity):
         if not math.isfinite(value):
             return -math.inf, np.zeros(self.ndim)
         return value, gradient
-
-    def draw_effects(
-        self, x: np.ndarray, rng: np.random.Generator
-    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """One draw of every block's effects given the hyperparameters ``x``.
-
-        Given ``(β, θ, σ)`` the spherical effects are ``N(û, σ² S⁻¹)`` with
-        ``S = LLᵀ`` the factor of ``ΛᵀZᵀZΛ + I``: ``v = û + σ L⁻ᵀ ε``, and
-        ``b = Λv`` (:func:`gaussian_effect_draws`).
-
-        Returns
-        -------
-        effects : list of numpy.ndarray
-            ``(levels, q)`` per block of the design (design order).
-        factors : list of numpy.ndarray
-            Per block (design order), the absolute covariance factor ``T``
-            (the effects' covariance is ``T Tᵀ``).
-        """
-        points = np.ascontiguousarray(x, dtype=float)[None, None, :]
-        spherical = self._spherical(points, [rng])
-        blocks = self._block_effects(*spherical)
-        return [u[0, 0] for _, u, _ in blocks], [factor[0, 0] for _, _, factor in blocks]
-
-    def _spherical(
-        self, points: np.ndarray, streams: list[np.random.Generator]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(v_lead, v_rest, θ with σ last)`` at ``(chain, draw, ndim)`` points, one
-        noise stream per chain; chains in threads."""
-        chains, draws = points.shape[:2]
-        layout = self.likelihood.layout
-        n_lead = layout.pattern.lead_ptr.size - 1
-        q_lead, q_rest = layout.q_lead, layout.q_rest
-        v_lead = np.empty((chains, draws, n_lead, q_lead))
-        v_rest = np.empty((chains, draws, q_rest))
-        theta = np.empty((chains, draws, self.hyper.theta_length + 1))
-        native = self.native
-
-        def draw_chain(c: int) -> bool:
-            noise_lead = streams[c].standard_normal((draws, n_lead, q_lead, 1))
-            noise_rest = streams[c].standard_normal((draws, q_rest, 1))
-            chain_points = np.ascontiguousarray(points[c], dtype=float)
-            arguments = (*native, noise_lead, noise_rest, v_lead[c], v_rest[c], theta[c])
-            return bool(gaussian_effect_draws(chain_points, *arguments))
-
-        # the compiled draws release the GIL: chains in threads, one stream each, so
-        # that the draws depend on the seed alone
-        workers = max(1, min(chains, os.cpu_count() or 1))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            if not all(pool.map(draw_chain, range(chains))):
-                raise ValueError("a posterior draw lies where the density cannot be evaluated")
-        return v_lead, v_rest, theta
-
-    def _block_effects(
-        self, v_lead: np.ndarray, v_rest: np.ndarray, theta: np.ndarray
-    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per block of the design, ``(z, u, T)`` over the leading ``(chain, draw)``.
-
-        ``u = Λ_θ v``, ``Λ_θ`` the absolute factor ``T`` over ``σ``: the offsets
-        ``z = T⁻¹u`` are ``v / σ``.
-        """
-        layout = self.likelihood.layout
-        lead_dims = theta.shape[:-1]
-        sigma = theta[..., -1][..., None, None]
-        spherical: dict[int, np.ndarray] = {}
-        start = 0
-        for k in layout.lead:
-            q = layout.blocks[k].n_terms
-            spherical[k] = v_lead[..., start : start + q]
-            start += q
-        start = 0
-        for k in layout.rest:
-            block = layout.blocks[k]
-            size = block.n_levels * block.n_terms
-            spherical[k] = v_rest[..., start : start + size].reshape(
-                *lead_dims, block.n_levels, block.n_terms
-            )
-            start += size
-        out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        by_design = dict(zip(layout.order, range(len(layout.order)), strict=True))
-        for i in range(len(layout.order)):
-            k = by_design[i]
-            q = layout.blocks[k].n_terms
-            factor = np.zeros((*lead_dims, q, q))
-            e = layout.theta.block_slice(k).start
-            for col in range(q):
-                for row in range(col, q):
-                    factor[..., row, col] = theta[..., e]
-                    e += 1
-            z = spherical[k] / sigma
-            out.append((z, np.einsum("...lt,...st->...ls", z, factor), factor))
-        return out
-
-
-def gaussian_conditional_effects(
-    posterior: xr.Dataset,
-    design: Design,
-    density: GaussianMarginalDensity,
-    rng: np.random.Generator,
-    points: np.ndarray | None = None,
-) -> dict[str, xr.DataArray]:
-    """Draw ``z_<g>`` and ``u_<g>`` from their exact conditional, one per posterior draw.
-
-    Parameters
-    ----------
-    posterior : xarray.Dataset
-        Draws of the variables of ``density.output_names``.
-    design : Design
-    density : GaussianMarginalDensity
-        The density the draws were sampled from.
-    rng : numpy.random.Generator
-    points : numpy.ndarray, optional
-        ``(chain, draw, ndim)``: the unconstrained points of the draws, when
-        the sampler kept them (else found from ``posterior``).
-
-    Returns
-    -------
-    dict of str to xarray.DataArray
-        ``z_<g>`` and ``u_<g>`` per grouping factor, dims
-        ``(chain, draw, <g>, <g>__term)``, as in the PyMC graph.
-    """
-    hyper = density.hyper
-    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    if points is None:
-        names = [n for n in hyper.output_names if "__raw" not in n]
-        values = {n: posterior[n].transpose("chain", "draw", ...).values for n in names}
-        points = np.array(
-            [
-                [hyper.unconstrain({n: v[c, d] for n, v in values.items()}) for d in range(draws)]
-                for c in range(chains)
-            ]
-        )
-    blocks = density._block_effects(*density._spherical(points, rng.spawn(chains)))
-    group_of = {g.group: g for g in hyper.groups}
-    u = {g: np.empty((chains, draws, len(t.levels), len(t.terms))) for g, t in group_of.items()}
-    z = {g: np.empty_like(a) for g, a in u.items()}
-    seen: dict[str, int] = {}
-    for block, (z_block, u_block, _) in zip(design.blocks, blocks, strict=True):
-        a = seen.get(block.group, 0)
-        seen[block.group] = a + block.n_terms
-        z[block.group][:, :, :, a : a + block.n_terms] = z_block
-        u[block.group][:, :, :, a : a + block.n_terms] = u_block
-    out: dict[str, xr.DataArray] = {}
-    for g, group in group_of.items():
-        out.update(effect_arrays(posterior, group, z[g], u[g]))
-    return out

@@ -228,10 +228,6 @@ class JointDensity(IntegratedDensity):
         sizes = [block.n_levels * block.n_terms for block in design.blocks]
         self._z_start = self.n_hyper + np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         fixed = self.hyper.fixed
-        centred = np.asarray(design.X, dtype=float).copy()
-        if fixed.centre >= 0:
-            centred -= np.asarray(fixed.means)[None, :]
-            centred[:, fixed.centre] = design.X[:, fixed.centre]
         y = np.asarray(design.y, dtype=float)
         trials = (
             np.ones_like(y) if design.trials is None else np.asarray(design.trials, dtype=float)
@@ -249,7 +245,7 @@ class JointDensity(IntegratedDensity):
         columns = [np.asarray(block.X, dtype=float) for block in design.blocks]
         col_start = np.concatenate([[0], np.cumsum([c.shape[1] for c in columns])])
         self._data = (
-            np.ascontiguousarray(centred),
+            np.ascontiguousarray(fixed.centred, dtype=float),
             y,
             trials,
             offset,

@@ -14,12 +14,14 @@ that the maximum-likelihood engine maximises (glmer's ``nAGQ = 1``,
 with ``u~`` the conditional mode of the spherical effects (PIRLS) and ``L``
 the Cholesky factor of ``H = Lambda' Z' W Z Lambda + I`` there. Its gradient
 in ``(theta, beta)`` is analytic (:func:`hiermodels.mle.pirls.laplace_gradient`),
-so one log-density evaluation costs one warm-started PIRLS run and one pass
-of the gradient kernel, whatever the number of levels. After sampling, the
-effects are drawn once per posterior draw from the Gaussian approximation at
-the conditional mode, ``u ~ N(u~, H^-1)`` and ``b = Lambda u``
-(:func:`laplace_conditional_effects`), under the names and dims of the full
-graph (``z_<g>``, ``u_<g>``).
+so one log-density evaluation costs one PIRLS run and one pass of the
+gradient kernel, whatever the number of levels: :func:`laplace_log_density`,
+compiled and handed to nutpie as a native function
+(:mod:`hiermodels.bayes.native`). After sampling, the effects are drawn
+once per posterior draw from the Gaussian approximation at the conditional
+mode, ``u ~ N(u~, H^-1)`` and ``b = Lambda u`` (:func:`laplace_effect_draws`,
+through :func:`~hiermodels.bayes.hyper_density.integrated_effects`), under
+the names and dims of the full graph (``z_<g>``, ``u_<g>``).
 
 The result is an approximation, and is labelled as one. Where it is good:
 
@@ -64,25 +66,38 @@ centred ``beta``, ``log`` SDs, correlations) already fix the conditioning.
 
 from __future__ import annotations
 
-import copy as _copy
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
-import xarray as xr
+from numba import njit
 
-from hiermodels.bayes.hyper_density import HyperParameters, IntegratedDensity
-from hiermodels.bayes.marginal_density import FixedEffectsPrior, effect_arrays
+from hiermodels.bayes.hyper_density import (
+    HyperParameters,
+    IntegratedDensity,
+    hyper_point,
+    hyper_pull_back,
+)
 from hiermodels.bayes.priors import GroupTerms, Priors, group_term_layout
+from hiermodels.mle import kernels
 from hiermodels.mle.glmm import LaplaceDeviance, PirlsResult, laplace_deviance
+from hiermodels.mle.pirls import (
+    MAX_HALVINGS,
+    PIRLS_MAX_ITER,
+    PIRLS_STEP_TOLERANCE,
+    PIRLS_TOLERANCE,
+    pirls_family,
+    pirls_structure,
+)
 from hiermodels.spec.design import Design
 
 __all__ = [
     "LaplaceDensity",
     "LaplaceLikelihood",
     "check_laplace_family",
-    "laplace_conditional_effects",
+    "laplace_effect_draws",
+    "laplace_log_density",
 ]
 
 #: Families whose Laplace deviance has an analytic gradient in every parameter.
@@ -184,14 +199,6 @@ class LaplaceLikelihood:
             out.append(_Placement(block.group, start, start + block.n_terms, part))
         return tuple(out)
 
-    def copy(self) -> LaplaceLikelihood:
-        """An independent instance (a fresh warm start), e.g. for another chain.
-
-        The layout and response are shared read-only; only PIRLS's warm start
-        is per instance, so threads never see each other's modes.
-        """
-        return LaplaceLikelihood(self.design, _deviance=replace(self.deviance, warm_start={}))
-
     @property
     def n_theta(self) -> int:
         """Length of ``theta``."""
@@ -272,150 +279,124 @@ class LaplaceLikelihood:
             self.deviance.warm_start.clear()
             return self.deviance.pirls(theta, beta)
 
-    # -- the effects -----------------------------------------------------------------------
 
-    def spherical_draw(
-        self, result: PirlsResult, eps_lead: np.ndarray, eps_rest: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``u = u~ + L^-T eps``: a draw from ``N(u~, H^-1)`` for standard normal ``eps``.
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def laplace_log_density(
+    x: np.ndarray, hyper: tuple, data: tuple, settings: np.ndarray, gradient: np.ndarray
+) -> float:
+    """Approximate log posterior density at ``x``, its gradient into ``gradient``.
 
-        Parameters
-        ----------
-        result : PirlsResult
-            The mode (:meth:`mode`).
-        eps_lead, eps_rest : numpy.ndarray
-            ``(L0, q0, k)`` and ``(q_rest, k)``: ``k`` draws at once.
-
-        Returns
-        -------
-        numpy.ndarray, numpy.ndarray
-            ``(L0, q0, k)`` and ``(q_rest, k)``.
-        """
-        w1, w2 = result.factor.backward(eps_lead, eps_rest)
-        return result.u_lead[:, :, None] + w1, result.u_rest[:, None] + w2
-
-    def group_effects(
-        self, theta: np.ndarray, u_lead: np.ndarray, u_rest: np.ndarray
-    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Spherical ``u`` split into every factor's ``(z, b)``, ``(levels, terms, k)`` each.
-
-        ``z`` is the graph's ``z_<g>`` (the spherical effects of each block
-        side by side), ``b = T z`` per block its ``u_<g>``.
-        """
-        layout = self.deviance.layout
-        factors = layout.theta.factors(theta)
-        spherical: dict[int, np.ndarray] = {}
-        for k, part in zip(layout.lead, layout.split_lead(u_lead), strict=True):
-            spherical[layout.order[k]] = part
-        for k, part in zip(layout.rest, layout.split_rest(u_rest), strict=True):
-            spherical[layout.order[k]] = part
-        draws = u_lead.shape[-1]
-        out = {
-            g.group: (
-                np.empty((len(g.levels), len(g.terms), draws)),
-                np.empty((len(g.levels), len(g.terms), draws)),
-            )
-            for g in self.factors
-        }
-        theta_index = {i: k for k, i in enumerate(layout.order)}
-        for i, place in enumerate(self._placements):
-            z = spherical[i]
-            z_all, b_all = out[place.group]
-            z_all[:, place.start : place.stop] = z
-            b_all[:, place.start : place.stop] = np.einsum(
-                "ij,ljk->lik", factors[theta_index[i]], z
-            )
-        return out
-
-
-def _block_factors_of_draws(
-    posterior: xr.Dataset, factor: GroupTerms, spans: Sequence[tuple[int, int]]
-) -> list[np.ndarray]:
-    """``T = diag(sd) C`` of every block of one factor, ``(chain, draw, q, q)`` each."""
-    g = factor.group
-    sds = np.stack(
-        [posterior[f"sd_{g}__{t}"].transpose("chain", "draw").values for t in factor.terms],
-        axis=-1,
-    )
-    name = f"corr_{g}"
-    corr = (
-        posterior[name].transpose("chain", "draw", f"{g}__term", f"{g}__term_bis").values
-        if name in posterior
-        else None
-    )
-    out = []
-    for a, b in spans:
-        if b - a == 1 or corr is None:
-            chol = np.broadcast_to(np.eye(b - a), (*sds.shape[:2], b - a, b - a))
-        else:
-            chol = np.linalg.cholesky(corr[..., a:b, a:b])
-        out.append(sds[..., a:b, None] * chol)
-    return out
-
-
-def laplace_conditional_effects(
-    posterior: xr.Dataset, design: Design, rng: np.random.Generator
-) -> dict[str, xr.DataArray]:
-    """Draw ``z_<g>`` and ``u_<g>`` from the Laplace approximation, one per posterior draw.
-
-    At each draw's ``beta`` and random-effect covariances, PIRLS finds the
-    conditional mode ``u~`` of the spherical effects; ``u ~ N(u~, H^-1)``
-    with ``H = Lambda' Z' W Z Lambda + I`` at the mode's weights, and
-    ``b = Lambda u`` per block. Effects of different factors (crossed
-    designs) are drawn jointly.
-
-    Parameters
-    ----------
-    posterior : xarray.Dataset
-        With ``beta``, every ``sd_<g>__<t>`` and, for correlated terms,
-        ``corr_<g>`` (``chain``, ``draw`` dims).
-    design : Design
-        The binomial, bernoulli or Poisson design sampled.
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    dict of str to xarray.DataArray
-        ``z_<g>`` and ``u_<g>``, dims ``(chain, draw, <g>, <g>__term)``, as in
-        :func:`~hiermodels.bayes.build.build_pymc_model`'s graph.
-
-    Raises
-    ------
-    numpy.linalg.LinAlgError
-        When the random-effects system cannot be factorised at some draw.
+    ``hyper`` is :attr:`HyperParameters.tables`, ``data`` and ``settings``
+    :attr:`LaplaceDensity.native`'s. One PIRLS run from ``u = 0`` (the same
+    start at every point, so that the density is a function of ``x`` alone
+    and chains may share it) and one pass of the Laplace gradient. Returns
+    ``-inf`` where PIRLS fails.
     """
-    likelihood = LaplaceLikelihood(design)
-    beta = posterior["beta"].transpose("chain", "draw", "coef").values
-    chains, draws = beta.shape[:2]
-    factors: list[np.ndarray] = [np.empty(0)] * len(design.blocks)
-    for factor in likelihood.factors:
-        spans = factor.spans
-        indices = [i for i, block in enumerate(design.blocks) if block.group == factor.group]
-        for i, t in zip(indices, _block_factors_of_draws(posterior, factor, spans), strict=True):
-            factors[i] = t
-    layout = likelihood.deviance.layout
-    out = {
-        g.group: (
-            np.empty((chains, draws, len(g.levels), len(g.terms))),
-            np.empty((chains, draws, len(g.levels), len(g.terms))),
-        )
-        for g in likelihood.factors
-    }
-    for c in range(chains):
-        for d in range(draws):
-            theta = likelihood.theta([t[c, d] for t in factors])
-            result = likelihood.mode(theta, beta[c, d])
-            eps_lead = rng.standard_normal((layout.n_lead_levels, layout.q_lead, 1))
-            eps_rest = rng.standard_normal((layout.q_rest, 1))
-            u_lead, u_rest = likelihood.spherical_draw(result, eps_lead, eps_rest)
-            for group, (z, b) in likelihood.group_effects(theta, u_lead, u_rest).items():
-                out[group][0][c, d] = z[..., 0]
-                out[group][1][c, d] = b[..., 0]
-    arrays: dict[str, xr.DataArray] = {}
-    for factor in likelihood.factors:
-        z, b = out[factor.group]
-        arrays.update(effect_arrays(posterior, factor, z, b))
-    return arrays
+    centred, offset, structure, family, placement, blocks, start_lead, start_rest = data
+    li, lr, lc, ri, rb, rr, rc, q_lead, rest_shape = placement
+    block_lead, block_pos, block_q, block_theta = blocks
+    n_theta = hyper[18][2]
+    p = centred.shape[1]
+    theta = np.empty(n_theta)
+    log_prior, _ = hyper_point(x, hyper, theta, gradient)
+    if not np.isfinite(log_prior):
+        return -np.inf
+    fixed = offset.copy()
+    for i in range(fixed.size):
+        for k in range(p):
+            fixed[i] += centred[i, k] * x[k]
+    t0 = np.zeros((q_lead, q_lead))
+    for k in range(li.size):
+        t0[lr[k], lc[k]] = theta[li[k]]
+    rest_t = np.zeros((rest_shape[0], rest_shape[1], rest_shape[2]))
+    for k in range(ri.size):
+        rest_t[rb[k], rr[k], rc[k]] = theta[ri[k]]
+    u1, u2, eta, l11, l21, l22, deviance, _, status = kernels.pirls(
+        structure, family, t0, rest_t, fixed, start_lead, start_rest, settings[4] != 0.0,
+        settings[0], settings[1], int(settings[2]), int(settings[3]),
+    )  # fmt: skip
+    if status != kernels.FACTOR_OK or not np.isfinite(deviance):
+        return -np.inf
+    # the kernel reads the inverse's lower triangle column-major, as LAPACK leaves it
+    c22_inv = kernels.trailing_inverse(l22).T
+    d_theta, d_beta = kernels.laplace_gradient(
+        structure, family, t0, rest_t, centred, u1, u2, eta, l11, l21, l22, c22_inv,
+        block_lead, block_pos, block_q, block_theta,
+    )  # fmt: skip
+    for k in range(d_theta.size):
+        d_theta[k] *= -0.5
+    for k in range(p):
+        d_beta[k] *= -0.5
+    hyper_pull_back(x, hyper, 1.0, d_beta, d_theta, 0.0, gradient)
+    return log_prior - 0.5 * deviance
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def laplace_effect_draws(
+    points: np.ndarray,
+    hyper: tuple,
+    data: tuple,
+    settings: np.ndarray,
+    noise_lead: np.ndarray,
+    noise_rest: np.ndarray,
+    u_lead: np.ndarray,
+    u_rest: np.ndarray,
+    theta: np.ndarray,
+) -> bool:
+    """Spherical effects ``u = ũ + L⁻ᵀ ε`` at each of ``points``: ``N(ũ, H⁻¹)``, one noise each.
+
+    ``ũ`` is the conditional mode and ``H = LLᵀ = ΛᵀZᵀWZΛ + I`` there
+    (PIRLS, as :func:`laplace_log_density`). Fills ``u_lead`` ``(draws,
+    L₀, q₀)``, ``u_rest`` ``(draws, q_rest)`` and the absolute factors
+    ``theta`` ``(draws, len(θ) + 1)``, with 1 last (the effects carry no
+    residual scale); returns False if PIRLS fails at a point. The noises are
+    ``(draws, L₀, q₀, 1)`` and ``(draws, q_rest, 1)``.
+    """
+    centred, offset, structure, family, placement, _, start_lead, start_rest = data
+    li, lr, lc, ri, rb, rr, rc, q_lead, rest_shape = placement
+    lead_ptr, rest_q, pair_block, pair_row, pair_ptr = (
+        structure[11],
+        structure[5],
+        structure[8],
+        structure[9],
+        structure[10],
+    )
+    n_theta = theta.shape[1] - 1
+    p = centred.shape[1]
+    slopes = np.empty(points.shape[1])
+    for d in range(points.shape[0]):
+        x = points[d]
+        absolute = theta[d, :n_theta]
+        log_prior, _ = hyper_point(x, hyper, absolute, slopes)
+        if not np.isfinite(log_prior):
+            return False
+        theta[d, n_theta] = 1.0
+        fixed = offset.copy()
+        for i in range(fixed.size):
+            for k in range(p):
+                fixed[i] += centred[i, k] * x[k]
+        t0 = np.zeros((q_lead, q_lead))
+        for k in range(li.size):
+            t0[lr[k], lc[k]] = absolute[li[k]]
+        rest_t = np.zeros((rest_shape[0], rest_shape[1], rest_shape[2]))
+        for k in range(ri.size):
+            rest_t[rb[k], rr[k], rc[k]] = absolute[ri[k]]
+        u1, u2, _, l11, l21, l22, deviance, _, status = kernels.pirls(
+            structure, family, t0, rest_t, fixed, start_lead, start_rest, settings[4] != 0.0,
+            settings[0], settings[1], int(settings[2]), int(settings[3]),
+        )  # fmt: skip
+        if status != kernels.FACTOR_OK or not np.isfinite(deviance):
+            return False
+        shift_lead, shift_rest = kernels.backward(
+            l11, l21, l22, rest_q, pair_block, pair_row, pair_ptr, lead_ptr, noise_lead[d],
+            noise_rest[d],
+        )  # fmt: skip
+        for m in range(u1.shape[0]):
+            for a in range(u1.shape[1]):
+                u_lead[d, m, a] = u1[m, a] + shift_lead[m, a, 0]
+        for r in range(u2.size):
+            u_rest[d, r] = u2[r] + shift_rest[r, 0]
+    return True
 
 
 class LaplaceDensity(IntegratedDensity):
@@ -447,19 +428,45 @@ class LaplaceDensity(IntegratedDensity):
         The fixed effects.
     """
 
-    def __init__(self, design: Design, priors: Priors) -> None:
-        self._likelihood = LaplaceLikelihood(design)
-        self.hyper = HyperParameters(
-            design, priors, self._likelihood.deviance.layout, with_sigma=False
-        )
-        self.fixed: FixedEffectsPrior = self.hyper.fixed
-        self.coef: tuple[str, ...] = self.fixed.coef
+    #: Draws the spherical effects chain by chain (:meth:`IntegratedDensity.draw_effects`).
+    effect_kernel = staticmethod(laplace_effect_draws)
 
-    def copy(self) -> LaplaceDensity:
-        """An independent density for another chain: its own PIRLS warm start."""
-        other = _copy.copy(self)
-        other._likelihood = self._likelihood.copy()
-        return other
+    def __init__(self, design: Design, priors: Priors) -> None:
+        check_laplace_family(design)
+        deviance = laplace_deviance(design)
+        layout = self.layout = deviance.layout
+        self.hyper = HyperParameters(design, priors, layout, with_sigma=False)
+        fixed = self.hyper.fixed
+        self.coef: tuple[str, ...] = fixed.coef
+        response = deviance.response
+        li, lr, lc, ri, rb, rr, rc = layout._placement
+        lead_flag, position, terms, _, offsets = layout.gradient_blocks
+        self._data = (
+            np.ascontiguousarray(fixed.centred, dtype=float),
+            np.ascontiguousarray(response.offset, dtype=float),
+            pirls_structure(layout.pattern),
+            pirls_family(response),
+            (li, lr, lc, ri, rb, rr, rc, int(layout.q_lead), np.array(layout._rest_shape)),
+            (lead_flag, position, terms, offsets),
+            np.zeros((layout.n_lead_levels, layout.q_lead)),
+            np.zeros(layout.q_rest),
+        )
+        # with a canonical link a PIRLS step is a Newton step (LaplaceDeviance.pirls)
+        self._settings = np.array(
+            [
+                PIRLS_TOLERANCE,
+                PIRLS_STEP_TOLERANCE,
+                PIRLS_MAX_ITER,
+                MAX_HALVINGS,
+                float(response.canonical),
+            ]
+        )
+
+    @property
+    def native(self) -> tuple:
+        """``(hyper tables, data, settings)``: what :func:`laplace_log_density` takes after
+        the point."""
+        return self.hyper.tables, self._data, self._settings
 
     # -- density ---------------------------------------------------------------------------
 
@@ -474,13 +481,8 @@ class LaplaceDensity(IntegratedDensity):
         numpy.ndarray
             The gradient (zeros at ``-inf``).
         """
-        point = self.hyper.evaluate(x)
-        if point is None:  # a prior far out in its tails: zero density
-            return -math.inf, np.zeros(self.ndim)
-        beta = np.asarray(self.fixed.beta(point.beta_coords))
-        value, d_theta, d_beta = self._likelihood.value_and_gradient(point.theta, beta)
+        gradient = np.zeros(self.ndim)
+        value = laplace_log_density(np.ascontiguousarray(x, dtype=float), *self.native, gradient)
         if not math.isfinite(value):
             return -math.inf, np.zeros(self.ndim)
-        # the likelihood's beta is the design's: through the centring shear to the coordinates
-        d_coords = np.asarray(self.fixed.pull_back(d_beta.tolist()))
-        return point.log_prior + value, self.hyper.gradient(point, d_coords, d_theta)
+        return value, gradient

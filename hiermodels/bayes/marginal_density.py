@@ -86,6 +86,12 @@ class FixedEffectsPrior:
         return self._priors
 
     @property
+    def centred(self) -> np.ndarray:
+        """The fixed-effects design in the sampler's coordinates ``v``: ``X`` less the
+        centring's means (the intercept column as it is), so that ``X_c v = X β``."""
+        return self._centred
+
+    @property
     def centre(self) -> int:
         """Position of the intercept that the centring replaces, ``-1`` without centring."""
         return -1 if self._index is None else int(self._index)

@@ -30,6 +30,7 @@ from numba.extending import intrinsic
 
 from hiermodels.bayes.gaussian_density import GaussianMarginalDensity, gaussian_log_density
 from hiermodels.bayes.joint_density import JointDensity, joint_log_density
+from hiermodels.bayes.laplace_density import LaplaceDensity, laplace_log_density
 
 __all__ = ["NativeTable", "expand_draws", "native_model"]
 
@@ -74,7 +75,7 @@ class NativeTable:
 
 
 def _flatten(items: Sequence[Any]) -> list[np.ndarray]:
-    """Nested tuples of arrays and integers as a flat list of arrays (integers as 1-vectors)."""
+    """Nested tuples of arrays and numbers as a flat list of arrays (numbers as 1-vectors)."""
     out: list[np.ndarray] = []
     for item in items:
         if isinstance(item, tuple):
@@ -82,7 +83,8 @@ def _flatten(items: Sequence[Any]) -> list[np.ndarray]:
         elif isinstance(item, np.ndarray):
             out.append(item.astype(np.int64) if item.dtype.kind in "iub" else item)
         else:
-            out.append(np.array([item], dtype=np.int64))
+            kind = np.float64 if isinstance(item, float) else np.int64
+            out.append(np.array([item], dtype=kind))
     return out
 
 
@@ -179,13 +181,15 @@ _OK, _NOT_FINITE, _WRONG_SIZE = 0, 4, -1
 
 @numba.njit(inline="always")
 def _open(n: int, x_at: Any, gradient_at: Any, user_data: Any) -> tuple:
-    """The table's rows, the point and the zeroed gradient as arrays."""
+    """The table's rows, the point and the gradient as arrays, the gradient zeroed when the
+    point has the table's size (nothing is written otherwise)."""
     header = numba.carray(user_data, (1, 4), np.int64)
     rows = numba.carray(user_data, (header[0, 1], 4), np.int64)
     x = numba.carray(x_at, (n,))
     gradient = numba.carray(gradient_at, (n,))
-    for i in range(n):
-        gradient[i] = 0.0
+    if n == rows[0, 2]:
+        for i in range(n):
+            gradient[i] = 0.0
     return rows, x, gradient
 
 
@@ -225,6 +229,35 @@ def _joint_logp(n: int, x_at: Any, gradient_at: Any, value_at: Any, user_data: A
     return _close(value, gradient, value_at)
 
 
+def _laplace_logp(n: int, x_at: Any, gradient_at: Any, value_at: Any, user_data: Any) -> int:
+    rows, x, gradient = _open(n, x_at, gradient_at, user_data)
+    if n != rows[0, 2]:
+        return _WRONG_SIZE
+    hyper = _hyper_tables(rows, 1)
+    structure = (
+        _i1(rows, 22), _f2(rows, 23), _i2(rows, 24), _f2(rows, 25), _i1(rows, 26),
+        _i1(rows, 27), _i1(rows, 28), _i2(rows, 29), _i1(rows, 30), _i1(rows, 31),
+        _i1(rows, 32), _i1(rows, 33), _i1(rows, 34), _i1(rows, 35), _i1(rows, 36),
+        _i1(rows, 37), _i1(rows, 38), _i1(rows, 39)[0],
+    )  # fmt: skip
+    family = (
+        _i1(rows, 40)[0], _f1(rows, 41), _f1(rows, 42), _f1(rows, 43), _f1(rows, 44)[0],
+        _i1(rows, 45)[0] != 0,
+    )  # fmt: skip
+    placement = (
+        _i1(rows, 46), _i1(rows, 47), _i1(rows, 48), _i1(rows, 49), _i1(rows, 50),
+        _i1(rows, 51), _i1(rows, 52), _i1(rows, 53)[0], _i1(rows, 54),
+    )  # fmt: skip
+    blocks = (_i1(rows, 55), _i1(rows, 56), _i1(rows, 57), _i1(rows, 58))
+    data = (
+        _f2(rows, 20), _f1(rows, 21), structure, family, placement, blocks, _f2(rows, 59),
+        _f1(rows, 60),
+    )  # fmt: skip
+    settings = _f1(rows, 61)
+    value = laplace_log_density(x, hyper, data, settings, gradient)
+    return _close(value, gradient, value_at)
+
+
 def _copy_point(n: int, n_out: int, x_at: Any, out_at: Any, user_data: Any) -> int:
     if n != n_out:
         return _WRONG_SIZE
@@ -241,11 +274,17 @@ def _native(function: Callable[..., int], signature: Any) -> Any:
     return numba.cfunc(signature, cache=True)(function)
 
 
-def _table(density: GaussianMarginalDensity | JointDensity) -> tuple[NativeTable, int]:
+#: The densities handed to nutpie natively.
+NativeDensity = GaussianMarginalDensity | JointDensity | LaplaceDensity
+
+
+def _table(density: NativeDensity) -> tuple[NativeTable, int]:
     """The table the density's native function reads, and that function's address."""
     arrays = _flatten(density.native)
     if isinstance(density, JointDensity):
         expected, address = 19 + 10 + 1, _native(_joint_logp, _LOGP_SIGNATURE).address
+    elif isinstance(density, LaplaceDensity):
+        expected, address = 19 + 42, _native(_laplace_logp, _LOGP_SIGNATURE).address
     else:
         expected, address = 19 + 2 + 31, _native(_gaussian_logp, _LOGP_SIGNATURE).address
     if len(arrays) != expected:
@@ -322,7 +361,7 @@ class _NativeModel:
         )
 
 
-def native_model(density: GaussianMarginalDensity | JointDensity) -> Any:
+def native_model(density: NativeDensity) -> Any:
     """A nutpie model whose log density is ``density``'s native function.
 
     The draws nutpie returns are the unconstrained points, variable

@@ -47,14 +47,11 @@ from hiermodels.bayes.build import (
     factor_cholesky,
     precision_terms,
 )
-from hiermodels.bayes.gaussian_density import (
-    GaussianMarginalDensity,
-    gaussian_conditional_effects,
-)
-from hiermodels.bayes.hyper_density import IntegratedDensity
+from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
+from hiermodels.bayes.hyper_density import integrated_effects
 from hiermodels.bayes.joint_density import JointDensity, joint_effects, supports_joint_density
 from hiermodels.bayes.marginal_density import effect_arrays
-from hiermodels.bayes.native import POINT, expand_draws, native_model
+from hiermodels.bayes.native import POINT, NativeDensity, expand_draws, native_model
 from hiermodels.bayes.prior_density import jittered
 from hiermodels.bayes.priors import Prior, Priors, group_term_layout, resolve_priors
 from hiermodels.mle.optimize import single_threaded_blas
@@ -228,37 +225,6 @@ def _nutpie_model(
     )
 
 
-def _direct_compiled(density: IntegratedDensity) -> object:
-    """A nutpie model that evaluates a direct density (no PyTensor compilation)."""
-
-    def make_logp() -> Callable[..., tuple[float, np.ndarray]]:
-        # nutpie asks once per chain and runs chains in threads: a density that keeps
-        # state between calls (a warm start) gives each chain its own copy
-        own = density.copy() if hasattr(density, "copy") else density
-
-        def logp(x: np.ndarray, **_: object) -> tuple[float, np.ndarray]:
-            return own.logp(x)
-
-        return logp
-
-    def make_expand(*_: object) -> Callable[..., dict[str, np.ndarray]]:
-        def expand(x: np.ndarray, **__: object) -> dict[str, np.ndarray]:
-            return density.expand(x)
-
-        return expand
-
-    return _nutpie_model(
-        density.ndim,
-        make_logp,
-        make_expand,
-        density.output_names,
-        density.output_shapes,
-        density.coords,
-        density.output_dims,
-        density.initial_point,
-    )
-
-
 def _default_cores(
     draws: int, tune: int, chains: int, cores: int | None, target_accept: float = 0.8
 ) -> int:
@@ -304,7 +270,7 @@ def _sample_nutpie(
 
 
 def sample_density(
-    density: IntegratedDensity,
+    density: NativeDensity,
     *,
     draws: int = 1000,
     tune: int = 1000,
@@ -314,14 +280,15 @@ def sample_density(
     cores: int | None = None,
     target_accept: float = 0.8,
 ) -> xr.DataTree:
-    """Sample a direct marginal density with nutpie (low-rank mass-matrix adaptation).
+    """Sample a direct density with nutpie, handed over as one native function.
 
     Parameters
     ----------
-    density : IntegratedDensity
-        :class:`~hiermodels.bayes.gaussian_density.GaussianMarginalDensity`
-        (handed to nutpie as one native function, :mod:`hiermodels.bayes.native`)
-        or :class:`~hiermodels.bayes.laplace_density.LaplaceDensity`.
+    density : NativeDensity
+        :class:`~hiermodels.bayes.gaussian_density.GaussianMarginalDensity`,
+        :class:`~hiermodels.bayes.joint_density.JointDensity` or
+        :class:`~hiermodels.bayes.laplace_density.LaplaceDensity`
+        (:mod:`hiermodels.bayes.native`).
     draws, tune, chains : int
         Kept draws, tuning draws (discarded) and chains.
     random_seed : int, optional
@@ -352,7 +319,7 @@ def sample_density(
 
 
 def _sample_direct(
-    density: IntegratedDensity,
+    density: NativeDensity,
     *,
     draws: int,
     tune: int,
@@ -361,15 +328,14 @@ def _sample_direct(
     progressbar: bool,
     cores: int | None,
     target_accept: float,
-) -> tuple[xr.DataTree, np.ndarray | None]:
-    """:func:`sample_density`, with the unconstrained points where the sampler kept them."""
+) -> tuple[xr.DataTree, np.ndarray]:
+    """:func:`sample_density`, with the unconstrained points the sampler kept."""
     cores = _default_cores(draws, tune, chains, cores, target_accept)
-    native = isinstance(density, GaussianMarginalDensity | JointDensity)
     # a direct density has a handful of coordinates, correlated (intercept with SDs, SDs
     # with sigma): nutpie's low-rank mass matrix follows those correlations at little cost
     # and cut sleepstudy's gradients per draw from 5.6 to 4.9 with 40% more bulk ESS
     idata = _sample_nutpie(
-        native_model(density) if native else _direct_compiled(density),
+        native_model(density),
         draws=draws,
         tune=tune,
         chains=chains,
@@ -382,8 +348,6 @@ def _sample_direct(
         # coordinates: 9x slower than the diagonal at the same steps per draw)
         adaptation=None if isinstance(density, JointDensity) else DIRECT_ADAPTATION,
     )
-    if not native:
-        return idata, None
     raw = idata["posterior"].to_dataset()
     idata["posterior"] = xr.DataTree(expand_draws(raw, density))
     return idata, raw[POINT].transpose("chain", "draw", ...).values
@@ -656,7 +620,7 @@ def fit_bayes(
     elif marginalize:
         posterior = idata["posterior"].to_dataset()
         if density is not None:
-            effects = gaussian_conditional_effects(posterior, design, density, rng, points)
+            effects = integrated_effects(posterior, design, density, rng, points)
         else:
             effects = conditional_effects(posterior, design, rng)
         idata["posterior"] = xr.DataTree(posterior.assign(effects))
@@ -694,7 +658,6 @@ def _fit_laplace_integrated(
     from hiermodels.bayes.laplace_density import (
         LaplaceDensity,
         check_laplace_family,
-        laplace_conditional_effects,
     )
 
     if integrate != "laplace":
@@ -711,10 +674,12 @@ def _fit_laplace_integrated(
         )
     check_laplace_family(design)
     density = LaplaceDensity(design, resolved)
-    idata = sample_density(density, random_seed=random_seed, progressbar=progressbar, **run)
+    idata, points = _sample_direct(
+        density, random_seed=random_seed, progressbar=progressbar, cores=None, **run
+    )
     rng = np.random.default_rng(random_seed)
     posterior = idata["posterior"].to_dataset()
-    effects = laplace_conditional_effects(posterior, design, rng)
+    effects = integrated_effects(posterior, design, density, rng, points)
     idata["posterior"] = xr.DataTree(posterior.assign(effects))
     return _finished_fit(
         idata,

@@ -2366,41 +2366,64 @@ def _lower_inverse(lower: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def diagonal_blocks(lower: np.ndarray) -> np.ndarray:
+    """Starts of the independent diagonal blocks of a symmetric matrix's lower triangle.
+
+    A block ends before position ``p`` when no entry couples a row from ``p``
+    on to a column before it: single entries for nested intercepts, a
+    level's terms for nested slopes, one block for crossed factors. Returns
+    the starts followed by ``q`` (``blocks + 1`` entries).
+    """
+    q = lower.shape[0]
+    reach = q
+    ends_here = np.zeros(q + 1, dtype=np.bool_)
+    ends_here[q] = True
+    for i in range(q - 1, -1, -1):
+        first = i
+        for j in range(i):
+            if lower[i, j] != 0.0:
+                first = j
+                break
+        reach = min(reach, first)
+        if reach == i:
+            ends_here[i] = True
+    starts = np.empty(q + 1, dtype=np.int64)
+    n_blocks = 0
+    for p in range(q + 1):
+        if ends_here[p]:
+            starts[n_blocks] = p
+            n_blocks += 1
+    return starts[:n_blocks]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _block_inverse(factor: np.ndarray, a0: int, out: np.ndarray) -> None:
+    """``(LLᵀ)⁻¹`` of a lower-triangular block ``L`` into ``out`` at ``[a0:, a0:]``."""
+    size = factor.shape[0]
+    inverse_factor = _lower_inverse(factor)
+    for i in range(size):
+        for j in range(i + 1):
+            acc = 0.0
+            for k in range(i, size):
+                acc += inverse_factor[k, i] * inverse_factor[k, j]
+            out[a0 + i, a0 + j] = acc
+            out[a0 + j, a0 + i] = acc
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def trailing_factor_and_inverse(s22: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """Cholesky factor ``L₂₂`` and full inverse ``(L₂₂L₂₂ᵀ)⁻¹`` of the trailing Schur complement.
 
-    The complement splits into independent diagonal blocks wherever no entry
-    couples the rows after a position to the columns before it — single
-    entries for nested intercepts, a level's terms for nested slopes, one
-    block for crossed factors — and each block is factorised and inverted on
+    The complement splits into independent diagonal blocks
+    (:func:`diagonal_blocks`), and each block is factorised and inverted on
     its own. Only the lower triangle of ``s22`` is read.
     Returns ``(l22, c22_inv, ok)``.
     """
     q = s22.shape[0]
     l22 = np.zeros((q, q))
     inverse = np.zeros((q, q))
-    # first[i]: the leftmost column row i couples to; a block ends before p when no
-    # row from p on reaches left of p
-    reach = q
-    starts = np.zeros(q + 1, dtype=np.int64)
-    n_blocks = 0
-    ends_here = np.zeros(q + 1, dtype=np.bool_)
-    ends_here[q] = True
-    for i in range(q - 1, -1, -1):
-        first = i
-        for j in range(i):
-            if s22[i, j] != 0.0:
-                first = j
-                break
-        reach = min(reach, first)
-        if reach == i:
-            ends_here[i] = True
-    for p in range(q):
-        if ends_here[p]:
-            starts[n_blocks] = p
-            n_blocks += 1
-    starts[n_blocks] = q
-    for b in range(n_blocks):
+    starts = diagonal_blocks(s22)
+    for b in range(starts.size - 1):
         a0, a1 = starts[b], starts[b + 1]
         size = a1 - a0
         block = np.empty((size, size))
@@ -2411,21 +2434,23 @@ def trailing_factor_and_inverse(s22: np.ndarray) -> tuple[np.ndarray, np.ndarray
         factor = np.zeros((size, size))
         if not _cholesky(block, factor):
             return l22, inverse, False
-        inverse_factor = _lower_inverse(factor)
-        block_inverse = np.empty((size, size))
+        _block_inverse(factor, a0, inverse)
         for i in range(size):
-            for j in range(i + 1):
-                acc = 0.0
-                for k in range(i, size):
-                    acc += inverse_factor[k, i] * inverse_factor[k, j]
-                block_inverse[i, j] = acc
-                block_inverse[j, i] = acc
-        for i in range(size):
-            for j in range(size):
-                inverse[a0 + i, a0 + j] = block_inverse[i, j]
             for j in range(i + 1):
                 l22[a0 + i, a0 + j] = factor[i, j]
     return l22, inverse, True
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def trailing_inverse(l22: np.ndarray) -> np.ndarray:
+    """The full inverse ``(L₂₂L₂₂ᵀ)⁻¹`` from the trailing factor ``L₂₂``, block by block."""
+    q = l22.shape[0]
+    inverse = np.zeros((q, q))
+    starts = diagonal_blocks(l22)
+    for b in range(starts.size - 1):
+        a0, a1 = starts[b], starts[b + 1]
+        _block_inverse(np.ascontiguousarray(l22[a0:a1, a0:a1]), a0, inverse)
+    return inverse
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")

@@ -43,6 +43,7 @@ from hiermodels.mle.blocked import BlockedFactor, BlockPattern, ReLayout
 from hiermodels.mle.response import GlmResponse
 
 __all__ = [
+    "MAX_HALVINGS",
     "PIRLS_MAX_ITER",
     "PIRLS_STEP_TOLERANCE",
     "PIRLS_TOLERANCE",
@@ -51,6 +52,8 @@ __all__ = [
     "glmer_mode",
     "joint_mode",
     "laplace_gradient",
+    "pirls_family",
+    "pirls_structure",
 ]
 
 #: PIRLS stops when the penalised deviance changes by less than this (relative).
@@ -59,8 +62,8 @@ PIRLS_TOLERANCE = 1e-10
 PIRLS_STEP_TOLERANCE = 1e-8
 #: Iterations of PIRLS (and of the joint PIRLS) at most.
 PIRLS_MAX_ITER = 60
-# Step halvings per iteration before PIRLS gives up descending.
-_MAX_HALVINGS = 12
+#: Step halvings per iteration before PIRLS gives up descending.
+MAX_HALVINGS = 12
 # glmer's limits: iterations of its PIRLS run and halvings of each step.
 _GLMER_MAX_ITER = 30
 _GLMER_HALVINGS = 11
@@ -147,8 +150,8 @@ def conditional_mode(
     u1, u2 = _start(layout, start)
     t0, rest_t = layout.kernel_factors(np.asarray(theta, dtype=float))
     out = kernels.pirls(
-        _structure(layout.pattern),
-        _family(response),
+        pirls_structure(layout.pattern),
+        pirls_family(response),
         t0,
         rest_t,
         _vector(fixed),
@@ -158,7 +161,7 @@ def conditional_mode(
         PIRLS_TOLERANCE,
         PIRLS_STEP_TOLERANCE,
         PIRLS_MAX_ITER,
-        _MAX_HALVINGS,
+        MAX_HALVINGS,
     )
     return _mode(layout.pattern, *out)
 
@@ -206,8 +209,8 @@ def joint_mode(
     u1, u2 = _start(layout, start)
     t0, rest_t = layout.kernel_factors(np.asarray(theta, dtype=float))
     beta_out, u1, u2, _ = kernels.pirls_joint(
-        _structure(layout.pattern),
-        _family(response),
+        pirls_structure(layout.pattern),
+        pirls_family(response),
         t0,
         rest_t,
         np.ascontiguousarray(x, dtype=float),
@@ -217,7 +220,7 @@ def joint_mode(
         u2,
         PIRLS_TOLERANCE,
         PIRLS_MAX_ITER,
-        _MAX_HALVINGS,
+        MAX_HALVINGS,
     )
     return beta_out, u1, u2
 
@@ -267,8 +270,8 @@ def glmer_mode(
     """
     t0, rest_t = layout.kernel_factors(np.asarray(theta, dtype=float))
     out = kernels.pirls_glmer(
-        _structure(layout.pattern),
-        _family(response),
+        pirls_structure(layout.pattern),
+        pirls_family(response),
         t0,
         rest_t,
         _vector(fixed),
@@ -328,8 +331,8 @@ def laplace_gradient(
     t0, rest_t = layout.kernel_factors(np.asarray(theta, dtype=float))
     lead_flag, position, terms, _, offsets = layout.gradient_blocks
     grad_theta, grad_beta = kernels.laplace_gradient(
-        _structure(layout.pattern),
-        _family(response),
+        pirls_structure(layout.pattern),
+        pirls_family(response),
         t0,
         rest_t,
         np.ascontiguousarray(x, dtype=float),
@@ -387,7 +390,7 @@ def _vector(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(values, dtype=float).reshape(-1)
 
 
-def _structure(pattern: BlockPattern) -> tuple:
+def pirls_structure(pattern: BlockPattern) -> tuple:
     """The pattern's index arrays in the order the PIRLS kernels unpack them."""
     return (
         pattern.lead_codes,
@@ -411,7 +414,9 @@ def _structure(pattern: BlockPattern) -> tuple:
     )
 
 
-def _family(response: GlmResponse) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, float, bool]:
+def pirls_family(
+    response: GlmResponse,
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, float, bool]:
     """``(code, y, trials, log constants, α, observed information)`` for the kernels."""
     try:
         code = _FAMILY_CODES[response.family, response.link]

@@ -24,6 +24,7 @@ from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
 from hiermodels.bayes.hyper_density import LkjCholeskyPrior
 from hiermodels.bayes.priors import Prior, group_term_layout, resolve_priors
 from hiermodels.spec.design import Design, build_design
+from tests.bayes.noise import ScriptedNormals
 
 #: Every kind of structure: crossed, partially crossed, nested to three levels with
 #: slopes at two, several blocks per factor (||), correlated blocks of 2, 3 and 4 terms.
@@ -230,22 +231,6 @@ def test_lkj_prior_equals_pymc(q: int) -> None:
         np.testing.assert_allclose(pulled, numeric, rtol=1e-7, atol=1e-8)
 
 
-class _Scripted:
-    """A generator whose standard normals are set by the test: zeros, or one unit vector."""
-
-    def __init__(self, hot: int | None) -> None:
-        self.hot = hot
-        self.count = 0
-
-    def standard_normal(self, shape: tuple[int, ...]) -> np.ndarray:
-        size = int(np.prod(shape))
-        out = np.zeros(size)
-        if self.hot is not None and self.count <= self.hot < self.count + size:
-            out[self.hot - self.count] = 1.0
-        self.count += size
-        return out.reshape(shape)
-
-
 @pytest.mark.parametrize(
     "name", ["crossed-slopes", "nested-3-levels", "four-terms", "large-trailing"]
 )
@@ -272,11 +257,14 @@ def test_effect_draws_have_the_exact_conditional_moments(name: str) -> None:
             out.append(np.hstack(parts).ravel())
         return np.concatenate(out)
 
-    drawn_mean = stacked(density.draw_effects(x, _Scripted(None))[0])
+    drawn_mean = stacked(density.draw_effects(x, ScriptedNormals(None))[0])
     np.testing.assert_allclose(drawn_mean, mean, rtol=1e-9, atol=1e-10)
     n_noise = sum(b.n_levels * b.n_terms for b in design.blocks)
     columns = np.column_stack(
-        [stacked(density.draw_effects(x, _Scripted(k))[0]) - drawn_mean for k in range(n_noise)]
+        [
+            stacked(density.draw_effects(x, ScriptedNormals(k))[0]) - drawn_mean
+            for k in range(n_noise)
+        ]
     )
     np.testing.assert_allclose(columns @ columns.T, covariance, rtol=1e-8, atol=1e-10)
 

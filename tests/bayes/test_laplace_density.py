@@ -21,11 +21,11 @@ import xarray as xr
 from scipy import optimize, special
 
 from hiermodels.bayes.build import build_pymc_model
+from hiermodels.bayes.hyper_density import integrated_effects
 from hiermodels.bayes.laplace_density import (
     LaplaceDensity,
     LaplaceLikelihood,
     check_laplace_family,
-    laplace_conditional_effects,
 )
 from hiermodels.bayes.priors import Prior, Priors, resolve_priors
 from hiermodels.datasets import load
@@ -33,6 +33,7 @@ from hiermodels.mle.glmm import laplace_deviance
 from hiermodels.spec.design import Design, build_design
 from hiermodels.spec.families import get_family
 from tests.bayes import simulate
+from tests.bayes.noise import ScriptedNormals
 from tests.reference.lme4_names import load_reference, term_to_lme4
 
 TMB_DIR = Path(__file__).parents[1] / "reference" / "glmmTMB"
@@ -162,16 +163,6 @@ def test_failure_is_minus_infinity_with_a_zero_gradient() -> None:
     assert not np.any(g_theta) and not np.any(g_beta)
 
 
-def test_copies_do_not_share_the_warm_start() -> None:
-    lik = LaplaceLikelihood(design("grouseticks"))
-    other = lik.copy()
-    theta, beta = _random_point(lik, np.random.default_rng(3))
-    lik.value_and_gradient(theta, beta)
-    assert "u" in lik.deviance.warm_start
-    assert other.deviance.warm_start == {}
-    assert other.deviance.layout is lik.deviance.layout
-
-
 def _tmb(name: str) -> dict:
     return json.loads((TMB_DIR / f"{name}.json").read_text())
 
@@ -230,27 +221,42 @@ def _dense_spherical_system(lik: LaplaceLikelihood, theta: np.ndarray, eta: np.n
     return z_lambda, h
 
 
+def _linear_predictor_share(d: Design, effects: list[np.ndarray]) -> np.ndarray:
+    """``Z b``: the effects' share of the linear predictor, from each block's ``(levels, q)``."""
+    out = np.zeros(d.nobs)
+    for block, b in zip(d.blocks, effects, strict=True):
+        out += np.einsum("iq,iq->i", np.asarray(block.X, dtype=float), b[block.codes])
+    return out
+
+
 @pytest.mark.parametrize("name", ["cbpp", "grouseticks", "bernoulli_slope", "bernoulli_probit"])
 def test_draws_have_the_gaussian_approximations_covariance(name: str) -> None:
-    lik = LaplaceLikelihood(design(name))
-    theta, beta = _random_point(lik, np.random.default_rng(4))
-    result = lik.mode(theta, beta)
-    layout = lik.deviance.layout
+    # a draw is u~ + L^-T eps: zero noise gives the mode, unit noises the columns of L^-T;
+    # on the linear predictor, Z Lambda u has mean Z Lambda u~ and covariance
+    # Z Lambda H^-1 Lambda' Z'
+    d = design(name)
+    density = LaplaceDensity(d, resolve_priors(d))
+    lik = LaplaceLikelihood(d)
+    x = density.initial_point(4)
+    at_mode, factors = density.draw_effects(x, ScriptedNormals(None))
+    theta = lik.theta(factors)
+    result = lik.mode(theta, np.asarray(density.expand(x)["beta"]))
     z_lambda, h = _dense_spherical_system(lik, theta, result.eta)
     # the mode: the penalised score vanishes there
     u = np.concatenate([result.u_lead.ravel(), result.u_rest])
     _, weights, resid = lik.deviance.response.working(result.eta)
     score = z_lambda.T @ (weights * resid) - u
     assert np.max(np.abs(score)) < 1e-6 * max(1.0, np.max(np.abs(z_lambda.T @ (weights * resid))))
-    # k = dim(u) unit vectors as eps give the columns of L^-T: L^-T L^-1 = H^-1
-    size = h.shape[0]
-    eye = np.eye(size)
-    lead_size = layout.n_lead_levels * layout.q_lead
-    eps_lead = eye[:lead_size].reshape(layout.n_lead_levels, layout.q_lead, size)
-    eps_rest = eye[lead_size:]
-    u_lead, u_rest = lik.spherical_draw(result, eps_lead, eps_rest)
-    offsets = np.vstack([u_lead.reshape(lead_size, size), u_rest]) - u[:, None]
-    np.testing.assert_allclose(offsets @ offsets.T, np.linalg.inv(h), rtol=1e-9, atol=1e-12)
+    mean = _linear_predictor_share(d, at_mode)
+    np.testing.assert_allclose(mean, z_lambda @ u, rtol=1e-7, atol=1e-9)
+    columns = np.column_stack(
+        [
+            _linear_predictor_share(d, density.draw_effects(x, ScriptedNormals(k))[0]) - mean
+            for k in range(h.shape[0])
+        ]
+    )
+    expected = z_lambda @ np.linalg.solve(h, z_lambda.T)
+    np.testing.assert_allclose(columns @ columns.T, expected, rtol=1e-8, atol=1e-10)
 
 
 def _posterior(d: Design, values: dict[str, object], draws: int) -> xr.Dataset:
@@ -278,7 +284,8 @@ def test_effect_draws_centre_on_lme4s_modes_with_its_conditional_sds(
     values: dict[str, object] = {"beta": beta}
     values.update({f"sd_{g}__Intercept": sd for g, sd in sds.items()})
     draws = 6000
-    effects = laplace_conditional_effects(_posterior(d, values, draws), d, np.random.default_rng(5))
+    density = LaplaceDensity(d, resolve_priors(d))
+    effects = integrated_effects(_posterior(d, values, draws), d, density, np.random.default_rng(5))
     ranef = pd.DataFrame(ref["ranef"]).assign(grp=lambda f: f["grp"].astype(str))
     for group, sd in sds.items():
         u = effects[f"u_{group}"].isel(chain=0).sel({f"{group}__term": "Intercept"})
@@ -308,7 +315,8 @@ def test_effect_arrays_are_named_as_in_the_full_graph() -> None:
     posterior = posterior.assign_coords(
         {"g__term": ["Intercept", "x"], "g__term_bis": ["Intercept", "x"]}
     )
-    effects = laplace_conditional_effects(posterior, d, np.random.default_rng(6))
+    density = LaplaceDensity(d, resolve_priors(d))
+    effects = integrated_effects(posterior, d, density, np.random.default_rng(6))
     model = build_pymc_model(d)
     for name in ("z_g", "u_g"):
         assert effects[name].dims == ("chain", "draw", *model.named_vars_to_dims[name])
@@ -409,18 +417,18 @@ def test_density_is_the_laplace_integral_of_the_full_graph(case: str) -> None:
         state = density.expand(x)
         np.testing.assert_allclose(density.unconstrain(state), x, rtol=1e-12, atol=1e-12)
         lik = LaplaceLikelihood(d)
-        factors = []
-        for block in d.blocks:
-            sd = np.array([float(state[f"sd_{block.group}__{t}"]) for t in block.terms])
-            corr = np.eye(block.n_terms)
-            if block.n_terms >= 2:
-                corr = np.asarray(state[f"corr_{block.group}"])
-            factors.append(sd[:, None] * np.linalg.cholesky(corr))
+        at_mode, factors = density.draw_effects(x, ScriptedNormals(None))
         theta = lik.theta(factors)
         result = lik.mode(theta, np.asarray(state["beta"]))
-        one = lik.group_effects(theta, result.u_lead[..., None], result.u_rest[:, None])
         values = dict(state)
-        values.update({f"z_{g}": z[..., 0] for g, (z, _) in one.items()})
+        for group in {block.group for block in d.blocks}:
+            # b = z T' per level, block by block, the factor's blocks side by side
+            parts = [
+                np.linalg.solve(t, b.T).T
+                for block, b, t in zip(d.blocks, at_mode, factors, strict=True)
+                if block.group == group
+            ]
+            values[f"z_{group}"] = np.hstack(parts)
         q = result.u_lead.size + result.u_rest.size
         expected = float(logp(_pymc_point(model, values)))
         expected += 0.5 * q * np.log(2.0 * np.pi) - 0.5 * result.factor.logdet()
@@ -455,13 +463,15 @@ def test_density_outside_the_support_is_minus_infinity() -> None:
     assert value == -np.inf and not np.any(grad)
 
 
-def test_density_copies_are_independent() -> None:
+def test_density_depends_on_the_point_alone() -> None:
+    # nutpie's chains share one native function: no state (a warm start) may carry over
     density = LaplaceDensity(design("grouseticks"), resolve_priors(design("grouseticks")))
-    other = density.copy()
-    x = density.initial_point(2)
-    value, _ = density.logp(x)
-    assert other.logp(x)[0] == pytest.approx(value, rel=1e-12)
-    assert other._likelihood.deviance.warm_start is not density._likelihood.deviance.warm_start
+    x, elsewhere = density.initial_point(2), density.initial_point(3) + 1.0
+    value, grad = density.logp(x)
+    density.logp(elsewhere)
+    again, grad_again = density.logp(x)
+    assert again == value
+    np.testing.assert_array_equal(grad_again, grad)
 
 
 def test_density_outputs_match_the_graphs_names() -> None:

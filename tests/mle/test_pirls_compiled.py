@@ -33,7 +33,7 @@ import hiermodels as hm
 from hiermodels.mle import kernels
 from hiermodels.mle.blocked import ReLayout
 from hiermodels.mle.glmm import GlmerLaplaceDeviance, LaplaceDeviance, PirlsResult, _glm_start
-from hiermodels.mle.pirls import _family
+from hiermodels.mle.pirls import pirls_family
 from hiermodels.mle.response import GlmResponse
 from hiermodels.mle.standardize import Standardization
 from tests.mle import reference_pirls as reference
@@ -319,7 +319,7 @@ def test_family_kernels_equal_glm_response(name: str) -> None:
     response = lap.response
     n = response.y.size
     rng = np.random.default_rng(3)
-    code, y, trials, log_constant, alpha, observed = _family(response)
+    code, y, trials, log_constant, alpha, observed = pirls_family(response)
     for spread in (0.5, 5.0, 40.0):
         eta = rng.normal(0.0, spread, n)
         _, weights, resid = response.working(eta)
