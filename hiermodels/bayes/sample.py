@@ -9,7 +9,8 @@ effects as parameters (:mod:`hiermodels.bayes.joint_density`): each density
 is one compiled function that nutpie calls natively
 (:mod:`hiermodels.bayes.native`). With ``integrate="laplace"`` GLMMs are
 sampled with the effects integrated out by the Laplace approximation (an
-approximate posterior). Everything else samples the PyMC graph of
+approximate posterior; :mod:`hiermodels.bayes.laplace_density`, also one
+native function). Everything else samples the PyMC graph of
 :mod:`hiermodels.bayes.build`.
 
 On the graph nutpie runs either on its own native compilation of the model
