@@ -30,6 +30,7 @@ from hiermodels.bayes.hyper_density import (
     IntegratedDensity,
     hyper_point,
     hyper_pull_back,
+    store_effect_draw,
 )
 from hiermodels.bayes.marginal_density import FixedEffectsPrior
 from hiermodels.bayes.priors import Priors
@@ -143,11 +144,7 @@ def gaussian_effect_draws(
             l11, l21, l22, rest_q, pair_block, pair_row, pair_ptr, lead_ptr, noise_lead[d],
             noise_rest[d],
         )  # fmt: skip
-        for m in range(mode_lead.shape[0]):
-            for a in range(mode_lead.shape[1]):
-                u_lead[d, m, a] = mode_lead[m, a] + sigma * shift_lead[m, a, 0]
-        for r in range(mode_rest.size):
-            u_rest[d, r] = mode_rest[r] + sigma * shift_rest[r, 0]
+        store_effect_draw(d, mode_lead, mode_rest, shift_lead, shift_rest, sigma, u_lead, u_rest)
     return True
 
 

@@ -792,6 +792,26 @@ class HyperParameters:
         return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def store_effect_draw(
+    d: int,
+    mode_lead: np.ndarray,
+    mode_rest: np.ndarray,
+    shift_lead: np.ndarray,
+    shift_rest: np.ndarray,
+    scale: float,
+    u_lead: np.ndarray,
+    u_rest: np.ndarray,
+) -> None:
+    """Draw ``d`` of the spherical effects, ``mode + scale · shift``, into ``u_lead`` and
+    ``u_rest`` (the shifts ``L⁻ᵀε`` as the backward solve leaves them, one column)."""
+    for m in range(mode_lead.shape[0]):
+        for a in range(mode_lead.shape[1]):
+            u_lead[d, m, a] = mode_lead[m, a] + scale * shift_lead[m, a, 0]
+    for r in range(mode_rest.size):
+        u_rest[d, r] = mode_rest[r] + scale * shift_rest[r, 0]
+
+
 class IntegratedDensity:
     """What every density with the effects integrated out shares: its hyperparameters' layout.
 

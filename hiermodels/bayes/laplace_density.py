@@ -78,6 +78,7 @@ from hiermodels.bayes.hyper_density import (
     IntegratedDensity,
     hyper_point,
     hyper_pull_back,
+    store_effect_draw,
 )
 from hiermodels.bayes.priors import GroupTerms, Priors, group_term_layout
 from hiermodels.mle import kernels
@@ -281,6 +282,26 @@ class LaplaceLikelihood:
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _conditional_mode(
+    x: np.ndarray, theta: np.ndarray, data: tuple, settings: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """``(T₀, trailing factors, PIRLS's outputs)`` at the point ``x`` with absolute factors
+    ``θ``: the mode from ``u = 0``, the same start at every point."""
+    centred, offset, structure, family, placement, _, start_lead, start_rest = data
+    p = centred.shape[1]
+    fixed = offset.copy()
+    for i in range(fixed.size):
+        for k in range(p):
+            fixed[i] += centred[i, k] * x[k]
+    t0, rest_t = kernels.placed_factors(theta, placement)
+    found = kernels.pirls(
+        structure, family, t0, rest_t, fixed, start_lead, start_rest, settings[4] != 0.0,
+        settings[0], settings[1], int(settings[2]), int(settings[3]),
+    )  # fmt: skip
+    return t0, rest_t, found
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def laplace_log_density(
     x: np.ndarray, hyper: tuple, data: tuple, settings: np.ndarray, gradient: np.ndarray
 ) -> float:
@@ -292,8 +313,7 @@ def laplace_log_density(
     and chains may share it) and one pass of the Laplace gradient. Returns
     ``-inf`` where PIRLS fails.
     """
-    centred, offset, structure, family, placement, blocks, start_lead, start_rest = data
-    li, lr, lc, ri, rb, rr, rc, q_lead, rest_shape = placement
+    centred, _, structure, family, _, blocks = data[:6]
     block_lead, block_pos, block_q, block_theta = blocks
     n_theta = hyper[18][2]
     p = centred.shape[1]
@@ -301,20 +321,9 @@ def laplace_log_density(
     log_prior, _ = hyper_point(x, hyper, theta, gradient)
     if not np.isfinite(log_prior):
         return -np.inf
-    fixed = offset.copy()
-    for i in range(fixed.size):
-        for k in range(p):
-            fixed[i] += centred[i, k] * x[k]
-    t0 = np.zeros((q_lead, q_lead))
-    for k in range(li.size):
-        t0[lr[k], lc[k]] = theta[li[k]]
-    rest_t = np.zeros((rest_shape[0], rest_shape[1], rest_shape[2]))
-    for k in range(ri.size):
-        rest_t[rb[k], rr[k], rc[k]] = theta[ri[k]]
-    u1, u2, eta, l11, l21, l22, deviance, _, status = kernels.pirls(
-        structure, family, t0, rest_t, fixed, start_lead, start_rest, settings[4] != 0.0,
-        settings[0], settings[1], int(settings[2]), int(settings[3]),
-    )  # fmt: skip
+    t0, rest_t, (u1, u2, eta, l11, l21, l22, deviance, _, status) = _conditional_mode(
+        x, theta, data, settings
+    )
     if status != kernels.FACTOR_OK or not np.isfinite(deviance):
         return -np.inf
     # the kernel reads the inverse's lower triangle column-major, as LAPACK leaves it
@@ -352,8 +361,7 @@ def laplace_effect_draws(
     residual scale); returns False if PIRLS fails at a point. The noises are
     ``(draws, L₀, q₀, 1)`` and ``(draws, q_rest, 1)``.
     """
-    centred, offset, structure, family, placement, _, start_lead, start_rest = data
-    li, lr, lc, ri, rb, rr, rc, q_lead, rest_shape = placement
+    structure = data[2]
     lead_ptr, rest_q, pair_block, pair_row, pair_ptr = (
         structure[11],
         structure[5],
@@ -362,7 +370,6 @@ def laplace_effect_draws(
         structure[10],
     )
     n_theta = theta.shape[1] - 1
-    p = centred.shape[1]
     slopes = np.empty(points.shape[1])
     for d in range(points.shape[0]):
         x = points[d]
@@ -371,31 +378,16 @@ def laplace_effect_draws(
         if not np.isfinite(log_prior):
             return False
         theta[d, n_theta] = 1.0
-        fixed = offset.copy()
-        for i in range(fixed.size):
-            for k in range(p):
-                fixed[i] += centred[i, k] * x[k]
-        t0 = np.zeros((q_lead, q_lead))
-        for k in range(li.size):
-            t0[lr[k], lc[k]] = absolute[li[k]]
-        rest_t = np.zeros((rest_shape[0], rest_shape[1], rest_shape[2]))
-        for k in range(ri.size):
-            rest_t[rb[k], rr[k], rc[k]] = absolute[ri[k]]
-        u1, u2, _, l11, l21, l22, deviance, _, status = kernels.pirls(
-            structure, family, t0, rest_t, fixed, start_lead, start_rest, settings[4] != 0.0,
-            settings[0], settings[1], int(settings[2]), int(settings[3]),
-        )  # fmt: skip
+        _, _, (u1, u2, _, l11, l21, l22, deviance, _, status) = _conditional_mode(
+            x, absolute, data, settings
+        )
         if status != kernels.FACTOR_OK or not np.isfinite(deviance):
             return False
         shift_lead, shift_rest = kernels.backward(
             l11, l21, l22, rest_q, pair_block, pair_row, pair_ptr, lead_ptr, noise_lead[d],
             noise_rest[d],
         )  # fmt: skip
-        for m in range(u1.shape[0]):
-            for a in range(u1.shape[1]):
-                u_lead[d, m, a] = u1[m, a] + shift_lead[m, a, 0]
-        for r in range(u2.size):
-            u_rest[d, r] = u2[r] + shift_rest[r, 0]
+        store_effect_draw(d, u1, u2, shift_lead, shift_rest, 1.0, u_lead, u_rest)
     return True
 
 

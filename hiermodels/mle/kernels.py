@@ -822,6 +822,24 @@ def lmm_gradient(
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def placed_factors(theta: np.ndarray, placement: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """``T₀`` and the stacked trailing factors at ``θ`` (``ReLayout.kernel_factors``).
+
+    ``placement`` is ``(lead_index, lead_rows, lead_cols, rest_index,
+    rest_block, rest_rows, rest_cols, q_lead, rest_shape)``: where ``θ``'s
+    entries go.
+    """
+    li, lr, lc, ri, rb, rr, rc, q_lead, rest_shape = placement
+    t0 = np.zeros((q_lead, q_lead))
+    for k in range(li.size):
+        t0[lr[k], lc[k]] = theta[li[k]]
+    rest_t = np.zeros((rest_shape[0], rest_shape[1], rest_shape[2]))
+    for k in range(ri.size):
+        rest_t[rb[k], rr[k], rc[k]] = theta[ri[k]]
+    return t0, rest_t
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def gaussian_prepare(
     beta: np.ndarray,
     theta: np.ndarray,
@@ -836,9 +854,7 @@ def gaussian_prepare(
 ) -> tuple:
     """The response ``y − Xβ``'s cross products and the factor's leading part at ``(β, θ)``.
 
-    ``placement`` is ``(lead_index, lead_rows, lead_cols, rest_index,
-    rest_block, rest_rows, rest_cols, q_lead, rest_shape)`` (where ``θ``'s
-    entries go in ``T₀`` and the stacked trailing factors) and ``structure``
+    ``placement`` is :func:`placed_factors`' and ``structure``
     the pattern's ``(rest_q, row_block, row_term, row_base, pair_block,
     pair_row, pair_ptr, lead_ptr, pp_a, pp_b)``. Returns ``(lead_y, rest_y,
     yy, xt_resid, t0, rest_t, l11, l21, s22, ok)``: ``Zᵀ(y − Xβ)`` split by
@@ -847,7 +863,6 @@ def gaussian_prepare(
     complement (``ok`` False where a leading block is not positive definite).
     The cross products hold residuals, so nothing cancels.
     """
-    li, lr, lc, ri, rb, rr, rc, q_lead, rest_shape = placement
     rest_q, row_block, row_term, row_base, pair_block, pair_row, pair_ptr, lead_ptr, pp_a, pp_b = (
         structure
     )
@@ -862,12 +877,7 @@ def gaussian_prepare(
             acc -= xy_cross[b, c] * beta[c]
         xt_resid[b] = acc
         yy[0, 0] -= beta[b] * (xy_cross[b, p] + acc)
-    t0 = np.zeros((q_lead, q_lead))
-    for k in range(li.size):
-        t0[lr[k], lc[k]] = theta[li[k]]
-    rest_t = np.zeros((rest_shape[0], rest_shape[1], rest_shape[2]))
-    for k in range(ri.size):
-        rest_t[rb[k], rr[k], rc[k]] = theta[ri[k]]
+    t0, rest_t = placed_factors(theta, placement)
     l11, l21, s22, ok = factorize(
         a11, a21, a22, t0, rest_t, rest_q, row_block, row_term, row_base,
         pair_block, pair_row, pair_ptr, lead_ptr, pp_a, pp_b,
