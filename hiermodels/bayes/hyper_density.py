@@ -81,6 +81,13 @@ class LkjCholeskyPrior:
         An ``LKJCorr`` prior.
     q : int
         Number of terms, at least 3.
+
+    Attributes
+    ----------
+    constant : float
+        ``c(eta, q)``.
+    power : float
+        ``2 eta + q − 1``.
     """
 
     def __init__(self, name: str, prior: Prior, q: int) -> None:
@@ -93,11 +100,11 @@ class LkjCholeskyPrior:
         self.size = q * (q - 1) // 2
         eta = float(prior.params["eta"])
         k = np.arange(1, q)
-        self._const = float(
+        self.constant = float(
             (q - 1) * special.gammaln(eta + 0.5 * (q - 1))
             - np.sum(0.5 * k * math.log(math.pi) + special.gammaln(eta + 0.5 * (q - 1 - k)))
         )
-        self._power = 2.0 * eta + q - 1.0
+        self.power = 2.0 * eta + q - 1.0
         # PyMC's spiral fill of an (q-1) x (q-1) lower triangle, placed below the diagonal
         m = q - 1
         index = np.arange(self.size)
@@ -112,7 +119,7 @@ class LkjCholeskyPrior:
         v = np.ascontiguousarray(v, dtype=float)
         chol = np.empty((self.q, self.q))
         slope = np.zeros(self.size)
-        logp = lkj_cholesky(v, 0, self.q, self._const, self._power, *self.tables, slope, chol)
+        logp = lkj_cholesky(v, 0, self.q, self.constant, self.power, *self.tables, slope, chol)
         return chol, logp, slope
 
     def pull_back(self, v: np.ndarray, d_chol: np.ndarray) -> np.ndarray:
@@ -611,8 +618,8 @@ class HyperParameters:
             block_sd_at,
             np.array([block.corr_at.start for block in self._blocks], dtype=np.int64),
             block_lkj,
-            np.array([lkj._const for lkj in lkjs], dtype=float),
-            np.array([lkj._power for lkj in lkjs], dtype=float),
+            np.array([lkj.constant for lkj in lkjs], dtype=float),
+            np.array([lkj.power for lkj in lkjs], dtype=float),
             lkj_ptr.astype(np.int64),
             joined(0).astype(np.int64),
             joined(1).astype(np.int64),

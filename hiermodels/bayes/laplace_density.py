@@ -431,14 +431,13 @@ class LaplaceDensity(IntegratedDensity):
         fixed = self.hyper.fixed
         self.coef: tuple[str, ...] = fixed.coef
         response = deviance.response
-        li, lr, lc, ri, rb, rr, rc = layout._placement
         lead_flag, position, terms, _, offsets = layout.gradient_blocks
         self._data = (
             np.ascontiguousarray(fixed.centred, dtype=float),
             np.ascontiguousarray(response.offset, dtype=float),
             pirls_structure(layout.pattern),
             pirls_family(response),
-            (li, lr, lc, ri, rb, rr, rc, int(layout.q_lead), np.array(layout._rest_shape)),
+            layout.placement,
             (lead_flag, position, terms, offsets),
             np.zeros((layout.n_lead_levels, layout.q_lead)),
             np.zeros(layout.q_rest),

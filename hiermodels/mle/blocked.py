@@ -195,8 +195,14 @@ class ReLayout:
         return out
 
     @cached_property
-    def _placement(self) -> tuple[np.ndarray, ...]:
-        """Where every θ entry goes in ``T₀`` and in the stacked trailing factors."""
+    def placement(self) -> tuple:
+        """Where every θ entry goes in ``T₀`` and in the stacked trailing factors.
+
+        ``(lead_index, lead_rows, lead_cols, rest_index, rest_block,
+        rest_rows, rest_cols, q_lead, rest_shape)``, as
+        :func:`~hiermodels.mle.kernels.placed_factors` takes it; the
+        stacked trailing factors are blocks × widest × widest.
+        """
         lead_index, lead_rows, lead_cols = [], [], []
         rest_index, rest_block, rest_rows, rest_cols = [], [], [], []
         position = 0
@@ -221,6 +227,7 @@ class ReLayout:
         def joined(parts: list[np.ndarray]) -> np.ndarray:
             return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
+        q_max = max((self.blocks[i].n_terms for i in self.rest), default=1)
         return (
             joined(lead_index),
             joined(lead_rows),
@@ -229,22 +236,13 @@ class ReLayout:
             joined(rest_block),
             joined(rest_rows),
             joined(rest_cols),
+            int(self.q_lead),
+            np.array([len(self.rest), q_max, q_max], dtype=np.int64),
         )
 
     def kernel_factors(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``T₀`` and the stacked trailing factors for ``θ``, as the kernels take them."""
-        li, lr, lc, ri, rb, rr, rc = self._placement
-        t0 = np.zeros((self.q_lead, self.q_lead))
-        t0[lr, lc] = theta[li]
-        rest_t = np.zeros(self._rest_shape)
-        rest_t[rb, rr, rc] = theta[ri]
-        return t0, rest_t
-
-    @cached_property
-    def _rest_shape(self) -> tuple[int, int, int]:
-        """Shape of the stacked trailing factors: blocks × widest × widest."""
-        q_max = max((self.blocks[i].n_terms for i in self.rest), default=1)
-        return len(self.rest), q_max, q_max
+        return kernels.placed_factors(np.ascontiguousarray(theta, dtype=float), self.placement)
 
     @cached_property
     def gradient_blocks(self) -> tuple[np.ndarray, ...]:

@@ -497,7 +497,7 @@ class GaussianLikelihood:
         pat = layout.pattern
         cross = dev.cross
         data = (cross.a11, cross.a21, cross.a22, dev.zt_xy_lead, dev.zt_xy_rest, dev.xy_cross)
-        placement = (*layout._placement, int(layout.q_lead), np.array(layout._rest_shape))
+        placement = layout.placement
         structure = (
             pat.rest_q, pat.row_block, pat.row_term, pat.row_base, pat.pair_block,
             pat.pair_row, pat.pair_ptr, pat.lead_ptr, pat.pp_a, pat.pp_b,
