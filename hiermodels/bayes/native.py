@@ -3,11 +3,16 @@
 nutpie's sampler is written in Rust; given the address of a C function
 ``int64 logp(n, x, gradient, value, user_data)`` it runs every chain in its
 own thread and never takes the GIL. A density here is one compiled function
-(:func:`~hiermodels.bayes.gaussian_density.gaussian_log_density`) of the
-point and a fixed set of arrays; :func:`native_model` packs those arrays'
-addresses and shapes into one table, and the C function, compiled once per
-machine and cached, reads the arrays back from the table. The same compiled
-code serves every model: nothing is compiled per model.
+of the point and a fixed set of arrays
+(:func:`~hiermodels.bayes.gaussian_density.gaussian_log_density`,
+:func:`~hiermodels.bayes.joint_density.joint_log_density`,
+:func:`~hiermodels.bayes.laplace_density.laplace_log_density`);
+:func:`native_model` packs those arrays' addresses and shapes into one
+table, and the C function, compiled once per machine and cached, reads the
+arrays back from the table. The same compiled code serves every model of a
+kind: nothing is compiled per model. A density keeps no state between
+calls, so all chains share one function and a run depends on its seed
+alone.
 
 The draws are the unconstrained points themselves (nutpie's ``expand`` step
 copies them); :func:`expand_draws` turns them into the model's variables
