@@ -141,6 +141,15 @@ def _hyper_tables(rows: np.ndarray, k: int) -> tuple:
     )  # fmt: skip
 
 
+@numba.njit(inline="always")
+def _placement(rows: np.ndarray, k: int) -> tuple:
+    """:attr:`ReLayout.placement` from row ``k`` on (9 rows)."""
+    return (
+        _i1(rows, k), _i1(rows, k + 1), _i1(rows, k + 2), _i1(rows, k + 3), _i1(rows, k + 4),
+        _i1(rows, k + 5), _i1(rows, k + 6), _i1(rows, k + 7)[0], _i1(rows, k + 8),
+    )  # fmt: skip
+
+
 @numba.njit(cache=True, nogil=True)
 def _gaussian_likelihood(rows: np.ndarray, k: int) -> tuple:
     """:attr:`GaussianLikelihood.native` from row ``k`` on (31 rows)."""
@@ -149,10 +158,7 @@ def _gaussian_likelihood(rows: np.ndarray, k: int) -> tuple:
         _f2(rows, k + 5),
     )  # fmt: skip
     k += 6
-    placement = (
-        _i1(rows, k), _i1(rows, k + 1), _i1(rows, k + 2), _i1(rows, k + 3), _i1(rows, k + 4),
-        _i1(rows, k + 5), _i1(rows, k + 6), _i1(rows, k + 7)[0], _i1(rows, k + 8),
-    )  # fmt: skip
+    placement = _placement(rows, k)
     k += 9
     structure = (
         _i1(rows, k), _i1(rows, k + 1), _i1(rows, k + 2), _i1(rows, k + 3), _i1(rows, k + 4),
@@ -249,10 +255,7 @@ def _laplace_logp(n: int, x_at: Any, gradient_at: Any, value_at: Any, user_data:
         _i1(rows, 40)[0], _f1(rows, 41), _f1(rows, 42), _f1(rows, 43), _f1(rows, 44)[0],
         _i1(rows, 45)[0] != 0,
     )  # fmt: skip
-    placement = (
-        _i1(rows, 46), _i1(rows, 47), _i1(rows, 48), _i1(rows, 49), _i1(rows, 50),
-        _i1(rows, 51), _i1(rows, 52), _i1(rows, 53)[0], _i1(rows, 54),
-    )  # fmt: skip
+    placement = _placement(rows, 46)
     blocks = (_i1(rows, 55), _i1(rows, 56), _i1(rows, 57), _i1(rows, 58))
     data = (
         _f2(rows, 20), _f1(rows, 21), structure, family, placement, blocks, _f2(rows, 59),

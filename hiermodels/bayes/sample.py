@@ -51,6 +51,7 @@ from hiermodels.bayes.build import (
 from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
 from hiermodels.bayes.hyper_density import integrated_effects
 from hiermodels.bayes.joint_density import JointDensity, joint_effects, supports_joint_density
+from hiermodels.bayes.laplace_density import LaplaceDensity, check_laplace_family
 from hiermodels.bayes.marginal_density import effect_arrays
 from hiermodels.bayes.native import POINT, NativeDensity, expand_draws, native_model
 from hiermodels.bayes.prior_density import jittered
@@ -656,11 +657,6 @@ def _fit_laplace_integrated(
     run: dict,
 ) -> BayesFit:
     """``fit_bayes(integrate="laplace")``: NUTS over the hyperparameters, effects by Laplace."""
-    from hiermodels.bayes.laplace_density import (
-        LaplaceDensity,
-        check_laplace_family,
-    )
-
     if integrate != "laplace":
         raise ValueError(f"integrate must be None or 'laplace', got {integrate!r}")
     if sampler != "nutpie" or backend not in ("auto", "direct"):

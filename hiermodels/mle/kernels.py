@@ -2407,31 +2407,16 @@ def diagonal_blocks(lower: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _block_inverse(factor: np.ndarray, a0: int, out: np.ndarray) -> None:
-    """``(LLᵀ)⁻¹`` of a lower-triangular block ``L`` into ``out`` at ``[a0:, a0:]``."""
-    size = factor.shape[0]
-    inverse_factor = _lower_inverse(factor)
-    for i in range(size):
-        for j in range(i + 1):
-            acc = 0.0
-            for k in range(i, size):
-                acc += inverse_factor[k, i] * inverse_factor[k, j]
-            out[a0 + i, a0 + j] = acc
-            out[a0 + j, a0 + i] = acc
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
 def trailing_factor_and_inverse(s22: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """Cholesky factor ``L₂₂`` and full inverse ``(L₂₂L₂₂ᵀ)⁻¹`` of the trailing Schur complement.
 
     The complement splits into independent diagonal blocks
-    (:func:`diagonal_blocks`), and each block is factorised and inverted on
-    its own. Only the lower triangle of ``s22`` is read.
-    Returns ``(l22, c22_inv, ok)``.
+    (:func:`diagonal_blocks`), and each block is factorised on its own, then
+    inverted by :func:`trailing_inverse`. Only the lower triangle of ``s22``
+    is read. Returns ``(l22, c22_inv, ok)``.
     """
     q = s22.shape[0]
     l22 = np.zeros((q, q))
-    inverse = np.zeros((q, q))
     starts = diagonal_blocks(s22)
     for b in range(starts.size - 1):
         a0, a1 = starts[b], starts[b + 1]
@@ -2443,12 +2428,11 @@ def trailing_factor_and_inverse(s22: np.ndarray) -> tuple[np.ndarray, np.ndarray
                 block[j, i] = s22[a0 + i, a0 + j]
         factor = np.zeros((size, size))
         if not _cholesky(block, factor):
-            return l22, inverse, False
-        _block_inverse(factor, a0, inverse)
+            return l22, np.zeros((q, q)), False
         for i in range(size):
             for j in range(i + 1):
                 l22[a0 + i, a0 + j] = factor[i, j]
-    return l22, inverse, True
+    return l22, trailing_inverse(l22), True
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -2459,7 +2443,15 @@ def trailing_inverse(l22: np.ndarray) -> np.ndarray:
     starts = diagonal_blocks(l22)
     for b in range(starts.size - 1):
         a0, a1 = starts[b], starts[b + 1]
-        _block_inverse(np.ascontiguousarray(l22[a0:a1, a0:a1]), a0, inverse)
+        size = a1 - a0
+        inverse_factor = _lower_inverse(np.ascontiguousarray(l22[a0:a1, a0:a1]))
+        for i in range(size):
+            for j in range(i + 1):
+                acc = 0.0
+                for k in range(i, size):
+                    acc += inverse_factor[k, i] * inverse_factor[k, j]
+                inverse[a0 + i, a0 + j] = acc
+                inverse[a0 + j, a0 + i] = acc
     return inverse
 
 
@@ -2498,16 +2490,6 @@ def _gaussian_value(
     return value, d_sigma
 
 
-@njit(cache=True, nogil=True)
-def runtime_flags(size: int) -> tuple[bool, bool]:
-    """``(True, False)``, typed as plain booleans rather than literals.
-
-    A compiled function called with a literal ``True`` and elsewhere with
-    ``False`` is compiled twice; flags passed through this are one type.
-    """
-    return size >= 0, size < 0
-
-
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def gaussian_loglik(
     beta: np.ndarray,
@@ -2531,22 +2513,20 @@ def gaussian_loglik(
     and returns ``(value, d_sigma)``; ``-inf`` where the factor fails.
     """
     differenced = np.zeros(theta.size, dtype=np.bool_)
-    # flags computed at run time: a literal True or False would compile the callees
-    # once for each (numba types literals apart), doubling the first fit's wait
-    with_gradient, value_only = runtime_flags(theta.size)
     spare_beta = np.empty(beta.size)
     spare_theta = np.empty(theta.size)
     spare_flags = np.zeros(theta.size, dtype=np.bool_)
     value, d_sigma, high, step = -np.inf, 0.0, 0.0, 0.0
     moved = theta.copy()
     # one call site, evaluated in turn at θ (with the gradient) and at θ ± h along each
-    # differenced entry: _gaussian_value is inlined, and a second site would double it
+    # differenced entry: _gaussian_value is inlined, and a second site would double it;
+    # the gradient flag is a run-time boolean, so the callees compile once, not per literal
     entry, upward = -1, True
     while True:
         at_point = entry < 0
         current, current_d_sigma = _gaussian_value(
             beta, moved, sigma, data, placement, structure, blocks, scalars,
-            with_gradient if at_point else value_only,
+            at_point,
             d_beta if at_point else spare_beta,
             d_theta if at_point else spare_theta,
             differenced if at_point else spare_flags,
