@@ -345,7 +345,7 @@ def _run_hiermodels(bench: Bench, run: dict[str, int], laplace: bool) -> dict[st
     import inspect
 
     from hiermodels.bayes import fit_bayes
-    from hiermodels.spec.design import build_design
+    from hiermodels.design.design import build_design
 
     extra: dict[str, Any] = {}
     if laplace:

@@ -90,7 +90,7 @@ MODELS = {
 
 def design_of(name: str) -> object:
     """The hiermodels design of a model."""
-    from hiermodels.spec.design import build_design
+    from hiermodels.design.design import build_design
 
     make, formula, family, _, _ = MODELS[name]
     return build_design(formula, make(), family)

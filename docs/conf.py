@@ -99,9 +99,9 @@ numpydoc_xref_param_type = False
 API_MODULES = [
     "hiermodels.model",
     "hiermodels.errors",
-    "hiermodels.spec.formula",
-    "hiermodels.spec.design",
-    "hiermodels.spec.families",
+    "hiermodels.design.formula",
+    "hiermodels.design.design",
+    "hiermodels.design.families",
     "hiermodels.mle.covariance",
     "hiermodels.mle.standardize",
     "hiermodels.mle.degenerate",

@@ -7,12 +7,12 @@ shrinkage and the full posterior can be compared group by group.
 """
 
 from hiermodels import compound, datasets
+from hiermodels.design.families import Family
 from hiermodels.eb.fit import EBFit
 from hiermodels.mle.anova import anova
 from hiermodels.mle.results import MixedFit
 from hiermodels.model import Model
 from hiermodels.shrinkage import ShrinkageComparison, compare_shrinkage
-from hiermodels.spec.families import Family
 
 __all__ = [
     "EBFit",

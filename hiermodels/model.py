@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hiermodels.design.design import Design, build_design
+from hiermodels.design.families import Family, get_family
+from hiermodels.design.formula import FormulaSpec, parse_formula
 from hiermodels.mle.results import MixedFit
-from hiermodels.spec.design import Design, build_design
-from hiermodels.spec.families import Family, get_family
-from hiermodels.spec.formula import FormulaSpec, parse_formula
 
 __all__ = ["Model"]
 

@@ -1,4 +1,4 @@
-"""Build the PyMC graph of a mixed model from a :class:`~hiermodels.spec.design.Design`.
+"""Build the PyMC graph of a mixed model from a :class:`~hiermodels.design.design.Design`.
 
 The graph, for a design with fixed-effects matrix ``X`` and random-effect
 blocks grouped by factor::
@@ -47,8 +47,8 @@ from hiermodels.bayes.priors import (
     psd_cholesky,
     resolve_priors,
 )
-from hiermodels.spec._names import check_group_names
-from hiermodels.spec.design import Design
+from hiermodels.design._names import check_group_names
+from hiermodels.design.design import Design
 
 __all__ = [
     "build_pymc_model",
@@ -437,7 +437,7 @@ def build_pymc_model(
     Parameters
     ----------
     design : Design
-        From :func:`hiermodels.spec.design.build_design`.
+        From :func:`hiermodels.design.design.build_design`.
     priors : Priors or mapping of str to Prior, optional
         Overrides of the defaults of :func:`hiermodels.bayes.priors.default_priors`,
         keyed by variable name (``beta``, ``beta__<coef>``, ``sigma``,

@@ -34,6 +34,7 @@ from hiermodels.bayes.hyper_density import (
 )
 from hiermodels.bayes.marginal_density import FixedEffectsPrior
 from hiermodels.bayes.priors import Priors
+from hiermodels.design.design import Design
 from hiermodels.mle.kernels import (
     backward,
     gaussian_finish,
@@ -42,7 +43,6 @@ from hiermodels.mle.kernels import (
     trailing_factor_and_inverse,
 )
 from hiermodels.mle.lmm import GaussianLikelihood
-from hiermodels.spec.design import Design
 
 __all__ = ["GaussianMarginalDensity", "gaussian_effect_draws", "gaussian_log_density"]
 

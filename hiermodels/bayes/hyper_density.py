@@ -45,8 +45,8 @@ from hiermodels.bayes.prior_density import (
     scalar_prior,
 )
 from hiermodels.bayes.priors import Prior, Priors, group_term_layout
+from hiermodels.design.design import Design
 from hiermodels.mle.blocked import ReLayout
-from hiermodels.spec.design import Design
 
 if TYPE_CHECKING:
     from hiermodels.bayes.marginal_density import FixedEffectsPrior

@@ -43,8 +43,8 @@ from hiermodels.bayes.hyper_density import (
 from hiermodels.bayes.marginal_density import effect_arrays
 from hiermodels.bayes.prior_density import jittered, log_ndtr
 from hiermodels.bayes.priors import Priors, group_term_layout
+from hiermodels.design.design import Design
 from hiermodels.mle.blocked import ReLayout
-from hiermodels.spec.design import Design
 
 __all__ = ["JointDensity", "joint_effects", "joint_log_density", "supports_joint_density"]
 

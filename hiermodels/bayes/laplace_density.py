@@ -81,6 +81,7 @@ from hiermodels.bayes.hyper_density import (
     store_effect_draw,
 )
 from hiermodels.bayes.priors import GroupTerms, Priors, group_term_layout
+from hiermodels.design.design import Design
 from hiermodels.mle import kernels
 from hiermodels.mle.glmm import LaplaceDeviance, PirlsResult, laplace_deviance
 from hiermodels.mle.pirls import (
@@ -91,7 +92,6 @@ from hiermodels.mle.pirls import (
     pirls_family,
     pirls_structure,
 )
-from hiermodels.spec.design import Design
 
 __all__ = [
     "LaplaceDensity",

@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike
 from hiermodels.bayes.build import LeastSquaresOrigin, centering_transform
 from hiermodels.bayes.prior_density import ScalarPrior, scalar_prior
 from hiermodels.bayes.priors import GroupTerms, Priors
-from hiermodels.spec.design import Design
+from hiermodels.design.design import Design
 
 __all__ = ["FixedEffectsPrior", "effect_arrays"]
 

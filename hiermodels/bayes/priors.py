@@ -2,7 +2,7 @@
 
 A :class:`Prior` is plain data (a PyMC distribution name and its numeric
 parameters); nothing here touches PyMC's model context. :func:`default_priors`
-derives the weakly informative defaults from a :class:`~hiermodels.spec.design.Design`
+derives the weakly informative defaults from a :class:`~hiermodels.design.design.Design`
 and :func:`resolve_priors` merges user overrides into them, keyed by the
 variable names of the graph.
 
@@ -46,7 +46,7 @@ import numpy as np
 import pymc as pm
 from numpy.typing import ArrayLike
 
-from hiermodels.spec.design import Design, RandomBlock
+from hiermodels.design.design import Design, RandomBlock
 
 __all__ = [
     "Prior",

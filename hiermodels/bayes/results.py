@@ -31,8 +31,8 @@ from hiermodels.bayes.sample import (
     pointwise_log_likelihood,
     posterior_predictive_draws,
 )
+from hiermodels.design.design import Design
 from hiermodels.errors import SamplingWarning
-from hiermodels.spec.design import Design
 
 __all__ = [
     "BayesFit",
@@ -503,7 +503,7 @@ def prediction_data(
     -------
     LinearPredictorData
     """
-    from hiermodels.spec.design import fixed_matrix_for, level_codes_for, random_matrix_for
+    from hiermodels.design.design import fixed_matrix_for, level_codes_for, random_matrix_for
 
     if new_levels not in ("population", "error"):
         raise ValueError(f"new_levels must be 'population' or 'error', got {new_levels!r}")

@@ -56,9 +56,9 @@ from hiermodels.bayes.marginal_density import effect_arrays
 from hiermodels.bayes.native import POINT, NativeDensity, expand_draws, native_model
 from hiermodels.bayes.prior_density import jittered
 from hiermodels.bayes.priors import Prior, Priors, group_term_layout, resolve_priors
+from hiermodels.design.design import Design
+from hiermodels.design.families import Family
 from hiermodels.mle.optimize import single_threaded_blas
-from hiermodels.spec.design import Design
-from hiermodels.spec.families import Family
 
 if TYPE_CHECKING:
     from hiermodels.bayes.results import BayesFit

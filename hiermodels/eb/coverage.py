@@ -18,10 +18,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from hiermodels.design.design import build_design
+from hiermodels.design.families import get_family
+from hiermodels.design.formula import parse_formula
 from hiermodels.eb.fit import fit_eb
-from hiermodels.spec.design import build_design
-from hiermodels.spec.families import get_family
-from hiermodels.spec.formula import parse_formula
 
 __all__ = ["eb_interval_coverage"]
 

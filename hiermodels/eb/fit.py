@@ -24,12 +24,12 @@ import pandas as pd
 from scipy import stats
 
 from hiermodels._checks import check_random_seed
+from hiermodels.design.design import Design
 from hiermodels.eb.analytic import gaussian_conditional, kass_steffey_variances
 from hiermodels.errors import BoundaryWarning
 from hiermodels.mle.covariance import covariance_to_sd_corr
 from hiermodels.mle.response import DISPERSION_NAME
 from hiermodels.mle.results import MixedFit
-from hiermodels.spec.design import Design
 
 __all__ = ["BoundaryWarning", "EBFit", "fit_eb", "plugin_values"]
 

@@ -25,9 +25,9 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from hiermodels.design.design import Design, RandomBlock
 from hiermodels.mle import kernels
 from hiermodels.mle.covariance import ThetaLayout
-from hiermodels.spec.design import Design, RandomBlock
 
 __all__ = [
     "BlockPattern",

@@ -34,9 +34,9 @@ from hiermodels.errors import SingularFitWarning
 from hiermodels.mle.response import DISPERSION_NAME, GlmResponse
 
 if TYPE_CHECKING:
+    from hiermodels.design.design import Design
     from hiermodels.mle.blocked import ReLayout
     from hiermodels.mle.glmm import LaplaceDeviance, PirlsResult
-    from hiermodels.spec.design import Design
 
 __all__ = [
     "ALPHA_BOUNDS",

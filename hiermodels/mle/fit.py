@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from hiermodels.design.design import Design
 from hiermodels.errors import SingularFitWarning
 from hiermodels.mle.blocked import BlockedFactor, ReLayout, triangular_inverse
 from hiermodels.mle.lmm import PlsSolution, profiled_deviance
@@ -21,7 +22,6 @@ from hiermodels.mle.optimize import (
 from hiermodels.mle.results import MixedFit
 from hiermodels.mle.standardize import Standardization
 from hiermodels.mle.start import moment_start
-from hiermodels.spec.design import Design
 
 __all__ = [
     "SingularFitWarning",

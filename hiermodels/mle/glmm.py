@@ -23,6 +23,7 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.special import logsumexp
 
+from hiermodels.design.design import Design
 from hiermodels.errors import DegenerateDataWarning, FitError, SeparationWarning
 from hiermodels.mle.blocked import BlockedFactor, ReLayout
 from hiermodels.mle.degenerate import (
@@ -56,7 +57,6 @@ from hiermodels.mle.response import GlmResponse
 from hiermodels.mle.results import MixedFit
 from hiermodels.mle.standardize import Standardization
 from hiermodels.mle.start import residual_moment_start
-from hiermodels.spec.design import Design
 
 __all__ = [
     "AgqDeviance",

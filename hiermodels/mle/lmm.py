@@ -25,6 +25,7 @@ from functools import cached_property
 
 import numpy as np
 
+from hiermodels.design.design import Design
 from hiermodels.mle import kernels
 from hiermodels.mle.blocked import (
     BlockedFactor,
@@ -33,7 +34,6 @@ from hiermodels.mle.blocked import (
     factorize_with,
     trailing_factor,
 )
-from hiermodels.spec.design import Design
 
 __all__ = [
     "GaussianLikelihood",

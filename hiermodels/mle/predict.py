@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from hiermodels.spec.design import fixed_matrix_for, level_codes_for, random_matrix_for
+from hiermodels.design.design import fixed_matrix_for, level_codes_for, random_matrix_for
 
 if TYPE_CHECKING:
     from hiermodels.mle.results import MixedFit

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import special, stats
 
-from hiermodels.spec.design import Design
+from hiermodels.design.design import Design
 
 if TYPE_CHECKING:
     from hiermodels.mle.results import MixedFit

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hiermodels.design.design import Design
 from hiermodels.mle.blocked import ReLayout
 from hiermodels.mle.covariance import covariance_to_sd_corr
 from hiermodels.mle.optimize import OptSummary
-from hiermodels.spec.design import Design
 
 if TYPE_CHECKING:
     from hiermodels.mle.summary import FitSummary
@@ -344,7 +344,7 @@ class MixedFit:
     # ------------------------------------------------------------ predictions
     def fitted(self) -> pd.Series:
         """Conditional fitted values on the response scale (mean per trial)."""
-        from hiermodels.spec.families import inverse_link
+        from hiermodels.design.families import inverse_link
 
         mu = inverse_link(self.design.family.link, self.linear_predictor)
         return pd.Series(mu, index=self.design.rows, name="fitted")
@@ -400,7 +400,7 @@ class MixedFit:
             return eta
         if scale != "response":
             raise ValueError(f"scale must be 'response' or 'link', got {scale!r}")
-        from hiermodels.spec.families import inverse_link
+        from hiermodels.design.families import inverse_link
 
         return pd.Series(
             inverse_link(self.design.family.link, eta.to_numpy()), index=eta.index, name="predicted"

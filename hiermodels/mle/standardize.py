@@ -36,8 +36,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from hiermodels.design.design import Design
 from hiermodels.mle.blocked import ReLayout
-from hiermodels.spec.design import Design
 
 __all__ = ["Standardization", "lower_triangular_factor"]
 

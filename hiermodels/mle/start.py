@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from hiermodels.design.design import Design
     from hiermodels.mle.blocked import ReLayout
     from hiermodels.mle.lmm import LmmDeviance
-    from hiermodels.spec.design import Design
 
 __all__ = ["SMALLEST_RELATIVE_VARIANCE", "moment_start", "residual_moment_start"]
 

@@ -17,8 +17,8 @@ import pytest
 
 from hiermodels.bayes import BayesFit, fit_bayes
 from hiermodels.datasets import load
-from hiermodels.spec.design import Design, build_design
-from hiermodels.spec.families import get_family
+from hiermodels.design.design import Design, build_design
+from hiermodels.design.families import get_family
 from tests.bayes import simulate
 from tests.bayes.simulate import Truth
 

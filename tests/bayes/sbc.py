@@ -23,7 +23,7 @@ from scipy import stats
 
 from hiermodels.bayes import BayesFit, fit_bayes
 from hiermodels.bayes.priors import Prior, group_term_layout
-from hiermodels.spec.design import Design, build_design
+from hiermodels.design.design import Design, build_design
 
 __all__ = [
     "Calibration",

@@ -14,8 +14,8 @@ from hiermodels.bayes import build_pymc_model, default_priors, fixed_value_keys
 from hiermodels.bayes.build import CenteredShift
 from hiermodels.bayes.priors import corr_matrix_from, group_term_layout
 from hiermodels.datasets import load
-from hiermodels.spec.design import Design, DesignError, build_design
-from hiermodels.spec.families import get_family
+from hiermodels.design.design import Design, DesignError, build_design
+from hiermodels.design.families import get_family
 
 
 def _toy(seed: int = 3, n_groups: int = 12, per_group: int = 6) -> pd.DataFrame:
@@ -274,7 +274,7 @@ def test_fixed_value_keys_list_every_hyperparameter(sleep_design: Design) -> Non
 
 
 def test_reserved_dimension_name_for_a_factor_is_refused() -> None:
-    # refused once, when the design is built (tests/spec/test_bad_input.py has every name)
+    # refused once, when the design is built (tests/design/test_bad_input.py has every name)
     data = _toy().rename(columns={"g": "coef"})
     with pytest.raises(ValueError, match="grouping factor 'coef' has a name hiermodels uses"):
         build_design("y ~ x + (1 | coef)", data, "gaussian")

@@ -23,7 +23,7 @@ from hiermodels.bayes.build import build_pymc_model
 from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
 from hiermodels.bayes.hyper_density import LkjCholeskyPrior
 from hiermodels.bayes.priors import Prior, group_term_layout, resolve_priors
-from hiermodels.spec.design import Design, build_design
+from hiermodels.design.design import Design, build_design
 from tests.bayes.noise import ScriptedNormals
 
 #: Every kind of structure: crossed, partially crossed, nested to three levels with

@@ -34,7 +34,7 @@ import pytest
 from hiermodels.bayes import BayesFit, fit_bayes
 from hiermodels.bayes.priors import group_term_layout
 from hiermodels.datasets import load
-from hiermodels.spec.design import Design, build_design
+from hiermodels.design.design import Design, build_design
 from tests.bayes.sbc import posterior_draws, simulate_response, true_scalars
 from tests.bayes.test_gaussian_density import STRUCTURES, frame
 

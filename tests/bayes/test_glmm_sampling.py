@@ -11,7 +11,7 @@ from hiermodels.bayes import build_pymc_model
 from hiermodels.bayes.build import choose_centering
 from hiermodels.bayes.sample import fit_bayes, sample_model
 from hiermodels.datasets import load
-from hiermodels.spec.design import Design, build_design
+from hiermodels.design.design import Design, build_design
 from tests.bayes.conftest import assert_posteriors_agree
 
 

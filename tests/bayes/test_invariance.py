@@ -18,7 +18,7 @@ import pytest
 import hiermodels as hm
 from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
 from hiermodels.bayes.priors import resolve_priors
-from hiermodels.spec.design import build_design
+from hiermodels.design.design import build_design
 
 pytestmark = pytest.mark.xdist_group("bayes-marginal")
 

@@ -20,8 +20,8 @@ from scipy import special, stats
 from hiermodels.bayes.build import build_pymc_model
 from hiermodels.bayes.joint_density import JointDensity, supports_joint_density
 from hiermodels.bayes.priors import group_term_layout, resolve_priors
-from hiermodels.spec.design import Design, build_design
-from hiermodels.spec.families import get_family
+from hiermodels.design.design import Design, build_design
+from hiermodels.design.families import get_family
 
 #: name -> (formula, family)
 STRUCTURES = {

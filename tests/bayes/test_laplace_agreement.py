@@ -27,8 +27,8 @@ import xarray as xr
 
 from hiermodels.bayes import fit_bayes
 from hiermodels.datasets import load
-from hiermodels.spec.design import Design, build_design
-from hiermodels.spec.families import get_family
+from hiermodels.design.design import Design, build_design
+from hiermodels.design.families import get_family
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bayes-laplace")]
 

@@ -29,9 +29,9 @@ from hiermodels.bayes.laplace_density import (
 )
 from hiermodels.bayes.priors import Prior, Priors, resolve_priors
 from hiermodels.datasets import load
+from hiermodels.design.design import Design, build_design
+from hiermodels.design.families import get_family
 from hiermodels.mle.glmm import laplace_deviance
-from hiermodels.spec.design import Design, build_design
-from hiermodels.spec.families import get_family
 from tests.bayes import simulate
 from tests.bayes.noise import ScriptedNormals
 from tests.reference.lme4_names import load_reference, term_to_lme4

@@ -16,7 +16,7 @@ from hiermodels.bayes import build_marginal_model, fit_bayes
 from hiermodels.bayes.build import can_marginalize
 from hiermodels.bayes.priors import group_term_layout
 from hiermodels.bayes.sample import conditional_effects, sample_model
-from hiermodels.spec.design import Design, build_design
+from hiermodels.design.design import Design, build_design
 from tests.bayes.conftest import assert_posteriors_agree
 
 pytestmark = pytest.mark.xdist_group("bayes-marginal")

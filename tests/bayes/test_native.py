@@ -13,8 +13,8 @@ from hiermodels.bayes.laplace_density import LaplaceDensity
 from hiermodels.bayes.native import NativeDensity, _table
 from hiermodels.bayes.priors import resolve_priors
 from hiermodels.datasets import load
-from hiermodels.spec.design import build_design
-from hiermodels.spec.families import get_family
+from hiermodels.design.design import build_design
+from hiermodels.design.families import get_family
 
 _LOGP = ctypes.CFUNCTYPE(
     ctypes.c_int64,

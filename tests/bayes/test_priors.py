@@ -12,8 +12,8 @@ from scipy import special, stats
 
 from hiermodels.bayes import Prior, Priors, build_pymc_model, default_priors, resolve_priors
 from hiermodels.bayes.priors import POSITIVE_PARAMS
-from hiermodels.spec.design import Design, build_design
-from hiermodels.spec.families import get_family
+from hiermodels.design.design import Design, build_design
+from hiermodels.design.families import get_family
 from tests.bayes import simulate
 
 

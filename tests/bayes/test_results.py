@@ -16,7 +16,7 @@ from hiermodels.bayes import BayesFit, build_pymc_model, fit_bayes
 from hiermodels.bayes.results import prediction_data
 from hiermodels.bayes.sample import LinearPredictorData, linear_predictor
 from hiermodels.datasets import load
-from hiermodels.spec.design import build_design
+from hiermodels.design.design import build_design
 from tests.bayes import simulate
 from tests.bayes.conftest import SIMULATIONS
 

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import hiermodels as hm
+from hiermodels.design.design import RandomBlock
 from hiermodels.errors import DegenerateDataWarning, FitError, SeparationWarning
 from hiermodels.mle import glmm
 from hiermodels.mle.degenerate import (
@@ -26,7 +27,6 @@ from hiermodels.mle.degenerate import (
 )
 from hiermodels.mle.lmm import solve_pls
 from hiermodels.mle.response import GlmResponse
-from hiermodels.spec.design import RandomBlock
 
 DATA_WARNINGS = (SeparationWarning, DegenerateDataWarning)
 

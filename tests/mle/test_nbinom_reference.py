@@ -172,8 +172,8 @@ def test_exact_laplace_and_glmer_nb_differ_as_their_approximations_do(name: str)
 
 def test_dispersion_has_the_bayesian_models_name() -> None:
     """One name for one thing: ``alpha`` in the MLE, its exports, EB's plug-in and PyMC."""
+    from hiermodels.design._names import RESERVED_NAMES
     from hiermodels.mle.response import DISPERSION_NAME
-    from hiermodels.spec._names import RESERVED_NAMES
 
     assert DISPERSION_NAME == "alpha" and "dispersion" in RESERVED_NAMES["alpha"]
     fit = fitted("cbpp_nbinom2_offset")

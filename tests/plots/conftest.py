@@ -23,7 +23,7 @@ import pytest
 import xarray as xr
 
 import hiermodels as hm
-from hiermodels.spec.design import Design
+from hiermodels.design.design import Design
 
 DRAWS = 400
 

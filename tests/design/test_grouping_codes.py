@@ -1,7 +1,7 @@
 """Grouping-factor codes and labels equal those of the general (per-value) rules.
 
-:func:`~hiermodels.spec._grouping.factor_codes` and
-:func:`~hiermodels.spec._grouping.group_codes` code categorical, integer and
+:func:`~hiermodels.design._grouping.factor_codes` and
+:func:`~hiermodels.design._grouping.group_codes` code categorical, integer and
 text columns without labelling every value; the general rules, kept here as
 the reference, decide what the levels, their order and their labels are.
 """
@@ -17,15 +17,15 @@ import pytest
 from pandas.api import types as ptypes
 
 from hiermodels.datasets import available, load
-from hiermodels.spec._columns import ColumnProblem
-from hiermodels.spec._grouping import (
+from hiermodels.design._columns import ColumnProblem
+from hiermodels.design._grouping import (
     factor_codes,
     group_codes,
     interaction_labels,
     sorted_labels,
     value_label,
 )
-from hiermodels.spec.design import _prepare
+from hiermodels.design.design import _prepare
 
 #: Rows kept of a large dataset, so that the per-value reference stays quick.
 MAX_ROWS = 600

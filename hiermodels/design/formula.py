@@ -1,7 +1,7 @@
 """Parse lme4-style model formulas into an immutable :class:`FormulaSpec`.
 
 No data is touched here: the spec records what the formula says, and
-:mod:`hiermodels.spec.design` turns it into matrices for a data frame.
+:mod:`hiermodels.design.design` turns it into matrices for a data frame.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hiermodels.errors import FormulaError
-from hiermodels.spec._syntax import (
+from hiermodels.design._syntax import (
     SyntaxProblem,
     bare_groups,
     depths,
@@ -27,6 +26,7 @@ from hiermodels.spec._syntax import (
     top_positions,
     unwrap,
 )
+from hiermodels.errors import FormulaError
 
 if TYPE_CHECKING:
     from formulaic import Formula

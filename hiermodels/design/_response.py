@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from hiermodels.spec._columns import (
+from hiermodels.design._columns import (
     ColumnProblem,
     ColumnReader,
     check_numeric_text,
@@ -21,10 +21,10 @@ from hiermodels.spec._columns import (
     reader_of,
     unquote_names,
 )
-from hiermodels.spec._grouping import factor_codes, value_label
-from hiermodels.spec._syntax import is_name, strip_backticks, to_python_power
-from hiermodels.spec.families import Family
-from hiermodels.spec.formula import ResponseSpec
+from hiermodels.design._grouping import factor_codes, value_label
+from hiermodels.design._syntax import is_name, strip_backticks, to_python_power
+from hiermodels.design.families import Family
+from hiermodels.design.formula import ResponseSpec
 
 
 def response_arrays(
@@ -32,7 +32,7 @@ def response_arrays(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``(y, trials)`` as float64 arrays, checked against the family.
 
-    ``read`` is a :class:`~hiermodels.spec._columns.ColumnReader` of ``data``
+    ``read`` is a :class:`~hiermodels.design._columns.ColumnReader` of ``data``
     to share with other steps.
 
     Raises
@@ -122,8 +122,8 @@ def evaluate(
 
     With ``binary``, a boolean column gives 0/1 and a two-level categorical or
     string column gives 1 for its second level (see
-    :mod:`hiermodels.spec._grouping` for the level order). ``read`` is a
-    :class:`~hiermodels.spec._columns.ColumnReader` of ``data``.
+    :mod:`hiermodels.design._grouping` for the level order). ``read`` is a
+    :class:`~hiermodels.design._columns.ColumnReader` of ``data``.
     """
     read = reader_of(data, read)
     for name in python_names(expr)[0]:

@@ -17,9 +17,9 @@ import pytest
 
 import hiermodels as hm
 from hiermodels.bayes.build import build_pymc_model
+from hiermodels.design._names import RESERVED_NAMES
+from hiermodels.design.design import build_design, level_codes_for
 from hiermodels.errors import DesignError, FormulaError
-from hiermodels.spec._names import RESERVED_NAMES
-from hiermodels.spec.design import build_design, level_codes_for
 
 
 @pytest.fixture(scope="module")
@@ -413,7 +413,7 @@ def _graph_names(graph) -> set[str]:
 @pytest.mark.parametrize("family", ["gaussian", "negativebinomial"])
 def test_every_name_the_graph_uses_is_refused_as_a_group_name(family) -> None:
     from hiermodels.bayes.build import build_marginal_model
-    from hiermodels.spec._names import check_group_names
+    from hiermodels.design._names import check_group_names
 
     data = _toy().assign(
         k=lambda d: np.arange(len(d)) % 5, h=lambda d: np.tile(["h1", "h2", "h3"], len(d) // 3)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from hiermodels.spec.formula import (
+from hiermodels.design.formula import (
     FormulaError,
     FormulaSpec,
     RandomTerm,

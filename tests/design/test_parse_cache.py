@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hiermodels.design._columns import ColumnProblem, formula_names, python_names
+from hiermodels.design.formula import parse_formula
 from hiermodels.errors import FormulaError
-from hiermodels.spec._columns import ColumnProblem, formula_names, python_names
-from hiermodels.spec.formula import parse_formula
 
 
 def test_parsed_formulas_are_shared_and_errors_raised_every_time() -> None:

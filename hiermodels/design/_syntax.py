@@ -1,6 +1,6 @@
 """Low-level scanning of formula text: nesting depth, top-level splits, rewrites.
 
-These helpers know nothing about mixed models; :mod:`hiermodels.spec.formula`
+These helpers know nothing about mixed models; :mod:`hiermodels.design.formula`
 builds the lme4 grammar on top of them. A character is *top-level* when it
 sits outside every bracket pair (``()``, ``[]``, ``{}``) and outside quotes
 (``'``, ``"`` and formulaic's backticks).

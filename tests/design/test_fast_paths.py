@@ -19,10 +19,10 @@ import pandas as pd
 import pytest
 
 from hiermodels.datasets import available, load
-from hiermodels.spec import _response, design
-from hiermodels.spec._columns import ColumnProblem, unquote_names
-from hiermodels.spec._syntax import to_python_power
-from hiermodels.spec.design import (
+from hiermodels.design import _response, design
+from hiermodels.design._columns import ColumnProblem, unquote_names
+from hiermodels.design._syntax import to_python_power
+from hiermodels.design.design import (
     DeferredModelSpec,
     Design,
     build_design,

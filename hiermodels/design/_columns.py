@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hiermodels.spec._syntax import to_python_power
-from hiermodels.spec.formula import FormulaSpec
+from hiermodels.design._syntax import to_python_power
+from hiermodels.design.formula import FormulaSpec
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _QUOTED = re.compile(r"`([^`]+)`")
@@ -34,7 +34,7 @@ _OPERATORS = frozenset(
 
 
 class ColumnProblem(ValueError):
-    """A column-level problem; :mod:`hiermodels.spec.design` re-raises it as DesignError."""
+    """A column-level problem; :mod:`hiermodels.design.design` re-raises it as DesignError."""
 
 
 class ColumnReader:

@@ -22,8 +22,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from pandas.api import types as ptypes
 
-from hiermodels.errors import DesignError
-from hiermodels.spec._columns import (
+from hiermodels.design._columns import (
     ColumnProblem,
     ColumnReader,
     check_numeric_text,
@@ -35,11 +34,12 @@ from hiermodels.spec._columns import (
     resolve_columns,
     spec_columns,
 )
-from hiermodels.spec._grouping import group_codes, render_level, value_label
-from hiermodels.spec._names import check_group_names
-from hiermodels.spec._response import check_informative, response_arrays
-from hiermodels.spec.families import Family, get_family
-from hiermodels.spec.formula import FormulaSpec, RandomTerm, parse_formula
+from hiermodels.design._grouping import group_codes, render_level, value_label
+from hiermodels.design._names import check_group_names
+from hiermodels.design._response import check_informative, response_arrays
+from hiermodels.design.families import Family, get_family
+from hiermodels.design.formula import FormulaSpec, RandomTerm, parse_formula
+from hiermodels.errors import DesignError
 
 __all__ = [
     "Design",
@@ -70,7 +70,7 @@ class RandomBlock:
     levels : tuple of str
         The grouping factor's level labels as they appear in the data
         (components of an interaction joined by ``":"``), in sorted order;
-        distinct (see :mod:`hiermodels.spec._grouping`).
+        distinct (see :mod:`hiermodels.design._grouping`).
     codes : numpy.ndarray
         ``(n,)`` int64 index into ``levels`` for every observation.
     X : numpy.ndarray
@@ -192,7 +192,7 @@ def build_design(
     Parameters
     ----------
     spec : FormulaSpec or str
-        The formula, parsed by :func:`~hiermodels.spec.formula.parse_formula`
+        The formula, parsed by :func:`~hiermodels.design.formula.parse_formula`
         (a string is parsed here).
     data : pandas.DataFrame
         One row per observation. String, object and categorical columns are
@@ -551,7 +551,7 @@ def _term_matrix(
 #: How formulaic names a column of treatment contrasts (``TreatmentContrasts``).
 TREATMENT_FORMAT = "{name}[T.{field}]"
 
-#: ``1 + x + z`` / ``0 + x`` as :func:`~hiermodels.spec.formula.parse_formula` writes them.
+#: ``1 + x + z`` / ``0 + x`` as :func:`~hiermodels.design.formula.parse_formula` writes them.
 _MAIN_EFFECTS = re.compile(r"([01])((?: \+ [A-Za-z_][A-Za-z0-9_]*)*)")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hiermodels.spec._columns import missing_mask
+from hiermodels.design._columns import missing_mask
 
 
 def test_missing_mask_agrees_with_isna_for_every_kind_of_column() -> None:

@@ -62,7 +62,7 @@ def check_group_names(fixed_names: Sequence[str], terms: Mapping[str, Sequence[s
     ------
     ValueError
         Naming the grouping factor, what the name is used for and a rename;
-        :func:`hiermodels.spec.design.build_design` re-raises it as
+        :func:`hiermodels.design.design.build_design` re-raises it as
         :class:`~hiermodels.errors.DesignError`.
     """
     derived = _derived(fixed_names, terms)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from hiermodels.spec._columns import ColumnProblem, ColumnReader, reader_of
+from hiermodels.design._columns import ColumnProblem, ColumnReader, reader_of
 
 _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 
@@ -146,7 +146,7 @@ def group_codes(
     Only combinations present in the data become levels; they are ordered by
     the first factor's order, then the second's, and so on.
 
-    ``read`` is a :class:`~hiermodels.spec._columns.ColumnReader` of ``data``
+    ``read`` is a :class:`~hiermodels.design._columns.ColumnReader` of ``data``
     to share with other steps.
 
     Returns
