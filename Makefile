@@ -12,7 +12,7 @@ help:
 	@echo "make demo      fit the sleepstudy example and print the report"
 	@echo "make test      fast tests (not marked slow), 2 workers"
 	@echo "make test-all  every test, including notebooks and long runs"
-	@echo "make lint      ruff check and ruff format --check"
+	@echo "make lint      ruff check, ruff format --check and mypy"
 	@echo "make docs      build the HTML docs into docs/_build/html"
 	@echo "make bench     run every benchmarks/*.py"
 	@echo "make clean     remove build artefacts and caches (distclean: the venv too)"
@@ -57,6 +57,7 @@ test-all: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .

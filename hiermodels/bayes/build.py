@@ -50,6 +50,10 @@ from hiermodels.bayes.priors import (
 from hiermodels.design._names import check_group_names
 from hiermodels.design.design import Design
 
+#: What the one-factor Woodbury algebra computes with: PyTensor scalars in the
+#: model graph, numpy arrays of draws afterwards.
+type Value = pt.TensorVariable | np.ndarray | float
+
 __all__ = [
     "build_pymc_model",
     "build_marginal_model",
@@ -539,7 +543,7 @@ class FactorStatistics:
         )
 
 
-def factor_cholesky(sds: Sequence, r: object, correlated: bool) -> tuple[object, object, object]:
+def factor_cholesky(sds: Sequence[Value], r: Value, correlated: bool) -> tuple[Value, Value, Value]:
     """Entries ``(l00, l10, l11)`` of the covariance Cholesky factor of one or two terms.
 
     Works on pytensor scalars and on numpy arrays of draws alike; for one
@@ -553,8 +557,12 @@ def factor_cholesky(sds: Sequence, r: object, correlated: bool) -> tuple[object,
 
 
 def precision_terms(
-    stats: FactorStatistics, chol: tuple, sigma: object, h0: object, h1: object
-) -> tuple[object, object, object, object, object]:
+    stats: FactorStatistics,
+    chol: tuple[Value, Value, Value],
+    sigma: Value,
+    h0: Value,
+    h1: Value,
+) -> tuple[Value, Value, Value, Value, Value]:
     """``A = I + L' Z'Z L / sigma^2`` (entries a00, a01, a11) and ``c = L' Z'r``, per level.
 
     ``h0, h1`` are the entries of ``Z_j' r_j``. Works on pytensor and numpy values.

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -819,7 +820,7 @@ def store_effect_draw(
         u_rest[d, r] = mode_rest[r] + scale * shift_rest[r, 0]
 
 
-class IntegratedDensity:
+class IntegratedDensity(ABC):
     """What every density with the effects integrated out shares: its hyperparameters' layout.
 
     A subclass sets :attr:`hyper` and defines ``logp``; the outputs, the
@@ -881,8 +882,12 @@ class IntegratedDensity:
     #: ``kernel(points, *native, noise_lead, noise_rest, v_lead, v_rest, theta) -> bool``:
     #: the spherical effects at each of one chain's points (a subclass sets it).
     effect_kernel: Callable[..., bool]
-    native: tuple
     layout: ReLayout
+
+    @property
+    @abstractmethod
+    def native(self) -> tuple:
+        """What the density's compiled functions take after the point (a subclass's tables)."""
 
     def draw_effects(
         self, x: np.ndarray, rng: np.random.Generator

@@ -244,7 +244,7 @@ class JointDensity(IntegratedDensity):
         constant -= _HALF_LOG_2PI * float(self._z_start[-1] - self.n_hyper)
         columns = [np.asarray(block.X, dtype=float) for block in design.blocks]
         col_start = np.concatenate([[0], np.cumsum([c.shape[1] for c in columns])])
-        self._data = (
+        self._data: tuple[np.ndarray, ...] = (
             np.ascontiguousarray(fixed.centred, dtype=float),
             y,
             trials,

@@ -306,6 +306,11 @@ def _nutpie_base() -> type:
     return CompiledModel
 
 
+def _point_dims() -> dict[str, tuple[str, ...]]:
+    """The one dimension of a native density's draws: its unconstrained coordinates."""
+    return {POINT: (COORDINATE,)}
+
+
 @dataclass(frozen=True)
 class _NativeModel:
     """What nutpie's sampler needs of a native density (its ``CompiledModel`` interface)."""
@@ -315,7 +320,7 @@ class _NativeModel:
     expand_address: int
     ndim: int
     initial_point: Callable[[int], np.ndarray]
-    dims: dict[str, tuple[str, ...]] | None = field(default_factory=lambda: {POINT: (COORDINATE,)})
+    dims: dict[str, tuple[str, ...]] | None = field(default_factory=_point_dims)
     reparameterized_names: list[str] | None = field(default=None, kw_only=True)
 
     @property

@@ -151,7 +151,7 @@ def _formula_names(rhs: str) -> tuple[tuple[str, ...], frozenset[str]]:
         for factor in term.factors:
             method = factor.eval_method.value
             if method == "lookup":
-                found, calls = [str(factor.expr)], set()
+                found, calls = [str(factor.expr)], set[str]()
             elif method == "python":
                 found, calls = python_names(str(factor.expr))
             else:

@@ -456,7 +456,7 @@ def _prepare(
 
 def _has_unused(values: pd.Series) -> bool:
     """Whether a categorical column has a category no row takes."""
-    codes = values.array.codes  # type: ignore[attr-defined]
+    codes = values.array.codes
     seen = np.zeros(len(values.dtype.categories) + 1, dtype=bool)
     seen[codes] = True  # a missing value's code, -1, marks the extra last entry
     return not seen[:-1].all()
@@ -537,7 +537,7 @@ def _term_matrix(
     j = int(intercept)
     for _, values in terms:
         if isinstance(values.dtype, pd.CategoricalDtype):
-            codes = values.array.codes.astype(np.intp)  # type: ignore[attr-defined]
+            codes = values.array.codes.astype(np.intp)
             rows = np.flatnonzero(codes > 0)
             X[rows, codes[rows] + (j - 1)] = 1.0
             j += len(values.dtype.categories) - 1

@@ -289,7 +289,7 @@ class LmmDeviance:
             _SINGULAR_FACTOR,
         )
         if differenced.any():
-            index = list(np.flatnonzero(differenced))
+            index = [int(i) for i in np.flatnonzero(differenced)]
             gradient[index] = self._differenced(theta, value, index)
         return value, gradient
 

@@ -19,6 +19,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 
 import nlopt
@@ -56,10 +57,13 @@ _NLOPT_MESSAGES = {
 }
 
 
+#: Largest gradient accepted at an optimum before the fit is flagged (lme4's ``check.conv.grad``).
+GRADIENT_TOLERANCE = 2e-3
+
 _THREADPOOLS: list[ThreadpoolController] = []
 
 
-def _single_threaded_blas() -> object:
+def _single_threaded_blas() -> AbstractContextManager[object]:
     """A context with BLAS on one thread; the libraries are looked up once per process.
 
     Looking them up reads the process's memory map, which costs more than a
@@ -341,7 +345,7 @@ def minimize_bounded(
     ftol_abs: float = 1e-10,
     xtol_abs: float = 1e-10,
     max_evaluations: int = 100_000,
-    gradient_tolerance: float = 2e-3,
+    gradient_tolerance: float = GRADIENT_TOLERANCE,
     polish: bool = False,
     value_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
     optimizer: str = "quasi-newton",

@@ -15,6 +15,7 @@ entry, a factor diagonal, non-negative), and the criterion is minimised over
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -102,19 +103,19 @@ def profile_sd(
     grid = np.asarray(values, dtype=float).ravel()
     if grid.size == 0 or np.any(~np.isfinite(grid)) or np.any(grid <= 0):
         raise ValueError("profile values must be positive, finite numbers")
-    criterion = (criterion or fit.method).upper()
-    if criterion not in ("REML", "ML"):
-        raise ValueError(f"criterion must be 'REML' or 'ML', got {criterion!r}")
+    method = (criterion or fit.method).upper()
+    if method not in ("REML", "ML"):
+        raise ValueError(f"criterion must be 'REML' or 'ML', got {method!r}")
     # evaluated on the standardised problem (hiermodels.mle.standardize): the raw
     # cross products cancel for a response far from zero
     standardization = Standardization.of(fit.design)
-    dev = profiled_deviance(standardization.apply(fit.design), reml=criterion == "REML")
+    dev = profiled_deviance(standardization.apply(fit.design), reml=method == "REML")
     offset = standardization.criterion_offset(dev.nobs, dev.reml)
     scale = standardization.y_scale
-    if criterion != fit.method:
+    if method != fit.method:
         from hiermodels.mle.fit import fit_lmm
 
-        fit = fit_lmm(fit.design, criterion, start=fit.theta)
+        fit = fit_lmm(fit.design, method, start=fit.theta)
     n_eff = dev.nobs - (dev.n_fixed if dev.reml else 0)
     lower_theta = fit.layout.theta.lower_bounds()
     where = _locate(fit, name)
@@ -140,7 +141,7 @@ def profile_sd(
         for value in grid:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                opt = minimize_bounded(lambda t, s=value: full(t, s), start, lower_theta)
+                opt = minimize_bounded(functools.partial(full, sigma=value), start, lower_theta)
             start = opt.final
             rows.append((value, opt.final_objective))
     else:
@@ -156,7 +157,7 @@ def profile_sd(
         lower = np.concatenate([[-np.inf], np.zeros(k), lower_theta[others]])
         upper = np.concatenate([[np.inf], np.full(k, math.pi), np.full(others.size, np.inf)])
 
-        def criterion(params: np.ndarray, value: float) -> float:
+        def row_criterion(params: np.ndarray, value: float) -> float:
             sigma = math.exp(params[0])
             theta = np.empty(fit.theta.size)
             theta[row] = (value / sigma) * _unit_vector(params[1 : k + 1])
@@ -166,7 +167,9 @@ def profile_sd(
         for value in grid:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                opt = minimize_bounded(lambda p, v=value: criterion(p, v), start, lower, upper)
+                opt = minimize_bounded(
+                    functools.partial(row_criterion, value=value), start, lower, upper
+                )
             start = opt.final
             rows.append((value, opt.final_objective))
     frame = pd.DataFrame(rows, columns=["value", "deviance"])
