@@ -19,6 +19,8 @@ __all__ = [
     "SamplingWarning",
     "SeparationWarning",
     "SingularFitWarning",
+    "ColumnProblem",
+    "SyntaxProblem",
 ]
 
 
@@ -65,3 +67,20 @@ class FitError(ValueError):
 
 class NumericalWarning(UserWarning):
     """A derived quantity could not be computed; it is reported as NaN, not as a guess."""
+
+
+# -- raised inside the design stage and re-raised there as one of the errors above ----------
+
+
+class ColumnProblem(ValueError):
+    """A column-level problem; :func:`~hiermodels.design.build_design` re-raises it as
+    :class:`DesignError` with the formula's context."""
+
+
+class SyntaxProblem(ValueError):
+    """A bracket or quote problem, with the 0-based position where it was found;
+    :func:`~hiermodels.design.parse_formula` re-raises it as :class:`FormulaError`."""
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(message)
+        self.position = position

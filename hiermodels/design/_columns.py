@@ -23,6 +23,7 @@ import pandas as pd
 
 from hiermodels.design._syntax import to_python_power
 from hiermodels.design.formula import FormulaSpec
+from hiermodels.errors import ColumnProblem
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _QUOTED = re.compile(r"`([^`]+)`")
@@ -31,10 +32,6 @@ _WORD = re.compile(r"[^\W\d]\w*")
 _OPERATORS = frozenset(
     {"and", "or", "not", "in", "is", "if", "else", "for", "None", "True", "False"}
 )
-
-
-class ColumnProblem(ValueError):
-    """A column-level problem; :mod:`hiermodels.design.design` re-raises it as DesignError."""
 
 
 class ColumnReader:

@@ -27,7 +27,11 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from hiermodels.design._columns import ColumnProblem, ColumnReader, reader_of
+from hiermodels.design._columns import (
+    ColumnReader,
+    reader_of,
+)
+from hiermodels.errors import ColumnProblem
 
 _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 

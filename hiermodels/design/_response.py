@@ -12,7 +12,6 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from hiermodels.design._columns import (
-    ColumnProblem,
     ColumnReader,
     check_numeric_text,
     first_rows,
@@ -25,6 +24,7 @@ from hiermodels.design._grouping import factor_codes, value_label
 from hiermodels.design._syntax import is_name, strip_backticks, to_python_power
 from hiermodels.design.families import Family
 from hiermodels.design.formula import ResponseSpec
+from hiermodels.errors import ColumnProblem
 
 
 def response_arrays(

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import re
 
+from hiermodels.errors import SyntaxProblem
+
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = {v: k for k, v in _OPEN.items()}
 _QUOTES = "'\"`"
 
 # Unicode identifiers (``Schüler``, ``élève``) as Python reads them; R's dots allowed.
 _NAME = re.compile(r"(?:[^\W\d]|\.)[\w.]*|`[^`]+`")
-
-
-class SyntaxProblem(ValueError):
-    """A bracket or quote problem, with the 0-based position where it was found."""
-
-    def __init__(self, message: str, position: int) -> None:
-        super().__init__(message)
-        self.position = position
 
 
 def depths(text: str) -> list[int | None]:

@@ -23,7 +23,6 @@ import scipy.sparse as sp
 from pandas.api import types as ptypes
 
 from hiermodels.design._columns import (
-    ColumnProblem,
     ColumnReader,
     check_numeric_text,
     first_rows,
@@ -39,7 +38,7 @@ from hiermodels.design._names import check_group_names
 from hiermodels.design._response import check_informative, response_arrays
 from hiermodels.design.families import Family, get_family
 from hiermodels.design.formula import FormulaSpec, RandomTerm, parse_formula
-from hiermodels.errors import DesignError
+from hiermodels.errors import ColumnProblem, DesignError
 
 __all__ = [
     "Design",

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hiermodels.design._syntax import (
-    SyntaxProblem,
     bare_groups,
     depths,
     is_name,
@@ -26,7 +25,7 @@ from hiermodels.design._syntax import (
     top_positions,
     unwrap,
 )
-from hiermodels.errors import FormulaError
+from hiermodels.errors import FormulaError, SyntaxProblem
 
 if TYPE_CHECKING:
     from formulaic import Formula

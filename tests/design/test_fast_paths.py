@@ -20,7 +20,9 @@ import pytest
 
 from hiermodels.datasets import available, load
 from hiermodels.design import _response, design
-from hiermodels.design._columns import ColumnProblem, unquote_names
+from hiermodels.design._columns import (
+    unquote_names,
+)
 from hiermodels.design._syntax import to_python_power
 from hiermodels.design.design import (
     DeferredModelSpec,
@@ -29,6 +31,7 @@ from hiermodels.design.design import (
     fixed_matrix_for,
     random_matrix_for,
 )
+from hiermodels.errors import ColumnProblem
 
 #: Rows kept of a large dataset, so that formulaic's reference stays quick.
 MAX_ROWS = 600

@@ -17,7 +17,6 @@ import pytest
 from pandas.api import types as ptypes
 
 from hiermodels.datasets import available, load
-from hiermodels.design._columns import ColumnProblem
 from hiermodels.design._grouping import (
     factor_codes,
     group_codes,
@@ -26,6 +25,7 @@ from hiermodels.design._grouping import (
     value_label,
 )
 from hiermodels.design.design import _prepare
+from hiermodels.errors import ColumnProblem
 
 #: Rows kept of a large dataset, so that the per-value reference stays quick.
 MAX_ROWS = 600

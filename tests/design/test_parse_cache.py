@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from hiermodels.design._columns import ColumnProblem, formula_names, python_names
+from hiermodels.design._columns import (
+    formula_names,
+    python_names,
+)
 from hiermodels.design.formula import parse_formula
-from hiermodels.errors import FormulaError
+from hiermodels.errors import ColumnProblem, FormulaError
 
 
 def test_parsed_formulas_are_shared_and_errors_raised_every_time() -> None:
