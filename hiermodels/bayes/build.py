@@ -49,6 +49,15 @@ from hiermodels.bayes.priors import (
 )
 from hiermodels.design._names import check_group_names
 from hiermodels.design.design import Design
+from hiermodels.names import (
+    coefficient_prior_name,
+    correlation_name,
+    effects_name,
+    sd_name,
+    spherical_effects_name,
+    term_dim,
+    term_pair_dim,
+)
 
 #: What the one-factor Woodbury algebra computes with: PyTensor scalars in the
 #: model graph, numpy arrays of draws afterwards.
@@ -124,8 +133,8 @@ def model_coords(design: Design) -> dict[str, list]:
     check_group_names(design.fixed_names, {layout.group: layout.terms for layout in layouts})
     for layout in layouts:
         coords[layout.group] = list(layout.levels)
-        coords[f"{layout.group}__term"] = list(layout.terms)
-        coords[f"{layout.group}__term_bis"] = list(layout.terms)
+        coords[term_dim(layout.group)] = list(layout.terms)
+        coords[term_pair_dim(layout.group)] = list(layout.terms)
     return coords
 
 
@@ -152,12 +161,12 @@ def _fixed_effects(
     names = design.fixed_names
     if "beta" in fixed:
         return pm.Deterministic("beta", pt.constant(fixed["beta"]), dims="coef")
-    coef_priors = [priors[f"beta__{name}"] for name in names]
+    coef_priors = [priors[coefficient_prior_name(name)] for name in names]
     dists = {p.dist for p in coef_priors}
     keys = {tuple(sorted(p.params)) for p in coef_priors}
     if len(dists) != 1 or len(keys) != 1:
         pairs = zip(names, coef_priors, strict=True)
-        parts = [_random_variable(f"beta__{name}", prior) for name, prior in pairs]
+        parts = [_random_variable(coefficient_prior_name(name), prior) for name, prior in pairs]
         return pm.Deterministic("beta", pt.stack(parts), dims="coef")
     dist = coef_priors[0].dist
     params = {k: np.array([p.params[k] for p in coef_priors]) for k in coef_priors[0].params}
@@ -192,8 +201,8 @@ def _correlation_cholesky(
     spans = layout.correlated_spans
     if not spans:
         return [None] * len(layout.spans)
-    name = f"corr_{group}"
-    dims = (f"{group}__term", f"{group}__term_bis")
+    name = correlation_name(group)
+    dims = (term_dim(group), term_pair_dim(group))
     chols: dict[tuple[int, int], pt.TensorVariable] = {}
     if name in fixed:
         full = corr_matrix_from(layout, fixed[name])  # type: ignore[arg-type]
@@ -242,7 +251,7 @@ def _factor_scales(
     layout: GroupTerms, priors: Priors, fixed: Mapping[str, object]
 ) -> tuple[list[pt.TensorVariable], list[pt.TensorVariable | None]]:
     """The SDs of every term of a factor and, per block, its correlation Cholesky factor."""
-    sds = [_hyper(f"sd_{layout.group}__{term}", priors, fixed) for term in layout.terms]
+    sds = [_hyper(sd_name(layout.group, term), priors, fixed) for term in layout.terms]
     return sds, _correlation_cholesky(layout, priors, fixed)
 
 
@@ -257,16 +266,16 @@ def _group_effects(
     down more tightly than the prior does (see :func:`choose_centering`).
     """
     group = layout.group
-    dims = (group, f"{group}__term")
+    dims = (group, term_dim(group))
     sds, chols = _factor_scales(layout, priors, fixed)
     if centered:
         if any(chol is not None for chol in chols):
             raise ValueError(f"factor {group!r} has correlated terms: it cannot be centred")
         scale = pt.stack(sds)
-        u = pm.Normal(f"u_{group}", mu=0.0, sigma=scale, dims=dims)
-        pm.Deterministic(f"z_{group}", u / scale, dims=dims)
+        u = pm.Normal(effects_name(group), mu=0.0, sigma=scale, dims=dims)
+        pm.Deterministic(spherical_effects_name(group), u / scale, dims=dims)
         return u
-    z = pm.Normal(f"z_{group}", mu=0.0, sigma=1.0, dims=dims)
+    z = pm.Normal(spherical_effects_name(group), mu=0.0, sigma=1.0, dims=dims)
     parts = []
     for (a, b), chol in zip(layout.spans, chols, strict=True):
         z_block = z if len(layout.spans) == 1 else z[:, a:b]
@@ -274,7 +283,7 @@ def _group_effects(
             z_block = _rowwise_matmul(z_block, chol)
         parts.append(z_block * pt.stack(sds[a:b]))
     u = parts[0] if len(parts) == 1 else pt.concatenate(parts, axis=1)
-    return pm.Deterministic(f"u_{group}", u, dims=dims)
+    return pm.Deterministic(effects_name(group), u, dims=dims)
 
 
 #: A factor is centred when the median over its levels of ``sd^2 * information`` (prior
@@ -380,7 +389,7 @@ def _centering(
     for layout in layouts:
         wanted = choice.get(layout.group, False)
         # a held SD of zero has no centred density; correlated blocks keep their z
-        held = any(f"sd_{layout.group}__{t}" in fixed for t in layout.terms)
+        held = any(sd_name(layout.group, t) in fixed for t in layout.terms)
         if wanted and (layout.correlated_spans or held):
             if explicit:
                 raise ValueError(

@@ -48,6 +48,13 @@ from hiermodels.bayes.prior_density import (
 from hiermodels.bayes.priors import Prior, Priors, group_term_layout
 from hiermodels.design.design import Design
 from hiermodels.mle.blocked import ReLayout
+from hiermodels.names import (
+    correlation_factor_name,
+    correlation_name,
+    sd_name,
+    term_dim,
+    term_pair_dim,
+)
 
 if TYPE_CHECKING:
     from hiermodels.bayes.marginal_density import FixedEffectsPrior
@@ -479,19 +486,21 @@ class HyperParameters:
         for group in self.groups:
             g = group.group
             sd_priors = tuple(
-                scalar_prior(f"sd_{g}__{t}", priors[f"sd_{g}__{t}"]) for t in group.terms
+                scalar_prior(sd_name(g, t), priors[sd_name(g, t)]) for t in group.terms
             )
             sd_start = position
             position += len(group.terms)
             corr_spans = group.correlated_spans
             corr_parts = []
             for k, (a, b) in enumerate(corr_spans):
-                raw = f"corr_{g}__raw" if len(corr_spans) == 1 else f"corr_{g}__raw{k}"
+                raw = correlation_factor_name(g, None if len(corr_spans) == 1 else k)
                 if b - a == 2:
-                    part: ScalarPrior | LkjCholeskyPrior = lkj_pair_prior(raw, priors[f"corr_{g}"])
+                    part: ScalarPrior | LkjCholeskyPrior = lkj_pair_prior(
+                        raw, priors[correlation_name(g)]
+                    )
                     size = 1
                 else:
-                    part = LkjCholeskyPrior(raw, priors[f"corr_{g}"], b - a)
+                    part = LkjCholeskyPrior(raw, priors[correlation_name(g)], b - a)
                     size = part.size
                 corr_parts.append(((a, b), part, slice(position, position + size)))
                 position += size
@@ -668,7 +677,7 @@ class HyperParameters:
             names += [prior.name for prior in sd_priors]
             names += [part.name for _, part, _ in corr]
             if corr:
-                names.append(f"corr_{g}")
+                names.append(correlation_name(g))
         if self.with_sigma:
             names.append("sigma")
         return tuple(names)
@@ -693,7 +702,7 @@ class HyperParameters:
         dims = {"beta": ["coef"]}
         for g, _, _, corr in self._group_slots:
             if corr:
-                dims[f"corr_{g}"] = [f"{g}__term", f"{g}__term_bis"]
+                dims[correlation_name(g)] = [term_dim(g), term_pair_dim(g)]
         return dims
 
     @property
@@ -702,8 +711,8 @@ class HyperParameters:
         coords = {"coef": list(self.fixed.coef)}
         for group, (_, _, _, corr) in zip(self.groups, self._group_slots, strict=True):
             if corr:
-                coords[f"{group.group}__term"] = list(group.terms)
-                coords[f"{group.group}__term_bis"] = list(group.terms)
+                coords[term_dim(group.group)] = list(group.terms)
+                coords[term_pair_dim(group.group)] = list(group.terms)
         return coords
 
     def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -728,7 +737,7 @@ class HyperParameters:
                     r = 2.0 * half - 1.0
                     out[part.name] = np.asarray(half)
                     full[a, a + 1] = full[a + 1, a] = r
-            out[f"corr_{g}"] = full
+            out[correlation_name(g)] = full
         if self.with_sigma:
             out["sigma"] = np.asarray(math.exp(float(xs[-1])))
         return out
@@ -779,7 +788,7 @@ class HyperParameters:
                 out[sd_start + t] = math.log(value)
             if not corr:
                 continue
-            full = np.asarray(values[f"corr_{g}"], dtype=float)
+            full = np.asarray(values[correlation_name(g)], dtype=float)
             for (a, b), part, where in corr:
                 block = full[a:b, a:b] if full.ndim == 2 else np.array([[1.0, full], [full, 1.0]])
                 try:

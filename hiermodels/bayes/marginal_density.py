@@ -20,6 +20,7 @@ from hiermodels.bayes.build import LeastSquaresOrigin, centering_transform
 from hiermodels.bayes.prior_density import ScalarPrior, scalar_prior
 from hiermodels.bayes.priors import GroupTerms, Priors
 from hiermodels.design.design import Design
+from hiermodels.names import coefficient_prior_name, effects_name, spherical_effects_name, term_dim
 
 __all__ = ["FixedEffectsPrior", "effect_arrays"]
 
@@ -58,7 +59,10 @@ class FixedEffectsPrior:
 
     def __init__(self, design: Design, priors: Priors) -> None:
         self.coef: tuple[str, ...] = tuple(design.fixed_names)
-        self._priors = tuple(scalar_prior(f"beta__{c}", priors[f"beta__{c}"]) for c in self.coef)
+        self._priors = tuple(
+            scalar_prior(coefficient_prior_name(c), priors[coefficient_prior_name(c)])
+            for c in self.coef
+        )
         transform = centering_transform(design)
         self._index = None if transform is None else transform.index
         self._means: list[float] = [] if transform is None else transform.means.tolist()
@@ -163,14 +167,14 @@ def effect_arrays(
         Dims ``(chain, draw, <g>, <g>__term)``.
     """
     g = layout.group
-    dims = ("chain", "draw", g, f"{g}__term")
+    dims = ("chain", "draw", g, term_dim(g))
     coords = {
         "chain": posterior["chain"].values,
         "draw": posterior["draw"].values,
         g: list(layout.levels),
-        f"{g}__term": list(layout.terms),
+        term_dim(g): list(layout.terms),
     }
     return {
-        f"z_{g}": xr.DataArray(z, dims=dims, coords=coords),
-        f"u_{g}": xr.DataArray(u, dims=dims, coords=coords),
+        spherical_effects_name(g): xr.DataArray(z, dims=dims, coords=coords),
+        effects_name(g): xr.DataArray(u, dims=dims, coords=coords),
     }

@@ -47,6 +47,7 @@ import pymc as pm
 from numpy.typing import ArrayLike
 
 from hiermodels.design.design import Design, RandomBlock
+from hiermodels.names import coefficient_prior_name, correlation_name, sd_name
 
 __all__ = [
     "Prior",
@@ -340,9 +341,11 @@ def default_priors(design: Design) -> Priors:
     for j, name in enumerate(design.fixed_names):
         if _is_intercept(name, X[:, j]):
             widen = float(np.sqrt(1.0 + np.sum(np.square(ratios))))
-            items[f"beta__{name}"] = Prior("Normal", mu=m, sigma=2.5 * s * widen)
+            items[coefficient_prior_name(name)] = Prior("Normal", mu=m, sigma=2.5 * s * widen)
         else:
-            items[f"beta__{name}"] = Prior("Normal", mu=0.0, sigma=2.5 * s / _column_scale(X[:, j]))
+            items[coefficient_prior_name(name)] = Prior(
+                "Normal", mu=0.0, sigma=2.5 * s / _column_scale(X[:, j])
+            )
     if design.family.is_gaussian:
         items["sigma"] = Prior("HalfStudentT", nu=3.0, sigma=s)
     if design.family.name == "negativebinomial":
@@ -350,9 +353,9 @@ def default_priors(design: Design) -> Priors:
     for layout in group_term_layout(design):
         for k, term in enumerate(layout.terms):
             scale = s / _column_scale(layout.X[:, k])
-            items[f"sd_{layout.group}__{term}"] = Prior("HalfStudentT", nu=3.0, sigma=scale)
+            items[sd_name(layout.group, term)] = Prior("HalfStudentT", nu=3.0, sigma=scale)
         if layout.correlated_spans:
-            items[f"corr_{layout.group}"] = Prior("LKJCorr", eta=2.0)
+            items[correlation_name(layout.group)] = Prior("LKJCorr", eta=2.0)
     return Priors(items)
 
 
@@ -450,9 +453,9 @@ def fixed_value_keys(design: Design) -> tuple[str, ...]:
     if design.family.name == "negativebinomial":
         keys.append("alpha")
     for layout in group_term_layout(design):
-        keys.extend(f"sd_{layout.group}__{term}" for term in layout.terms)
+        keys.extend(sd_name(layout.group, term) for term in layout.terms)
         if layout.correlated_spans:
-            keys.append(f"corr_{layout.group}")
+            keys.append(correlation_name(layout.group))
     return tuple(keys)
 
 
@@ -491,7 +494,7 @@ def corr_matrix_from(layout: GroupTerms, value: ArrayLike) -> np.ndarray:
     """
     arr = np.asarray(value, dtype=float)
     q = len(layout.terms)
-    name = f"corr_{layout.group}"
+    name = correlation_name(layout.group)
     if arr.ndim == 2:
         if arr.shape != (q, q):
             raise ValueError(f"fixed value {name!r} must be a {q}x{q} matrix, got {arr.shape}")

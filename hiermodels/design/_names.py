@@ -15,6 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from hiermodels.names import (
+    coefficient_prior_name,
+    correlation_factor_name,
+    correlation_name,
+    effects_name,
+    sd_name,
+    spherical_effects_name,
+    term_dim,
+    term_pair_dim,
+)
+
 __all__ = ["RESERVED_NAMES", "check_group_names"]
 
 #: Dimensions and variables of every model, with what they hold.
@@ -34,16 +45,18 @@ RESERVED_NAMES: Mapping[str, str] = {
 
 def _derived(fixed_names: Sequence[str], terms: Mapping[str, Sequence[str]]) -> dict[str, str]:
     """The names the graph derives from the coefficients and every factor ``h``."""
-    out = {f"beta__{name}": f"the prior of coefficient {name!r}" for name in fixed_names}
+    out = {
+        coefficient_prior_name(name): f"the prior of coefficient {name!r}" for name in fixed_names
+    }
     for h, group_terms in terms.items():
-        out[f"u_{h}"] = f"the random effects of {h!r}"
-        out[f"z_{h}"] = f"the standardised random effects of {h!r}"
-        out[f"corr_{h}"] = f"the correlations of the terms of {h!r}"
-        out[f"corr_{h}__raw"] = f"the correlations of the terms of {h!r}"
-        out[f"{h}__term"] = f"the dimension of the terms of {h!r}"
-        out[f"{h}__term_bis"] = f"the dimension of the terms of {h!r}"
+        out[effects_name(h)] = f"the random effects of {h!r}"
+        out[spherical_effects_name(h)] = f"the standardised random effects of {h!r}"
+        out[correlation_name(h)] = f"the correlations of the terms of {h!r}"
+        out[correlation_factor_name(h)] = f"the correlations of the terms of {h!r}"
+        out[term_dim(h)] = f"the dimension of the terms of {h!r}"
+        out[term_pair_dim(h)] = f"the dimension of the terms of {h!r}"
         for term in group_terms:
-            out[f"sd_{h}__{term}"] = f"the standard deviation of {term!r} by {h!r}"
+            out[sd_name(h, term)] = f"the standard deviation of {term!r} by {h!r}"
     return out
 
 

@@ -27,6 +27,7 @@ from hiermodels.mle.lmm import profiled_deviance
 from hiermodels.mle.optimize import ConvergenceWarning, minimize_bounded
 from hiermodels.mle.results import MixedFit
 from hiermodels.mle.standardize import Standardization
+from hiermodels.names import sd_name
 
 __all__ = ["profile_sd"]
 
@@ -58,9 +59,9 @@ def _locate(fit: MixedFit, name: str) -> tuple[int, int] | None:
         return None
     for b, block in enumerate(fit.layout.blocks):
         for k, term in enumerate(block.terms):
-            if name == f"sd_{block.group}__{term}":
+            if name == sd_name(block.group, term):
                 return fit.layout.theta.offsets[b], k
-    valid = ["sigma"] + [f"sd_{b.group}__{t}" for b in fit.layout.blocks for t in b.terms]
+    valid = ["sigma"] + [sd_name(b.group, t) for b in fit.layout.blocks for t in b.terms]
     raise ValueError(f"unknown variance parameter {name!r}; choose one of: {', '.join(valid)}")
 
 
