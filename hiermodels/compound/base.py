@@ -213,6 +213,18 @@ class CompoundFit(ABC):
         return frame
 
     @property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """The plug-in posterior means, keyed by the unit labels' name.
+
+        Returns
+        -------
+        dict of str to pandas.DataFrame
+            One frame: index the units, one column named :attr:`term`.
+        """
+        index = pd.Index(self.units, name=self.unit_name)
+        return {self.unit_name: pd.DataFrame({self.term: self.post_mean}, index=index)}
+
+    @property
     def fixef(self) -> pd.Series:
         """The estimated prior mean, indexed ``"mu"``."""
         return pd.Series({"mu": self.prior_mean_estimate.value}, name="estimate")

@@ -173,6 +173,19 @@ class CompoundBayesFit:
         return _labelled(table, prob)
 
     @property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Posterior means of the units' parameters, keyed by the unit labels' name.
+
+        Returns
+        -------
+        dict of str to pandas.DataFrame
+            One frame: index the units, one column named :attr:`term`.
+        """
+        means = self.posterior["theta"].mean(("chain", "draw")).to_numpy()
+        index = pd.Index(self.units, name=self.unit_name)
+        return {self.unit_name: pd.DataFrame({self.term: means}, index=index)}
+
+    @property
     def fixef(self) -> pd.Series:
         """Posterior mean of the prior mean ``mu``, indexed ``"mu"``."""
         return pd.Series({"mu": float(self.posterior["mu"].mean())}, name="estimate")

@@ -236,6 +236,8 @@ def test_bayes_result_summaries_match_the_draws(schools_bayes):
     np.testing.assert_allclose(table["upper"], np.quantile(flat, 0.9, axis=0), rtol=1e-12)
     widths = [(bayes.ranef_summary(p).eval("upper - lower")).to_numpy() for p in (0.5, 0.8, 0.95)]
     assert np.all(np.diff(widths, axis=0) > 0)
+    ranef = bayes.ranef["school"]
+    np.testing.assert_allclose(ranef["theta"], table["estimate"], rtol=1e-12)
     tau = bayes.datatree["posterior"]["tau"].to_numpy()
     assert bayes.fixef["mu"] == pytest.approx(float(bayes.posterior["mu"].mean()), rel=1e-12)
     assert bayes.fixef_summary().attrs["ci_prob"] == 0.95

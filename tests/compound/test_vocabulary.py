@@ -72,6 +72,14 @@ def test_ranef_summary_is_the_long_table_of_the_plug_in_posteriors(any_fit):
     assert not any("hdi" in column for column in table.columns)
 
 
+def test_ranef_is_the_plug_in_posterior_means_by_unit(batting_fit, rats_fit):
+    ((name, frame),) = batting_fit.ranef.items()
+    assert name == "Player" and list(frame.columns) == ["theta"]
+    assert frame.index.name == "Player" and list(frame.index) == list(batting_fit.units)
+    assert_allclose(frame["theta"], batting_fit.post_mean, rtol=0)
+    assert list(rats_fit.ranef["unit"].columns) == ["p"]
+
+
 def test_terms_and_unit_names(batting_fit, schools_fit, rats_fit, pumps_fit):
     # the unit labels' name (a pandas Series' name) is the grouping variable, else "unit"
     assert schools_fit.ranef_summary()["grpvar"].unique().tolist() == ["school"]
