@@ -490,10 +490,10 @@ def _baseball(args: argparse.Namespace, steps: Steps, out: Path, console: Any) -
         eb = model.fit("ml")
         morris = model.morris_intervals(INTERVAL)
     with steps.step("full Bayes: compile and sample", spinner=False):
-        idata = model.fit_bayes(
+        bayes = model.fit_bayes(
             draws=args.draws, tune=args.draws, chains=args.chains, random_seed=args.seed
         )
-    compared = model.compare(eb, idata, level=INTERVAL)
+    compared = model.compare(eb, bayes, ci_prob=INTERVAL)
     estimates = table.assign(eb=compared["eb_mean"].to_numpy(), full_bayes=compared["bayes_mean"])
     estimates = estimates[["raw", "james_stein", "eb", "full_bayes", "truth"]]
     with steps.step("risk simulations"):

@@ -10,13 +10,23 @@ empirical-Bayes (PEB) posterior plugs it in. Three conjugate pairs:
 - :class:`PoissonGamma` — marginal (negative-binomial) MLE or moments for the
   gamma prior ``(a, b)``.
 
-Each has ``pymc_model``/``fit_bayes`` for the full-Bayes version and
-``compare`` for the per-unit comparison table; :func:`simulate_compound`
-compares the risks of the estimators over many simulated data sets.
+Each is a :class:`CompoundModel`, with ``pymc_model``/``fit_bayes`` for the
+full-Bayes version (a :class:`CompoundBayesFit`) and ``compare`` for the
+per-unit comparison table; every fit speaks the package's result vocabulary
+(``ranef_summary``, ``fixef``, ``varcorr``, ``ci_prob``).
+:func:`simulate_compound` compares the risks of the estimators over many
+simulated data sets.
+
+PyMC, PyTensor, ArviZ and matplotlib are imported on first use, not with
+this package.
 """
 
-from hiermodels.compound._common import COMPARISON_COLUMNS, EBIntervals, HyperPriorSpec
+from hiermodels.compound.base import CompoundFit, CompoundModel
+from hiermodels.compound.bayes import CompoundBayesFit
 from hiermodels.compound.betabinomial import BetaBinomial, BetaBinomialFit
+from hiermodels.compound.comparison import COMPARISON_COLUMNS
+from hiermodels.compound.hyperpriors import HyperPriorSpec
+from hiermodels.compound.intervals import EBIntervals
 from hiermodels.compound.jamesstein import JamesStein, james_stein
 from hiermodels.compound.normal import NormalFit, NormalNormal
 from hiermodels.compound.poissongamma import PoissonGamma, PoissonGammaFit
@@ -26,6 +36,9 @@ __all__ = [
     "COMPARISON_COLUMNS",
     "BetaBinomial",
     "BetaBinomialFit",
+    "CompoundBayesFit",
+    "CompoundFit",
+    "CompoundModel",
     "CompoundSimulation",
     "EBIntervals",
     "HyperPriorSpec",

@@ -15,28 +15,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-import pandas as pd
-import pymc as pm
 import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 from scipy import special, stats
 
-from hiermodels.compound._common import (
-    EBIntervals,
-    FullBayesMixin,
-    HyperPriorSpec,
-    as_counts,
-    check_hyperprior_keys,
-    comparison_frame,
-    conjugate_mle,
-    frozen,
-    make_prior,
-    unit_labels,
-    warn_all,
-)
+from hiermodels.compound._inputs import as_counts, frozen, unit_label_name, unit_labels
+from hiermodels.compound.base import CompoundFit, CompoundModel, HyperEstimate, warn_all
+from hiermodels.compound.hyperpriors import HyperPriorSpec, check_hyperprior_keys, make_prior
+from hiermodels.compound.marginal_mle import conjugate_mle
+
+if TYPE_CHECKING:
+    import pymc as pm
 
 __all__ = ["BetaBinomial", "BetaBinomialFit"]
 
@@ -44,7 +36,7 @@ FloatArray = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
-class BetaBinomialFit:
+class BetaBinomialFit(CompoundFit):
     """Empirical-Bayes fit of the beta–binomial model.
 
     Attributes
@@ -69,7 +61,16 @@ class BetaBinomialFit:
         Marginal beta-binomial log-likelihood at the estimates.
     notes : tuple of str
         Plain-language remarks (boundary, units without trials).
+    unit_name : str
+        Name of the unit labels (``grpvar`` in the long summaries).
+    log_cov : numpy.ndarray or None
+        Inverse observed information in ``(log alpha, log beta)`` (ML,
+        interior fits only); the standard errors of :meth:`fixef_summary`
+        and :meth:`varcorr_summary` come from it.
     """
+
+    term: ClassVar[str] = "p"
+    interval_method: ClassVar[str] = "beta"
 
     units: tuple[str, ...]
     successes: NDArray[np.int64]
@@ -84,10 +85,16 @@ class BetaBinomialFit:
     boundary: bool
     loglik: float
     notes: tuple[str, ...] = ()
+    unit_name: str = "unit"
+    log_cov: FloatArray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "successes", frozen(self.successes, np.int64))
         object.__setattr__(self, "trials", frozen(self.trials, np.int64))
+        if self.log_cov is not None:
+            cov = np.array(self.log_cov, dtype=float).reshape(2, 2)
+            cov.flags.writeable = False
+            object.__setattr__(self, "log_cov", cov)
 
     @property
     def shrinkage(self) -> FloatArray:
@@ -121,56 +128,52 @@ class BetaBinomialFit:
         a, b = self.post_alpha, self.post_beta
         return frozen(np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1.0))))
 
-    def intervals(self, level: float = 0.95) -> EBIntervals:
-        """Equal-tailed intervals of the posterior Beta of each unit.
-
-        Parameters
-        ----------
-        level : float, default 0.95
-            Coverage.
-
-        Returns
-        -------
-        EBIntervals
-            With ``method="beta"``; zero width at the boundary.
-        """
-        tail = (1.0 - level) / 2.0
+    @property
+    def prior_sd(self) -> float:
+        """SD of the Beta prior, ``sqrt(mu (1 - mu) / (M + 1))`` (0 at the boundary)."""
         if self.boundary:
-            lower = upper = self.post_mean
-        else:
-            lower = stats.beta.ppf(tail, self.post_alpha, self.post_beta)
-            upper = stats.beta.ppf(1.0 - tail, self.post_alpha, self.post_beta)
-        return EBIntervals(
-            units=self.units,
-            mean=self.post_mean,
-            sd=self.post_sd,
-            lower=lower,
-            upper=upper,
-            level=level,
-            method="beta",
-        )
+            return 0.0
+        mu = self.prior_mean
+        return float(np.sqrt(mu * (1.0 - mu) / (self.precision + 1.0)))
 
-    def to_frame(self) -> pd.DataFrame:
-        """Per-unit table of data, shrinkage and posterior summaries.
+    def _log_se(self, gradient: FloatArray) -> float | None:
+        """Delta-method SE of a function of ``(log alpha, log beta)`` with this gradient."""
+        if self.log_cov is None:
+            return None
+        return float(np.sqrt(gradient @ self.log_cov @ gradient))
 
-        Returns
-        -------
-        pandas.DataFrame
-            Columns ``successes``, ``trials``, ``shrinkage``, ``post_alpha``,
-            ``post_beta``, ``post_mean``, ``post_sd``.
-        """
-        return pd.DataFrame(
-            {
-                "successes": self.successes,
-                "trials": self.trials,
-                "shrinkage": self.shrinkage,
-                "post_alpha": self.post_alpha,
-                "post_beta": self.post_beta,
-                "post_mean": self.post_mean,
-                "post_sd": self.post_sd,
-            },
-            index=pd.Index(self.units, name="unit"),
+    @property
+    def prior_mean_estimate(self) -> HyperEstimate:
+        """``mu = alpha/(alpha + beta)``; logit(mu) = log alpha - log beta."""
+        return HyperEstimate(self.prior_mean, "logit", self._log_se(np.array([1.0, -1.0])))
+
+    @property
+    def prior_sd_estimate(self) -> HyperEstimate:
+        """The prior SD, with its SE on the log scale."""
+        if self.boundary:
+            return HyperEstimate(0.0, "log", None)
+        a, b = self.alpha, self.beta
+        m = a + b
+        # d log sd / d log a with log sd = (log a + log b - 2 log(a+b) - log(a+b+1)) / 2
+        gradient = 0.5 * np.array(
+            [1.0 - 2.0 * a / m - a / (m + 1.0), 1.0 - 2.0 * b / m - b / (m + 1.0)]
         )
+        return HyperEstimate(self.prior_sd, "log", self._log_se(gradient))
+
+    def _central_bounds(self, ci_prob: float) -> tuple[FloatArray, FloatArray]:
+        """Equal-tailed intervals of each unit's posterior Beta."""
+        if self.boundary:
+            return self.post_mean, self.post_mean
+        tail = (1.0 - ci_prob) / 2.0
+        lower = stats.beta.ppf(tail, self.post_alpha, self.post_beta)
+        upper = stats.beta.ppf(1.0 - tail, self.post_alpha, self.post_beta)
+        return lower, upper
+
+    def _data_columns(self) -> dict[str, FloatArray]:
+        return {"successes": self.successes, "trials": self.trials}
+
+    def _posterior_parameters(self) -> dict[str, FloatArray]:
+        return {"post_alpha": self.post_alpha, "post_beta": self.post_beta}
 
 
 def _negloglik(
@@ -207,7 +210,7 @@ def _overdispersion_score(y: NDArray[np.int64], n: NDArray[np.int64], p: float) 
     return float(np.sum(y * (y - 1) / (2 * p) + f * (f - 1) / (2 * (1 - p)) - n * (n - 1) / 2))
 
 
-class BetaBinomial(FullBayesMixin):
+class BetaBinomial(CompoundModel):
     """Beta–binomial compound model for successes out of trials.
 
     Parameters
@@ -226,6 +229,11 @@ class BetaBinomial(FullBayesMixin):
     observed ``y``.
     """
 
+    term: ClassVar[str] = "p"
+    size_name: ClassVar[str] = "trials"
+    boundary_note: ClassVar[str] = "complete pooling (M = inf)"
+    no_data_note: ClassVar[str] = "no trials: posterior = prior"
+
     def __init__(
         self, successes: ArrayLike, trials: ArrayLike, units: Sequence[Any] | None = None
     ) -> None:
@@ -241,11 +249,12 @@ class BetaBinomial(FullBayesMixin):
         self.successes: NDArray[np.int64] = frozen(y, np.int64)
         self.trials: NDArray[np.int64] = frozen(n, np.int64)
         self.units: tuple[str, ...] = unit_labels(units, y.size)
+        self.unit_name: str = unit_label_name(units)
 
     @property
-    def k(self) -> int:
-        """Number of units."""
-        return int(self.trials.size)
+    def size(self) -> NDArray[np.int64]:
+        """The trials, the first column of :meth:`compare`."""
+        return self.trials
 
     @property
     def pooled(self) -> float:
@@ -333,9 +342,9 @@ class BetaBinomial(FullBayesMixin):
         if method not in ("ml", "mm"):
             raise ValueError(f"method must be 'ml' or 'mm', got {method!r}")
         mu, precision = self._moments()
-        alpha_se = beta_se = None
+        alpha_se = beta_se = log_cov = None
         if method == "ml":
-            mu, precision, alpha_se, beta_se = self._maximise(mu, precision)
+            mu, precision, alpha_se, beta_se, log_cov = self._maximise(mu, precision)
         boundary = bool(np.isinf(precision))
         alpha = np.inf if boundary else mu * precision
         beta = np.inf if boundary else (1.0 - mu) * precision
@@ -364,10 +373,17 @@ class BetaBinomial(FullBayesMixin):
             boundary=boundary,
             loglik=self.loglik(alpha, beta),
             notes=tuple(notes),
+            unit_name=self.unit_name,
+            log_cov=log_cov,
         )
 
-    def _maximise(self, mu0: float, m0: float) -> tuple[float, float, float | None, float | None]:
-        """Marginal MLE as (mu, M, se(alpha), se(beta)); M = inf at the boundary."""
+    def _maximise(
+        self, mu0: float, m0: float
+    ) -> tuple[float, float, float | None, float | None, FloatArray | None]:
+        """Marginal MLE as (mu, M, se(alpha), se(beta), cov(log alpha, log beta)).
+
+        M = inf at the boundary, where the standard errors are None.
+        """
         p = self.pooled
         y, n = self._used()
         # Start from the moments, or from a diffuse prior when they say M = inf.
@@ -383,11 +399,11 @@ class BetaBinomial(FullBayesMixin):
             ),
         )
         if found is None:
-            return p, np.inf, None, None
+            return p, np.inf, None, None, None
         x, cov = found
         a, b = np.exp(x)
         se_a, se_b = a * np.sqrt(cov[0, 0]), b * np.sqrt(cov[1, 1])
-        return float(a / (a + b)), float(a + b), float(se_a), float(se_b)
+        return float(a / (a + b)), float(a + b), float(se_a), float(se_b), cov
 
     def pymc_model(self, hyperpriors: Mapping[str, HyperPriorSpec] | None = None) -> pm.Model:
         """The full-Bayes version of the model.
@@ -406,6 +422,8 @@ class BetaBinomial(FullBayesMixin):
             Variables ``mu``, ``M``, ``alpha``, ``beta``, ``theta`` (dim
             ``unit``), observed ``y``.
         """
+        import pymc as pm
+
         check_hyperprior_keys(hyperpriors, ("mu", "M"))
         chosen = dict(hyperpriors or {})
         with pm.Model(coords={"unit": list(self.units)}) as model:
@@ -425,47 +443,21 @@ class BetaBinomial(FullBayesMixin):
             )
         return model
 
-    def compare(
-        self, eb: BetaBinomialFit | EBIntervals, idata: xr.DataTree, level: float = 0.95
-    ) -> pd.DataFrame:
-        """Per-unit comparison of no pooling, EB, full Bayes and complete pooling.
+    def prior_sd_draws(self, posterior: xr.Dataset) -> xr.DataArray:
+        """The Beta prior's SD ``sqrt(mu (1 - mu) / (M + 1))``, per draw.
 
         Parameters
         ----------
-        eb : BetaBinomialFit or EBIntervals
-            The EB fit (its posterior Beta intervals are used) or intervals.
-        idata : xarray.DataTree
-            Output of :meth:`fit_bayes`.
-        level : float, default 0.95
-            Interval coverage.
+        posterior : xarray.Dataset
+            Draws of :meth:`pymc_model`.
 
         Returns
         -------
-        pandas.DataFrame
-            Index ``unit``; columns ``trials`` then
-            :data:`~hiermodels.compound.COMPARISON_COLUMNS`: ``no_pooling``
-            (``y/n``; NaN and not estimable for zero trials),
-            ``complete_pooling`` (``sum y / sum n``), EB and full-Bayes means,
-            sds and equal-tailed intervals, shrinkage fractions, ``width_ratio``,
-            ``eb_boundary`` and ``note``.
+        xarray.DataArray
+            Dims ``(chain, draw)``.
         """
-        boundary = isinstance(eb, BetaBinomialFit) and eb.boundary
-        intervals = eb.intervals(level) if isinstance(eb, BetaBinomialFit) else eb
-        notes = ["no trials: posterior = prior" if n == 0 else "" for n in self.trials.tolist()]
-        if boundary:
-            notes = ["; ".join(filter(None, ["complete pooling (M = inf)", n])) for n in notes]
-        return comparison_frame(
-            units=self.units,
-            size_name="trials",
-            size=np.asarray(self.trials),
-            raw=self.raw,
-            eb=intervals,
-            eb_boundary=boundary,
-            idata=idata,
-            pooled=self.pooled,
-            notes=notes,
-            level=level,
-        )
+        mu = posterior["mu"]
+        return np.sqrt(mu * (1.0 - mu) / (posterior["M"] + 1.0)).rename("prior_sd")
 
 
 def _log_choose(y: NDArray[np.int64], n: NDArray[np.int64]) -> FloatArray:

@@ -21,7 +21,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from hiermodels.compound import _normal_math as nm
-from hiermodels.compound._common import as_vector, frozen, unit_labels
+from hiermodels.compound._inputs import as_vector, frozen, unit_labels
 
 __all__ = ["JamesStein", "james_stein"]
 

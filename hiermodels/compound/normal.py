@@ -17,30 +17,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
-import pymc as pm
 import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from hiermodels._checks import check_random_seed
 from hiermodels.compound import _normal_math as nm
-from hiermodels.compound._common import (
-    EBIntervals,
-    FullBayesMixin,
-    HyperPriorSpec,
+from hiermodels.compound._inputs import (
     as_vector,
-    check_hyperprior_keys,
-    comparison_frame,
+    check_ci_prob,
     frozen,
-    make_prior,
+    renamed_keyword,
+    unit_label_name,
     unit_labels,
-    warn_all,
 )
+from hiermodels.compound.base import CompoundFit, CompoundModel, HyperEstimate, warn_all
+from hiermodels.compound.hyperpriors import HyperPriorSpec, check_hyperprior_keys, make_prior
+from hiermodels.compound.intervals import EBIntervals
 from hiermodels.compound.jamesstein import JamesStein, james_stein
+
+if TYPE_CHECKING:
+    import pymc as pm
 
 __all__ = ["NormalFit", "NormalNormal"]
 
@@ -54,7 +54,7 @@ _BOUNDARY_MESSAGE = (
 
 
 @dataclass(frozen=True)
-class NormalFit:
+class NormalFit(CompoundFit):
     """Parametric empirical-Bayes fit of the normal–normal model.
 
     Attributes
@@ -85,7 +85,12 @@ class NormalFit:
         ``sqrt((1 - B_i) se_i^2)``.
     notes : tuple of str
         Plain-language remarks (e.g. the boundary).
+    unit_name : str
+        Name of the unit labels (``grpvar`` in the long summaries).
     """
+
+    term: ClassVar[str] = "theta"
+    interval_method: ClassVar[str] = "peb"
 
     units: tuple[str, ...]
     y: FloatArray
@@ -101,6 +106,7 @@ class NormalFit:
     post_mean: FloatArray
     post_sd: FloatArray
     notes: tuple[str, ...] = ()
+    unit_name: str = "unit"
 
     def __post_init__(self) -> None:
         for name in ("y", "se", "shrinkage", "post_mean", "post_sd"):
@@ -111,55 +117,27 @@ class NormalFit:
         """Prior standard deviation ``sqrt(tau2)``."""
         return float(np.sqrt(self.tau2))
 
-    def intervals(self, level: float = 0.95) -> EBIntervals:
-        """Plug-in (naive PEB) intervals ``post_mean ± z post_sd``.
+    @property
+    def prior_mean_estimate(self) -> HyperEstimate:
+        """``mu`` with ``mu_se``."""
+        return HyperEstimate(self.mu, "identity", self.mu_se)
 
-        They ignore the uncertainty of ``(mu, tau2)``; see
-        :meth:`NormalNormal.morris_intervals` and
-        :meth:`NormalNormal.bootstrap_intervals`.
+    @property
+    def prior_sd_estimate(self) -> HyperEstimate:
+        """``tau``; its log-scale SE ``tau2_se / (2 tau2)`` where ``tau2_se`` exists."""
+        log_se = None if self.tau2_se is None or self.boundary else self.tau2_se / (2 * self.tau2)
+        return HyperEstimate(self.tau, "log", log_se)
 
-        Parameters
-        ----------
-        level : float, default 0.95
-            Coverage.
+    def _central_bounds(self, ci_prob: float) -> tuple[FloatArray, FloatArray]:
+        """Plug-in (naive PEB) intervals ``post_mean ± z post_sd``."""
+        z = float(stats.norm.ppf(0.5 + ci_prob / 2.0))
+        return self.post_mean - z * self.post_sd, self.post_mean + z * self.post_sd
 
-        Returns
-        -------
-        EBIntervals
-            With ``method="peb"``.
-        """
-        z = float(stats.norm.ppf(0.5 + level / 2.0))
-        return EBIntervals(
-            units=self.units,
-            mean=self.post_mean,
-            sd=self.post_sd,
-            lower=self.post_mean - z * self.post_sd,
-            upper=self.post_mean + z * self.post_sd,
-            level=level,
-            method="peb",
-        )
-
-    def to_frame(self) -> pd.DataFrame:
-        """Per-unit table of data, shrinkage and posterior summaries.
-
-        Returns
-        -------
-        pandas.DataFrame
-            Columns ``y``, ``se``, ``shrinkage``, ``post_mean``, ``post_sd``.
-        """
-        return pd.DataFrame(
-            {
-                "y": self.y,
-                "se": self.se,
-                "shrinkage": self.shrinkage,
-                "post_mean": self.post_mean,
-                "post_sd": self.post_sd,
-            },
-            index=pd.Index(self.units, name="unit"),
-        )
+    def _data_columns(self) -> dict[str, FloatArray]:
+        return {"y": self.y, "se": self.se}
 
 
-class NormalNormal(FullBayesMixin):
+class NormalNormal(CompoundModel):
     """Normal–normal compound model with known, possibly unequal, SEs.
 
     Parameters
@@ -179,6 +157,10 @@ class NormalNormal(FullBayesMixin):
     ``y_data``.
     """
 
+    term: ClassVar[str] = "theta"
+    size_name: ClassVar[str] = "se"
+    boundary_note: ClassVar[str] = "complete pooling (tau^2 = 0)"
+
     def __init__(
         self, y: ArrayLike, se: float | ArrayLike, units: Sequence[Any] | None = None
     ) -> None:
@@ -191,11 +173,17 @@ class NormalNormal(FullBayesMixin):
         self.y: FloatArray = frozen(values)
         self.se: FloatArray = frozen(ses)
         self.units: tuple[str, ...] = unit_labels(units, values.size)
+        self.unit_name: str = unit_label_name(units)
 
     @property
-    def k(self) -> int:
-        """Number of units."""
-        return int(self.y.size)
+    def raw(self) -> FloatArray:
+        """No-pooling estimates: the data ``y``."""
+        return self.y
+
+    @property
+    def size(self) -> FloatArray:
+        """The sampling SEs, the first column of :meth:`compare`."""
+        return self.se
 
     @property
     def equal_se(self) -> bool:
@@ -255,6 +243,7 @@ class NormalNormal(FullBayesMixin):
             post_mean=mean[0],
             post_sd=sd[0],
             notes=notes,
+            unit_name=self.unit_name,
         )
 
     def james_stein(self, positive_part: bool = False) -> JamesStein:
@@ -272,7 +261,9 @@ class NormalNormal(FullBayesMixin):
         """
         return james_stein(self.y, self.se, positive_part=positive_part, units=self.units)
 
-    def morris_intervals(self, level: float = 0.95) -> EBIntervals:
+    def morris_intervals(
+        self, ci_prob: float | None = None, *, level: float | None = None
+    ) -> EBIntervals:
         """Morris (1983) EB intervals, corrected for estimating ``(mu, tau2)``.
 
         With equal variances ``V = se^2``, k units and the grand mean as the
@@ -296,26 +287,29 @@ class NormalNormal(FullBayesMixin):
 
         Parameters
         ----------
-        level : float, default 0.95
+        ci_prob : float, default :data:`~hiermodels.names.DEFAULT_CI_PROB`
             Coverage.
+        level : float, optional
+            Deprecated spelling of ``ci_prob``.
 
         Returns
         -------
         EBIntervals
             With ``method="morris"``; ``sd`` holds ``s_i``.
         """
+        prob = check_ci_prob(renamed_keyword(ci_prob, level, new="ci_prob", old="level"))
         if self.k < 4:
             raise ValueError(f"Morris intervals need k >= 4 units, got {self.k}")
         mean, var, _, _ = nm.morris_batch(self.y[None, :], self.se**2)
         sd = np.sqrt(var[0])
-        z = float(stats.norm.ppf(0.5 + level / 2.0))
+        z = float(stats.norm.ppf(0.5 + prob / 2.0))
         return EBIntervals(
             units=self.units,
             mean=mean[0],
             sd=sd,
             lower=mean[0] - z * sd,
             upper=mean[0] + z * sd,
-            level=level,
+            ci_prob=prob,
             method="morris",
         )
 
@@ -324,8 +318,9 @@ class NormalNormal(FullBayesMixin):
         method: nm.Method = "ml",
         *,
         n_boot: int = 2000,
-        level: float = 0.95,
+        ci_prob: float | None = None,
         random_seed: int | np.random.Generator | None = None,
+        level: float | None = None,
     ) -> EBIntervals:
         """Parametric-bootstrap EB intervals (Laird & Louis 1987, type III).
 
@@ -335,7 +330,7 @@ class NormalNormal(FullBayesMixin):
         equal-weight mixture of the plug-in posteriors
         ``N(mu*_b + (1 - B*_ib)(y_i - mu*_b), (1 - B*_ib) se_i^2)`` at the
         observed ``y_i``. Means and sds are the mixture's; the interval end
-        points are its ``(1 ± level)/2`` quantiles. All replications are
+        points are its ``(1 ± ci_prob)/2`` quantiles. All replications are
         fitted at once (vectorised).
 
         Parameters
@@ -344,16 +339,19 @@ class NormalNormal(FullBayesMixin):
             Estimator of the hyperparameters, for the data and each replicate.
         n_boot : int, default 2000
             Bootstrap replications.
-        level : float, default 0.95
+        ci_prob : float, default :data:`~hiermodels.names.DEFAULT_CI_PROB`
             Coverage.
         random_seed : int or numpy.random.Generator, optional
             Seed.
+        level : float, optional
+            Deprecated spelling of ``ci_prob``.
 
         Returns
         -------
         EBIntervals
             With ``method="bootstrap"``.
         """
+        prob = check_ci_prob(renamed_keyword(ci_prob, level, new="ci_prob", old="level"))
         random_seed = check_random_seed(random_seed, allow_generator=True)
         if n_boot < 2:
             raise ValueError("n_boot must be at least 2")
@@ -366,7 +364,7 @@ class NormalNormal(FullBayesMixin):
         mu_star, _ = nm.gls_mean(y_star, v, tau2_star)
         y_obs = np.broadcast_to(self.y, y_star.shape)
         means, sds, _ = nm.peb_posterior(y_obs, v, mu_star, tau2_star)
-        tail = (1.0 - level) / 2.0
+        tail = (1.0 - prob) / 2.0
         lower, upper = nm.mixture_quantiles(means, sds, np.array([tail, 1.0 - tail]))
         mix_mean = means.mean(axis=0)
         mix_sd = np.sqrt((sds**2).mean(axis=0) + means.var(axis=0))
@@ -376,7 +374,7 @@ class NormalNormal(FullBayesMixin):
             sd=mix_sd,
             lower=lower,
             upper=upper,
-            level=level,
+            ci_prob=prob,
             method="bootstrap",
         )
 
@@ -398,6 +396,8 @@ class NormalNormal(FullBayesMixin):
             Variables ``mu``, ``tau``, ``z`` and ``theta`` (dim ``unit``),
             observed ``y``; non-centred so that small ``tau`` samples well.
         """
+        import pymc as pm
+
         check_hyperprior_keys(hyperpriors, ("mu", "tau"))
         chosen = dict(hyperpriors or {})
         scale = float(np.sqrt(self.y.var() + np.mean(self.se**2)))
@@ -412,44 +412,17 @@ class NormalNormal(FullBayesMixin):
             pm.Normal("y", mu=theta, sigma=np.asarray(self.se), observed=y_data, dims="unit")
         return model
 
-    def compare(
-        self, eb: NormalFit | EBIntervals, idata: xr.DataTree, level: float = 0.95
-    ) -> pd.DataFrame:
-        """Per-unit comparison of no pooling, EB, full Bayes and complete pooling.
+    def prior_sd_draws(self, posterior: xr.Dataset) -> xr.DataArray:
+        """The prior SD ``tau``, as sampled.
 
         Parameters
         ----------
-        eb : NormalFit or EBIntervals
-            The EB fit (its plug-in intervals are used) or any EB intervals
-            (e.g. from :meth:`morris_intervals`).
-        idata : xarray.DataTree
-            Output of :meth:`fit_bayes`.
-        level : float, default 0.95
-            Interval coverage.
+        posterior : xarray.Dataset
+            Draws of :meth:`pymc_model`.
 
         Returns
         -------
-        pandas.DataFrame
-            Index ``unit``; columns ``se`` then
-            :data:`~hiermodels.compound.COMPARISON_COLUMNS`: ``no_pooling``
-            (``y``), ``complete_pooling`` (precision-weighted mean), EB and
-            full-Bayes means, sds and equal-tailed intervals, ``eb_shrinkage``
-            and ``bayes_shrinkage`` ((raw - estimate)/(raw - pooled)),
-            ``width_ratio`` (full-Bayes over EB interval width), ``eb_boundary``
-            and ``note``.
+        xarray.DataArray
+            Dims ``(chain, draw)``.
         """
-        boundary = isinstance(eb, NormalFit) and eb.boundary
-        intervals = eb.intervals(level) if isinstance(eb, NormalFit) else eb
-        note = "complete pooling (tau^2 = 0)" if boundary else ""
-        return comparison_frame(
-            units=self.units,
-            size_name="se",
-            size=np.asarray(self.se),
-            raw=np.asarray(self.y),
-            eb=intervals,
-            eb_boundary=boundary,
-            idata=idata,
-            pooled=self.pooled,
-            notes=[note] * self.k,
-            level=level,
-        )
+        return posterior["tau"]

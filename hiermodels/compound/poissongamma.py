@@ -15,29 +15,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-import pandas as pd
-import pymc as pm
 import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 from scipy import special, stats
 
-from hiermodels.compound._common import (
-    EBIntervals,
-    FullBayesMixin,
-    HyperPriorSpec,
+from hiermodels.compound._inputs import (
     as_counts,
     as_vector,
-    check_hyperprior_keys,
-    comparison_frame,
-    conjugate_mle,
     frozen,
-    make_prior,
+    unit_label_name,
     unit_labels,
-    warn_all,
 )
+from hiermodels.compound.base import CompoundFit, CompoundModel, HyperEstimate, warn_all
+from hiermodels.compound.hyperpriors import HyperPriorSpec, check_hyperprior_keys, make_prior
+from hiermodels.compound.marginal_mle import conjugate_mle
+
+if TYPE_CHECKING:
+    import pymc as pm
 
 __all__ = ["PoissonGamma", "PoissonGammaFit"]
 
@@ -45,7 +42,7 @@ FloatArray = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
-class PoissonGammaFit:
+class PoissonGammaFit(CompoundFit):
     """Empirical-Bayes fit of the Poisson–gamma model.
 
     Attributes
@@ -70,7 +67,16 @@ class PoissonGammaFit:
         Marginal (negative-binomial) log-likelihood at the estimates.
     notes : tuple of str
         Plain-language remarks.
+    unit_name : str
+        Name of the unit labels (``grpvar`` in the long summaries).
+    log_cov : numpy.ndarray or None
+        Inverse observed information in ``(log a, log b)`` (ML, interior fits
+        only); the standard errors of :meth:`fixef_summary` and
+        :meth:`varcorr_summary` come from it.
     """
+
+    term: ClassVar[str] = "lambda"
+    interval_method: ClassVar[str] = "gamma"
 
     units: tuple[str, ...]
     counts: NDArray[np.int64]
@@ -84,10 +90,16 @@ class PoissonGammaFit:
     boundary: bool
     loglik: float
     notes: tuple[str, ...] = ()
+    unit_name: str = "unit"
+    log_cov: FloatArray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "counts", frozen(self.counts, np.int64))
         object.__setattr__(self, "exposure", frozen(self.exposure))
+        if self.log_cov is not None:
+            cov = np.array(self.log_cov, dtype=float).reshape(2, 2)
+            cov.flags.writeable = False
+            object.__setattr__(self, "log_cov", cov)
 
     @property
     def prior_variance(self) -> float:
@@ -125,57 +137,40 @@ class PoissonGammaFit:
             return frozen(np.zeros(self.counts.size))
         return frozen(np.sqrt(self.post_shape) / self.post_rate)
 
-    def intervals(self, level: float = 0.95) -> EBIntervals:
-        """Equal-tailed intervals of the posterior Gamma of each unit.
+    def _log_se(self, gradient: FloatArray) -> float | None:
+        """Delta-method SE of a function of ``(log a, log b)`` with this gradient."""
+        if self.log_cov is None:
+            return None
+        return float(np.sqrt(gradient @ self.log_cov @ gradient))
 
-        Parameters
-        ----------
-        level : float, default 0.95
-            Coverage.
+    @property
+    def prior_mean_estimate(self) -> HyperEstimate:
+        """The prior mean ``a/b``; log(a/b) = log a - log b."""
+        return HyperEstimate(self.prior_mean, "log", self._log_se(np.array([1.0, -1.0])))
 
-        Returns
-        -------
-        EBIntervals
-            With ``method="gamma"``; zero width at the boundary.
-        """
-        tail = (1.0 - level) / 2.0
+    @property
+    def prior_sd_estimate(self) -> HyperEstimate:
+        """The prior SD ``sqrt(a)/b`` (0 at the boundary); log sd = log a / 2 - log b."""
         if self.boundary:
-            lower = upper = self.post_mean
-        else:
-            scale = 1.0 / self.post_rate
-            lower = stats.gamma.ppf(tail, self.post_shape, scale=scale)
-            upper = stats.gamma.ppf(1.0 - tail, self.post_shape, scale=scale)
-        return EBIntervals(
-            units=self.units,
-            mean=self.post_mean,
-            sd=self.post_sd,
-            lower=lower,
-            upper=upper,
-            level=level,
-            method="gamma",
-        )
+            return HyperEstimate(0.0, "log", None)
+        sd = float(np.sqrt(self.prior_variance))
+        return HyperEstimate(sd, "log", self._log_se(np.array([0.5, -1.0])))
 
-    def to_frame(self) -> pd.DataFrame:
-        """Per-unit table of data, shrinkage and posterior summaries.
+    def _central_bounds(self, ci_prob: float) -> tuple[FloatArray, FloatArray]:
+        """Equal-tailed intervals of each unit's posterior Gamma."""
+        if self.boundary:
+            return self.post_mean, self.post_mean
+        tail = (1.0 - ci_prob) / 2.0
+        scale = 1.0 / self.post_rate
+        lower = stats.gamma.ppf(tail, self.post_shape, scale=scale)
+        upper = stats.gamma.ppf(1.0 - tail, self.post_shape, scale=scale)
+        return lower, upper
 
-        Returns
-        -------
-        pandas.DataFrame
-            Columns ``counts``, ``exposure``, ``shrinkage``, ``post_shape``,
-            ``post_rate``, ``post_mean``, ``post_sd``.
-        """
-        return pd.DataFrame(
-            {
-                "counts": self.counts,
-                "exposure": self.exposure,
-                "shrinkage": self.shrinkage,
-                "post_shape": self.post_shape,
-                "post_rate": self.post_rate,
-                "post_mean": self.post_mean,
-                "post_sd": self.post_sd,
-            },
-            index=pd.Index(self.units, name="unit"),
-        )
+    def _data_columns(self) -> dict[str, FloatArray]:
+        return {"counts": self.counts, "exposure": self.exposure}
+
+    def _posterior_parameters(self) -> dict[str, FloatArray]:
+        return {"post_shape": self.post_shape, "post_rate": self.post_rate}
 
 
 def _nb_loglik_terms(a: float, b: float, y: NDArray[np.int64], e: FloatArray) -> FloatArray:
@@ -207,7 +202,7 @@ def _negloglik(
     return -float(ll), -grad, -hess
 
 
-class PoissonGamma(FullBayesMixin):
+class PoissonGamma(CompoundModel):
     """Poisson–gamma compound model for counts with exposures.
 
     Parameters
@@ -227,6 +222,11 @@ class PoissonGamma(FullBayesMixin):
     (unit rates, dim ``unit``), observed ``y``.
     """
 
+    term: ClassVar[str] = "lambda"
+    size_name: ClassVar[str] = "exposure"
+    boundary_note: ClassVar[str] = "complete pooling (a = inf)"
+    no_data_note: ClassVar[str] = "no exposure: posterior = prior"
+
     def __init__(
         self,
         counts: ArrayLike,
@@ -245,11 +245,12 @@ class PoissonGamma(FullBayesMixin):
         self.counts: NDArray[np.int64] = frozen(y, np.int64)
         self.exposure: FloatArray = frozen(e)
         self.units: tuple[str, ...] = unit_labels(units, y.size)
+        self.unit_name: str = unit_label_name(units)
 
     @property
-    def k(self) -> int:
-        """Number of units."""
-        return int(self.counts.size)
+    def size(self) -> FloatArray:
+        """The exposures, the first column of :meth:`compare`."""
+        return self.exposure
 
     @property
     def pooled(self) -> float:
@@ -325,13 +326,13 @@ class PoissonGamma(FullBayesMixin):
         if method not in ("ml", "mm"):
             raise ValueError(f"method must be 'ml' or 'mm', got {method!r}")
         r, var = self._moments()
-        a_se = b_se = None
+        a_se = b_se = log_cov = None
         if var > 0:
             a, b = r * r / var, r / var
         else:
             a = b = np.inf
         if method == "ml":
-            a, b, a_se, b_se = self._maximise(a, b)
+            a, b, a_se, b_se, log_cov = self._maximise(a, b)
         boundary = bool(np.isinf(a))
         notes = []
         if boundary:
@@ -357,10 +358,17 @@ class PoissonGamma(FullBayesMixin):
             boundary=boundary,
             loglik=self.loglik(a, b),
             notes=tuple(notes),
+            unit_name=self.unit_name,
+            log_cov=log_cov,
         )
 
-    def _maximise(self, a0: float, b0: float) -> tuple[float, float, float | None, float | None]:
-        """Marginal MLE as (a, b, se(a), se(b)); a = b = inf at the boundary."""
+    def _maximise(
+        self, a0: float, b0: float
+    ) -> tuple[float, float, float | None, float | None, FloatArray | None]:
+        """Marginal MLE as (a, b, se(a), se(b), cov(log a, log b)).
+
+        a = b = inf at the boundary, where the standard errors are None.
+        """
         r = self.pooled
         y, e = self._used()
         if not np.isfinite(a0):
@@ -379,10 +387,11 @@ class PoissonGamma(FullBayesMixin):
             ),
         )
         if found is None:
-            return np.inf, np.inf, None, None
+            return np.inf, np.inf, None, None, None
         x, cov = found
         a, b = np.exp(x)
-        return float(a), float(b), float(a * np.sqrt(cov[0, 0])), float(b * np.sqrt(cov[1, 1]))
+        se_a, se_b = a * np.sqrt(cov[0, 0]), b * np.sqrt(cov[1, 1])
+        return float(a), float(b), float(se_a), float(se_b), cov
 
     def pymc_model(self, hyperpriors: Mapping[str, HyperPriorSpec] | None = None) -> pm.Model:
         """The full-Bayes version of the model.
@@ -401,6 +410,8 @@ class PoissonGamma(FullBayesMixin):
             Variables ``mu``, ``a``, ``b``, ``theta`` (dim ``unit``), observed
             ``y``.
         """
+        import pymc as pm
+
         check_hyperprior_keys(hyperpriors, ("mu", "a"))
         chosen = dict(hyperpriors or {})
         r0 = (float(self.counts.sum()) + 0.5) / float(self.exposure.sum())
@@ -419,44 +430,17 @@ class PoissonGamma(FullBayesMixin):
             )
         return model
 
-    def compare(
-        self, eb: PoissonGammaFit | EBIntervals, idata: xr.DataTree, level: float = 0.95
-    ) -> pd.DataFrame:
-        """Per-unit comparison of no pooling, EB, full Bayes and complete pooling.
+    def prior_sd_draws(self, posterior: xr.Dataset) -> xr.DataArray:
+        """The Gamma prior's SD ``sqrt(a)/b``, per draw.
 
         Parameters
         ----------
-        eb : PoissonGammaFit or EBIntervals
-            The EB fit (its posterior Gamma intervals are used) or intervals.
-        idata : xarray.DataTree
-            Output of :meth:`fit_bayes`.
-        level : float, default 0.95
-            Interval coverage.
+        posterior : xarray.Dataset
+            Draws of :meth:`pymc_model`.
 
         Returns
         -------
-        pandas.DataFrame
-            Index ``unit``; columns ``exposure`` then
-            :data:`~hiermodels.compound.COMPARISON_COLUMNS`: ``no_pooling``
-            (``y/e``; NaN and not estimable for zero exposure),
-            ``complete_pooling`` (``sum y / sum e``), EB and full-Bayes means,
-            sds and equal-tailed intervals, shrinkage fractions, ``width_ratio``,
-            ``eb_boundary`` and ``note``.
+        xarray.DataArray
+            Dims ``(chain, draw)``.
         """
-        boundary = isinstance(eb, PoissonGammaFit) and eb.boundary
-        intervals = eb.intervals(level) if isinstance(eb, PoissonGammaFit) else eb
-        notes = ["no exposure: posterior = prior" if e == 0 else "" for e in self.exposure]
-        if boundary:
-            notes = ["; ".join(filter(None, ["complete pooling (a = inf)", n])) for n in notes]
-        return comparison_frame(
-            units=self.units,
-            size_name="exposure",
-            size=np.asarray(self.exposure),
-            raw=self.raw,
-            eb=intervals,
-            eb_boundary=boundary,
-            idata=idata,
-            pooled=self.pooled,
-            notes=notes,
-            level=level,
-        )
+        return (np.sqrt(posterior["a"]) / posterior["b"]).rename("prior_sd")

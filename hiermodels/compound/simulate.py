@@ -19,7 +19,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from hiermodels._checks import check_random_seed
 from hiermodels.compound import _normal_math as nm
-from hiermodels.compound._common import HyperPriorSpec, frozen
+from hiermodels.compound._inputs import frozen
+from hiermodels.compound.hyperpriors import HyperPriorSpec
 from hiermodels.compound.normal import NormalNormal
 
 __all__ = ["CompoundSimulation", "simulate_compound"]

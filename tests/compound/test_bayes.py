@@ -10,12 +10,12 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 
 from hiermodels.compound import (
     COMPARISON_COLUMNS,
     BetaBinomial,
     BetaBinomialFit,
+    CompoundBayesFit,
     NormalFit,
     NormalNormal,
     PoissonGamma,
@@ -27,15 +27,15 @@ pytestmark = pytest.mark.xdist_group("compound_bayes")
 DRAWS, TUNE = 400, 400
 
 
-def _theta_mcse(idata: xr.DataTree) -> np.ndarray:
-    return np.asarray(az.mcse(idata, var_names=["theta"], method="mean")["theta"])
+def _theta_mcse(bayes: CompoundBayesFit) -> np.ndarray:
+    return np.asarray(az.mcse(bayes.datatree, var_names=["theta"], method="mean")["theta"])
 
 
 # --- Normal: tight hyperpriors reproduce EB -------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def normal_tight() -> tuple[NormalNormal, NormalFit, xr.DataTree]:
+def normal_tight() -> tuple[NormalNormal, NormalFit, CompoundBayesFit]:
     rng = np.random.default_rng(21)
     theta = 3.0 + 1.2 * rng.standard_normal(10)
     model = NormalNormal(theta + rng.standard_normal(10), 1.0)
@@ -53,7 +53,7 @@ def test_tight_hyperprior_full_bayes_matches_eb_within_monte_carlo_error(normal_
     # With (mu, tau) pinned at (mu_hat, tau_hat) the full-Bayes posterior of theta_i is
     # the PEB posterior N(mu + (1 - B_i)(y_i - mu), (1 - B_i) se_i^2) (closed form).
     _, fit, idata = normal_tight
-    draws = idata["posterior"]["theta"]
+    draws = idata.posterior["theta"]
     fb_mean = draws.mean(("chain", "draw")).to_numpy()
     assert np.all(np.abs(fb_mean - fit.post_mean) < 4 * _theta_mcse(idata))
     fb_sd = draws.std(("chain", "draw")).to_numpy()
@@ -65,7 +65,7 @@ def test_normal_model_names_and_dims(normal_tight):
     pm_model = model.pymc_model()
     assert {"mu", "tau", "z", "theta", "y"} <= set(pm_model.named_vars)
     assert pm_model.named_vars_to_dims["theta"] == ("unit",)
-    assert list(idata["posterior"]["theta"].coords["unit"].values) == list(model.units)
+    assert list(idata.posterior["theta"].coords["unit"].values) == list(model.units)
 
 
 def test_comparison_table_layout_and_meaning(normal_tight):
@@ -98,7 +98,7 @@ def test_hyperprior_specs_are_checked():
 
 
 @pytest.fixture(scope="session")
-def schools_bayes(eight_schools: pd.DataFrame) -> tuple[NormalNormal, xr.DataTree]:
+def schools_bayes(eight_schools: pd.DataFrame) -> tuple[NormalNormal, CompoundBayesFit]:
     model = NormalNormal(eight_schools["y"], eight_schools["sigma"], units=eight_schools["school"])
     return model, model.fit_bayes(DRAWS, TUNE, 2, random_seed=23)
 
@@ -125,7 +125,7 @@ def test_boundary_comparison_says_so_plainly(schools_bayes):
 @pytest.fixture(scope="session")
 def rats_tight(
     rats_historical: pd.DataFrame,
-) -> tuple[BetaBinomial, BetaBinomialFit, xr.DataTree]:
+) -> tuple[BetaBinomial, BetaBinomialFit, CompoundBayesFit]:
     y = np.append(rats_historical["y"].to_numpy(), 0)
     n = np.append(rats_historical["K"].to_numpy(), 0)  # a unit without trials
     model = BetaBinomial(y, n)
@@ -141,7 +141,7 @@ def rats_tight(
 def test_rats_tight_hyperprior_full_bayes_matches_conjugate_eb(rats_tight):
     # Posterior of p_i given (alpha_hat, beta_hat) is Beta(alpha + y_i, beta + n_i - y_i).
     model, fit, idata = rats_tight
-    fb_mean = idata["posterior"]["theta"].mean(("chain", "draw")).to_numpy()
+    fb_mean = idata.posterior["theta"].mean(("chain", "draw")).to_numpy()
     assert np.all(np.abs(fb_mean - fit.post_mean) < 4 * _theta_mcse(idata))
     pm_model = model.pymc_model()
     assert {"mu", "M", "alpha", "beta", "theta", "y"} <= set(pm_model.named_vars)
@@ -169,7 +169,7 @@ def test_rats_comparison_handles_the_unit_without_trials(rats_tight):
 
 
 @pytest.fixture(scope="session")
-def pumps_bayes(pumps: tuple[np.ndarray, np.ndarray]) -> tuple[PoissonGamma, xr.DataTree]:
+def pumps_bayes(pumps: tuple[np.ndarray, np.ndarray]) -> tuple[PoissonGamma, CompoundBayesFit]:
     model = PoissonGamma(*pumps)
     return model, model.fit_bayes(DRAWS, TUNE, 2, random_seed=25)
 
@@ -179,7 +179,7 @@ def test_pumps_full_bayes_and_comparison(pumps_bayes):
     fit = model.fit("ml")
     table = model.compare(fit, idata)
     assert list(table.columns) == ["exposure", *COMPARISON_COLUMNS]
-    assert {"mu", "a", "b", "theta"} <= set(idata["posterior"].data_vars)
+    assert {"mu", "a", "b", "theta"} <= set(idata.posterior.data_vars)
     # EB moves each raw rate towards the prior mean a/b with weight B_i in (0, 1) ...
     lo = np.minimum(model.raw, fit.prior_mean)
     hi = np.maximum(model.raw, fit.prior_mean)
@@ -215,3 +215,71 @@ def test_simulator_adds_full_bayes_for_a_few_replications():
     assert np.all(np.isfinite(sim.bayes_losses.to_numpy()))
     # Same replications, same losses for the vectorised estimators.
     pd.testing.assert_frame_equal(sim.bayes_losses.drop(columns="full_bayes"), sim.losses.iloc[:2])
+
+
+# --- The full-Bayes result speaks the shared vocabulary -------------------------------------
+
+
+def test_bayes_result_summaries_match_the_draws(schools_bayes):
+    model, bayes = schools_bayes
+    assert isinstance(bayes, CompoundBayesFit)
+    table = bayes.ranef_summary(ci_prob=0.8)
+    assert list(table.columns[:7]) == ["grpvar", "term", "grp", "estimate", "se", "lower", "upper"]
+    assert table.attrs == {"interval": "equal-tailed", "ci_prob": 0.8}
+    assert table["grpvar"].unique().tolist() == ["school"] and (table["term"] == "theta").all()
+    assert list(table["grp"]) == list(model.units)
+    draws = bayes.datatree["posterior"]["theta"].transpose("chain", "draw", "unit").to_numpy()
+    flat = draws.reshape(-1, model.k)
+    np.testing.assert_allclose(table["estimate"], flat.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(table["se"], flat.std(axis=0, ddof=1), rtol=1e-12)
+    np.testing.assert_allclose(table["lower"], np.quantile(flat, 0.1, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(table["upper"], np.quantile(flat, 0.9, axis=0), rtol=1e-12)
+    widths = [(bayes.ranef_summary(p).eval("upper - lower")).to_numpy() for p in (0.5, 0.8, 0.95)]
+    assert np.all(np.diff(widths, axis=0) > 0)
+    ranef = bayes.ranef["school"]
+    np.testing.assert_allclose(ranef["theta"], table["estimate"], rtol=1e-12)
+    tau = bayes.datatree["posterior"]["tau"].to_numpy()
+    assert bayes.fixef["mu"] == pytest.approx(float(bayes.posterior["mu"].mean()), rel=1e-12)
+    assert bayes.fixef_summary().attrs["ci_prob"] == 0.95
+    assert bayes.varcorr.iloc[0]["sdcor"] == pytest.approx(tau.mean(), rel=1e-12)
+    vc = bayes.varcorr_summary(0.9).iloc[0]
+    assert vc["lower"] == pytest.approx(np.quantile(tau, 0.05), rel=1e-12)
+
+
+def test_bayes_prior_sd_of_the_beta_and_gamma_priors(rats_tight, pumps_bayes):
+    _, fit, bayes = rats_tight
+    post = bayes.posterior
+    sd = np.sqrt(post["mu"] * (1 - post["mu"]) / (post["M"] + 1))
+    assert bayes.varcorr.iloc[0]["sdcor"] == pytest.approx(float(sd.mean()), rel=1e-12)
+    # the hyperpriors pin (mu, M) at the EB estimates, so the prior SDs agree
+    assert bayes.varcorr.iloc[0]["sdcor"] == pytest.approx(fit.varcorr.iloc[0]["sdcor"], rel=1e-2)
+    assert bayes.ranef_summary()["term"].unique().tolist() == ["p"]
+    _, gamma_bayes = pumps_bayes
+    post = gamma_bayes.posterior
+    expected = float((np.sqrt(post["a"]) / post["b"]).mean())
+    assert gamma_bayes.varcorr.iloc[0]["sdcor"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_bayes_result_keeps_the_old_datatree_access_for_one_release(schools_bayes):
+    _, bayes = schools_bayes
+    with pytest.warns(DeprecationWarning, match=r"result.datatree\['posterior'\]"):
+        old = bayes["posterior"]
+    assert old is bayes.datatree["posterior"]
+    with pytest.warns(DeprecationWarning, match="result.datatree.sample_stats"):
+        stats_group = bayes.sample_stats
+    assert "diverging" in stats_group.data_vars
+    with pytest.raises(AttributeError):
+        bayes.no_such_group  # noqa: B018
+
+
+def test_compare_takes_ci_prob_and_the_old_spellings(schools_bayes):
+    model, bayes = schools_bayes
+    fit = model.fit(tau2=25.0)
+    table = model.compare(fit, bayes, ci_prob=0.9)
+    assert table.attrs == {"interval": "equal-tailed", "ci_prob": 0.9}
+    with pytest.warns(DeprecationWarning, match="use ci_prob="):
+        old = model.compare(fit, bayes, level=0.9)
+    pd.testing.assert_frame_equal(old, table)
+    with pytest.warns(DeprecationWarning, match="use bayes="):
+        from_tree = model.compare(fit, idata=bayes.datatree, ci_prob=0.9)
+    pd.testing.assert_frame_equal(from_tree, table)
