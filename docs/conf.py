@@ -197,7 +197,7 @@ def _api_members(modname: str) -> dict[str, list[str]]:
     """Split a module's ``__all__`` into what it defines and what it re-exports.
 
     A name is documented on the page of the module that defines it; a name
-    defined in a private module (``hiermodels.compound._common``) belongs to
+    defined in a private module (``hiermodels.compound._inputs``) belongs to
     the public package that exports it. Re-exports are listed by their
     defining module's dotted name, so the summary tables link to that page.
     """

@@ -81,11 +81,15 @@ def sample_paths(paths: Sequence[str]) -> dict[str, np.ndarray]:
         ),
         "eb_binomial": lambda: cbpp.fit_eb(plugin="all", random_seed=8, **RUN).idata,
         # the compound models' own sampling, with nutpie and with PyMC
-        "normal_normal": lambda: hm.compound.NormalNormal(schools["y"], schools["sigma"]).fit_bayes(
-            50, 50, 2, random_seed=9
+        "normal_normal": lambda: (
+            hm.compound.NormalNormal(schools["y"], schools["sigma"])
+            .fit_bayes(50, 50, 2, random_seed=9)
+            .datatree
         ),
-        "beta_binomial": lambda: hm.compound.BetaBinomial(rats["y"], rats["K"]).fit_bayes(
-            50, 50, 1, random_seed=10, sampler="pymc"
+        "beta_binomial": lambda: (
+            hm.compound.BetaBinomial(rats["y"], rats["K"])
+            .fit_bayes(50, 50, 1, random_seed=10, sampler="pymc")
+            .datatree
         ),
     }
     variables = {"eb_gaussian": "u_Subject", "eb_binomial": "u_herd"}
