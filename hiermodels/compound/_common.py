@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import optimize
 
 from hiermodels._checks import check_random_seed
-from hiermodels.bayes.sample import reproducible_compilation
+from hiermodels.bayes.samplers import reproducible_compilation
 
 __all__ = [
     "COMPARISON_COLUMNS",
