@@ -140,13 +140,13 @@ def run(library: str, name: str, options: dict) -> dict:
     if library == "hiermodels":
         from hiermodels.bayes import fit_bayes
         from hiermodels.bayes.build import build_pymc_model
-        from hiermodels.bayes.sample import sample_model
+        from hiermodels.bayes.samplers import sample_pymc_model
 
         start = time.perf_counter()
         design = design_of(name)
         if options:
             centered = options.pop("centered", False)
-            idata = sample_model(
+            idata = sample_pymc_model(
                 build_pymc_model(design, centered=centered),
                 draws=DRAWS,
                 tune=TUNE,
@@ -200,7 +200,7 @@ def gradient_cost(name: str, reps: int = 3000) -> dict[str, float]:
     other processes on the machine do not count.
     """
     from hiermodels.bayes.build import build_pymc_model
-    from hiermodels.bayes.sample import _python_compiled
+    from hiermodels.bayes.samplers import _python_compiled
 
     bambi_model = _bambi_model(name)
     bambi_model.build()

@@ -136,8 +136,8 @@ class Model:
         return build_pymc_model(self._design, priors)
 
     def fit_bayes(self, **options: Any) -> Any:
-        """Full-Bayes fit by MCMC; see :func:`hiermodels.bayes.sample.fit_bayes`."""
-        from hiermodels.bayes.sample import fit_bayes
+        """Full-Bayes fit by MCMC; see :func:`hiermodels.bayes.fit.fit_bayes`."""
+        from hiermodels.bayes.fit import fit_bayes
 
         return fit_bayes(self._design, **options)
 

@@ -476,11 +476,12 @@ def test_errors_while_fitting_are_one_line(csv_dir, capsys, monkeypatch, error, 
 )
 def test_sampling_advice_names_the_command_options(divergences, r_hat, expected):
     """The library's advice (Python arguments) reads as the command's options."""
-    from hiermodels.bayes.results import Diagnostics, _fit_bayes_arguments, sampling_problem
+    from hiermodels.bayes.results import Diagnostics, sampling_problem
+    from hiermodels.bayes.samplers import RUN_SETTINGS
     from hiermodels.cli import in_command_line_terms
 
     diag = Diagnostics(divergences, r_hat, 900.0, "sd_g__Intercept", "beta[x]", False, 400.0)
-    message = sampling_problem(diag, tunable=_fit_bayes_arguments())
+    message = sampling_problem(diag, tunable=RUN_SETTINGS)
     assert message is not None
     translated = in_command_line_terms(message)
     assert expected in translated

@@ -657,7 +657,7 @@ def build_marginal_model(
     ``marginal_loglik``. The free variables are ``beta``, the SDs, the raw
     correlation and ``sigma``, with the same priors and names; ``u`` and ``z``
     are drawn afterwards from their exact Gaussian conditional
-    (:func:`hiermodels.bayes.sample.conditional_effects`). The posterior is the
+    (:func:`hiermodels.bayes.effect_draws.conditional_effects`). The posterior is the
     same; only the sampler sees 5-6 dimensions instead of hundreds.
 
     Raises

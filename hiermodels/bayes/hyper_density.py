@@ -835,7 +835,7 @@ class IntegratedDensity(ABC):
     A subclass sets :attr:`hyper` and defines ``logp``; the outputs, the
     initial point and the inverse transform are those of
     :class:`HyperParameters`, in the interface
-    :func:`~hiermodels.bayes.sample.sample_density` samples.
+    :func:`~hiermodels.bayes.samplers.sample_density` samples.
 
     Attributes
     ----------

@@ -45,6 +45,7 @@ from hiermodels.bayes.prior_density import jittered, log_ndtr
 from hiermodels.bayes.priors import Priors, group_term_layout
 from hiermodels.design.design import Design
 from hiermodels.mle.blocked import ReLayout
+from hiermodels.mle.response import log_binomial_coefficient
 
 __all__ = ["JointDensity", "joint_effects", "joint_log_density", "supports_joint_density"]
 
@@ -237,10 +238,7 @@ class JointDensity(IntegratedDensity):
         if model == POISSON_LOG:
             constant = -float(np.sum(special.gammaln(y + 1.0)))
         else:
-            constant = float(
-                np.sum(special.gammaln(trials + 1.0) - special.gammaln(y + 1.0)
-                       - special.gammaln(trials - y + 1.0))
-            )  # fmt: skip
+            constant = float(np.sum(log_binomial_coefficient(trials, y)))
         constant -= _HALF_LOG_2PI * float(self._z_start[-1] - self.n_hyper)
         columns = [np.asarray(block.X, dtype=float) for block in design.blocks]
         col_start = np.concatenate([[0], np.cumsum([c.shape[1] for c in columns])])

@@ -8,7 +8,6 @@ grp`` of :meth:`hiermodels.mle.results.MixedFit.ranef_frame`.
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,15 +21,16 @@ from numpy.typing import ArrayLike
 
 from hiermodels.bayes.build import OBSERVED
 from hiermodels.bayes.convergence import rank_diagnostics
-from hiermodels.bayes.priors import Priors, group_term_layout
-from hiermodels.bayes.sample import (
+from hiermodels.bayes.draws import (
     LinearPredictorData,
-    fit_bayes,
     linear_predictor,
     mean_response,
     pointwise_log_likelihood,
     posterior_predictive_draws,
 )
+from hiermodels.bayes.priors import Priors, group_term_layout
+from hiermodels.bayes.route import SamplingRoute
+from hiermodels.bayes.samplers import RUN_SETTINGS
 from hiermodels.design.design import Design
 from hiermodels.errors import SamplingWarning
 
@@ -125,7 +125,7 @@ class Diagnostics:
     @property
     def problem(self) -> str | None:
         """What is wrong with the draws and what to do (:func:`sampling_problem`), or ``None``."""
-        return sampling_problem(self, tunable=_fit_bayes_arguments())
+        return sampling_problem(self, tunable=RUN_SETTINGS)
 
 
 def sampling_problem(diag: Diagnostics, *, tunable: Sequence[str] = ()) -> str | None:
@@ -224,6 +224,9 @@ class BayesFit:
         out by the Laplace approximation and drawn from the Gaussian
         approximation at their conditional mode (see
         :mod:`hiermodels.bayes.laplace_density`).
+    route : SamplingRoute
+        The engine that sampled (:func:`~hiermodels.bayes.route.choose_route`),
+        also the ``"route"`` attribute of the ``posterior`` group.
     """
 
     idata: xr.DataTree
@@ -233,6 +236,7 @@ class BayesFit:
     fixed_values: Mapping[str, Any] = field(default_factory=dict)
     marginalized: bool = False
     integrate: str | None = None
+    route: SamplingRoute = SamplingRoute.FULL_GRAPH
 
     # ----------------------------------------------------------- posterior
     @property
@@ -459,11 +463,6 @@ class BayesFit:
             + ("integrate=laplace (approximate), " if self.integrate == "laplace" else "")
             + f"chains={post.sizes['chain']}, draws={post.sizes['draw']})"
         )
-
-
-def _fit_bayes_arguments() -> tuple[str, ...]:
-    """The arguments of ``fit_bayes``, so the advice names only those that exist."""
-    return tuple(inspect.signature(fit_bayes).parameters)
 
 
 def _label(values: xr.DataArray, flat_index: int) -> str:

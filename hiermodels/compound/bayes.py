@@ -58,7 +58,7 @@ def run_nuts(
         raise ValueError(f"sampler must be 'nutpie' or 'pymc', got {sampler!r}")
     import pymc as pm
 
-    from hiermodels.bayes.sample import reproducible_compilation
+    from hiermodels.bayes.samplers import reproducible_compilation
 
     # without fast-math, so that the draws do not depend on the state of PyTensor's compile cache
     with model, reproducible_compilation():

@@ -148,7 +148,7 @@ def _full_bayes_means(
     """Posterior means of theta for each row of y; the model is compiled once."""
     import nutpie  # local: only needed when full Bayes is requested
 
-    from hiermodels.bayes.sample import reproducible_compilation
+    from hiermodels.bayes.samplers import reproducible_compilation
 
     model = NormalNormal(y[0], se).pymc_model(hyperpriors)
     means = np.empty_like(y)

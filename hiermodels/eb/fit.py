@@ -234,7 +234,7 @@ def fit_eb(
         estimates are the plug-in values: for a negative binomial also the
         dispersion ``alpha``, which the Laplace fit estimates.
     draws, tune, chains, sampler, random_seed, progressbar, target_accept
-        MCMC settings (see :func:`hiermodels.bayes.sample.fit_bayes`).
+        MCMC settings (see :func:`hiermodels.bayes.fit.fit_bayes`).
 
     Returns
     -------
@@ -295,7 +295,7 @@ def fit_eb(
             np.sqrt(np.clip(np.diagonal(c, axis1=1, axis2=2), 0.0, None)) for c in cond.covariances
         )
     else:
-        from hiermodels.bayes.sample import fit_bayes
+        from hiermodels.bayes.fit import fit_bayes
 
         bayes = fit_bayes(
             design,

@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special, stats
 
 from hiermodels.design.design import Design
@@ -26,7 +27,7 @@ from hiermodels.design.design import Design
 if TYPE_CHECKING:
     from hiermodels.mle.results import MixedFit
 
-__all__ = ["DISPERSION_NAME", "GlmResponse"]
+__all__ = ["DISPERSION_NAME", "GlmResponse", "log_binomial_coefficient"]
 
 #: The public name of the negative-binomial dispersion (MLE, EB and Bayes alike).
 DISPERSION_NAME = "alpha"
@@ -287,11 +288,7 @@ class GlmResponse:
         which tends to ``−log y!`` as ``α → ∞``.
         """
         if self.family == "binomial":
-            return (
-                special.gammaln(self.trials + 1)
-                - special.gammaln(self.y + 1)
-                - special.gammaln(self.trials - self.y + 1)
-            )
+            return log_binomial_coefficient(self.trials, self.y)
         const = -special.gammaln(self.y + 1)
         if self.family == "negativebinomial" and math.isfinite(self.dispersion):
             const = const + _log_rising_ratio(self.y, self.dispersion)
@@ -315,6 +312,24 @@ class GlmResponse:
     def deviance(self, eta: np.ndarray) -> float:
         """``−2 Σ log p(y | η)``."""
         return -2.0 * float(np.sum(self.loglik_terms(eta)))
+
+
+def log_binomial_coefficient(trials: ArrayLike, successes: ArrayLike) -> np.ndarray:
+    """``log C(n, y) = log n! − log y! − log (n − y)!``, elementwise.
+
+    Parameters
+    ----------
+    trials : array_like
+        ``n``.
+    successes : array_like
+        ``y``, with ``0 ≤ y ≤ n``.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    n, y = np.asarray(trials, dtype=float), np.asarray(successes, dtype=float)
+    return special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1)
 
 
 def _log_rising_ratio(y: np.ndarray, alpha: float) -> np.ndarray:

@@ -9,7 +9,8 @@ import pytest
 
 from hiermodels.bayes import build_pymc_model
 from hiermodels.bayes.build import choose_centering
-from hiermodels.bayes.sample import fit_bayes, sample_model
+from hiermodels.bayes.fit import fit_bayes
+from hiermodels.bayes.samplers import sample_pymc_model
 from hiermodels.datasets import load
 from hiermodels.design.design import Design, build_design
 from tests.bayes.conftest import assert_posteriors_agree
@@ -103,7 +104,7 @@ def test_centred_and_non_centred_posteriors_agree_on_cbpp(cbpp: Design) -> None:
     run = {"draws": 400, "tune": 400, "chains": 2, "progressbar": False}
     draws = {}
     for centered in (False, True):
-        idata = sample_model(build_pymc_model(cbpp, centered=centered), random_seed=5, **run)
+        idata = sample_pymc_model(build_pymc_model(cbpp, centered=centered), random_seed=5, **run)
         draws[centered] = idata["posterior"].to_dataset()
     for name in ("beta", "sd_herd__Intercept", "u_herd"):
         a, b = (draws[c][name].values.reshape(-1, *draws[c][name].shape[2:]) for c in draws)

@@ -14,8 +14,9 @@ from scipy import stats
 
 from hiermodels.bayes import build_marginal_model, fit_bayes
 from hiermodels.bayes.build import can_marginalize
+from hiermodels.bayes.effect_draws import conditional_effects
 from hiermodels.bayes.priors import group_term_layout
-from hiermodels.bayes.sample import conditional_effects, sample_model
+from hiermodels.bayes.samplers import sample_pymc_model
 from hiermodels.design.design import Design, build_design
 from tests.bayes.conftest import assert_posteriors_agree
 
@@ -160,7 +161,7 @@ def test_python_backend_treats_parameters_outside_their_support_as_zero_density(
     with pm.Model() as model:
         scale = pm.Normal("scale", 1.0, 1.0)  # may go negative: an invalid sigma below
         pm.Normal("y", 0.0, sigma=scale, observed=[0.3, -0.2, 0.5])
-    idata = sample_model(
+    idata = sample_pymc_model(
         model, draws=300, tune=300, chains=2, random_seed=1, progressbar=False, backend="python"
     )
     assert np.all(idata["posterior"]["scale"].values > 0)

@@ -208,7 +208,7 @@ def test_a_non_number_parameter_names_the_prior() -> None:
 
 
 def test_a_bad_prior_scale_fails_before_sampling(sleep_design: Design) -> None:
-    from hiermodels.bayes.sample import fit_bayes
+    from hiermodels.bayes.fit import fit_bayes
 
     with pytest.raises(ValueError, match=re.escape("parameter sigma=-1 is out of range")):
         fit_bayes(sleep_design, priors={"sigma": Prior("HalfNormal", sigma=-1)}, draws=10)

@@ -126,9 +126,9 @@ def test_empirical_bayes_mcmc_warns_through_fit_bayes() -> None:
 
 def test_fit_bayes_advice_names_target_accept_which_it_takes() -> None:
     """The divergence advice names ``target_accept``, and fit_bayes passes it to NUTS."""
-    from hiermodels.bayes.results import _fit_bayes_arguments
+    from hiermodels.bayes.samplers import RUN_SETTINGS
 
-    assert "target_accept" in _fit_bayes_arguments()
+    assert "target_accept" in RUN_SETTINGS
     model = hm.Model("Reaction ~ Days + (1 | Subject)", hm.datasets.load("sleepstudy"))
     stats = []
     for target in (0.6, 0.99):

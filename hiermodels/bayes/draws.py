@@ -1,0 +1,213 @@
+"""Draw-wise quantities of a posterior: linear predictor, mean, log-likelihood, replicates.
+
+They are computed from the posterior draws of ``beta``, ``u_<group>`` and
+``sigma``/``alpha`` with numpy, without compiling anything, for the rows of
+the fitted design or for new rows (:class:`LinearPredictorData`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+from scipy import special, stats
+
+from hiermodels.bayes.priors import group_term_layout
+from hiermodels.design.design import Design
+from hiermodels.design.families import Family, inverse_link
+from hiermodels.mle.response import log_binomial_coefficient
+
+__all__ = [
+    "LinearPredictorData",
+    "linear_predictor",
+    "mean_response",
+    "pointwise_log_likelihood",
+    "posterior_predictive_draws",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class LinearPredictorData:
+    """The arrays that map posterior draws to a linear predictor, for some rows.
+
+    Attributes
+    ----------
+    family : Family
+    X : numpy.ndarray
+        ``(n, p)`` fixed-effects matrix.
+    groups : tuple of (str, numpy.ndarray, numpy.ndarray)
+        Per grouping factor: name, ``(n,)`` level codes (``-1``: a level not in
+        the fit, contributing zero), ``(n, q)`` term columns.
+    offset : numpy.ndarray or None
+    y : numpy.ndarray or None
+        Observed response (for the log-likelihood).
+    trials : numpy.ndarray or None
+        Binomial trials.
+    obs : list
+        Row labels.
+    """
+
+    family: Family
+    X: np.ndarray
+    groups: tuple[tuple[str, np.ndarray, np.ndarray], ...]
+    offset: np.ndarray | None
+    y: np.ndarray | None
+    trials: np.ndarray | None
+    obs: list
+
+    @classmethod
+    def from_design(cls, design: Design) -> LinearPredictorData:
+        """The design's own rows."""
+        groups = tuple(
+            (layout.group, np.asarray(layout.codes, dtype=np.int64), layout.X)
+            for layout in group_term_layout(design)
+        )
+        rows = list(design.rows) if design.rows.is_unique else list(range(design.nobs))
+        return cls(
+            family=design.family,
+            X=np.asarray(design.X, dtype=float),
+            groups=groups,
+            offset=design.offset,
+            y=np.asarray(design.y, dtype=float),
+            trials=design.trials,
+            obs=rows,
+        )
+
+
+def linear_predictor(posterior: xr.Dataset, data: LinearPredictorData) -> xr.DataArray:
+    """``eta = X beta + sum_g sum(u_g[codes] * X_g, axis=1) + offset`` for every draw.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        With ``beta`` (chain, draw, coef) and ``u_<group>`` (chain, draw,
+        level, term).
+    data : LinearPredictorData
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(chain, draw, obs)``.
+    """
+    beta = posterior["beta"].transpose("chain", "draw", "coef").values
+    eta = np.einsum("cdp,np->cdn", beta, data.X)
+    for group, codes, Xg in data.groups:
+        u = posterior[f"u_{group}"].transpose("chain", "draw", group, f"{group}__term").values
+        known = codes >= 0
+        for c in range(u.shape[0]):  # chain by chain keeps the (draw, n, q) gather small
+            gathered = u[c][:, codes[known], :]
+            eta[c][:, known] += np.einsum("dnq,nq->dn", gathered, Xg[known])
+    if data.offset is not None:
+        eta = eta + np.asarray(data.offset, dtype=float)
+    return xr.DataArray(
+        eta,
+        dims=("chain", "draw", "obs"),
+        coords={
+            "chain": posterior["chain"].values,
+            "draw": posterior["draw"].values,
+            "obs": data.obs,
+        },
+    )
+
+
+def _log_p(eta: np.ndarray, link: str) -> tuple[np.ndarray, np.ndarray]:
+    """``log p`` and ``log(1 - p)`` for ``p = inverse_link(eta)``, computed stably."""
+    if link == "probit":
+        return special.log_ndtr(eta), special.log_ndtr(-eta)
+    return -np.logaddexp(0.0, -eta), -np.logaddexp(0.0, eta)
+
+
+def mean_response(eta: np.ndarray, family: Family) -> np.ndarray:
+    """The family's inverse link: mean of the response (a probability for bernoulli/binomial).
+
+    Parameters
+    ----------
+    eta : numpy.ndarray
+        Linear predictor, any shape.
+    family : Family
+
+    Returns
+    -------
+    numpy.ndarray
+        The shape of ``eta``.
+    """
+    return inverse_link(family.link, eta)
+
+
+def _draws_of(posterior: xr.Dataset, name: str) -> np.ndarray:
+    """A scalar parameter's ``(chain, draw, 1)`` draws, to broadcast over observations."""
+    return posterior[name].transpose("chain", "draw").values[..., None]
+
+
+def pointwise_log_likelihood(posterior: xr.Dataset, data: LinearPredictorData) -> xr.DataArray:
+    """Log-likelihood of every observation at every draw, as PyMC's model defines it.
+
+    Unlike :meth:`~hiermodels.mle.response.GlmResponse.loglik_terms`, which
+    clips probabilities away from 0 and 1 as PIRLS needs, the log-probabilities
+    here are exact far into the tails, where draws with a large ``|eta|``
+    take them and LOO's importance weights depend on them.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+    data : LinearPredictorData
+        Must carry ``y`` (and ``trials`` for binomial).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(chain, draw, obs)``.
+    """
+    if data.y is None:
+        raise ValueError("the log-likelihood needs the observed response")
+    eta_da = linear_predictor(posterior, data)
+    eta, y, family = eta_da.values, data.y, data.family
+    if family.is_gaussian:
+        ll = stats.norm.logpdf(y, loc=eta, scale=_draws_of(posterior, "sigma"))
+    elif family.is_binomial:
+        log_p, log_q = _log_p(eta, family.link)
+        n = np.ones_like(y) if data.trials is None or family.name == "bernoulli" else data.trials
+        ll = log_binomial_coefficient(n, y) + y * log_p + (n - y) * log_q
+    elif family.name == "poisson":
+        ll = y * eta - np.exp(eta) - special.gammaln(y + 1)
+    else:
+        alpha = _draws_of(posterior, "alpha")
+        mu = np.exp(eta)
+        ll = stats.nbinom.logpmf(y, alpha, alpha / (alpha + mu))
+    return eta_da.copy(data=ll)
+
+
+def posterior_predictive_draws(
+    posterior: xr.Dataset, data: LinearPredictorData, rng: np.random.Generator
+) -> xr.DataArray:
+    """One replicate response per posterior draw, from the family's distribution.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+    data : LinearPredictorData
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(chain, draw, obs)``; counts of successes for binomial.
+    """
+    eta_da = linear_predictor(posterior, data)
+    eta, family = eta_da.values, data.family
+    mean = mean_response(eta, family)
+    if family.is_gaussian:
+        draws = rng.normal(mean, _draws_of(posterior, "sigma"))
+    elif family.is_binomial:
+        n = 1 if data.trials is None or family.name == "bernoulli" else data.trials
+        draws = rng.binomial(np.asarray(n, dtype=np.int64), np.clip(mean, 0.0, 1.0))
+    elif family.name == "poisson":
+        draws = rng.poisson(mean)
+    else:
+        alpha = np.broadcast_to(_draws_of(posterior, "alpha"), mean.shape)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            draws = rng.negative_binomial(alpha, alpha / (alpha + mean))
+    return eta_da.copy(data=draws)
