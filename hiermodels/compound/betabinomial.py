@@ -26,6 +26,7 @@ from hiermodels.compound._inputs import as_counts, frozen, unit_label_name, unit
 from hiermodels.compound.base import CompoundFit, CompoundModel, HyperEstimate, warn_all
 from hiermodels.compound.hyperpriors import HyperPriorSpec, check_hyperprior_keys, make_prior
 from hiermodels.compound.marginal_mle import conjugate_mle
+from hiermodels.mle.response import log_binomial_coefficient
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -320,7 +321,7 @@ class BetaBinomial(CompoundModel):
         y, n = self.successes, self.trials
         if np.isinf(alpha) or np.isinf(beta):
             return float(np.sum(stats.binom.logpmf(y, n, self.pooled)))
-        terms = _log_choose(y, n) + special.betaln(alpha + y, beta + n - y)
+        terms = log_binomial_coefficient(n, y) + special.betaln(alpha + y, beta + n - y)
         return float(np.sum(terms - special.betaln(alpha, beta)))
 
     def fit(self, method: Literal["ml", "mm"] = "ml") -> BetaBinomialFit:
@@ -391,7 +392,7 @@ class BetaBinomial(CompoundModel):
         found = conjugate_mle(
             lambda x: _negloglik(x, y, n),
             np.log([mu0 * m_start, (1.0 - mu0) * m_start]),
-            nll_pooled=-float(np.sum(stats.binom.logpmf(y, n, p) - _log_choose(y, n))),
+            nll_pooled=-float(np.sum(stats.binom.logpmf(y, n, p) - log_binomial_coefficient(n, y))),
             score_pooled=_overdispersion_score(y, n, p),
             degenerate_message=(
                 "the prior precision is estimated as 0: every unit is all successes "
@@ -458,8 +459,3 @@ class BetaBinomial(CompoundModel):
         """
         mu = posterior["mu"]
         return np.sqrt(mu * (1.0 - mu) / (posterior["M"] + 1.0)).rename("prior_sd")
-
-
-def _log_choose(y: NDArray[np.int64], n: NDArray[np.int64]) -> FloatArray:
-    """``log C(n, y)``."""
-    return special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1)
