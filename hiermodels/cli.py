@@ -22,9 +22,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["DEMOS", "CliError", "build_parser", "main"]
 
@@ -136,6 +137,8 @@ def _show_warning(
 
 
 def _read_csv(path: str) -> pd.DataFrame:
+    import pandas as pd
+
     file = Path(path)
     if not file.exists():
         raise CliError(f"no such file: {path}")
@@ -280,6 +283,7 @@ def _eb_only_table(nopool: pd.DataFrame, eb: Any) -> pd.DataFrame:
 
 
 def _table(title: str, frame: pd.DataFrame, *, index: bool = False, digits: int = 4) -> Any:
+    import pandas as pd
     from rich.table import Table
 
     from hiermodels.report import format_number
@@ -355,6 +359,8 @@ def _write_netcdf(idata: Any, out: Path, stem: str) -> list[Path]:
 
 def write_outputs(analysis: Any, out: Path) -> list[Path]:
     """CSV tables, NetCDF posteriors and PNG pictures of an analysis into ``out``."""
+    import pandas as pd
+
     from hiermodels.report import analysis_figures, figure_png
 
     out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ PyMC graph, sampling).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +16,10 @@ import pandas as pd
 from hiermodels.design.design import Design, build_design
 from hiermodels.design.families import Family, get_family
 from hiermodels.design.formula import FormulaSpec, parse_formula
-from hiermodels.mle.results import MixedFit
+
+if TYPE_CHECKING:
+    # the engines are imported by the methods that run them
+    from hiermodels.mle.results import MixedFit
 
 __all__ = ["Model"]
 

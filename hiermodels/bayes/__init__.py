@@ -34,21 +34,26 @@ The native routes need nutpie with ``backend="auto"`` (the default) or
 callbacks) or PyMC's NUTS (:mod:`hiermodels.bayes.samplers`).
 """
 
-from hiermodels.bayes.build import build_marginal_model, build_pymc_model, model_coords
-from hiermodels.bayes.fit import fit_bayes
-from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
-from hiermodels.bayes.laplace_density import LaplaceDensity
-from hiermodels.bayes.priors import (
-    Prior,
-    Priors,
-    default_priors,
-    fixed_value_keys,
-    prior_keys,
-    resolve_priors,
-)
-from hiermodels.bayes.results import BayesFit, Diagnostics
-from hiermodels.bayes.route import SamplingRoute, choose_route
-from hiermodels.bayes.samplers import sample_density, sample_model, sample_pymc_model
+from typing import TYPE_CHECKING
+
+from hiermodels._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from hiermodels.bayes.build import build_marginal_model, build_pymc_model, model_coords
+    from hiermodels.bayes.fit import fit_bayes
+    from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
+    from hiermodels.bayes.laplace_density import LaplaceDensity
+    from hiermodels.bayes.priors import (
+        Prior,
+        Priors,
+        default_priors,
+        fixed_value_keys,
+        prior_keys,
+        resolve_priors,
+    )
+    from hiermodels.bayes.results import BayesFit, Diagnostics
+    from hiermodels.bayes.route import SamplingRoute, choose_route
+    from hiermodels.bayes.samplers import sample_density, sample_model, sample_pymc_model
 
 __all__ = [
     "BayesFit",
@@ -71,3 +76,29 @@ __all__ = [
     "sample_model",
     "sample_pymc_model",
 ]
+
+# Imported on first use: PyMC, PyTensor, ArviZ and numba load with these modules.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "BayesFit": "hiermodels.bayes.results",
+        "Diagnostics": "hiermodels.bayes.results",
+        "GaussianMarginalDensity": "hiermodels.bayes.gaussian_density",
+        "LaplaceDensity": "hiermodels.bayes.laplace_density",
+        "Prior": "hiermodels.bayes.priors",
+        "Priors": "hiermodels.bayes.priors",
+        "build_pymc_model": "hiermodels.bayes.build",
+        "build_marginal_model": "hiermodels.bayes.build",
+        "default_priors": "hiermodels.bayes.priors",
+        "fit_bayes": "hiermodels.bayes.fit",
+        "fixed_value_keys": "hiermodels.bayes.priors",
+        "model_coords": "hiermodels.bayes.build",
+        "prior_keys": "hiermodels.bayes.priors",
+        "resolve_priors": "hiermodels.bayes.priors",
+        "SamplingRoute": "hiermodels.bayes.route",
+        "choose_route": "hiermodels.bayes.route",
+        "sample_density": "hiermodels.bayes.samplers",
+        "sample_model": "hiermodels.bayes.samplers",
+        "sample_pymc_model": "hiermodels.bayes.samplers",
+    },
+)

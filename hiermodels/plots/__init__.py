@@ -20,16 +20,21 @@ Colours are the same everywhere: no pooling grey, empirical Bayes blue,
 full Bayes orange, the MLE red, the truth green.
 """
 
-from hiermodels.plots._common import COLORS
-from hiermodels.plots.compound import (
-    baseball_estimates,
-    plot_efron_morris,
-    plot_raw_shrunk_truth,
-    plot_risk_curves,
-)
-from hiermodels.plots.hyper import hyperparameter_draws, plot_hyperparameters, profile_frames
-from hiermodels.plots.shrinkage import plot_caterpillar, plot_shrinkage, plot_shrinkage_factor
-from hiermodels.plots.shrinkage2d import plot_shrinkage_2d, population_covariance
+from typing import TYPE_CHECKING
+
+from hiermodels._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from hiermodels.plots._common import COLORS
+    from hiermodels.plots.compound import (
+        baseball_estimates,
+        plot_efron_morris,
+        plot_raw_shrunk_truth,
+        plot_risk_curves,
+    )
+    from hiermodels.plots.hyper import hyperparameter_draws, plot_hyperparameters, profile_frames
+    from hiermodels.plots.shrinkage import plot_caterpillar, plot_shrinkage, plot_shrinkage_factor
+    from hiermodels.plots.shrinkage2d import plot_shrinkage_2d, population_covariance
 
 __all__ = [
     "COLORS",
@@ -46,3 +51,23 @@ __all__ = [
     "population_covariance",
     "profile_frames",
 ]
+
+# Imported on first use: the drawing modules load matplotlib.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "COLORS": "hiermodels.plots._common",
+        "plot_shrinkage": "hiermodels.plots.shrinkage",
+        "plot_shrinkage_2d": "hiermodels.plots.shrinkage2d",
+        "plot_caterpillar": "hiermodels.plots.shrinkage",
+        "plot_shrinkage_factor": "hiermodels.plots.shrinkage",
+        "plot_hyperparameters": "hiermodels.plots.hyper",
+        "plot_raw_shrunk_truth": "hiermodels.plots.compound",
+        "plot_efron_morris": "hiermodels.plots.compound",
+        "plot_risk_curves": "hiermodels.plots.compound",
+        "baseball_estimates": "hiermodels.plots.compound",
+        "hyperparameter_draws": "hiermodels.plots.hyper",
+        "population_covariance": "hiermodels.plots.shrinkage2d",
+        "profile_frames": "hiermodels.plots.hyper",
+    },
+)
