@@ -94,11 +94,6 @@ def test_maximum_likelihood_side_loads_no_engine() -> None:
     assert not loaded & ENGINES, sorted(loaded & ENGINES)
 
 
-@pytest.mark.xfail(
-    reason="hiermodels.compound._common imports pymc (with it pytensor) and "
-    "hiermodels.bayes.sample (pymc, numba) at module level",
-    strict=True,
-)
 def test_compound_loads_no_engine() -> None:
     loaded = _packages_loaded_by("import hiermodels.compound")
     assert not loaded & ENGINES, sorted(loaded & ENGINES)
