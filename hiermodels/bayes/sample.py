@@ -49,7 +49,7 @@ from hiermodels.bayes.build import (
     precision_terms,
 )
 from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
-from hiermodels.bayes.hyper_density import integrated_effects
+from hiermodels.bayes.integrated import integrated_effects
 from hiermodels.bayes.joint_density import JointDensity, joint_effects, supports_joint_density
 from hiermodels.bayes.laplace_density import LaplaceDensity, check_laplace_family
 from hiermodels.bayes.marginal_density import effect_arrays
