@@ -24,7 +24,7 @@ from hiermodels.bayes.draws import (
 )
 from hiermodels.bayes.effect_draws import conditional_effects
 from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
-from hiermodels.bayes.hyper_density import integrated_effects
+from hiermodels.bayes.integrated import integrated_effects
 from hiermodels.bayes.joint_density import JointDensity, joint_effects
 from hiermodels.bayes.laplace_density import LaplaceDensity
 from hiermodels.bayes.priors import Prior, Priors, resolve_priors

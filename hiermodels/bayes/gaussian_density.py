@@ -11,7 +11,7 @@ gradient). :class:`GaussianMarginalDensity` adds the priors of the PyMC
 graph (:class:`~hiermodels.bayes.hyper_density.HyperParameters`), on the
 same unconstrained coordinates, and :func:`gaussian_effect_draws` draws the
 effects afterwards from their exact Gaussian conditional
-(:func:`~hiermodels.bayes.hyper_density.integrated_effects`).
+(:func:`~hiermodels.bayes.integrated.integrated_effects`).
 
 The likelihood is evaluated on the residuals of a least-squares fit and on
 centred predictors (:class:`~hiermodels.bayes.marginal_density.FixedEffectsPrior`),
@@ -25,13 +25,8 @@ import math
 import numpy as np
 from numba import njit
 
-from hiermodels.bayes.hyper_density import (
-    HyperParameters,
-    IntegratedDensity,
-    hyper_point,
-    hyper_pull_back,
-    store_effect_draw,
-)
+from hiermodels.bayes.hyper_density import HyperParameters, hyper_point, hyper_pull_back
+from hiermodels.bayes.integrated import IntegratedDensity, store_effect_draw
 from hiermodels.bayes.marginal_density import FixedEffectsPrior
 from hiermodels.bayes.priors import Priors
 from hiermodels.design.design import Design

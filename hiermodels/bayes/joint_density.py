@@ -34,12 +34,8 @@ from numba import njit
 from scipy import special
 
 from hiermodels.bayes.build import choose_centering
-from hiermodels.bayes.hyper_density import (
-    HyperParameters,
-    IntegratedDensity,
-    hyper_point,
-    hyper_pull_back,
-)
+from hiermodels.bayes.hyper_density import HyperParameters, hyper_point, hyper_pull_back
+from hiermodels.bayes.integrated import IntegratedDensity
 from hiermodels.bayes.marginal_density import effect_arrays
 from hiermodels.bayes.prior_density import jittered, log_ndtr
 from hiermodels.bayes.priors import Priors, group_term_layout

@@ -20,7 +20,7 @@ compiled and handed to nutpie as a native function
 (:mod:`hiermodels.bayes.native`). After sampling, the effects are drawn
 once per posterior draw from the Gaussian approximation at the conditional
 mode, ``u ~ N(u~, H^-1)`` and ``b = Lambda u`` (:func:`laplace_effect_draws`,
-through :func:`~hiermodels.bayes.hyper_density.integrated_effects`), under
+through :func:`~hiermodels.bayes.integrated.integrated_effects`), under
 the names and dims of the full graph (``z_<g>``, ``u_<g>``).
 
 The result is an approximation, and is labelled as one. Where it is good:
@@ -73,13 +73,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from hiermodels.bayes.hyper_density import (
-    HyperParameters,
-    IntegratedDensity,
-    hyper_point,
-    hyper_pull_back,
-    store_effect_draw,
-)
+from hiermodels.bayes.hyper_density import HyperParameters, hyper_point, hyper_pull_back
+from hiermodels.bayes.integrated import IntegratedDensity, store_effect_draw
 from hiermodels.bayes.priors import GroupTerms, Priors, group_term_layout
 from hiermodels.design.design import Design
 from hiermodels.mle import kernels

@@ -21,7 +21,7 @@ import xarray as xr
 from scipy import optimize, special
 
 from hiermodels.bayes.build import build_pymc_model
-from hiermodels.bayes.hyper_density import integrated_effects
+from hiermodels.bayes.integrated import integrated_effects
 from hiermodels.bayes.laplace_density import (
     LaplaceDensity,
     LaplaceLikelihood,
