@@ -292,7 +292,7 @@ class MixedFit:
         The marginal likelihood gives no standard errors for the variance
         parameters, and profile-likelihood intervals need a root search per
         parameter (:func:`hiermodels.mle.profile.profile_sd` profiles one
-        SD), so ``lower`` and ``upper`` are NaN rather than invented.
+        SD), so ``se``, ``lower`` and ``upper`` are NaN rather than invented.
 
         Parameters
         ----------
@@ -302,14 +302,26 @@ class MixedFit:
         Returns
         -------
         pandas.DataFrame
-            :attr:`varcorr`'s ``grp, var1, var2``, then ``estimate`` (its
-            ``sdcor``: SD or correlation), ``lower``, ``upper`` (NaN).
+            :attr:`varcorr`'s ``grp, var1, var2``; ``name``, the parameter's
+            name in the Bayesian graph (``sd_<group>__<term>``,
+            ``corr_<group>[<term>, <term>]``, ``sigma``); ``estimate`` (its
+            ``sdcor``: SD or correlation); ``se``, ``lower``, ``upper`` (NaN).
             ``attrs``: ``interval`` ``"none"``, ``ci_prob`` and ``reason``.
         """
         ci_prob = check_ci_prob(ci_prob)
         varcorr = self.varcorr
+        names = [
+            "sigma"
+            if grp == "Residual"
+            else f"sd_{grp}__{var1}"
+            if not isinstance(var2, str)
+            else f"corr_{grp}[{var1}, {var2}]"
+            for grp, var1, var2 in zip(
+                varcorr["grp"], varcorr["var1"], varcorr["var2"], strict=True
+            )
+        ]
         table = varcorr[["grp", "var1", "var2"]].assign(
-            estimate=varcorr["sdcor"].to_numpy(), lower=np.nan, upper=np.nan
+            name=names, estimate=varcorr["sdcor"].to_numpy(), se=np.nan, lower=np.nan, upper=np.nan
         )
         table.attrs.update(
             interval="none",
