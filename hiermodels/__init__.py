@@ -7,6 +7,7 @@ shrinkage and the full posterior can be compared group by group.
 """
 
 from hiermodels import compound, datasets
+from hiermodels.bayes.results import BayesFit
 from hiermodels.design.families import Family
 from hiermodels.eb.fit import EBFit
 from hiermodels.mle.anova import anova
@@ -15,6 +16,7 @@ from hiermodels.model import Model
 from hiermodels.shrinkage import ShrinkageComparison, compare_shrinkage
 
 __all__ = [
+    "BayesFit",
     "EBFit",
     "Family",
     "MixedFit",
