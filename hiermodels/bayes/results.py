@@ -251,7 +251,7 @@ class BayesFit:
     @property
     def ranef(self) -> dict[str, pd.DataFrame]:
         """Posterior means of the random effects per grouping factor: levels × terms."""
-        out = {}
+        out: dict[str, pd.DataFrame] = {}
         for layout in group_term_layout(self.design):
             g = layout.group
             means = self.posterior[f"u_{g}"].mean(("chain", "draw"))

@@ -185,7 +185,7 @@ class EBFit:
 
     def _draw_summaries(self, ci_prob: float) -> dict[tuple[str, str], pd.DataFrame]:
         """The summary of the draws of every block's term, levels in the block's order."""
-        out = {}
+        out: dict[tuple[str, str], pd.DataFrame] = {}
         posterior = self.idata.posterior
         for block in self.mle.layout.blocks:
             draws = posterior[f"u_{block.group}"].sel({block.group: list(block.levels)})
