@@ -241,12 +241,9 @@ class BayesFit:
     @property
     def fixef(self) -> pd.Series:
         """Posterior means of the fixed effects, indexed by coefficient name."""
-        beta = self.posterior["beta"]
-        return pd.Series(
-            beta.mean(("chain", "draw")).values,
-            index=list(self.design.fixed_names),
-            name="Estimate",
-        )
+        names = list(self.design.fixed_names)
+        means = self.posterior["beta"].mean(("chain", "draw")).sel(coef=names)
+        return pd.Series(means.values, index=names, name="Estimate")
 
     @property
     def ranef(self) -> dict[str, pd.DataFrame]:

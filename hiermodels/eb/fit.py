@@ -29,7 +29,7 @@ from hiermodels.errors import BoundaryWarning
 from hiermodels.intervals import normal_bounds, resolve_ci_prob, summarise_draws
 from hiermodels.mle.covariance import covariance_to_sd_corr
 from hiermodels.mle.response import DISPERSION_NAME
-from hiermodels.mle.results import MixedFit
+from hiermodels.mle.results import MixedFit, per_group_frames
 from hiermodels.names import DEFAULT_CI_PROB
 
 __all__ = ["BoundaryWarning", "EBFit", "fit_eb", "plugin_values"]
@@ -87,16 +87,7 @@ class EBFit:
     @property
     def ranef(self) -> dict[str, pd.DataFrame]:
         """Plug-in conditional means per grouping factor: levels × terms."""
-        out: dict[str, pd.DataFrame] = {}
-        blocks = self.mle.layout.blocks
-        for group in dict.fromkeys(b.group for b in blocks):
-            idx = [i for i, b in enumerate(blocks) if b.group == group]
-            out[group] = pd.DataFrame(
-                np.hstack([self.means[i] for i in idx]),
-                index=pd.Index(blocks[idx[0]].levels, name=group),
-                columns=[t for i in idx for t in blocks[i].terms],
-            )
-        return out
+        return per_group_frames(self.mle.layout, self.means)
 
     def fixef_summary(self, ci_prob: float = DEFAULT_CI_PROB) -> pd.DataFrame:
         """Fixed effects with Wald intervals, from the marginal-likelihood fit.

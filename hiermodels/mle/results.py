@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,7 +30,7 @@ from hiermodels.names import DEFAULT_CI_PROB
 if TYPE_CHECKING:
     from hiermodels.mle.summary import FitSummary
 
-__all__ = ["MixedFit", "SINGULAR_TOLERANCE"]
+__all__ = ["MixedFit", "SINGULAR_TOLERANCE", "per_group_frames"]
 
 #: lme4's ``isSingular`` tolerance on the diagonal of the relative factors.
 SINGULAR_TOLERANCE = 1e-4
@@ -78,6 +78,34 @@ class Deferrable[T]:
     def pending(instance: object, name: str) -> bool:
         """Whether ``instance``'s field ``name`` has not been computed yet."""
         return isinstance(instance.__dict__.get(name), _Pending)
+
+
+def per_group_frames(layout: ReLayout, values: Sequence[np.ndarray]) -> dict[str, pd.DataFrame]:
+    """Per-block ``(levels, q)`` arrays joined per grouping factor: levels × terms.
+
+    Parameters
+    ----------
+    layout : ReLayout
+        The random-effect blocks, θ order.
+    values : sequence of numpy.ndarray
+        One ``(levels, q)`` array per block of ``layout``.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        One frame per grouping factor, index its levels, columns its terms.
+    """
+    blocks: dict[str, list[int]] = {}
+    for i, block in enumerate(layout.blocks):
+        blocks.setdefault(block.group, []).append(i)
+    return {
+        group: pd.DataFrame(
+            np.hstack([values[i] for i in idx]),
+            index=pd.Index(layout.blocks[idx[0]].levels, name=group),
+            columns=[t for i in idx for t in layout.blocks[i].terms],
+        )
+        for group, idx in blocks.items()
+    }
 
 
 @dataclass(frozen=True, eq=False)
@@ -357,15 +385,7 @@ class MixedFit:
         return {group: frame.copy() for group, frame in self._memo("ranef", self._ranef).items()}
 
     def _ranef(self) -> dict[str, pd.DataFrame]:
-        out: dict[str, pd.DataFrame] = {}
-        for group, idx in self._group_blocks().items():
-            first = self.layout.blocks[idx[0]]
-            values = np.hstack([self.conditional_modes[i] for i in idx])
-            terms = [t for i in idx for t in self.layout.blocks[i].terms]
-            out[group] = pd.DataFrame(
-                values, index=pd.Index(first.levels, name=group), columns=terms
-            )
-        return out
+        return per_group_frames(self.layout, self.conditional_modes)
 
     def ranef_frame(self) -> pd.DataFrame:
         """Conditional modes and SDs in lme4's ``as.data.frame(ranef(fit, condVar=TRUE))``.
