@@ -158,7 +158,7 @@ def test_predict_keeps_the_encoding_of_a_categorical_random_slope() -> None:
         np.testing.assert_allclose(
             fit.predict(frame.loc[rows]).to_numpy(), fitted[rows], rtol=1e-12
         )
-    with pytest.raises(hm.spec.design.DesignError, match="does not match the design's data"):
+    with pytest.raises(hm.errors.DesignError, match="does not match the design's data"):
         fit.predict(frame.iloc[:2].assign(c="z"))
 
 
