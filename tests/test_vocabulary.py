@@ -10,6 +10,8 @@ work, warn, and give the numbers of the new ones.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import itertools
 import warnings
 from functools import cache
@@ -223,3 +225,29 @@ def test_predictions_share_the_signature_and_agree() -> None:
     fitted_rows = bayes.predict()
     assert len(fitted_rows) == mle.nobs
     np.testing.assert_allclose(fitted_rows, mle.fitted(), rtol=0.03)
+
+
+@pytest.mark.parametrize(
+    ("method", "engine"),
+    [("fit_bayes", "hiermodels.bayes.sample:fit_bayes"), ("fit_eb", "hiermodels.eb.fit:fit_eb")],
+)
+def test_model_methods_spell_out_the_engines_keywords(method: str, engine: str) -> None:
+    module, name = engine.split(":")
+    function = getattr(importlib.import_module(module), name)
+    ours = inspect.signature(getattr(hm.Model, method)).parameters
+    theirs = inspect.signature(function).parameters
+    assert list(ours)[1:] == list(theirs)[1:]  # self and design aside
+    for key in list(theirs)[1:]:
+        assert ours[key].default == theirs[key].default, key
+        assert ours[key].kind is inspect.Parameter.KEYWORD_ONLY, key
+
+
+def test_fit_mle_refuses_the_options_of_the_other_kind_of_model() -> None:
+    with pytest.raises(TypeError, match="n_agq"):
+        model().fit_mle(n_agq=1)
+    cbpp = hm.datasets.load("cbpp")
+    glmm = hm.Model(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial"
+    )
+    with pytest.raises(TypeError, match="theta"):
+        glmm.fit_mle(theta=np.ones(1))
