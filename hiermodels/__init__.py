@@ -12,6 +12,12 @@ from hiermodels._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from hiermodels import compound, datasets
+    from hiermodels.bayes.results import BayesFit
+    from hiermodels.compound.base import CompoundFit
+    from hiermodels.compound.bayes import CompoundBayesFit
+    from hiermodels.compound.betabinomial import BetaBinomialFit
+    from hiermodels.compound.normal import NormalFit
+    from hiermodels.compound.poissongamma import PoissonGammaFit
     from hiermodels.design.families import Family
     from hiermodels.eb.fit import EBFit
     from hiermodels.mle.anova import anova
@@ -20,10 +26,16 @@ if TYPE_CHECKING:
     from hiermodels.shrinkage import ShrinkageComparison, compare_shrinkage
 
 __all__ = [
+    "BayesFit",
+    "BetaBinomialFit",
+    "CompoundBayesFit",
+    "CompoundFit",
     "EBFit",
     "Family",
     "MixedFit",
     "Model",
+    "NormalFit",
+    "PoissonGammaFit",
     "ShrinkageComparison",
     "anova",
     "compare_shrinkage",
@@ -37,10 +49,16 @@ __version__ = "0.1.0"
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "BayesFit": "hiermodels.bayes.results",
+        "BetaBinomialFit": "hiermodels.compound.betabinomial",
+        "CompoundBayesFit": "hiermodels.compound.bayes",
+        "CompoundFit": "hiermodels.compound.base",
         "EBFit": "hiermodels.eb.fit",
         "Family": "hiermodels.design.families",
         "MixedFit": "hiermodels.mle.results",
         "Model": "hiermodels.model",
+        "NormalFit": "hiermodels.compound.normal",
+        "PoissonGammaFit": "hiermodels.compound.poissongamma",
         "ShrinkageComparison": "hiermodels.shrinkage",
         "anova": "hiermodels.mle.anova",
         "compare_shrinkage": "hiermodels.shrinkage",

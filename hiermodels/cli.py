@@ -323,9 +323,11 @@ def print_summary(analysis: Any, console: Any) -> None:
             "effects completely, with zero uncertainty"
         )
     if bayes is not None:
-        console.print(_table("Full Bayes: fixed effects", bayes.fixef_summary(), index=True))
+        console.print(
+            _table("Full Bayes: fixed effects", bayes.fixef_summary(ci_prob=INTERVAL), index=True)
+        )
         if analysis.comparison is None:
-            varcorr = bayes.varcorr_summary()
+            varcorr = bayes.varcorr_summary(ci_prob=INTERVAL)
             console.print(_table("Full Bayes: variance components", varcorr.fillna("")))
         diag = bayes.diagnostics(warn=False)
         state = "[green]ok[/]" if diag.ok else "[yellow]check[/]"
@@ -377,13 +379,13 @@ def write_outputs(analysis: Any, out: Path) -> list[Path]:
         csv("varcorr.csv", mle.varcorr)
         csv("ranef_mle.csv", mle.ranef_frame())
     if analysis.eb is not None:
-        csv("ranef_eb.csv", analysis.eb.ranef_summary(INTERVAL))
+        csv("ranef_eb.csv", analysis.eb.ranef_summary(ci_prob=INTERVAL))
         if analysis.eb.idata is not None:
             written += _write_netcdf(analysis.eb.idata, out, "eb")
     if analysis.bayes is not None:
-        csv("posterior_fixef.csv", analysis.bayes.fixef_summary(), index=True)
-        csv("posterior_varcorr.csv", analysis.bayes.varcorr_summary())
-        csv("ranef_bayes.csv", analysis.bayes.ranef_summary())
+        csv("posterior_fixef.csv", analysis.bayes.fixef_summary(ci_prob=INTERVAL), index=True)
+        csv("posterior_varcorr.csv", analysis.bayes.varcorr_summary(ci_prob=INTERVAL))
+        csv("ranef_bayes.csv", analysis.bayes.ranef_summary(ci_prob=INTERVAL))
         written += _write_netcdf(analysis.bayes.idata, out, "idata")
     if analysis.shrinkage_table is not None:
         csv("shrinkage.csv", analysis.shrinkage_table)

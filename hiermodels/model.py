@@ -8,10 +8,11 @@ PyMC graph, sampling).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from hiermodels.design.design import Design, build_design
 from hiermodels.design.families import Family, get_family
@@ -19,6 +20,9 @@ from hiermodels.design.formula import FormulaSpec, parse_formula
 
 if TYPE_CHECKING:
     # the engines are imported by the methods that run them
+    from hiermodels.bayes.priors import Prior, Priors
+    from hiermodels.bayes.results import BayesFit
+    from hiermodels.eb.fit import EBFit
     from hiermodels.mle.results import MixedFit
 
 __all__ = ["Model"]
@@ -85,30 +89,55 @@ class Model:
         """Response family and link."""
         return self._family
 
-    def fit_mle(self, method: str | None = None, **options: Any) -> MixedFit:
+    def fit_mle(
+        self,
+        method: str | None = None,
+        *,
+        start: np.ndarray | None = None,
+        optimizer: str = "quasi-newton",
+        theta: np.ndarray | None = None,
+        n_agq: int | None = None,
+        laplace: str | None = None,
+    ) -> MixedFit:
         """Marginal maximum-likelihood fit.
+
+        Linear mixed models go to :func:`hiermodels.mle.fit.fit_lmm`, GLMMs
+        to :func:`hiermodels.mle.glmm.fit_glmm`.
 
         Parameters
         ----------
         method : {"REML", "ML", "Laplace"}, optional
             ``"REML"`` (default for Gaussian models) or ``"ML"`` for linear
             mixed models; ``"Laplace"`` (default otherwise) for GLMMs.
-        **options
-            Passed to the engine: ``start`` values for θ; ``theta`` to
-            evaluate at given variance parameters (LMMs); ``n_agq`` for GLMMs,
-            as glmer's ``nAGQ``: quadrature nodes for a single scalar
+        start : numpy.ndarray, optional
+            Start values for θ.
+        optimizer : {"quasi-newton", "bobyqa"}
+            The default quasi-Newton steps on the analytic gradient, or
+            lme4's derivative-free path.
+        theta : numpy.ndarray, optional
+            Linear mixed models only: evaluate the model at this θ instead of
+            optimising.
+        n_agq : int, optional
+            GLMMs only, as glmer's ``nAGQ`` (default 1, the Laplace
+            approximation): quadrature nodes for a single scalar
             random-effect term, or 0 for the fast fit that optimises θ alone
-            with β inside PIRLS; ``laplace="glmer"`` to evaluate the Laplace
-            approximation as glmer (glmer.nb) does and reproduce lme4's
-            estimates (the default ``"exact"`` agrees with glmmTMB);
-            ``optimizer="bobyqa"`` for lme4's derivative-free path instead of
-            the default quasi-Newton steps on the analytic gradient.
+            with β inside PIRLS.
+        laplace : {"exact", "glmer"}, optional
+            GLMMs only: ``"glmer"`` evaluates the Laplace approximation as
+            glmer (glmer.nb) does and reproduces lme4's estimates; the
+            default ``"exact"`` agrees with glmmTMB.
 
         Returns
         -------
         MixedFit
             A negative-binomial fit also estimates the dispersion,
             ``MixedFit.alpha`` (``Var(y) = μ + μ²/α``, glmmTMB's ``nbinom2``).
+
+        Raises
+        ------
+        TypeError
+            When an option of the other kind of model is given (``theta`` to
+            a GLMM, ``n_agq`` or ``laplace`` to a linear mixed model).
         """
         if method is None:
             method = "REML" if self._family.is_gaussian else "Laplace"
@@ -120,17 +149,27 @@ class Model:
                 raise ValueError(
                     "a Gaussian model's likelihood is exact: use method='REML' or 'ML'"
                 )
+            if n_agq is not None or laplace is not None:
+                raise TypeError("n_agq= and laplace= apply to GLMMs, not to a Gaussian model")
             from hiermodels.mle.fit import fit_lmm
 
-            return fit_lmm(self._design, key, **options)
+            return fit_lmm(self._design, key, start=start, theta=theta, optimizer=optimizer)
         if key != "Laplace":
             raise ValueError(
                 f"{key} applies to Gaussian models; family {self._family.name!r} is fitted "
                 "with method='Laplace'"
             )
+        if theta is not None:
+            raise TypeError("theta= applies to linear mixed models, not to a GLMM")
         from hiermodels.mle.glmm import fit_glmm
 
-        return fit_glmm(self._design, **options)
+        return fit_glmm(
+            self._design,
+            start=start,
+            n_agq=1 if n_agq is None else n_agq,
+            laplace="exact" if laplace is None else laplace,
+            optimizer=optimizer,
+        )
 
     def pymc_model(self, priors: Mapping[str, Any] | None = None) -> Any:
         """The model as a PyMC graph (``pm.Model``) with the default or given priors."""
@@ -138,17 +177,133 @@ class Model:
 
         return build_pymc_model(self._design, priors)
 
-    def fit_bayes(self, **options: Any) -> Any:
-        """Full-Bayes fit by MCMC; see :func:`hiermodels.bayes.fit.fit_bayes`."""
+    def fit_bayes(
+        self,
+        *,
+        priors: Priors | Mapping[str, Prior] | None = None,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        sampler: Literal["nutpie", "pymc"] = "nutpie",
+        random_seed: int | None = None,
+        progressbar: bool = True,
+        fixed_values: Mapping[str, ArrayLike] | None = None,
+        log_likelihood: bool | None = None,
+        posterior_predictive: bool = False,
+        marginalize: bool | None = None,
+        backend: Literal["auto", "direct", "numba", "python"] = "auto",
+        target_accept: float = 0.8,
+        integrate: Literal["laplace"] | None = None,
+    ) -> BayesFit:
+        """Full-Bayes fit by MCMC (:func:`hiermodels.bayes.fit.fit_bayes`).
+
+        Parameters
+        ----------
+        priors : Priors or mapping of str to Prior, optional
+            Overrides of the default priors (see :mod:`hiermodels.bayes.priors`).
+        draws, tune, chains : int
+            Kept draws per chain, tuning draws per chain, chains.
+        sampler : {"nutpie", "pymc"}
+            The NUTS implementation.
+        random_seed : int, optional
+            Seed of the sampler.
+        progressbar : bool
+            Show the sampler's progress.
+        fixed_values : mapping of str to array_like, optional
+            Variables held fixed in the graph (empirical Bayes).
+        log_likelihood : bool, optional
+            Add the pointwise ``log_likelihood`` group (by default unless too large).
+        posterior_predictive : bool
+            Add a ``posterior_predictive`` group.
+        marginalize : bool, optional
+            Integrate the group effects out (Gaussian models; by default
+            whenever possible).
+        backend : {"auto", "direct", "numba", "python"}
+            How nutpie evaluates the model.
+        target_accept : float
+            The acceptance rate NUTS tunes its step size to.
+        integrate : {None, "laplace"}
+            ``"laplace"``: an approximate posterior with the group effects
+            integrated out by the Laplace approximation (binomial, bernoulli
+            and Poisson models).
+
+        Returns
+        -------
+        BayesFit
+        """
         from hiermodels.bayes.fit import fit_bayes
 
-        return fit_bayes(self._design, **options)
+        return fit_bayes(
+            self._design,
+            priors=priors,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            sampler=sampler,
+            random_seed=random_seed,
+            progressbar=progressbar,
+            fixed_values=fixed_values,
+            log_likelihood=log_likelihood,
+            posterior_predictive=posterior_predictive,
+            marginalize=marginalize,
+            backend=backend,
+            target_accept=target_accept,
+            integrate=integrate,
+        )
 
-    def fit_eb(self, **options: Any) -> Any:
-        """Empirical-Bayes fit; see :func:`hiermodels.eb.fit.fit_eb`."""
+    def fit_eb(
+        self,
+        *,
+        method: str | None = None,
+        plugin: str = "hyper",
+        eb_method: str | None = None,
+        mle: MixedFit | None = None,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        sampler: str = "nutpie",
+        random_seed: int | None = None,
+        progressbar: bool = True,
+        target_accept: float = 0.8,
+    ) -> EBFit:
+        """Empirical-Bayes fit (:func:`hiermodels.eb.fit.fit_eb`).
+
+        Parameters
+        ----------
+        method : str, optional
+            Marginal-likelihood method: ``"REML"`` (Gaussian default), ``"ML"``
+            or ``"Laplace"`` (default otherwise).
+        plugin : {"hyper", "all"}
+            Hold the variance parameters at their MLE (default), or the fixed
+            effects too.
+        eb_method : {"analytic", "quadrature", "mcmc"}, optional
+            Closed-form conditional (Gaussian default), adaptive quadrature
+            (GLMMs with one scalar term, ``plugin="all"``) or MCMC (GLMM default).
+        mle : MixedFit, optional
+            A marginal-likelihood fit to reuse instead of fitting again.
+        draws, tune, chains, sampler, random_seed, progressbar, target_accept
+            MCMC settings (see :meth:`fit_bayes`).
+
+        Returns
+        -------
+        EBFit
+        """
         from hiermodels.eb.fit import fit_eb
 
-        return fit_eb(self._design, **options)
+        return fit_eb(
+            self._design,
+            method=method,
+            plugin=plugin,
+            eb_method=eb_method,
+            mle=mle,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            sampler=sampler,
+            random_seed=random_seed,
+            progressbar=progressbar,
+            target_accept=target_accept,
+        )
 
     def __repr__(self) -> str:
         return (

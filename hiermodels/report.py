@@ -306,11 +306,13 @@ def _fixed_table(analysis: Analysis) -> pd.DataFrame:
         {"coefficient": list(mle.fixef.index), "MLE": mle.fixef.values, "SE": mle.fixef_se.values}
     )
     if analysis.bayes is not None:
-        post = analysis.bayes.fixef_summary()
-        frame["posterior mean"] = post["mean"].to_numpy()
-        frame["posterior sd"] = post["sd"].to_numpy()
-        frame["HDI low"] = post["hdi_low"].to_numpy()
-        frame["HDI high"] = post["hdi_high"].to_numpy()
+        from hiermodels.cli import INTERVAL
+
+        post = analysis.bayes.fixef_summary(ci_prob=INTERVAL)
+        frame["posterior mean"] = post["estimate"].to_numpy()
+        frame["posterior sd"] = post["se"].to_numpy()
+        frame["HDI low"] = post["lower"].to_numpy()
+        frame["HDI high"] = post["upper"].to_numpy()
     return frame
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from hiermodels.eb.fit import EBFit
+from hiermodels.intervals import summarise_draws
 from hiermodels.mle.results import MixedFit
 from hiermodels.no_pooling import no_pooling_estimates
 
@@ -83,17 +84,6 @@ class ShrinkageComparison:
         return self.table[mask]
 
 
-def _posterior_hdi(values: np.ndarray, prob: float) -> tuple[float, float]:
-    ordered = np.sort(values)
-    n = ordered.size
-    width = int(np.floor(prob * n))
-    if width < 1 or width >= n:
-        return float(ordered[0]), float(ordered[-1])
-    spans = ordered[width:] - ordered[: n - width]
-    start = int(np.argmin(spans))
-    return float(ordered[start]), float(ordered[start + width])
-
-
 def _bayes_ranef(posterior: Any, mle: MixedFit, interval: float) -> pd.DataFrame:
     """Posterior mean, SD and HDI of every random effect, in the comparison's layout."""
     parts = []
@@ -101,24 +91,18 @@ def _bayes_ranef(posterior: Any, mle: MixedFit, interval: float) -> pd.DataFrame
         group = block.group
         draws = posterior[f"u_{group}"]
         for term in block.terms:
-            values = (
-                draws.sel({f"{group}__term": term})
-                .sel({group: list(block.levels)})
-                .transpose(group, "chain", "draw")
-                .to_numpy()
-                .reshape(block.n_levels, -1)
-            )
-            bounds = np.array([_posterior_hdi(row, interval) for row in values])
+            values = draws.sel({f"{group}__term": term}, drop=True).sel({group: list(block.levels)})
+            stats = summarise_draws(values.transpose("chain", "draw", group), interval)
             parts.append(
                 pd.DataFrame(
                     {
                         "grpvar": group,
                         "term": term,
                         "grp": list(block.levels),
-                        "bayes_mean": values.mean(axis=1),
-                        "bayes_sd": values.std(axis=1, ddof=1),
-                        "bayes_low": bounds[:, 0],
-                        "bayes_high": bounds[:, 1],
+                        "bayes_mean": stats["estimate"].to_numpy(),
+                        "bayes_sd": stats["se"].to_numpy(),
+                        "bayes_low": stats["lower"].to_numpy(),
+                        "bayes_high": stats["upper"].to_numpy(),
                     }
                 )
             )
@@ -156,16 +140,21 @@ def hyperparameter_table(mle: MixedFit, posterior: Any, interval: float = 0.94) 
             )
         else:
             name, draws = f"sd_{row.grp}__{row.var1}", posterior[f"sd_{row.grp}__{row.var1}"]
+        stats = summarise_draws(
+            draws.drop_vars(draws.coords.keys() - {"chain", "draw"})
+            .expand_dims(parameter=[name])
+            .transpose("chain", "draw", "parameter"),
+            interval,
+        ).iloc[0]
         values = np.asarray(draws).ravel()
-        low, high = _posterior_hdi(values, interval)
         rows.append(
             {
                 "parameter": name,
                 "mle": float(row.sdcor),
-                "mean": float(values.mean()),
-                "median": float(np.median(values)),
-                "hdi_low": low,
-                "hdi_high": high,
+                "mean": float(stats["estimate"]),
+                "median": float(stats["median"]),
+                "hdi_low": float(stats["lower"]),
+                "hdi_high": float(stats["upper"]),
                 "mle_quantile": float(np.mean(values <= row.sdcor)),
             }
         )
@@ -174,15 +163,15 @@ def hyperparameter_table(mle: MixedFit, posterior: Any, interval: float = 0.94) 
 
 def eb_summary(eb_fit: EBFit, interval: float) -> pd.DataFrame:
     """``EBFit.ranef_summary`` with the comparison's ``eb_*`` column names."""
-    return eb_fit.ranef_summary(interval).rename(
+    return eb_fit.ranef_summary(ci_prob=interval).rename(
         columns={
-            "mean": "eb_mean",
-            "sd": "eb_sd",
-            "hdi_low": "eb_low",
-            "hdi_high": "eb_high",
-            "sd_corrected": "eb_sd_corrected",
-            "low_corrected": "eb_low_corrected",
-            "high_corrected": "eb_high_corrected",
+            "estimate": "eb_mean",
+            "se_plugin": "eb_sd",
+            "lower_plugin": "eb_low",
+            "upper_plugin": "eb_high",
+            "se": "eb_sd_corrected",
+            "lower": "eb_low_corrected",
+            "upper": "eb_high_corrected",
         }
     )
 

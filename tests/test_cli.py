@@ -257,7 +257,7 @@ def test_fit_eb_only_draws_eb_pictures(tmp_path):
     assert "EB boundary" in run.stdout
     assert run.stderr.count("warning: boundary MLE") == 1
     eb = pd.read_csv(out / "ranef_eb.csv")
-    np.testing.assert_allclose(eb["mean"], 0.0, atol=1e-8)
+    np.testing.assert_allclose(eb["estimate"], 0.0, atol=1e-8)
 
 
 def test_fit_negative_binomial_reports_alpha(tmp_path):

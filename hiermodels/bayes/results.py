@@ -3,7 +3,8 @@
 Summaries come as pandas frames labelled like the MLE results: fixed effects
 by coefficient name, variance components by group and term (lme4's
 ``VarCorr`` layout) and random effects in the long layout ``grpvar, term,
-grp`` of :meth:`hiermodels.mle.results.MixedFit.ranef_frame`.
+grp`` of :meth:`hiermodels.mle.results.MixedFit.ranef_summary`, with the
+columns ``estimate, se, lower, upper`` every fit's summaries share.
 """
 
 from __future__ import annotations
@@ -28,18 +29,24 @@ from hiermodels.bayes.draws import (
     pointwise_log_likelihood,
     posterior_predictive_draws,
 )
-from hiermodels.bayes.priors import Priors, group_term_layout
+from hiermodels.bayes.priors import GroupTerms, Priors, group_term_layout
 from hiermodels.bayes.route import SamplingRoute
 from hiermodels.bayes.samplers import RUN_SETTINGS
 from hiermodels.design.design import Design
 from hiermodels.errors import SamplingWarning
+from hiermodels.intervals import (
+    SUMMARY_COLUMNS,
+    check_ci_prob,
+    renamed_keyword,
+    summarise_draws,
+)
+from hiermodels.names import DEFAULT_CI_PROB
 
 __all__ = [
     "BayesFit",
     "Diagnostics",
     "prediction_data",
     "sampling_problem",
-    "HDI_PROB",
     "RHAT_MAX",
     "ESS_MIN",
     "ESS_MIN_PER_CHAIN",
@@ -47,8 +54,8 @@ __all__ = [
     "RHAT_WARN",
 ]
 
-#: Probability mass of the reported highest-density intervals.
-HDI_PROB = 0.94
+#: The fixed HDI probability of earlier releases; deprecated, see :func:`__getattr__`.
+_DEPRECATED_HDI_PROB = 0.94
 #: Thresholds of :meth:`BayesFit.diagnostics` (Vehtari et al. 2021 recommendations).
 RHAT_MAX = 1.01
 ESS_MIN = 400
@@ -64,33 +71,20 @@ ESS_WARN_FRACTION = 0.5
 #: An r_hat this large means chains stuck in different places, not slow mixing.
 _RHAT_STUCK = 1.5
 
-_STAT_COLUMNS = ["mean", "median", "sd", "hdi_low", "hdi_high", "ess_bulk", "r_hat"]
+_STAT_COLUMNS = [*SUMMARY_COLUMNS, "median", "ess_bulk", "r_hat"]
 
 
-def _stats(draws: xr.DataArray) -> pd.DataFrame:
-    """Posterior mean, sd, 94% HDI, bulk ESS and rank r_hat over chain and draw.
-
-    ``draws`` has dims ``(chain, draw, item)``; returns one row per item.
-    Constant draws (fixed values) give NaN ESS and r_hat.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # constant draws divide by zero
-        hdi = azs.hdi(draws, prob=HDI_PROB)
-        ess = azs.ess(draws, method="bulk")
-        rhat = azs.rhat(draws)
-    item = next(d for d in draws.dims if d not in ("chain", "draw"))
-    return pd.DataFrame(
-        {
-            "mean": draws.mean(("chain", "draw")).values,
-            "median": draws.median(("chain", "draw")).values,
-            "sd": draws.std(("chain", "draw"), ddof=1).values,
-            "hdi_low": hdi.sel(ci_bound="lower").values,
-            "hdi_high": hdi.sel(ci_bound="upper").values,
-            "ess_bulk": ess.values,
-            "r_hat": rhat.values,
-        },
-        index=pd.Index(draws[item].values, name=item),
-    )
+def __getattr__(name: str) -> float:
+    """``HDI_PROB``, deprecated: the summaries take ``ci_prob`` instead."""
+    if name == "HDI_PROB":
+        warnings.warn(
+            "hiermodels.bayes.results.HDI_PROB is deprecated and will be removed in the next "
+            "release; pass ci_prob= to the summaries (default hiermodels.names.DEFAULT_CI_PROB)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _DEPRECATED_HDI_PROB
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -248,28 +242,114 @@ class BayesFit:
     def _data(self) -> LinearPredictorData:
         return LinearPredictorData.from_design(self.design)
 
-    def fixef_summary(self) -> pd.DataFrame:
+    @property
+    def fixef(self) -> pd.Series:
+        """Posterior means of the fixed effects, indexed by coefficient name."""
+        names = list(self.design.fixed_names)
+        means = self.posterior["beta"].mean(("chain", "draw")).sel(coef=names)
+        return pd.Series(means.values, index=names, name="Estimate")
+
+    @property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Posterior means of the random effects per grouping factor: levels × terms."""
+        out: dict[str, pd.DataFrame] = {}
+        for layout in group_term_layout(self.design):
+            g = layout.group
+            means = self.posterior[f"u_{g}"].mean(("chain", "draw"))
+            values = means.sel({g: list(layout.levels), f"{g}__term": list(layout.terms)})
+            out[g] = pd.DataFrame(
+                values.transpose(g, f"{g}__term").values,
+                index=pd.Index(list(layout.levels), name=g),
+                columns=list(layout.terms),
+            )
+        return out
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Posterior means of the variance components in ``MixedFit.varcorr``'s layout.
+
+        Columns ``grp, var1, var2, vcov, sdcor``: per SD row the means of the
+        variance and of the SD, per correlation row the means of the
+        covariance and of the correlation, then the residual (``sigma``).
+        """
+        post = self.posterior
+        rows: list[dict[str, object]] = []
+        for layout in group_term_layout(self.design):
+            g = layout.group
+            for term in layout.terms:
+                sd = post[f"sd_{g}__{term}"]
+                rows.append(
+                    {
+                        "grp": g,
+                        "var1": term,
+                        "var2": None,
+                        "vcov": float((sd**2).mean()),
+                        "sdcor": float(sd.mean()),
+                    }
+                )
+            for i, j, t1, t2 in _correlated_pairs(layout):
+                corr = post[f"corr_{g}"].isel({f"{g}__term": i, f"{g}__term_bis": j}, drop=True)
+                cov = corr * post[f"sd_{g}__{t1}"] * post[f"sd_{g}__{t2}"]
+                rows.append(
+                    {
+                        "grp": g,
+                        "var1": t1,
+                        "var2": t2,
+                        "vcov": float(cov.mean()),
+                        "sdcor": float(corr.mean()),
+                    }
+                )
+        if "sigma" in post:
+            sigma = post["sigma"]
+            rows.append(
+                {
+                    "grp": "Residual",
+                    "var1": None,
+                    "var2": None,
+                    "vcov": float((sigma**2).mean()),
+                    "sdcor": float(sigma.mean()),
+                }
+            )
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+
+    def fixef_summary(self, ci_prob: float = DEFAULT_CI_PROB) -> pd.DataFrame:
         """Fixed effects: one row per coefficient (index ``coef``).
 
+        Parameters
+        ----------
+        ci_prob : float
+            Probability of the highest-density intervals, in (0, 1); the
+            interval used to be a fixed 94% (``HDI_PROB``).
+
         Returns
         -------
         pandas.DataFrame
-            Columns ``mean, median, sd, hdi_low, hdi_high, ess_bulk, r_hat``
-            (94% HDI).
+            Columns ``estimate`` (posterior mean), ``se`` (posterior SD),
+            ``lower, upper`` (HDI), ``median, ess_bulk, r_hat``; these
+            replace the earlier ``mean, sd, hdi_low, hdi_high``. ``attrs``:
+            ``interval`` ``"hdi"`` and ``ci_prob``.
         """
-        return _stats(self.posterior["beta"])
+        ci_prob = check_ci_prob(ci_prob)
+        return summarise_draws(self.posterior["beta"], ci_prob)
 
-    def varcorr_summary(self) -> pd.DataFrame:
+    def varcorr_summary(self, ci_prob: float = DEFAULT_CI_PROB) -> pd.DataFrame:
         """Variance components in lme4's ``VarCorr`` layout, on the SD/correlation scale.
 
+        Parameters
+        ----------
+        ci_prob : float
+            Probability of the highest-density intervals, in (0, 1); the
+            interval used to be a fixed 94% (``HDI_PROB``).
+
         Returns
         -------
         pandas.DataFrame
-            Columns ``grp, var1, var2, name`` then the summary statistics of
+            Columns ``grp, var1, var2, name`` then the statistics of
             :meth:`fixef_summary`. One row per ``sd_<group>__<term>`` (``var2``
             empty), per correlation within a correlated block, then
             ``sigma`` (``grp`` "Residual") or ``alpha`` (``grp`` "Dispersion").
         """
+        ci_prob = check_ci_prob(ci_prob)
         post = self.posterior
         rows: list[tuple[str, str, str, str]] = []
         series: list[xr.DataArray] = []
@@ -278,51 +358,58 @@ class BayesFit:
             for term in layout.terms:
                 rows.append((g, term, "", f"sd_{g}__{term}"))
                 series.append(post[f"sd_{g}__{term}"])
-            for a, b in layout.correlated_spans:
-                for i in range(a, b):
-                    for j in range(i + 1, b):
-                        t1, t2 = layout.terms[i], layout.terms[j]
-                        rows.append((g, t1, t2, f"corr_{g}[{t1}, {t2}]"))
-                        series.append(
-                            post[f"corr_{g}"].isel(
-                                {f"{g}__term": i, f"{g}__term_bis": j}, drop=True
-                            )
-                        )
+            for i, j, t1, t2 in _correlated_pairs(layout):
+                rows.append((g, t1, t2, f"corr_{g}[{t1}, {t2}]"))
+                series.append(
+                    post[f"corr_{g}"].isel({f"{g}__term": i, f"{g}__term_bis": j}, drop=True)
+                )
         for name, grp in (("sigma", "Residual"), ("alpha", "Dispersion")):
             if name in post:
                 rows.append((grp, "", "", name))
                 series.append(post[name])
         labels = [r[3] for r in rows]
         stacked = xr.concat(series, dim=xr.DataArray(labels, dims="name"), coords="minimal")
-        table = _stats(stacked.transpose("chain", "draw", "name")).reset_index()
+        stats = summarise_draws(stacked.transpose("chain", "draw", "name"), ci_prob)
+        table = stats.reset_index()
         table.insert(0, "grp", [r[0] for r in rows])
         table.insert(1, "var1", [r[1] for r in rows])
         table.insert(2, "var2", [r[2] for r in rows])
+        table.attrs.update(stats.attrs)
         return table
 
-    def ranef_summary(self) -> pd.DataFrame:
-        """Random effects in the long layout of ``MixedFit.ranef_frame``.
+    def ranef_summary(self, ci_prob: float = DEFAULT_CI_PROB) -> pd.DataFrame:
+        """Random effects in the long layout of ``MixedFit.ranef_summary``.
+
+        Parameters
+        ----------
+        ci_prob : float
+            Probability of the highest-density intervals, in (0, 1); the
+            interval used to be a fixed 94% (``HDI_PROB``).
 
         Returns
         -------
         pandas.DataFrame
-            Columns ``grpvar, term, grp, mean, median, sd, hdi_low, hdi_high,
+            Columns ``grpvar, term, grp, estimate, se, lower, upper, median,
             ess_bulk, r_hat``; one row per group, term and level, in the
-            order group, term, level.
+            order group, term, level. ``attrs``: ``interval`` ``"hdi"`` and
+            ``ci_prob``.
         """
+        ci_prob = check_ci_prob(ci_prob)
         parts = []
         for layout in group_term_layout(self.design):
             g = layout.group
             u = self.posterior[f"u_{g}"]
             for term in layout.terms:
-                table = _stats(u.sel({f"{g}__term": term}, drop=True)).reset_index(drop=True)
+                stats = summarise_draws(u.sel({f"{g}__term": term}, drop=True), ci_prob)
+                table = stats.reset_index(drop=True)
                 table.insert(0, "grpvar", g)
                 table.insert(1, "term", term)
                 table.insert(2, "grp", list(layout.levels))
                 parts.append(table)
-        if not parts:
-            return pd.DataFrame(columns=["grpvar", "term", "grp", *_STAT_COLUMNS])
-        return pd.concat(parts, ignore_index=True)
+        columns = ["grpvar", "term", "grp", *_STAT_COLUMNS]
+        result = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        result.attrs.update(interval="hdi", ci_prob=ci_prob)
+        return result
 
     # --------------------------------------------------------- diagnostics
     def diagnostics(self, *, warn: bool = True, stacklevel: int = 2) -> Diagnostics:
@@ -425,35 +512,57 @@ class BayesFit:
 
     def predict(
         self,
-        newdata: pd.DataFrame,
+        newdata: pd.DataFrame | None = None,
         *,
         new_levels: Literal["population", "error"] = "population",
-        kind: Literal["mean", "link"] = "mean",
-        offset: Any = None,
-    ) -> xr.DataArray:
-        """Posterior draws of the mean response (or linear predictor) for new rows.
+        scale: Literal["response", "link"] = "response",
+        draws: bool = False,
+        offset: ArrayLike | str | None = None,
+        kind: Literal["mean", "link"] | None = None,
+    ) -> pd.Series | xr.DataArray:
+        """Posterior predictions of the mean response (or linear predictor).
 
         Parameters
         ----------
-        newdata : pandas.DataFrame
-            Covariates and grouping columns of the new rows.
+        newdata : pandas.DataFrame, optional
+            Covariates and grouping columns of the new rows; ``None`` for the
+            fitted data.
         new_levels : {"population", "error"}
             Levels not seen in the fit get ``u = 0`` or raise ``ValueError``.
-        kind : {"mean", "link"}
+        scale : {"response", "link"}
             Inverse-link scale (a probability for bernoulli/binomial) or link scale.
+        draws : bool
+            Return every posterior draw instead of the posterior mean.
         offset : array_like or str, optional
             Offset values or column (required when the model has one).
+        kind : {"mean", "link"}, optional
+            Deprecated spelling of ``scale``: ``"mean"`` is ``"response"``.
 
         Returns
         -------
-        xarray.DataArray
-            ``(chain, draw, obs)`` with ``obs`` the index of ``newdata``.
+        pandas.Series or xarray.DataArray
+            The posterior mean per row (index the rows of ``newdata``), or
+            with ``draws=True`` the draws ``(chain, draw, obs)``.
         """
-        if kind not in ("mean", "link"):
-            raise ValueError(f"kind must be 'mean' or 'link', got {kind!r}")
-        data = prediction_data(self.design, newdata, new_levels=new_levels, offset=offset)
+        if kind is not None:
+            if scale != "response":
+                raise TypeError("pass scale= only; kind= is its deprecated spelling")
+            renamed_keyword("kind", "scale")
+            if kind not in ("mean", "link"):
+                raise ValueError(f"kind must be 'mean' or 'link', got {kind!r}")
+            scale = "response" if kind == "mean" else "link"
+        if scale not in ("response", "link"):
+            raise ValueError(f"scale must be 'response' or 'link', got {scale!r}")
+        if newdata is None:
+            data = self._data
+        else:
+            data = prediction_data(self.design, newdata, new_levels=new_levels, offset=offset)
         eta = linear_predictor(self.posterior, data)
-        return eta if kind == "link" else eta.copy(data=mean_response(eta.values, data.family))
+        values = eta if scale == "link" else eta.copy(data=mean_response(eta.values, data.family))
+        if draws:
+            return values
+        index = newdata.index if newdata is not None else self.design.rows
+        return pd.Series(values.mean(("chain", "draw")).values, index=index, name="predicted")
 
     def __repr__(self) -> str:
         post = self.posterior
@@ -463,6 +572,16 @@ class BayesFit:
             + ("integrate=laplace (approximate), " if self.integrate == "laplace" else "")
             + f"chains={post.sizes['chain']}, draws={post.sizes['draw']})"
         )
+
+
+def _correlated_pairs(layout: GroupTerms) -> list[tuple[int, int, str, str]]:
+    """``(i, j, term_i, term_j)`` of every correlation of a factor's correlated blocks."""
+    return [
+        (i, j, layout.terms[i], layout.terms[j])
+        for a, b in layout.correlated_spans
+        for i in range(a, b)
+        for j in range(i + 1, b)
+    ]
 
 
 def _label(values: xr.DataArray, flat_index: int) -> str:
@@ -502,40 +621,25 @@ def prediction_data(
     -------
     LinearPredictorData
     """
-    from hiermodels.design.design import fixed_matrix_for, level_codes_for, random_matrix_for
+    from hiermodels.mle.predict import new_rows
 
-    if new_levels not in ("population", "error"):
-        raise ValueError(f"new_levels must be 'population' or 'error', got {new_levels!r}")
-    X = fixed_matrix_for(design, newdata)
+    rows = new_rows(design, newdata, design.blocks, new_levels=new_levels, offset=offset)
+    # the blocks of one factor share its levels (group_term_layout checks it), and
+    # its terms follow the order of the design's blocks
+    codes: dict[str, np.ndarray] = {}
     columns: dict[str, list[np.ndarray]] = {}
-    levels: dict[str, tuple[np.ndarray, list[str]]] = {}
-    for block in design.blocks:
-        columns.setdefault(block.group, []).append(random_matrix_for(block, newdata))
-        # the blocks of one factor share its levels (group_term_layout checks it)
-        levels[block.group] = level_codes_for(block, newdata)
-    groups = []
-    for layout in group_term_layout(design):
-        codes, labels = levels[layout.group]
-        unseen = sorted({lab for lab, c in zip(labels, codes, strict=True) if c < 0})
-        if unseen and new_levels == "error":
-            shown = ", ".join(unseen[:10]) + (", ..." if len(unseen) > 10 else "")
-            raise ValueError(
-                f"newdata has {len(unseen)} level(s) of {layout.group!r} not in the fit: {shown}; "
-                "use new_levels='population' to predict them with u = 0"
-            )
-        groups.append((layout.group, codes, np.column_stack(columns[layout.group])))
-    off = None
-    if design.offset is not None:
-        if offset is None:
-            raise ValueError("the model has an offset: pass offset= (values or a column name)")
-        off = np.asarray(newdata[offset] if isinstance(offset, str) else offset, dtype=float)
-        if off.shape != (len(newdata),):
-            raise ValueError(f"offset must have one value per row of newdata ({len(newdata)})")
+    for block, block_codes, block_columns in zip(design.blocks, rows.codes, rows.Z, strict=True):
+        codes[block.group] = block_codes
+        columns.setdefault(block.group, []).append(block_columns)
+    groups = tuple(
+        (layout.group, codes[layout.group], np.column_stack(columns[layout.group]))
+        for layout in group_term_layout(design)
+    )
     return LinearPredictorData(
         family=design.family,
-        X=X,
-        groups=tuple(groups),
-        offset=off,
+        X=rows.X,
+        groups=groups,
+        offset=rows.offset,
         y=None,
         trials=None,
         obs=list(newdata.index),

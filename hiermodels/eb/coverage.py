@@ -78,10 +78,10 @@ def eb_interval_coverage(
             warnings.simplefilter("ignore")
             eb = fit_eb(design, plugin=plugin)
         boundary += bool(eb.boundary)
-        table = eb.ranef_summary(interval)
+        table = eb.ranef_summary(ci_prob=interval)
         for kind, low, high in (
-            ("plug-in", "hdi_low", "hdi_high"),
-            ("Kass–Steffey", "low_corrected", "high_corrected"),
+            ("plug-in", "lower_plugin", "upper_plugin"),
+            ("Kass–Steffey", "lower", "upper"),
         ):
             lo, hi = table[low].to_numpy(), table[high].to_numpy()
             hits[kind].append((lo <= effects) & (effects <= hi))

@@ -21,15 +21,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from hiermodels._checks import check_random_seed
 from hiermodels.design.design import Design
 from hiermodels.eb.analytic import gaussian_conditional, kass_steffey_variances
 from hiermodels.errors import BoundaryWarning
+from hiermodels.intervals import normal_bounds, resolve_ci_prob, summarise_draws
 from hiermodels.mle.covariance import covariance_to_sd_corr
 from hiermodels.mle.response import DISPERSION_NAME
-from hiermodels.mle.results import MixedFit
+from hiermodels.mle.results import MixedFit, per_group_frames
+from hiermodels.names import DEFAULT_CI_PROB
 
 __all__ = ["BoundaryWarning", "EBFit", "fit_eb", "plugin_values"]
 
@@ -73,71 +74,115 @@ class EBFit:
         """The design that was fitted."""
         return self.mle.design
 
-    def ranef_summary(self, interval: float = 0.94) -> pd.DataFrame:
-        """One row per grouping factor × term × level.
+    @property
+    def fixef(self) -> pd.Series:
+        """Fixed-effect estimates of the marginal-likelihood fit."""
+        return self.mle.fixef
 
-        Columns: ``grpvar, term, grp, mean, sd, hdi_low, hdi_high`` (plug-in),
-        ``sd_corrected, low_corrected, high_corrected`` (Kass–Steffey),
-        ``mode_mle, sd_mle`` (the MLE's conditional modes and SDs: BLUPs for
-        LMMs, the Laplace Gaussian for GLMMs), and for MCMC ``ess_bulk, r_hat``.
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components of the marginal-likelihood fit (``MixedFit.varcorr``)."""
+        return self.mle.varcorr
+
+    @property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Plug-in conditional means per grouping factor: levels × terms."""
+        return per_group_frames(self.mle.layout, self.means)
+
+    def fixef_summary(self, ci_prob: float = DEFAULT_CI_PROB) -> pd.DataFrame:
+        """Fixed effects with Wald intervals, from the marginal-likelihood fit.
+
+        See :meth:`hiermodels.mle.results.MixedFit.fixef_summary`.
         """
-        if not 0 < interval < 1:
-            raise ValueError(f"interval must be between 0 and 1, got {interval}")
-        z = stats.norm.ppf(0.5 + interval / 2)
-        draws = self._draw_summaries(interval) if self.idata is not None else None
+        return self.mle.fixef_summary(ci_prob)
+
+    def varcorr_summary(self, ci_prob: float = DEFAULT_CI_PROB) -> pd.DataFrame:
+        """Variance components of the marginal-likelihood fit.
+
+        See :meth:`hiermodels.mle.results.MixedFit.varcorr_summary`.
+        """
+        return self.mle.varcorr_summary(ci_prob)
+
+    def ranef_summary(
+        self, ci_prob: float = DEFAULT_CI_PROB, *, interval: float | None = None
+    ) -> pd.DataFrame:
+        """One row per grouping factor × term × level, with Kass–Steffey intervals.
+
+        Parameters
+        ----------
+        ci_prob : float
+            Probability of the intervals, in (0, 1).
+        interval : float, optional
+            Deprecated spelling of ``ci_prob``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``grpvar, term, grp``; ``estimate`` (the plug-in conditional
+            mean), ``se`` (its SD with the Kass–Steffey correction for the
+            uncertainty of the plugged-in values) and ``lower, upper``
+            (``estimate ∓ z·se``); the plug-in conditional's own ``se_plugin,
+            lower_plugin, upper_plugin`` (central normal, or the HDI of the
+            draws for MCMC); ``mode_mle, sd_mle`` (the MLE's conditional
+            modes and SDs: BLUPs for LMMs, the Laplace Gaussian for GLMMs);
+            for MCMC ``ess_bulk, r_hat``. These columns replace the earlier
+            ``mean, sd_corrected, low_corrected, high_corrected`` and ``sd,
+            hdi_low, hdi_high``. ``attrs``: ``interval`` ``"kass-steffey"``,
+            ``plugin_interval`` (``"normal"`` or ``"hdi"``) and ``ci_prob``.
+        """
+        ci_prob = resolve_ci_prob(ci_prob, "interval", interval)
+        draws = self._draw_summaries(ci_prob) if self.idata is not None else None
         parts = []
         mle_frame = self.mle.ranef_frame()
         for i, block in enumerate(self.mle.layout.blocks):
             for j, term in enumerate(block.terms):
                 mean, sd = self.means[i][:, j], self.sds[i][:, j]
                 corrected = np.sqrt(sd**2 + self.extra_variances[i][:, j])
+                lower, upper = normal_bounds(mean, corrected, ci_prob)
+                lower_plugin, upper_plugin = normal_bounds(mean, sd, ci_prob)
                 frame = pd.DataFrame(
                     {
                         "grpvar": block.group,
                         "term": term,
                         "grp": list(block.levels),
-                        "mean": mean,
-                        "sd": sd,
-                        "hdi_low": mean - z * sd,
-                        "hdi_high": mean + z * sd,
-                        "sd_corrected": corrected,
-                        "low_corrected": mean - z * corrected,
-                        "high_corrected": mean + z * corrected,
+                        "estimate": mean,
+                        "se": corrected,
+                        "lower": lower,
+                        "upper": upper,
+                        "se_plugin": sd,
+                        "lower_plugin": lower_plugin,
+                        "upper_plugin": upper_plugin,
                     }
                 )
-                if draws is not None:
-                    sub = draws[block.group].sel({f"{block.group}__term": term})
-                    for col in ("hdi_low", "hdi_high", "ess_bulk", "r_hat"):
-                        frame[col] = sub[col].to_numpy()
                 mle_rows = mle_frame[
                     (mle_frame["grpvar"] == block.group) & (mle_frame["term"] == term)
                 ]
                 frame["mode_mle"] = mle_rows["condval"].to_numpy()
                 frame["sd_mle"] = mle_rows["condsd"].to_numpy()
+                if draws is not None:
+                    stats = draws[(block.group, term)]
+                    frame["lower_plugin"] = stats["lower"].to_numpy()
+                    frame["upper_plugin"] = stats["upper"].to_numpy()
+                    frame["ess_bulk"] = stats["ess_bulk"].to_numpy()
+                    frame["r_hat"] = stats["r_hat"].to_numpy()
                 parts.append(frame)
-        return pd.concat(parts, ignore_index=True)
+        table = pd.concat(parts, ignore_index=True)
+        table.attrs.update(
+            interval="kass-steffey",
+            plugin_interval="hdi" if draws is not None else "normal",
+            ci_prob=ci_prob,
+        )
+        return table
 
-    def _draw_summaries(self, interval: float) -> dict[str, Any]:
-        import arviz_stats as azs
-        import xarray as xr
-
-        out = {}
+    def _draw_summaries(self, ci_prob: float) -> dict[tuple[str, str], pd.DataFrame]:
+        """The summary of the draws of every block's term, levels in the block's order."""
+        out: dict[tuple[str, str], pd.DataFrame] = {}
         posterior = self.idata.posterior
-        for group in dict.fromkeys(b.group for b in self.mle.layout.blocks):
-            var = posterior[f"u_{group}"]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # constant draws at a boundary
-                hdi = azs.hdi(var, prob=interval)
-                ess = azs.ess(var, method="bulk")
-                rhat = azs.rhat(var)
-            out[group] = xr.Dataset(
-                {
-                    "hdi_low": hdi.sel(ci_bound="lower", drop=True),
-                    "hdi_high": hdi.sel(ci_bound="upper", drop=True),
-                    "ess_bulk": ess,
-                    "r_hat": rhat,
-                }
-            )
+        for block in self.mle.layout.blocks:
+            draws = posterior[f"u_{block.group}"].sel({block.group: list(block.levels)})
+            for term in block.terms:
+                term_draws = draws.sel({f"{block.group}__term": term}, drop=True)
+                out[(block.group, term)] = summarise_draws(term_draws, ci_prob)
         return out
 
     def __repr__(self) -> str:

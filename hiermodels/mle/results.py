@@ -11,23 +11,26 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+from numpy.typing import ArrayLike
 
 from hiermodels.design.design import Design
+from hiermodels.intervals import check_ci_prob, normal_bounds, renamed_keyword
 from hiermodels.mle.blocked import ReLayout
 from hiermodels.mle.covariance import covariance_to_sd_corr
 from hiermodels.mle.optimize import OptSummary
+from hiermodels.names import DEFAULT_CI_PROB
 
 if TYPE_CHECKING:
     from hiermodels.mle.summary import FitSummary
 
-__all__ = ["MixedFit", "SINGULAR_TOLERANCE"]
+__all__ = ["MixedFit", "SINGULAR_TOLERANCE", "per_group_frames"]
 
 #: lme4's ``isSingular`` tolerance on the diagonal of the relative factors.
 SINGULAR_TOLERANCE = 1e-4
@@ -75,6 +78,34 @@ class Deferrable[T]:
     def pending(instance: object, name: str) -> bool:
         """Whether ``instance``'s field ``name`` has not been computed yet."""
         return isinstance(instance.__dict__.get(name), _Pending)
+
+
+def per_group_frames(layout: ReLayout, values: Sequence[np.ndarray]) -> dict[str, pd.DataFrame]:
+    """Per-block ``(levels, q)`` arrays joined per grouping factor: levels × terms.
+
+    Parameters
+    ----------
+    layout : ReLayout
+        The random-effect blocks, θ order.
+    values : sequence of numpy.ndarray
+        One ``(levels, q)`` array per block of ``layout``.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        One frame per grouping factor, index its levels, columns its terms.
+    """
+    blocks: dict[str, list[int]] = {}
+    for i, block in enumerate(layout.blocks):
+        blocks.setdefault(block.group, []).append(i)
+    return {
+        group: pd.DataFrame(
+            np.hstack([values[i] for i in idx]),
+            index=pd.Index(layout.blocks[idx[0]].levels, name=group),
+            columns=[t for i in idx for t in layout.blocks[i].terms],
+        )
+        for group, idx in blocks.items()
+    }
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,6 +236,30 @@ class MixedFit:
         names = list(self.design.fixed_names)
         return pd.DataFrame(self.vcov_beta, index=names, columns=names)
 
+    def fixef_summary(self, ci_prob: float = DEFAULT_CI_PROB) -> pd.DataFrame:
+        """Fixed effects with standard errors and Wald intervals.
+
+        Parameters
+        ----------
+        ci_prob : float
+            Probability of the intervals, in (0, 1).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index the coefficient names; columns ``estimate, se, lower,
+            upper`` with ``estimate ∓ z·se``. ``attrs``: ``interval``
+            ``"wald"`` and ``ci_prob``.
+        """
+        se = self.fixef_se.to_numpy()
+        lower, upper = normal_bounds(self.beta, se, ci_prob)
+        table = pd.DataFrame(
+            {"estimate": self.beta, "se": se, "lower": lower, "upper": upper},
+            index=pd.Index(list(self.design.fixed_names), name="coef"),
+        )
+        table.attrs.update(interval="wald", ci_prob=check_ci_prob(ci_prob))
+        return table
+
     # -------------------------------------------------------- random effects
     def covariances(self) -> list[np.ndarray]:
         """Covariance matrix of every random-effect block, θ order."""
@@ -259,6 +314,53 @@ class MixedFit:
             )
         return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
+    def varcorr_summary(self, ci_prob: float = DEFAULT_CI_PROB) -> pd.DataFrame:
+        """Variance components on the SD/correlation scale, without intervals.
+
+        The marginal likelihood gives no standard errors for the variance
+        parameters, and profile-likelihood intervals need a root search per
+        parameter (:func:`hiermodels.mle.profile.profile_sd` profiles one
+        SD), so ``se``, ``lower`` and ``upper`` are NaN rather than invented.
+
+        Parameters
+        ----------
+        ci_prob : float
+            Probability the intervals would have, in (0, 1).
+
+        Returns
+        -------
+        pandas.DataFrame
+            :attr:`varcorr`'s ``grp, var1, var2``; ``name``, the parameter's
+            name in the Bayesian graph (``sd_<group>__<term>``,
+            ``corr_<group>[<term>, <term>]``, ``sigma``); ``estimate`` (its
+            ``sdcor``: SD or correlation); ``se``, ``lower``, ``upper`` (NaN).
+            ``attrs``: ``interval`` ``"none"``, ``ci_prob`` and ``reason``.
+        """
+        ci_prob = check_ci_prob(ci_prob)
+        varcorr = self.varcorr
+        names = [
+            "sigma"
+            if grp == "Residual"
+            else f"sd_{grp}__{var1}"
+            if not isinstance(var2, str)
+            else f"corr_{grp}[{var1}, {var2}]"
+            for grp, var1, var2 in zip(
+                varcorr["grp"], varcorr["var1"], varcorr["var2"], strict=True
+            )
+        ]
+        table = varcorr[["grp", "var1", "var2"]].assign(
+            name=names, estimate=varcorr["sdcor"].to_numpy(), se=np.nan, lower=np.nan, upper=np.nan
+        )
+        table.attrs.update(
+            interval="none",
+            ci_prob=ci_prob,
+            reason=(
+                "marginal-likelihood fits compute no intervals for variance components; "
+                "profile one SD with hiermodels.mle.profile.profile_sd"
+            ),
+        )
+        return table
+
     @property
     def singular(self) -> bool:
         """Whether the fit is on the boundary (a variance or correlation degenerate).
@@ -283,15 +385,7 @@ class MixedFit:
         return {group: frame.copy() for group, frame in self._memo("ranef", self._ranef).items()}
 
     def _ranef(self) -> dict[str, pd.DataFrame]:
-        out: dict[str, pd.DataFrame] = {}
-        for group, idx in self._group_blocks().items():
-            first = self.layout.blocks[idx[0]]
-            values = np.hstack([self.conditional_modes[i] for i in idx])
-            terms = [t for i in idx for t in self.layout.blocks[i].terms]
-            out[group] = pd.DataFrame(
-                values, index=pd.Index(first.levels, name=group), columns=terms
-            )
-        return out
+        return per_group_frames(self.layout, self.conditional_modes)
 
     def ranef_frame(self) -> pd.DataFrame:
         """Conditional modes and SDs in lme4's ``as.data.frame(ranef(fit, condVar=TRUE))``.
@@ -319,6 +413,33 @@ class MixedFit:
                     )
                 )
         return pd.concat(parts, ignore_index=True)
+
+    def ranef_summary(self, ci_prob: float = DEFAULT_CI_PROB) -> pd.DataFrame:
+        """Conditional modes with conditional-variance intervals (lme4's ``condVar``).
+
+        Parameters
+        ----------
+        ci_prob : float
+            Probability of the intervals, in (0, 1).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``grpvar, term, grp, estimate, se, lower, upper``: the
+            conditional mode, its conditional SD and ``estimate ∓ z·se``, in
+            the row order of :meth:`ranef_frame`. ``attrs``: ``interval``
+            ``"condvar"`` and ``ci_prob``.
+        """
+        frame = self.ranef_frame()
+        lower, upper = normal_bounds(frame["condval"], frame["condsd"], ci_prob)
+        table = frame[["grpvar", "term", "grp"]].assign(
+            estimate=frame["condval"].to_numpy(),
+            se=frame["condsd"].to_numpy(),
+            lower=lower,
+            upper=upper,
+        )
+        table.attrs.update(interval="condvar", ci_prob=check_ci_prob(ci_prob))
+        return table
 
     # -------------------------------------------------------- information
     @property
@@ -361,10 +482,11 @@ class MixedFit:
         self,
         newdata: pd.DataFrame | None = None,
         *,
-        allow_new_levels: bool = False,
-        scale: str = "response",
+        new_levels: Literal["population", "error"] = "population",
+        scale: Literal["response", "link"] = "response",
         include_random: bool = True,
-        offset: np.ndarray | None = None,
+        offset: ArrayLike | str | None = None,
+        allow_new_levels: bool | None = None,
     ) -> pd.Series:
         """Predictions for new data (or the fitted data).
 
@@ -372,16 +494,20 @@ class MixedFit:
         ----------
         newdata : pandas.DataFrame, optional
             New rows with the formula's columns; ``None`` for the fitted data.
-        allow_new_levels : bool
-            Whether grouping levels unseen in the fit are allowed (their
-            random effects are then 0, the population value); otherwise an
-            unseen level raises a ``ValueError`` naming it.
+        new_levels : {"population", "error"}
+            A grouping level unseen in the fit gets random effects of 0, the
+            population value (lme4's ``allow.new.levels = TRUE``), or raises a
+            ``ValueError`` naming it (lme4's default).
         scale : {"response", "link"}
             Scale of the predictions.
         include_random : bool
             Add the conditional modes (``False`` gives population predictions).
-        offset : numpy.ndarray, optional
-            Offsets of the new rows, for models fitted with an offset.
+        offset : array_like or str, optional
+            Offsets of the new rows (values or a column of ``newdata``), for
+            models fitted with an offset.
+        allow_new_levels : bool, optional
+            Deprecated spelling of ``new_levels``: ``True`` is
+            ``"population"``, ``False`` is ``"error"``.
 
         Returns
         -------
@@ -389,17 +515,24 @@ class MixedFit:
         """
         from hiermodels.mle.predict import predict_linear
 
+        if allow_new_levels is not None:
+            if new_levels != "population":
+                raise TypeError(
+                    "pass new_levels= only; allow_new_levels= is its deprecated spelling"
+                )
+            renamed_keyword("allow_new_levels", "new_levels")
+            new_levels = "population" if allow_new_levels else "error"
+        if scale not in ("response", "link"):
+            raise ValueError(f"scale must be 'response' or 'link', got {scale!r}")
         eta = predict_linear(
             self,
             newdata,
-            allow_new_levels=allow_new_levels,
+            new_levels=new_levels,
             include_random=include_random,
             offset=offset,
         )
         if scale == "link":
             return eta
-        if scale != "response":
-            raise ValueError(f"scale must be 'response' or 'link', got {scale!r}")
         from hiermodels.design.families import inverse_link
 
         return pd.Series(

@@ -108,18 +108,18 @@ def sleep_design() -> Design:
     return build_design("Reaction ~ Days + (Days | Subject)", load("sleepstudy"), "gaussian")
 
 
-def assert_posteriors_agree(first: BayesFit, second: BayesFit, *, hyper: str = "mean") -> None:
+def assert_posteriors_agree(first: BayesFit, second: BayesFit, *, hyper: str = "estimate") -> None:
     """Two independent samples of one posterior differ by Monte Carlo error only.
 
-    Hyperparameter ``hyper`` ("mean" or "median"), fixed-effect and
+    Hyperparameter ``hyper`` ("estimate", the mean, or "median"), fixed-effect and
     random-effect means within 0.25 posterior SD (more than 4 MC SEs at
     4 x 1000 draws), random-effect SDs within 15%.
     """
     a = first.varcorr_summary().set_index("name")
     b = second.varcorr_summary().set_index("name")
-    assert np.all(np.abs(a[hyper] - b[hyper]) < 0.25 * b["sd"]), (a, b)
+    assert np.all(np.abs(a[hyper] - b[hyper]) < 0.25 * b["se"]), (a, b)
     fa, fb = first.fixef_summary(), second.fixef_summary()
-    assert np.all(np.abs(fa["mean"] - fb["mean"]) < 0.25 * fb["sd"]), (fa, fb)
+    assert np.all(np.abs(fa["estimate"] - fb["estimate"]) < 0.25 * fb["se"]), (fa, fb)
     ra, rb = first.ranef_summary(), second.ranef_summary()
-    assert np.all(np.abs(ra["mean"] - rb["mean"]) < 0.25 * rb["sd"])
-    assert np.all(np.abs(ra["sd"] / rb["sd"] - 1) < 0.15)
+    assert np.all(np.abs(ra["estimate"] - rb["estimate"]) < 0.25 * rb["se"])
+    assert np.all(np.abs(ra["se"] / rb["se"] - 1) < 0.15)

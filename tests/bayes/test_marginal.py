@@ -110,7 +110,7 @@ def test_marginal_and_joint_sampling_agree(sleep_design: Design) -> None:
     joint = fit_bayes(sleep_design, marginalize=False, **settings)
     assert marginal.marginalized and not joint.marginalized
     assert "z_Subject" in marginal.posterior and "z_Subject" in joint.posterior
-    assert_posteriors_agree(marginal, joint, hyper="mean")
+    assert_posteriors_agree(marginal, joint, hyper="estimate")
     ess = [fit.diagnostics(warn=False).min_ess_bulk for fit in (marginal, joint)]
     assert ess[0] > ess[1]
 
@@ -150,10 +150,10 @@ def test_numba_and_python_backends_agree() -> None:
     native = fit_bayes(design, backend="numba", **settings)
     python = fit_bayes(design, backend="python", **settings)
     a, b = native.fixef_summary(), python.fixef_summary()
-    assert np.all(np.abs(a["mean"] - b["mean"]) < 0.3 * b["sd"])
+    assert np.all(np.abs(a["estimate"] - b["estimate"]) < 0.3 * b["se"])
     va = native.varcorr_summary().set_index("name")
     vb = python.varcorr_summary().set_index("name")
-    assert np.all(np.abs(va["median"] - vb["median"]) < 0.3 * vb["sd"])
+    assert np.all(np.abs(va["median"] - vb["median"]) < 0.3 * vb["se"])
 
 
 def test_python_backend_treats_parameters_outside_their_support_as_zero_density() -> None:

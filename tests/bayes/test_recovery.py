@@ -22,7 +22,7 @@ def test_hyperparameters_covered_by_94_percent_hdi(simulated_fit, name: str) -> 
     table = fit.varcorr_summary().set_index("name")
     assert set(truth.hyper) == set(table.index), "every hyperparameter is summarised"
     for param, true in truth.hyper.items():
-        low, high = table.loc[param, ["hdi_low", "hdi_high"]]
+        low, high = table.loc[param, ["lower", "upper"]]
         assert low <= true <= high, f"{name}: {param} = {true} outside HDI [{low:.3f}, {high:.3f}]"
 
 
@@ -32,7 +32,7 @@ def test_fixed_effects_within_two_posterior_sds(simulated_fit, name: str) -> Non
     table = fit.fixef_summary()
     assert list(table.index) == list(truth.beta)
     for coef, true in truth.beta.items():
-        mean, sd = table.loc[coef, ["mean", "sd"]]
+        mean, sd = table.loc[coef, ["estimate", "se"]]
         assert abs(mean - true) <= 2 * sd, f"{name}: {coef} mean {mean:.3f} vs {true} (sd {sd:.3f})"
 
 

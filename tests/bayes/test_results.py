@@ -67,11 +67,11 @@ def test_varcorr_and_ranef_layouts(simulated_fit) -> None:
         "var1",
         "var2",
         "name",
-        "mean",
+        "estimate",
+        "se",
+        "lower",
+        "upper",
         "median",
-        "sd",
-        "hdi_low",
-        "hdi_high",
         "ess_bulk",
         "r_hat",
     ]
@@ -87,8 +87,8 @@ def test_varcorr_and_ranef_layouts(simulated_fit) -> None:
     assert ranef["grp"].tolist()[:2] == ["g00", "g01"]
     u = fit.posterior["u_g"].sel(g="g07", g__term="x")
     row = ranef[(ranef["term"] == "x") & (ranef["grp"] == "g07")].iloc[0]
-    assert row["mean"] == pytest.approx(float(u.mean()))
-    assert row["hdi_low"] < row["mean"] < row["hdi_high"]
+    assert row["estimate"] == pytest.approx(float(u.mean()))
+    assert row["lower"] < row["estimate"] < row["upper"]
 
 
 def test_ranef_rows_line_up_with_the_mle_fit(simulated_fit) -> None:
@@ -102,7 +102,7 @@ def test_ranef_rows_line_up_with_the_mle_fit(simulated_fit) -> None:
         frame[["grpvar", "term", "grp"]].values.tolist()
     )
     # with 20 and 12 levels the posterior means sit close to the BLUPs
-    assert np.corrcoef(ours["mean"], frame["condval"])[0, 1] > 0.99
+    assert np.corrcoef(ours["estimate"], frame["condval"])[0, 1] > 0.99
 
 
 def test_diagnostics_pass_quietly_and_warn_on_failure(simulated_fit) -> None:
@@ -163,15 +163,15 @@ def test_posterior_predictive_reproduces_the_data_mean(simulated_fit, name: str)
 def test_predict_in_sample_new_levels_and_errors(simulated_fit) -> None:
     truth, fit = simulated_fit("poisson")
     data = truth.data
-    link = fit.predict(data, kind="link", offset="logt")
+    link = fit.predict(data, scale="link", offset="logt", draws=True)
     expected = linear_predictor(fit.posterior, LinearPredictorData.from_design(fit.design))
     np.testing.assert_allclose(link.values, expected.values)
-    mean = fit.predict(data.iloc[:3], offset=data["logt"].iloc[:3].to_numpy())
+    mean = fit.predict(data.iloc[:3], offset=data["logt"].iloc[:3].to_numpy(), draws=True)
     np.testing.assert_allclose(mean.values, np.exp(link.values[..., :3]))
 
     new = data.iloc[:2].copy()
     new["g"] = ["g00", "unseen"]
-    pop = fit.predict(new, kind="link", offset="logt")
+    pop = fit.predict(new, scale="link", offset="logt", draws=True)
     beta = fit.posterior["beta"]
     population = (
         beta.sel(coef="Intercept") + beta.sel(coef="x") * new["x"].iloc[1] + new["logt"].iloc[1]
@@ -188,8 +188,8 @@ def test_predict_in_sample_new_levels_and_errors(simulated_fit) -> None:
 
 def test_predict_mean_is_a_probability_for_bernoulli(simulated_fit) -> None:
     truth, fit = simulated_fit("bernoulli_probit")
-    mean = fit.predict(truth.data.iloc[:10])
-    link = fit.predict(truth.data.iloc[:10], kind="link")
+    mean = fit.predict(truth.data.iloc[:10], draws=True)
+    link = fit.predict(truth.data.iloc[:10], scale="link", draws=True)
     np.testing.assert_allclose(mean.values, special.ndtr(link.values))
 
 
@@ -230,8 +230,8 @@ def test_pymc_sampler_and_stored_posterior_predictive() -> None:
     } <= set(fit.idata.children)
     fixef = fit.fixef_summary()
     # lme4 (tests/reference/lme4/sleepstudy_intercept_reml.json): 251.405 (9.747), 10.467 (0.804)
-    assert abs(fixef.loc["Intercept", "mean"] - 251.405) < 9.747
-    assert abs(fixef.loc["Days", "mean"] - 10.467) < 0.804
+    assert abs(fixef.loc["Intercept", "estimate"] - 251.405) < 9.747
+    assert abs(fixef.loc["Days", "estimate"] - 10.467) < 0.804
     stored = fit.posterior_predictive()
     assert stored is not None and stored.sizes["obs"] == 180
 

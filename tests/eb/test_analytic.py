@@ -44,8 +44,8 @@ def _compare_with_lme4(name: str, eb: hm.eb.fit.EBFit, rel: float) -> None:
     }
     for (group, term), frame in merged.groupby(["grpvar", "term"]):
         scale = sd_of[(group, term)]
-        np.testing.assert_allclose(frame["mean"], frame["condval"], atol=rel * scale)
-        np.testing.assert_allclose(frame["sd"], frame["condsd"], atol=rel * scale)
+        np.testing.assert_allclose(frame["estimate"], frame["condval"], atol=rel * scale)
+        np.testing.assert_allclose(frame["se_plugin"], frame["condsd"], atol=rel * scale)
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -70,8 +70,8 @@ def test_plugin_hyper_adds_fixed_effect_uncertainty() -> None:
     model = _model("sleepstudy_slope_reml")
     all_ = model.fit_eb(plugin="all").ranef_summary()
     hyper = model.fit_eb(plugin="hyper").ranef_summary()
-    np.testing.assert_allclose(hyper["mean"], all_["mean"])
-    assert np.all(hyper["sd"] > all_["sd"])
+    np.testing.assert_allclose(hyper["estimate"], all_["estimate"])
+    assert np.all(hyper["se_plugin"] > all_["se_plugin"])
 
 
 def test_kass_steffey_widens_and_is_consistent_across_plugins() -> None:
@@ -79,9 +79,9 @@ def test_kass_steffey_widens_and_is_consistent_across_plugins() -> None:
     model = _model("sleepstudy_slope_reml")
     all_ = model.fit_eb(plugin="all").ranef_summary()
     hyper = model.fit_eb(plugin="hyper").ranef_summary()
-    assert np.all(all_["sd_corrected"] > all_["sd"])
-    assert np.all(hyper["sd_corrected"] > hyper["sd"])
-    np.testing.assert_allclose(all_["sd_corrected"], hyper["sd_corrected"], rtol=1e-4)
+    assert np.all(all_["se"] > all_["se_plugin"])
+    assert np.all(hyper["se"] > hyper["se_plugin"])
+    np.testing.assert_allclose(all_["se"], hyper["se"], rtol=1e-4)
 
 
 def test_kass_steffey_matches_closed_form_for_one_way_anova() -> None:
@@ -109,9 +109,9 @@ def test_boundary_fit_collapses_to_complete_pooling_loudly() -> None:
         eb = model.fit_eb(mle=mle)
     summary = eb.ranef_summary()
     assert eb.boundary == ("sd_Batch__Intercept",)
-    np.testing.assert_allclose(summary["mean"], 0.0, atol=1e-8)
-    np.testing.assert_allclose(summary["sd"], 0.0, atol=1e-8)
-    assert np.all(summary["hdi_high"] - summary["hdi_low"] < 1e-8)
+    np.testing.assert_allclose(summary["estimate"], 0.0, atol=1e-8)
+    np.testing.assert_allclose(summary["se_plugin"], 0.0, atol=1e-8)
+    assert np.all(summary["upper_plugin"] - summary["lower_plugin"] < 1e-8)
 
 
 def test_bad_eb_arguments_are_clear() -> None:
@@ -141,8 +141,8 @@ def test_quadrature_conditional_is_exact_and_differs_from_laplace() -> None:
     np.testing.assert_allclose(coarse.mean, fine.mean, atol=1e-6)
     np.testing.assert_allclose(coarse.sd, fine.sd, atol=1e-6)
     eb = model.fit_eb(plugin="all", eb_method="quadrature", mle=fit).ranef_summary()
-    np.testing.assert_allclose(eb["mean"], fine.mean)
+    np.testing.assert_allclose(eb["estimate"], fine.mean)
     # the Laplace Gaussian is centred at the mode, not the mean, of a skewed conditional
-    assert np.max(np.abs(eb["mean"] - eb["mode_mle"])) > 0.01
+    assert np.max(np.abs(eb["estimate"] - eb["mode_mle"])) > 0.01
     assert np.all(fine.quantiles[:, 0] < fine.mean)
     assert np.all(fine.mean < fine.quantiles[:, 1])

@@ -18,7 +18,7 @@ import pytest
 import hiermodels as hm
 
 SLOPE = "Reaction ~ Days + (Days | Subject)"
-COLUMNS = ["mean", "sd", "sd_corrected"]
+COLUMNS = ["estimate", "se_plugin", "se"]
 
 
 def _summary(data: pd.DataFrame, plugin: str) -> pd.DataFrame:
@@ -47,8 +47,8 @@ def test_shifted_random_slope_covariate() -> None:
     base = _summary(sleep, "all")
     ours = _summary(sleep.assign(Days=sleep["Days"] + 100.0), "all")
     intercept, slope = (base[base["term"] == t] for t in ("Intercept", "Days"))
-    ours_intercept = ours[ours["term"] == "Intercept"]["mean"].to_numpy()
-    expected = intercept["mean"].to_numpy() - 100.0 * slope["mean"].to_numpy()
+    ours_intercept = ours[ours["term"] == "Intercept"]["estimate"].to_numpy()
+    expected = intercept["estimate"].to_numpy() - 100.0 * slope["estimate"].to_numpy()
     np.testing.assert_allclose(ours_intercept, expected, rtol=1e-6, atol=1e-4)
     np.testing.assert_allclose(
         ours[ours["term"] == "Days"][COLUMNS].to_numpy(), slope[COLUMNS].to_numpy(), rtol=1e-5

@@ -28,7 +28,7 @@ def tlc_model() -> hm.Model:
 def _within_mc_error(mcmc: pd.DataFrame, mean: np.ndarray, sd: np.ndarray) -> float:
     """Largest |MCMC mean − exact mean| in Monte Carlo SEs (SE from the bulk ESS)."""
     mcse = sd / np.sqrt(mcmc["ess_bulk"].to_numpy())
-    return float(np.max(np.abs(mcmc["mean"].to_numpy() - mean) / mcse))
+    return float(np.max(np.abs(mcmc["estimate"].to_numpy() - mean) / mcse))
 
 
 @pytest.mark.parametrize("plugin", ["all", "hyper"])
@@ -37,7 +37,7 @@ def test_sleepstudy_mcmc_eb_agrees_with_analytic(sleep_model: hm.Model, plugin: 
     exact = sleep_model.fit_eb(plugin=plugin, mle=mle).ranef_summary()
     fit = sleep_model.fit_eb(plugin=plugin, mle=mle, eb_method="mcmc", random_seed=11, **DRAWS)
     mcmc = fit.ranef_summary()
-    assert _within_mc_error(mcmc, exact["mean"].to_numpy(), exact["sd"].to_numpy()) < 4.0
+    assert _within_mc_error(mcmc, exact["estimate"].to_numpy(), exact["se_plugin"].to_numpy()) < 4.0
     # the Monte Carlo error of each posterior SD, from the draws themselves
     errors = (
         az.mcse(fit.idata.posterior["u_Subject"], method="sd")
@@ -45,9 +45,9 @@ def test_sleepstudy_mcmc_eb_agrees_with_analytic(sleep_model: hm.Model, plugin: 
         .reset_index()
         .rename(columns={"Subject": "grp", "Subject__term": "term"})
     )
-    sds = mcmc.assign(exact=exact["sd"].to_numpy()).merge(errors, on=["grp", "term"])
+    sds = mcmc.assign(exact=exact["se_plugin"].to_numpy()).merge(errors, on=["grp", "term"])
     assert len(sds) == len(mcmc)
-    assert np.all(np.abs(sds["sd"] - sds["exact"]) < 4.0 * sds["mcse"])
+    assert np.all(np.abs(sds["se_plugin"] - sds["exact"]) < 4.0 * sds["mcse"])
     assert mcmc["r_hat"].max() < 1.01
 
 
@@ -57,7 +57,7 @@ def test_tlc_mcmc_eb_agrees_with_analytic(tlc_model: hm.Model) -> None:
     mcmc = tlc_model.fit_eb(
         plugin="all", mle=mle, eb_method="mcmc", random_seed=5, **DRAWS
     ).ranef_summary()
-    assert _within_mc_error(mcmc, exact["mean"].to_numpy(), exact["sd"].to_numpy()) < 4.0
+    assert _within_mc_error(mcmc, exact["estimate"].to_numpy(), exact["se_plugin"].to_numpy()) < 4.0
 
 
 def test_glmm_mcmc_eb_is_the_exact_conditional_not_the_laplace_gaussian() -> None:

@@ -34,7 +34,7 @@ def test_quadrature_eb_plugs_in_the_mle_dispersion() -> None:
     eb = model().fit_eb(mle=fit, eb_method="quadrature", plugin="all")
     assert eb.plugged["alpha"] == fit.alpha
     exact = scalar_conditional(fit)
-    np.testing.assert_allclose(eb.ranef_summary()["mean"], exact.mean)
+    np.testing.assert_allclose(eb.ranef_summary()["estimate"], exact.mean)
     # the conditional at another alpha is another answer: the plug-in is not decorative
     other = scalar_conditional(_with_alpha(fit, 2 * fit.alpha))
     assert np.max(np.abs(other.sd / exact.sd - 1)) > 0.01
@@ -55,7 +55,7 @@ def test_mcmc_eb_holds_alpha_at_its_mle_and_agrees_with_quadrature() -> None:
     exact = scalar_conditional(fit)
     table = eb.ranef_summary()
     mcse = exact.sd / np.sqrt(table["ess_bulk"].to_numpy())
-    assert np.max(np.abs(table["mean"].to_numpy() - exact.mean) / mcse) < 4.0
+    assert np.max(np.abs(table["estimate"].to_numpy() - exact.mean) / mcse) < 4.0
 
 
 def test_fit_eb_without_mle_fits_the_dispersion() -> None:
@@ -85,4 +85,4 @@ def test_mcmc_eb_at_the_poisson_boundary_is_refused_clearly() -> None:
     poisson = hm.Model(truth.formula, truth.data, family="poisson", offset=truth.offset).fit_mle()
     ours = nb.fit_eb(mle=fit, eb_method="quadrature", plugin="all").ranef_summary()
     theirs = scalar_conditional(poisson)
-    np.testing.assert_allclose(ours["mean"], theirs.mean, atol=1e-5)
+    np.testing.assert_allclose(ours["estimate"], theirs.mean, atol=1e-5)

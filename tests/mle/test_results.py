@@ -136,8 +136,8 @@ def test_predict_on_fitted_rows_equals_fitted(sleep: pd.DataFrame, slope_fit: hm
 def test_predict_new_levels(sleep: pd.DataFrame, slope_fit: hm.MixedFit) -> None:
     new = pd.DataFrame({"Days": [0.0, 5.0], "Subject": ["999", "308"]})
     with pytest.raises(ValueError, match="999"):
-        slope_fit.predict(new)
-    pred = slope_fit.predict(new, allow_new_levels=True)
+        slope_fit.predict(new, new_levels="error")
+    pred = slope_fit.predict(new)
     beta = slope_fit.fixef
     assert pred.iloc[0] == pytest.approx(beta["Intercept"])
     u = slope_fit.ranef["Subject"].loc["308"]

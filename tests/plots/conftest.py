@@ -35,7 +35,7 @@ class StandInBayesFit:
     design: Design
     idata: xr.DataTree
 
-    def ranef_summary(self, prob: float = 0.94) -> pd.DataFrame:
+    def ranef_summary(self, ci_prob: float = 0.95) -> pd.DataFrame:
         rows = []
         post = self.idata["posterior"]
         for name in post.data_vars:
@@ -46,10 +46,10 @@ class StandInBayesFit:
             for term in var[f"{group}__term"].values:
                 for level in var[group].values:
                     x = np.asarray(var.sel({group: level, f"{group}__term": term})).ravel()
-                    low, high = np.quantile(x, [(1 - prob) / 2, (1 + prob) / 2])
+                    low, high = np.quantile(x, [(1 - ci_prob) / 2, (1 + ci_prob) / 2])
                     rows.append(
-                        {"grpvar": group, "term": str(term), "grp": level, "mean": x.mean(),
-                         "sd": x.std(ddof=1), "hdi_low": low, "hdi_high": high}
+                        {"grpvar": group, "term": str(term), "grp": level, "estimate": x.mean(),
+                         "se": x.std(ddof=1), "lower": low, "upper": high}
                     )  # fmt: skip
         return pd.DataFrame(rows)
 
@@ -65,8 +65,8 @@ def stand_in_posterior(eb: hm.EBFit, seed: int = 0) -> xr.DataTree:
         levels = list(dict.fromkeys(frame["grp"]))
         terms = list(dict.fromkeys(frame["term"]))
         wide = frame.set_index(["grp", "term"])
-        mean = wide["mean"].unstack("term").loc[levels, terms].to_numpy()
-        sd = wide["sd_corrected"].unstack("term").loc[levels, terms].to_numpy()
+        mean = wide["estimate"].unstack("term").loc[levels, terms].to_numpy()
+        sd = wide["se"].unstack("term").loc[levels, terms].to_numpy()
         draws = mean + 1.3 * sd * rng.standard_normal((*shape, *mean.shape))
         data[f"u_{group}"] = xr.DataArray(
             draws,

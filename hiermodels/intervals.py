@@ -1,0 +1,140 @@
+"""Intervals of every fit: the ``ci_prob`` keyword, normal intervals and posterior summaries.
+
+Every result's ``*_summary`` method takes ``ci_prob`` (checked by
+:func:`check_ci_prob`); the keywords it replaced still work for one release
+through :func:`resolve_ci_prob`. Estimates with a standard error get the
+normal interval ``estimate ± z·se`` (:func:`normal_bounds`); posterior draws
+are summarised by :func:`summarise_draws`, the one place the package calls
+ArviZ for means, HDIs and diagnostics.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from hiermodels.names import DEFAULT_CI_PROB
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = [
+    "SUMMARY_COLUMNS",
+    "check_ci_prob",
+    "normal_bounds",
+    "renamed_keyword",
+    "resolve_ci_prob",
+    "summarise_draws",
+]
+
+#: The leading columns of every summary table, in this order.
+SUMMARY_COLUMNS = ["estimate", "se", "lower", "upper"]
+
+
+def check_ci_prob(ci_prob: float) -> float:
+    """``ci_prob`` as a float, or ``ValueError`` when it is not strictly between 0 and 1."""
+    value = float(ci_prob)
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
+    return value
+
+
+def renamed_keyword(old: str, new: str, *, stacklevel: int = 3) -> None:
+    """Warn that keyword ``old`` is deprecated in favour of ``new``."""
+    warnings.warn(
+        f"the keyword {old}= is deprecated and will be removed in the next release; "
+        f"use {new}= instead",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def resolve_ci_prob(
+    ci_prob: float, old_name: str, old_value: float | None, *, stacklevel: int = 4
+) -> float:
+    """The interval probability from ``ci_prob`` or from a deprecated keyword.
+
+    Parameters
+    ----------
+    ci_prob : float
+        The value of ``ci_prob`` (its default when the caller did not pass it).
+    old_name : str
+        The deprecated keyword, e.g. ``"interval"``.
+    old_value : float or None
+        Its value; ``None`` when it was not passed.
+    stacklevel : int
+        Passed to :func:`warnings.warn`, so the warning points at the caller.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        When both keywords are given.
+    ValueError
+        When the probability is not in (0, 1).
+    """
+    if old_value is None:
+        return check_ci_prob(ci_prob)
+    if ci_prob != DEFAULT_CI_PROB:
+        raise TypeError(f"pass ci_prob= only; {old_name}= is its deprecated spelling")
+    renamed_keyword(old_name, "ci_prob", stacklevel=stacklevel)
+    return check_ci_prob(old_value)
+
+
+def normal_bounds(
+    estimate: np.ndarray, se: np.ndarray, ci_prob: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``estimate ∓ z·se`` with ``z`` the normal quantile of ``(1 + ci_prob) / 2``."""
+    z = stats.norm.ppf(0.5 + check_ci_prob(ci_prob) / 2.0)
+    estimate, se = np.asarray(estimate, dtype=float), np.asarray(se, dtype=float)
+    return estimate - z * se, estimate + z * se
+
+
+def summarise_draws(draws: xr.DataArray, ci_prob: float) -> pd.DataFrame:
+    """Posterior mean, SD, HDI, median, bulk ESS and rank r_hat of every item.
+
+    Parameters
+    ----------
+    draws : xarray.DataArray
+        Dims ``(chain, draw, item)``; one row per value of ``item``.
+    ci_prob : float
+        Probability of the highest-density interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``estimate`` (mean), ``se`` (posterior SD), ``lower``,
+        ``upper`` (HDI), ``median``, ``ess_bulk``, ``r_hat``; index the
+        values of ``item``. Constant draws (held fixed) give NaN ESS and r_hat.
+        ``attrs``: ``interval`` ``"hdi"`` and ``ci_prob``.
+    """
+    import arviz_stats as azs
+
+    ci_prob = check_ci_prob(ci_prob)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant draws divide by zero
+        hdi = azs.hdi(draws, prob=ci_prob)
+        ess = azs.ess(draws, method="bulk")
+        rhat = azs.rhat(draws)
+    item = next(d for d in draws.dims if d not in ("chain", "draw"))
+    table = pd.DataFrame(
+        {
+            "estimate": draws.mean(("chain", "draw")).values,
+            "se": draws.std(("chain", "draw"), ddof=1).values,
+            "lower": hdi.sel(ci_bound="lower").values,
+            "upper": hdi.sel(ci_bound="upper").values,
+            "median": draws.median(("chain", "draw")).values,
+            "ess_bulk": ess.values,
+            "r_hat": rhat.values,
+        },
+        index=pd.Index(draws[item].values, name=item),
+    )
+    table.attrs.update(interval="hdi", ci_prob=ci_prob)
+    return table
