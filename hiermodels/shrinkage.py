@@ -23,6 +23,14 @@ import xarray as xr
 from hiermodels.eb.fit import EBFit
 from hiermodels.intervals import summarise_draws
 from hiermodels.mle.results import MixedFit
+from hiermodels.names import (
+    correlation_label,
+    correlation_name,
+    effects_name,
+    sd_name,
+    term_dim,
+    term_pair_dim,
+)
 from hiermodels.no_pooling import no_pooling_estimates
 
 __all__ = ["ShrinkageComparison", "compare_shrinkage", "eb_summary", "hyperparameter_table"]
@@ -67,8 +75,8 @@ class ShrinkageComparison:
                 values = wide[column].unstack("term").reindex(index=levels, columns=terms)
                 data[f"{column}_{group}"] = xr.DataArray(
                     values.to_numpy(dtype=float),
-                    dims=(group, f"{group}__term"),
-                    coords={group: levels, f"{group}__term": terms},
+                    dims=(group, term_dim(group)),
+                    coords={group: levels, term_dim(group): terms},
                 )
         return xr.Dataset(data, attrs={"interval": self.interval})
 
@@ -89,9 +97,9 @@ def _bayes_ranef(posterior: Any, mle: MixedFit, interval: float) -> pd.DataFrame
     parts = []
     for block in mle.layout.blocks:
         group = block.group
-        draws = posterior[f"u_{group}"]
+        draws = posterior[effects_name(group)]
         for term in block.terms:
-            values = draws.sel({f"{group}__term": term}, drop=True).sel({group: list(block.levels)})
+            values = draws.sel({term_dim(group): term}, drop=True).sel({group: list(block.levels)})
             stats = summarise_draws(values.transpose("chain", "draw", group), interval)
             parts.append(
                 pd.DataFrame(
@@ -134,12 +142,12 @@ def hyperparameter_table(mle: MixedFit, posterior: Any, interval: float = 0.94) 
         if row.grp == "Residual":
             name, draws = "sigma", posterior["sigma"]
         elif isinstance(row.var2, str):
-            name = f"corr_{row.grp}[{row.var1},{row.var2}]"
-            draws = posterior[f"corr_{row.grp}"].sel(
-                {f"{row.grp}__term": row.var1, f"{row.grp}__term_bis": row.var2}
+            name = correlation_label(row.grp, row.var1, row.var2)
+            draws = posterior[correlation_name(row.grp)].sel(
+                {term_dim(row.grp): row.var1, term_pair_dim(row.grp): row.var2}
             )
         else:
-            name, draws = f"sd_{row.grp}__{row.var1}", posterior[f"sd_{row.grp}__{row.var1}"]
+            name, draws = sd_name(row.grp, row.var1), posterior[sd_name(row.grp, row.var1)]
         stats = summarise_draws(
             draws.drop_vars(draws.coords.keys() - {"chain", "draw"})
             .expand_dims(parameter=[name])
@@ -233,7 +241,7 @@ def compare_shrinkage(eb_fit: EBFit, bayes_fit: Any, interval: float = 0.94) -> 
         )
     boundary = set(eb_fit.boundary)
     table["eb_boundary"] = [
-        f"sd_{g}__{t}" in boundary for g, t in zip(table["grpvar"], table["term"], strict=True)
+        sd_name(g, t) in boundary for g, t in zip(table["grpvar"], table["term"], strict=True)
     ]
     hyper = hyperparameter_table(mle, bayes_fit.idata.posterior, interval)
     return ShrinkageComparison(table=table, hyperparameters=hyper, interval=interval)

@@ -100,7 +100,7 @@ def test_summaries_share_columns_and_attrs(fit) -> None:
     assert set(varcorr["name"]) == {
         "sd_Subject__Intercept",
         "sd_Subject__Days",
-        "corr_Subject[Intercept, Days]",
+        "corr_Subject[Intercept,Days]",
         "sigma",
     }
     for table in (fixef, ranef, varcorr):

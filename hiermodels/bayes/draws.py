@@ -18,6 +18,7 @@ from hiermodels.bayes.priors import group_term_layout
 from hiermodels.design.design import Design
 from hiermodels.design.families import Family, inverse_link
 from hiermodels.mle.response import log_binomial_coefficient
+from hiermodels.names import effects_name, term_dim
 
 __all__ = [
     "LinearPredictorData",
@@ -94,7 +95,7 @@ def linear_predictor(posterior: xr.Dataset, data: LinearPredictorData) -> xr.Dat
     beta = posterior["beta"].transpose("chain", "draw", "coef").values
     eta = np.einsum("cdp,np->cdn", beta, data.X)
     for group, codes, Xg in data.groups:
-        u = posterior[f"u_{group}"].transpose("chain", "draw", group, f"{group}__term").values
+        u = posterior[effects_name(group)].transpose("chain", "draw", group, term_dim(group)).values
         known = codes >= 0
         for c in range(u.shape[0]):  # chain by chain keeps the (draw, n, q) gather small
             gathered = u[c][:, codes[known], :]

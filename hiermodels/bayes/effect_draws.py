@@ -14,6 +14,7 @@ from hiermodels.bayes.build import FactorStatistics, factor_cholesky, precision_
 from hiermodels.bayes.marginal_density import effect_arrays
 from hiermodels.bayes.priors import group_term_layout
 from hiermodels.design.design import Design
+from hiermodels.names import correlation_name, sd_name
 
 __all__ = ["conditional_effects"]
 
@@ -39,11 +40,11 @@ def conditional_effects(
     stats = FactorStatistics.from_design(design)
     beta = posterior["beta"].transpose("chain", "draw", "coef").values
     sds = [
-        posterior[f"sd_{g}__{t}"].transpose("chain", "draw").values[..., None] for t in layout.terms
+        posterior[sd_name(g, t)].transpose("chain", "draw").values[..., None] for t in layout.terms
     ]
     sigma = posterior["sigma"].transpose("chain", "draw").values[..., None]
     correlated = bool(layout.correlated_spans)
-    r = posterior[f"corr_{g}"].values[..., 0, 1][..., None] if correlated else 0.0
+    r = posterior[correlation_name(g)].values[..., 0, 1][..., None] if correlated else 0.0
     l00, l10, l11 = factor_cholesky(sds, r, correlated)
     h = stats.Zty - np.einsum("gqp,cdp->cdgq", stats.ZtX, beta)
     a00, a01, a11, c0, c1 = precision_terms(

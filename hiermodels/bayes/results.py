@@ -40,7 +40,15 @@ from hiermodels.intervals import (
     renamed_keyword,
     summarise_draws,
 )
-from hiermodels.names import DEFAULT_CI_PROB
+from hiermodels.names import (
+    DEFAULT_CI_PROB,
+    correlation_label,
+    correlation_name,
+    effects_name,
+    sd_name,
+    term_dim,
+    term_pair_dim,
+)
 
 __all__ = [
     "BayesFit",
@@ -255,10 +263,10 @@ class BayesFit:
         out: dict[str, pd.DataFrame] = {}
         for layout in group_term_layout(self.design):
             g = layout.group
-            means = self.posterior[f"u_{g}"].mean(("chain", "draw"))
-            values = means.sel({g: list(layout.levels), f"{g}__term": list(layout.terms)})
+            means = self.posterior[effects_name(g)].mean(("chain", "draw"))
+            values = means.sel({g: list(layout.levels), term_dim(g): list(layout.terms)})
             out[g] = pd.DataFrame(
-                values.transpose(g, f"{g}__term").values,
+                values.transpose(g, term_dim(g)).values,
                 index=pd.Index(list(layout.levels), name=g),
                 columns=list(layout.terms),
             )
@@ -277,7 +285,7 @@ class BayesFit:
         for layout in group_term_layout(self.design):
             g = layout.group
             for term in layout.terms:
-                sd = post[f"sd_{g}__{term}"]
+                sd = post[sd_name(g, term)]
                 rows.append(
                     {
                         "grp": g,
@@ -288,8 +296,10 @@ class BayesFit:
                     }
                 )
             for i, j, t1, t2 in _correlated_pairs(layout):
-                corr = post[f"corr_{g}"].isel({f"{g}__term": i, f"{g}__term_bis": j}, drop=True)
-                cov = corr * post[f"sd_{g}__{t1}"] * post[f"sd_{g}__{t2}"]
+                corr = post[correlation_name(g)].isel(
+                    {term_dim(g): i, term_pair_dim(g): j}, drop=True
+                )
+                cov = corr * post[sd_name(g, t1)] * post[sd_name(g, t2)]
                 rows.append(
                     {
                         "grp": g,
@@ -356,12 +366,12 @@ class BayesFit:
         for layout in group_term_layout(self.design):
             g = layout.group
             for term in layout.terms:
-                rows.append((g, term, "", f"sd_{g}__{term}"))
-                series.append(post[f"sd_{g}__{term}"])
+                rows.append((g, term, "", sd_name(g, term)))
+                series.append(post[sd_name(g, term)])
             for i, j, t1, t2 in _correlated_pairs(layout):
-                rows.append((g, t1, t2, f"corr_{g}[{t1}, {t2}]"))
+                rows.append((g, t1, t2, correlation_label(g, t1, t2)))
                 series.append(
-                    post[f"corr_{g}"].isel({f"{g}__term": i, f"{g}__term_bis": j}, drop=True)
+                    post[correlation_name(g)].isel({term_dim(g): i, term_pair_dim(g): j}, drop=True)
                 )
         for name, grp in (("sigma", "Residual"), ("alpha", "Dispersion")):
             if name in post:
@@ -398,9 +408,9 @@ class BayesFit:
         parts = []
         for layout in group_term_layout(self.design):
             g = layout.group
-            u = self.posterior[f"u_{g}"]
+            u = self.posterior[effects_name(g)]
             for term in layout.terms:
-                stats = summarise_draws(u.sel({f"{g}__term": term}, drop=True), ci_prob)
+                stats = summarise_draws(u.sel({term_dim(g): term}, drop=True), ci_prob)
                 table = stats.reset_index(drop=True)
                 table.insert(0, "grpvar", g)
                 table.insert(1, "term", term)
@@ -585,14 +595,14 @@ def _correlated_pairs(layout: GroupTerms) -> list[tuple[int, int, str, str]]:
 
 
 def _label(values: xr.DataArray, flat_index: int) -> str:
-    """``name[coord, coord]`` of the flat position ``flat_index`` of a variable."""
+    """``name[coord,coord]`` of the flat position ``flat_index`` of a variable."""
     dims = [d for d in values.dims if d not in ("chain", "draw")]
     if not dims:
         return str(values.name)
     shape = [values.sizes[d] for d in dims]
     idx = np.unravel_index(flat_index, shape)
     coords = [str(values[d].values[i]) for d, i in zip(dims, idx, strict=True)]
-    return f"{values.name}[{', '.join(coords)}]"
+    return f"{values.name}[{','.join(coords)}]"
 
 
 def prediction_data(

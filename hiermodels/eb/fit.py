@@ -30,7 +30,7 @@ from hiermodels.intervals import normal_bounds, resolve_ci_prob, summarise_draws
 from hiermodels.mle.covariance import covariance_to_sd_corr
 from hiermodels.mle.response import DISPERSION_NAME
 from hiermodels.mle.results import MixedFit, per_group_frames
-from hiermodels.names import DEFAULT_CI_PROB
+from hiermodels.names import DEFAULT_CI_PROB, correlation_name, effects_name, sd_name, term_dim
 
 __all__ = ["BoundaryWarning", "EBFit", "fit_eb", "plugin_values"]
 
@@ -179,9 +179,9 @@ class EBFit:
         out: dict[tuple[str, str], pd.DataFrame] = {}
         posterior = self.idata.posterior
         for block in self.mle.layout.blocks:
-            draws = posterior[f"u_{block.group}"].sel({block.group: list(block.levels)})
+            draws = posterior[effects_name(block.group)].sel({block.group: list(block.levels)})
             for term in block.terms:
-                term_draws = draws.sel({f"{block.group}__term": term}, drop=True)
+                term_draws = draws.sel({term_dim(block.group): term}, drop=True)
                 out[(block.group, term)] = summarise_draws(term_draws, ci_prob)
         return out
 
@@ -216,7 +216,7 @@ def plugin_values(fit: MixedFit, plugin: str = "hyper") -> dict[str, Any]:
             term_block[(block.group, term)] = (i, j)
     for layout in group_term_layout(fit.design):
         for term in layout.terms:
-            values[f"sd_{layout.group}__{term}"] = term_sd[(layout.group, term)]
+            values[sd_name(layout.group, term)] = term_sd[(layout.group, term)]
         if layout.correlated_spans:
             q = len(layout.terms)
             corr = np.eye(q)
@@ -226,7 +226,7 @@ def plugin_values(fit: MixedFit, plugin: str = "hyper") -> dict[str, Any]:
                     ib, jb = term_block[(layout.group, layout.terms[b])]
                     if a != b and ia == ib:
                         corr[a, b] = covariance_to_sd_corr(covs[ia])[1][ja, jb]
-            values[f"corr_{layout.group}"] = corr
+            values[correlation_name(layout.group)] = corr
     if plugin == "all":
         values["beta"] = np.asarray(fit.beta, dtype=float)
     return values
@@ -238,7 +238,7 @@ def _boundary(fit: MixedFit) -> tuple[str, ...]:
         sds, _ = covariance_to_sd_corr(cov)
         for term, sd in zip(block.terms, sds, strict=True):
             if sd < 1e-6 * max(fit.sigma, 1e-12):
-                names.append(f"sd_{block.group}__{term}")
+                names.append(sd_name(block.group, term))
     return tuple(names)
 
 
@@ -387,9 +387,9 @@ def _draw_moments(
     means, sds = [], []
     posterior = idata.posterior
     for block in mle.layout.blocks:
-        var = posterior[f"u_{block.group}"].sel({f"{block.group}__term": list(block.terms)})
+        var = posterior[effects_name(block.group)].sel({term_dim(block.group): list(block.terms)})
         var = var.sel({block.group: list(block.levels)})
-        values = var.transpose(block.group, f"{block.group}__term", "chain", "draw").to_numpy()
+        values = var.transpose(block.group, term_dim(block.group), "chain", "draw").to_numpy()
         values = values.reshape(*values.shape[:2], -1)
         means.append(values.mean(axis=-1))
         sds.append(values.std(axis=-1, ddof=1))

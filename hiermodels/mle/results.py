@@ -25,7 +25,14 @@ from hiermodels.intervals import check_ci_prob, normal_bounds, renamed_keyword
 from hiermodels.mle.blocked import ReLayout
 from hiermodels.mle.covariance import covariance_to_sd_corr
 from hiermodels.mle.optimize import OptSummary
-from hiermodels.names import DEFAULT_CI_PROB
+from hiermodels.names import (
+    DEFAULT_CI_PROB,
+    correlation_label,
+    correlation_name,
+    effects_name,
+    sd_name,
+    term_dim,
+)
 
 if TYPE_CHECKING:
     from hiermodels.mle.summary import FitSummary
@@ -341,9 +348,9 @@ class MixedFit:
         names = [
             "sigma"
             if grp == "Residual"
-            else f"sd_{grp}__{var1}"
+            else sd_name(grp, var1)
             if not isinstance(var2, str)
-            else f"corr_{grp}[{var1}, {var2}]"
+            else correlation_label(grp, var1, var2)
             for grp, var1, var2 in zip(
                 varcorr["grp"], varcorr["var1"], varcorr["var2"], strict=True
             )
@@ -564,7 +571,7 @@ class MixedFit:
         for group, idx in self._group_blocks().items():
             terms = [t for i in idx for t in self.layout.blocks[i].terms]
             levels = list(self.layout.blocks[idx[0]].levels)
-            tdim = f"{group}__term"
+            tdim = term_dim(group)
             modes = np.hstack([self.conditional_modes[i] for i in idx])
             sds = np.hstack(
                 [
@@ -577,15 +584,15 @@ class MixedFit:
                 ]
             )
             coords = {group: levels, tdim: terms}
-            data[f"u_{group}"] = xr.DataArray(modes, dims=(group, tdim), coords=coords)
+            data[effects_name(group)] = xr.DataArray(modes, dims=(group, tdim), coords=coords)
             data[f"u_{group}_sd"] = xr.DataArray(sds, dims=(group, tdim), coords=coords)
             for i in idx:
                 block_sds, corr = covariance_to_sd_corr(covs[i])
                 for term, sd in zip(self.layout.blocks[i].terms, block_sds, strict=True):
-                    data[f"sd_{group}__{term}"] = xr.DataArray(sd)
+                    data[sd_name(group, term)] = xr.DataArray(sd)
                 if self.layout.blocks[i].n_terms > 1 and len(idx) == 1:
                     bis = f"{tdim}_bis"
-                    data[f"corr_{group}"] = xr.DataArray(
+                    data[correlation_name(group)] = xr.DataArray(
                         corr, dims=(tdim, bis), coords={tdim: terms, bis: terms}
                     )
         attrs = {

@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from hiermodels.names import sd_name
 from hiermodels.plots._common import COLORS, panel_axes
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ def _mle_values(mle: MixedFit) -> dict[str, float]:
         if row.grp == "Residual":
             values["sigma"] = float(row.sdcor)
         elif not isinstance(row.var2, str):
-            values[f"sd_{row.grp}__{row.var1}"] = float(row.sdcor)
+            values[sd_name(row.grp, row.var1)] = float(row.sdcor)
     return values
 
 

@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch
 from matplotlib.ticker import NullFormatter
 
+from hiermodels.names import sd_name
 from hiermodels.plots._common import (
     COLORS,
     LABELS,
@@ -534,7 +535,7 @@ def _textbook_curve(comparison: Any, pairs: list[tuple[str, str]]) -> Any:
     group, term = pairs[0]
     if term not in ("Intercept", "(Intercept)"):
         return None
-    tau = mle.get(f"sd_{group}__{term}")
+    tau = mle.get(sd_name(group, term))
     sigma = mle.get("sigma")
     if tau is None or sigma is None:
         return None

@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from scipy import stats
 
+from hiermodels.names import correlation_label, sd_name
 from hiermodels.plots._common import (
     COLORS,
     LABELS,
@@ -48,7 +49,7 @@ def _default_pair(table: pd.DataFrame, hyper: pd.DataFrame | None, grpvar: str |
         if hyper is not None:
             for a in terms:
                 for b in terms:
-                    if f"corr_{group}[{a},{b}]" in set(hyper["parameter"]):
+                    if correlation_label(group, a, b) in set(hyper["parameter"]):
                         return group, (a, b)
         return group, (terms[0], terms[1])
     where = f"grouping factor {grpvar!r}" if grpvar else "any grouping factor"
@@ -93,8 +94,10 @@ def population_covariance(
         if hyper is None:
             raise ValueError("pass mle= or a ShrinkageComparison with its hyperparameters table")
         values = dict(zip(hyper["parameter"], hyper["mle"], strict=True))
-        sa, sb = values.get(f"sd_{grpvar}__{a}"), values.get(f"sd_{grpvar}__{b}")
-        rho = values.get(f"corr_{grpvar}[{a},{b}]", values.get(f"corr_{grpvar}[{b},{a}]", 0.0))
+        sa, sb = values.get(sd_name(grpvar, a)), values.get(sd_name(grpvar, b))
+        rho = values.get(
+            correlation_label(grpvar, a, b), values.get(correlation_label(grpvar, b, a), 0.0)
+        )
     if sa is None or sb is None:
         raise KeyError(f"no fitted SDs of {a!r} and {b!r} for grouping factor {grpvar!r}")
     cov = rho * sa * sb
