@@ -7,6 +7,7 @@ A bad seed otherwise surfaces deep inside nutpie, PyMC or numpy as an
 from __future__ import annotations
 
 import numbers
+from typing import Literal, overload
 
 import numpy as np
 
@@ -15,6 +16,18 @@ __all__ = ["SEED_LIMIT", "check_random_seed"]
 #: Seeds run from 0 to ``SEED_LIMIT - 1``: nutpie takes an unsigned 64-bit seed
 #: (numpy and PyMC take any non-negative integer).
 SEED_LIMIT = 2**64
+
+
+@overload
+def check_random_seed(
+    seed: object, *, allow_generator: Literal[False] = False, name: str = "random_seed"
+) -> int | None: ...
+
+
+@overload
+def check_random_seed(
+    seed: object, *, allow_generator: bool, name: str = "random_seed"
+) -> int | np.random.Generator | None: ...
 
 
 def check_random_seed(

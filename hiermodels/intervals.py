@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SUMMARY_COLUMNS",
     "check_ci_prob",
+    "either_keyword",
     "normal_bounds",
     "renamed_keyword",
     "resolve_ci_prob",
@@ -35,8 +36,11 @@ __all__ = [
 SUMMARY_COLUMNS = ["estimate", "se", "lower", "upper"]
 
 
-def check_ci_prob(ci_prob: float) -> float:
-    """``ci_prob`` as a float, or ``ValueError`` when it is not strictly between 0 and 1."""
+def check_ci_prob(ci_prob: float | None) -> float:
+    """``ci_prob`` as a float (:data:`~hiermodels.names.DEFAULT_CI_PROB` for ``None``), or
+    ``ValueError`` when it is not strictly between 0 and 1."""
+    if ci_prob is None:
+        return DEFAULT_CI_PROB
     value = float(ci_prob)
     if not 0.0 < value < 1.0:
         raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
@@ -51,6 +55,36 @@ def renamed_keyword(old: str, new: str, *, stacklevel: int = 3) -> None:
         DeprecationWarning,
         stacklevel=stacklevel,
     )
+
+
+def either_keyword[T](new_value: T, old_value: T, *, new: str, old: str) -> T:
+    """The value of a keyword passed under its new spelling or its deprecated one.
+
+    Parameters
+    ----------
+    new_value, old_value : object
+        What the caller passed under each spelling (``None`` when not passed).
+    new, old : str
+        The two spellings, for the messages.
+
+    Returns
+    -------
+    object
+        ``old_value`` (with a ``DeprecationWarning`` attributed to the caller of
+        the public method) when only the old spelling was used, else ``new_value``.
+
+    Raises
+    ------
+    TypeError
+        When both spellings are passed.
+    """
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise TypeError(f"pass {new}= only; {old}= is its deprecated spelling")
+    # past renamed_keyword, this function and the public method that calls it
+    renamed_keyword(old, new, stacklevel=4)
+    return old_value
 
 
 def resolve_ci_prob(

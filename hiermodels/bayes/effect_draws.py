@@ -7,6 +7,8 @@ runs on; :func:`conditional_effects` draws them back, one per posterior draw.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import xarray as xr
 
@@ -45,10 +47,12 @@ def conditional_effects(
     sigma = posterior["sigma"].transpose("chain", "draw").values[..., None]
     correlated = bool(layout.correlated_spans)
     r = posterior[correlation_name(g)].values[..., 0, 1][..., None] if correlated else 0.0
-    l00, l10, l11 = factor_cholesky(sds, r, correlated)
+    # the one-factor algebra the graph uses, here on numpy arrays of draws
+    l00, l10, l11 = cast(tuple[np.ndarray, ...], factor_cholesky(sds, r, correlated))
     h = stats.Zty - np.einsum("gqp,cdp->cdgq", stats.ZtX, beta)
-    a00, a01, a11, c0, c1 = precision_terms(
-        stats, (l00, l10, l11), sigma, h[..., 0], h[..., 1] if q == 2 else 0.0
+    a00, a01, a11, c0, c1 = cast(
+        tuple[np.ndarray, ...],
+        precision_terms(stats, (l00, l10, l11), sigma, h[..., 0], h[..., 1] if q == 2 else 0.0),
     )
     s2 = sigma**2
     eps = rng.standard_normal((*h.shape[:-1], q))

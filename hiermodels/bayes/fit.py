@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import xarray as xr
@@ -57,11 +57,14 @@ class _Run:
 
     priors: Priors
     sampler: Sampler
-    backend: str
+    backend: Literal["auto", "direct", "numba", "python"]
     fixed_values: Mapping[str, ArrayLike] | None
     random_seed: int | None
     progressbar: bool
-    settings: Mapping[str, int | float]
+    draws: int
+    tune: int
+    chains: int
+    target_accept: float
     rng: np.random.Generator
 
     def graph(self, model: pm.Model) -> xr.DataTree:
@@ -71,8 +74,12 @@ class _Run:
             sampler=self.sampler,
             random_seed=self.random_seed,
             progressbar=self.progressbar,
-            backend=self.backend,
-            **self.settings,
+            # choose_route sends backend="direct" to the native densities only
+            backend=cast(Literal["auto", "numba", "python"], self.backend),
+            draws=self.draws,
+            tune=self.tune,
+            chains=self.chains,
+            target_accept=self.target_accept,
         )
 
     def native(
@@ -84,7 +91,10 @@ class _Run:
             random_seed=self.random_seed,
             progressbar=self.progressbar,
             cores=None,
-            **self.settings,
+            draws=self.draws,
+            tune=self.tune,
+            chains=self.chains,
+            target_accept=self.target_accept,
         )
         return idata, idata["posterior"].to_dataset(), points
 
@@ -276,7 +286,10 @@ def fit_bayes(
         fixed_values=fixed_values,
         random_seed=random_seed,
         progressbar=progressbar,
-        settings={"draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept},
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        target_accept=target_accept,
         rng=np.random.default_rng(random_seed),
     )
     idata = RUNNERS[route](design, run)

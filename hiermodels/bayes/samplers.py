@@ -15,7 +15,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pymc as pm
@@ -105,7 +105,7 @@ def _python_compiled(model: pm.Model) -> object:
         for v, a, b, s in zip(values, bounds[:-1], bounds[1:], shapes, strict=True)
     }
     logp = frozen.logp()
-    grad = pt.concatenate([pt.grad(logp, v).ravel() for v in values])
+    grad = pt.concatenate([cast(pt.TensorVariable, pt.grad(logp, v)).ravel() for v in values])
     logp_fn = pytensor.function(
         [flat], graph_replace([logp, grad], replace), mode=PYTHON_BACKEND_MODE, trust_input=True
     )
@@ -120,7 +120,7 @@ def _python_compiled(model: pm.Model) -> object:
 
     # nutpie asks for one function per chain and runs chains in threads: each gets its own
     # copy, as a compiled PyTensor function keeps per-call storage that threads must not share
-    def make_logp() -> object:
+    def make_logp() -> Callable[..., tuple[float, np.ndarray]]:
         own = logp_fn.copy()
 
         def logp(x: np.ndarray, **_: object) -> tuple[float, np.ndarray]:
@@ -134,7 +134,7 @@ def _python_compiled(model: pm.Model) -> object:
 
         return logp
 
-    def make_expand(*_: object) -> object:
+    def make_expand(*_: object) -> Callable[..., dict[str, np.ndarray]]:
         own = expand_fn.copy()
 
         def expand(x: np.ndarray, **__: object) -> dict[str, np.ndarray]:

@@ -6,21 +6,16 @@ interval probability ``ci_prob`` and the deprecated spellings of keywords.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from hiermodels.names import DEFAULT_CI_PROB
-
 __all__ = [
     "as_counts",
     "as_vector",
-    "check_ci_prob",
     "frozen",
-    "renamed_keyword",
     "unit_label_name",
     "unit_labels",
 ]
@@ -41,7 +36,7 @@ def frozen(values: ArrayLike, dtype: type = float) -> NDArray[Any]:
     numpy.ndarray
         A copy whose ``writeable`` flag is off, so results stay immutable.
     """
-    out = np.array(values, dtype=dtype, copy=True).reshape(-1)
+    out: NDArray[Any] = np.array(values, dtype=dtype, copy=True).reshape(-1)
     out.flags.writeable = False
     return out
 
@@ -136,53 +131,3 @@ def as_counts(values: ArrayLike, name: str) -> NDArray[np.int64]:
         bad = np.flatnonzero(arr != np.round(arr)).tolist()
         raise ValueError(f"{name} must be whole numbers; not at positions {bad}")
     return arr.astype(np.int64)
-
-
-def check_ci_prob(ci_prob: float | None) -> float:
-    """Return the interval probability, :data:`~hiermodels.names.DEFAULT_CI_PROB` for ``None``.
-
-    Parameters
-    ----------
-    ci_prob : float or None
-        Probability of the intervals.
-
-    Returns
-    -------
-    float
-        A value in (0, 1); anything else raises ``ValueError``.
-    """
-    if ci_prob is None:
-        return DEFAULT_CI_PROB
-    if not 0.0 < ci_prob < 1.0:
-        raise ValueError(f"ci_prob must lie in (0, 1), got {ci_prob}")
-    return float(ci_prob)
-
-
-def renamed_keyword(new_value: Any, old_value: Any, *, new: str, old: str) -> Any:
-    """Accept a keyword's deprecated spelling for one release.
-
-    Parameters
-    ----------
-    new_value, old_value : object
-        What the caller passed under each spelling (``None`` when not passed).
-    new, old : str
-        The two spellings, for the messages.
-
-    Returns
-    -------
-    object
-        ``old_value`` (with a ``DeprecationWarning`` attributed to the caller of
-        the public method) when only the old spelling was used, else ``new_value``.
-        Passing both raises ``TypeError``.
-    """
-    if old_value is None:
-        return new_value
-    if new_value is not None:
-        raise TypeError(f"pass {new}= only; {old}= is its deprecated spelling")
-    # stacklevel 3: past this helper and the public method that calls it
-    warnings.warn(
-        f"{old}= is deprecated and will be removed in the next release; use {new}=",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return old_value

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -21,11 +21,11 @@ from numpy.typing import NDArray
 from scipy import special, stats
 
 from hiermodels._checks import check_random_seed
-from hiermodels.compound._inputs import check_ci_prob, renamed_keyword
 from hiermodels.compound.bayes import CompoundBayesFit, run_nuts
 from hiermodels.compound.comparison import comparison_frame
 from hiermodels.compound.hyperpriors import HyperPriorSpec
 from hiermodels.compound.intervals import EBIntervals
+from hiermodels.intervals import check_ci_prob, either_keyword
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -73,6 +73,7 @@ class HyperEstimate:
         if self.link_se is None:
             return {"estimate": self.value, "se": np.nan, "lower": np.nan, "upper": np.nan}
         z = float(stats.norm.ppf(0.5 + ci_prob / 2.0))
+        inverse: Callable[[float], float]
         if self.link == "identity":
             eta, inverse, slope = self.value, float, 1.0
         elif self.link == "log":
@@ -104,16 +105,28 @@ class CompoundFit(ABC):
     units: tuple[str, ...]
     unit_name: str
     boundary: bool
-    shrinkage: FloatArray
-    post_mean: FloatArray
-    post_sd: FloatArray
+
+    if TYPE_CHECKING:
+        # fields of one fit, properties derived from the prior of another: read-only here
+
+        @property
+        def shrinkage(self) -> FloatArray:
+            """Each unit's weight on the prior mean."""
+
+        @property
+        def post_mean(self) -> FloatArray:
+            """Each unit's plug-in posterior mean."""
+
+        @property
+        def post_sd(self) -> FloatArray:
+            """Each unit's plug-in posterior standard deviation."""
 
     @abstractmethod
     def _central_bounds(self, ci_prob: float) -> tuple[FloatArray, FloatArray]:
         """End points of each unit's central plug-in posterior interval."""
 
     @abstractmethod
-    def _data_columns(self) -> dict[str, FloatArray]:
+    def _data_columns(self) -> dict[str, NDArray[Any]]:
         """The data, as the first columns of :meth:`to_frame`."""
 
     def _posterior_parameters(self) -> dict[str, FloatArray]:
@@ -150,7 +163,7 @@ class CompoundFit(ABC):
         EBIntervals
             With ``method`` :attr:`interval_method`.
         """
-        prob = check_ci_prob(renamed_keyword(ci_prob, level, new="ci_prob", old="level"))
+        prob = check_ci_prob(either_keyword(ci_prob, level, new="ci_prob", old="level"))
         lower, upper = self._central_bounds(prob)
         return EBIntervals(
             units=self.units,
@@ -342,7 +355,7 @@ class CompoundModel(ABC):
 
     @property
     @abstractmethod
-    def size(self) -> FloatArray:
+    def size(self) -> NDArray[Any]:
         """Each unit's amount of data (SE, trials or exposure), 0 for no data."""
 
     @abstractmethod
@@ -457,8 +470,10 @@ class CompoundModel(ABC):
             pooled)), ``width_ratio`` (full-Bayes over EB interval width),
             ``eb_boundary`` and ``note``.
         """
-        prob = check_ci_prob(renamed_keyword(ci_prob, level, new="ci_prob", old="level"))
-        draws = renamed_keyword(bayes, idata, new="bayes", old="idata")
+        prob = check_ci_prob(either_keyword(ci_prob, level, new="ci_prob", old="level"))
+        draws: CompoundBayesFit | xr.DataTree | None = either_keyword(
+            bayes, idata, new="bayes", old="idata"
+        )
         if draws is None:
             raise TypeError("compare() needs the full-Bayes result bayes")
         if isinstance(draws, xr.DataTree):

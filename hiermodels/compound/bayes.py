@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hiermodels.compound._inputs import check_ci_prob
+from hiermodels.intervals import check_ci_prob
 
 if TYPE_CHECKING:
     import pymc as pm

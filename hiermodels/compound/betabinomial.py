@@ -170,7 +170,7 @@ class BetaBinomialFit(CompoundFit):
         upper = stats.beta.ppf(1.0 - tail, self.post_alpha, self.post_beta)
         return lower, upper
 
-    def _data_columns(self) -> dict[str, FloatArray]:
+    def _data_columns(self) -> dict[str, NDArray[Any]]:
         return {"successes": self.successes, "trials": self.trials}
 
     def _posterior_parameters(self) -> dict[str, FloatArray]:
@@ -458,4 +458,4 @@ class BetaBinomial(CompoundModel):
             Dims ``(chain, draw)``.
         """
         mu = posterior["mu"]
-        return np.sqrt(mu * (1.0 - mu) / (posterior["M"] + 1.0)).rename("prior_sd")
+        return ((mu * (1.0 - mu) / (posterior["M"] + 1.0)) ** 0.5).rename("prior_sd")

@@ -10,7 +10,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from hiermodels.compound._inputs import check_ci_prob, frozen, renamed_keyword
+from hiermodels.compound._inputs import (
+    frozen,
+)
+from hiermodels.intervals import check_ci_prob, either_keyword
 
 __all__ = ["INTERVAL_KINDS", "EBIntervals"]
 
@@ -65,7 +68,7 @@ class EBIntervals:
         *,
         level: float | None = None,
     ) -> None:
-        prob = renamed_keyword(ci_prob, level, new="ci_prob", old="level")
+        prob = either_keyword(ci_prob, level, new="ci_prob", old="level")
         if prob is None:
             raise TypeError("EBIntervals needs ci_prob")
         if method not in INTERVAL_KINDS:

@@ -28,9 +28,7 @@ from hiermodels._checks import check_random_seed
 from hiermodels.compound import _normal_math as nm
 from hiermodels.compound._inputs import (
     as_vector,
-    check_ci_prob,
     frozen,
-    renamed_keyword,
     unit_label_name,
     unit_labels,
 )
@@ -38,6 +36,7 @@ from hiermodels.compound.base import CompoundFit, CompoundModel, HyperEstimate, 
 from hiermodels.compound.hyperpriors import HyperPriorSpec, check_hyperprior_keys, make_prior
 from hiermodels.compound.intervals import EBIntervals
 from hiermodels.compound.jamesstein import JamesStein, james_stein
+from hiermodels.intervals import check_ci_prob, either_keyword
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -133,7 +132,7 @@ class NormalFit(CompoundFit):
         z = float(stats.norm.ppf(0.5 + ci_prob / 2.0))
         return self.post_mean - z * self.post_sd, self.post_mean + z * self.post_sd
 
-    def _data_columns(self) -> dict[str, FloatArray]:
+    def _data_columns(self) -> dict[str, NDArray[Any]]:
         return {"y": self.y, "se": self.se}
 
 
@@ -297,7 +296,7 @@ class NormalNormal(CompoundModel):
         EBIntervals
             With ``method="morris"``; ``sd`` holds ``s_i``.
         """
-        prob = check_ci_prob(renamed_keyword(ci_prob, level, new="ci_prob", old="level"))
+        prob = check_ci_prob(either_keyword(ci_prob, level, new="ci_prob", old="level"))
         if self.k < 4:
             raise ValueError(f"Morris intervals need k >= 4 units, got {self.k}")
         mean, var, _, _ = nm.morris_batch(self.y[None, :], self.se**2)
@@ -351,7 +350,7 @@ class NormalNormal(CompoundModel):
         EBIntervals
             With ``method="bootstrap"``.
         """
-        prob = check_ci_prob(renamed_keyword(ci_prob, level, new="ci_prob", old="level"))
+        prob = check_ci_prob(either_keyword(ci_prob, level, new="ci_prob", old="level"))
         random_seed = check_random_seed(random_seed, allow_generator=True)
         if n_boot < 2:
             raise ValueError("n_boot must be at least 2")

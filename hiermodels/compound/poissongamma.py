@@ -166,7 +166,7 @@ class PoissonGammaFit(CompoundFit):
         upper = stats.gamma.ppf(1.0 - tail, self.post_shape, scale=scale)
         return lower, upper
 
-    def _data_columns(self) -> dict[str, FloatArray]:
+    def _data_columns(self) -> dict[str, NDArray[Any]]:
         return {"counts": self.counts, "exposure": self.exposure}
 
     def _posterior_parameters(self) -> dict[str, FloatArray]:
@@ -443,4 +443,4 @@ class PoissonGamma(CompoundModel):
         xarray.DataArray
             Dims ``(chain, draw)``.
         """
-        return (np.sqrt(posterior["a"]) / posterior["b"]).rename("prior_sd")
+        return (posterior["a"] ** 0.5 / posterior["b"]).rename("prior_sd")

@@ -213,7 +213,7 @@ def simulate_compound(
     CompoundSimulation
         Per-replication losses; ``.risk()`` summarises them.
     """
-    random_seed = check_random_seed(random_seed, allow_generator=True)
+    seed = check_random_seed(random_seed, allow_generator=True)
     if n_rep < 2:
         raise ValueError("n_rep must be at least 2")
     if k < 2:
@@ -225,7 +225,7 @@ def simulate_compound(
     ses = np.broadcast_to(np.asarray(se, dtype=float), (k,)).copy()
     if np.any(ses <= 0) or not np.all(np.isfinite(ses)):
         raise ValueError("se must be positive and finite")
-    rng = np.random.default_rng(random_seed)
+    rng = np.random.default_rng(seed)
     theta, y = _draw(rng, n_rep, mu, tau, ses)
     estimates = _estimates(y, ses, mu, tau, eb_method)
     losses = pd.DataFrame({name: ((e - theta) ** 2).sum(axis=1) for name, e in estimates.items()})

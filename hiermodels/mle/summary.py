@@ -107,13 +107,10 @@ class FitSummary:
         )
 
     def __str__(self) -> str:
-        lines = [
-            self.title,
-            f" Family: {self.family}" if "Generalized" in self.title else None,
-            f"Formula: {self.formula}",
-            "",
-        ]
-        lines = [line for line in lines if line is not None]
+        lines = [self.title]
+        if "Generalized" in self.title:
+            lines.append(f" Family: {self.family}")
+        lines += [f"Formula: {self.formula}", ""]
         crit = self.criteria
         if list(crit.index) == ["REML criterion"]:
             lines.append(f"REML criterion at convergence: {crit.iloc[0]:.4f}")

@@ -127,7 +127,7 @@ def test_old_level_keyword_warns_and_gives_the_same_intervals(schools_fit, rats_
 
 
 def test_ci_prob_outside_the_unit_interval_is_refused(any_fit):
-    with pytest.raises(ValueError, match=r"ci_prob must lie in \(0, 1\), got 1.5"):
+    with pytest.raises(ValueError, match=r"ci_prob must be in \(0, 1\), got 1.5"):
         any_fit.intervals(1.5)
     with pytest.raises(ValueError, match="got 0"):
         any_fit.ranef_summary(ci_prob=0)
