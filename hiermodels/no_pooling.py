@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hiermodels.design.factors import long_index, long_values
 from hiermodels.mle.response import GlmResponse
 from hiermodels.mle.results import MixedFit
 
@@ -109,25 +110,19 @@ def no_pooling_estimates(fit: MixedFit) -> pd.DataFrame:
         where ``no_pooling_estimable`` is False.
     """
     fixed = dict(zip(fit.design.fixed_names, fit.beta, strict=True))
-    parts = []
+    estimates, estimable, counts, population = [], [], [], []
     for i, block in enumerate(fit.layout.blocks):
-        if fit.design.family.is_gaussian:
-            est, ok = _gaussian(fit, i)
-        else:
-            est, ok = _glm(fit, i)
-        counts = np.bincount(block.codes, minlength=block.n_levels)
-        for j, term in enumerate(block.terms):
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "grpvar": block.group,
-                        "term": term,
-                        "grp": list(block.levels),
-                        "n_obs": counts,
-                        "no_pooling": est[:, j],
-                        "no_pooling_estimable": ok,
-                        "population_coef": fixed.get(term, 0.0),
-                    }
-                )
-            )
-    return pd.concat(parts, ignore_index=True)
+        est, ok = _gaussian(fit, i) if fit.design.family.is_gaussian else _glm(fit, i)
+        shape = (block.n_levels, block.n_terms)
+        estimates.append(est)
+        estimable.append(np.broadcast_to(ok[:, None], shape))
+        counts.append(
+            np.broadcast_to(np.bincount(block.codes, minlength=block.n_levels)[:, None], shape)
+        )
+        population.append(np.broadcast_to([fixed.get(term, 0.0) for term in block.terms], shape))
+    return long_index(fit.layout.blocks).assign(
+        n_obs=long_values(counts),
+        no_pooling=long_values(estimates),
+        no_pooling_estimable=long_values(estimable),
+        population_coef=long_values(population),
+    )

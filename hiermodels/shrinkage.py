@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hiermodels.design.factors import long_index
 from hiermodels.eb.fit import EBFit
 from hiermodels.intervals import summarise_draws
 from hiermodels.mle.results import MixedFit
@@ -100,21 +101,14 @@ def _bayes_ranef(posterior: Any, mle: MixedFit, interval: float) -> pd.DataFrame
         draws = posterior[effects_name(group)]
         for term in block.terms:
             values = draws.sel({term_dim(group): term}, drop=True).sel({group: list(block.levels)})
-            stats = summarise_draws(values.transpose("chain", "draw", group), interval)
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "grpvar": group,
-                        "term": term,
-                        "grp": list(block.levels),
-                        "bayes_mean": stats["estimate"].to_numpy(),
-                        "bayes_sd": stats["se"].to_numpy(),
-                        "bayes_low": stats["lower"].to_numpy(),
-                        "bayes_high": stats["upper"].to_numpy(),
-                    }
-                )
-            )
-    return pd.concat(parts, ignore_index=True)
+            parts.append(summarise_draws(values.transpose("chain", "draw", group), interval))
+    stats = pd.concat(parts, ignore_index=True)
+    return long_index(mle.layout.blocks).assign(
+        bayes_mean=stats["estimate"].to_numpy(),
+        bayes_sd=stats["se"].to_numpy(),
+        bayes_low=stats["lower"].to_numpy(),
+        bayes_high=stats["upper"].to_numpy(),
+    )
 
 
 def hyperparameter_table(mle: MixedFit, posterior: Any, interval: float = 0.94) -> pd.DataFrame:

@@ -38,17 +38,16 @@ from pymc.distributions.transforms import Transform
 
 from hiermodels.bayes.priors import (
     REAL_DISTS,
-    GroupTerms,
     Prior,
     Priors,
     check_fixed_values,
     corr_matrix_from,
-    group_term_layout,
     psd_cholesky,
     resolve_priors,
 )
 from hiermodels.design._names import check_group_names
 from hiermodels.design.design import Design
+from hiermodels.design.factors import GroupTerms
 from hiermodels.names import (
     coefficient_prior_name,
     correlation_name,
@@ -128,7 +127,7 @@ def model_coords(design: Design) -> dict[str, list]:
     """
     rows = list(design.rows) if design.rows.is_unique else list(range(design.nobs))
     coords: dict[str, list] = {"coef": list(design.fixed_names), "obs": rows}
-    layouts = group_term_layout(design)
+    layouts = design.factors
     # build_design runs the same check; a Design assembled by hand meets it here
     check_group_names(design.fixed_names, {layout.group: layout.terms for layout in layouts})
     for layout in layouts:
@@ -354,7 +353,7 @@ def choose_centering(design: Design) -> dict[str, bool]:
         Grouping factor -> centred.
     """
     choice = {}
-    for layout in group_term_layout(design):
+    for layout in design.factors:
         scalar = layout.X.shape[1] == 1 and bool(np.all(layout.X == 1.0))
         if not scalar or len(layout.levels) < 2:
             choice[layout.group] = False
@@ -372,7 +371,7 @@ def _centering(
     fixed: Mapping[str, object],
 ) -> dict[str, bool]:
     """The factors to centre: chosen from the data (``"auto"``) or as given."""
-    layouts = group_term_layout(design)
+    layouts = design.factors
     explicit = not isinstance(centered, bool | str)
     if isinstance(centered, str):
         if centered != "auto":
@@ -488,7 +487,7 @@ def build_pymc_model(
     with pm.Model(coords=coords) as model:
         beta = _fixed_effects(design, resolved, fixed)
         eta = pt.sum(X * beta, axis=1)  # not pt.dot: a BLAS call costs seconds of compile
-        for layout in group_term_layout(design):
+        for layout in design.factors:
             u = _group_effects(layout, resolved, fixed, centering[layout.group])
             eta = eta + _contribution(layout, u)
         if design.offset is not None:
@@ -503,7 +502,7 @@ def build_pymc_model(
 
 def can_marginalize(design: Design) -> bool:
     """Whether :func:`build_marginal_model` applies: gaussian, one factor, at most 2 terms."""
-    layouts = group_term_layout(design)
+    layouts = design.factors
     return design.family.is_gaussian and len(layouts) == 1 and len(layouts[0].terms) <= 2
 
 
@@ -527,7 +526,7 @@ class FactorStatistics:
     @classmethod
     def from_design(cls, design: Design) -> FactorStatistics:
         """The statistics of the design's single grouping factor."""
-        (layout,) = group_term_layout(design)
+        (layout,) = design.factors
         y = np.asarray(design.y, dtype=float)
         if design.offset is not None:
             y = y - np.asarray(design.offset, dtype=float)
@@ -671,7 +670,7 @@ def build_marginal_model(
             "grouping factor and at most two random-effect terms"
         )
     resolved = resolve_priors(design, priors)
-    (layout,) = group_term_layout(design)
+    (layout,) = design.factors
     coords = model_coords(design)
     X = np.asarray(design.X, dtype=float)
     split = LeastSquaresOrigin.of(design, X)

@@ -14,7 +14,6 @@ import numpy as np
 import xarray as xr
 from scipy import special, stats
 
-from hiermodels.bayes.priors import group_term_layout
 from hiermodels.design.design import Design
 from hiermodels.design.families import Family, inverse_link
 from hiermodels.mle.response import log_binomial_coefficient
@@ -63,7 +62,7 @@ class LinearPredictorData:
         """The design's own rows."""
         groups = tuple(
             (layout.group, np.asarray(layout.codes, dtype=np.int64), layout.X)
-            for layout in group_term_layout(design)
+            for layout in design.factors
         )
         rows = list(design.rows) if design.rows.is_unique else list(range(design.nobs))
         return cls(

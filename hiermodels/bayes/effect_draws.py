@@ -14,7 +14,6 @@ import xarray as xr
 
 from hiermodels.bayes.build import FactorStatistics, factor_cholesky, precision_terms
 from hiermodels.bayes.marginal_density import effect_arrays
-from hiermodels.bayes.priors import group_term_layout
 from hiermodels.design.design import Design
 from hiermodels.names import correlation_name, sd_name
 
@@ -37,7 +36,7 @@ def conditional_effects(
     dict of str to xarray.DataArray
         ``z_<g>`` and ``u_<g>``, dims ``(chain, draw, <g>, <g>__term)``.
     """
-    (layout,) = group_term_layout(design)
+    (layout,) = design.factors
     g, q = layout.group, len(layout.terms)
     stats = FactorStatistics.from_design(design)
     beta = posterior["beta"].transpose("chain", "draw", "coef").values

@@ -42,7 +42,7 @@ from hiermodels.bayes.prior_density import (
     scalar_log_density,
     scalar_prior,
 )
-from hiermodels.bayes.priors import Prior, Priors, group_term_layout
+from hiermodels.bayes.priors import Prior, Priors
 from hiermodels.design.design import Design
 from hiermodels.mle.blocked import ReLayout
 from hiermodels.names import (
@@ -494,7 +494,7 @@ class HyperParameters:
 
         self.fixed = FixedEffectsPrior(design, priors) if fixed is None else fixed
         self.n_fixed = len(self.fixed.coef)
-        self.groups = group_term_layout(design)
+        self.groups = design.factors
         position = self.n_fixed
         self._group_slots: list[tuple[str, tuple[ScalarPrior, ...], int, list]] = []
         for group in self.groups:

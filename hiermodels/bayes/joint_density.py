@@ -38,7 +38,7 @@ from hiermodels.bayes.hyper_density import HyperParameters, hyper_point, hyper_p
 from hiermodels.bayes.integrated import IntegratedDensity
 from hiermodels.bayes.marginal_density import effect_arrays
 from hiermodels.bayes.prior_density import jittered, log_ndtr
-from hiermodels.bayes.priors import Priors, group_term_layout
+from hiermodels.bayes.priors import Priors
 from hiermodels.design.design import Design
 from hiermodels.mle.blocked import ReLayout
 from hiermodels.mle.response import log_binomial_coefficient
@@ -218,7 +218,7 @@ class JointDensity(IntegratedDensity):
                 f"effects, not a {design.family.name} ({design.family.link}) model"
             )
         self.design = design
-        self.layout = ReLayout.from_design(design)
+        self.layout = ReLayout.of(design)
         self.hyper = HyperParameters(design, priors, self.layout, with_sigma=False)
         self.n_hyper = self.hyper.ndim
         theta_of = {i: k for k, i in enumerate(self.layout.order)}
@@ -344,7 +344,7 @@ def joint_effects(
     """
     blocks = density.effects(points)
     out: dict[str, xr.DataArray] = {}
-    for group in group_term_layout(design):
+    for group in design.factors:
         parts = [
             pair
             for pair, block in zip(blocks, design.blocks, strict=True)

@@ -75,8 +75,9 @@ from numba import njit
 
 from hiermodels.bayes.hyper_density import HyperParameters, hyper_point, hyper_pull_back
 from hiermodels.bayes.integrated import IntegratedDensity, store_effect_draw
-from hiermodels.bayes.priors import GroupTerms, Priors, group_term_layout
+from hiermodels.bayes.priors import Priors
 from hiermodels.design.design import Design
+from hiermodels.design.factors import GroupTerms
 from hiermodels.mle import kernels
 from hiermodels.mle.glmm import LaplaceDeviance, PirlsResult, laplace_deviance
 from hiermodels.mle.pirls import (
@@ -179,7 +180,7 @@ class LaplaceLikelihood:
         self.deviance: LaplaceDeviance = (
             laplace_deviance(design) if _deviance is None else _deviance
         )
-        self.factors: tuple[GroupTerms, ...] = group_term_layout(design)
+        self.factors: tuple[GroupTerms, ...] = design.factors
         self._placements = self._place(design)
 
     def _place(self, design: Design) -> tuple[_Placement, ...]:

@@ -18,8 +18,9 @@ from numpy.typing import ArrayLike
 
 from hiermodels.bayes.build import LeastSquaresOrigin, centering_transform
 from hiermodels.bayes.prior_density import ScalarPrior, scalar_prior
-from hiermodels.bayes.priors import GroupTerms, Priors
+from hiermodels.bayes.priors import Priors
 from hiermodels.design.design import Design
+from hiermodels.design.factors import GroupTerms
 from hiermodels.names import coefficient_prior_name, effects_name, spherical_effects_name, term_dim
 
 __all__ = ["FixedEffectsPrior", "effect_arrays"]

@@ -37,6 +37,7 @@ fixed-effects column ``j``:
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -46,7 +47,8 @@ import numpy as np
 import pymc as pm
 from numpy.typing import ArrayLike
 
-from hiermodels.design.design import Design, RandomBlock
+from hiermodels.design.design import Design
+from hiermodels.design.factors import GroupTerms
 from hiermodels.names import coefficient_prior_name, correlation_name, sd_name
 
 __all__ = [
@@ -213,41 +215,8 @@ class Priors(Mapping[str, Prior]):
         return "Priors(\n" + "\n".join(lines) + "\n)"
 
 
-@dataclass(frozen=True, eq=False)
-class GroupTerms:
-    """The random-effect columns of one grouping factor, all its blocks joined.
-
-    Attributes
-    ----------
-    group : str
-        Grouping-factor name.
-    levels : tuple of str
-        Level labels.
-    terms : tuple of str
-        Term names of all blocks on this factor, in formula order.
-    codes : numpy.ndarray
-        ``(n,)`` level index of every observation.
-    X : numpy.ndarray
-        ``(n, q)`` the blocks' term columns side by side.
-    spans : tuple of (int, int)
-        ``[start, stop)`` column range of each block inside ``terms``.
-    """
-
-    group: str
-    levels: tuple[str, ...]
-    terms: tuple[str, ...]
-    codes: np.ndarray
-    X: np.ndarray
-    spans: tuple[tuple[int, int], ...]
-
-    @property
-    def correlated_spans(self) -> tuple[tuple[int, int], ...]:
-        """The blocks with two or more terms (they carry an LKJ correlation)."""
-        return tuple(s for s in self.spans if s[1] - s[0] >= 2)
-
-
 def group_term_layout(design: Design) -> tuple[GroupTerms, ...]:
-    """Join the random blocks of each grouping factor into one :class:`GroupTerms`.
+    """Deprecated: read :attr:`Design.factors <hiermodels.design.design.Design.factors>`.
 
     Parameters
     ----------
@@ -256,33 +225,14 @@ def group_term_layout(design: Design) -> tuple[GroupTerms, ...]:
     Returns
     -------
     tuple of GroupTerms
-        One per grouping factor, in order of first appearance.
-
-    Raises
-    ------
-    ValueError
-        When two blocks on one factor disagree on its levels, or repeat a term.
+        ``design.factors``.
     """
-    out = []
-    for group in design.groups:
-        blocks: list[RandomBlock] = [b for b in design.blocks if b.group == group]
-        first = blocks[0]
-        terms: list[str] = []
-        spans = []
-        for block in blocks:
-            if block.levels != first.levels or not np.array_equal(block.codes, first.codes):
-                raise ValueError(f"random-effect blocks on {group!r} disagree on its levels")
-            repeated = set(terms) & set(block.terms)
-            if repeated:
-                raise ValueError(
-                    f"term(s) {sorted(repeated)} appear in more than one random-effect "
-                    f"block on {group!r}; each term may vary by a factor only once"
-                )
-            spans.append((len(terms), len(terms) + block.n_terms))
-            terms.extend(block.terms)
-        X = np.column_stack([np.asarray(b.X, dtype=float) for b in blocks])
-        out.append(GroupTerms(group, first.levels, tuple(terms), first.codes, X, tuple(spans)))
-    return tuple(out)
+    warnings.warn(
+        "group_term_layout(design) is deprecated; use design.factors",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return design.factors
 
 
 def _column_scale(column: np.ndarray) -> float:
@@ -350,7 +300,7 @@ def default_priors(design: Design) -> Priors:
         items["sigma"] = Prior("HalfStudentT", nu=3.0, sigma=s)
     if design.family.name == "negativebinomial":
         items["alpha"] = Prior("Gamma", alpha=0.01, beta=0.01)
-    for layout in group_term_layout(design):
+    for layout in design.factors:
         for k, term in enumerate(layout.terms):
             scale = s / _column_scale(layout.X[:, k])
             items[sd_name(layout.group, term)] = Prior("HalfStudentT", nu=3.0, sigma=scale)
@@ -452,7 +402,7 @@ def fixed_value_keys(design: Design) -> tuple[str, ...]:
         keys.append("sigma")
     if design.family.name == "negativebinomial":
         keys.append("alpha")
-    for layout in group_term_layout(design):
+    for layout in design.factors:
         keys.extend(sd_name(layout.group, term) for term in layout.terms)
         if layout.correlated_spans:
             keys.append(correlation_name(layout.group))

@@ -29,10 +29,11 @@ from hiermodels.bayes.draws import (
     pointwise_log_likelihood,
     posterior_predictive_draws,
 )
-from hiermodels.bayes.priors import GroupTerms, Priors, group_term_layout
+from hiermodels.bayes.priors import Priors
 from hiermodels.bayes.route import SamplingRoute
 from hiermodels.bayes.samplers import RUN_SETTINGS
 from hiermodels.design.design import Design
+from hiermodels.design.factors import LONG_KEYS, GroupTerms, long_index
 from hiermodels.errors import SamplingWarning
 from hiermodels.intervals import (
     SUMMARY_COLUMNS,
@@ -261,7 +262,7 @@ class BayesFit:
     def ranef(self) -> dict[str, pd.DataFrame]:
         """Posterior means of the random effects per grouping factor: levels × terms."""
         out: dict[str, pd.DataFrame] = {}
-        for layout in group_term_layout(self.design):
+        for layout in self.design.factors:
             g = layout.group
             means = self.posterior[effects_name(g)].mean(("chain", "draw"))
             values = means.sel({g: list(layout.levels), term_dim(g): list(layout.terms)})
@@ -282,7 +283,7 @@ class BayesFit:
         """
         post = self.posterior
         rows: list[dict[str, object]] = []
-        for layout in group_term_layout(self.design):
+        for layout in self.design.factors:
             g = layout.group
             for term in layout.terms:
                 sd = post[sd_name(g, term)]
@@ -363,7 +364,7 @@ class BayesFit:
         post = self.posterior
         rows: list[tuple[str, str, str, str]] = []
         series: list[xr.DataArray] = []
-        for layout in group_term_layout(self.design):
+        for layout in self.design.factors:
             g = layout.group
             for term in layout.terms:
                 rows.append((g, term, "", sd_name(g, term)))
@@ -405,19 +406,18 @@ class BayesFit:
             ``ci_prob``.
         """
         ci_prob = check_ci_prob(ci_prob)
-        parts = []
-        for layout in group_term_layout(self.design):
-            g = layout.group
-            u = self.posterior[effects_name(g)]
-            for term in layout.terms:
-                stats = summarise_draws(u.sel({term_dim(g): term}, drop=True), ci_prob)
-                table = stats.reset_index(drop=True)
-                table.insert(0, "grpvar", g)
-                table.insert(1, "term", term)
-                table.insert(2, "grp", list(layout.levels))
-                parts.append(table)
-        columns = ["grpvar", "term", "grp", *_STAT_COLUMNS]
-        result = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        factors = self.design.factors
+        if not factors:
+            result = pd.DataFrame(columns=[*LONG_KEYS, *_STAT_COLUMNS])
+        else:
+            parts = []
+            for layout in factors:
+                u = self.posterior[effects_name(layout.group)]
+                for term in layout.terms:
+                    draws = u.sel({term_dim(layout.group): term}, drop=True)
+                    parts.append(summarise_draws(draws, ci_prob))
+            stats = pd.concat(parts, ignore_index=True)
+            result = pd.concat([long_index(factors), stats], axis=1)
         result.attrs.update(interval="hdi", ci_prob=ci_prob)
         return result
 
@@ -486,7 +486,7 @@ class BayesFit:
     def log_likelihood(self) -> xr.DataArray:
         """Pointwise log-likelihood ``(chain, draw, obs)``, from the idata when stored."""
         if "log_likelihood" in self.idata.children:
-            return self.idata["log_likelihood"][OBSERVED]
+            return self.idata.children["log_likelihood"].dataset[OBSERVED]
         return pointwise_log_likelihood(self.posterior, self._data)
 
     def loo(self, **kwargs: Any) -> Any:
@@ -516,7 +516,7 @@ class BayesFit:
         stored it and no seed is given; otherwise drawn afresh.
         """
         if random_seed is None and "posterior_predictive" in self.idata.children:
-            return self.idata["posterior_predictive"][OBSERVED]
+            return self.idata.children["posterior_predictive"].dataset[OBSERVED]
         rng = np.random.default_rng(random_seed)
         return posterior_predictive_draws(self.posterior, self._data, rng)
 
@@ -634,7 +634,7 @@ def prediction_data(
     from hiermodels.mle.predict import new_rows
 
     rows = new_rows(design, newdata, design.blocks, new_levels=new_levels, offset=offset)
-    # the blocks of one factor share its levels (group_term_layout checks it), and
+    # the blocks of one factor share its levels (Design.factors checks it), and
     # its terms follow the order of the design's blocks
     codes: dict[str, np.ndarray] = {}
     columns: dict[str, list[np.ndarray]] = {}
@@ -643,7 +643,7 @@ def prediction_data(
         columns.setdefault(block.group, []).append(block_columns)
     groups = tuple(
         (layout.group, codes[layout.group], np.column_stack(columns[layout.group]))
-        for layout in group_term_layout(design)
+        for layout in design.factors
     )
     return LinearPredictorData(
         family=design.family,

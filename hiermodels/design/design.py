@@ -36,6 +36,7 @@ from hiermodels.design._columns import (
 from hiermodels.design._grouping import group_codes, render_level, value_label
 from hiermodels.design._names import check_group_names
 from hiermodels.design._response import check_informative, response_arrays
+from hiermodels.design.factors import GroupTerms, build_factors
 from hiermodels.design.families import Family, get_family
 from hiermodels.design.formula import FormulaSpec, RandomTerm, parse_formula
 from hiermodels.errors import ColumnProblem, DesignError
@@ -170,6 +171,24 @@ class Design:
     def groups(self) -> tuple[str, ...]:
         """Distinct grouping-factor names in order of first appearance."""
         return tuple(dict.fromkeys(block.group for block in self.blocks))
+
+    @functools.cached_property
+    def factors(self) -> tuple[GroupTerms, ...]:
+        """The random-effect columns per grouping factor, in order of first appearance.
+
+        Built on first read and kept (a copy or an unpickled design builds
+        it again when asked).
+
+        Raises
+        ------
+        ValueError
+            When two blocks on one factor disagree on its levels, or repeat a term.
+        """
+        return build_factors(self.blocks)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields; the per-factor view is rebuilt on demand rather than stored."""
+        return {k: v for k, v in self.__dict__.items() if k != "factors"}
 
     def Z(self) -> sp.csr_matrix:
         """Sparse random-effects matrix: the blocks' ``Z`` side by side."""

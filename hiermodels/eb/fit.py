@@ -24,6 +24,7 @@ import pandas as pd
 
 from hiermodels._checks import check_random_seed
 from hiermodels.design.design import Design
+from hiermodels.design.factors import long_index, long_values
 from hiermodels.eb.analytic import gaussian_conditional, kass_steffey_variances
 from hiermodels.errors import BoundaryWarning
 from hiermodels.intervals import normal_bounds, resolve_ci_prob, summarise_draws
@@ -132,41 +133,37 @@ class EBFit:
         """
         ci_prob = resolve_ci_prob(ci_prob, "interval", interval)
         draws = self._draw_summaries(ci_prob) if self.idata is not None else None
-        parts = []
+        blocks = self.mle.layout.blocks
+        estimate = long_values(self.means)
+        se_plugin = long_values(self.sds)
+        se = np.sqrt(se_plugin**2 + long_values(self.extra_variances))
+        lower, upper = normal_bounds(estimate, se, ci_prob)
+        lower_plugin, upper_plugin = normal_bounds(estimate, se_plugin, ci_prob)
+        # ranef_frame has the rows of long_index(blocks): factor's blocks in θ order, term, level
         mle_frame = self.mle.ranef_frame()
-        for i, block in enumerate(self.mle.layout.blocks):
-            for j, term in enumerate(block.terms):
-                mean, sd = self.means[i][:, j], self.sds[i][:, j]
-                corrected = np.sqrt(sd**2 + self.extra_variances[i][:, j])
-                lower, upper = normal_bounds(mean, corrected, ci_prob)
-                lower_plugin, upper_plugin = normal_bounds(mean, sd, ci_prob)
-                frame = pd.DataFrame(
-                    {
-                        "grpvar": block.group,
-                        "term": term,
-                        "grp": list(block.levels),
-                        "estimate": mean,
-                        "se": corrected,
-                        "lower": lower,
-                        "upper": upper,
-                        "se_plugin": sd,
-                        "lower_plugin": lower_plugin,
-                        "upper_plugin": upper_plugin,
-                    }
-                )
-                mle_rows = mle_frame[
-                    (mle_frame["grpvar"] == block.group) & (mle_frame["term"] == term)
-                ]
-                frame["mode_mle"] = mle_rows["condval"].to_numpy()
-                frame["sd_mle"] = mle_rows["condsd"].to_numpy()
-                if draws is not None:
-                    stats = draws[(block.group, term)]
-                    frame["lower_plugin"] = stats["lower"].to_numpy()
-                    frame["upper_plugin"] = stats["upper"].to_numpy()
-                    frame["ess_bulk"] = stats["ess_bulk"].to_numpy()
-                    frame["r_hat"] = stats["r_hat"].to_numpy()
-                parts.append(frame)
-        table = pd.concat(parts, ignore_index=True)
+        table = long_index(blocks).assign(
+            estimate=estimate,
+            se=se,
+            lower=lower,
+            upper=upper,
+            se_plugin=se_plugin,
+            lower_plugin=lower_plugin,
+            upper_plugin=upper_plugin,
+            mode_mle=mle_frame["condval"].to_numpy(),
+            sd_mle=mle_frame["condsd"].to_numpy(),
+        )
+        if draws is not None:
+            stats = pd.concat(
+                [draws[(block.group, term)] for block in blocks for term in block.terms],
+                ignore_index=True,
+            )
+            for column, source in (
+                ("lower_plugin", "lower"),
+                ("upper_plugin", "upper"),
+                ("ess_bulk", "ess_bulk"),
+                ("r_hat", "r_hat"),
+            ):
+                table[column] = stats[source].to_numpy()
         table.attrs.update(
             interval="kass-steffey",
             plugin_interval="hdi" if draws is not None else "normal",
@@ -199,8 +196,6 @@ def plugin_values(fit: MixedFit, plugin: str = "hyper") -> dict[str, Any]:
     MLE), ``sd_<group>__<term>`` and ``corr_<group>`` (the ``q × q`` matrix
     over the factor's terms, block diagonal), and ``beta`` with ``plugin="all"``.
     """
-    from hiermodels.bayes.priors import group_term_layout
-
     values: dict[str, Any] = {}
     if fit.has_residual:
         values["sigma"] = float(fit.sigma)
@@ -214,7 +209,7 @@ def plugin_values(fit: MixedFit, plugin: str = "hyper") -> dict[str, Any]:
         for j, term in enumerate(block.terms):
             term_sd[(block.group, term)] = float(sds[j])
             term_block[(block.group, term)] = (i, j)
-    for layout in group_term_layout(fit.design):
+    for layout in fit.design.factors:
         for term in layout.terms:
             values[sd_name(layout.group, term)] = term_sd[(layout.group, term)]
         if layout.correlated_spans:

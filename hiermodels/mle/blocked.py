@@ -17,6 +17,8 @@ per-evaluation work runs in the compiled kernels of
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -58,6 +60,11 @@ def triangular_inverse(matrix: np.ndarray, *, lower: bool) -> np.ndarray:
     return inverse
 
 
+#: :meth:`ReLayout.of`'s layouts, one per live design.
+_LAYOUTS: weakref.WeakKeyDictionary[Design, ReLayout] = weakref.WeakKeyDictionary()
+_LAYOUTS_LOCK = threading.Lock()
+
+
 @dataclass(frozen=True, eq=False)
 class ReLayout:
     """Ordering and partition of a design's random effects.
@@ -94,8 +101,35 @@ class ReLayout:
     order: tuple[int, ...]
 
     @classmethod
+    def of(cls, design: Design) -> ReLayout:
+        """The layout of ``design``, built on the first call for that design object.
+
+        The layout is kept while the design lives (it is keyed weakly on the
+        design, which it does not reference), so the engines, the results
+        and the densities of one design share it.
+
+        Parameters
+        ----------
+        design : Design
+
+        Returns
+        -------
+        ReLayout
+
+        Raises
+        ------
+        ValueError
+            When the design has no random-effect terms.
+        """
+        with _LAYOUTS_LOCK:
+            layout = _LAYOUTS.get(design)
+            if layout is None:
+                layout = _LAYOUTS[design] = cls.from_design(design)
+        return layout
+
+    @classmethod
     def from_design(cls, design: Design) -> ReLayout:
-        """Order and partition the random-effect blocks of ``design``."""
+        """Order and partition the random-effect blocks of ``design`` (:meth:`of` keeps it)."""
         if not design.blocks:
             raise ValueError(
                 "the formula has no random-effect terms such as (1 | group); "
@@ -150,6 +184,14 @@ class ReLayout:
             rest_x=_side_by_side([blocks[i] for i in self.rest]),
         )
         return replace(self, blocks=blocks, lead_X=lead_X, pattern=pattern)
+
+    @cached_property
+    def factor_blocks(self) -> dict[str, tuple[int, ...]]:
+        """Indices into :attr:`blocks` of each grouping factor's blocks, factors in θ order."""
+        groups: dict[str, list[int]] = {}
+        for i, block in enumerate(self.blocks):
+            groups.setdefault(block.group, []).append(i)
+        return {group: tuple(idx) for group, idx in groups.items()}
 
     @cached_property
     def Z_rest(self) -> sp.csr_matrix:

@@ -99,7 +99,7 @@ class DispersedDeviance:
         from hiermodels.mle.glmm import LaplaceDeviance
 
         response = GlmResponse.from_design(design, dispersion=alpha)
-        return cls.of(LaplaceDeviance(design, ReLayout.from_design(design), response))
+        return cls.of(LaplaceDeviance(design, ReLayout.of(design), response))
 
     def with_objective(self, build: Callable[[LaplaceDeviance], Objective]) -> DispersedDeviance:
         """The same model with another objective over ``(θ, β)`` at given extras."""

@@ -403,7 +403,7 @@ def profiled_deviance(design: Design, *, reml: bool = True) -> LmmDeviance:
             f"REML/ML apply to Gaussian models; family {design.family.name!r} needs "
             "method='Laplace'"
         )
-    layout = ReLayout.from_design(design)
+    layout = ReLayout.of(design)
     y = design.y
     if design.offset is not None:
         y = y - design.offset

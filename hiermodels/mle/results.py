@@ -21,6 +21,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from hiermodels.design.design import Design
+from hiermodels.design.factors import long_index, long_values
 from hiermodels.intervals import check_ci_prob, normal_bounds, renamed_keyword
 from hiermodels.mle.blocked import ReLayout
 from hiermodels.mle.covariance import covariance_to_sd_corr
@@ -76,7 +77,7 @@ class Deferrable[T]:
                 if current is value:
                     instance.__dict__[self.name] = value.compute()
             value = instance.__dict__[self.name]
-        return value  # type: ignore[no-any-return]
+        return value
 
     def __set__(self, instance: object, value: T | Callable[[], T]) -> None:
         instance.__dict__[self.name] = _Pending(value) if callable(value) else value
@@ -102,16 +103,13 @@ def per_group_frames(layout: ReLayout, values: Sequence[np.ndarray]) -> dict[str
     dict of str to pandas.DataFrame
         One frame per grouping factor, index its levels, columns its terms.
     """
-    blocks: dict[str, list[int]] = {}
-    for i, block in enumerate(layout.blocks):
-        blocks.setdefault(block.group, []).append(i)
     return {
         group: pd.DataFrame(
             np.hstack([values[i] for i in idx]),
             index=pd.Index(layout.blocks[idx[0]].levels, name=group),
             columns=[t for i in idx for t in layout.blocks[i].terms],
         )
-        for group, idx in blocks.items()
+        for group, idx in layout.factor_blocks.items()
     }
 
 
@@ -173,14 +171,17 @@ class MixedFit:
     layout: ReLayout
     theta: np.ndarray
     beta: np.ndarray
-    vcov_beta: np.ndarray = Deferrable()  # type: ignore[assignment]
-    sigma: float
-    conditional_modes: tuple[np.ndarray, ...] = Deferrable()  # type: ignore[assignment]
-    conditional_covariances: tuple[np.ndarray, ...] = Deferrable()  # type: ignore[assignment]
-    loglik: float
-    objective: float
-    linear_predictor: np.ndarray = Deferrable()  # type: ignore[assignment]
-    opt: OptSummary
+    # mypy's dataclass plugin counts a descriptor instance as a default; dataclasses find
+    # none (Deferrable's class-level read raises AttributeError), so the fields after a
+    # Deferrable one stay required and mypy's "[misc] no default after a default" is wrong
+    vcov_beta: Deferrable[np.ndarray] = Deferrable()
+    sigma: float  # type: ignore[misc]
+    conditional_modes: Deferrable[tuple[np.ndarray, ...]] = Deferrable()
+    conditional_covariances: Deferrable[tuple[np.ndarray, ...]] = Deferrable()
+    loglik: float  # type: ignore[misc]
+    objective: float  # type: ignore[misc]
+    linear_predictor: Deferrable[np.ndarray] = Deferrable()
+    opt: OptSummary  # type: ignore[misc]
     standardized_theta: np.ndarray | None = None
     alpha: float | None = None
 
@@ -190,7 +191,7 @@ class MixedFit:
         memo = self.__dict__.setdefault("_derived", {})
         if key not in memo:
             memo[key] = compute()
-        return memo[key]  # type: ignore[no-any-return]
+        return memo[key]
 
     def __getstate__(self) -> dict[str, Any]:
         """The fields, deferred ones computed (a callable need not pickle); no memo."""
@@ -380,12 +381,6 @@ class MixedFit:
         theta = self.theta if self.standardized_theta is None else self.standardized_theta
         return bool(np.any(theta[mask] < SINGULAR_TOLERANCE))
 
-    def _group_blocks(self) -> dict[str, list[int]]:
-        groups: dict[str, list[int]] = {}
-        for i, block in enumerate(self.layout.blocks):
-            groups.setdefault(block.group, []).append(i)
-        return groups
-
     @property
     def ranef(self) -> dict[str, pd.DataFrame]:
         """Conditional modes per grouping factor: levels × terms."""
@@ -402,24 +397,13 @@ class MixedFit:
         return self._memo("ranef_frame", self._ranef_frame).copy()
 
     def _ranef_frame(self) -> pd.DataFrame:
-        parts = []
-        for block, modes, covs in zip(
-            self.layout.blocks, self.conditional_modes, self.conditional_covariances, strict=True
-        ):
-            sds = np.sqrt(np.clip(np.diagonal(covs, axis1=1, axis2=2), 0.0, None))
-            for j, term in enumerate(block.terms):
-                parts.append(
-                    pd.DataFrame(
-                        {
-                            "grpvar": block.group,
-                            "term": term,
-                            "grp": list(block.levels),
-                            "condval": modes[:, j],
-                            "condsd": sds[:, j],
-                        }
-                    )
-                )
-        return pd.concat(parts, ignore_index=True)
+        sds = [
+            np.sqrt(np.clip(np.diagonal(covs, axis1=1, axis2=2), 0.0, None))
+            for covs in self.conditional_covariances
+        ]
+        return long_index(self.layout.blocks).assign(
+            condval=long_values(self.conditional_modes), condsd=long_values(sds)
+        )
 
     def ranef_summary(self, ci_prob: float = DEFAULT_CI_PROB) -> pd.DataFrame:
         """Conditional modes with conditional-variance intervals (lme4's ``condVar``).
@@ -568,7 +552,7 @@ class MixedFit:
         if self.alpha is not None:
             data["alpha"] = xr.DataArray(self.alpha)
         covs = self.covariances()
-        for group, idx in self._group_blocks().items():
+        for group, idx in self.layout.factor_blocks.items():
             terms = [t for i in idx for t in self.layout.blocks[i].terms]
             levels = list(self.layout.blocks[idx[0]].levels)
             tdim = term_dim(group)

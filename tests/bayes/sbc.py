@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from hiermodels.bayes import BayesFit, fit_bayes
-from hiermodels.bayes.priors import Prior, group_term_layout
+from hiermodels.bayes.priors import Prior
 from hiermodels.design.design import Design, build_design
 
 __all__ = [
@@ -120,7 +120,7 @@ def draw_from_prior(
         beta.append(rng.normal(prior.params["mu"], prior.params["sigma"]))
     values["beta"] = np.array(beta)
     values["sigma"] = _positive_draw(priors["sigma"], rng)
-    for layout in group_term_layout(design):
+    for layout in design.factors:
         g = layout.group
         for term in layout.terms:
             values[f"sd_{g}__{term}"] = _positive_draw(priors[f"sd_{g}__{term}"], rng)
@@ -155,7 +155,7 @@ def simulate_response(
     """
     y = design.X @ np.asarray(values["beta"], dtype=float)
     effects = {}
-    for layout in group_term_layout(design):
+    for layout in design.factors:
         g = layout.group
         sd = np.array([float(values[f"sd_{g}__{t}"]) for t in layout.terms])
         corr = np.asarray(values.get(f"corr_{g}", np.eye(sd.size)), dtype=float)
@@ -196,11 +196,11 @@ def true_scalars(
             out[name] = float(values["beta"][design.fixed_names.index(index[:-1])])
         elif base.startswith("u_"):
             level, term = index[:-1].split(", ")
-            layout = {lay.group: lay for lay in group_term_layout(design)}[base[2:]]
+            layout = {lay.group: lay for lay in design.factors}[base[2:]]
             out[name] = float(effects[base][layout.levels.index(level), layout.terms.index(term)])
         elif base.startswith("corr_"):
             first, second = index[:-1].split(", ")
-            layout = {lay.group: lay for lay in group_term_layout(design)}[base[5:]]
+            layout = {lay.group: lay for lay in design.factors}[base[5:]]
             corr = np.asarray(values[base])
             out[name] = float(corr[layout.terms.index(first), layout.terms.index(second)])
         else:

@@ -12,7 +12,7 @@ from scipy import stats
 
 from hiermodels.bayes import build_pymc_model, default_priors, fixed_value_keys
 from hiermodels.bayes.build import CenteredShift
-from hiermodels.bayes.priors import corr_matrix_from, group_term_layout
+from hiermodels.bayes.priors import corr_matrix_from
 from hiermodels.datasets import load
 from hiermodels.design.design import Design, DesignError, build_design
 from hiermodels.design.families import get_family
@@ -230,7 +230,7 @@ def test_fixed_hyperparameters_leave_only_beta_and_offsets_free(sleep_design: De
 
 
 def test_fixed_correlation_as_matrix_equals_off_diagonal(sleep_design: Design) -> None:
-    layout = group_term_layout(sleep_design)[0]
+    layout = sleep_design.factors[0]
     np.testing.assert_array_equal(
         corr_matrix_from(layout, 0.3), corr_matrix_from(layout, [[1, 0.3], [0.3, 1]])
     )

@@ -22,7 +22,7 @@ from hiermodels.bayes import fit_bayes
 from hiermodels.bayes.build import build_pymc_model
 from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
 from hiermodels.bayes.hyper_density import LkjCholeskyPrior
-from hiermodels.bayes.priors import Prior, group_term_layout, resolve_priors
+from hiermodels.bayes.priors import Prior, resolve_priors
 from hiermodels.design.design import Design, build_design
 from tests.bayes.noise import ScriptedNormals
 
@@ -102,7 +102,7 @@ def graph_log_prior(design: Design, density: GaussianMarginalDensity, x: np.ndar
 def dense_covariance(design: Design, values: dict) -> tuple[np.ndarray, np.ndarray]:
     """``Z`` and the block-diagonal covariance ``G`` of every factor's effects."""
     columns, covariances = [], []
-    for group in group_term_layout(design):
+    for group in design.factors:
         g = group.group
         sd = np.array([float(values[f"sd_{g}__{t}"]) for t in group.terms])
         corr = np.asarray(values.get(f"corr_{g}", np.eye(sd.size)), dtype=float)
@@ -250,7 +250,7 @@ def test_effect_draws_have_the_exact_conditional_moments(name: str) -> None:
     def stacked(effects: list[np.ndarray]) -> np.ndarray:
         # the dense layout: factor by factor, level-major, the factor's terms side by side
         out = []
-        for group in group_term_layout(design):
+        for group in design.factors:
             parts = [
                 e for e, b in zip(effects, design.blocks, strict=True) if b.group == group.group
             ]

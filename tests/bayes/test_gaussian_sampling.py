@@ -32,7 +32,6 @@ import pandas as pd
 import pytest
 
 from hiermodels.bayes import BayesFit, fit_bayes
-from hiermodels.bayes.priors import group_term_layout
 from hiermodels.datasets import load
 from hiermodels.design.design import Design, build_design
 from tests.bayes.sbc import posterior_draws, simulate_response, true_scalars
@@ -56,7 +55,7 @@ def scalar_names(design: Design, effect_levels: int = 2) -> list[str]:
     """Every fixed effect, SD, correlation and ``sigma``, and the first term's effects at
     the first ``effect_levels`` levels of each factor (names of :func:`posterior_draws`)."""
     names = [f"beta[{coef}]" for coef in design.fixed_names]
-    for layout in group_term_layout(design):
+    for layout in design.factors:
         g = layout.group
         names += [f"sd_{g}__{t}" for t in layout.terms]
         for a, b in layout.correlated_spans:

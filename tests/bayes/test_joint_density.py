@@ -19,7 +19,7 @@ from scipy import special, stats
 
 from hiermodels.bayes.build import build_pymc_model
 from hiermodels.bayes.joint_density import JointDensity, supports_joint_density
-from hiermodels.bayes.priors import group_term_layout, resolve_priors
+from hiermodels.bayes.priors import resolve_priors
 from hiermodels.design.design import Design, build_design
 from hiermodels.design.families import get_family
 
@@ -77,7 +77,7 @@ def graph_log_prior(design: Design, density: JointDensity, x: np.ndarray) -> flo
         position += value.size
     assert position == density.n_hyper
     effects = density.effects(x)
-    for group in group_term_layout(design):
+    for group in design.factors:
         centred = density.centered.get(group.group, False)
         parts = [
             pair[1 if centred else 0]

@@ -15,7 +15,6 @@ from scipy import stats
 from hiermodels.bayes import build_marginal_model, fit_bayes
 from hiermodels.bayes.build import can_marginalize
 from hiermodels.bayes.effect_draws import conditional_effects
-from hiermodels.bayes.priors import group_term_layout
 from hiermodels.bayes.samplers import sample_pymc_model
 from hiermodels.design.design import Design, build_design
 from tests.bayes.conftest import assert_posteriors_agree
@@ -33,7 +32,7 @@ def _data(seed: int = 4) -> pd.DataFrame:
 
 
 def _dense_covariance(design: Design, sds: list[float], r: float) -> np.ndarray:
-    (layout,) = group_term_layout(design)
+    (layout,) = design.factors
     q = len(sds)
     corr = np.eye(q)
     if q == 2 and layout.correlated_spans:
@@ -53,7 +52,7 @@ def test_marginal_likelihood_equals_the_dense_multivariate_normal(formula: str) 
     (graph,) = model.replace_rvs_by_values(model.potentials)
     potential = model.compile_fn(graph, inputs=model.value_vars, on_unused_input="ignore")
     beta, sigma, r = np.array([0.7, 1.3]), 0.8, -0.35
-    (layout,) = group_term_layout(design)
+    (layout,) = design.factors
     sds = [0.9, 0.5][: len(layout.terms)]
     point = {
         "beta_centered__": model.rvs_to_transforms[model["beta"]].forward(beta).eval(),
@@ -90,7 +89,7 @@ def test_conditional_draws_have_the_exact_gaussian_mean_and_covariance() -> None
     draws = conditional_effects(posterior, design, np.random.default_rng(0))["u_g"]
     assert draws.dims == ("chain", "draw", "g", "g__term")
     # dense posterior of u: precision Sigma_u^-1 + Z'Z / sigma^2 per level
-    (layout,) = group_term_layout(design)
+    (layout,) = design.factors
     sigma_u = np.outer(sds, sds) * np.array([[1, r], [r, 1]])
     resid = design.y - design.X @ beta
     for j in (0, 4, 8):

@@ -212,3 +212,11 @@ def test_a_bad_prior_scale_fails_before_sampling(sleep_design: Design) -> None:
 
     with pytest.raises(ValueError, match=re.escape("parameter sigma=-1 is out of range")):
         fit_bayes(sleep_design, priors={"sigma": Prior("HalfNormal", sigma=-1)}, draws=10)
+
+
+def test_group_term_layout_is_a_deprecated_spelling_of_design_factors(sleep_design: Design) -> None:
+    from hiermodels.bayes.priors import group_term_layout
+
+    with pytest.warns(DeprecationWarning, match=r"design\.factors"):
+        layout = group_term_layout(sleep_design)
+    assert layout is sleep_design.factors

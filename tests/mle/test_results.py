@@ -173,3 +173,39 @@ def test_unknown_method_is_a_clear_error(sleep: pd.DataFrame) -> None:
 def test_model_without_random_effects_is_refused(sleep: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="no random-effect terms"):
         hm.Model("Reaction ~ Days", sleep).fit_mle()
+
+
+def test_layout_is_built_once_per_design_and_not_kept_alive(sleep: pd.DataFrame) -> None:
+    import gc
+    import weakref
+
+    from hiermodels.mle.blocked import ReLayout
+
+    design = hm.Model("Reaction ~ Days + (Days | Subject)", sleep).design
+    layout = ReLayout.of(design)
+    assert ReLayout.of(design) is layout
+    other = hm.Model("Reaction ~ Days + (1 | Subject)", sleep).design
+    assert ReLayout.of(other) is not layout
+    assert ReLayout.of(other).theta.sizes != layout.theta.sizes
+    gone = weakref.ref(design)
+    del design
+    gc.collect()
+    assert gone() is None
+
+
+def test_factor_blocks_index_each_factors_blocks_in_theta_order() -> None:
+    from hiermodels.mle.blocked import ReLayout
+
+    rng = np.random.default_rng(5)
+    data = pd.DataFrame(
+        {
+            "y": rng.normal(size=120),
+            "x": rng.normal(size=120),
+            "a": np.repeat([f"a{i}" for i in range(4)], 30),
+            "b": np.tile([f"b{i}" for i in range(12)], 10),
+        }
+    )
+    design = hm.Model("y ~ x + (1 | a) + (1 | b) + (0 + x | a)", data).design
+    layout = ReLayout.of(design)
+    assert [b.group for b in layout.blocks] == ["b", "a", "a"]
+    assert layout.factor_blocks == {"b": (0,), "a": (1, 2)}
