@@ -99,7 +99,7 @@ def correlated_slope(seed: int = 12) -> Truth:
         "y ~ x + (x | g)",
         "gaussian",
         {"Intercept": 2.0, "x": -1.0},
-        {"sd_g__Intercept": 1.0, "sd_g__x": 0.5, "corr_g[Intercept, x]": 0.5, "sigma": 0.7},
+        {"sd_g__Intercept": 1.0, "sd_g__x": 0.5, "corr_g[Intercept,x]": 0.5, "sigma": 0.7},
     )
 
 
@@ -263,7 +263,7 @@ def poisson_slope(seed: int = 39) -> Truth:
         "y ~ x + (x | g)",
         "poisson",
         {"Intercept": 1.0, "x": 0.3},
-        {"sd_g__Intercept": 0.5, "sd_g__x": 0.3, "corr_g[Intercept, x]": -0.4},
+        {"sd_g__Intercept": 0.5, "sd_g__x": 0.3, "corr_g[Intercept,x]": -0.4},
     )
 
 

@@ -11,7 +11,7 @@ SLOPE_TRUTH = {
     "x": 0.4,
     "sd_g__Intercept": 0.5,
     "sd_g__x": 0.3,
-    "corr_g[Intercept, x]": 0.4,
+    "corr_g[Intercept,x]": 0.4,
     "alpha": 3.0,
 }
 
@@ -27,7 +27,7 @@ def nbinom_slope(seed: int = 1, n_groups: int = 50, per_group: int = 12) -> pd.D
     rng = np.random.default_rng(seed)
     g = np.repeat(np.arange(n_groups), per_group)
     x = rng.normal(size=g.size)
-    sd0, sd1, rho = truth["sd_g__Intercept"], truth["sd_g__x"], truth["corr_g[Intercept, x]"]
+    sd0, sd1, rho = truth["sd_g__Intercept"], truth["sd_g__x"], truth["corr_g[Intercept,x]"]
     cov = np.array([[sd0**2, rho * sd0 * sd1], [rho * sd0 * sd1, sd1**2]])
     u = rng.multivariate_normal(np.zeros(2), cov, n_groups)
     mu = np.exp(truth["Intercept"] + truth["x"] * x + u[g, 0] + u[g, 1] * x)

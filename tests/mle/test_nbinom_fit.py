@@ -94,7 +94,7 @@ def test_recovers_simulated_parameters() -> None:
     corr = float(table[table["var2"].notna()]["sdcor"].iloc[0])
     assert sds["Intercept"] == pytest.approx(truth["sd_g__Intercept"], rel=0.15)
     assert sds["x"] == pytest.approx(truth["sd_g__x"], rel=0.15)
-    assert corr == pytest.approx(truth["corr_g[Intercept, x]"], abs=0.25)
+    assert corr == pytest.approx(truth["corr_g[Intercept,x]"], abs=0.25)
 
 
 @pytest.mark.parametrize("n_agq", [1, 0])
