@@ -369,15 +369,10 @@ def fit_eb(
 
 
 def _fit_mle(design: Design, method: str | None) -> MixedFit:
-    if design.family.is_gaussian:
-        from hiermodels.mle.fit import fit_lmm
+    from hiermodels.mle.fit import fit_glmm, fit_lmm, mle_method
 
-        return fit_lmm(design, (method or "REML").upper())
-    if method is not None and method.lower() != "laplace":
-        raise ValueError(f"GLMMs are fitted by method='Laplace', got {method!r}")
-    from hiermodels.mle.glmm import fit_glmm
-
-    return fit_glmm(design)
+    key = mle_method(design.family, method)
+    return fit_lmm(design, key) if design.family.is_gaussian else fit_glmm(design)
 
 
 def _draw_moments(
