@@ -245,7 +245,7 @@ class Model:
         draws: int = 1000,
         tune: int = 1000,
         chains: int = 4,
-        sampler: str = "nutpie",
+        sampler: Literal["nutpie", "pymc"] = "nutpie",
         random_seed: int | None = None,
         progressbar: bool = True,
         target_accept: float = 0.8,

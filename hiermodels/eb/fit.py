@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -252,7 +252,7 @@ def fit_eb(
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
-    sampler: str = "nutpie",
+    sampler: Literal["nutpie", "pymc"] = "nutpie",
     random_seed: int | None = None,
     progressbar: bool = True,
     target_accept: float = 0.8,
@@ -291,7 +291,8 @@ def fit_eb(
         When an SD is estimated at zero: those effects collapse to complete
         pooling (zero conditional variance), which full Bayes does not do.
     """
-    random_seed = check_random_seed(random_seed)
+    # without allow_generator the check returns an int or None
+    random_seed = cast(int | None, check_random_seed(random_seed))
     if plugin not in ("hyper", "all"):
         raise ValueError(f"plugin must be 'hyper' or 'all', got {plugin!r}")
     gaussian = design.family.is_gaussian
@@ -328,6 +329,8 @@ def fit_eb(
     plugged = plugin_values(mle, plugin)
     extra = kass_steffey_variances(mle, plugin)
     idata = None
+    means: tuple[np.ndarray, ...]
+    sds: tuple[np.ndarray, ...]
     if eb_method == "quadrature":
         from hiermodels.eb.quadrature import scalar_conditional
 
