@@ -141,6 +141,7 @@ API_MODULES = [
     "hiermodels.eb.coverage",
     "hiermodels.shrinkage",
     "hiermodels.no_pooling",
+    "hiermodels.analysis",
     "hiermodels.compound",
     "hiermodels.compound.normal",
     "hiermodels.compound.jamesstein",
