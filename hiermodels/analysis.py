@@ -112,7 +112,7 @@ class TimedSteps:
         self.timings[name] = time.perf_counter() - start
 
 
-def eb_options(model: Model) -> dict[str, str]:
+def _eb_options(model: Model) -> dict[str, str]:
     """Analytic EB for Gaussian models, exact quadrature for one scalar GLMM term, else MCMC."""
     if model.family.is_gaussian:
         return {"eb_method": "analytic", "plugin": "hyper"}
@@ -197,7 +197,7 @@ def run_analysis(
         with steps.step(f"{marginal} fit"):
             mle = model.fit_mle(method=marginal)
     if mle is not None and method in ("eb", "all"):
-        options = eb_options(model)
+        options = _eb_options(model)
         eb_method, plugin = options["eb_method"], options["plugin"]
         settings["empirical Bayes"] = f"{eb_method}, plug-in of {plugin}"
         mcmc = eb_method == "mcmc"
