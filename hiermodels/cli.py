@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hiermodels import errors
 from hiermodels.analysis import ANALYSIS_METHODS, Analysis, run_analysis
-from hiermodels.errors import CliError
 from hiermodels.names import DEFAULT_CI_PROB
 
 if TYPE_CHECKING:
@@ -159,18 +159,18 @@ def _read_csv(path: str) -> pd.DataFrame:
 
     file = Path(path)
     if not file.exists():
-        raise CliError(f"no such file: {path}")
+        raise errors.CliError(f"no such file: {path}")
     if file.is_dir():
-        raise CliError(f"{path} is a directory, not a CSV file")
+        raise errors.CliError(f"{path} is a directory, not a CSV file")
     try:
         data = pd.read_csv(file)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         first = str(err).strip().splitlines()[0]
-        raise CliError(f"cannot read {path} as CSV: {first}") from None
+        raise errors.CliError(f"cannot read {path} as CSV: {first}") from None
     except OSError as err:
-        raise CliError(f"cannot read {path}: {err.strerror or err}") from None
+        raise errors.CliError(f"cannot read {path}: {err.strerror or err}") from None
     if data.empty:
-        raise CliError(f"{path} has a header but no rows")
+        raise errors.CliError(f"{path} has a header but no rows")
     # row labels as a spreadsheet shows them: the header is row 1
     data.index = pd.RangeIndex(2, len(data) + 2)
     return data
@@ -185,9 +185,9 @@ def _model(formula: str, data: pd.DataFrame, family: str) -> Model:
         message = _first_line(err)
         if "rows: " in message:
             message += " (rows numbered as in a spreadsheet: the header is row 1)"
-        raise CliError(message) from None
+        raise errors.CliError(message) from None
     if not model.design.blocks:
-        raise CliError(
+        raise errors.CliError(
             f"the formula {formula!r} has no random-effect term such as (1 | group); "
             "a mixed model needs at least one"
         )
@@ -203,7 +203,7 @@ def _check_method(method: str, model: Model) -> None:
     try:
         mle_method(model.family, method)
     except ValueError as err:
-        raise CliError(f"--method {method}: {in_command_line_terms(str(err))}") from None
+        raise errors.CliError(f"--method {method}: {in_command_line_terms(str(err))}") from None
 
 
 def _ci_prob(text: str) -> float:
@@ -213,7 +213,7 @@ def _ci_prob(text: str) -> float:
     except ValueError:
         value = math.nan
     if not 0.0 < value < 1.0:
-        raise CliError(f"--ci-prob must be a number between 0 and 1, got {text!r}")
+        raise errors.CliError(f"--ci-prob must be a number between 0 and 1, got {text!r}")
     return value
 
 
@@ -349,7 +349,7 @@ def _consoles() -> tuple[Any, Any]:
 def _check_out(path: str) -> None:
     """Refuse an output folder that cannot be one before any time is spent fitting."""
     if Path(path).exists() and not Path(path).is_dir():
-        raise CliError(f"--out {path} is a file, not a folder; choose another --out")
+        raise errors.CliError(f"--out {path} is a file, not a folder; choose another --out")
 
 
 def _fit(args: argparse.Namespace) -> None:
@@ -568,7 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _fit(args)
             else:
                 _demo(args)
-        except CliError as err:
+        except errors.CliError as err:
             print(f"hiermodels: error: {err}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
