@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -291,8 +291,7 @@ def fit_eb(
         When an SD is estimated at zero: those effects collapse to complete
         pooling (zero conditional variance), which full Bayes does not do.
     """
-    # without allow_generator the check returns an int or None
-    random_seed = cast(int | None, check_random_seed(random_seed))
+    random_seed = check_random_seed(random_seed)
     if plugin not in ("hyper", "all"):
         raise ValueError(f"plugin must be 'hyper' or 'all', got {plugin!r}")
     gaussian = design.family.is_gaussian
