@@ -13,6 +13,7 @@ row 1, the first data row is row 2), so messages point at the cell to fix.
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import os
 import sys
@@ -24,10 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hiermodels import errors
+from hiermodels.analysis import ANALYSIS_METHODS, Analysis, run_analysis
+from hiermodels.names import DEFAULT_CI_PROB
+
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DEMOS", "CliError", "build_parser", "main"]
+    from hiermodels.model import Model
+
+__all__ = ["DEMOS", "build_parser", "main"]
 
 #: Formula and family of each mixed-model demo.
 DEMOS: dict[str, tuple[str, str]] = {
@@ -40,13 +47,22 @@ DEMOS: dict[str, tuple[str, str]] = {
     "cbpp": ("cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial"),
 }
 DEMO_NAMES = (*DEMOS, "baseball")
-METHODS = ("reml", "ml", "laplace", "eb", "bayes", "all")
-#: Interval probability everywhere (the HDI probability of BayesFit summaries).
-INTERVAL = 0.94
+
+#: Names that moved out of this module -> (module, name) they live in now.
+_MOVED: dict[str, tuple[str, str]] = {"CliError": ("hiermodels.errors", "CliError")}
 
 
-class CliError(Exception):
-    """Bad input on the command line: printed as one line, exit code 2."""
+def __getattr__(name: str) -> object:
+    """A moved name, with a ``DeprecationWarning`` naming where it lives now."""
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, new_name = _MOVED[name]
+    warnings.warn(
+        f"hiermodels.cli.{name} is deprecated: use {module}.{new_name}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(module), new_name)
 
 
 # ------------------------------------------------------------------ progress
@@ -94,6 +110,8 @@ _OPTION_WORDS = (
     ("target_accept (e.g. target_accept=0.95)", "--target-accept (e.g. --target-accept 0.95)"),
     ("raise draws= and tune= (or add chains=)", "raise --draws (or --chains)"),
     ("more informative priors (priors=)", "more informative priors (priors= in Python)"),
+    ("method='REML' or 'ML'", "--method reml or ml"),
+    ("method='Laplace'", "--method laplace"),
 )
 
 
@@ -141,24 +159,24 @@ def _read_csv(path: str) -> pd.DataFrame:
 
     file = Path(path)
     if not file.exists():
-        raise CliError(f"no such file: {path}")
+        raise errors.CliError(f"no such file: {path}")
     if file.is_dir():
-        raise CliError(f"{path} is a directory, not a CSV file")
+        raise errors.CliError(f"{path} is a directory, not a CSV file")
     try:
         data = pd.read_csv(file)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         first = str(err).strip().splitlines()[0]
-        raise CliError(f"cannot read {path} as CSV: {first}") from None
+        raise errors.CliError(f"cannot read {path} as CSV: {first}") from None
     except OSError as err:
-        raise CliError(f"cannot read {path}: {err.strerror or err}") from None
+        raise errors.CliError(f"cannot read {path}: {err.strerror or err}") from None
     if data.empty:
-        raise CliError(f"{path} has a header but no rows")
+        raise errors.CliError(f"{path} has a header but no rows")
     # row labels as a spreadsheet shows them: the header is row 1
     data.index = pd.RangeIndex(2, len(data) + 2)
     return data
 
 
-def _model(formula: str, data: pd.DataFrame, family: str) -> Any:
+def _model(formula: str, data: pd.DataFrame, family: str) -> Model:
     from hiermodels import Model
 
     try:
@@ -167,116 +185,36 @@ def _model(formula: str, data: pd.DataFrame, family: str) -> Any:
         message = _first_line(err)
         if "rows: " in message:
             message += " (rows numbered as in a spreadsheet: the header is row 1)"
-        raise CliError(message) from None
+        raise errors.CliError(message) from None
     if not model.design.blocks:
-        raise CliError(
+        raise errors.CliError(
             f"the formula {formula!r} has no random-effect term such as (1 | group); "
             "a mixed model needs at least one"
         )
     return model
 
 
-def _check_method(method: str, gaussian: bool, family: str) -> None:
-    if gaussian and method == "laplace":
-        raise CliError("--method laplace is for GLMMs; a Gaussian model uses reml or ml")
-    if not gaussian and method in ("reml", "ml"):
-        raise CliError(f"--method {method} is for Gaussian models; family {family} uses laplace")
+def _check_method(method: str, model: Model) -> None:
+    """Refuse a marginal-likelihood ``--method`` the model's family does not use."""
+    if method not in ("reml", "ml", "laplace"):
+        return
+    from hiermodels.mle.fit import mle_method
+
+    try:
+        mle_method(model.family, method)
+    except ValueError as err:
+        raise errors.CliError(f"--method {method}: {in_command_line_terms(str(err))}") from None
 
 
-# ----------------------------------------------------------------- analysis
-
-
-def _eb_options(model: Any) -> dict[str, str]:
-    """Analytic EB for Gaussian models, exact quadrature for one scalar GLMM term, else MCMC."""
-    if model.family.is_gaussian:
-        return {"eb_method": "analytic", "plugin": "hyper"}
-    blocks = model.design.blocks
-    if len(blocks) == 1 and len(blocks[0].terms) == 1:
-        return {"eb_method": "quadrature", "plugin": "all"}
-    return {"eb_method": "mcmc", "plugin": "hyper"}
-
-
-def run_analysis(
-    model: Any,
-    *,
-    name: str,
-    method: str,
-    draws: int,
-    chains: int,
-    seed: int | None,
-    steps: Steps,
-    description: str = "",
-    target_accept: float = 0.8,
-) -> Any:
-    """Fit ``model`` as ``method`` asks, step by step, and collect an ``Analysis``."""
-    from hiermodels.no_pooling import no_pooling_estimates
-    from hiermodels.plots import profile_frames
-    from hiermodels.report import Analysis
-    from hiermodels.shrinkage import compare_shrinkage
-
-    gaussian = model.family.is_gaussian
-    mle_method = {"reml": "REML", "ml": "ML", "laplace": "Laplace"}.get(
-        method, "REML" if gaussian else "Laplace"
-    )
-    sampler = {
-        "draws": draws,
-        "tune": draws,
-        "chains": chains,
-        "random_seed": seed,
-        "target_accept": target_accept,
-    }
-    settings: dict[str, Any] = {"marginal likelihood": mle_method}
-    mle = eb = bayes = comparison = eb_table = None
-    profiles: dict[str, pd.DataFrame] = {}
-    if method != "bayes":
-        with steps.step(f"{mle_method} fit"):
-            mle = model.fit_mle(method=mle_method)
-    if method in ("eb", "all"):
-        options = _eb_options(model)
-        settings["empirical Bayes"] = f"{options['eb_method']}, plug-in of {options['plugin']}"
-        mcmc = options["eb_method"] == "mcmc"
-        with steps.step("empirical Bayes", spinner=not mcmc):
-            extra = {**sampler, "progressbar": steps.console.is_terminal} if mcmc else {}
-            eb = model.fit_eb(mle=mle, **options, **extra)
-    if method in ("bayes", "all"):
-        settings["full Bayes"] = f"nutpie NUTS, {chains} chains × {draws} draws ({draws} tuning)"
-        with steps.step("full Bayes: compile and sample", spinner=False):
-            bayes = model.fit_bayes(**sampler, progressbar=steps.console.is_terminal)
-    if eb is not None and bayes is not None:
-        label = "compare EB and full Bayes" + (", profile the SDs" if gaussian else "")
-        with steps.step(label):
-            comparison = compare_shrinkage(eb, bayes, interval=INTERVAL)
-            if gaussian:
-                profiles = profile_frames(mle, comparison.hyperparameters["parameter"])
-    elif eb is not None:
-        eb_table = _eb_only_table(no_pooling_estimates(mle), eb)
-    settings["random seed"] = seed
-    return Analysis(
-        name=name,
-        formula=model.spec.formula,
-        family=f"{model.family.name} ({model.family.link})",
-        description=description,
-        mle=mle,
-        eb=eb,
-        bayes=bayes,
-        comparison=comparison,
-        eb_table=eb_table,
-        profiles=profiles,
-        settings=settings,
-        timings=steps.timings,
-    )
-
-
-def _eb_only_table(nopool: pd.DataFrame, eb: Any) -> pd.DataFrame:
-    """No pooling beside EB, in the comparison's column names."""
-    from hiermodels.shrinkage import eb_summary
-
-    summary = eb_summary(eb, INTERVAL)
-    table = nopool.merge(summary, on=["grpvar", "term", "grp"], validate="one_to_one")
-    table["complete_pooling"] = 0.0
-    distance = table["no_pooling"] - table["complete_pooling"]
-    table["eb_shrinkage"] = 1.0 - table["eb_mean"] / distance.where(distance != 0)
-    return table
+def _ci_prob(text: str) -> float:
+    """``--ci-prob``: a probability strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value < 1.0:
+        raise errors.CliError(f"--ci-prob must be a number between 0 and 1, got {text!r}")
+    return value
 
 
 # ------------------------------------------------------------------- output
@@ -298,9 +236,9 @@ def _table(title: str, frame: pd.DataFrame, *, index: bool = False, digits: int 
     return table
 
 
-def print_summary(analysis: Any, console: Any) -> None:
+def print_summary(analysis: Analysis, console: Any) -> None:
     """An lme4-like summary, then the EB and full-Bayes answers, as rich tables."""
-    mle, bayes = analysis.mle, analysis.bayes
+    mle, bayes, ci_prob = analysis.mle, analysis.bayes, analysis.ci_prob
     if mle is not None:
         summary = mle.summary()
         console.print(f"[bold]{summary.title}[/]")
@@ -324,10 +262,10 @@ def print_summary(analysis: Any, console: Any) -> None:
         )
     if bayes is not None:
         console.print(
-            _table("Full Bayes: fixed effects", bayes.fixef_summary(ci_prob=INTERVAL), index=True)
+            _table("Full Bayes: fixed effects", bayes.fixef_summary(ci_prob=ci_prob), index=True)
         )
         if analysis.comparison is None:
-            varcorr = bayes.varcorr_summary(ci_prob=INTERVAL)
+            varcorr = bayes.varcorr_summary(ci_prob=ci_prob)
             console.print(_table("Full Bayes: variance components", varcorr.fillna("")))
         diag = bayes.diagnostics(warn=False)
         state = "[green]ok[/]" if diag.ok else "[yellow]check[/]"
@@ -337,11 +275,11 @@ def print_summary(analysis: Any, console: Any) -> None:
             highlight=False,
         )
     if analysis.comparison is not None:
-        from hiermodels.report import _shrinkage_digest
+        from hiermodels.report import shrinkage_digest
 
         hyper = analysis.comparison.hyperparameters
         console.print(_table("Hyperparameters: marginal MLE beside the posterior", hyper))
-        digest = _shrinkage_digest(analysis.comparison.table)
+        digest = shrinkage_digest(analysis.comparison.table)
         console.print(_table("Shrinkage: medians over the groups", digest, digits=3))
 
 
@@ -359,7 +297,7 @@ def _write_netcdf(idata: Any, out: Path, stem: str) -> list[Path]:
     return paths
 
 
-def write_outputs(analysis: Any, out: Path) -> list[Path]:
+def write_outputs(analysis: Analysis, out: Path) -> list[Path]:
     """CSV tables, NetCDF posteriors and PNG pictures of an analysis into ``out``."""
     import pandas as pd
 
@@ -367,6 +305,7 @@ def write_outputs(analysis: Any, out: Path) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    ci_prob = analysis.ci_prob
 
     def csv(name: str, frame: pd.DataFrame, index: bool = False) -> None:
         frame.to_csv(out / name, index=index)
@@ -379,13 +318,13 @@ def write_outputs(analysis: Any, out: Path) -> list[Path]:
         csv("varcorr.csv", mle.varcorr)
         csv("ranef_mle.csv", mle.ranef_frame())
     if analysis.eb is not None:
-        csv("ranef_eb.csv", analysis.eb.ranef_summary(ci_prob=INTERVAL))
+        csv("ranef_eb.csv", analysis.eb.ranef_summary(ci_prob=ci_prob))
         if analysis.eb.idata is not None:
             written += _write_netcdf(analysis.eb.idata, out, "eb")
     if analysis.bayes is not None:
-        csv("posterior_fixef.csv", analysis.bayes.fixef_summary(ci_prob=INTERVAL), index=True)
-        csv("posterior_varcorr.csv", analysis.bayes.varcorr_summary(ci_prob=INTERVAL))
-        csv("ranef_bayes.csv", analysis.bayes.ranef_summary(ci_prob=INTERVAL))
+        csv("posterior_fixef.csv", analysis.bayes.fixef_summary(ci_prob=ci_prob), index=True)
+        csv("posterior_varcorr.csv", analysis.bayes.varcorr_summary(ci_prob=ci_prob))
+        csv("ranef_bayes.csv", analysis.bayes.ranef_summary(ci_prob=ci_prob))
         written += _write_netcdf(analysis.bayes.idata, out, "idata")
     if analysis.shrinkage_table is not None:
         csv("shrinkage.csv", analysis.shrinkage_table)
@@ -410,15 +349,16 @@ def _consoles() -> tuple[Any, Any]:
 def _check_out(path: str) -> None:
     """Refuse an output folder that cannot be one before any time is spent fitting."""
     if Path(path).exists() and not Path(path).is_dir():
-        raise CliError(f"--out {path} is a file, not a folder; choose another --out")
+        raise errors.CliError(f"--out {path} is a file, not a folder; choose another --out")
 
 
 def _fit(args: argparse.Namespace) -> None:
     out_console, err_console = _consoles()
     _check_out(args.out)
+    ci_prob = _ci_prob(args.ci_prob)
     data = _read_csv(args.data)
     model = _model(args.formula, data, args.family)
-    _check_method(args.method, model.family.is_gaussian, model.family.name)
+    _check_method(args.method, model)
     steps = Steps(err_console)
     analysis = run_analysis(
         model,
@@ -429,6 +369,8 @@ def _fit(args: argparse.Namespace) -> None:
         seed=args.seed,
         steps=steps,
         target_accept=args.target_accept,
+        ci_prob=ci_prob,
+        progressbar=err_console.is_terminal,
     )
     print_summary(analysis, out_console)
     out = Path(args.out)
@@ -447,11 +389,12 @@ def _demo(args: argparse.Namespace) -> None:
 
     out_console, err_console = _consoles()
     _check_out(args.out)
+    ci_prob = _ci_prob(args.ci_prob)
     start = time.perf_counter()
     steps = Steps(err_console)
     out = Path(args.out)
     if args.dataset == "baseball":
-        path = _baseball(args, steps, out, out_console)
+        path = _baseball(args, steps, out, out_console, ci_prob)
     else:
         formula, family = DEMOS[args.dataset]
         about = datasets.describe(args.dataset).split("\n\n")
@@ -466,21 +409,27 @@ def _demo(args: argparse.Namespace) -> None:
             steps=steps,
             description=" ".join(about[1].split()) if len(about) > 1 else "",
             target_accept=args.target_accept,
+            ci_prob=ci_prob,
+            progressbar=err_console.is_terminal,
         )
         print_summary(analysis, out_console)
         with steps.step("pictures and report"):
             report = mixed_model_report(analysis, f"hiermodels demo: {args.dataset}")
             path = report.write(out)
+            comparison = analysis.comparison
+            assert comparison is not None  # method "all" fits EB and full Bayes
             for name, frame in (
-                ("shrinkage.csv", analysis.comparison.table),
-                ("hyperparameters.csv", analysis.comparison.hyperparameters),
+                ("shrinkage.csv", comparison.table),
+                ("hyperparameters.csv", comparison.hyperparameters),
             ):
                 frame.to_csv(out / name, index=False)
     total = time.perf_counter() - start
     err_console.print(f"report: {path}  (total {total:.1f} s)", highlight=False)
 
 
-def _baseball(args: argparse.Namespace, steps: Steps, out: Path, console: Any) -> Path:
+def _baseball(
+    args: argparse.Namespace, steps: Steps, out: Path, console: Any, ci_prob: float
+) -> Path:
     """The Efron–Morris demo with the compound-sampling module."""
     import numpy as np
 
@@ -496,12 +445,12 @@ def _baseball(args: argparse.Namespace, steps: Steps, out: Path, console: Any) -
     model = NormalNormal(table["raw"], se, units=table.index)
     with steps.step("empirical Bayes (marginal ML), James–Stein, Morris intervals"):
         eb = model.fit("ml")
-        morris = model.morris_intervals(INTERVAL)
+        morris = model.morris_intervals(ci_prob)
     with steps.step("full Bayes: compile and sample", spinner=False):
         bayes = model.fit_bayes(
             draws=args.draws, tune=args.draws, chains=args.chains, random_seed=args.seed
         )
-    compared = model.compare(eb, bayes, ci_prob=INTERVAL)
+    compared = model.compare(eb, bayes, ci_prob=ci_prob)
     estimates = table.assign(eb=compared["eb_mean"].to_numpy(), full_bayes=compared["bayes_mean"])
     estimates = estimates[["raw", "james_stein", "eb", "full_bayes", "truth"]]
     with steps.step("risk simulations"):
@@ -528,7 +477,7 @@ def _baseball(args: argparse.Namespace, steps: Steps, out: Path, console: Any) -
                 "random seed": args.seed,
             },
             timings=steps.timings,
-            level=INTERVAL,
+            ci_prob=ci_prob,
         )
         path = report.write(out)
         estimates.to_csv(out / "estimates.csv")
@@ -578,6 +527,11 @@ def _sampling_options(parser: argparse.ArgumentParser, draws: int, chains: int) 
         default=0.8,
         help="acceptance rate NUTS tunes its step size to (default 0.8; raise on divergences)",
     )
+    parser.add_argument(
+        "--ci-prob",
+        default=str(DEFAULT_CI_PROB),
+        help=f"probability of every interval, between 0 and 1 (default {DEFAULT_CI_PROB})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -591,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("data", help="CSV file with a header row")
     fit.add_argument("formula", help='lme4-style formula, e.g. "y ~ x + (x | g)"')
     fit.add_argument("--family", default="gaussian", help="gaussian (default), binomial, ...")
-    fit.add_argument("--method", default="all", type=str.lower, choices=METHODS)
+    fit.add_argument("--method", default="all", type=str.lower, choices=ANALYSIS_METHODS)
     fit.add_argument("--out", default="hiermodels-fit", help="output folder")
     _sampling_options(fit, draws=1000, chains=4)
     demo = sub.add_parser("demo", help="MLE, EB and full Bayes on a shipped dataset, as a report")
@@ -614,7 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _fit(args)
             else:
                 _demo(args)
-        except CliError as err:
+        except errors.CliError as err:
             print(f"hiermodels: error: {err}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:

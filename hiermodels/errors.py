@@ -1,7 +1,8 @@
 """Every error and warning class hiermodels raises, in one place.
 
 Errors are ``ValueError`` subclasses, so code that catches ``ValueError``
-keeps working; warnings are ``UserWarning`` subclasses with a message that
+keeps working, except :class:`CliError`, the command line's own refusal of
+its input; warnings are ``UserWarning`` subclasses with a message that
 names the problem and what to do about it. The command line prints each of
 them as one ``error: …`` or ``warning: …`` line.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "BoundaryWarning",
+    "CliError",
     "ConvergenceWarning",
     "DegenerateDataWarning",
     "DesignError",
@@ -30,6 +32,10 @@ class FormulaError(ValueError):
 
 class DesignError(ValueError):
     """The data do not fit the formula; the message names column, rows or level."""
+
+
+class CliError(Exception):
+    """Bad input on the command line: printed as one line, exit code 2."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Model"]
 
-_MLE_METHODS = {"reml": "REML", "ml": "ML", "laplace": "Laplace"}
-
 
 class Model:
     """A mixed model written as an lme4 formula.
@@ -102,7 +100,7 @@ class Model:
         """Marginal maximum-likelihood fit.
 
         Linear mixed models go to :func:`hiermodels.mle.fit.fit_lmm`, GLMMs
-        to :func:`hiermodels.mle.glmm.fit_glmm`.
+        to :func:`hiermodels.mle.fit.fit_glmm`.
 
         Parameters
         ----------
@@ -139,29 +137,15 @@ class Model:
             When an option of the other kind of model is given (``theta`` to
             a GLMM, ``n_agq`` or ``laplace`` to a linear mixed model).
         """
-        if method is None:
-            method = "REML" if self._family.is_gaussian else "Laplace"
-        key = _MLE_METHODS.get(str(method).lower())
-        if key is None:
-            raise ValueError(f"method must be one of 'REML', 'ML', 'Laplace'; got {method!r}")
+        from hiermodels.mle.fit import fit_glmm, fit_lmm, mle_method
+
+        key = mle_method(self._family, method)
         if self._family.is_gaussian:
-            if key == "Laplace":
-                raise ValueError(
-                    "a Gaussian model's likelihood is exact: use method='REML' or 'ML'"
-                )
             if n_agq is not None or laplace is not None:
                 raise TypeError("n_agq= and laplace= apply to GLMMs, not to a Gaussian model")
-            from hiermodels.mle.fit import fit_lmm
-
             return fit_lmm(self._design, key, start=start, theta=theta, optimizer=optimizer)
-        if key != "Laplace":
-            raise ValueError(
-                f"{key} applies to Gaussian models; family {self._family.name!r} is fitted "
-                "with method='Laplace'"
-            )
         if theta is not None:
             raise TypeError("theta= applies to linear mixed models, not to a GLMM")
-        from hiermodels.mle.glmm import fit_glmm
 
         return fit_glmm(
             self._design,
@@ -261,7 +245,7 @@ class Model:
         draws: int = 1000,
         tune: int = 1000,
         chains: int = 4,
-        sampler: str = "nutpie",
+        sampler: Literal["nutpie", "pymc"] = "nutpie",
         random_seed: int | None = None,
         progressbar: bool = True,
         target_accept: float = 0.8,

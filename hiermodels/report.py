@@ -2,16 +2,19 @@
 
 :class:`HtmlReport` collects headings, paragraphs, tables and figures (PNG,
 embedded as base64) into one HTML file that needs nothing else to be read.
-:func:`mixed_model_report` writes the story of an :class:`Analysis` — the
-marginal MLE, empirical Bayes and full Bayes of one mixed model, side by
-side — and :func:`baseball_report` the Efron–Morris compound-sampling demo.
+:func:`mixed_model_report` writes the story of an
+:class:`~hiermodels.analysis.Analysis` — the marginal MLE, empirical Bayes
+and full Bayes of one mixed model, side by side — and
+:func:`baseball_report` the Efron–Morris compound-sampling demo.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import importlib
 import io
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,15 +23,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hiermodels.intervals import resolve_ci_prob
+from hiermodels.names import DEFAULT_CI_PROB
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from hiermodels.eb.fit import EBFit
+    from hiermodels.analysis import Analysis
     from hiermodels.mle.results import MixedFit
-    from hiermodels.shrinkage import ShrinkageComparison
 
 __all__ = [
-    "Analysis",
     "HtmlReport",
     "analysis_figures",
     "baseball_report",
@@ -36,7 +40,25 @@ __all__ = [
     "figure_png",
     "format_number",
     "mixed_model_report",
+    "shrinkage_digest",
 ]
+
+#: Names that moved out of this module -> (module, name) they live in now.
+_MOVED: dict[str, tuple[str, str]] = {"Analysis": ("hiermodels.analysis", "Analysis")}
+
+
+def __getattr__(name: str) -> object:
+    """A moved name, with a ``DeprecationWarning`` naming where it lives now."""
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, new_name = _MOVED[name]
+    warnings.warn(
+        f"hiermodels.report.{name} is deprecated: use {module}.{new_name}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(module), new_name)
+
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1100px;
@@ -168,55 +190,6 @@ class HtmlReport:
 # --------------------------------------------------------------- analysis
 
 
-@dataclass(frozen=True, eq=False)
-class Analysis:
-    """The fits of one model, ready to be printed, written and reported.
-
-    Attributes
-    ----------
-    name : str
-        Dataset or file name.
-    formula, family : str
-        The model.
-    description : str
-        A sentence or two about the data.
-    mle : MixedFit or None
-        Marginal maximum-likelihood fit.
-    eb : EBFit or None
-        Empirical-Bayes fit.
-    bayes : BayesFit or None
-        Full-Bayes fit.
-    comparison : ShrinkageComparison or None
-        EB beside full Bayes.
-    eb_table : pandas.DataFrame or None
-        No pooling beside EB (when there is no full-Bayes fit).
-    profiles : dict of str to pandas.DataFrame
-        Profile deviances of the SDs (linear mixed models).
-    settings : dict
-        Sampler and EB settings, for the record.
-    timings : dict of str to float
-        Seconds per step.
-    """
-
-    name: str
-    formula: str
-    family: str
-    description: str = ""
-    mle: MixedFit | None = None
-    eb: EBFit | None = None
-    bayes: Any = None
-    comparison: ShrinkageComparison | None = None
-    eb_table: pd.DataFrame | None = None
-    profiles: dict[str, pd.DataFrame] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def shrinkage_table(self) -> pd.DataFrame | None:
-        """The per-group table: the comparison's, or no pooling beside EB."""
-        return self.comparison.table if self.comparison is not None else self.eb_table
-
-
 FigureMaker = Callable[[], "Figure"]
 
 
@@ -280,7 +253,21 @@ def _median(values: pd.Series) -> float:
     return float(finite.median()) if len(finite) else float("nan")
 
 
-def _shrinkage_digest(table: pd.DataFrame) -> pd.DataFrame:
+def shrinkage_digest(table: pd.DataFrame) -> pd.DataFrame:
+    """Medians over the groups of each grouping factor × term: shrinkage and interval widths.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A per-group table (:attr:`ShrinkageComparison.table
+        <hiermodels.shrinkage.ShrinkageComparison.table>`, or no pooling
+        beside EB).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per grouping factor × term.
+    """
     rows = []
     for (group, term), frame in table.groupby(["grpvar", "term"], sort=False):
         row: dict[str, Any] = {
@@ -300,15 +287,12 @@ def _shrinkage_digest(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _fixed_table(analysis: Analysis) -> pd.DataFrame:
-    mle = analysis.mle
+def _fixed_table(analysis: Analysis, mle: MixedFit) -> pd.DataFrame:
     frame = pd.DataFrame(
         {"coefficient": list(mle.fixef.index), "MLE": mle.fixef.values, "SE": mle.fixef_se.values}
     )
     if analysis.bayes is not None:
-        from hiermodels.cli import INTERVAL
-
-        post = analysis.bayes.fixef_summary(ci_prob=INTERVAL)
+        post = analysis.bayes.fixef_summary(ci_prob=analysis.ci_prob)
         frame["posterior mean"] = post["estimate"].to_numpy()
         frame["posterior sd"] = post["se"].to_numpy()
         frame["HDI low"] = post["lower"].to_numpy()
@@ -360,11 +344,11 @@ def mixed_model_report(analysis: Analysis, title: str | None = None) -> HtmlRepo
         report.paragraph(f"Sampler problem: {problem}.", css="note")
     _explain(report, analysis)
     if analysis.mle is not None:
-        _mle_section(report, analysis)
+        _mle_section(report, analysis, analysis.mle)
     table = analysis.shrinkage_table
     if table is not None:
         report.heading("Shrinkage, group by group")
-        digest = _shrinkage_digest(table)
+        digest = shrinkage_digest(table)
         report.table(digest, "Medians over the groups of each term (table shrinkage.csv has all).")
         report.paragraph(_digest_sentence(digest))
     figures = {name: (make, caption) for name, make, caption in analysis_figures(analysis)}
@@ -374,21 +358,23 @@ def mixed_model_report(analysis: Analysis, title: str | None = None) -> HtmlRepo
     if analysis.comparison is not None:
         hyper = analysis.comparison.hyperparameters
         report.heading("Hyperparameters: one plug-in value or a whole posterior")
-        report.table(hyper, "Marginal MLE beside the full-Bayes posterior (94% HDI).")
-        report.paragraph(_hyper_sentence(hyper))
+        report.table(
+            hyper,
+            f"Marginal MLE beside the full-Bayes posterior ({analysis.ci_prob:.0%} HDI).",
+        )
+        report.paragraph(_hyper_sentence(hyper, analysis.ci_prob))
         if hyper_figure is not None:
             report.figure("hyperparameters", figure_png(hyper_figure[0]()), hyper_figure[1])
     _record_section(report, analysis)
     return report
 
 
-def _mle_section(report: HtmlReport, analysis: Analysis) -> None:
-    mle = analysis.mle
+def _mle_section(report: HtmlReport, analysis: Analysis, mle: MixedFit) -> None:
     report.heading("Marginal maximum likelihood (as lme4)")
     summary = mle.summary()
     groups = ", ".join(f"{n} levels of {g}" for g, n in mle.ngroups.items())
     report.paragraph(f"{summary.title}; {mle.nobs} observations, {groups}.")
-    report.table(_fixed_table(analysis), "Fixed effects: MLE and full-Bayes posterior.")
+    report.table(_fixed_table(analysis, mle), "Fixed effects: MLE and full-Bayes posterior.")
     report.table(summary.random, "Variance components at the MLE.")
     if analysis.eb is not None and analysis.eb.boundary:
         report.paragraph(
@@ -416,11 +402,11 @@ def _digest_sentence(digest: pd.DataFrame) -> str:
     return " ".join(parts)
 
 
-def _hyper_sentence(hyper: pd.DataFrame) -> str:
+def _hyper_sentence(hyper: pd.DataFrame, ci_prob: float) -> str:
     far = hyper.loc[(hyper["mle_quantile"] - 0.5).abs().idxmax()]
     return (
         "Empirical Bayes treats each MLE as known. The posterior shows how uncertain it is: "
-        f"{far['parameter']} has MLE {far['mle']:.3g} but a 94% interval from "
+        f"{far['parameter']} has MLE {far['mle']:.3g} but a {ci_prob:.0%} interval from "
         f"{far['hdi_low']:.3g} to {far['hdi_high']:.3g}, and the MLE sits at posterior "
         f"quantile {far['mle_quantile']:.2f}. SD estimates at or near zero are where plug-in "
         "intervals are too narrow."
@@ -508,7 +494,8 @@ def baseball_report(
     description: str = "",
     settings: dict[str, Any] | None = None,
     timings: dict[str, float] | None = None,
-    level: float = 0.94,
+    ci_prob: float = DEFAULT_CI_PROB,
+    level: float | None = None,
 ) -> HtmlReport:
     """The Efron–Morris demo: raw averages, James–Stein, EB, full Bayes and the truth.
 
@@ -524,8 +511,10 @@ def baseball_report(
         About the data.
     settings, timings : dict, optional
         For the record.
-    level : float
+    ci_prob : float
         Probability of the intervals in ``groups``.
+    level : float, optional
+        Deprecated spelling of ``ci_prob``.
 
     Returns
     -------
@@ -533,6 +522,7 @@ def baseball_report(
     """
     from hiermodels import plots
 
+    ci_prob = resolve_ci_prob(ci_prob, "level", level)
     report = HtmlReport(
         "hiermodels: Efron & Morris's 1970 batting averages",
         "normal–normal compound model, James–Stein, empirical and full Bayes",
@@ -570,13 +560,13 @@ def baseball_report(
         "Top: raw averages. Middle: shrunk estimates, pulled towards the grand mean (dashed). "
         "Bottom: what each player hit for the rest of the season. Lines join each player.",
     )
-    caterpillar = plots.plot_caterpillar(groups, interval=level)
+    caterpillar = plots.plot_caterpillar(groups, ci_prob=ci_prob)
     caterpillar.axes[0].set_xlabel(groups["term"].iloc[0])
     caterpillar.axes[0].set_title("")
     report.figure(
         "caterpillar",
         figure_png(caterpillar),
-        f"{level:.0%} intervals per player: plug-in EB (dark blue), Morris's EB intervals "
+        f"{ci_prob:.0%} intervals per player: plug-in EB (dark blue), Morris's EB intervals "
         "that account for estimating the prior (light blue), full Bayes (orange).",
     )
     if simulations:

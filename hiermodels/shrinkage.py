@@ -13,6 +13,7 @@ coefficients ``population_coef + u``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +23,10 @@ import xarray as xr
 
 from hiermodels.design.factors import long_index
 from hiermodels.eb.fit import EBFit
-from hiermodels.intervals import summarise_draws
+from hiermodels.intervals import resolve_ci_prob, summarise_draws
 from hiermodels.mle.results import MixedFit
 from hiermodels.names import (
+    DEFAULT_CI_PROB,
     correlation_label,
     correlation_name,
     effects_name,
@@ -50,13 +52,24 @@ class ShrinkageComparison:
         :func:`compare_shrinkage`).
     hyperparameters : pandas.DataFrame
         One row per hyperparameter: MLE beside the posterior.
-    interval : float
+    ci_prob : float
         Probability of the intervals.
     """
 
     table: pd.DataFrame
     hyperparameters: pd.DataFrame
-    interval: float
+    ci_prob: float
+
+    @property
+    def interval(self) -> float:
+        """Deprecated name of :attr:`ci_prob`."""
+        warnings.warn(
+            "ShrinkageComparison.interval is deprecated and will be removed in the next "
+            "release; use ShrinkageComparison.ci_prob instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.ci_prob
 
     @property
     def dataset(self) -> xr.Dataset:
@@ -79,7 +92,7 @@ class ShrinkageComparison:
                     dims=(group, term_dim(group)),
                     coords={group: levels, term_dim(group): terms},
                 )
-        return xr.Dataset(data, attrs={"interval": self.interval})
+        return xr.Dataset(data, attrs={"ci_prob": self.ci_prob})
 
     def groups(self, grpvar: str, term: str | None = None) -> pd.DataFrame:
         """Rows of one grouping factor (and term)."""
@@ -93,7 +106,7 @@ class ShrinkageComparison:
         return self.table[mask]
 
 
-def _bayes_ranef(posterior: Any, mle: MixedFit, interval: float) -> pd.DataFrame:
+def _bayes_ranef(posterior: Any, mle: MixedFit, ci_prob: float) -> pd.DataFrame:
     """Posterior mean, SD and HDI of every random effect, in the comparison's layout."""
     parts = []
     for block in mle.layout.blocks:
@@ -101,7 +114,7 @@ def _bayes_ranef(posterior: Any, mle: MixedFit, interval: float) -> pd.DataFrame
         draws = posterior[effects_name(group)]
         for term in block.terms:
             values = draws.sel({term_dim(group): term}, drop=True).sel({group: list(block.levels)})
-            parts.append(summarise_draws(values.transpose("chain", "draw", group), interval))
+            parts.append(summarise_draws(values.transpose("chain", "draw", group), ci_prob))
     stats = pd.concat(parts, ignore_index=True)
     return long_index(mle.layout.blocks).assign(
         bayes_mean=stats["estimate"].to_numpy(),
@@ -111,7 +124,13 @@ def _bayes_ranef(posterior: Any, mle: MixedFit, interval: float) -> pd.DataFrame
     )
 
 
-def hyperparameter_table(mle: MixedFit, posterior: Any, interval: float = 0.94) -> pd.DataFrame:
+def hyperparameter_table(
+    mle: MixedFit,
+    posterior: Any,
+    ci_prob: float = DEFAULT_CI_PROB,
+    *,
+    interval: float | None = None,
+) -> pd.DataFrame:
     """Every SD, correlation and σ: the MLE beside the posterior.
 
     Parameters
@@ -121,8 +140,10 @@ def hyperparameter_table(mle: MixedFit, posterior: Any, interval: float = 0.94) 
     posterior : xarray.Dataset
         Posterior draws with the graph's names (``sigma``, ``sd_<g>__<t>``,
         ``corr_<g>``).
-    interval : float
+    ci_prob : float
         HDI probability.
+    interval : float, optional
+        Deprecated spelling of ``ci_prob``.
 
     Returns
     -------
@@ -130,6 +151,7 @@ def hyperparameter_table(mle: MixedFit, posterior: Any, interval: float = 0.94) 
         Columns ``parameter, mle, mean, median, hdi_low, hdi_high,
         mle_quantile`` (the fraction of posterior draws at or below the MLE).
     """
+    ci_prob = resolve_ci_prob(ci_prob, "interval", interval)
     rows = []
     varcorr = mle.varcorr
     for row in varcorr.itertuples():
@@ -146,7 +168,7 @@ def hyperparameter_table(mle: MixedFit, posterior: Any, interval: float = 0.94) 
             draws.drop_vars(draws.coords.keys() - {"chain", "draw"})
             .expand_dims(parameter=[name])
             .transpose("chain", "draw", "parameter"),
-            interval,
+            ci_prob,
         ).iloc[0]
         values = np.asarray(draws).ravel()
         rows.append(
@@ -163,9 +185,26 @@ def hyperparameter_table(mle: MixedFit, posterior: Any, interval: float = 0.94) 
     return pd.DataFrame(rows)
 
 
-def eb_summary(eb_fit: EBFit, interval: float) -> pd.DataFrame:
-    """``EBFit.ranef_summary`` with the comparison's ``eb_*`` column names."""
-    return eb_fit.ranef_summary(ci_prob=interval).rename(
+def eb_summary(
+    eb_fit: EBFit, ci_prob: float = DEFAULT_CI_PROB, *, interval: float | None = None
+) -> pd.DataFrame:
+    """``EBFit.ranef_summary`` with the comparison's ``eb_*`` column names.
+
+    Parameters
+    ----------
+    eb_fit : EBFit
+        The empirical-Bayes fit.
+    ci_prob : float
+        Probability of the intervals.
+    interval : float, optional
+        Deprecated spelling of ``ci_prob``.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    ci_prob = resolve_ci_prob(ci_prob, "interval", interval)
+    return eb_fit.ranef_summary(ci_prob=ci_prob).rename(
         columns={
             "estimate": "eb_mean",
             "se_plugin": "eb_sd",
@@ -178,7 +217,13 @@ def eb_summary(eb_fit: EBFit, interval: float) -> pd.DataFrame:
     )
 
 
-def compare_shrinkage(eb_fit: EBFit, bayes_fit: Any, interval: float = 0.94) -> ShrinkageComparison:
+def compare_shrinkage(
+    eb_fit: EBFit,
+    bayes_fit: Any,
+    ci_prob: float = DEFAULT_CI_PROB,
+    *,
+    interval: float | None = None,
+) -> ShrinkageComparison:
     """Compare empirical-Bayes and full-Bayes shrinkage group by group.
 
     Parameters
@@ -187,9 +232,11 @@ def compare_shrinkage(eb_fit: EBFit, bayes_fit: Any, interval: float = 0.94) -> 
         From ``Model.fit_eb``.
     bayes_fit : BayesFit
         From ``Model.fit_bayes`` on the same model and data.
-    interval : float
+    ci_prob : float
         Probability of every interval (HDI for posteriors, central for the
         Gaussian EB conditionals).
+    interval : float, optional
+        Deprecated spelling of ``ci_prob``.
 
     Returns
     -------
@@ -206,8 +253,7 @@ def compare_shrinkage(eb_fit: EBFit, bayes_fit: Any, interval: float = 0.94) -> 
         ``width_ratio`` (full-Bayes over plain EB interval width; infinite
         where EB collapsed to a point) and ``eb_boundary``.
     """
-    if not 0 < interval < 1:
-        raise ValueError(f"interval must be between 0 and 1, got {interval}")
+    ci_prob = resolve_ci_prob(ci_prob, "interval", interval)
     mle = eb_fit.mle
     design = bayes_fit.design
     if design.spec.formula != mle.design.spec.formula or design.nobs != mle.design.nobs:
@@ -216,9 +262,9 @@ def compare_shrinkage(eb_fit: EBFit, bayes_fit: Any, interval: float = 0.94) -> 
             f"{mle.design.spec.formula!r} ({mle.design.nobs} rows) vs "
             f"{design.spec.formula!r} ({design.nobs} rows)"
         )
-    eb = eb_summary(eb_fit, interval)
+    eb = eb_summary(eb_fit, ci_prob)
     eb = eb.drop(columns=[c for c in ("ess_bulk", "r_hat") if c in eb.columns])
-    fb = _bayes_ranef(bayes_fit.idata.posterior, mle, interval)
+    fb = _bayes_ranef(bayes_fit.idata.posterior, mle, ci_prob)
     nopool = no_pooling_estimates(mle)
     table = nopool.merge(eb, on=_KEYS, validate="one_to_one").merge(
         fb, on=_KEYS, validate="one_to_one"
@@ -237,5 +283,5 @@ def compare_shrinkage(eb_fit: EBFit, bayes_fit: Any, interval: float = 0.94) -> 
     table["eb_boundary"] = [
         sd_name(g, t) in boundary for g, t in zip(table["grpvar"], table["term"], strict=True)
     ]
-    hyper = hyperparameter_table(mle, bayes_fit.idata.posterior, interval)
-    return ShrinkageComparison(table=table, hyperparameters=hyper, interval=interval)
+    hyper = hyperparameter_table(mle, bayes_fit.idata.posterior, ci_prob)
+    return ShrinkageComparison(table=table, hyperparameters=hyper, ci_prob=ci_prob)

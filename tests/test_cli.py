@@ -321,7 +321,10 @@ BAD_INPUT_IN_PROCESS = [
     (["fit", "sleep.csv", "Reaction ~"], "nothing after '~'"),
     (["fit", "sleep.csv", "Reaction ~ Days"], "no random-effect term"),
     (["fit", "sleep.csv", SLEEP_FORMULA, "--family", "poisson"], "poisson"),
-    (["fit", "sleep.csv", SLEEP_FORMULA, "--method", "laplace"], "--method laplace is for"),
+    (
+        ["fit", "sleep.csv", SLEEP_FORMULA, "--method", "laplace"],
+        "--method laplace: a Gaussian model's likelihood is exact: use --method reml or ml",
+    ),
     (
         [
             "fit",
@@ -332,7 +335,8 @@ BAD_INPUT_IN_PROCESS = [
             "--method",
             "ml",
         ],
-        "family poisson uses laplace",
+        "--method ml: ML applies to Gaussian models; family 'poisson' is fitted with "
+        "--method laplace",
     ),
     (
         ["fit", "typo_Days.csv", "Reaction ~ Days + (1 | Subject)"],
@@ -356,6 +360,12 @@ BAD_INPUT_IN_PROCESS = [
         ["fit", "sleep.csv", SLEEP_FORMULA, "--method", "reml", "--out", "taken"],
         "--out taken is a file, not a folder",
     ),
+    (
+        ["fit", "sleep.csv", SLEEP_FORMULA, "--ci-prob", "1.5"],
+        "--ci-prob must be a number between 0 and 1, got '1.5'",
+    ),
+    (["fit", "sleep.csv", SLEEP_FORMULA, "--ci-prob", "x"], "got 'x'"),
+    (["demo", "--ci-prob", "0"], "--ci-prob must be a number between 0 and 1, got '0'"),
 ]
 
 
@@ -486,3 +496,30 @@ def test_sampling_advice_names_the_command_options(divergences, r_hat, expected)
     translated = in_command_line_terms(message)
     assert expected in translated
     assert "target_accept=" not in translated and "draws=" not in translated
+
+
+def test_cli_error_lives_in_errors_and_the_old_name_warns() -> None:
+    import hiermodels.cli as cli
+    from hiermodels.errors import CliError
+
+    with pytest.warns(DeprecationWarning, match="use hiermodels.errors.CliError"):
+        old = cli.CliError
+    assert old is CliError
+
+
+def test_ci_prob_sets_every_interval_written(csv_dir, capsys, monkeypatch):
+    """``--ci-prob`` reaches the tables: an 80% interval is inside the 95% one."""
+    from hiermodels.cli import main
+
+    monkeypatch.chdir(csv_dir)
+    args = ["fit", "sleep.csv", "Reaction ~ Days + (1 | Subject)", "--method", "eb"]
+    assert main([*args, "--out", "eb95"]) == 0
+    assert main([*args, "--out", "eb80", "--ci-prob", "0.8"]) == 0
+    capsys.readouterr()
+    wide = pd.read_csv(csv_dir / "eb95" / "ranef_eb.csv")
+    narrow = pd.read_csv(csv_dir / "eb80" / "ranef_eb.csv")
+    np.testing.assert_allclose(narrow["estimate"], wide["estimate"])
+    z80, z95 = 1.2815515655446004, 1.959963984540054
+    np.testing.assert_allclose(
+        (narrow["upper"] - narrow["lower"]) / (wide["upper"] - wide["lower"]), z80 / z95
+    )

@@ -6,7 +6,8 @@ import dataclasses
 import html
 import re
 
-from hiermodels.report import Analysis, mixed_model_report
+from hiermodels.analysis import Analysis
+from hiermodels.report import mixed_model_report
 from tests.bayes.test_sampling_warnings import _sleepstudy
 
 

@@ -6,7 +6,7 @@ Poisson response: NUTS explores only the hyperparameters — ``beta``, the
 standard deviations and correlations of the random effects — and the group
 effects are integrated out of the likelihood by the Laplace approximation
 that the maximum-likelihood engine maximises (glmer's ``nAGQ = 1``,
-:class:`~hiermodels.mle.glmm.LaplaceDeviance`)::
+:class:`~hiermodels.mle.laplace.LaplaceDeviance`)::
 
     log p(y | beta, Sigma) ~ -d(theta, beta) / 2,
     d = -2 sum log p(y_i | u~) + |u~|^2 + log |L|^2
@@ -79,7 +79,7 @@ from hiermodels.bayes.priors import Priors
 from hiermodels.design.design import Design
 from hiermodels.design.factors import GroupTerms
 from hiermodels.mle import kernels
-from hiermodels.mle.glmm import LaplaceDeviance, PirlsResult, laplace_deviance
+from hiermodels.mle.laplace import LaplaceDeviance, PirlsResult, laplace_deviance
 from hiermodels.mle.pirls import (
     MAX_HALVINGS,
     PIRLS_MAX_ITER,
@@ -157,7 +157,7 @@ class LaplaceLikelihood:
     """The Laplace log-likelihood ``-d(theta, beta) / 2`` of a GLMM, with its gradient.
 
     A thin layer over the engine's
-    :class:`~hiermodels.mle.glmm.LaplaceDeviance`: the block factors of the
+    :class:`~hiermodels.mle.laplace.LaplaceDeviance`: the block factors of the
     graph in and out (design block order), the failure of PIRLS as ``-inf``,
     and the Gaussian approximation of the effects.
 

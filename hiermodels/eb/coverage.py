@@ -22,6 +22,8 @@ from hiermodels.design.design import build_design
 from hiermodels.design.families import get_family
 from hiermodels.design.formula import parse_formula
 from hiermodels.eb.fit import fit_eb
+from hiermodels.intervals import resolve_ci_prob
+from hiermodels.names import DEFAULT_CI_PROB
 
 __all__ = ["eb_interval_coverage"]
 
@@ -32,9 +34,11 @@ def eb_interval_coverage(
     tau: float = 0.5,
     sigma: float = 1.0,
     replications: int = 200,
-    interval: float = 0.9,
+    ci_prob: float = DEFAULT_CI_PROB,
     plugin: str = "hyper",
     random_seed: int | None = None,
+    *,
+    interval: float | None = None,
 ) -> pd.DataFrame:
     """Simulate the coverage of plug-in and corrected EB intervals.
 
@@ -46,12 +50,14 @@ def eb_interval_coverage(
         Between-group and residual SDs (``μ = 0``).
     replications : int
         Simulated data sets.
-    interval : float
+    ci_prob : float
         Nominal coverage of the intervals.
     plugin : {"hyper", "all"}
         What the EB fit plugs in.
     random_seed : int, optional
         Seed of the simulation.
+    interval : float, optional
+        Deprecated spelling of ``ci_prob``.
 
     Returns
     -------
@@ -63,12 +69,13 @@ def eb_interval_coverage(
     """
     if n_groups < 2 or n_per_group < 2:
         raise ValueError("the study needs at least 2 groups of at least 2 observations")
+    ci_prob = resolve_ci_prob(ci_prob, "interval", interval)
     rng = np.random.default_rng(random_seed)
     spec = parse_formula("y ~ 1 + (1 | g)")
     family = get_family("gaussian")
     groups = np.repeat([f"g{i:03d}" for i in range(n_groups)], n_per_group)
-    hits = {"plug-in": [], "Kass–Steffey": []}
-    widths = {"plug-in": [], "Kass–Steffey": []}
+    hits: dict[str, list[np.ndarray]] = {"plug-in": [], "Kass–Steffey": []}
+    widths: dict[str, list[np.ndarray]] = {"plug-in": [], "Kass–Steffey": []}
     boundary = 0
     for _ in range(replications):
         effects = rng.normal(0.0, tau, n_groups)
@@ -78,7 +85,7 @@ def eb_interval_coverage(
             warnings.simplefilter("ignore")
             eb = fit_eb(design, plugin=plugin)
         boundary += bool(eb.boundary)
-        table = eb.ranef_summary(ci_prob=interval)
+        table = eb.ranef_summary(ci_prob=ci_prob)
         for kind, low, high in (
             ("plug-in", "lower_plugin", "upper_plugin"),
             ("Kass–Steffey", "lower", "upper"),
@@ -93,7 +100,7 @@ def eb_interval_coverage(
         rows.append(
             {
                 "interval": kind,
-                "nominal": interval,
+                "nominal": ci_prob,
                 "coverage": per_replicate.mean(),
                 "mc_se": per_replicate.std(ddof=1) / np.sqrt(replications),
                 "mean_width": float(np.mean(np.concatenate(widths[kind]))),

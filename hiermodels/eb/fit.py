@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -247,7 +247,7 @@ def fit_eb(
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
-    sampler: str = "nutpie",
+    sampler: Literal["nutpie", "pymc"] = "nutpie",
     random_seed: int | None = None,
     progressbar: bool = True,
     target_accept: float = 0.8,
@@ -323,6 +323,8 @@ def fit_eb(
     plugged = plugin_values(mle, plugin)
     extra = kass_steffey_variances(mle, plugin)
     idata = None
+    means: tuple[np.ndarray, ...]
+    sds: tuple[np.ndarray, ...]
     if eb_method == "quadrature":
         from hiermodels.eb.quadrature import scalar_conditional
 
@@ -364,15 +366,10 @@ def fit_eb(
 
 
 def _fit_mle(design: Design, method: str | None) -> MixedFit:
-    if design.family.is_gaussian:
-        from hiermodels.mle.fit import fit_lmm
+    from hiermodels.mle.fit import fit_glmm, fit_lmm, mle_method
 
-        return fit_lmm(design, (method or "REML").upper())
-    if method is not None and method.lower() != "laplace":
-        raise ValueError(f"GLMMs are fitted by method='Laplace', got {method!r}")
-    from hiermodels.mle.glmm import fit_glmm
-
-    return fit_glmm(design)
+    key = mle_method(design.family, method)
+    return fit_lmm(design, key) if design.family.is_gaussian else fit_glmm(design)
 
 
 def _draw_moments(

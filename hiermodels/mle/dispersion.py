@@ -36,7 +36,7 @@ from hiermodels.mle.response import DISPERSION_NAME, GlmResponse
 if TYPE_CHECKING:
     from hiermodels.design.design import Design
     from hiermodels.mle.blocked import ReLayout
-    from hiermodels.mle.glmm import LaplaceDeviance, PirlsResult
+    from hiermodels.mle.laplace import LaplaceDeviance, PirlsResult
 
 __all__ = [
     "ALPHA_BOUNDS",
@@ -96,7 +96,7 @@ class DispersedDeviance:
     def of_fit_design(cls, design: Design, alpha: float | None) -> DispersedDeviance:
         """The deviance of a (standardised) fitted design, at the fit's ``α`` if it has one."""
         from hiermodels.mle.blocked import ReLayout
-        from hiermodels.mle.glmm import LaplaceDeviance
+        from hiermodels.mle.laplace import LaplaceDeviance
 
         response = GlmResponse.from_design(design, dispersion=alpha)
         return cls.of(LaplaceDeviance(design, ReLayout.of(design), response))

@@ -1,8 +1,17 @@
-"""Fit a linear mixed model by REML or ML: optimise θ, then assemble a ``MixedFit``."""
+"""Marginal maximum likelihood: the choice of method, ``fit_lmm`` and ``fit_glmm``.
+
+:func:`mle_method` turns a family and the user's ``method=`` into REML, ML or
+Laplace; :func:`fit_lmm` fits a linear mixed model by REML or ML and
+:func:`fit_glmm` a GLMM by the Laplace approximation or adaptive quadrature
+(its deviance in :mod:`hiermodels.mle.laplace`, its optimisation stages in
+:mod:`hiermodels.mle.glmm_stages`). Both assemble a ``MixedFit`` with the
+helpers here.
+"""
 
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import warnings
 from dataclasses import replace
@@ -10,10 +19,24 @@ from dataclasses import replace
 import numpy as np
 
 from hiermodels.design.design import Design
+from hiermodels.design.families import Family
 from hiermodels.errors import SingularFitWarning
 from hiermodels.mle.blocked import BlockedFactor, ReLayout, triangular_inverse
+from hiermodels.mle.dispersion import DispersedDeviance
+from hiermodels.mle.glmm_stages import (
+    FittedGlmm,
+    checked_n_agq,
+    expected_information,
+    glmm_deviance,
+    joint_pirls_vcov,
+    stage_one,
+    stage_two,
+)
+from hiermodels.mle.glmm_warnings import warn_about_groups, warn_if_separated
+from hiermodels.mle.laplace import AgqDeviance, GlmerLaplaceDeviance
 from hiermodels.mle.lmm import PlsSolution, profiled_deviance
 from hiermodels.mle.optimize import (
+    OPTIMIZERS,
     checked_theta,
     evaluated_at,
     minimize_bounded,
@@ -21,15 +44,57 @@ from hiermodels.mle.optimize import (
 )
 from hiermodels.mle.results import MixedFit
 from hiermodels.mle.standardize import Standardization
-from hiermodels.mle.start import moment_start
+from hiermodels.mle.start import moment_start, residual_moment_start
 
 __all__ = [
     "SingularFitWarning",
     "conditional_blocks",
+    "fit_glmm",
     "fit_lmm",
     "linear_predictor",
+    "mle_method",
     "warn_if_singular",
 ]
+
+#: The marginal-likelihood methods, as ``MixedFit.method`` spells them.
+MLE_METHODS = ("REML", "ML", "Laplace")
+
+
+def mle_method(family: Family, method: str | None) -> str:
+    """The marginal-likelihood method for ``family``: ``method`` checked, or the default.
+
+    Parameters
+    ----------
+    family : Family
+        The model's response family.
+    method : str or None
+        ``"REML"`` or ``"ML"`` (Gaussian models), ``"Laplace"`` (GLMMs), in
+        any case; ``None`` for the family's default (REML for Gaussian
+        models, Laplace otherwise).
+
+    Returns
+    -------
+    str
+        ``"REML"``, ``"ML"`` or ``"Laplace"``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method, or one that does not apply to ``family``.
+    """
+    if method is None:
+        return "REML" if family.is_gaussian else "Laplace"
+    key = {name.lower(): name for name in MLE_METHODS}.get(str(method).lower())
+    if key is None:
+        raise ValueError(f"method must be one of 'REML', 'ML', 'Laplace'; got {method!r}")
+    if family.is_gaussian and key == "Laplace":
+        raise ValueError("a Gaussian model's likelihood is exact: use method='REML' or 'ML'")
+    if not family.is_gaussian and key != "Laplace":
+        raise ValueError(
+            f"{key} applies to Gaussian models; family {family.name!r} is fitted "
+            "with method='Laplace'"
+        )
+    return key
 
 
 def conditional_blocks(
@@ -151,9 +216,7 @@ def fit_lmm(
         When the estimate is on the boundary (a variance estimated as zero or
         a correlation of ±1), as lme4's "boundary (singular) fit" message.
     """
-    method_key = method.upper()
-    if method_key not in ("REML", "ML"):
-        raise ValueError(f"method must be 'REML' or 'ML' for a Gaussian model, got {method!r}")
+    method_key = mle_method(design.family, method)
     reml = method_key == "REML"
     standardization = Standardization.of(design)
     std_design = standardization.apply(design)
@@ -267,3 +330,183 @@ class _Effects:
     def covariances(self) -> tuple[np.ndarray, ...]:
         """``(levels, q, q)`` conditional covariances per block, θ order."""
         return self._computed()[1]
+
+
+#: Method labels by number of quadrature nodes (glmer's ``nAGQ``); more than one is "AGQ".
+_GLMM_METHODS = {0: "Laplace (nAGQ=0)", 1: "Laplace"}
+
+
+@single_threaded_blas
+def fit_glmm(
+    design: Design,
+    *,
+    start: np.ndarray | None = None,
+    n_agq: int = 1,
+    laplace: str = "exact",
+    optimizer: str = "quasi-newton",
+) -> MixedFit:
+    """Fit a GLMM by maximising the Laplace approximation (glmer, ``nAGQ = 1``).
+
+    Parameters
+    ----------
+    design : Design
+        A binomial, bernoulli, Poisson or negative-binomial design with
+        random effects.
+    start : numpy.ndarray, optional
+        Start values for θ.
+    n_agq : int
+        Quadrature nodes per group: 1 is the Laplace approximation; more
+        (models with one scalar random-effect term only) is adaptive
+        Gauss–Hermite quadrature, as glmer's ``nAGQ``; 0 optimises θ alone
+        with β updated inside PIRLS and stops there (glmer's ``nAGQ = 0``,
+        MixedModels.jl's ``fast = true``): faster, and an approximation to
+        the Laplace fit.
+    laplace : {"exact", "glmer"}
+        ``"exact"`` (default) maximises the Laplace approximation itself, as
+        glmmTMB does; ``"glmer"`` evaluates it the way glmer does (see
+        :class:`~hiermodels.mle.laplace.GlmerLaplaceDeviance`) to reproduce
+        lme4's estimates to about four digits — for the negative binomial,
+        glmer.nb's, with the expected information.
+    optimizer : {"quasi-newton", "bobyqa"}
+        ``"quasi-newton"`` (default): where the analytic gradient of the
+        Laplace deviance is available (exact Laplace, ``n_agq=1``, with the
+        logit or log link; the negative binomial's ``log α`` differenced),
+        bounded quasi-Newton steps over ``(θ, extra, β)`` from the GLM's
+        ``β``, with BOBYQA as fallback, and the Hessian from differences of
+        the gradient. ``"bobyqa"``, and every other case: glmer's two stages
+        with BOBYQA (θ with β inside PIRLS, then ``(θ, β)``) and the Hessian
+        from second differences of the deviance.
+
+    Returns
+    -------
+    MixedFit
+        ``method="Laplace"``, ``"AGQ"`` or ``"Laplace (nAGQ=0)"``; ``sigma``
+        is 1; ``alpha`` is the negative binomial's dispersion
+        (``Var(y) = μ + μ²/α``, estimated jointly with θ and β on the log
+        scale, as glmmTMB's ``nbinom2``), ``None`` for other families. The
+        fixed-effects covariance is the inverse of half the finite-difference
+        Hessian of the deviance over ``(θ, α, β)``, as lme4's default
+        ``use.hessian = TRUE``; with ``n_agq=0`` it is ``(R_XᵀR_X)⁻¹`` of the
+        joint PIRLS system, as glmer's.
+
+    Raises
+    ------
+    ValueError
+        For an ``n_agq`` that is not a non-negative integer, or options that
+        do not go together.
+    FitError
+        When the Laplace approximation cannot be evaluated at the estimates.
+
+    Warns
+    -----
+    SeparationWarning
+        Before fitting, when a fixed-effect column or combination separates
+        the response (:func:`~hiermodels.mle.degenerate.separated_columns`);
+        after, when groups with all responses at one end of their range drove
+        the SD or their conditional modes off
+        (:func:`~hiermodels.mle.degenerate.group_problems`).
+    DegenerateDataWarning
+        When all-zero count groups have conditional modes set by the
+        random-effect distribution alone.
+    SingularFitWarning, ConvergenceWarning
+        As lme4: a boundary fit; an optimum the checks cannot confirm. A
+        negative binomial whose ``alpha`` runs to the Poisson limit is a
+        boundary fit too (:func:`~hiermodels.mle.dispersion.warn_poisson_boundary`).
+    """
+    n_agq = checked_n_agq(n_agq)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}; got {optimizer!r}"
+        )
+    if laplace not in ("exact", "glmer"):
+        raise ValueError(f"laplace must be 'exact' or 'glmer', got {laplace!r}")
+    if laplace == "glmer" and n_agq != 1:
+        raise ValueError("laplace='glmer' applies to the Laplace approximation (n_agq=1)")
+    # covariates centred and scaled, estimates mapped back: the Laplace deviance is
+    # the same number in either coordinates, and the optimiser's problem is unit-free
+    standardization = Standardization.of(design)
+    std_design = standardization.apply(design)
+    dev, beta0, extra0 = glmm_deviance(std_design)
+    if n_agq != 1 and dev.laplace.response.link == "probit":
+        # glmer's nAGQ = 0 and its adaptive quadrature weight by the expected information
+        dev = replace(dev, laplace=expected_information(dev.laplace))
+    if n_agq > 1:
+        AgqDeviance(dev.laplace, n_agq)  # refuses other than one scalar term, before fitting
+        dev = dev.with_objective(lambda lap: AgqDeviance(lap, n_agq))
+    glm_eta = std_design.X @ beta0 + dev.laplace.response.offset
+    separation = warn_if_separated(design, dev.laplace.response, (std_design.X, glm_eta))
+    theta0 = (
+        dev.laplace.layout.theta.start()
+        if start is None
+        else standardization.standard_theta(np.asarray(start, dtype=float), dev.laplace.layout)
+    )
+    x0 = np.concatenate([theta0, extra0])
+    if optimizer == "quasi-newton" and n_agq == 1 and laplace == "exact" and dev.has_gradient:
+        # with the analytic gradient, quasi-Newton steps from the GLM's β (and θ from
+        # the moments of its working residuals) reach the optimum in fewer
+        # evaluations than glmer's first stage alone needs
+        if start is None:
+            _, weights, resid = dev.laplace.response.working(glm_eta)
+            theta0 = residual_moment_start(dev.laplace.layout, resid, weights, noise=1.0)
+            x0 = np.concatenate([theta0, extra0])
+        fitted = stage_two(dev, x0, beta0, separation is not None, gradient=True)
+        fit = _assembled_glmm(design, standardization, dev, fitted, _GLMM_METHODS[1])
+        warn_if_singular(fit)
+        warn_about_groups(fit, dev.laplace.response)
+        return fit
+    opt1, first, boundary = stage_one(dev, x0, beta0, final=n_agq == 0)
+    if n_agq == 0:
+        params = np.concatenate([opt1.final, first.beta])
+        vcov = joint_pirls_vcov(dev.at(dev.split(params)[1]), first)
+        fitted = FittedGlmm(params, first, first.deviance, vcov, opt1, boundary)
+    else:
+        if laplace == "glmer":
+            start_eta = first.eta
+            dev = dev.with_objective(
+                lambda lap: GlmerLaplaceDeviance(expected_information(lap), start_eta)
+            )
+        fitted = stage_two(dev, opt1.final, first.beta, separation is not None, opt1)
+    fit = _assembled_glmm(design, standardization, dev, fitted, _GLMM_METHODS.get(n_agq, "AGQ"))
+    warn_if_singular(fit)
+    warn_about_groups(fit, dev.laplace.response)
+    return fit
+
+
+def _assembled_glmm(
+    design: Design,
+    standardization: Standardization,
+    dev: DispersedDeviance,
+    fitted: FittedGlmm,
+    method: str,
+) -> MixedFit:
+    """The ``MixedFit`` in the design's units from a fit in the standardised ones."""
+    theta, extra, beta = dev.split(fitted.params)
+    result = fitted.result
+    std_layout = dev.laplace.layout
+    modes_std, covs_std = conditional_blocks(
+        std_layout, theta, result.factor, result.u_lead, result.u_rest, 1.0
+    )
+    modes, covs = standardization.effects(modes_std, covs_std, std_layout.order)
+    layout = std_layout.with_covariates(design)
+    beta_out = standardization.beta(beta)
+    vcov = fitted.vcov_beta
+    alpha = None
+    if dev.n_extra:
+        alpha = math.inf if fitted.poisson_boundary else math.exp(float(extra[0]))
+    return MixedFit(
+        design=design,
+        method=method,
+        layout=layout,
+        theta=standardization.theta(theta, std_layout),
+        beta=beta_out,
+        vcov_beta=standardization.vcov_beta(0.5 * (vcov + vcov.T)),
+        sigma=1.0,
+        conditional_modes=modes,
+        conditional_covariances=covs,
+        loglik=-0.5 * fitted.deviance,
+        objective=fitted.deviance,
+        linear_predictor=linear_predictor(design, layout, beta_out, modes),
+        opt=fitted.opt,
+        standardized_theta=theta,
+        alpha=alpha,
+    )

@@ -11,7 +11,7 @@ once per call: no Python objects are built per iteration, and the
 optimisers' thousands of deviance evaluations cost a fraction of a
 millisecond each on small models.
 
-Three variants, each the algorithm :mod:`hiermodels.mle.glmm` uses:
+Three variants, each the algorithm :func:`hiermodels.mle.fit.fit_glmm` uses:
 
 - :func:`conditional_mode`: PIRLS over ``u`` at fixed ``(θ, β)``, stopped
   when the penalised deviance changes by less than

@@ -136,10 +136,18 @@ def panel_axes(
         The figure and exactly ``n`` axes; unused grid cells are removed.
     """
     if ax is not None:
-        axes = [ax] if not isinstance(ax, Sequence | np.ndarray) else list(np.ravel(ax))
+        if isinstance(ax, np.ndarray):
+            axes = list(ax.ravel())
+        elif isinstance(ax, Sequence):
+            axes = list(ax)
+        else:
+            axes = [ax]
         if len(axes) != n:
             raise ValueError(f"this plot draws {n} panel(s); got {len(axes)} axes")
-        return axes[0].figure, axes
+        figure = axes[0].get_figure(root=True)
+        if figure is None:
+            raise ValueError("the axes given are not on a figure")
+        return figure, axes
     import matplotlib.pyplot as plt
 
     ncols = ncols or min(n, 3)

@@ -208,7 +208,7 @@ def plot_hyperparameters(
     ncols = 2 if len(hyper) == 4 else min(len(hyper), 3)
     size = (4.4, 3.0) if len(hyper) > 1 else (6.4, 3.4)
     fig, axes = panel_axes(ax, len(hyper), ncols=ncols, panel_size=size)
-    prob = getattr(comparison, "interval", None)
+    prob = getattr(comparison, "ci_prob", None)
     for axis, row in zip(axes, hyper.itertuples(), strict=True):
         if posterior is not None:
             draws = hyperparameter_draws(posterior, row.parameter)

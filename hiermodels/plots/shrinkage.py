@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch
 from matplotlib.ticker import NullFormatter
 
+from hiermodels.intervals import check_ci_prob, renamed_keyword
 from hiermodels.names import sd_name
 from hiermodels.plots._common import (
     COLORS,
@@ -253,8 +254,9 @@ def plot_caterpillar(
     scale: str = "coef",
     sort_by: str = "eb_mean",
     show: Sequence[str] = ("eb", "eb_corrected", "bayes"),
-    interval: float | None = None,
+    ci_prob: float | None = None,
     ax: Axes | Sequence[Axes] | None = None,
+    interval: float | None = None,
 ) -> Figure:
     """Intervals of every group side by side: plain EB, corrected EB, full Bayes.
 
@@ -277,16 +279,24 @@ def plot_caterpillar(
         Column of the table to sort the groups by.
     show : sequence of {"eb", "eb_corrected", "bayes"}
         Which intervals to draw, top to bottom within a group's row.
-    interval : float, optional
+    ci_prob : float, optional
         Probability of the intervals, for the legend (default: the
-        comparison's ``interval``).
+        comparison's ``ci_prob``; none for a bare table).
     ax : Axes or sequence of Axes, optional
         One axes per term.
+    interval : float, optional
+        Deprecated spelling of ``ci_prob``.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
+    if interval is not None:
+        if ci_prob is not None:
+            raise TypeError("pass ci_prob= only; interval= is its deprecated spelling")
+        renamed_keyword("interval", "ci_prob")
+        ci_prob = interval
+    prob = check_ci_prob(ci_prob) if ci_prob is not None else getattr(comparison, "ci_prob", None)
     table = comparison_table(comparison)
     grpvar, rows = select(table, grpvar)
     terms = check_terms(rows, grpvar, terms)
@@ -305,7 +315,6 @@ def plot_caterpillar(
         ncols=min(len(terms), 3),
         panel_size=(4.8 if len(terms) > 1 else 6.4, height),
     )
-    prob = interval if interval is not None else getattr(comparison, "interval", None)
     link = is_link_scale(comparison)
     for axis, term in zip(axes, terms, strict=True):
         frame = rows[rows["term"] == term].sort_values(sort_by, kind="stable")

@@ -93,11 +93,15 @@ def population_covariance(
         hyper = getattr(comparison, "hyperparameters", None)
         if hyper is None:
             raise ValueError("pass mle= or a ShrinkageComparison with its hyperparameters table")
-        values = dict(zip(hyper["parameter"], hyper["mle"], strict=True))
+        values = {
+            str(name): float(value)
+            for name, value in zip(hyper["parameter"], hyper["mle"], strict=True)
+        }
         sa, sb = values.get(sd_name(grpvar, a)), values.get(sd_name(grpvar, b))
-        rho = values.get(
-            correlation_label(grpvar, a, b), values.get(correlation_label(grpvar, b, a), 0.0)
-        )
+        corr = correlation_label(grpvar, a, b)
+        if corr not in values:
+            corr = correlation_label(grpvar, b, a)
+        rho = values.get(corr, 0.0)
     if sa is None or sb is None:
         raise KeyError(f"no fitted SDs of {a!r} and {b!r} for grouping factor {grpvar!r}")
     cov = rho * sa * sb

@@ -31,7 +31,7 @@ from hiermodels.bayes.priors import Prior, Priors, resolve_priors
 from hiermodels.datasets import load
 from hiermodels.design.design import Design, build_design
 from hiermodels.design.families import get_family
-from hiermodels.mle.glmm import laplace_deviance
+from hiermodels.mle.laplace import laplace_deviance
 from tests.bayes import simulate
 from tests.bayes.noise import ScriptedNormals
 from tests.reference.lme4_names import load_reference, term_to_lme4

@@ -97,7 +97,7 @@ def test_shrinkage_comparison_layout(sleep_model: hm.Model) -> None:
     mle = sleep_model.fit_mle()
     eb = sleep_model.fit_eb(mle=mle)
     bayes = sleep_model.fit_bayes(random_seed=2, **DRAWS)
-    comparison = hm.compare_shrinkage(eb, bayes, interval=0.9)
+    comparison = hm.compare_shrinkage(eb, bayes, ci_prob=0.9)
     table = comparison.table
     assert len(table) == 36
     assert set(table["n_obs"]) == {10}
@@ -129,3 +129,16 @@ def test_shrinkage_comparison_layout(sleep_model: hm.Model) -> None:
     other = hm.Model("Reaction ~ Days + (1 | Subject)", hm.datasets.load("sleepstudy"))
     with pytest.raises(ValueError, match="different models"):
         hm.compare_shrinkage(other.fit_eb(), bayes)
+    assert comparison.ci_prob == 0.9 and ds.attrs == {"ci_prob": 0.9}
+    with pytest.warns(DeprecationWarning, match="ShrinkageComparison.ci_prob"):
+        assert comparison.interval == 0.9
+    with pytest.warns(DeprecationWarning, match="interval= is deprecated.*use ci_prob="):
+        old = hm.compare_shrinkage(eb, bayes, interval=0.9)
+    pd.testing.assert_frame_equal(old.table, table)
+    pd.testing.assert_frame_equal(old.hyperparameters, hyper)
+    wider = hm.compare_shrinkage(eb, bayes).table  # DEFAULT_CI_PROB, 0.95
+    assert (
+        wider["bayes_high"] - wider["bayes_low"] >= table["bayes_high"] - table["bayes_low"]
+    ).all()
+    with pytest.raises(TypeError, match="pass ci_prob= only"):
+        hm.compare_shrinkage(eb, bayes, ci_prob=0.8, interval=0.9)

@@ -1,11 +1,11 @@
-"""PIRLS in Python, as hiermodels.mle.glmm ran it before it was compiled.
+"""PIRLS in Python, as hiermodels.mle.laplace ran it before it was compiled.
 
 The reference the compiled PIRLS (:mod:`hiermodels.mle.pirls`) is checked
 against: the same algorithms written with numpy arrays, the package's
 factorisation (:func:`hiermodels.mle.blocked.factorize`) and the family
 formulas of :class:`~hiermodels.mle.response.GlmResponse`. Each function
-takes the model's :class:`~hiermodels.mle.glmm.LaplaceDeviance` and returns
-the same :class:`~hiermodels.mle.glmm.PirlsResult` the package does.
+takes the model's :class:`~hiermodels.mle.laplace.LaplaceDeviance` and returns
+the same :class:`~hiermodels.mle.laplace.PirlsResult` the package does.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from hiermodels.mle.blocked import BlockedFactor, factorize
-from hiermodels.mle.glmm import LaplaceDeviance, PirlsResult
+from hiermodels.mle.laplace import LaplaceDeviance, PirlsResult
 from hiermodels.mle.lmm import solve_pls
 
 TOLERANCE = 1e-10

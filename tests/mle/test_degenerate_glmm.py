@@ -18,13 +18,15 @@ import pytest
 import hiermodels as hm
 from hiermodels.design.design import RandomBlock
 from hiermodels.errors import DegenerateDataWarning, FitError, SeparationWarning
-from hiermodels.mle import glmm
+from hiermodels.mle import laplace
 from hiermodels.mle.degenerate import (
     certified_finite,
     group_problems,
     name_list,
     separated_columns,
 )
+from hiermodels.mle.fit import fit_glmm
+from hiermodels.mle.glmm_stages import glm_start
 from hiermodels.mle.lmm import solve_pls
 from hiermodels.mle.response import GlmResponse
 
@@ -148,7 +150,7 @@ def test_a_glm_fit_certifies_finite_estimates_only_without_separation(family: st
             family, "logit" if family == "binomial" else "log", y, trials, np.zeros(n)
         )
         found = separated_columns(x, ("Intercept", "x", "t"), response)
-        beta = glmm._glm_start(SimpleNamespace(X=x), response)  # type: ignore[arg-type]
+        beta = glm_start(SimpleNamespace(X=x), response)  # type: ignore[arg-type]
         if certified_finite(x, response, x @ beta):
             certified += 1
             assert found is None, seed
@@ -259,18 +261,18 @@ def test_all_zero_poisson_groups_are_fitted_and_named() -> None:
 def test_a_failing_factorisation_is_an_infinite_deviance_or_a_clear_error(monkeypatch) -> None:
     data = _counts_with_zero_groups(1, n_zero=0)
     design = hm.Model("y ~ x + (1 | g)", data, "poisson").design
-    dev = glmm.laplace_deviance(design)
+    dev = laplace.laplace_deviance(design)
     assert math.isfinite(dev(np.array([1.0, 6.9, 0.3])))
 
     def singular(*args, **kwargs):
         raise np.linalg.LinAlgError("trailing block of ΛᵀZᵀWZΛ + I is not positive definite")
 
-    monkeypatch.setattr(glmm, "conditional_mode", singular)  # PIRLS's factorisation fails
+    monkeypatch.setattr(laplace, "conditional_mode", singular)  # PIRLS's factorisation fails
     assert dev(np.array([1.0, 6.9, 0.3])) == math.inf
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(FitError, match="cannot be evaluated at the estimates") as err:
-            glmm.fit_glmm(design)
+            fit_glmm(design)
     assert "ΛᵀZᵀWZΛ + I" in str(err.value) and "positive definite" not in str(err.value)
 
 
@@ -285,7 +287,7 @@ def test_a_failing_joint_step_falls_back_to_pirls_over_u() -> None:
     codes = np.repeat(np.arange(6), 4)
     data = pd.DataFrame({"s": np.full(24, 5), "f": np.full(24, 5), "g": [f"g{c}" for c in codes]})
     design = hm.Model("cbind(s, f) ~ 1 + (1 | g)", data, "binomial").design
-    dev = glmm.laplace_deviance(design)
+    dev = laplace.laplace_deviance(design)
     theta, beta = np.array([0.5]), np.array([0.0])
     expected = dev.pirls(theta, beta, None).deviance
     layout, weights = dev.layout, np.full(design.nobs, 2.5)  # 10 trials × 1/4
@@ -306,7 +308,7 @@ def test_a_response_of_zeros_only_is_named_not_a_linear_algebra_error() -> None:
     zeros = dataclasses.replace(design, y=np.zeros(design.nobs))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit = glmm.fit_glmm(zeros)
+        fit = fit_glmm(zeros)
     (message,) = _of(caught, SeparationWarning)
     assert "'Intercept' can drive the rate to zero" in message
     assert fit.fixef["Intercept"] < -10

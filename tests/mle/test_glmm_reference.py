@@ -23,7 +23,7 @@ from scipy import stats
 
 import hiermodels as hm
 import hiermodels.mle.optimize
-from hiermodels.mle.glmm import AgqDeviance, laplace_deviance
+from hiermodels.mle.laplace import AgqDeviance, laplace_deviance
 from hiermodels.mle.results import MixedFit
 from tests.reference.lme4_names import load_reference, term_to_lme4
 

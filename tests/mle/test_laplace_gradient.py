@@ -19,7 +19,7 @@ import pytest
 import hiermodels as hm
 from hiermodels.mle.blocked import ReLayout
 from hiermodels.mle.dispersion import DispersedDeviance
-from hiermodels.mle.glmm import LaplaceDeviance
+from hiermodels.mle.laplace import LaplaceDeviance
 from hiermodels.mle.response import GlmResponse
 from hiermodels.mle.standardize import Standardization
 

@@ -30,7 +30,7 @@ import pandas as pd
 import pytest
 
 import hiermodels as hm
-from hiermodels.mle.glmm import AgqDeviance
+from hiermodels.mle.laplace import AgqDeviance
 from hiermodels.mle.results import MixedFit
 from tests.reference.lme4_names import term_to_lme4
 

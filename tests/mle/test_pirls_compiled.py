@@ -1,6 +1,6 @@
 """The compiled PIRLS (hiermodels.mle.pirls) against the Python reference it replaced.
 
-tests/mle/reference_pirls.py holds PIRLS as hiermodels.mle.glmm ran it in
+tests/mle/reference_pirls.py holds PIRLS as hiermodels.mle.laplace ran it in
 Python. On every GLMM data set shipped or simulated here, and at points from
 the start values to far out (variances a thousand times too large, linear
 predictors 30 units off, the kind of point an optimiser probes), the
@@ -32,8 +32,9 @@ from threadpoolctl import threadpool_limits
 import hiermodels as hm
 from hiermodels.mle import kernels
 from hiermodels.mle.blocked import ReLayout
-from hiermodels.mle.glmm import GlmerLaplaceDeviance, LaplaceDeviance, PirlsResult, _glm_start
+from hiermodels.mle.glmm_stages import glm_start
 from hiermodels.mle.kernels.glm import _ndtr
+from hiermodels.mle.laplace import GlmerLaplaceDeviance, LaplaceDeviance, PirlsResult
 from hiermodels.mle.pirls import pirls_family
 from hiermodels.mle.response import GlmResponse
 from hiermodels.mle.standardize import Standardization
@@ -130,7 +131,7 @@ def _deviance(name: str) -> tuple[LaplaceDeviance, np.ndarray]:
     model = _model(name)
     design = Standardization.of(model.design).apply(model.design)
     lap = LaplaceDeviance(design, ReLayout.from_design(design), GlmResponse.from_design(design))
-    return lap, _glm_start(design, lap.response)
+    return lap, glm_start(design, lap.response)
 
 
 def _point(lap: LaplaceDeviance, beta0: np.ndarray, scale: float, shift: float) -> tuple:
@@ -285,7 +286,7 @@ def _negative_binomial_deviance(alpha: float, information: str) -> tuple[Laplace
     design = Standardization.of(model.design).apply(model.design)
     response = GlmResponse.from_design(design, dispersion=alpha).with_information(information)
     lap = LaplaceDeviance(design, ReLayout.from_design(design), response)
-    return lap, _glm_start(design, response)
+    return lap, glm_start(design, response)
 
 
 @pytest.mark.parametrize("information", ["observed", "expected"])

@@ -221,7 +221,7 @@ def test_caterpillar_three_intervals_per_group_sorted(sleep_comparison):
         segments["bayes"][:, 0, 0],
         rows["bayes_low"].to_numpy() + eb.mle.fixef["Intercept"],
     )
-    assert "EB corrected 94%" in legend_texts(fig)
+    assert "EB corrected 95%" in legend_texts(fig)  # compare_shrinkage's default ci_prob
 
 
 def test_caterpillar_of_many_groups_drops_the_names(classroom_comparison):
@@ -246,9 +246,21 @@ def test_caterpillar_of_many_groups_drops_the_names(classroom_comparison):
     band_y = band.get_paths()[0].vertices[:, 1]
     assert edges[0].get_ydata().min() == pytest.approx(band_y.min())
     assert edges[0].get_ydata().max() == pytest.approx(band_y.max())
-    assert "full Bayes 94% (edges)" in legend_texts(fig)
+    assert "full Bayes 95% (edges)" in legend_texts(fig)
     (centre,) = [line for line in ax.lines if line.get_gid() == "centre"]
     assert np.all(np.diff(centre.get_xdata()) >= 0)
+
+
+def test_caterpillar_ci_prob_labels_the_legend(sleep_comparison):
+    comparison, _, _ = sleep_comparison
+    assert "EB 80%" in legend_texts(plots.plot_caterpillar(comparison, ci_prob=0.8))
+    with pytest.warns(DeprecationWarning, match="interval= is deprecated.*use ci_prob="):
+        fig = plots.plot_caterpillar(comparison, interval=0.8)
+    assert "EB 80%" in legend_texts(fig)
+    with pytest.raises(TypeError, match="pass ci_prob= only"):
+        plots.plot_caterpillar(comparison, ci_prob=0.8, interval=0.8)
+    with pytest.raises(ValueError, match="ci_prob must be in"):
+        plots.plot_caterpillar(comparison, ci_prob=94)
 
 
 def test_caterpillar_rejects_bad_options(sleep_comparison):
