@@ -194,7 +194,7 @@ def glmm_deviance(design: Design) -> tuple[DispersedDeviance, np.ndarray, np.nda
     Poisson GLM first, and ``α`` started at its maximum-likelihood value for
     those means.
     """
-    layout = ReLayout.from_design(design)
+    layout = ReLayout.of(design)
     if design.family.name != "negativebinomial":
         response = GlmResponse.from_design(design)
         dev = DispersedDeviance.of(LaplaceDeviance(design, layout, response))

@@ -308,4 +308,4 @@ class GlmerLaplaceDeviance:
 
 def laplace_deviance(design: Design) -> LaplaceDeviance:
     """The Laplace deviance function of a binomial, bernoulli or Poisson design."""
-    return LaplaceDeviance(design, ReLayout.from_design(design), GlmResponse.from_design(design))
+    return LaplaceDeviance(design, ReLayout.of(design), GlmResponse.from_design(design))

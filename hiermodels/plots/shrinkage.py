@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch
 from matplotlib.ticker import NullFormatter
 
-from hiermodels.intervals import check_ci_prob, renamed_keyword
+from hiermodels.intervals import check_ci_prob, either_keyword
 from hiermodels.names import sd_name
 from hiermodels.plots._common import (
     COLORS,
@@ -291,11 +291,7 @@ def plot_caterpillar(
     -------
     matplotlib.figure.Figure
     """
-    if interval is not None:
-        if ci_prob is not None:
-            raise TypeError("pass ci_prob= only; interval= is its deprecated spelling")
-        renamed_keyword("interval", "ci_prob")
-        ci_prob = interval
+    ci_prob = either_keyword(ci_prob, interval, new="ci_prob", old="interval")
     prob = check_ci_prob(ci_prob) if ci_prob is not None else getattr(comparison, "ci_prob", None)
     table = comparison_table(comparison)
     grpvar, rows = select(table, grpvar)

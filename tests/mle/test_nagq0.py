@@ -73,11 +73,22 @@ def test_fit_log_says_nagq0_and_stops_after_stage_one(name: str) -> None:
     assert "nAGQ=0" in repr(fast)
 
 
-@pytest.mark.parametrize("bad", [-1, 0.5, 2.5, "0", True, None])
+@pytest.mark.parametrize("bad", [-1, 0.5, 2.5, "0", True])
 def test_bad_n_agq_is_one_clear_error(bad: object) -> None:
     with pytest.raises(ValueError, match="n_agq must be a non-negative integer") as err:
         model("cbpp_binomial_nagq0").fit_mle(n_agq=bad)
     assert repr(bad) in str(err.value)
+
+
+def test_n_agq_none_is_an_error_for_the_engine_and_the_default_for_model() -> None:
+    """``Model.fit_mle`` takes ``None`` as "not given" (lme4's nAGQ = 1); the engine refuses it."""
+    from hiermodels.mle.fit import fit_glmm
+
+    cbpp = model("cbpp_binomial_nagq0")
+    with pytest.raises(ValueError, match="n_agq must be a non-negative integer") as err:
+        fit_glmm(cbpp.design, n_agq=None)
+    assert "None" in str(err.value)
+    assert cbpp.fit_mle(n_agq=None).method == "Laplace"
 
 
 def test_integral_float_n_agq_is_accepted() -> None:
