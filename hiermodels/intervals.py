@@ -11,7 +11,7 @@ ArviZ for means, HDIs and diagnostics.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -131,44 +131,56 @@ def normal_bounds(
     return estimate - z * se, estimate + z * se
 
 
-def summarise_draws(draws: xr.DataArray, ci_prob: float) -> pd.DataFrame:
-    """Posterior mean, SD, HDI, median, bulk ESS and rank r_hat of every item.
+def summarise_draws(
+    draws: xr.DataArray,
+    ci_prob: float,
+    *,
+    interval: Literal["hdi", "equal-tailed"] = "hdi",
+) -> pd.DataFrame:
+    """Posterior mean, SD, interval, median, bulk ESS and rank r_hat of every item.
 
     Parameters
     ----------
     draws : xarray.DataArray
-        Dims ``(chain, draw, item)``; one row per value of ``item``.
+        Dims ``(chain, draw)`` and at most one more, the items; one row per
+        item (a single row for scalar draws).
     ci_prob : float
-        Probability of the highest-density interval.
+        Probability of the interval.
+    interval : {"hdi", "equal-tailed"}
+        The highest-density interval, or the central one of equal tails.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``estimate`` (mean), ``se`` (posterior SD), ``lower``,
-        ``upper`` (HDI), ``median``, ``ess_bulk``, ``r_hat``; index the
-        values of ``item``. Constant draws (held fixed) give NaN ESS and r_hat.
-        ``attrs``: ``interval`` ``"hdi"`` and ``ci_prob``.
+        ``upper``, ``median``, ``ess_bulk``, ``r_hat``; index the values of
+        the item dimension. Constant draws (held fixed) give NaN ESS and
+        r_hat. ``attrs``: ``interval`` and ``ci_prob``.
     """
     import arviz_stats as azs
 
     ci_prob = check_ci_prob(ci_prob)
+    sample_dims = ["chain", "draw"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # constant draws divide by zero
-        hdi = azs.hdi(draws, prob=ci_prob)
+        if interval == "hdi":
+            bounds = azs.hdi(draws, prob=ci_prob, dim=sample_dims)
+        else:
+            bounds = azs.eti(draws, prob=ci_prob, dim=sample_dims)
         ess = azs.ess(draws, method="bulk")
         rhat = azs.rhat(draws)
-    item = next(d for d in draws.dims if d not in ("chain", "draw"))
+    items = [d for d in draws.dims if d not in sample_dims]
     table = pd.DataFrame(
         {
-            "estimate": draws.mean(("chain", "draw")).values,
-            "se": draws.std(("chain", "draw"), ddof=1).values,
-            "lower": hdi.sel(ci_bound="lower").values,
-            "upper": hdi.sel(ci_bound="upper").values,
-            "median": draws.median(("chain", "draw")).values,
-            "ess_bulk": ess.values,
-            "r_hat": rhat.values,
+            "estimate": np.atleast_1d(draws.mean(sample_dims).values),
+            "se": np.atleast_1d(draws.std(sample_dims, ddof=1).values),
+            "lower": np.atleast_1d(bounds.sel(ci_bound="lower").values),
+            "upper": np.atleast_1d(bounds.sel(ci_bound="upper").values),
+            "median": np.atleast_1d(draws.median(sample_dims).values),
+            "ess_bulk": np.atleast_1d(ess.values),
+            "r_hat": np.atleast_1d(rhat.values),
         },
-        index=pd.Index(draws[item].values, name=item),
+        index=pd.Index(draws[items[0]].values, name=items[0]) if items else None,
     )
-    table.attrs.update(interval="hdi", ci_prob=ci_prob)
+    table.attrs.update(interval=interval, ci_prob=ci_prob)
     return table

@@ -10,11 +10,10 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hiermodels.intervals import check_ci_prob
+from hiermodels.intervals import check_ci_prob, summarise_draws
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -74,7 +73,8 @@ def run_nuts(
 
 
 def posterior_summary(draws: xr.DataArray, ci_prob: float) -> pd.DataFrame:
-    """Posterior mean, sd, equal-tailed interval, bulk ESS and r_hat of each item.
+    """Posterior mean, sd, equal-tailed interval, bulk ESS and r_hat of each item
+    (:func:`~hiermodels.intervals.summarise_draws` without the median).
 
     Parameters
     ----------
@@ -90,27 +90,7 @@ def posterior_summary(draws: xr.DataArray, ci_prob: float) -> pd.DataFrame:
         columns ``estimate`` (mean), ``se`` (sd), ``lower``, ``upper``,
         ``ess_bulk``, ``r_hat``.
     """
-    import arviz_stats as azs
-
-    sample_dims = ("chain", "draw")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # constant draws divide by zero
-        eti = azs.eti(draws, prob=ci_prob, dim=list(sample_dims))
-        ess = azs.ess(draws, method="bulk")
-        rhat = azs.rhat(draws)
-    items = [d for d in draws.dims if d not in sample_dims]
-    index = pd.Index(draws[items[0]].values, name=items[0]) if items else None
-    return pd.DataFrame(
-        {
-            "estimate": np.atleast_1d(draws.mean(sample_dims).values),
-            "se": np.atleast_1d(draws.std(sample_dims, ddof=1).values),
-            "lower": np.atleast_1d(eti.sel(ci_bound="lower").values),
-            "upper": np.atleast_1d(eti.sel(ci_bound="upper").values),
-            "ess_bulk": np.atleast_1d(ess.values),
-            "r_hat": np.atleast_1d(rhat.values),
-        },
-        index=index,
-    )
+    return summarise_draws(draws, ci_prob, interval="equal-tailed").drop(columns="median")
 
 
 @dataclass(frozen=True, eq=False)
