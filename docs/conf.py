@@ -103,6 +103,7 @@ API_MODULES = [
     "hiermodels.intervals",
     "hiermodels.design.formula",
     "hiermodels.design.design",
+    "hiermodels.design.newdata",
     "hiermodels.design.factors",
     "hiermodels.design.families",
     "hiermodels.mle.covariance",

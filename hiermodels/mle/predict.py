@@ -18,13 +18,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from hiermodels.design.design import (
-    Design,
-    RandomBlock,
-    fixed_matrix_for,
-    level_codes_for,
-    random_matrix_for,
-)
+from hiermodels.design.design import Design, RandomBlock
+from hiermodels.design.newdata import fixed_matrix_for, level_codes_for, random_matrix_for
 
 if TYPE_CHECKING:
     from hiermodels.mle.results import MixedFit

@@ -18,7 +18,8 @@ import pytest
 import hiermodels as hm
 from hiermodels.bayes.build import build_pymc_model
 from hiermodels.design._names import RESERVED_NAMES
-from hiermodels.design.design import build_design, level_codes_for
+from hiermodels.design.design import build_design
+from hiermodels.design.newdata import level_codes_for
 from hiermodels.errors import DesignError, FormulaError
 
 

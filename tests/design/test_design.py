@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hiermodels.design.design import Design, DesignError, build_design, fixed_matrix_for
+from hiermodels.design.design import Design, DesignError, build_design
 from hiermodels.design.families import get_family
 from hiermodels.design.formula import parse_formula
+from hiermodels.design.newdata import fixed_matrix_for
 
 DATA = Path(__file__).resolve().parents[2] / "hiermodels" / "datasets" / "data"
 SUBJECTS = "308 309 310 330 331 332 333 334 335 337 349 350 351 352 369 370 371 372".split()

@@ -19,18 +19,14 @@ import pandas as pd
 import pytest
 
 from hiermodels.datasets import available, load
-from hiermodels.design import _response, design
+from hiermodels.design import _matrices, _response
 from hiermodels.design._columns import (
     unquote_names,
 )
+from hiermodels.design._matrices import DeferredModelSpec
 from hiermodels.design._syntax import to_python_power
-from hiermodels.design.design import (
-    DeferredModelSpec,
-    Design,
-    build_design,
-    fixed_matrix_for,
-    random_matrix_for,
-)
+from hiermodels.design.design import Design, build_design
+from hiermodels.design.newdata import fixed_matrix_for, random_matrix_for
 from hiermodels.errors import ColumnProblem
 
 #: Rows kept of a large dataset, so that formulaic's reference stays quick.
@@ -42,7 +38,7 @@ def shipped(name: str) -> pd.DataFrame:
     data = load(name).dropna()
     if len(data) > MAX_ROWS:
         data = data.iloc[:: len(data) // MAX_ROWS + 1]
-    return design._prepare(data)
+    return _matrices._prepare(data)
 
 
 # --- model matrices ---------------------------------------------------------------------
@@ -58,8 +54,8 @@ def main_effect_formulas(data: pd.DataFrame) -> list[str]:
 
 
 def reference_matrix(rhs: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...], object]:
-    matrix = design._model_matrix(rhs, data, "the test")
-    X = design._finite_matrix(matrix, data.index, "the test")
+    matrix = _matrices._model_matrix(rhs, data, "the test")
+    X = _matrices._finite_matrix(matrix, data.index, "the test")
     return X, tuple(str(c) for c in matrix.columns), matrix.model_spec
 
 
@@ -73,7 +69,7 @@ def test_direct_model_matrices_equal_formulaic_on_every_shipped_dataset(name: st
             want_X, want_names, want_spec = reference_matrix(rhs, data)
         except ColumnProblem:
             continue
-        X, names, spec = design._term_matrix(rhs, data, columns, "the test")
+        X, names, spec = _matrices._term_matrix(rhs, data, columns, "the test")
         assert names == want_names, rhs
         assert X.dtype == want_X.dtype and X.shape == want_X.shape, rhs
         np.testing.assert_array_equal(X, want_X, err_msg=rhs)
@@ -105,7 +101,7 @@ def test_other_formulas_go_through_formulaic(rhs: str) -> None:
             "g": pd.Categorical(list("abab")),
         }
     )
-    assert design._main_effects(rhs, data) is None
+    assert _matrices._main_effects(rhs, data) is None
 
 
 def test_a_categorical_with_one_category_or_unused_ones_goes_through_formulaic() -> None:
@@ -115,14 +111,14 @@ def test_a_categorical_with_one_category_or_unused_ones_goes_through_formulaic()
             "unused": pd.Categorical(["a", "b", "a"], categories=["a", "b", "c"]),
         }
     )
-    assert design._main_effects("1 + one", data) is None
-    assert design._main_effects("1 + unused", data) is None
+    assert _matrices._main_effects("1 + one", data) is None
+    assert _matrices._main_effects("1 + unused", data) is None
 
 
 def test_non_finite_covariates_are_reported_by_the_direct_path_as_by_formulaic() -> None:
     data = pd.DataFrame({"x": [1.0, np.inf, 3.0], "g": pd.Categorical(list("abb"))})
     with pytest.raises(ColumnProblem) as direct:
-        design._term_matrix("1 + x + g", data, ["x", "g"], "the fixed effects")
+        _matrices._term_matrix("1 + x + g", data, ["x", "g"], "the fixed effects")
     with pytest.raises(ColumnProblem) as general:
         reference_matrix("1 + x + g", data)
     assert str(direct.value) == str(general.value).replace("the test", "the fixed effects")
@@ -130,7 +126,7 @@ def test_non_finite_covariates_are_reported_by_the_direct_path_as_by_formulaic()
 
 def test_a_deferred_model_spec_copies_and_pickles() -> None:
     data = pd.DataFrame({"x": [1.0, 2.0, 3.0], "g": pd.Categorical(list("abb"))})
-    _, _, spec = design._term_matrix("1 + x + g", data, ["x", "g"], "the test")
+    _, _, spec = _matrices._term_matrix("1 + x + g", data, ["x", "g"], "the test")
     assert isinstance(spec, DeferredModelSpec)
     for twin in (copy.deepcopy(spec), pickle.loads(pickle.dumps(spec))):
         assert twin.resolve() == spec.resolve()
@@ -215,7 +211,7 @@ def built(
     with warnings.catch_warnings(record=True) as caught, pytest.MonkeyPatch.context() as patch:
         warnings.simplefilter("always")
         if general:
-            patch.setattr(design, "_main_effects", lambda rhs, data, read=None: None)
+            patch.setattr(_matrices, "_main_effects", lambda rhs, data, read=None: None)
             patch.setattr(_response, "_arithmetic", lambda expr, data: None)
         result = build_design(formula, data, family)
     return result, [str(w.message) for w in caught]
@@ -275,8 +271,8 @@ def test_unused_categories_are_dropped_in_copies_only() -> None:
     data = pd.DataFrame(
         {"y": [1.0, 2.0, 3.0], "g": pd.Categorical(list("aba"), categories=list("abc"))}
     )
-    untouched = design._prepare(data, ["y"])
+    untouched = _matrices._prepare(data, ["y"])
     assert untouched is data
-    cleaned = design._prepare(data, ["y", "g"])
+    cleaned = _matrices._prepare(data, ["y", "g"])
     assert cleaned is not data and list(cleaned["g"].cat.categories) == ["a", "b"]
     assert list(data["g"].cat.categories) == ["a", "b", "c"]

@@ -24,7 +24,7 @@ from hiermodels.design._grouping import (
     sorted_labels,
     value_label,
 )
-from hiermodels.design.design import _prepare
+from hiermodels.design._matrices import _prepare
 from hiermodels.errors import ColumnProblem
 
 #: Rows kept of a large dataset, so that the per-value reference stays quick.

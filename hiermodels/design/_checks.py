@@ -1,0 +1,161 @@
+"""The checks of a design's data: covariate types, identifiable random effects, the offset."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from hiermodels.design._columns import (
+    ColumnReader,
+    check_numeric_text,
+    first_rows,
+    formula_names,
+    plural,
+    reader_of,
+    resolve_columns,
+)
+from hiermodels.design.families import Family
+from hiermodels.errors import ColumnProblem, DesignError
+
+if TYPE_CHECKING:
+    from hiermodels.design.design import RandomBlock
+
+
+def _check_covariates(
+    rhs: str,
+    data: pd.DataFrame,
+    where: str,
+    checked: set[str] | None = None,
+    read: ColumnReader | None = None,
+) -> None:
+    """Covariates must be numeric, boolean, categorical or strings.
+
+    Names in ``checked`` passed this check before (for another term of the
+    same data) and are skipped; every name that passes is added to it.
+    ``read`` is a :class:`ColumnReader` of ``data``.
+    """
+    names, called = formula_names(rhs)
+    read = reader_of(data, read)
+    for name in resolve_columns(names, called, data.columns, where):
+        if checked is not None and name in checked:
+            continue
+        values = read[name]
+        check_numeric_text(values, name, where, strict=False)
+        dtype = values.dtype
+        ok = (
+            ptypes.is_bool_dtype(dtype)
+            or (ptypes.is_numeric_dtype(dtype) and not ptypes.is_complex_dtype(dtype))
+            or isinstance(dtype, pd.CategoricalDtype)
+            or ptypes.is_string_dtype(dtype)
+        )
+        if ok and ptypes.is_object_dtype(dtype):
+            ok = all(isinstance(v, str) for v in values)
+        if not ok:
+            raise ColumnProblem(
+                f"column {name!r} used in {where} has dtype {dtype}; covariates must be "
+                "numeric or categorical (strings, pandas Categorical)"
+            )
+        if checked is not None:
+            checked.add(name)
+
+
+def _check_repeated_terms(blocks: tuple[RandomBlock, ...]) -> None:
+    """Refuse a term that varies twice by one grouping factor.
+
+    ``(1 | g) + (1 | g)`` or ``(1 | g) + (1 + x | g)`` give ``g`` two
+    intercept variances whose sum alone the data inform, and ``(1 | a:b) +
+    (1 | b:a)`` is one factor twice: neither is identifiable.
+    """
+    seen: dict[frozenset[str], list[RandomBlock]] = {}
+    for block in blocks:
+        earlier = seen.setdefault(frozenset(block.factors), [])
+        for other in earlier:
+            if other.group != block.group:
+                raise DesignError(
+                    f"random-effect terms ({other.expr} | {other.group}) and "
+                    f"({block.expr} | {block.group}) group by the same factor; "
+                    f"write {other.group!r} once, in one of the two orders"
+                )
+            repeated = [term for term in block.terms if term in other.terms]
+            if repeated:
+                where = (
+                    f"({other.expr} | {other.group}) and ({block.expr} | {block.group})"
+                    if other.expr != block.expr
+                    else f"({block.expr} | {block.group}), which appears twice"
+                )
+                raise DesignError(
+                    f"random-effect {plural(len(repeated), 'term')} "
+                    f"{', '.join(repr(t) for t in repeated)} vary by {block.group!r} more "
+                    f"than once: in {where}; the repeated variances are not identifiable — "
+                    "keep each term in one random-effect term per grouping factor"
+                )
+        earlier.append(block)
+
+
+def _check_identifiable(blocks: tuple[RandomBlock, ...], nobs: int, family: Family) -> None:
+    """lme4's checks: at least 2 levels; levels and random effects fewer than observations.
+
+    With a residual variance (Gaussian) a term needs fewer levels, and fewer
+    random effects (levels x columns), than observations; without one, no
+    more random effects than observations.
+    """
+    for block in blocks:
+        if block.n_levels < 2:
+            raise DesignError(
+                f"grouping factor {block.group!r} has {plural(block.n_levels, 'level')}; "
+                "a random effect needs at least 2"
+            )
+    if family.is_gaussian:
+        for block in blocks:
+            if block.n_levels >= nobs:
+                raise DesignError(
+                    f"grouping factor {block.group!r} has {block.n_levels} levels for "
+                    f"{nobs} observations; its random effects are not identifiable from the "
+                    "residual variance — remove the term or use a non-Gaussian family"
+                )
+    for block in blocks:
+        n_re = block.n_levels * block.n_terms
+        if n_re > nobs or (family.is_gaussian and n_re >= nobs):
+            residual = " from the residual variance" if family.is_gaussian else ""
+            raise DesignError(
+                f"random-effect term ({' + '.join(block.terms)} | {block.group}) has {n_re} "
+                f"random effects ({block.n_levels} levels × {block.n_terms} columns) for "
+                f"{nobs} observations; they are not identifiable{residual} — simplify the term"
+            )
+
+
+def _offset_source(
+    offset: str | np.ndarray | None, data: pd.DataFrame
+) -> tuple[str | None, np.ndarray | None]:
+    """Split the ``offset`` argument into a column name or an array of ``len(data)``."""
+    if offset is None:
+        return None, None
+    if isinstance(offset, str):
+        resolve_columns([offset], set(), data.columns, "the offset")
+        return offset, None
+    values = np.asarray(offset)
+    if values.ndim != 1 or values.shape[0] != len(data):
+        raise ColumnProblem(
+            f"offset has shape {values.shape}, but the data have {len(data)} rows; pass one "
+            "value per row (or a column name)"
+        )
+    if not (ptypes.is_numeric_dtype(values.dtype) and not ptypes.is_complex_dtype(values.dtype)):
+        raise ColumnProblem(f"offset must be numeric, got dtype {values.dtype}")
+    return None, values.astype(np.float64)
+
+
+def _offset_array(values: pd.Series, name: str, index: pd.Index) -> np.ndarray:
+    """Validated float64 offset for the rows used."""
+    if not (ptypes.is_numeric_dtype(values.dtype) and not ptypes.is_complex_dtype(values.dtype)):
+        raise DesignError(f"offset {name!r} must be numeric, but has dtype {values.dtype}")
+    array = values.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise DesignError(
+            f"offset {name!r} has {plural(int(bad.sum()), 'infinite value')} "
+            f"(first rows: {first_rows(index, bad)})"
+        )
+    return array
