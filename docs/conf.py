@@ -128,6 +128,7 @@ API_MODULES = [
     "hiermodels.bayes.marginal_density",
     "hiermodels.bayes.gaussian_density",
     "hiermodels.bayes.hyper_density",
+    "hiermodels.bayes.lkj_density",
     "hiermodels.bayes.laplace_density",
     "hiermodels.bayes.joint_density",
     "hiermodels.bayes.native",

@@ -12,7 +12,8 @@ in the same unconstrained coordinates and order:
 * per grouping factor, the log of each term's SD, then per block of two or
   more terms its correlation: for two terms the log-odds of ``(r + 1) / 2``
   (``Beta(eta, eta)``), for more PyMC's ``LKJCorr`` Cholesky factor in its
-  ``CholeskyCorrTransform`` coordinates (:class:`LkjCholeskyPrior`);
+  ``CholeskyCorrTransform`` coordinates
+  (:class:`~hiermodels.bayes.lkj_density.LkjCholeskyPrior`);
 * ``log sigma`` for gaussian models.
 
 :class:`HyperParameters` maps a point to the absolute covariance factor of
@@ -24,6 +25,7 @@ likelihood's gradient in ``(β, θ, σ)`` back to the sampler's coordinates.
 
 from __future__ import annotations
 
+import importlib
 import math
 import warnings
 from collections.abc import Mapping
@@ -33,8 +35,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike
-from scipy import special
 
+from hiermodels.bayes import lkj_density
+from hiermodels.bayes.lkj_density import lkj_cholesky, lkj_pull_back
 from hiermodels.bayes.prior_density import (
     ScalarPrior,
     jittered,
@@ -42,7 +45,7 @@ from hiermodels.bayes.prior_density import (
     scalar_log_density,
     scalar_prior,
 )
-from hiermodels.bayes.priors import Prior, Priors
+from hiermodels.bayes.priors import Priors
 from hiermodels.design.design import Design
 from hiermodels.mle.blocked import ReLayout
 from hiermodels.names import (
@@ -59,185 +62,36 @@ if TYPE_CHECKING:
 __all__ = [
     "HyperParameters",
     "HyperPoint",
-    "LkjCholeskyPrior",
 ]
 
-#: Names that moved to :mod:`hiermodels.bayes.integrated` with the effect draws.
-_MOVED_TO_INTEGRATED = ("IntegratedDensity", "integrated_effects", "store_effect_draw")
+#: Names that moved out of this module, and the module each moved to: the effect
+#: draws' to :mod:`hiermodels.bayes.integrated`, the LKJ prior's to
+#: :mod:`hiermodels.bayes.lkj_density`.
+_MOVED = {
+    "IntegratedDensity": "hiermodels.bayes.integrated",
+    "integrated_effects": "hiermodels.bayes.integrated",
+    "store_effect_draw": "hiermodels.bayes.integrated",
+    "LkjCholeskyPrior": "hiermodels.bayes.lkj_density",
+}
 
 
 def __getattr__(name: str) -> object:
-    """The names that moved to :mod:`hiermodels.bayes.integrated`, deprecated here."""
-    if name in _MOVED_TO_INTEGRATED:
+    """The names that moved out (to ``integrated`` and ``lkj_density``), deprecated here."""
+    if name in _MOVED:
+        home = _MOVED[name]
         warnings.warn(
             f"hiermodels.bayes.hyper_density.{name} is deprecated and will be removed in the "
-            "next release; import it from hiermodels.bayes.integrated",
+            f"next release; import it from {home}",
             DeprecationWarning,
             stacklevel=2,
         )
         # imported here, not above: hiermodels.bayes.integrated imports this module
-        from hiermodels.bayes import integrated
-
-        return getattr(integrated, name)
+        return getattr(importlib.import_module(home), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class LkjCholeskyPrior:
-    """``LKJCorr(eta)`` of ``q ≥ 3`` terms on PyMC's unconstrained Cholesky coordinates.
-
-    The free vector ``v`` of length ``q(q − 1)/2`` fills the strictly lower
-    triangle of a unit-diagonal matrix in PyMC's spiral order; each row
-    divided by its norm is the Cholesky factor ``L`` of the correlation.
-    With the LKJ density of ``L`` and the transform's Jacobian
-    ``Σ_i (i + 2) log L_ii``, the log density on ``v`` is ::
-
-        c(eta, q) + (2 eta + q − 1) Σ_i log L_ii,   L_ii = (1 + ‖v_i‖²)^(−1/2)
-
-    with ``v_i`` row ``i``'s entries and ``c`` PyMC's normalising constant.
-
-    Parameters
-    ----------
-    name : str
-        The variable (``corr_<g>__raw`` or ``corr_<g>__raw<k>``).
-    prior : Prior
-        An ``LKJCorr`` prior.
-    q : int
-        Number of terms, at least 3.
-
-    Attributes
-    ----------
-    constant : float
-        ``c(eta, q)``.
-    power : float
-        ``2 eta + q − 1``.
-    """
-
-    def __init__(self, name: str, prior: Prior, q: int) -> None:
-        if prior.dist != "LKJCorr":
-            raise ValueError(f"prior {prior!r} for {name!r} is not an LKJCorr prior")
-        if q < 3:
-            raise ValueError(f"LkjCholeskyPrior needs at least 3 terms, got {q}")
-        self.name = name
-        self.q = q
-        self.size = q * (q - 1) // 2
-        eta = float(prior.params["eta"])
-        k = np.arange(1, q)
-        self.constant = float(
-            (q - 1) * special.gammaln(eta + 0.5 * (q - 1))
-            - np.sum(0.5 * k * math.log(math.pi) + special.gammaln(eta + 0.5 * (q - 1 - k)))
-        )
-        self.power = 2.0 * eta + q - 1.0
-        # PyMC's spiral fill of an (q-1) x (q-1) lower triangle, placed below the diagonal
-        m = q - 1
-        index = np.arange(self.size)
-        filled = np.concatenate([index[m:], index[::-1]]).reshape(m, m)
-        rows, cols = np.tril_indices(m)
-        self._rows = np.ascontiguousarray(rows + 1, dtype=np.int64)
-        self._cols = np.ascontiguousarray(cols, dtype=np.int64)
-        self._index = np.ascontiguousarray(filled[rows, cols], dtype=np.int64)
-
-    def evaluate(self, v: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
-        """``(L, log p + log|J|, its gradient in v)`` at the unconstrained ``v``."""
-        v = np.ascontiguousarray(v, dtype=float)
-        chol = np.empty((self.q, self.q))
-        slope = np.zeros(self.size)
-        logp = lkj_cholesky(v, 0, self.q, self.constant, self.power, *self.tables, slope, chol)
-        return chol, logp, slope
-
-    def pull_back(self, v: np.ndarray, d_chol: np.ndarray) -> np.ndarray:
-        """The gradient in ``v`` of a function whose gradient in ``L`` is ``d_chol``."""
-        v = np.ascontiguousarray(v, dtype=float)
-        out = np.zeros(self.size)
-        lkj_pull_back(v, 0, self.q, *self.tables, np.ascontiguousarray(d_chol, dtype=float), out)
-        return out
-
-    @property
-    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(rows, cols, index)``: entry ``k`` of ``v`` fills ``L[rows[k], cols[k]]``, in
-        the order of ``index`` (PyMC's spiral)."""
-        return self._rows, self._cols, self._index
-
-    def unconstrain(self, chol: np.ndarray) -> np.ndarray:
-        """The unconstrained ``v`` of a correlation Cholesky factor."""
-        chol = np.asarray(chol, dtype=float)
-        raw = chol / np.diag(chol)[:, None]
-        out = np.empty(self.size)
-        out[self._index] = raw[self._rows, self._cols]
-        return out
 
 
 # kinds of random-effect block, as the compiled functions number them
 ONE_TERM, PAIR, LKJ, UNCORRELATED = range(4)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def lkj_cholesky(
-    x: np.ndarray,
-    at: int,
-    q: int,
-    const: float,
-    power: float,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    index: np.ndarray,
-    slope: np.ndarray,
-    chol: np.ndarray,
-) -> float:
-    """LKJ's Cholesky factor from ``x[at:]`` into ``chol``; its log density (with Jacobian).
-
-    Adds the density's gradient to ``slope[at:]``. See :class:`LkjCholeskyPrior`.
-    """
-    for i in range(q):
-        for j in range(q):
-            chol[i, j] = 1.0 if i == j else 0.0
-    for k in range(rows.size):
-        chol[rows[k], cols[k]] = x[at + index[k]]
-    norm2 = np.empty(q)
-    logp = const
-    for i in range(q):
-        total = 0.0
-        for j in range(i + 1):
-            total += chol[i, j] * chol[i, j]
-        norm2[i] = total
-        logp -= 0.5 * power * np.log(total)
-    for k in range(rows.size):
-        slope[at + index[k]] -= power * chol[rows[k], cols[k]] / norm2[rows[k]]
-    for i in range(q):
-        norm = np.sqrt(norm2[i])
-        for j in range(i + 1):
-            chol[i, j] /= norm
-    return logp
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def lkj_pull_back(
-    x: np.ndarray,
-    at: int,
-    q: int,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    index: np.ndarray,
-    d_chol: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """Add to ``out[at:]`` the gradient in ``x[at:]`` of a function of ``L`` (``d_chol``)."""
-    raw = np.eye(q)
-    for k in range(rows.size):
-        raw[rows[k], cols[k]] = x[at + index[k]]
-    norm2 = np.empty(q)
-    along = np.empty(q)
-    for i in range(q):
-        n2 = 0.0
-        dot = 0.0
-        for j in range(i + 1):
-            n2 += raw[i, j] * raw[i, j]
-            dot += d_chol[i, j] * raw[i, j]
-        norm2[i] = n2
-        along[i] = dot
-    for k in range(rows.size):
-        i, j = rows[k], cols[k]
-        norm = np.sqrt(norm2[i])
-        out[at + index[k]] += d_chol[i, j] / norm - along[i] * raw[i, j] / (norm2[i] * norm)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -425,7 +279,7 @@ class _Block:
     sd_priors: tuple[ScalarPrior, ...]
     sd_at: tuple[int, ...]
     pair: ScalarPrior | None
-    lkj: LkjCholeskyPrior | None
+    lkj: lkj_density.LkjCholeskyPrior | None
     corr_at: slice
     theta: slice
 
@@ -509,12 +363,12 @@ class HyperParameters:
             for k, (a, b) in enumerate(corr_spans):
                 raw = correlation_factor_name(g, None if len(corr_spans) == 1 else k)
                 if b - a == 2:
-                    part: ScalarPrior | LkjCholeskyPrior = lkj_pair_prior(
+                    part: ScalarPrior | lkj_density.LkjCholeskyPrior = lkj_pair_prior(
                         raw, priors[correlation_name(g)]
                     )
                     size = 1
                 else:
-                    part = LkjCholeskyPrior(raw, priors[correlation_name(g)], b - a)
+                    part = lkj_density.LkjCholeskyPrior(raw, priors[correlation_name(g)], b - a)
                     size = part.size
                 corr_parts.append(((a, b), part, slice(position, position + size)))
                 position += size
@@ -547,7 +401,7 @@ class HyperParameters:
             for span, part, where in corr:
                 if span == (a, b):
                     corr_at = where
-                    if isinstance(part, LkjCholeskyPrior):
+                    if isinstance(part, lkj_density.LkjCholeskyPrior):
                         lkj = part
                     else:
                         pair = part
@@ -608,7 +462,7 @@ class HyperParameters:
         block_kind = np.empty(nb, dtype=np.int64)
         block_sd_at = np.zeros((nb, qmax), dtype=np.int64)
         block_lkj = np.full(nb, -1, dtype=np.int64)
-        lkjs: list[LkjCholeskyPrior] = []
+        lkjs: list[lkj_density.LkjCholeskyPrior] = []
         for b, block in enumerate(self._blocks):
             block_sd_at[b, : block.q] = block.sd_at
             if block.q == 1:
@@ -742,7 +596,7 @@ class HyperParameters:
                 continue
             full = np.eye(len(sd_priors))
             for (a, b), part, where in corr:
-                if isinstance(part, LkjCholeskyPrior):
+                if isinstance(part, lkj_density.LkjCholeskyPrior):
                     chol, _, _ = part.evaluate(xs[where])
                     out[part.name] = chol
                     full[a:b, a:b] = chol @ chol.T
@@ -811,7 +665,7 @@ class HyperParameters:
                     raise ValueError(
                         f"'corr_{g}' must be a positive definite correlation matrix"
                     ) from None
-                if isinstance(part, LkjCholeskyPrior):
+                if isinstance(part, lkj_density.LkjCholeskyPrior):
                     out[where] = part.unconstrain(chol)
                 else:
                     out[where.start] = part.unconstrain((chol[1, 0] + 1.0) / 2.0)

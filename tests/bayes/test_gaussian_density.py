@@ -21,7 +21,7 @@ import scipy.linalg as sla
 from hiermodels.bayes import fit_bayes
 from hiermodels.bayes.build import build_pymc_model
 from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
-from hiermodels.bayes.hyper_density import LkjCholeskyPrior
+from hiermodels.bayes.lkj_density import LkjCholeskyPrior
 from hiermodels.bayes.priors import Prior, resolve_priors
 from hiermodels.design.design import Design, build_design
 from tests.bayes.noise import ScriptedNormals
