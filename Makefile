@@ -63,7 +63,9 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The API pages are generated anew each build: a page left from a renamed module fails it.
 docs: $(VENV)/.installed-docs
+	rm -rf docs/api/generated
 	$(BIN)/sphinx-build -W -b html docs docs/_build/html
 
 bench: $(VENV)/.installed-bench
