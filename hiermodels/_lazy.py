@@ -1,4 +1,4 @@
-"""Package exports imported on first access (PEP 562).
+"""Package exports imported on first access, and moved names kept for one release (PEP 562).
 
 ``import hiermodels`` has to stay cheap: PyMC, PyTensor, ArviZ, numba and
 matplotlib take seconds to import, and most sessions (``hiermodels --help``,
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["lazy_exports"]
+__all__ = ["lazy_exports", "moved_names"]
 
 
 def lazy_exports(
@@ -57,3 +58,38 @@ def lazy_exports(
         return sorted({*namespace, *exports})
 
     return __getattr__, __dir__
+
+
+def moved_names(module: str, moves: Mapping[str, tuple[str, str]]) -> Callable[[str], Any]:
+    """The module-level ``__getattr__`` of a module some of whose names moved elsewhere.
+
+    Parameters
+    ----------
+    module : str
+        The module's ``__name__``.
+    moves : Mapping[str, tuple[str, str]]
+        Each old name and the ``(module, name)`` it lives under now.
+
+    Returns
+    -------
+    callable
+        Returns a moved name's new object with a ``DeprecationWarning`` that
+        names its new home, attributed to the importer; importing the new
+        module only then lets it import the old one. Any other name raises
+        :class:`AttributeError`.
+    """
+
+    def __getattr__(name: str) -> Any:
+        try:
+            home, new_name = moves[name]
+        except KeyError:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}") from None
+        warnings.warn(
+            f"{module}.{name} is deprecated and will be removed in the next release: "
+            f"use {home}.{new_name}; import it from {home}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(home), new_name)
+
+    return __getattr__

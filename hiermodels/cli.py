@@ -13,7 +13,6 @@ row 1, the first data row is row 2), so messages point at the cell to fix.
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import os
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hiermodels import errors
+from hiermodels._lazy import moved_names
 from hiermodels.analysis import ANALYSIS_METHODS, Analysis, run_analysis
 from hiermodels.names import DEFAULT_CI_PROB
 
@@ -52,17 +52,7 @@ DEMO_NAMES = (*DEMOS, "baseball")
 _MOVED: dict[str, tuple[str, str]] = {"CliError": ("hiermodels.errors", "CliError")}
 
 
-def __getattr__(name: str) -> object:
-    """A moved name, with a ``DeprecationWarning`` naming where it lives now."""
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, new_name = _MOVED[name]
-    warnings.warn(
-        f"hiermodels.cli.{name} is deprecated: use {module}.{new_name}",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(module), new_name)
+__getattr__ = moved_names(__name__, _MOVED)
 
 
 # ------------------------------------------------------------------ progress

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
-import importlib
 import io
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hiermodels._lazy import moved_names
 from hiermodels.intervals import resolve_ci_prob
 from hiermodels.names import DEFAULT_CI_PROB
 
@@ -47,17 +46,7 @@ __all__ = [
 _MOVED: dict[str, tuple[str, str]] = {"Analysis": ("hiermodels.analysis", "Analysis")}
 
 
-def __getattr__(name: str) -> object:
-    """A moved name, with a ``DeprecationWarning`` naming where it lives now."""
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, new_name = _MOVED[name]
-    warnings.warn(
-        f"hiermodels.report.{name} is deprecated: use {module}.{new_name}",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(module), new_name)
+__getattr__ = moved_names(__name__, _MOVED)
 
 
 _STYLE = """

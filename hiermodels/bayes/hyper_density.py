@@ -25,9 +25,7 @@ likelihood's gradient in ``(β, θ, σ)`` back to the sampler's coordinates.
 
 from __future__ import annotations
 
-import importlib
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,6 +34,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike
 
+from hiermodels._lazy import moved_names
 from hiermodels.bayes import lkj_density
 from hiermodels.bayes.lkj_density import lkj_cholesky, lkj_pull_back
 from hiermodels.bayes.prior_density import (
@@ -67,27 +66,15 @@ __all__ = [
 #: Names that moved out of this module, and the module each moved to: the effect
 #: draws' to :mod:`hiermodels.bayes.integrated`, the LKJ prior's to
 #: :mod:`hiermodels.bayes.lkj_density`.
-_MOVED = {
-    "IntegratedDensity": "hiermodels.bayes.integrated",
-    "integrated_effects": "hiermodels.bayes.integrated",
-    "store_effect_draw": "hiermodels.bayes.integrated",
-    "LkjCholeskyPrior": "hiermodels.bayes.lkj_density",
+_MOVED: dict[str, tuple[str, str]] = {
+    "IntegratedDensity": ("hiermodels.bayes.integrated", "IntegratedDensity"),
+    "integrated_effects": ("hiermodels.bayes.integrated", "integrated_effects"),
+    "store_effect_draw": ("hiermodels.bayes.integrated", "store_effect_draw"),
+    "LkjCholeskyPrior": ("hiermodels.bayes.lkj_density", "LkjCholeskyPrior"),
 }
 
 
-def __getattr__(name: str) -> object:
-    """The names that moved out (to ``integrated`` and ``lkj_density``), deprecated here."""
-    if name in _MOVED:
-        home = _MOVED[name]
-        warnings.warn(
-            f"hiermodels.bayes.hyper_density.{name} is deprecated and will be removed in the "
-            f"next release; import it from {home}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        # imported here, not above: hiermodels.bayes.integrated imports this module
-        return getattr(importlib.import_module(home), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, _MOVED)
 
 
 # kinds of random-effect block, as the compiled functions number them

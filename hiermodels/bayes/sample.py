@@ -8,9 +8,7 @@ with their new home.
 
 from __future__ import annotations
 
-import importlib
-import warnings
-
+from hiermodels._lazy import moved_names
 from hiermodels.bayes.fit import fit_bayes
 
 __all__ = ["fit_bayes"]
@@ -31,14 +29,4 @@ _MOVED: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """A moved name, with a ``DeprecationWarning`` naming where it lives now."""
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, new_name = _MOVED[name]
-    warnings.warn(
-        f"hiermodels.bayes.sample.{name} is deprecated: use {module}.{new_name}",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(module), new_name)
+__getattr__ = moved_names(__name__, _MOVED)

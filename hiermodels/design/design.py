@@ -12,8 +12,6 @@ the matrices of a built design for new rows.
 from __future__ import annotations
 
 import functools
-import importlib
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from hiermodels._lazy import moved_names
 from hiermodels.design._checks import (
     _check_covariates,
     _check_identifiable,
@@ -53,29 +52,17 @@ __all__ = [
 
 #: Names that moved out of this module, and the module each moved to. A design
 #: pickled before the move names ``DeferredModelSpec`` here, so it must resolve.
-_MOVED = {
-    "fixed_matrix_for": "hiermodels.design.newdata",
-    "random_matrix_for": "hiermodels.design.newdata",
-    "level_codes_for": "hiermodels.design.newdata",
-    "DeferredModelSpec": "hiermodels.design._matrices",
-    "RANK_TOL": "hiermodels.design._matrices",
-    "TREATMENT_FORMAT": "hiermodels.design._matrices",
+_MOVED: dict[str, tuple[str, str]] = {
+    "fixed_matrix_for": ("hiermodels.design.newdata", "fixed_matrix_for"),
+    "random_matrix_for": ("hiermodels.design.newdata", "random_matrix_for"),
+    "level_codes_for": ("hiermodels.design.newdata", "level_codes_for"),
+    "DeferredModelSpec": ("hiermodels.design._matrices", "DeferredModelSpec"),
+    "RANK_TOL": ("hiermodels.design._matrices", "RANK_TOL"),
+    "TREATMENT_FORMAT": ("hiermodels.design._matrices", "TREATMENT_FORMAT"),
 }
 
 
-def __getattr__(name: str) -> object:
-    """The names that moved to :mod:`hiermodels.design.newdata` and ``_matrices``, deprecated."""
-    if name in _MOVED:
-        home = _MOVED[name]
-        warnings.warn(
-            f"hiermodels.design.design.{name} is deprecated and will be removed in the "
-            f"next release; import it from {home}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        # imported here, not above: hiermodels.design.newdata imports this module
-        return getattr(importlib.import_module(home), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, _MOVED)
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,8 +8,7 @@ home.
 
 from __future__ import annotations
 
-import importlib
-import warnings
+from hiermodels._lazy import moved_names
 
 __all__: list[str] = []
 
@@ -24,14 +23,4 @@ _MOVED: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """A moved name, with a ``DeprecationWarning`` naming where it lives now."""
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, new_name = _MOVED[name]
-    warnings.warn(
-        f"hiermodels.mle.glmm.{name} is deprecated: use {module}.{new_name}",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(module), new_name)
+__getattr__ = moved_names(__name__, _MOVED)
