@@ -39,10 +39,11 @@ from typing import TYPE_CHECKING
 from hiermodels._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from hiermodels.bayes.build import build_marginal_model, build_pymc_model, model_coords
+    from hiermodels.bayes.build import build_pymc_model, model_coords
     from hiermodels.bayes.fit import fit_bayes
     from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
     from hiermodels.bayes.laplace_density import LaplaceDensity
+    from hiermodels.bayes.marginal_graph import build_marginal_model
     from hiermodels.bayes.priors import (
         Prior,
         Priors,
@@ -88,7 +89,7 @@ __getattr__, __dir__ = lazy_exports(
         "Prior": "hiermodels.bayes.priors",
         "Priors": "hiermodels.bayes.priors",
         "build_pymc_model": "hiermodels.bayes.build",
-        "build_marginal_model": "hiermodels.bayes.build",
+        "build_marginal_model": "hiermodels.bayes.marginal_graph",
         "default_priors": "hiermodels.bayes.priors",
         "fit_bayes": "hiermodels.bayes.fit",
         "fixed_value_keys": "hiermodels.bayes.priors",

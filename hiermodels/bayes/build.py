@@ -27,7 +27,6 @@ intercept and slopes without changing ``beta``'s meaning or its prior.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -36,6 +35,8 @@ import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 from pymc.distributions.transforms import Transform
 
+from hiermodels._lazy import moved_names
+from hiermodels.bayes.centering import resolve_centering
 from hiermodels.bayes.priors import (
     REAL_DISTS,
     Prior,
@@ -58,19 +59,7 @@ from hiermodels.names import (
     term_pair_dim,
 )
 
-#: What the one-factor Woodbury algebra computes with: PyTensor scalars in the
-#: model graph, numpy arrays of draws afterwards.
-type Value = pt.TensorVariable | np.ndarray | float
-
-__all__ = [
-    "build_pymc_model",
-    "build_marginal_model",
-    "can_marginalize",
-    "model_coords",
-    "FactorStatistics",
-    "choose_centering",
-    "level_information",
-]
+__all__ = ["build_pymc_model", "centering_transform", "model_coords"]
 
 #: Name of the observed variable.
 OBSERVED = "y"
@@ -262,7 +251,8 @@ def _group_effects(
     With ``centered`` (scalar blocks only) ``u_<g> ~ Normal(0, sd)`` is the
     free variable and ``z_<g> = u_<g> / sd`` the Deterministic: the same
     model, in the coordinates NUTS explores best when the data pin each level
-    down more tightly than the prior does (see :func:`choose_centering`).
+    down more tightly than the prior does (see
+    :func:`~hiermodels.bayes.centering.choose_centering`).
     """
     group = layout.group
     dims = (group, term_dim(group))
@@ -283,121 +273,6 @@ def _group_effects(
         parts.append(z_block * pt.stack(sds[a:b]))
     u = parts[0] if len(parts) == 1 else pt.concatenate(parts, axis=1)
     return pm.Deterministic(effects_name(group), u, dims=dims)
-
-
-#: A factor is centred when the median over its levels of ``sd^2 * information`` (prior
-#: variance over the likelihood's conditional variance of a level's effect) exceeds this.
-CENTERING_THRESHOLD = 1.0
-
-
-def level_information(design: Design, layout: GroupTerms) -> tuple[np.ndarray, np.ndarray]:
-    """Per level of a factor, a link-scale estimate of its mean and of its sampling variance.
-
-    Each level's responses are pooled into one empirical value of the linear
-    predictor: ``log`` of the smoothed mean count (Poisson, negative
-    binomial), the smoothed log-odds of the pooled successes (binomial,
-    bernoulli; probit treated as logit, a scale factor that cancels in
-    :func:`choose_centering`'s ratio) or the mean response (gaussian, with
-    the pooled within-level variance). The variance is that of the estimate
-    under the family's variance function: the inverse of the likelihood's
-    information about the level's effect. Fixed effects are ignored.
-
-    Returns
-    -------
-    (numpy.ndarray, numpy.ndarray)
-        ``(levels,)`` link-scale values and their variances.
-    """
-    codes = np.asarray(layout.codes, dtype=np.int64)
-    levels = len(layout.levels)
-    y = np.asarray(design.y, dtype=float)
-    count = np.bincount(codes, minlength=levels).astype(float)
-    total = np.bincount(codes, weights=y, minlength=levels)
-    family = design.family
-    if family.is_gaussian:
-        mean = total / np.maximum(count, 1.0)
-        within = np.sum((y - mean[codes]) ** 2) / max(y.size - levels, 1)
-        if not within > 0.0:
-            within = float(np.var(y)) or 1.0
-        return mean, within / np.maximum(count, 1.0)
-    if family.is_binomial:
-        trials = design.trials if design.trials is not None and family.name != "bernoulli" else None
-        n = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
-        tries = np.bincount(codes, weights=n, minlength=levels)
-        hits, misses = total + 0.5, tries - total + 0.5
-        return np.log(hits / misses), 1.0 / hits + 1.0 / misses
-    smoothed = total + 0.5
-    return np.log(smoothed / np.maximum(count, 1.0)), 1.0 / smoothed
-
-
-def choose_centering(design: Design) -> dict[str, bool]:
-    """Per grouping factor, whether to sample its effects centred (``u``) or not (``z``).
-
-    Non-centred coordinates suit levels the data say little about (the
-    posterior of a level's effect is its prior, the funnel sits in ``sd``);
-    centred ones suit levels the data pin down (the non-centred posterior of
-    ``z`` then narrows with ``sd`` and leaves a funnel of its own). For every
-    level the ratio of its prior variance ``sd^2`` to the variance of its
-    data's estimate (:func:`level_information`) tells which: ``sd^2`` is a
-    moment estimate, the spread of the levels' estimates less their mean
-    sampling variance. A factor is centred when the median ratio exceeds
-    :data:`CENTERING_THRESHOLD`. Factors with correlated terms, or with terms
-    other than an intercept, stay non-centred.
-
-    Parameters
-    ----------
-    design : Design
-
-    Returns
-    -------
-    dict of str to bool
-        Grouping factor -> centred.
-    """
-    choice = {}
-    for layout in design.factors:
-        scalar = layout.X.shape[1] == 1 and bool(np.all(layout.X == 1.0))
-        if not scalar or len(layout.levels) < 2:
-            choice[layout.group] = False
-            continue
-        estimate, variance = level_information(design, layout)
-        spread = float(np.var(estimate, ddof=1)) - float(np.mean(variance))
-        ratio = max(spread, 0.0) / variance
-        choice[layout.group] = bool(np.median(ratio) > CENTERING_THRESHOLD)
-    return choice
-
-
-def _centering(
-    design: Design,
-    centered: bool | Mapping[str, bool] | Literal["auto"],
-    fixed: Mapping[str, object],
-) -> dict[str, bool]:
-    """The factors to centre: chosen from the data (``"auto"``) or as given."""
-    layouts = design.factors
-    explicit = not isinstance(centered, bool | str)
-    if isinstance(centered, str):
-        if centered != "auto":
-            raise ValueError(f"centered must be a bool, a mapping or 'auto', got {centered!r}")
-        choice = choose_centering(design)
-    elif isinstance(centered, bool):
-        choice = {layout.group: centered for layout in layouts}
-    else:
-        unknown = set(centered) - {layout.group for layout in layouts}
-        if unknown:
-            raise ValueError(f"centered names unknown grouping factors: {sorted(unknown)}")
-        choice = {group: bool(value) for group, value in centered.items()}
-    out = {}
-    for layout in layouts:
-        wanted = choice.get(layout.group, False)
-        # a held SD of zero has no centred density; correlated blocks keep their z
-        held = any(sd_name(layout.group, t) in fixed for t in layout.terms)
-        if wanted and (layout.correlated_spans or held):
-            if explicit:
-                raise ValueError(
-                    f"factor {layout.group!r} cannot be centred: it has correlated terms "
-                    "or fixed standard deviations"
-                )
-            wanted = False
-        out[layout.group] = wanted
-    return out
 
 
 def _rowwise_matmul(z: pt.TensorVariable, chol: pt.TensorVariable) -> pt.TensorVariable:
@@ -465,7 +340,7 @@ def build_pymc_model(
         ``False`` (default): all non-centred. ``True``: every factor that can
         be centred (no correlated terms, no fixed SDs). A mapping: per
         factor (a factor that cannot be centred raises). ``"auto"``:
-        :func:`choose_centering` decides from the data.
+        :func:`~hiermodels.bayes.centering.choose_centering` decides from the data.
 
     Returns
     -------
@@ -482,7 +357,7 @@ def build_pymc_model(
     resolved = resolve_priors(design, priors)
     fixed = check_fixed_values(design, fixed_values)
     coords = model_coords(design)
-    centering = _centering(design, centered, fixed)
+    centering = resolve_centering(design, centered, fixed)
     X = np.asarray(design.X, dtype=float)
     with pm.Model(coords=coords) as model:
         beta = _fixed_effects(design, resolved, fixed)
@@ -496,192 +371,13 @@ def build_pymc_model(
     return model
 
 
-# ----------------------------------------------------------------------------------------
-# Gaussian models with one grouping factor: the group effects integrated out analytically.
-
-
-def can_marginalize(design: Design) -> bool:
-    """Whether :func:`build_marginal_model` applies: gaussian, one factor, at most 2 terms."""
-    layouts = design.factors
-    return design.family.is_gaussian and len(layouts) == 1 and len(layouts[0].terms) <= 2
-
-
-@dataclass(frozen=True, eq=False)
-class FactorStatistics:
-    """Per-level sufficient statistics of a gaussian model with one grouping factor.
-
-    With ``r = y - offset - X beta`` and ``Z_j`` the term columns of level ``j``:
-    ``ZtZ[j] = Z_j' Z_j``, ``Zty[j] = Z_j' y_j``, ``ZtX[j] = Z_j' X_j``; the
-    totals ``yty``, ``Xty``, ``XtX`` and the level sizes ``n``.
-    """
-
-    n: np.ndarray
-    ZtZ: np.ndarray
-    Zty: np.ndarray
-    ZtX: np.ndarray
-    yty: float
-    Xty: np.ndarray
-    XtX: np.ndarray
-
-    @classmethod
-    def from_design(cls, design: Design) -> FactorStatistics:
-        """The statistics of the design's single grouping factor."""
-        (layout,) = design.factors
-        y = np.asarray(design.y, dtype=float)
-        if design.offset is not None:
-            y = y - np.asarray(design.offset, dtype=float)
-        X, Z, codes, levels = design.X, layout.X, layout.codes, len(layout.levels)
-        q, p = Z.shape[1], X.shape[1]
-
-        def by_level(values: np.ndarray) -> np.ndarray:
-            out = np.zeros((levels, values.shape[1]))
-            np.add.at(out, codes, values)
-            return out
-
-        ZtZ = by_level((Z[:, :, None] * Z[:, None, :]).reshape(len(y), -1)).reshape(-1, q, q)
-        ZtX = by_level((Z[:, :, None] * X[:, None, :]).reshape(len(y), -1)).reshape(-1, q, p)
-        return cls(
-            n=np.bincount(codes, minlength=levels).astype(float),
-            ZtZ=ZtZ,
-            Zty=by_level(Z * y[:, None]),
-            ZtX=ZtX,
-            yty=float(y @ y),
-            Xty=X.T @ y,
-            XtX=X.T @ X,
-        )
-
-
-def factor_cholesky(sds: Sequence[Value], r: Value, correlated: bool) -> tuple[Value, Value, Value]:
-    """Entries ``(l00, l10, l11)`` of the covariance Cholesky factor of one or two terms.
-
-    Works on pytensor scalars and on numpy arrays of draws alike; for one
-    term ``l10 = l11 = 0``. ``r`` is the correlation (ignored unless ``correlated``).
-    """
-    if len(sds) == 1:
-        return sds[0], 0.0, 0.0
-    if not correlated:
-        return sds[0], 0.0, sds[1]
-    return sds[0], sds[1] * r, sds[1] * (1.0 - r**2) ** 0.5
-
-
-def precision_terms(
-    stats: FactorStatistics,
-    chol: tuple[Value, Value, Value],
-    sigma: Value,
-    h0: Value,
-    h1: Value,
-) -> tuple[Value, Value, Value, Value, Value]:
-    """``A = I + L' Z'Z L / sigma^2`` (entries a00, a01, a11) and ``c = L' Z'r``, per level.
-
-    ``h0, h1`` are the entries of ``Z_j' r_j``. Works on pytensor and numpy values.
-    """
-    l00, l10, l11 = chol
-    g00 = stats.ZtZ[:, 0, 0]
-    g01 = stats.ZtZ[:, 0, 1] if stats.ZtZ.shape[1] > 1 else 0.0
-    g11 = stats.ZtZ[:, 1, 1] if stats.ZtZ.shape[1] > 1 else 0.0
-    s2 = sigma**2
-    a00 = 1.0 + (l00**2 * g00 + 2.0 * l00 * l10 * g01 + l10**2 * g11) / s2
-    a01 = l11 * (l00 * g01 + l10 * g11) / s2
-    a11 = 1.0 + l11**2 * g11 / s2
-    return a00, a01, a11, l00 * h0 + l10 * h1, l11 * h1
-
-
-@dataclass(frozen=True, eq=False)
-class LeastSquaresOrigin:
-    """A response written as ``X (origin + reference) + residual``, for stable likelihoods.
-
-    ``origin`` is the response's mean at the column of ones (zero without
-    one), taken off first: ``y − mean`` is exact even where ``y`` sits far from
-    zero, where a least-squares fit of ``y`` itself would round at ``|y|``.
-    ``reference`` is the least-squares fit of the rest. A likelihood of the
-    residual at ``(b − origin) − reference`` is the likelihood of ``y`` at
-    ``b``, without the cancellation of ``y'y − 2b'X'y + b'X'Xb`` (``y + 1e12``).
-
-    Attributes
-    ----------
-    origin, reference : numpy.ndarray
-        ``(p,)`` each.
-    residual : numpy.ndarray
-        ``(n,)`` ``y − offset − X (origin + reference)``, computed in that order.
-    """
-
-    origin: np.ndarray
-    reference: np.ndarray
-    residual: np.ndarray
-
-    @classmethod
-    def of(cls, design: Design, X: np.ndarray) -> LeastSquaresOrigin:
-        """The split of ``design``'s response (less its offset) over the columns ``X``."""
-        y = np.asarray(design.y, dtype=float)
-        if design.offset is not None:
-            y = y - design.offset
-        origin = np.zeros(X.shape[1])
-        ones = [j for j in range(X.shape[1]) if np.all(X[:, j] == 1.0)]
-        if ones and y.size:
-            origin[ones[0]] = float(np.mean(y))
-            y = y - origin[ones[0]]
-        reference = np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else np.zeros(0)
-        return cls(origin, reference, y - X @ reference)
-
-    def residual_design(self, design: Design, X: np.ndarray) -> Design:
-        """``design`` with columns ``X`` and the residual as its response, no offset."""
-        return replace(design, X=X, y=self.residual, offset=None)
-
-
-def _marginal_loglik(
-    stats: FactorStatistics, beta: pt.TensorVariable, chol: tuple, sigma: pt.TensorVariable
-) -> pt.TensorVariable:
-    """``log N(y | X beta, sigma^2 I + Z Sigma Z')`` through Woodbury, level by level."""
-    h = stats.Zty - pt.sum(stats.ZtX * beta, axis=2)
-    h1 = h[:, 1] if stats.Zty.shape[1] > 1 else 0.0
-    a00, a01, a11, c0, c1 = precision_terms(stats, chol, sigma, h[:, 0], h1)
-    det = a00 * a11 - a01**2
-    quad = (a11 * c0**2 - 2.0 * a01 * c0 * c1 + a00 * c1**2) / det
-    rr = stats.yty - 2.0 * pt.sum(beta * stats.Xty) + pt.sum(stats.XtX * beta[:, None] * beta)
-    s2 = sigma**2
-    n = float(np.sum(stats.n))
-    return -0.5 * (
-        n * pt.log(2.0 * np.pi * s2) + pt.sum(pt.log(det)) + (rr - pt.sum(quad) / s2) / s2
-    )
-
-
-def build_marginal_model(
-    design: Design, priors: Priors | Mapping[str, Prior] | None = None
-) -> pm.Model:
-    """The model of :func:`build_pymc_model` with the group effects integrated out.
-
-    For a gaussian design with one grouping factor and at most two terms, the
-    marginal likelihood ``y ~ N(X beta + offset, sigma^2 I + Z Sigma Z')`` is
-    evaluated level by level (Woodbury identity) as a Potential named
-    ``marginal_loglik``. The free variables are ``beta``, the SDs, the raw
-    correlation and ``sigma``, with the same priors and names; ``u`` and ``z``
-    are drawn afterwards from their exact Gaussian conditional
-    (:func:`hiermodels.bayes.effect_draws.conditional_effects`). The posterior is the
-    same; only the sampler sees 5-6 dimensions instead of hundreds.
-
-    Raises
-    ------
-    ValueError
-        When :func:`can_marginalize` is false.
-    """
-    if not can_marginalize(design):
-        raise ValueError(
-            "the group effects can be integrated out only for gaussian models with one "
-            "grouping factor and at most two random-effect terms"
-        )
-    resolved = resolve_priors(design, priors)
-    (layout,) = design.factors
-    coords = model_coords(design)
-    X = np.asarray(design.X, dtype=float)
-    split = LeastSquaresOrigin.of(design, X)
-    stats = FactorStatistics.from_design(split.residual_design(design, X))
-    with pm.Model(coords=coords) as model:
-        beta = _fixed_effects(design, resolved, {})
-        sds, chols = _factor_scales(layout, resolved, {})
-        correlated = chols[0] is not None and len(layout.terms) == 2
-        r = chols[0][1, 0] if correlated else 0.0  # type: ignore[index]
-        sigma = _hyper("sigma", resolved, {})
-        chol = factor_cholesky(sds, r, correlated)
-        offsets = (beta - split.origin) - split.reference
-        pm.Potential("marginal_loglik", _marginal_loglik(stats, offsets, chol, sigma))
-    return model
+__getattr__ = moved_names(
+    __name__,
+    {
+        "can_marginalize": ("hiermodels.bayes.marginal_graph", "can_marginalize"),
+        "build_marginal_model": ("hiermodels.bayes.marginal_graph", "build_marginal_model"),
+        "FactorStatistics": ("hiermodels.bayes.marginal_graph", "FactorStatistics"),
+        "choose_centering": ("hiermodels.bayes.centering", "choose_centering"),
+        "level_information": ("hiermodels.bayes.centering", "level_information"),
+    },
+)

@@ -1,6 +1,6 @@
 """The group effects of the marginal graph, drawn from their exact conditional.
 
-:func:`~hiermodels.bayes.build.build_marginal_model` integrates the effects
+:func:`~hiermodels.bayes.marginal_graph.build_marginal_model` integrates the effects
 of a gaussian model with one grouping factor out of the graph the sampler
 runs on; :func:`conditional_effects` draws them back, one per posterior draw.
 """
@@ -12,8 +12,8 @@ from typing import cast
 import numpy as np
 import xarray as xr
 
-from hiermodels.bayes.build import FactorStatistics, factor_cholesky, precision_terms
 from hiermodels.bayes.marginal_density import effect_arrays
+from hiermodels.bayes.marginal_graph import FactorStatistics, factor_cholesky, precision_terms
 from hiermodels.design.design import Design
 from hiermodels.names import correlation_name, sd_name
 
@@ -25,7 +25,7 @@ def conditional_effects(
 ) -> dict[str, xr.DataArray]:
     """Draw ``z_<g>`` and ``u_<g>`` from their Gaussian conditional, one per posterior draw.
 
-    For the models of :func:`~hiermodels.bayes.build.build_marginal_model`:
+    For the models of :func:`~hiermodels.bayes.marginal_graph.build_marginal_model`:
     given ``beta``, the SDs, the correlation and ``sigma``, the offsets of
     level ``j`` are ``z_j ~ N(A_j^{-1} c_j / sigma^2, A_j^{-1})`` with
     ``A_j = I + L' Z_j' Z_j L / sigma^2`` and ``c_j = L' Z_j' (y_j - X_j beta)``,

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from hiermodels.bayes.build import OBSERVED, build_marginal_model, build_pymc_model
+from hiermodels.bayes.build import OBSERVED, build_pymc_model
 from hiermodels.bayes.draws import (
     LinearPredictorData,
     pointwise_log_likelihood,
@@ -27,6 +27,7 @@ from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
 from hiermodels.bayes.integrated import integrated_effects
 from hiermodels.bayes.joint_density import JointDensity, joint_effects
 from hiermodels.bayes.laplace_density import LaplaceDensity
+from hiermodels.bayes.marginal_graph import build_marginal_model
 from hiermodels.bayes.priors import Prior, Priors, resolve_priors
 from hiermodels.bayes.results import BayesFit
 from hiermodels.bayes.route import SamplingRoute, choose_route
@@ -194,12 +195,12 @@ def fit_bayes(
     with nutpie on the graph's joint posterior, effects as parameters, by
     the native function of
     :class:`~hiermodels.bayes.joint_density.JointDensity` (centred or not
-    per factor as :func:`~hiermodels.bayes.build.choose_centering` decides);
+    per factor as :func:`~hiermodels.bayes.centering.choose_centering` decides);
     negative binomial models, ``fixed_values`` and ``backend="numba"`` or
     ``"python"`` sample the graph itself.
 
     With ``sampler="pymc"`` only the one-factor models are marginalised
-    (through the graph of :func:`~hiermodels.bayes.build.build_marginal_model`).
+    (through the graph of :func:`~hiermodels.bayes.marginal_graph.build_marginal_model`).
 
     :func:`~hiermodels.bayes.route.choose_route` decides which of these
     routes runs; the fit records it (:attr:`BayesFit.route

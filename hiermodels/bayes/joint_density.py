@@ -7,7 +7,7 @@ in its unconstrained coordinates — the hyperparameters of
 :class:`~hiermodels.bayes.hyper_density.HyperParameters` followed by the
 offsets ``z_<g>``, level by level, ``u = T z`` per level with ``T`` the
 block's absolute covariance factor — or, for the factors
-:func:`~hiermodels.bayes.build.choose_centering` picks (levels the data pin
+:func:`~hiermodels.bayes.centering.choose_centering` picks (levels the data pin
 down), the effects ``u_<g>`` themselves with prior ``N(0, sd)``. :class:`JointDensity` evaluates
 
     log p(β, θ, z | y) = log prior(β, θ) + Σ log N(z | 0, 1) + Σᵢ log p(yᵢ | ηᵢ),
@@ -33,7 +33,7 @@ import xarray as xr
 from numba import njit
 from scipy import special
 
-from hiermodels.bayes.build import choose_centering
+from hiermodels.bayes.centering import choose_centering
 from hiermodels.bayes.hyper_density import HyperParameters, hyper_point, hyper_pull_back
 from hiermodels.bayes.integrated import IntegratedDensity
 from hiermodels.bayes.marginal_density import effect_arrays
@@ -206,7 +206,7 @@ class JointDensity(IntegratedDensity):
         Grouping factors whose effects are sampled centred (``u_<g>`` itself,
         prior ``N(0, sd)``; factors of one intercept term only), as
         ``build_pymc_model(centered=...)``; by default every factor
-        :func:`~hiermodels.bayes.build.choose_centering` picks.
+        :func:`~hiermodels.bayes.centering.choose_centering` picks.
     """
 
     def __init__(

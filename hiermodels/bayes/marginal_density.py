@@ -16,7 +16,8 @@ import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from hiermodels.bayes.build import LeastSquaresOrigin, centering_transform
+from hiermodels.bayes.build import centering_transform
+from hiermodels.bayes.marginal_graph import LeastSquaresOrigin
 from hiermodels.bayes.prior_density import ScalarPrior, scalar_prior
 from hiermodels.bayes.priors import Priors
 from hiermodels.design.design import Design
@@ -36,7 +37,7 @@ class FixedEffectsPrior:
 
     The likelihoods are evaluated on :meth:`residual_design`: the sampler's
     coordinates measured from their least-squares values
-    (:class:`~hiermodels.bayes.build.LeastSquaresOrigin`). Sums of squares
+    (:class:`~hiermodels.bayes.marginal_graph.LeastSquaresOrigin`). Sums of squares
     of raw data (``y'y − 2β'X'y + β'X'Xβ``) cancel catastrophically when the
     response sits far from zero (``y + 1e12``) or a predictor does
     (a date serial number); sums of squares of residuals and centred

@@ -13,9 +13,9 @@ from enum import StrEnum
 
 from numpy.typing import ArrayLike
 
-from hiermodels.bayes.build import can_marginalize
 from hiermodels.bayes.joint_density import supports_joint_density
 from hiermodels.bayes.laplace_density import check_laplace_family
+from hiermodels.bayes.marginal_graph import can_marginalize
 from hiermodels.design.design import Design
 
 __all__ = ["SAMPLERS", "BACKENDS", "SamplingRoute", "choose_route"]
@@ -36,7 +36,7 @@ class SamplingRoute(StrEnum):
         group effects as parameters, sampled by nutpie (numba or Python
         backend) or PyMC's NUTS.
     MARGINAL_GRAPH
-        The PyMC graph of :func:`~hiermodels.bayes.build.build_marginal_model`
+        The PyMC graph of :func:`~hiermodels.bayes.marginal_graph.build_marginal_model`
         (a gaussian model with one grouping factor, its effects integrated
         out); the effects are then drawn from their exact conditional.
     GAUSSIAN_NATIVE

@@ -8,7 +8,7 @@ import pymc as pm
 import pytest
 
 from hiermodels.bayes import build_pymc_model
-from hiermodels.bayes.build import choose_centering
+from hiermodels.bayes.centering import choose_centering
 from hiermodels.bayes.fit import fit_bayes
 from hiermodels.bayes.samplers import sample_pymc_model
 from hiermodels.datasets import load

@@ -90,7 +90,7 @@ def test_posterior_medians_follow_a_shift_of_the_response() -> None:
 
 def test_pymc_marginal_graph_is_unchanged_by_a_shift_of_the_response() -> None:
     """The PyMC marginal graph (nutpie's numba and python backends) follows the shift too."""
-    from hiermodels.bayes.build import build_marginal_model
+    from hiermodels.bayes.marginal_graph import build_marginal_model
 
     data = hm.datasets.load("sleepstudy")
     formula = "Reaction ~ Days + (Days | Subject)"

@@ -13,8 +13,8 @@ import xarray as xr
 from scipy import stats
 
 from hiermodels.bayes import build_marginal_model, fit_bayes
-from hiermodels.bayes.build import can_marginalize
 from hiermodels.bayes.effect_draws import conditional_effects
+from hiermodels.bayes.marginal_graph import can_marginalize
 from hiermodels.bayes.samplers import sample_pymc_model
 from hiermodels.design.design import Design, build_design
 from tests.bayes.conftest import assert_posteriors_agree

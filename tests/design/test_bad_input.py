@@ -413,7 +413,7 @@ def _graph_names(graph) -> set[str]:
 
 @pytest.mark.parametrize("family", ["gaussian", "negativebinomial"])
 def test_every_name_the_graph_uses_is_refused_as_a_group_name(family) -> None:
-    from hiermodels.bayes.build import build_marginal_model
+    from hiermodels.bayes.marginal_graph import build_marginal_model
     from hiermodels.design._names import check_group_names
 
     data = _toy().assign(
