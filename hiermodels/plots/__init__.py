@@ -26,6 +26,7 @@ from hiermodels._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from hiermodels.plots._common import COLORS
+    from hiermodels.plots.caterpillar import plot_caterpillar
     from hiermodels.plots.compound import (
         baseball_estimates,
         plot_efron_morris,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
         plot_risk_curves,
     )
     from hiermodels.plots.hyper import hyperparameter_draws, plot_hyperparameters, profile_frames
-    from hiermodels.plots.shrinkage import plot_caterpillar, plot_shrinkage, plot_shrinkage_factor
+    from hiermodels.plots.shrinkage import plot_shrinkage, plot_shrinkage_factor
     from hiermodels.plots.shrinkage2d import plot_shrinkage_2d, population_covariance
 
 __all__ = [
@@ -59,7 +60,7 @@ __getattr__, __dir__ = lazy_exports(
         "COLORS": "hiermodels.plots._common",
         "plot_shrinkage": "hiermodels.plots.shrinkage",
         "plot_shrinkage_2d": "hiermodels.plots.shrinkage2d",
-        "plot_caterpillar": "hiermodels.plots.shrinkage",
+        "plot_caterpillar": "hiermodels.plots.caterpillar",
         "plot_shrinkage_factor": "hiermodels.plots.shrinkage",
         "plot_hyperparameters": "hiermodels.plots.hyper",
         "plot_raw_shrunk_truth": "hiermodels.plots.compound",

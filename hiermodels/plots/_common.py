@@ -17,6 +17,8 @@ __all__ = [
     "available_estimates",
     "LABELS",
     "comparison_table",
+    "figure_legend",
+    "MAX_TICK_LABELS",
     "marker_sizes",
     "panel_axes",
     "value_columns",
@@ -209,3 +211,16 @@ def check_terms(rows: pd.DataFrame, grpvar: str, terms: Sequence[str] | None) ->
     if missing:
         raise KeyError(f"grouping factor {grpvar!r} has terms {available}, not {missing}")
     return list(terms)
+
+
+# Groups labelled one by one on the y axis up to this many; beyond, the axis is a rank.
+MAX_TICK_LABELS = 60
+
+
+def figure_legend(fig: Figure, axes: list[Axes], handles: list[Any], own_figure: bool) -> None:
+    """One legend: below the panels of a figure drawn here, inside the caller's axes otherwise."""
+    if own_figure:
+        ncol = min(len(handles), 3 if len(axes) > 1 else 2)
+        fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize="small")
+    else:
+        axes[0].legend(handles=handles, loc="best", fontsize="small")
