@@ -2,7 +2,7 @@
 
 Every result's ``*_summary`` method takes ``ci_prob`` (checked by
 :func:`check_ci_prob`); the keywords it replaced still work for one release
-through :func:`resolve_ci_prob`. Estimates with a standard error get the
+through :func:`either_keyword`. Estimates with a standard error get the
 normal interval ``estimate ± z·se`` (:func:`normal_bounds`); posterior draws
 are summarised by :func:`summarise_draws`, the one place the package calls
 ArviZ for means, HDIs and diagnostics.
@@ -28,7 +28,6 @@ __all__ = [
     "either_keyword",
     "normal_bounds",
     "renamed_keyword",
-    "resolve_ci_prob",
     "summarise_draws",
 ]
 
@@ -57,15 +56,23 @@ def renamed_keyword(old: str, new: str, *, stacklevel: int = 3) -> None:
     )
 
 
-def either_keyword[T](new_value: T, old_value: T, *, new: str, old: str) -> T:
+def either_keyword[T](
+    new_value: T, old_value: T | None, *, new: str, old: str, default: T | None = None
+) -> T:
     """The value of a keyword passed under its new spelling or its deprecated one.
+
+    The one way a renamed keyword is read: the public method takes both
+    spellings and passes them here.
 
     Parameters
     ----------
     new_value, old_value : object
-        What the caller passed under each spelling (``None`` when not passed).
+        What the caller passed under each spelling (``None``, or the new
+        keyword's ``default``, when not passed).
     new, old : str
         The two spellings, for the messages.
+    default : object, optional
+        The new keyword's default, when it has one other than ``None``.
 
     Returns
     -------
@@ -80,46 +87,11 @@ def either_keyword[T](new_value: T, old_value: T, *, new: str, old: str) -> T:
     """
     if old_value is None:
         return new_value
-    if new_value is not None:
+    if new_value is not None and new_value != default:
         raise TypeError(f"pass {new}= only; {old}= is its deprecated spelling")
     # past renamed_keyword, this function and the public method that calls it
     renamed_keyword(old, new, stacklevel=4)
     return old_value
-
-
-def resolve_ci_prob(
-    ci_prob: float, old_name: str, old_value: float | None, *, stacklevel: int = 4
-) -> float:
-    """The interval probability from ``ci_prob`` or from a deprecated keyword.
-
-    Parameters
-    ----------
-    ci_prob : float
-        The value of ``ci_prob`` (its default when the caller did not pass it).
-    old_name : str
-        The deprecated keyword, e.g. ``"interval"``.
-    old_value : float or None
-        Its value; ``None`` when it was not passed.
-    stacklevel : int
-        Passed to :func:`warnings.warn`, so the warning points at the caller.
-
-    Returns
-    -------
-    float
-
-    Raises
-    ------
-    TypeError
-        When both keywords are given.
-    ValueError
-        When the probability is not in (0, 1).
-    """
-    if old_value is None:
-        return check_ci_prob(ci_prob)
-    if ci_prob != DEFAULT_CI_PROB:
-        raise TypeError(f"pass ci_prob= only; {old_name}= is its deprecated spelling")
-    renamed_keyword(old_name, "ci_prob", stacklevel=stacklevel)
-    return check_ci_prob(old_value)
 
 
 def normal_bounds(

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from hiermodels._lazy import moved_names
-from hiermodels.html_report import HtmlReport, figure_png, format_number
-from hiermodels.intervals import resolve_ci_prob
+from hiermodels.html_report import HtmlReport, figure_png
+from hiermodels.intervals import check_ci_prob, either_keyword
 from hiermodels.names import DEFAULT_CI_PROB
 
 if TYPE_CHECKING:
@@ -376,7 +376,9 @@ def baseball_report(
     """
     from hiermodels import plots
 
-    ci_prob = resolve_ci_prob(ci_prob, "level", level)
+    ci_prob = check_ci_prob(
+        either_keyword(ci_prob, level, new="ci_prob", old="level", default=DEFAULT_CI_PROB)
+    )
     report = HtmlReport(
         "hiermodels: Efron & Morris's 1970 batting averages",
         "normal–normal compound model, James–Stein, empirical and full Bayes",

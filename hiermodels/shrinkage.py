@@ -23,7 +23,7 @@ import xarray as xr
 
 from hiermodels.design.factors import long_index
 from hiermodels.eb.fit import EBFit
-from hiermodels.intervals import resolve_ci_prob, summarise_draws
+from hiermodels.intervals import check_ci_prob, either_keyword, summarise_draws
 from hiermodels.mle.results import MixedFit
 from hiermodels.names import (
     DEFAULT_CI_PROB,
@@ -151,7 +151,9 @@ def hyperparameter_table(
         Columns ``parameter, mle, mean, median, hdi_low, hdi_high,
         mle_quantile`` (the fraction of posterior draws at or below the MLE).
     """
-    ci_prob = resolve_ci_prob(ci_prob, "interval", interval)
+    ci_prob = check_ci_prob(
+        either_keyword(ci_prob, interval, new="ci_prob", old="interval", default=DEFAULT_CI_PROB)
+    )
     rows = []
     varcorr = mle.varcorr
     for row in varcorr.itertuples():
@@ -203,7 +205,9 @@ def eb_summary(
     -------
     pandas.DataFrame
     """
-    ci_prob = resolve_ci_prob(ci_prob, "interval", interval)
+    ci_prob = check_ci_prob(
+        either_keyword(ci_prob, interval, new="ci_prob", old="interval", default=DEFAULT_CI_PROB)
+    )
     return eb_fit.ranef_summary(ci_prob=ci_prob).rename(
         columns={
             "estimate": "eb_mean",
@@ -253,7 +257,9 @@ def compare_shrinkage(
         ``width_ratio`` (full-Bayes over plain EB interval width; infinite
         where EB collapsed to a point) and ``eb_boundary``.
     """
-    ci_prob = resolve_ci_prob(ci_prob, "interval", interval)
+    ci_prob = check_ci_prob(
+        either_keyword(ci_prob, interval, new="ci_prob", old="interval", default=DEFAULT_CI_PROB)
+    )
     mle = eb_fit.mle
     design = bayes_fit.design
     if design.spec.formula != mle.design.spec.formula or design.nobs != mle.design.nobs:

@@ -22,7 +22,7 @@ from hiermodels.design.design import build_design
 from hiermodels.design.families import get_family
 from hiermodels.design.formula import parse_formula
 from hiermodels.eb.fit import fit_eb
-from hiermodels.intervals import resolve_ci_prob
+from hiermodels.intervals import check_ci_prob, either_keyword
 from hiermodels.names import DEFAULT_CI_PROB
 
 __all__ = ["eb_interval_coverage"]
@@ -69,7 +69,9 @@ def eb_interval_coverage(
     """
     if n_groups < 2 or n_per_group < 2:
         raise ValueError("the study needs at least 2 groups of at least 2 observations")
-    ci_prob = resolve_ci_prob(ci_prob, "interval", interval)
+    ci_prob = check_ci_prob(
+        either_keyword(ci_prob, interval, new="ci_prob", old="interval", default=DEFAULT_CI_PROB)
+    )
     rng = np.random.default_rng(random_seed)
     spec = parse_formula("y ~ 1 + (1 | g)")
     family = get_family("gaussian")

@@ -27,7 +27,7 @@ from hiermodels.design.design import Design
 from hiermodels.design.factors import long_index, long_values
 from hiermodels.eb.analytic import gaussian_conditional, kass_steffey_variances
 from hiermodels.errors import BoundaryWarning
-from hiermodels.intervals import normal_bounds, resolve_ci_prob, summarise_draws
+from hiermodels.intervals import check_ci_prob, either_keyword, normal_bounds, summarise_draws
 from hiermodels.mle.covariance import covariance_to_sd_corr
 from hiermodels.mle.response import DISPERSION_NAME
 from hiermodels.mle.results import MixedFit, per_group_frames
@@ -131,7 +131,11 @@ class EBFit:
             hdi_low, hdi_high``. ``attrs``: ``interval`` ``"kass-steffey"``,
             ``plugin_interval`` (``"normal"`` or ``"hdi"``) and ``ci_prob``.
         """
-        ci_prob = resolve_ci_prob(ci_prob, "interval", interval)
+        ci_prob = check_ci_prob(
+            either_keyword(
+                ci_prob, interval, new="ci_prob", old="interval", default=DEFAULT_CI_PROB
+            )
+        )
         draws = self._draw_summaries(ci_prob) if self.idata is not None else None
         blocks = self.mle.layout.blocks
         estimate = long_values(self.means)

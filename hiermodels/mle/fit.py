@@ -4,24 +4,29 @@
 Laplace; :func:`fit_lmm` fits a linear mixed model by REML or ML and
 :func:`fit_glmm` a GLMM by the Laplace approximation or adaptive quadrature
 (its deviance in :mod:`hiermodels.mle.laplace`, its optimisation stages in
-:mod:`hiermodels.mle.glmm_stages`). Both assemble a ``MixedFit`` with the
-helpers here.
+:mod:`hiermodels.mle.glmm_stages`). Both assemble a ``MixedFit``; the group
+effects at the solution come from :mod:`hiermodels.mle.conditional`.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import threading
 import warnings
 from dataclasses import replace
 
 import numpy as np
 
+from hiermodels._lazy import moved_names
 from hiermodels.design.design import Design
 from hiermodels.design.families import Family
 from hiermodels.errors import SingularFitWarning
-from hiermodels.mle.blocked import BlockedFactor, ReLayout, triangular_inverse
+from hiermodels.mle.blocked import triangular_inverse
+from hiermodels.mle.conditional import (
+    ConditionalEffects,
+    conditional_blocks,
+    conditional_linear_predictor,
+)
 from hiermodels.mle.dispersion import DispersedDeviance
 from hiermodels.mle.glmm_stages import (
     FittedGlmm,
@@ -34,7 +39,7 @@ from hiermodels.mle.glmm_stages import (
 )
 from hiermodels.mle.glmm_warnings import warn_about_groups, warn_if_separated
 from hiermodels.mle.laplace import AgqDeviance, GlmerLaplaceDeviance
-from hiermodels.mle.lmm import PlsSolution, profiled_deviance
+from hiermodels.mle.lmm import profiled_deviance
 from hiermodels.mle.optimize import (
     OPTIMIZERS,
     checked_theta,
@@ -48,10 +53,8 @@ from hiermodels.mle.start import moment_start, residual_moment_start
 
 __all__ = [
     "SingularFitWarning",
-    "conditional_blocks",
     "fit_glmm",
     "fit_lmm",
-    "linear_predictor",
     "mle_method",
     "warn_if_singular",
 ]
@@ -95,73 +98,6 @@ def mle_method(family: Family, method: str | None) -> str:
             "with method='Laplace'"
         )
     return key
-
-
-def conditional_blocks(
-    layout: ReLayout,
-    theta: np.ndarray,
-    factor: BlockedFactor,
-    u_lead: np.ndarray,
-    u_rest: np.ndarray,
-    sigma: float = 1.0,
-) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    """Conditional modes and covariances of every block, θ order.
-
-    The covariances are lme4's ``condVar``: the diagonal blocks of
-    ``σ² Λ (ΛᵀZᵀWZΛ + I)⁻¹ Λᵀ`` — conditional on ``β̂`` and ``θ̂``.
-
-    Parameters
-    ----------
-    layout : ReLayout
-        Random-effects ordering and partition.
-    theta : numpy.ndarray
-        Relative covariance parameters.
-    factor : BlockedFactor
-        Cholesky factor at the solution.
-    u_lead, u_rest : numpy.ndarray
-        Spherical conditional modes, leading ``(L₀, q₀)`` and trailing.
-    sigma : float
-        Residual SD (1 for GLMMs).
-
-    Returns
-    -------
-    modes : tuple of numpy.ndarray
-        ``(levels, q)`` per block.
-    covariances : tuple of numpy.ndarray
-        ``(levels, q, q)`` per block.
-    """
-    factors = layout.theta.factors(theta)
-    rest_sizes = [(layout.blocks[i].n_levels, layout.blocks[i].n_terms) for i in layout.rest]
-    inv_lead, inv_rest = factor.inverse_diagonal_blocks(rest_sizes)
-    t0 = layout.lead_factor(factors)
-    b_lead = u_lead @ t0.T
-    cov_lead = sigma**2 * (t0 @ inv_lead @ t0.T)
-    modes: dict[int, np.ndarray] = {}
-    covs: dict[int, np.ndarray] = {}
-    start = 0
-    for i in layout.lead:
-        q = layout.blocks[i].n_terms
-        modes[i] = b_lead[:, start : start + q]
-        covs[i] = cov_lead[:, start : start + q, start : start + q]
-        start += q
-    for i, u_block, inv_block in zip(layout.rest, layout.split_rest(u_rest), inv_rest, strict=True):
-        t = factors[i]
-        modes[i] = u_block @ t.T
-        covs[i] = sigma**2 * (t @ inv_block @ t.T)
-    order = range(len(layout.blocks))
-    return tuple(modes[i] for i in order), tuple(covs[i] for i in order)
-
-
-def linear_predictor(
-    design: Design, layout: ReLayout, beta: np.ndarray, modes: tuple[np.ndarray, ...]
-) -> np.ndarray:
-    """``Xβ + Zb + offset`` from per-block conditional modes (θ order)."""
-    lead_b = np.hstack([modes[i] for i in layout.lead])
-    rest_b = np.concatenate([modes[i].ravel() for i in layout.rest]) if layout.rest else np.zeros(0)
-    eta = design.X @ beta + layout.z_times(lead_b, rest_b)
-    if design.offset is not None:
-        eta = eta + design.offset
-    return eta
 
 
 def warn_if_singular(fit: MixedFit) -> None:
@@ -249,7 +185,7 @@ def fit_lmm(
     objective = deviance.objective(sol) + standardization.criterion_offset(design.nobs, reml)
     # the factor's pattern is the standardised layout's, whose covariates (n × q
     # arrays) the fit need not keep: the original's has the same index arrays
-    effects = _Effects(
+    effects = ConditionalEffects(
         layout,
         standardization,
         replace(sol, factor=replace(sol.factor, pattern=layout.pattern)),
@@ -267,7 +203,7 @@ def fit_lmm(
         conditional_covariances=effects.covariances,
         loglik=-0.5 * objective,
         objective=objective,
-        linear_predictor=functools.partial(_linear_predictor, design, layout, beta, effects),
+        linear_predictor=functools.partial(effects.linear_predictor, design, layout, beta),
         opt=opt,
         standardized_theta=sol.theta,
     )
@@ -281,55 +217,6 @@ def _vcov_beta(standardization: Standardization, rx: np.ndarray, sigma: float) -
         return np.zeros((0, 0))
     rx_inv = triangular_inverse(rx, lower=False)
     return standardization.vcov_beta(sigma**2 * (rx_inv @ rx_inv.T))
-
-
-def _linear_predictor(
-    design: Design, layout: ReLayout, beta: np.ndarray, effects: _Effects
-) -> np.ndarray:
-    return linear_predictor(design, layout, beta, effects.modes())
-
-
-class _Effects:
-    """A fit's conditional modes and covariances, computed together on first request.
-
-    Both come from one pass over the factor at the solution
-    (:func:`conditional_blocks`); the fit's deferred fields ask for one or the
-    other. ``sol``'s factor must refer to ``layout``'s pattern; the
-    standardised design's layout shares its ordering and index arrays, which
-    is all the pass reads, and is not kept.
-    """
-
-    def __init__(
-        self, layout: ReLayout, standardization: Standardization, sol: PlsSolution, sigma: float
-    ) -> None:
-        self._args: tuple[ReLayout, Standardization, PlsSolution, float] | None = (
-            layout,
-            standardization,
-            sol,
-            sigma,
-        )
-        self._values: tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]] | None = None
-        self._lock = threading.Lock()
-
-    def _computed(self) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-        with self._lock:
-            if self._values is None:
-                assert self._args is not None
-                layout, standardization, sol, sigma = self._args
-                modes, covs = conditional_blocks(
-                    layout, sol.theta, sol.factor, sol.u_lead, sol.u_rest, sigma
-                )
-                self._values = standardization.effects(modes, covs, layout.order)
-                self._args = None  # the factor is no longer needed
-            return self._values
-
-    def modes(self) -> tuple[np.ndarray, ...]:
-        """``(levels, q)`` conditional modes per block, θ order, in the design's units."""
-        return self._computed()[0]
-
-    def covariances(self) -> tuple[np.ndarray, ...]:
-        """``(levels, q, q)`` conditional covariances per block, θ order."""
-        return self._computed()[1]
 
 
 #: Method labels by number of quadrature nodes (glmer's ``nAGQ``); more than one is "AGQ".
@@ -505,8 +392,14 @@ def _assembled_glmm(
         conditional_covariances=covs,
         loglik=-0.5 * fitted.deviance,
         objective=fitted.deviance,
-        linear_predictor=linear_predictor(design, layout, beta_out, modes),
+        linear_predictor=conditional_linear_predictor(design, layout, beta_out, modes),
         opt=fitted.opt,
         standardized_theta=theta,
         alpha=alpha,
     )
+
+
+__getattr__ = moved_names(
+    __name__,
+    {"linear_predictor": ("hiermodels.mle.conditional", "conditional_linear_predictor")},
+)
