@@ -486,7 +486,7 @@ def test_errors_while_fitting_are_one_line(csv_dir, capsys, monkeypatch, error, 
 )
 def test_sampling_advice_names_the_command_options(divergences, r_hat, expected):
     """The library's advice (Python arguments) reads as the command's options."""
-    from hiermodels.bayes.results import Diagnostics, sampling_problem
+    from hiermodels.bayes.convergence import Diagnostics, sampling_problem
     from hiermodels.bayes.samplers import RUN_SETTINGS
     from hiermodels.cli import in_command_line_terms
 

@@ -40,6 +40,7 @@ from hiermodels._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from hiermodels.bayes.build import build_pymc_model, model_coords
+    from hiermodels.bayes.convergence import Diagnostics
     from hiermodels.bayes.fit import fit_bayes
     from hiermodels.bayes.gaussian_density import GaussianMarginalDensity
     from hiermodels.bayes.laplace_density import LaplaceDensity
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
         prior_keys,
         resolve_priors,
     )
-    from hiermodels.bayes.results import BayesFit, Diagnostics
+    from hiermodels.bayes.results import BayesFit
     from hiermodels.bayes.route import SamplingRoute, choose_route
     from hiermodels.bayes.samplers import sample_density, sample_model, sample_pymc_model
 
@@ -83,7 +84,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "BayesFit": "hiermodels.bayes.results",
-        "Diagnostics": "hiermodels.bayes.results",
+        "Diagnostics": "hiermodels.bayes.convergence",
         "GaussianMarginalDensity": "hiermodels.bayes.gaussian_density",
         "LaplaceDensity": "hiermodels.bayes.laplace_density",
         "Prior": "hiermodels.bayes.priors",

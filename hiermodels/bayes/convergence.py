@@ -14,15 +14,32 @@ quantity at a time.
 * **bulk ESS** is the effective sample size of the rank-normalised split
   draws, with Geyer's initial positive and monotone sequences truncating
   the autocorrelations.
+
+:class:`Diagnostics` holds a fit's worst values against the recommended
+thresholds, and :func:`sampling_problem` says what is wrong and what to do.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 from scipy import fft, special, stats
 
-__all__ = ["bulk_ess", "rank_diagnostics", "rank_rhat"]
+__all__ = [
+    "bulk_ess",
+    "rank_diagnostics",
+    "rank_rhat",
+    "Diagnostics",
+    "sampling_problem",
+    "RHAT_MAX",
+    "ESS_MIN",
+    "ESS_MIN_PER_CHAIN",
+    "ESS_WARN_FRACTION",
+    "RHAT_WARN",
+]
 
 
 def _split(draws: np.ndarray) -> np.ndarray:
@@ -160,3 +177,129 @@ def _geyer_ess(mean_acov: np.ndarray, chain_means: np.ndarray, n_chain: int) -> 
                 nan = True
         out[j] = np.nan if nan else total / tau
     return out
+
+
+#: Thresholds of :meth:`~hiermodels.bayes.results.BayesFit.diagnostics`
+#: (Vehtari et al. 2021 recommendations).
+RHAT_MAX = 1.01
+ESS_MIN = 400
+#: Fewer chains need less: 100 per chain (Vehtari et al.), at most :data:`ESS_MIN`.
+ESS_MIN_PER_CHAIN = 100
+#: :class:`~hiermodels.errors.SamplingWarning` thresholds. The recommended ones above
+#: are for final results, and r_hat and ESS estimated from a few hundred draws per
+#: chain scatter across them; a warning on every such run would teach users to
+#: ignore it. It speaks on any divergence, r_hat beyond twice the recommended excess,
+#: or less than half the recommended ESS.
+RHAT_WARN = 1.02
+ESS_WARN_FRACTION = 0.5
+#: An r_hat this large means chains stuck in different places, not slow mixing.
+_RHAT_STUCK = 1.5
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Convergence diagnostics of a fit.
+
+    Attributes
+    ----------
+    divergences : int
+        Divergent transitions after tuning, all chains.
+    max_r_hat : float
+        Largest rank-normalised r_hat over all sampled quantities.
+    min_ess_bulk : float
+        Smallest bulk effective sample size.
+    worst_r_hat, worst_ess : str
+        Where the extremes occur (``"sd_Subject__Days"``, ``"u_Subject[309, Days]"``).
+    ok : bool
+        No divergence, ``max_r_hat <= RHAT_MAX`` and ``min_ess_bulk >= ess_min``.
+    ess_min : float
+        The ESS required: :data:`ESS_MIN_PER_CHAIN` per chain, at most
+        :data:`ESS_MIN`.
+    """
+
+    divergences: int
+    max_r_hat: float
+    min_ess_bulk: float
+    worst_r_hat: str
+    worst_ess: str
+    ok: bool
+    ess_min: float = ESS_MIN
+
+    @property
+    def problem(self) -> str | None:
+        """What is wrong with the draws and what to do (:func:`sampling_problem`), or ``None``."""
+        from hiermodels.bayes.samplers import RUN_SETTINGS
+
+        return sampling_problem(self, tunable=RUN_SETTINGS)
+
+
+def sampling_problem(diag: Diagnostics, *, tunable: Sequence[str] = ()) -> str | None:
+    """What is wrong with the draws and what to do about it, or ``None`` if nothing.
+
+    Something is wrong when a transition diverged, r_hat exceeds
+    :data:`RHAT_WARN` or the bulk ESS is below :data:`ESS_WARN_FRACTION` of
+    the recommended ``diag.ess_min``; the message then lists every quantity
+    outside the recommended thresholds.
+
+    The advice follows the failure: divergent transitions come from
+    posterior geometry the sampler cannot follow (typically the funnel of a
+    group SD near zero), which more draws do not cure; a high r_hat or a low
+    ESS without divergences is slow mixing, which they do.
+
+    Parameters
+    ----------
+    diag : Diagnostics
+        From :meth:`~hiermodels.bayes.results.BayesFit.diagnostics`.
+    tunable : sequence of str
+        Sampler arguments the fitting function accepts, to name the right
+        ones (``"target_accept"``, ``"draws"``, ``"tune"``, ``"chains"``).
+
+    Returns
+    -------
+    str or None
+    """
+    alarming = (
+        diag.divergences > 0
+        or not diag.max_r_hat <= RHAT_WARN
+        or not diag.min_ess_bulk >= ESS_WARN_FRACTION * diag.ess_min
+    )
+    if diag.ok or not alarming:
+        return None
+    found = []
+    if diag.divergences:
+        found.append(f"{diag.divergences} divergent transition(s) after tuning")
+    if not diag.max_r_hat <= RHAT_MAX:
+        # three decimals: 1.0204 must not read as the threshold 1.02
+        shown = f"{diag.max_r_hat:.3f}" if diag.max_r_hat < 10 else f"{diag.max_r_hat:.3g}"
+        found.append(f"max r_hat {shown} ({diag.worst_r_hat}; want <= {RHAT_MAX})")
+    if not diag.min_ess_bulk >= diag.ess_min:
+        found.append(
+            f"min bulk ESS {diag.min_ess_bulk:.0f} ({diag.worst_ess}; want >= {diag.ess_min:.0f})"
+        )
+    message = "the MCMC draws are not reliable: " + ", ".join(found) + ". "
+    if diag.divergences:
+        # only an argument the caller can pass is advice; otherwise it is noise
+        accept = (
+            "raise target_accept (e.g. target_accept=0.95), " if "target_accept" in tunable else ""
+        )
+        return message + (
+            "Divergences mean the sampler cannot follow the posterior's geometry (typically "
+            "a funnel where a group SD approaches zero), and sampling longer does not remove "
+            f"them: {accept}give the SDs more informative priors (priors=), or "
+            "reparameterise (fewer random-effect terms, centred covariates)"
+        )
+    if not diag.max_r_hat <= _RHAT_STUCK or not diag.min_ess_bulk >= 10:
+        return message + (
+            "The chains are stuck in different places or do not move at all: more draws "
+            "will not fix this. Check the data and model (a constant or separated response, "
+            "a parameter the data cannot identify) and the priors"
+        )
+    longer = (
+        "raise draws= and tune= (or add chains=)"
+        if {"draws", "tune", "chains"} <= set(tunable)
+        else "sample longer"
+    )
+    return message + (
+        f"The chains mix slowly: {longer} and check again; if r_hat does not fall, "
+        "look at the priors and the model"
+    )

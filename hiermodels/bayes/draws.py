@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+import pandas as pd
 import xarray as xr
+from numpy.typing import ArrayLike
 from scipy import special, stats
 
 from hiermodels.design.design import Design
@@ -25,6 +28,7 @@ __all__ = [
     "mean_response",
     "pointwise_log_likelihood",
     "posterior_predictive_draws",
+    "prediction_data",
 ]
 
 
@@ -211,3 +215,54 @@ def posterior_predictive_draws(
             warnings.simplefilter("ignore", RuntimeWarning)
             draws = rng.negative_binomial(alpha, alpha / (alpha + mean))
     return eta_da.copy(data=draws)
+
+
+def prediction_data(
+    design: Design,
+    newdata: pd.DataFrame,
+    *,
+    new_levels: Literal["population", "error"] = "population",
+    offset: ArrayLike | str | None = None,
+) -> LinearPredictorData:
+    """The arrays of :class:`LinearPredictorData` for new rows.
+
+    Parameters
+    ----------
+    design : Design
+        The fitted design: its fixed-effects encoding and level labels are reused.
+    newdata : pandas.DataFrame
+        Holds the fixed-effect covariates, the random-effect covariates and
+        the grouping-factor columns.
+    new_levels : {"population", "error"}
+        A grouping level not seen in the fit gets ``u = 0`` (population),
+        or raises ``ValueError`` naming the unseen levels.
+    offset : array_like or str, optional
+        Required when the model has an offset: the values, or a column of ``newdata``.
+
+    Returns
+    -------
+    LinearPredictorData
+    """
+    from hiermodels.mle.predict import new_rows
+
+    rows = new_rows(design, newdata, design.blocks, new_levels=new_levels, offset=offset)
+    # the blocks of one factor share its levels (Design.factors checks it), and
+    # its terms follow the order of the design's blocks
+    codes: dict[str, np.ndarray] = {}
+    columns: dict[str, list[np.ndarray]] = {}
+    for block, block_codes, block_columns in zip(design.blocks, rows.codes, rows.Z, strict=True):
+        codes[block.group] = block_codes
+        columns.setdefault(block.group, []).append(block_columns)
+    groups = tuple(
+        (layout.group, codes[layout.group], np.column_stack(columns[layout.group]))
+        for layout in design.factors
+    )
+    return LinearPredictorData(
+        family=design.family,
+        X=rows.X,
+        groups=groups,
+        offset=rows.offset,
+        y=None,
+        trials=None,
+        obs=list(newdata.index),
+    )

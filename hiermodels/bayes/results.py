@@ -10,7 +10,7 @@ columns ``estimate, se, lower, upper`` every fit's summaries share.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,17 +21,23 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from hiermodels.bayes.build import OBSERVED
-from hiermodels.bayes.convergence import rank_diagnostics
+from hiermodels.bayes.convergence import (
+    ESS_MIN,
+    ESS_MIN_PER_CHAIN,
+    RHAT_MAX,
+    Diagnostics,
+    rank_diagnostics,
+)
 from hiermodels.bayes.draws import (
     LinearPredictorData,
     linear_predictor,
     mean_response,
     pointwise_log_likelihood,
     posterior_predictive_draws,
+    prediction_data,
 )
 from hiermodels.bayes.priors import Priors
 from hiermodels.bayes.route import SamplingRoute
-from hiermodels.bayes.samplers import RUN_SETTINGS
 from hiermodels.design.design import Design
 from hiermodels.design.factors import LONG_KEYS, GroupTerms, long_index
 from hiermodels.errors import SamplingWarning
@@ -51,35 +57,10 @@ from hiermodels.names import (
     term_pair_dim,
 )
 
-__all__ = [
-    "BayesFit",
-    "Diagnostics",
-    "prediction_data",
-    "sampling_problem",
-    "RHAT_MAX",
-    "ESS_MIN",
-    "ESS_MIN_PER_CHAIN",
-    "ESS_WARN_FRACTION",
-    "RHAT_WARN",
-]
+__all__ = ["BayesFit"]
 
 #: The fixed HDI probability of earlier releases; deprecated, see :func:`__getattr__`.
 _DEPRECATED_HDI_PROB = 0.94
-#: Thresholds of :meth:`BayesFit.diagnostics` (Vehtari et al. 2021 recommendations).
-RHAT_MAX = 1.01
-ESS_MIN = 400
-#: Fewer chains need less: 100 per chain (Vehtari et al.), at most :data:`ESS_MIN`.
-ESS_MIN_PER_CHAIN = 100
-#: :class:`~hiermodels.errors.SamplingWarning` thresholds. The recommended ones above
-#: are for final results, and r_hat and ESS estimated from a few hundred draws per
-#: chain scatter across them; a warning on every such run would teach users to
-#: ignore it. It speaks on any divergence, r_hat beyond twice the recommended excess,
-#: or less than half the recommended ESS.
-RHAT_WARN = 1.02
-ESS_WARN_FRACTION = 0.5
-#: An r_hat this large means chains stuck in different places, not slow mixing.
-_RHAT_STUCK = 1.5
-
 _STAT_COLUMNS = [*SUMMARY_COLUMNS, "median", "ess_bulk", "r_hat"]
 
 
@@ -94,113 +75,6 @@ def __getattr__(name: str) -> float:
         )
         return _DEPRECATED_HDI_PROB
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-@dataclass(frozen=True)
-class Diagnostics:
-    """Convergence diagnostics of a fit.
-
-    Attributes
-    ----------
-    divergences : int
-        Divergent transitions after tuning, all chains.
-    max_r_hat : float
-        Largest rank-normalised r_hat over all sampled quantities.
-    min_ess_bulk : float
-        Smallest bulk effective sample size.
-    worst_r_hat, worst_ess : str
-        Where the extremes occur (``"sd_Subject__Days"``, ``"u_Subject[309, Days]"``).
-    ok : bool
-        No divergence, ``max_r_hat <= RHAT_MAX`` and ``min_ess_bulk >= ess_min``.
-    ess_min : float
-        The ESS required: :data:`ESS_MIN_PER_CHAIN` per chain, at most
-        :data:`ESS_MIN`.
-    """
-
-    divergences: int
-    max_r_hat: float
-    min_ess_bulk: float
-    worst_r_hat: str
-    worst_ess: str
-    ok: bool
-    ess_min: float = ESS_MIN
-
-    @property
-    def problem(self) -> str | None:
-        """What is wrong with the draws and what to do (:func:`sampling_problem`), or ``None``."""
-        return sampling_problem(self, tunable=RUN_SETTINGS)
-
-
-def sampling_problem(diag: Diagnostics, *, tunable: Sequence[str] = ()) -> str | None:
-    """What is wrong with the draws and what to do about it, or ``None`` if nothing.
-
-    Something is wrong when a transition diverged, r_hat exceeds
-    :data:`RHAT_WARN` or the bulk ESS is below :data:`ESS_WARN_FRACTION` of
-    the recommended ``diag.ess_min``; the message then lists every quantity
-    outside the recommended thresholds.
-
-    The advice follows the failure: divergent transitions come from
-    posterior geometry the sampler cannot follow (typically the funnel of a
-    group SD near zero), which more draws do not cure; a high r_hat or a low
-    ESS without divergences is slow mixing, which they do.
-
-    Parameters
-    ----------
-    diag : Diagnostics
-        From :meth:`BayesFit.diagnostics`.
-    tunable : sequence of str
-        Sampler arguments the fitting function accepts, to name the right
-        ones (``"target_accept"``, ``"draws"``, ``"tune"``, ``"chains"``).
-
-    Returns
-    -------
-    str or None
-    """
-    alarming = (
-        diag.divergences > 0
-        or not diag.max_r_hat <= RHAT_WARN
-        or not diag.min_ess_bulk >= ESS_WARN_FRACTION * diag.ess_min
-    )
-    if diag.ok or not alarming:
-        return None
-    found = []
-    if diag.divergences:
-        found.append(f"{diag.divergences} divergent transition(s) after tuning")
-    if not diag.max_r_hat <= RHAT_MAX:
-        # three decimals: 1.0204 must not read as the threshold 1.02
-        shown = f"{diag.max_r_hat:.3f}" if diag.max_r_hat < 10 else f"{diag.max_r_hat:.3g}"
-        found.append(f"max r_hat {shown} ({diag.worst_r_hat}; want <= {RHAT_MAX})")
-    if not diag.min_ess_bulk >= diag.ess_min:
-        found.append(
-            f"min bulk ESS {diag.min_ess_bulk:.0f} ({diag.worst_ess}; want >= {diag.ess_min:.0f})"
-        )
-    message = "the MCMC draws are not reliable: " + ", ".join(found) + ". "
-    if diag.divergences:
-        # only an argument the caller can pass is advice; otherwise it is noise
-        accept = (
-            "raise target_accept (e.g. target_accept=0.95), " if "target_accept" in tunable else ""
-        )
-        return message + (
-            "Divergences mean the sampler cannot follow the posterior's geometry (typically "
-            "a funnel where a group SD approaches zero), and sampling longer does not remove "
-            f"them: {accept}give the SDs more informative priors (priors=), or "
-            "reparameterise (fewer random-effect terms, centred covariates)"
-        )
-    if not diag.max_r_hat <= _RHAT_STUCK or not diag.min_ess_bulk >= 10:
-        return message + (
-            "The chains are stuck in different places or do not move at all: more draws "
-            "will not fix this. Check the data and model (a constant or separated response, "
-            "a parameter the data cannot identify) and the priors"
-        )
-    longer = (
-        "raise draws= and tune= (or add chains=)"
-        if {"draws", "tune", "chains"} <= set(tunable)
-        else "sample longer"
-    )
-    return message + (
-        f"The chains mix slowly: {longer} and check again; if r_hat does not fall, "
-        "look at the priors and the model"
-    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -603,54 +477,3 @@ def _label(values: xr.DataArray, flat_index: int) -> str:
     idx = np.unravel_index(flat_index, shape)
     coords = [str(values[d].values[i]) for d, i in zip(dims, idx, strict=True)]
     return f"{values.name}[{','.join(coords)}]"
-
-
-def prediction_data(
-    design: Design,
-    newdata: pd.DataFrame,
-    *,
-    new_levels: Literal["population", "error"] = "population",
-    offset: ArrayLike | str | None = None,
-) -> LinearPredictorData:
-    """The arrays of :class:`LinearPredictorData` for new rows.
-
-    Parameters
-    ----------
-    design : Design
-        The fitted design: its fixed-effects encoding and level labels are reused.
-    newdata : pandas.DataFrame
-        Holds the fixed-effect covariates, the random-effect covariates and
-        the grouping-factor columns.
-    new_levels : {"population", "error"}
-        A grouping level not seen in the fit gets ``u = 0`` (population),
-        or raises ``ValueError`` naming the unseen levels.
-    offset : array_like or str, optional
-        Required when the model has an offset: the values, or a column of ``newdata``.
-
-    Returns
-    -------
-    LinearPredictorData
-    """
-    from hiermodels.mle.predict import new_rows
-
-    rows = new_rows(design, newdata, design.blocks, new_levels=new_levels, offset=offset)
-    # the blocks of one factor share its levels (Design.factors checks it), and
-    # its terms follow the order of the design's blocks
-    codes: dict[str, np.ndarray] = {}
-    columns: dict[str, list[np.ndarray]] = {}
-    for block, block_codes, block_columns in zip(design.blocks, rows.codes, rows.Z, strict=True):
-        codes[block.group] = block_codes
-        columns.setdefault(block.group, []).append(block_columns)
-    groups = tuple(
-        (layout.group, codes[layout.group], np.column_stack(columns[layout.group]))
-        for layout in design.factors
-    )
-    return LinearPredictorData(
-        family=design.family,
-        X=rows.X,
-        groups=groups,
-        offset=rows.offset,
-        y=None,
-        trials=None,
-        obs=list(newdata.index),
-    )

@@ -37,7 +37,7 @@ __all__ = [
 Sampler = Literal["nutpie", "pymc"]
 
 #: The run settings every sampler here takes, and so ``fit_bayes``: the advice of
-#: :func:`~hiermodels.bayes.results.sampling_problem` names them.
+#: :func:`~hiermodels.bayes.convergence.sampling_problem` names them.
 RUN_SETTINGS = ("draws", "tune", "chains", "target_accept")
 
 #: Largest data set sampled through Python callbacks by default (see ``sample_pymc_model``).

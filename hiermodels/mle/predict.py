@@ -4,7 +4,7 @@
 random-effect block's level codes and term columns, and the offset, with
 the encodings learned from the fitted data; :func:`predict_linear` turns
 them into a ``MixedFit``'s linear predictor, and
-:func:`hiermodels.bayes.results.prediction_data` into the arrays the
+:func:`hiermodels.bayes.draws.prediction_data` into the arrays the
 posterior draws are applied to.
 """
 

@@ -13,8 +13,7 @@ from scipy import special
 
 import hiermodels as hm
 from hiermodels.bayes import BayesFit, build_pymc_model, fit_bayes
-from hiermodels.bayes.draws import LinearPredictorData, linear_predictor
-from hiermodels.bayes.results import prediction_data
+from hiermodels.bayes.draws import LinearPredictorData, linear_predictor, prediction_data
 from hiermodels.datasets import load
 from hiermodels.design.design import build_design
 from tests.bayes import simulate

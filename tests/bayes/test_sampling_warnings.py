@@ -11,7 +11,7 @@ import xarray as xr
 
 import hiermodels as hm
 from hiermodels.bayes import BayesFit
-from hiermodels.bayes.results import Diagnostics, sampling_problem
+from hiermodels.bayes.convergence import Diagnostics, sampling_problem
 from hiermodels.errors import SamplingWarning
 
 ALL_ARGUMENTS = ("draws", "tune", "chains", "target_accept")
