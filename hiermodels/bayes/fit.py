@@ -33,7 +33,7 @@ from hiermodels.bayes.results import BayesFit
 from hiermodels.bayes.route import SamplingRoute, choose_route
 from hiermodels.bayes.samplers import Sampler, sample_density_and_points, sample_pymc_model
 from hiermodels.design.design import Design
-from hiermodels.mle.optimize import single_threaded_blas
+from hiermodels.mle.blas import single_threaded_blas
 
 if TYPE_CHECKING:
     import pymc as pm

@@ -29,9 +29,9 @@ import scipy.linalg as sla
 
 from hiermodels.errors import NumericalWarning
 from hiermodels.mle.blocked import triangular_inverse
+from hiermodels.mle.derivatives import finite_difference_hessian
 from hiermodels.mle.dispersion import DispersedDeviance
 from hiermodels.mle.lmm import LmmDeviance, profiled_deviance
-from hiermodels.mle.optimize import finite_difference_hessian
 from hiermodels.mle.results import MixedFit
 from hiermodels.mle.standardize import Standardization
 

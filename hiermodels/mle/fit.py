@@ -21,6 +21,7 @@ from hiermodels._lazy import moved_names
 from hiermodels.design.design import Design
 from hiermodels.design.families import Family
 from hiermodels.errors import SingularFitWarning
+from hiermodels.mle.blas import single_threaded_blas
 from hiermodels.mle.blocked import triangular_inverse
 from hiermodels.mle.conditional import (
     ConditionalEffects,
@@ -40,13 +41,7 @@ from hiermodels.mle.glmm_stages import (
 from hiermodels.mle.glmm_warnings import warn_about_groups, warn_if_separated
 from hiermodels.mle.laplace import AgqDeviance, GlmerLaplaceDeviance
 from hiermodels.mle.lmm import profiled_deviance
-from hiermodels.mle.optimize import (
-    OPTIMIZERS,
-    checked_theta,
-    evaluated_at,
-    minimize_bounded,
-    single_threaded_blas,
-)
+from hiermodels.mle.optimize import OPTIMIZERS, checked_theta, evaluated_at, minimize_bounded
 from hiermodels.mle.results import MixedFit
 from hiermodels.mle.standardize import Standardization
 from hiermodels.mle.start import moment_start, residual_moment_start

@@ -21,6 +21,7 @@ import scipy.linalg as sla
 from hiermodels.design.design import Design
 from hiermodels.errors import FitError
 from hiermodels.mle.blocked import ReLayout
+from hiermodels.mle.derivatives import finite_difference_hessian
 from hiermodels.mle.dispersion import (
     DispersedDeviance,
     at_poisson_boundary,
@@ -34,7 +35,6 @@ from hiermodels.mle.optimize import (
     ConvergenceWarning,
     KnownCurvature,
     OptSummary,
-    finite_difference_hessian,
     minimize_bounded,
 )
 from hiermodels.mle.response import GlmResponse

@@ -14,19 +14,23 @@ convergence warnings.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 
 import nlopt
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
+from hiermodels._lazy import moved_names
 from hiermodels.errors import ConvergenceWarning
+from hiermodels.mle.blas import blas_on_one_thread
+from hiermodels.mle.derivatives import (
+    finite_difference_gradient,
+    finite_difference_hessian,
+    hessian_from_gradient,
+)
 
 __all__ = [
     "OPTIMIZERS",
@@ -35,12 +39,9 @@ __all__ = [
     "OptSummary",
     "checked_theta",
     "evaluated_at",
-    "finite_difference_gradient",
-    "finite_difference_hessian",
     "minimize_bounded",
     "newton_polish",
     "scaled_gradient",
-    "single_threaded_blas",
 ]
 
 #: ``x → (index, block)``: the Hessian on the coordinates ``index`` at ``x``, known
@@ -59,37 +60,6 @@ _NLOPT_MESSAGES = {
 
 #: Largest gradient accepted at an optimum before the fit is flagged (lme4's ``check.conv.grad``).
 GRADIENT_TOLERANCE = 2e-3
-
-_THREADPOOLS: list[ThreadpoolController] = []
-
-
-def _single_threaded_blas() -> AbstractContextManager[object]:
-    """A context with BLAS on one thread; the libraries are looked up once per process.
-
-    Looking them up reads the process's memory map, which costs more than a
-    small model's whole fit.
-    """
-    if not _THREADPOOLS:
-        _THREADPOOLS.append(ThreadpoolController())
-    return _THREADPOOLS[0].limit(limits=1, user_api="blas")
-
-
-def single_threaded_blas[**P, R](func: Callable[P, R]) -> Callable[P, R]:
-    """Run ``func`` with BLAS on one thread.
-
-    A fit makes many small LAPACK calls between compiled kernels; with
-    several BLAS threads each call waits for the others to wake, which on
-    a busy machine makes a 100 × 100 inverse take a quarter of a second
-    instead of a fifth of a millisecond.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with _single_threaded_blas():
-            return func(*args, **kwargs)
-
-    return wrapper
-
 
 #: Optimiser names accepted by the fitting functions.
 OPTIMIZERS = ("quasi-newton", "bobyqa")
@@ -164,70 +134,6 @@ class OptSummary:
             lines.append(f"fallback:           {self.fallback}")
         lines += [f"warning:            {w}" for w in self.warnings]
         return "\n".join(lines)
-
-
-def finite_difference_gradient(
-    func: Callable[[np.ndarray], float],
-    x: np.ndarray,
-    lower: np.ndarray,
-    upper: np.ndarray,
-    step: float = 1e-5,
-) -> np.ndarray:
-    """Central (one-sided at a bound) finite-difference gradient.
-
-    Parameters
-    ----------
-    func : callable
-        Objective.
-    x : numpy.ndarray
-        Point.
-    lower, upper : numpy.ndarray
-        Bounds; a step never leaves them.
-    step : float
-        Relative step (absolute for ``|x| < 1``).
-
-    Returns
-    -------
-    numpy.ndarray
-    """
-    grad = np.zeros_like(x)
-    f0 = func(x)
-    for i in range(x.size):
-        h = step * max(1.0, abs(x[i]))
-        up, down = x.copy(), x.copy()
-        up[i] = min(x[i] + h, upper[i])
-        down[i] = max(x[i] - h, lower[i])
-        if up[i] > x[i] and down[i] < x[i]:
-            grad[i] = (func(up) - func(down)) / (up[i] - down[i])
-        elif up[i] > x[i]:
-            grad[i] = (func(up) - f0) / (up[i] - x[i])
-        else:
-            grad[i] = (f0 - func(down)) / (x[i] - down[i])
-    return grad
-
-
-def finite_difference_hessian(
-    func: Callable[[np.ndarray], float], x: np.ndarray, step: float = 1e-4
-) -> np.ndarray:
-    """Central-difference Hessian of a scalar function (relative step ``step``)."""
-    k = x.size
-    hess = np.zeros((k, k))
-    h = step * np.maximum(np.abs(x), 1.0)
-    f0 = func(x)
-    for a in range(k):
-        up, down = x.copy(), x.copy()
-        up[a] += h[a]
-        down[a] -= h[a]
-        hess[a, a] = (func(up) - 2.0 * f0 + func(down)) / h[a] ** 2
-        for b in range(a):
-            vals = []
-            for sa, sb in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
-                pt = x.copy()
-                pt[a] += sa * h[a]
-                pt[b] += sb * h[b]
-                vals.append(func(pt))
-            hess[a, b] = hess[b, a] = (vals[0] - vals[1] - vals[2] + vals[3]) / (4 * h[a] * h[b])
-    return hess
 
 
 def _restricted(
@@ -411,7 +317,7 @@ def minimize_bounded(
             f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}; got {optimizer!r}"
         )
     # Each evaluation makes many small BLAS calls; threads cost more than they save there.
-    with _single_threaded_blas():
+    with blas_on_one_thread():
         if value_and_gradient is not None and optimizer == "quasi-newton":
             return _minimize_quasi_newton(
                 func,
@@ -691,7 +597,7 @@ def _bounded_newton(
     evaluations = 1
     if not (math.isfinite(value) and np.all(np.isfinite(grad))):
         return "the criterion cannot be evaluated at the start"
-    hess = _hessian_from_gradient(value_and_gradient, x, grad, lower, upper, known=known)
+    hess = hessian_from_gradient(value_and_gradient, x, grad, lower, upper, known=known)
     evaluations += x.size - (0 if known is None else known[0].size)
     # a step is never longer than this (in θ, a relative-SD scale): far from the
     # optimum the local quadratic model says little about where the minimum is
@@ -772,45 +678,6 @@ def _bounded_newton(
 _RESOLUTION = 1e-17
 
 
-def _hessian_from_gradient(
-    value_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
-    x: np.ndarray,
-    grad: np.ndarray,
-    lower: np.ndarray,
-    upper: np.ndarray,
-    step: float = 1e-5,
-    known: tuple[np.ndarray, np.ndarray] | None = None,
-) -> np.ndarray:
-    """Forward differences of the gradient, symmetrised; steps stay inside the bounds.
-
-    ``known = (index, block)`` gives the Hessian on the coordinates ``index``:
-    those columns are not differenced, and their cross terms with the others
-    come from the others' columns.
-    """
-    k = x.size
-    hess = np.empty((k, k))
-    differenced = np.ones(k, dtype=bool)
-    if known is not None:
-        differenced[known[0]] = False
-    for i in np.flatnonzero(differenced):
-        h = step * max(1.0, abs(x[i]))
-        if x[i] + h > upper[i]:
-            h = -h
-        point = x.copy()
-        point[i] += h
-        _, shifted = value_and_gradient(point)
-        hess[:, i] = (shifted - grad) / h
-    if known is not None:
-        index, block = known
-        others = np.flatnonzero(differenced)
-        hess[np.ix_(index, index)] = block
-        hess[np.ix_(others, index)] = hess[np.ix_(index, others)].T
-    hess = 0.5 * (hess + hess.T)
-    if not np.all(np.isfinite(hess)):
-        return np.diag(np.maximum(np.abs(grad), 1.0))
-    return hess
-
-
 def _scaled_by_gradient_differences(
     value_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
     x: np.ndarray,
@@ -885,3 +752,8 @@ def evaluated_at(
         elapsed=0.0,
         gradient=np.zeros_like(x),
     )
+
+
+__getattr__ = moved_names(
+    __name__, {"single_threaded_blas": ("hiermodels.mle.blas", "single_threaded_blas")}
+)
