@@ -6,7 +6,7 @@ correlated blocks of any size — the likelihood with the effects integrated
 out, ``y ~ N(Xβ, σ²(I + ZΛΛᵀZᵀ))``, is what the MLE engine evaluates at
 each step of its optimiser: the same blocked factor of ``ΛᵀZᵀZΛ + I`` and
 the same penalised least squares, only not profiled
-(:class:`~hiermodels.mle.lmm.GaussianLikelihood`, with its analytic
+(:class:`~hiermodels.mle.gaussian_likelihood.GaussianLikelihood`, with its analytic
 gradient). :class:`GaussianMarginalDensity` adds the priors of the PyMC
 graph (:class:`~hiermodels.bayes.hyper_density.HyperParameters`), on the
 same unconstrained coordinates, and :func:`gaussian_effect_draws` draws the
@@ -30,6 +30,7 @@ from hiermodels.bayes.integrated import IntegratedDensity, store_effect_draw
 from hiermodels.bayes.marginal_density import FixedEffectsPrior
 from hiermodels.bayes.priors import Priors
 from hiermodels.design.design import Design
+from hiermodels.mle.gaussian_likelihood import GaussianLikelihood
 from hiermodels.mle.kernels import (
     backward,
     gaussian_finish,
@@ -37,7 +38,6 @@ from hiermodels.mle.kernels import (
     gaussian_prepare,
     trailing_factor_and_inverse,
 )
-from hiermodels.mle.lmm import GaussianLikelihood
 
 __all__ = ["GaussianMarginalDensity", "gaussian_effect_draws", "gaussian_log_density"]
 
