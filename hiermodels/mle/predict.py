@@ -179,14 +179,19 @@ def predict_linear(
         return pd.Series(eta, index=design.rows, name="eta")
     blocks = fit.layout.blocks if include_random else ()
     rows = new_rows(design, newdata, blocks, new_levels=new_levels, offset=offset)
+    modes = fit.conditional_modes if include_random else ()
+    return pd.Series(_rows_linear_predictor(fit, rows, modes), index=rows.index, name="eta")
+
+
+def _rows_linear_predictor(fit: MixedFit, rows: NewRows, modes: Sequence[np.ndarray]) -> np.ndarray:
+    """``Xβ + offset`` plus, per block of ``modes``, the rows' conditional modes (0 if unseen)."""
     eta = rows.X @ fit.beta
     if rows.offset is not None:
         eta = eta + rows.offset
-    modes = fit.conditional_modes if include_random else ()
     for codes, terms, block_modes in zip(rows.codes, rows.Z, modes, strict=True):
         values = np.where(codes[:, None] < 0, 0.0, block_modes[np.maximum(codes, 0)])
         eta = eta + np.sum(terms * values, axis=1)
-    return pd.Series(eta, index=rows.index, name="eta")
+    return eta
 
 
 def prediction_intervals(
@@ -224,7 +229,7 @@ def prediction_intervals(
     ``"prediction"`` (Gaussian models only): a new observation of the row,
     ``se²`` the confidence variance plus ``σ²`` and, for every block whose
     level is unseen (or every block, with ``include_random=False``), the new
-    group's effect variance ``zᵀΣz`` from :attr:`MixedFit.varcorr`.
+    group's effect variance ``zᵀΣz`` from :attr:`~hiermodels.mle.results.MixedFit.varcorr`.
 
     Parameters
     ----------
@@ -283,12 +288,7 @@ def prediction_intervals(
         with_terms=interval == "prediction",
         offset=offset,
     )
-    eta = rows.X @ fit.beta
-    if rows.offset is not None:
-        eta = eta + rows.offset
-    for codes, terms, block_modes in zip(rows.codes, rows.Z, fit.conditional_modes, strict=True):
-        values = np.where(codes[:, None] < 0, 0.0, block_modes[np.maximum(codes, 0)])
-        eta = eta + np.sum(terms * values, axis=1)
+    eta = _rows_linear_predictor(fit, rows, fit.conditional_modes)
     variance = _estimation_variance(fit, rows)
     if interval == "prediction":
         variance = variance + fit.sigma**2 + _new_group_variance(fit, rows)
