@@ -263,8 +263,9 @@ def test_prediction_intervals_cover_at_their_nominal_rate() -> None:
     (``N(10, τ² + σ²)``), a new observation of each seen group
     (``N(10 + b_i, σ²)``); for the confidence interval of each seen group's
     mean ``10 + b_i``, the share of groups it covers. Plugging in θ̂ costs
-    about one point; intervals without the new group's variance or without
-    ``σ²`` would cover 65-75%.
+    about one point; the new group's interval without its effect variance
+    (or without ``σ²``) would cover about 77%, the seen groups' without
+    ``σ²`` about half.
     """
     rng = np.random.default_rng(20261130)
     m, n, mu, tau, sigma = 20, 5, 10.0, 1.0, 1.0
