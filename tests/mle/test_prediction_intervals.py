@@ -153,6 +153,21 @@ def test_balanced_random_intercept_closed_forms() -> None:
     )
 
 
+def test_singular_fit_gives_the_linear_model_intervals() -> None:
+    """Dyestuff2's batch SD is estimated as 0: every batch, seen or new, gets the
+    intervals of the intercept-only linear model, ``σ²/N`` and ``σ²/N + σ²``."""
+    dyestuff2 = hm.datasets.load("dyestuff2")
+    with pytest.warns(hm.errors.SingularFitWarning):
+        fit = hm.Model("Yield ~ 1 + (1 | Batch)", dyestuff2).fit_mle()
+    new = pd.DataFrame({"Batch": ["A", "F", "new"]})
+    sigma2, n = fit.sigma**2, len(dyestuff2)
+    confidence = fit.predict(new, interval="confidence")
+    prediction = fit.predict(new, interval="prediction")
+    np.testing.assert_allclose(confidence["estimate"], dyestuff2["Yield"].mean(), rtol=1e-10)
+    np.testing.assert_allclose(confidence["se"] ** 2, sigma2 / n, rtol=1e-8)
+    np.testing.assert_allclose(prediction["se"] ** 2, sigma2 / n + sigma2, rtol=1e-8)
+
+
 # ---------------------------------------------------------------- behaviour
 
 
