@@ -473,18 +473,32 @@ class MixedFit:
         self,
         newdata: pd.DataFrame | None = None,
         *,
+        interval: Literal["confidence", "prediction"] | None = None,
+        ci_prob: float = DEFAULT_CI_PROB,
         new_levels: Literal["population", "error"] = "population",
         scale: Literal["response", "link"] = "response",
         include_random: bool = True,
         offset: ArrayLike | str | None = None,
         allow_new_levels: bool | None = None,
-    ) -> pd.Series:
-        """Predictions for new data (or the fitted data).
+    ) -> pd.Series | pd.DataFrame:
+        """Predictions for new data (or the fitted data), optionally with intervals.
 
         Parameters
         ----------
         newdata : pandas.DataFrame, optional
             New rows with the formula's columns; ``None`` for the fitted data.
+        interval : {"confidence", "prediction"}, optional
+            ``None`` (default): the predictions alone. ``"confidence"``: the
+            uncertainty of the predicted mean, from the fixed effects and the
+            conditional modes jointly (lme4's ``predict(se.fit = TRUE)``).
+            ``"prediction"`` (Gaussian models only; GLMMs raise
+            ``ValueError``): of a new observation, adding ``σ²`` and, for a
+            level the fit has not seen, the new group's effect variance. Both
+            are normal on the link scale given the estimated variance
+            parameters; :func:`hiermodels.mle.predict.prediction_intervals`
+            gives the formulas.
+        ci_prob : float
+            Probability of the intervals, in (0, 1).
         new_levels : {"population", "error"}
             A grouping level unseen in the fit gets random effects of 0, the
             population value (lme4's ``allow.new.levels = TRUE``), or raises a
@@ -502,9 +516,13 @@ class MixedFit:
 
         Returns
         -------
-        pandas.Series
+        pandas.Series or pandas.DataFrame
+            Without ``interval``, the predictions. With it, a table indexed
+            like the predictions with columns ``estimate``, ``se`` (on the
+            link scale), ``lower``, ``upper``; ``attrs``: ``interval``,
+            ``ci_prob`` and ``scale``.
         """
-        from hiermodels.mle.predict import predict_linear
+        from hiermodels.mle.predict import predict_linear, prediction_intervals
 
         if allow_new_levels is not None:
             if new_levels != "population":
@@ -515,6 +533,17 @@ class MixedFit:
             new_levels = "population" if allow_new_levels else "error"
         if scale not in ("response", "link"):
             raise ValueError(f"scale must be 'response' or 'link', got {scale!r}")
+        if interval is not None:
+            return prediction_intervals(
+                self,
+                newdata,
+                interval=interval,
+                ci_prob=ci_prob,
+                new_levels=new_levels,
+                scale=scale,
+                include_random=include_random,
+                offset=offset,
+            )
         eta = predict_linear(
             self,
             newdata,
