@@ -117,9 +117,11 @@ def test_asymptotic_is_the_wald_z_test() -> None:
     assert np.all(np.isinf(table["df"]))
 
 
-def test_summary_shows_satterthwaite_columns_as_lmertest() -> None:
-    ref = load("lmerTest", "tlc_unbalanced_factorial_reml")
-    summary = fitted("tlc_unbalanced_factorial_reml").summary()
+@pytest.mark.parametrize("name", ["tlc_unbalanced_factorial_reml", "sleepstudy_slope_ml"])
+def test_summary_shows_satterthwaite_columns_as_lmertest(name: str) -> None:
+    # lmerTest's summary adds the df and p-values to REML and ML fits alike
+    ref = load("lmerTest", name)
+    summary = fitted(name).summary()
     assert list(summary.fixed.columns) == ["Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"]
     np.testing.assert_allclose(summary.fixed["df"], ref["satterthwaite"]["df"], rtol=1e-4)
     np.testing.assert_allclose(
