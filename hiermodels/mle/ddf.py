@@ -33,6 +33,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import scipy.sparse as sp
 from scipy import linalg
 
 from hiermodels.errors import ConvergenceWarning
@@ -115,25 +116,29 @@ def small_sample(fit: MixedFit) -> SmallSampleLMM:
     return fit._memo("small_sample", lambda: SmallSampleLMM.of(fit))
 
 
-def _covariance_elements(fit: MixedFit) -> tuple[list[np.ndarray], list[tuple[int, int, int]]]:
-    """The ``G_k`` of every random-effect covariance element, and ``(block, j, k)``.
+def _covariance_elements(
+    fit: MixedFit,
+) -> tuple[list[tuple[sp.csr_matrix, sp.csr_matrix]], list[tuple[int, int, int]]]:
+    """Every random-effect covariance element's ``(Z_j, Z_k)`` and its ``(block, j, k)``.
 
-    Elements run block by block in θ order, each block's lower triangle
-    column by column (θ's own order); the residual is not included.
+    ``Z_j`` is the ``n × levels`` matrix of term ``j`` of a block; the
+    element's ``G`` is ``Z_j Z_kᵀ + Z_k Z_jᵀ`` (``Z_j Z_jᵀ`` on the
+    diagonal). Elements run block by block in θ order, each block's lower
+    triangle column by column (θ's own order); the residual is not included.
     """
-    matrices: list[np.ndarray] = []
+    pairs: list[tuple[sp.csr_matrix, sp.csr_matrix]] = []
     where: list[tuple[int, int, int]] = []
     for b, block in enumerate(fit.layout.blocks):
-        same_level = block.codes[:, None] == block.codes[None, :]
-        q = block.n_terms
-        for k in range(q):
-            for j in range(k, q):
-                outer = np.outer(block.X[:, j], block.X[:, k])
-                if j != k:
-                    outer = outer + outer.T
-                matrices.append(np.where(same_level, outer, 0.0))
+        n = block.codes.shape[0]
+        columns = [
+            sp.csr_matrix((block.X[:, j], (np.arange(n), block.codes)), shape=(n, block.n_levels))
+            for j in range(block.n_terms)
+        ]
+        for k in range(block.n_terms):
+            for j in range(k, block.n_terms):
+                pairs.append((columns[j], columns[k]))
                 where.append((b, j, k))
-    return matrices, where
+    return pairs, where
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,9 +151,9 @@ class SmallSampleLMM:
         ``(n, p)`` fixed-effects matrix.
     y : numpy.ndarray
         ``(n,)`` response, less the offset.
-    G : tuple of numpy.ndarray
-        ``(n, n)`` matrices of the covariance elements, the residual's
-        identity last.
+    factors : tuple of (scipy.sparse.csr_matrix, scipy.sparse.csr_matrix)
+        ``(Z_j, Z_k)`` of every random-effect covariance element (see
+        :func:`_covariance_elements`); the residual's ``G = I`` follows them.
     tau : numpy.ndarray
         The covariance elements at the estimates (the residual variance last).
     tau_jacobian : numpy.ndarray
@@ -161,7 +166,7 @@ class SmallSampleLMM:
 
     X: np.ndarray
     y: np.ndarray
-    G: tuple[np.ndarray, ...]
+    factors: tuple[tuple[sp.csr_matrix, sp.csr_matrix], ...]
     tau: np.ndarray
     tau_jacobian: np.ndarray
     tau_hessians: np.ndarray
@@ -180,13 +185,12 @@ class SmallSampleLMM:
             )
         design = fit.design
         y = design.y if design.offset is None else design.y - design.offset
-        matrices, where = _covariance_elements(fit)
-        matrices.append(np.eye(design.nobs))
+        factors, where = _covariance_elements(fit)
         tau, jacobian, hessians = _tau_derivatives(fit, where)
         return cls(
             X=np.asarray(design.X, dtype=float),
             y=np.asarray(y, dtype=float),
-            G=tuple(matrices),
+            factors=tuple(factors),
             tau=tau,
             tau_jacobian=jacobian,
             tau_hessians=hessians,
@@ -194,11 +198,32 @@ class SmallSampleLMM:
         )
 
     # ------------------------------------------------------------ shared pieces
+    @property
+    def n_elements(self) -> int:
+        """Number of covariance elements, the residual variance included."""
+        return len(self.factors) + 1
+
+    def g_times(self, k: int, matrix: np.ndarray) -> np.ndarray:
+        """``G_k @ matrix`` through the element's factors (``O(n · levels)`` per column)."""
+        if k == len(self.factors):
+            return matrix
+        a, b = self.factors[k]
+        product = a @ (b.T @ matrix)
+        return product if a is b else product + b @ (a.T @ matrix)
+
     @cached_property
     def _v_inverse(self) -> np.ndarray:
-        V = sum(t * g for t, g in zip(self.tau, self.G, strict=True))
-        factor = linalg.cho_factor(V, lower=True)
-        return linalg.cho_solve(factor, np.eye(V.shape[0]))
+        n = self.X.shape[0]
+        V = self.tau[-1] * np.eye(n)
+        for tau, (a, b) in zip(self.tau[:-1], self.factors, strict=True):
+            outer = (a @ b.T).toarray()
+            V += tau * (outer if a is b else outer + outer.T)
+        factor = linalg.cholesky(V, lower=True)
+        inverse, info = linalg.lapack.dpotri(factor, lower=True)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"the marginal covariance is singular (dpotri info {info})")
+        # dpotri fills the lower triangle only
+        return np.tril(inverse) + np.tril(inverse, -1).T
 
     @cached_property
     def _v_inverse_x(self) -> np.ndarray:
@@ -218,7 +243,7 @@ class SmallSampleLMM:
     @cached_property
     def _g_v_inverse_x(self) -> tuple[np.ndarray, ...]:
         """``G_k V⁻¹ X`` for every element."""
-        return tuple(g @ self._v_inverse_x for g in self.G)
+        return tuple(self.g_times(k, self._v_inverse_x) for k in range(self.n_elements))
 
     @cached_property
     def _vcov_gradients_tau(self) -> np.ndarray:
@@ -237,15 +262,17 @@ class SmallSampleLMM:
         """Hessian of the REML (or ML) deviance in ``φ = (θ, σ)``, β profiled out."""
         trace_matrix = self._projection if self.reml else self._v_inverse
         py = self._projection @ self.y
-        q_g = [trace_matrix @ g for g in self.G]
-        p_g_py = [self._projection @ (g @ py) for g in self.G]
-        g_py = [g @ py for g in self.G]
-        n_tau = len(self.G)
+        n_tau = self.n_elements
+        # Q G_k is the transpose of G_k Q (both symmetric); kept contiguous for the traces
+        g_q = [self.g_times(k, trace_matrix) for k in range(n_tau)]
+        q_g = [np.ascontiguousarray(m.T) for m in g_q]
+        g_py = [self.g_times(k, py) for k in range(n_tau)]
+        p_g_py = [self._projection @ g for g in g_py]
         gradient = np.array([np.trace(q_g[k]) - py @ g_py[k] for k in range(n_tau)])
         hessian_tau = np.empty((n_tau, n_tau))
         for k in range(n_tau):
             for m in range(k, n_tau):
-                value = -np.sum(q_g[k] * q_g[m].T) + 2.0 * g_py[k] @ p_g_py[m]
+                value = -np.vdot(q_g[k], g_q[m]) + 2.0 * g_py[k] @ p_g_py[m]
                 hessian_tau[k, m] = hessian_tau[m, k] = value
         J = self.tau_jacobian
         return J.T @ hessian_tau @ J + np.einsum("k,kab->ab", gradient, self.tau_hessians)
@@ -294,12 +321,13 @@ class SmallSampleLMM:
         phi = self.vcov
         v_inverse = self._v_inverse
         vix = self._v_inverse_x
-        h = [g @ v_inverse for g in self.G]
-        o = [hk @ self.X for hk in h]
-        n_tau = len(self.G)
+        n_tau = self.n_elements
+        h = [self.g_times(k, v_inverse) for k in range(n_tau)]
+        o = list(self._g_v_inverse_x)
         p_list = [-(ok.T @ vix) for ok in o]
         p_list = [(pk + pk.T) / 2.0 for pk in p_list]
-        q_pairs = {(r, s): o[r].T @ v_inverse @ o[s] for r in range(n_tau) for s in range(n_tau)}
+        v_inverse_o = [v_inverse @ ok for ok in o]
+        q_pairs = {(r, s): o[r].T @ v_inverse_o[s] for r in range(n_tau) for s in range(n_tau)}
         information = np.empty((n_tau, n_tau))
         for r in range(n_tau):
             for s in range(r, n_tau):
