@@ -98,6 +98,11 @@ def marginal_means(
             )
         if ddf is not None:
             raise ValueError("ddf applies to marginal-likelihood fits; a posterior has no df")
+    if fit.design.dropped_columns:
+        raise ValueError(
+            f"the fixed-effect columns {list(fit.design.dropped_columns)} were dropped for "
+            "rank deficiency: some marginal means are not estimable"
+        )
     by_names = [by] if isinstance(by, str) else list(by or [])
     grid = reference_grid(fit.design, at)
     levels = _grid_levels(fit.design, at)
@@ -313,6 +318,9 @@ def reference_grid(design: Design, at: Mapping[str, Any] | None = None) -> pd.Da
     spec = _model_spec(design)
     levels = _grid_levels(design, at)
     data_columns = sorted(str(v) for v in spec.required_variables)
+    unknown = sorted(set(at or {}) - set(data_columns))
+    if unknown:
+        raise ValueError(f"at= names {unknown}, not columns of the fixed part {data_columns}")
     covariates = [c for c in data_columns if c not in levels]
     values: dict[str, float] = {}
     for column in covariates:

@@ -104,10 +104,18 @@ def test_bad_requests_name_the_problem() -> None:
         hm.marginal_means(fit, "treatment", by="treatment")
     with pytest.raises(ValueError, match="not among"):
         hm.marginal_means(fit, "treatment", at={"week": [0, 2]})
+    with pytest.raises(ValueError, match="not columns of the fixed part"):
+        hm.marginal_means(fit, "treatment", at={"weeks": 1.0})
     tlc = hm.datasets.load("tlc")
     logged = hm.Model("lead ~ treatment + np.log1p(week) + (1 | id)", tlc).fit_mle()
     with pytest.raises(ValueError, match="at="):
         hm.marginal_means(logged, "treatment")
+    with pytest.warns(UserWarning, match="rank deficient"):
+        collinear = hm.Model("lead ~ treatment + C(week) + week + (1 | id)", tlc).fit_mle()
+    with pytest.raises(ValueError, match="not estimable"):
+        hm.marginal_means(collinear, "treatment")
+    with pytest.raises(ValueError, match="full-rank"):
+        collinear.type3_anova()
 
 
 @pytest.fixture(scope="module")

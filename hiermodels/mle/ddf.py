@@ -7,8 +7,9 @@ its covariance elements,
 
 one ``τ_k`` per variance or covariance of a random-effect block (``G_k`` the
 matching ``Z_j Z_kᵀ + Z_k Z_jᵀ``, or ``Z_j Z_jᵀ`` on the diagonal) and the
-residual variance last (``G = I``). Matrices are dense ``n × n``: these
-methods are meant for the data sizes where the df matter.
+residual variance last (``G = I``). ``V`` and ``V⁻¹`` are dense ``n × n``
+(each ``G_k`` acts through its sparse ``Z`` factors), so the methods are
+offered up to :data:`SMALL_SAMPLE_MAX_NOBS` observations.
 
 **Satterthwaite** follows lmerTest (Kuznetsova, Brockhoff & Christensen
 2017): for a contrast ``L`` the df are ``2 (L C Lᵀ)² / (gᵀ A g)``, with
@@ -180,8 +181,8 @@ class SmallSampleLMM:
         if fit.nobs > SMALL_SAMPLE_MAX_NOBS:
             raise ValueError(
                 f"Satterthwaite and Kenward-Roger df work with dense n x n matrices: "
-                f"{fit.nobs} observations is more than {SMALL_SAMPLE_MAX_NOBS}; with this "
-                "many observations the df are large, use ddf='asymptotic'"
+                f"{fit.nobs} observations is more than {SMALL_SAMPLE_MAX_NOBS}; "
+                "use ddf='asymptotic' (z tests)"
             )
         design = fit.design
         y = design.y if design.offset is None else design.y - design.offset

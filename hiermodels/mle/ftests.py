@@ -36,6 +36,7 @@ __all__ = [
     "coefficient_table",
     "contrast_test",
     "default_ddf",
+    "f_test",
     "t_tests",
     "type3_anova",
     "type3_hypotheses",
