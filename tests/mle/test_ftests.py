@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from hiermodels.mle.ftests import type3_hypotheses
-from tests.reference.small_sample import LMERTEST_FITS, fitted, load
+from tests.reference.small_sample import LMERTEST_FITS, REML_FITS, fitted, load
 
 ANOVA_CASES = [
     (name, ddf)
@@ -115,3 +115,14 @@ def test_type3_needs_a_hierarchical_formula() -> None:
     fit = hm.Model("lead ~ treatment + treatment:C(week) + (1 | id)", tlc).fit_mle()
     with pytest.raises(ValueError, match="marginal terms"):
         type3_hypotheses(fit.design)
+
+
+@pytest.mark.parametrize("name", [n for n in REML_FITS if "krmodcomp" in load("pbkrtest", n)])
+def test_kenward_roger_f_matches_krmodcomp(name: str) -> None:
+    expected = load("pbkrtest", name)["krmodcomp"]
+    L = np.atleast_2d(np.asarray(expected["L"], dtype=float))
+    table = fitted(name).contrast(L, "kenward-roger")
+    assert table["num_df"].iloc[0] == expected["ndf"]
+    assert table["den_df"].iloc[0] == pytest.approx(expected["ddf"], rel=1e-3)
+    assert table["statistic"].iloc[0] == pytest.approx(expected["stat"], rel=1e-4)
+    assert table["p_value"].iloc[0] == pytest.approx(expected["p_value"], abs=1e-6)
