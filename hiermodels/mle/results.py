@@ -36,6 +36,7 @@ from hiermodels.names import (
 )
 
 if TYPE_CHECKING:
+    from hiermodels.mle.ddf import DdfMethod
     from hiermodels.mle.summary import FitSummary
 
 __all__ = ["MixedFit", "SINGULAR_TOLERANCE", "per_group_frames"]
@@ -267,6 +268,67 @@ class MixedFit:
         )
         table.attrs.update(interval="wald", ci_prob=check_ci_prob(ci_prob))
         return table
+
+    def fixef_table(self, ddf: DdfMethod | None = None) -> pd.DataFrame:
+        """t tests of the fixed effects with small-sample df, as lmerTest's ``summary``.
+
+        Parameters
+        ----------
+        ddf : {"satterthwaite", "kenward-roger", "asymptotic"}, optional
+            Denominator df: Satterthwaite (lmerTest), Kenward–Roger (pbkrtest,
+            REML fits; also adjusts the SEs) or none (z tests). Default
+            ``"satterthwaite"`` for LMMs; GLMMs allow ``"asymptotic"`` only.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index the coefficient names; columns ``estimate, se, df,
+            statistic, p_value`` (:func:`hiermodels.mle.ftests.coefficient_table`).
+        """
+        from hiermodels.mle.ftests import coefficient_table
+
+        return coefficient_table(self, ddf)
+
+    def contrast(
+        self, L: ArrayLike, ddf: DdfMethod | None = None, rhs: ArrayLike = 0.0
+    ) -> pd.DataFrame:
+        """Test ``L β = rhs``: one row a t test, several an F test (lmerTest's ``contest``).
+
+        Parameters
+        ----------
+        L : array_like
+            ``(p,)`` or ``(m, p)`` weights of the fixed effects (a DataFrame
+            or Series is aligned on the coefficient names).
+        ddf : {"satterthwaite", "kenward-roger", "asymptotic"}, optional
+            As :meth:`fixef_table`.
+        rhs : array_like
+            ``L β`` under the null hypothesis.
+
+        Returns
+        -------
+        pandas.DataFrame
+            See :func:`hiermodels.mle.ftests.contrast_test`.
+        """
+        from hiermodels.mle.ftests import contrast_test
+
+        return contrast_test(self, L, ddf, rhs)
+
+    def type3_anova(self, ddf: DdfMethod | None = None) -> pd.DataFrame:
+        """Type-III F tests of the fixed-effect terms, lmerTest's ``anova(fit)``.
+
+        Parameters
+        ----------
+        ddf : {"satterthwaite", "kenward-roger", "asymptotic"}, optional
+            As :meth:`fixef_table`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            See :func:`hiermodels.mle.ftests.type3_anova`.
+        """
+        from hiermodels.mle.ftests import type3_anova
+
+        return type3_anova(self, ddf)
 
     # -------------------------------------------------------- random effects
     def covariances(self) -> list[np.ndarray]:

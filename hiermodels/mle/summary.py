@@ -52,6 +52,8 @@ class FitSummary:
         Whether the fit is singular.
     warnings : tuple of str
         Convergence messages from the optimiser.
+    notes : tuple of str
+        What the fixed-effects table's df are (or why it has none).
     """
 
     title: str
@@ -64,6 +66,7 @@ class FitSummary:
     ngroups: dict[str, int]
     singular: bool
     warnings: tuple[str, ...]
+    notes: tuple[str, ...] = ()
 
     @classmethod
     def from_fit(cls, fit: MixedFit) -> FitSummary:
@@ -78,8 +81,9 @@ class FitSummary:
         )
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = estimate / se
+        notes: tuple[str, ...] = ()
         if fit.has_residual:
-            fixed["t value"] = ratio
+            fixed, notes = _t_columns(fit, fixed, ratio)
         else:
             fixed["z value"] = ratio
             fixed["Pr(>|z|)"] = 2.0 * stats.norm.sf(np.abs(ratio))
@@ -94,6 +98,7 @@ class FitSummary:
             ngroups=fit.ngroups,
             singular=fit.singular,
             warnings=fit.opt.warnings,
+            notes=notes,
         )
 
     def copy(self) -> FitSummary:
@@ -124,6 +129,7 @@ class FitSummary:
         lines.append(f"Number of obs: {self.nobs}, groups:  {groups}")
         lines += ["", "Fixed effects:"]
         lines.append(_indent(self.fixed.to_string(float_format=lambda v: f"{v:.4g}")))
+        lines += self.notes
         if self.singular:
             lines += ["", "boundary (singular) fit: see varcorr"]
         for message in self.warnings:
@@ -132,6 +138,27 @@ class FitSummary:
 
     def _repr_pretty_(self, printer: object, cycle: bool) -> None:
         printer.text(str(self))  # type: ignore[attr-defined]
+
+
+def _t_columns(
+    fit: MixedFit, fixed: pd.DataFrame, ratio: np.ndarray
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """lmerTest's columns: Satterthwaite df, t value and Pr(>|t|), when n allows the dense df."""
+    from hiermodels.mle.ddf import SMALL_SAMPLE_MAX_NOBS
+    from hiermodels.mle.ftests import coefficient_table
+
+    if fit.nobs > SMALL_SAMPLE_MAX_NOBS:
+        fixed["t value"] = ratio
+        note = (
+            f"no Satterthwaite df above {SMALL_SAMPLE_MAX_NOBS} observations "
+            "(fixef_table(ddf='asymptotic') gives z tests)"
+        )
+        return fixed, (note,)
+    table = coefficient_table(fit, "satterthwaite")
+    fixed["df"] = table["df"].to_numpy()
+    fixed["t value"] = ratio
+    fixed["Pr(>|t|)"] = table["p_value"].to_numpy()
+    return fixed, ("t tests use Satterthwaite's df",)
 
 
 def _indent(text: str) -> str:

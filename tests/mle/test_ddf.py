@@ -1,0 +1,149 @@
+"""Satterthwaite and Kenward-Roger df against lmerTest 3.1-3 and pbkrtest 0.5-2.
+
+References: tests/reference/lmerTest and tests/reference/pbkrtest (scripts and
+provenance there). At the fit: Satterthwaite df within 1e-4 relative and
+p-values within 1e-6 absolute; Kenward-Roger SEs and df within 1e-3. At
+lme4's own estimates the methods agree far closer (1e-6), which checks the
+derivatives apart from the optimiser's last digits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import hiermodels as hm
+from hiermodels.errors import ConvergenceWarning
+from hiermodels.mle.ddf import SMALL_SAMPLE_MAX_NOBS, small_sample
+from hiermodels.mle.results import MixedFit
+from tests.reference.small_sample import LMERTEST_FITS, REML_FITS, fitted, load
+
+
+def _vector(value: object) -> np.ndarray:
+    return np.atleast_1d(np.asarray(value, dtype=float))
+
+
+def _at_lme4_estimates(fit: MixedFit, ref: dict) -> MixedFit:
+    return dataclasses.replace(
+        fit, theta=_vector(ref["theta"]), sigma=float(ref["sigma"]), beta=_vector(ref["fixef"])
+    )
+
+
+@pytest.mark.parametrize("name", LMERTEST_FITS)
+def test_satterthwaite_table_matches_lmertest(name: str) -> None:
+    ref = load("lmerTest", name)
+    table = fitted(name).fixef_table("satterthwaite")
+    expected = ref["satterthwaite"]
+    assert len(table) == len(np.atleast_1d(expected["rows"]))
+    np.testing.assert_allclose(table["estimate"], _vector(expected["Estimate"]), rtol=1e-4)
+    np.testing.assert_allclose(table["se"], _vector(expected["Std. Error"]), rtol=1e-3)
+    np.testing.assert_allclose(table["df"], _vector(expected["df"]), rtol=1e-4)
+    np.testing.assert_allclose(table["statistic"], _vector(expected["t value"]), rtol=1e-3)
+    np.testing.assert_allclose(table["p_value"], _vector(expected["Pr(>|t|)"]), rtol=0, atol=1e-6)
+    assert table.attrs == {"ddf": "satterthwaite", "test": "t"}
+
+
+@pytest.mark.parametrize("name", LMERTEST_FITS)
+def test_satterthwaite_df_at_lme4_estimates(name: str) -> None:
+    ref = load("lmerTest", name)
+    table = _at_lme4_estimates(fitted(name), ref).fixef_table("satterthwaite")
+    np.testing.assert_allclose(table["df"], _vector(ref["satterthwaite"]["df"]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", REML_FITS)
+def test_kenward_roger_matches_pbkrtest(name: str) -> None:
+    ref = load("pbkrtest", name)
+    fit = fitted(name)
+    p = fit.beta.size
+    np.testing.assert_allclose(
+        small_sample(fit).vcov_adjusted,
+        np.asarray(ref["vcov_adjusted"]).reshape(p, p),
+        rtol=1e-3,
+        atol=1e-8,
+    )
+    table = fit.fixef_table("kenward-roger")
+    np.testing.assert_allclose(table["df"], _vector(ref["ddf"]), rtol=1e-3)
+    expected = load("lmerTest", name)["kenward_roger"]
+    np.testing.assert_allclose(table["se"], _vector(expected["Std. Error"]), rtol=1e-3)
+    np.testing.assert_allclose(table["p_value"], _vector(expected["Pr(>|t|)"]), rtol=0, atol=1e-6)
+
+
+def test_kenward_roger_adjusts_the_covariance_upwards() -> None:
+    # Φ_A - Φ is positive semi-definite for these models (the small-sample bias of Φ)
+    fit = fitted("tlc_unbalanced_slope_reml")
+    lmm = small_sample(fit)
+    assert np.linalg.eigvalsh(lmm.vcov_adjusted - lmm.vcov).min() > -1e-10
+
+
+def test_singular_fit_keeps_lmertest_and_pbkrtest_df() -> None:
+    # θ = 0: lmerTest's df in (θ, σ) ignore the batch variance (n - 1 = 29), while
+    # pbkrtest's, in the covariance elements, still count it (5 = batches - 1).
+    fit = fitted("dyestuff2_reml_singular")
+    assert fit.singular
+    assert fit.fixef_table("satterthwaite")["df"].iloc[0] == pytest.approx(29.0, rel=1e-6)
+    assert fit.fixef_table("kenward-roger")["df"].iloc[0] == pytest.approx(5.0, rel=1e-6)
+
+
+def test_ddf_methods_are_checked() -> None:
+    fit = fitted("sleepstudy_slope_ml")
+    with pytest.raises(ValueError, match="REML"):
+        fit.fixef_table("kenward-roger")
+    with pytest.raises(ValueError, match="ddf must be one of"):
+        fit.fixef_table("containment")  # type: ignore[arg-type]
+
+
+def test_glmm_allows_asymptotic_only() -> None:
+    cbpp = hm.datasets.load("cbpp")
+    fit = hm.Model(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial"
+    ).fit_mle()
+    with pytest.raises(ValueError, match="asymptotic"):
+        fit.fixef_table("satterthwaite")
+    table = fit.fixef_table()
+    assert table.attrs["test"] == "z" and np.all(np.isinf(table["df"]))
+    z = fit.beta / fit.fixef_se.to_numpy()
+    np.testing.assert_allclose(table["statistic"], z, rtol=1e-12)
+    summary = fit.summary().fixed
+    np.testing.assert_allclose(table["p_value"], summary["Pr(>|z|)"], rtol=1e-12)
+
+
+def test_asymptotic_is_the_wald_z_test() -> None:
+    fit = fitted("sleepstudy_slope_reml")
+    table = fit.fixef_table("asymptotic")
+    wald = fit.fixef_summary(ci_prob=0.95)
+    np.testing.assert_allclose(table["se"], wald["se"], rtol=1e-12)
+    assert np.all(np.isinf(table["df"]))
+
+
+@pytest.mark.parametrize("name", ["tlc_unbalanced_factorial_reml", "sleepstudy_slope_ml"])
+def test_summary_shows_satterthwaite_columns_as_lmertest(name: str) -> None:
+    # lmerTest's summary adds the df and p-values to REML and ML fits alike
+    ref = load("lmerTest", name)
+    summary = fitted(name).summary()
+    assert list(summary.fixed.columns) == ["Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"]
+    np.testing.assert_allclose(summary.fixed["df"], ref["satterthwaite"]["df"], rtol=1e-4)
+    np.testing.assert_allclose(
+        summary.fixed["Pr(>|t|)"], ref["satterthwaite"]["Pr(>|t|)"], rtol=0, atol=1e-6
+    )
+    assert "Satterthwaite" in str(summary)
+
+
+def test_large_fits_say_why_they_have_no_df(monkeypatch: pytest.MonkeyPatch) -> None:
+    fit = fitted("sleepstudy_slope_reml")
+    monkeypatch.setattr("hiermodels.mle.ddf.SMALL_SAMPLE_MAX_NOBS", fit.nobs - 1)
+    fresh = dataclasses.replace(fit)
+    assert "df" not in fresh.summary().fixed.columns
+    assert "no Satterthwaite df" in str(fresh.summary())
+    with pytest.raises(ValueError, match="dense"):
+        fresh.fixef_table()
+    assert SMALL_SAMPLE_MAX_NOBS == 3000
+
+
+def test_non_positive_hessian_warns() -> None:
+    # far from the optimum the REML deviance is not convex in (θ, σ)
+    fit = fitted("sleepstudy_slope_reml")
+    away = dataclasses.replace(fit, theta=fit.theta * np.array([3.0, -20.0, 0.05]))
+    with pytest.warns(ConvergenceWarning, match="eigenvalue"):
+        away.fixef_table("satterthwaite")
