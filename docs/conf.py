@@ -95,6 +95,7 @@ numpydoc_show_class_members = (
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 
+
 def _listed_modules(page: Path) -> list[str]:
     """The modules an API page's autosummary blocks list, in order: one list, kept there."""
     modules, inside = [], False
