@@ -85,9 +85,8 @@ def glm_start(design: Design, response: GlmResponse) -> np.ndarray:
     elif response.family in POSITIVE_FAMILIES:
         # Fisher scoring: the inverse Gaussian's observed information can be negative
         response = response.with_information("expected")
-        eta = {"log": np.log, "inverse": np.reciprocal, "1/mu^2": lambda y: y**-2.0}[response.link](
-            response.y
-        )
+        power = {"log": 0.0, "inverse": -1.0, "1/mu^2": -2.0}[response.link]
+        eta = np.log(response.y) if power == 0.0 else response.y**power
     else:
         eta = np.log(response.y + 0.1)
     beta = np.zeros(x.shape[1])
