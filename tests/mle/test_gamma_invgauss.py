@@ -216,3 +216,19 @@ def test_constant_response_is_refused(family: str) -> None:
     expected_message = r"constant \(2\.5\) in all 6 rows; the \w+ family's dispersion cannot"
     with pytest.raises(DesignError, match=expected_message):
         hm.Model("y ~ 1 + (1 | g)", data, family=family)
+
+
+@pytest.mark.parametrize(
+    "name", ["gamma_inverse_intercept_seed3", "invgauss_canonical_intercept_seed6"]
+)
+def test_response_scale_intervals_of_a_decreasing_link_are_ordered(name: str) -> None:
+    """With η = 1/μ or 1/μ² the link-scale bounds map to the response scale reversed."""
+    fit = fitted(name)
+    newdata = data_of(name).head(5)
+    link = fit.predict(newdata, interval="confidence", scale="link")
+    response = fit.predict(newdata, interval="confidence", scale="response")
+    assert np.all(response["lower"] < response["estimate"])
+    assert np.all(response["estimate"] < response["upper"])
+    power = 1.0 if fit.design.family.link == "inverse" else 0.5
+    np.testing.assert_allclose(response["lower"], link["upper"] ** -power)
+    np.testing.assert_allclose(response["upper"], link["lower"] ** -power)
