@@ -232,3 +232,52 @@ def test_response_scale_intervals_of_a_decreasing_link_are_ordered(name: str) ->
     power = 1.0 if fit.design.family.link == "inverse" else 0.5
     np.testing.assert_allclose(response["lower"], link["upper"] ** -power)
     np.testing.assert_allclose(response["upper"], link["lower"] ** -power)
+
+
+@pytest.mark.parametrize(
+    ("family", "link"),
+    [
+        ("gamma", "log"),
+        ("gamma", "inverse"),
+        ("inverse_gaussian", "log"),
+        ("inverse_gaussian", "1/mu^2"),
+    ],
+)
+@pytest.mark.parametrize("information", ["observed", "expected"])
+def test_family_kernels_equal_glm_response(family: str, link: str, information: str) -> None:
+    """The compiled weights, residuals, deviances and derivatives are GlmResponse's."""
+    from hiermodels.mle import kernels
+    from hiermodels.mle.pirls import pirls_family
+
+    data = data_of("gamma_log_slope_seed2")
+    design = hm.Model("y ~ x + (1 | g)", data, family=family, link=link).design
+    response = GlmResponse.from_design(design, dispersion=0.3).with_information(information)
+    n = response.y.size
+    code, y, trials, log_constant, phi, observed = pirls_family(response)
+    assert phi == 0.3 and observed == (information == "observed")
+    rng = np.random.default_rng(3)
+    for spread in (0.2, 1.0):
+        eta = rng.uniform(0.1, 0.1 + spread, n)
+        _, weights, resid = response.working(eta)
+        w, r = np.empty(n), np.empty(n)
+        kernels.glm_working(code, y, trials, phi, observed, eta, w, r)
+        np.testing.assert_allclose(w, weights, rtol=1e-12)
+        np.testing.assert_allclose(r, resid, rtol=1e-10, atol=1e-12)
+        terms = np.empty(n)
+        deviance = kernels.glm_deviance(code, y, trials, log_constant, phi, eta, terms)
+        assert deviance == pytest.approx(response.deviance(eta), rel=1e-13)
+        residual = kernels.glm_residual_deviance(code, y, trials, phi, eta, terms)
+        assert residual == pytest.approx(response.residual_deviance(eta), rel=1e-12)
+        first, newton, slope = np.empty(n), np.empty(n), np.empty(n)
+        kernels.glm_derivatives(code, y, trials, phi, eta, first, newton, slope)
+        observed_weights = response.with_information("observed").working(eta)[1]
+        np.testing.assert_allclose(newton, observed_weights, rtol=1e-12)
+        h = 1e-6
+        up = response.with_information("observed").working(eta + h)[1]
+        down = response.with_information("observed").working(eta - h)[1]
+        np.testing.assert_allclose(slope, (up - down) / (2 * h), rtol=1e-5, atol=1e-6)
+    # a linear predictor with no mean under an inverse link has log-likelihood −∞
+    if link != "log":
+        eta = np.full(n, -0.5)
+        assert kernels.glm_deviance(code, y, trials, log_constant, phi, eta, terms) == np.inf
+        assert response.deviance(eta) == np.inf
