@@ -305,7 +305,7 @@ def csv_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 BAD_INPUT = [
     (["fit", "missing.csv", SLEEP_FORMULA], "no such file: missing.csv"),
     (["fit", "sleep.csv", "Reaction ~ Days + (Days | Subject"], "unbalanced parentheses"),
-    (["fit", "sleep.csv", SLEEP_FORMULA, "--family", "gamma"], "unknown family 'gamma'"),
+    (["fit", "sleep.csv", SLEEP_FORMULA, "--family", "tweedie"], "unknown family 'tweedie'"),
     (
         ["fit", "typo_Reaction.csv", "Reaction ~ Days + (1 | Subject)"],
         "column 'Reaction' (used in the response 'Reaction') holds numbers but also "

@@ -12,6 +12,10 @@ blocks grouped by factor::
     eta                  = X @ beta + sum_g sum(u_<g>[codes_g] * X_g, axis=1) + offset
     y                    ~ family(inverse_link(eta), sigma | alpha)
 
+For the Gamma and the inverse Gaussian ``sigma`` is ``√φ`` (``Var(y) =
+sigma² μ²`` and ``sigma² μ³``): PyMC's ``Gamma(shape 1/sigma², rate
+1/(sigma² μ))`` and ``Wald(μ, λ = 1/sigma²)``.
+
 Random effects are non-centred and reached by indexing with the group
 codes, never through a dense ``Z``. Several blocks on one factor (``(1|g) +
 (0+x|g)`` or the expansion of ``(x||g)``) share one ``z_<g>``/``u_<g>``;
@@ -305,6 +309,20 @@ def _likelihood(
         trials = design.trials if design.trials is not None else np.ones_like(y)
         n = np.rint(np.asarray(trials, dtype=float)).astype(np.int64)
         return pm.Binomial(OBSERVED, n=n, **link, observed=counts, dims="obs")
+    if family.is_positive:
+        sigma = _hyper("sigma", priors, fixed)
+        phi = sigma**2
+        if family.link == "inverse":
+            mean = 1.0 / eta
+        elif family.link == "1/mu^2":
+            mean = 1.0 / pt.sqrt(eta)
+        else:
+            mean = pt.exp(eta)
+        if family.name == "gamma":
+            return pm.Gamma(
+                OBSERVED, alpha=1.0 / phi, beta=1.0 / (phi * mean), observed=y, dims="obs"
+            )
+        return pm.Wald(OBSERVED, mu=mean, lam=1.0 / phi, observed=y, dims="obs")
     mu = pt.exp(eta)
     if family.name == "poisson":
         return pm.Poisson(OBSERVED, mu=mu, observed=counts, dims="obs")

@@ -1,8 +1,9 @@
 """Draw-wise quantities of a posterior: linear predictor, mean, log-likelihood, replicates.
 
 They are computed from the posterior draws of ``beta``, ``u_<group>`` and
-``sigma``/``alpha`` with numpy, without compiling anything, for the rows of
-the fitted design or for new rows (:class:`LinearPredictorData`).
+``sigma`` (the Gamma's and inverse Gaussian's ``√φ``) or ``alpha`` with
+numpy, without compiling anything, for the rows of the fitted design or for
+new rows (:class:`LinearPredictorData`).
 """
 
 from __future__ import annotations
@@ -176,6 +177,13 @@ def pointwise_log_likelihood(posterior: xr.Dataset, data: LinearPredictorData) -
         ll = log_binomial_coefficient(n, y) + y * log_p + (n - y) * log_q
     elif family.name == "poisson":
         ll = y * eta - np.exp(eta) - special.gammaln(y + 1)
+    elif family.is_positive:
+        phi = _draws_of(posterior, "sigma") ** 2
+        mu = mean_response(eta, family)
+        if family.name == "gamma":
+            ll = stats.gamma.logpdf(y, 1.0 / phi, scale=mu * phi)
+        else:
+            ll = stats.invgauss.logpdf(y, mu * phi, scale=1.0 / phi)
     else:
         alpha = _draws_of(posterior, "alpha")
         mu = np.exp(eta)
@@ -209,6 +217,12 @@ def posterior_predictive_draws(
         draws = rng.binomial(np.asarray(n, dtype=np.int64), np.clip(mean, 0.0, 1.0))
     elif family.name == "poisson":
         draws = rng.poisson(mean)
+    elif family.is_positive:
+        phi = np.broadcast_to(_draws_of(posterior, "sigma") ** 2, mean.shape)
+        if family.name == "gamma":
+            draws = rng.gamma(1.0 / phi, mean * phi)
+        else:
+            draws = rng.wald(mean, 1.0 / phi)
     else:
         alpha = np.broadcast_to(_draws_of(posterior, "alpha"), mean.shape)
         with warnings.catch_warnings():

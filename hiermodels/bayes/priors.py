@@ -31,6 +31,11 @@ fixed-effects column ``j``:
 * ``sigma`` (gaussian): ``HalfStudentT(nu=3, sigma=sd(y))``;
 * ``alpha`` (negative binomial dispersion, ``var = mu + mu**2 / alpha``):
   ``Gamma(alpha=0.01, beta=0.01)``, flat-ish on the log scale;
+* ``sigma`` of the Gamma (its coefficient of variation ``√φ``, ``var =
+  sigma**2 * mu**2``): ``HalfStudentT(nu=3, sigma=1)``; of the inverse
+  Gaussian (``var = sigma**2 * mu**3``): ``HalfStudentT(nu=3,
+  sigma=1 / sqrt(mean(y)))``, the same prior on its coefficient of
+  variation ``sigma * sqrt(mu)`` at the mean response;
 * ``corr_<group>`` (correlated terms, ``q >= 2``): ``LKJCorr(eta=2)``.
 """
 
@@ -259,6 +264,11 @@ def _response_location_scale(design: Design) -> tuple[float, float]:
 
             return float(ndtri(p)), 1.0
         return float(np.log(p / (1 - p))), 1.0
+    if family.link in ("inverse", "1/mu^2"):
+        # the linear predictor is 1/μ or 1/μ²: its location and scale are the mean's
+        power = 1.0 if family.link == "inverse" else 2.0
+        centre = float(np.mean(y)) ** -power
+        return centre, centre
     return float(np.log(max(float(np.mean(y)), 1e-3))), 1.0
 
 
@@ -277,7 +287,8 @@ def default_priors(design: Design) -> Priors:
     -------
     Priors
         One entry per variable of the graph: ``beta__<coef>`` for every
-        fixed effect, ``sigma`` (gaussian), ``alpha`` (negative binomial),
+        fixed effect, ``sigma`` (gaussian, Gamma, inverse Gaussian), ``alpha``
+        (negative binomial),
         ``sd_<group>__<term>`` and ``corr_<group>``.
     """
     m, s = _response_location_scale(design)
@@ -298,6 +309,9 @@ def default_priors(design: Design) -> Priors:
             )
     if design.family.is_gaussian:
         items["sigma"] = Prior("HalfStudentT", nu=3.0, sigma=s)
+    if design.family.is_positive:
+        scale = 1.0 if design.family.name == "gamma" else float(np.mean(design.y)) ** -0.5
+        items["sigma"] = Prior("HalfStudentT", nu=3.0, sigma=scale)
     if design.family.name == "negativebinomial":
         items["alpha"] = Prior("Gamma", alpha=0.01, beta=0.01)
     for layout in design.factors:
@@ -398,7 +412,7 @@ def resolve_priors(design: Design, priors: Priors | Mapping[str, Prior] | None =
 def fixed_value_keys(design: Design) -> tuple[str, ...]:
     """Names that ``fixed_values`` may hold for this design."""
     keys = ["beta"]
-    if design.family.is_gaussian:
+    if design.family.is_gaussian or design.family.is_positive:
         keys.append("sigma")
     if design.family.name == "negativebinomial":
         keys.append("alpha")

@@ -159,3 +159,25 @@ def _offset_array(values: pd.Series, name: str, index: pd.Index) -> np.ndarray:
             f"(first rows: {first_rows(index, bad)})"
         )
     return array
+
+
+def check_positive_response(y: np.ndarray, index: pd.Index, expr: str, family: Family) -> None:
+    """A Gamma or inverse-Gaussian response: every value positive, not all equal.
+
+    Raises
+    ------
+    ColumnProblem
+        Naming the rows at or below zero, or the one value of a constant response.
+    """
+    not_positive = y <= 0
+    if not_positive.any():
+        raise ColumnProblem(
+            f"response {expr!r} must be positive for the {family.name} family: "
+            f"{plural(int(not_positive.sum()), 'value')} at or below 0 "
+            f"(first rows: {first_rows(index, not_positive)})"
+        )
+    if y.size and np.all(y == y[0]):
+        raise ColumnProblem(
+            f"the response {expr!r} is constant ({y[0]:g}) in all {y.size} rows; the "
+            f"{family.name} family's dispersion cannot be estimated — check the response column"
+        )

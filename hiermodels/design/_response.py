@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from hiermodels.design._checks import check_positive_response
 from hiermodels.design._columns import (
     ColumnReader,
     check_numeric_text,
@@ -58,6 +59,8 @@ def response_arrays(
         _check_binary(y, data.index, response.expr, family.name)
     elif family.name in ("poisson", "negativebinomial"):
         _check_counts(y, data.index, f"response {response.expr!r} ({family.name} family)")
+    elif family.is_positive:
+        check_positive_response(y, data.index, response.expr, family)
     return y, None
 
 

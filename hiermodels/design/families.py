@@ -4,6 +4,14 @@ A :class:`Family` is a small immutable value naming the distribution of the
 response and its link. The spec and design stages use it to validate the
 response; the likelihood engines and the PyMC builder use it to pick their
 likelihood.
+
+The positive continuous families, ``"gamma"`` and ``"inverse_gaussian"``,
+carry a dispersion ``φ`` (``Var(y) = φμ²`` and ``φμ³``), reported as
+glmmTMB's ``sigma() = √φ``. Their default link is ``"log"``: any linear
+predictor gives a positive mean, and the coefficients are log ratios of
+means. The canonical links (``"inverse"`` for the Gamma, ``"1/mu^2"`` for
+the inverse Gaussian, glm's and lme4's defaults) need a positive linear
+predictor at every row, which nothing in the model enforces.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-__all__ = ["FAMILY_LINKS", "Family", "get_family", "inverse_link"]
+__all__ = ["FAMILY_LINKS", "POSITIVE_FAMILIES", "Family", "get_family", "inverse_link"]
 
 #: Supported families and their allowed links; the first link is the default.
 FAMILY_LINKS: dict[str, tuple[str, ...]] = {
@@ -22,13 +30,22 @@ FAMILY_LINKS: dict[str, tuple[str, ...]] = {
     "binomial": ("logit", "probit"),
     "poisson": ("log",),
     "negativebinomial": ("log",),
+    "gamma": ("log", "inverse"),
+    "inverse_gaussian": ("log", "1/mu^2"),
 }
+
+#: Families with a dispersion ``φ`` beside the mean (``Var(y) = φ V(μ)``) and a
+#: positive continuous response.
+POSITIVE_FAMILIES: tuple[str, ...] = ("gamma", "inverse_gaussian")
 
 _ALIASES: dict[str, str] = {
     "normal": "gaussian",
     "negbinomial": "negativebinomial",
     "negative_binomial": "negativebinomial",
     "nbinom": "negativebinomial",
+    "inversegaussian": "inverse_gaussian",
+    "inverse.gaussian": "inverse_gaussian",
+    "invgauss": "inverse_gaussian",
 }
 
 
@@ -40,7 +57,7 @@ class Family:
     ----------
     name : str
         One of ``"gaussian"``, ``"bernoulli"``, ``"binomial"``, ``"poisson"``,
-        ``"negativebinomial"``.
+        ``"negativebinomial"``, ``"gamma"``, ``"inverse_gaussian"``.
     link : str
         The link function; must be allowed for ``name`` (see
         :data:`FAMILY_LINKS`).
@@ -70,6 +87,11 @@ class Family:
         """Whether the response is bernoulli or binomial."""
         return self.name in ("bernoulli", "binomial")
 
+    @property
+    def is_positive(self) -> bool:
+        """Whether the response is positive and continuous (Gamma, inverse Gaussian)."""
+        return self.name in POSITIVE_FAMILIES
+
 
 def get_family(family: str | Family, link: str | None = None) -> Family:
     """Return a :class:`Family` from a name (and optional link) or pass one through.
@@ -77,8 +99,8 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
     Parameters
     ----------
     family : str or Family
-        A family name (case-insensitive; ``"normal"`` and ``"negbinomial"``
-        are accepted aliases) or a ready :class:`Family`.
+        A family name (case-insensitive; ``"normal"``, ``"negbinomial"`` and
+        ``"inverse.gaussian"`` are accepted aliases) or a ready :class:`Family`.
     link : str, optional
         The link; the family's default when omitted.
 
@@ -111,7 +133,8 @@ def inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     link : str
-        ``"identity"``, ``"logit"``, ``"probit"`` or ``"log"``.
+        ``"identity"``, ``"logit"``, ``"probit"``, ``"log"``, ``"inverse"``
+        (``μ = 1/η``) or ``"1/mu^2"`` (``μ = 1/√η``).
     eta : numpy.ndarray
         Linear predictor.
 
@@ -128,4 +151,8 @@ def inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
         return special.ndtr(eta)
     if link == "log":
         return np.exp(eta)
+    if link == "inverse":
+        return 1.0 / eta
+    if link == "1/mu^2":
+        return 1.0 / np.sqrt(eta)
     raise ValueError(f"unknown link {link!r}")

@@ -76,7 +76,8 @@ class _StandardFrame:
     the hyperparameters. Effects are mapped back to the design's units.
     ``dev`` is the profiled REML/ML criterion (Gaussian) or the Laplace
     deviance over ``(θ, extra, β)``; ``extra`` is the negative binomial's
-    ``(log α,)`` (``inf`` on the Poisson boundary), else empty.
+    ``(log α,)`` (``inf`` on the Poisson boundary), the Gamma's or inverse
+    Gaussian's ``(log φ,)``, else empty.
     """
 
     dev: LmmDeviance | DispersedDeviance
@@ -94,9 +95,10 @@ class _StandardFrame:
         if fit.design.family.is_gaussian:
             dev = profiled_deviance(design, reml=fit.method == "REML")
         else:
-            dev = DispersedDeviance.of_fit_design(design, fit.alpha)
-            if fit.alpha is not None:
-                extra = np.array([math.log(fit.alpha)])
+            dispersion = fit.phi if fit.design.family.is_positive else fit.alpha
+            dev = DispersedDeviance.of_fit_design(design, dispersion)
+            if dispersion is not None:
+                extra = np.array([math.log(dispersion)])
         theta = fit.standardized_theta
         if theta is None:
             theta = standardization.standard_theta(fit.theta, dev.layout)
@@ -211,14 +213,15 @@ def hyperparameter_covariance(
     -------
     params : numpy.ndarray
         The free parameters: θ entries off the boundary, the negative
-        binomial's ``log α`` (unless at the Poisson boundary), then ``β`` when
+        binomial's ``log α`` (unless at the Poisson boundary) or the Gamma's or
+        inverse Gaussian's ``log φ``, then ``β`` when
         ``plugin="all"`` — in the standardised coordinates of
         :attr:`MixedFit.standardized_theta` (see
         :mod:`hiermodels.mle.standardize`), where the derivatives are taken.
     covariance : numpy.ndarray
         Their covariance: ``2 H⁻¹`` with ``H`` the Hessian of the profiled
         criterion (LMM; ``β`` independent of ``θ`` with covariance ``vcov``)
-        or of the Laplace deviance over ``(θ, log α, β)`` (GLMM).
+        or of the Laplace deviance over ``(θ, log α or log φ, β)`` (GLMM).
     """
     _check_plugin(plugin)
     return _hyperparameter_covariance(fit, _StandardFrame.of(fit), plugin)

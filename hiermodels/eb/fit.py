@@ -15,6 +15,7 @@ uncertainty of the plugged-in values.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -196,13 +197,16 @@ class EBFit:
 def plugin_values(fit: MixedFit, plugin: str = "hyper") -> dict[str, Any]:
     """Values to hold fixed in the PyMC graph, by its variable names.
 
-    ``sigma`` (Gaussian), ``alpha`` (the negative binomial's dispersion, its
-    MLE), ``sd_<group>__<term>`` and ``corr_<group>`` (the ``q × q`` matrix
-    over the factor's terms, block diagonal), and ``beta`` with ``plugin="all"``.
+    ``sigma`` (Gaussian; ``√φ`` for the Gamma and inverse Gaussian), ``alpha``
+    (the negative binomial's dispersion, its MLE), ``sd_<group>__<term>`` and
+    ``corr_<group>`` (the ``q × q`` matrix over the factor's terms, block
+    diagonal), and ``beta`` with ``plugin="all"``.
     """
     values: dict[str, Any] = {}
     if fit.has_residual:
         values["sigma"] = float(fit.sigma)
+    if fit.phi is not None:
+        values["sigma"] = math.sqrt(fit.phi)
     if fit.alpha is not None:
         values[DISPERSION_NAME] = float(fit.alpha)
     term_sd: dict[tuple[str, str], float] = {}
@@ -276,7 +280,8 @@ def fit_eb(
     mle : MixedFit, optional
         A marginal-likelihood fit to reuse instead of fitting again. Its
         estimates are the plug-in values: for a negative binomial also the
-        dispersion ``alpha``, which the Laplace fit estimates.
+        dispersion ``alpha``, for a Gamma or inverse Gaussian ``sigma = √φ``,
+        which the Laplace fit estimates.
     draws, tune, chains, sampler, random_seed, progressbar, target_accept
         MCMC settings (see :func:`hiermodels.bayes.fit.fit_bayes`).
 

@@ -1,4 +1,4 @@
-"""The negative binomial's dispersion in the Laplace fit (glmmTMB's ``nbinom2``).
+"""A family's dispersion as a parameter of the Laplace fit, as glmmTMB estimates it.
 
 A negative-binomial GLMM has one parameter more than a Poisson one: the
 dispersion ``α`` of ``Var(y) = μ + μ²/α`` (PyMC's ``alpha``, glmmTMB's
@@ -8,9 +8,13 @@ information as weights, so that ``log |L|²`` is the log-determinant of the
 Hessian of the joint log-density in ``u`` as glmmTMB's is — and ``log α``
 joins ``θ`` as a parameter of both optimisation stages.
 
+The Gamma and the inverse Gaussian have a dispersion ``φ`` too
+(``Var(y) = φμ²``, ``φμ³``; :mod:`hiermodels.mle.response`); ``log φ`` is
+their extra parameter, in the same place.
+
 :class:`DispersedDeviance` holds the Laplace deviance of a design with its
-extra parameters (none, or ``log α``), so that the fitting code treats every
-family alike: parameters are ``(θ, extra, β)``.
+extra parameters (none, ``log α`` or ``log φ``), so that the fitting code
+treats every family alike: parameters are ``(θ, extra, β)``.
 
 ``α → ∞`` is the Poisson model. When the likelihood keeps rising all the way
 there (no overdispersion beyond the random effects), the optimiser wanders
@@ -30,8 +34,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from hiermodels.design.families import POSITIVE_FAMILIES
 from hiermodels.errors import SingularFitWarning
-from hiermodels.mle.response import DISPERSION_NAME, GlmResponse
+from hiermodels.mle.response import DISPERSION_NAME, PHI_NAME, GlmResponse
 
 if TYPE_CHECKING:
     from hiermodels.design.design import Design
@@ -40,10 +45,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALPHA_BOUNDS",
+    "PHI_BOUNDS",
     "POISSON_TOLERANCE",
     "DispersedDeviance",
     "at_poisson_boundary",
     "dispersion_start",
+    "phi_start",
     "warn_poisson_boundary",
 ]
 
@@ -51,6 +58,9 @@ __all__ = [
 #: the mass is at zero with an endless tail, beyond any data; at 1e10 the deviance
 #: differs from the Poisson limit by ~1e-7 for counts in the thousands.
 ALPHA_BOUNDS = (1e-8, 1e10)
+#: Bounds on the Gamma's and inverse Gaussian's ``φ`` (the optimiser works on
+#: ``log φ``): a coefficient of variation from 1e-5 to 1e3, beyond any data.
+PHI_BOUNDS = (1e-10, 1e6)
 #: The estimate is on the Poisson boundary when the deviance at ``α = ∞`` (with the
 #: same θ and β) is no more than this above the optimum found: a difference far
 #: below any statistical meaning, and above the ~1e-9 round-off of PIRLS.
@@ -68,15 +78,16 @@ Objective = Callable[[np.ndarray], float]
 
 @dataclass(frozen=True, eq=False)
 class DispersedDeviance:
-    """A GLMM's deviance over ``(θ, extra, β)``; ``extra`` is ``(log α,)`` or empty.
+    """A GLMM's deviance over ``(θ, extra, β)``; ``extra`` is ``(log α,)``, ``(log φ,)`` or empty.
 
     Attributes
     ----------
     laplace : LaplaceDeviance
-        The model's Laplace deviance in ``(θ, β)``; for the negative binomial
-        at some ``α``, replaced by :meth:`at` for each value.
+        The model's Laplace deviance in ``(θ, β)``; for a family with a
+        dispersion at some ``α`` or ``φ``, replaced by :meth:`at` for each value.
     n_extra : int
-        1 for the negative binomial (``log α``), else 0.
+        1 for the negative binomial (``log α``), the Gamma and the inverse
+        Gaussian (``log φ``), else 0.
     build : callable, optional
         Turns the Laplace deviance at given extras into the objective over
         ``(θ, β)`` to minimise (adaptive quadrature, glmer's evaluation);
@@ -89,12 +100,13 @@ class DispersedDeviance:
 
     @classmethod
     def of(cls, laplace: LaplaceDeviance) -> DispersedDeviance:
-        """The deviance with ``log α`` as extra parameter for a negative-binomial design."""
-        return cls(laplace, int(laplace.response.family == "negativebinomial"))
+        """The deviance with ``log α`` or ``log φ`` as extra parameter where the family has one."""
+        family = laplace.response.family
+        return cls(laplace, int(family == "negativebinomial" or family in POSITIVE_FAMILIES))
 
     @classmethod
     def of_fit_design(cls, design: Design, alpha: float | None) -> DispersedDeviance:
-        """The deviance of a (standardised) fitted design, at the fit's ``α`` if it has one."""
+        """The deviance of a (standardised) fitted design, at the fit's ``α`` or ``φ``."""
         from hiermodels.mle.blocked import ReLayout
         from hiermodels.mle.laplace import LaplaceDeviance
 
@@ -104,6 +116,19 @@ class DispersedDeviance:
     def with_objective(self, build: Callable[[LaplaceDeviance], Objective]) -> DispersedDeviance:
         """The same model with another objective over ``(θ, β)`` at given extras."""
         return replace(self, build=build)
+
+    @property
+    def has_poisson_limit(self) -> bool:
+        """Whether the extra parameter is the negative binomial's ``log α``, whose
+        ``∞`` is the Poisson model."""
+        return self.laplace.response.family == "negativebinomial"
+
+    @property
+    def extra_name(self) -> str:
+        """``"log alpha"`` or ``"log phi"`` (empty without an extra parameter)."""
+        if not self.n_extra:
+            return ""
+        return f"log {DISPERSION_NAME if self.has_poisson_limit else PHI_NAME}"
 
     @property
     def layout(self) -> ReLayout:
@@ -121,18 +146,20 @@ class DispersedDeviance:
         return self.laplace.n_theta + self.n_extra
 
     def extra_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bounds of the extras (``log α``)."""
-        low, high = (math.log(b) for b in ALPHA_BOUNDS)
+        """Lower and upper bounds of the extras (``log α`` or ``log φ``)."""
+        bounds = ALPHA_BOUNDS if self.has_poisson_limit else PHI_BOUNDS
+        low, high = (math.log(b) for b in bounds)
         return np.full(self.n_extra, low), np.full(self.n_extra, high)
 
     def at(self, extra: np.ndarray) -> LaplaceDeviance:
-        """The Laplace deviance in ``(θ, β)`` at the extras (``log α``; ``inf`` is Poisson)."""
+        """The Laplace deviance in ``(θ, β)`` at the extras (``log α``, ``inf`` the Poisson
+        limit; or ``log φ``)."""
         if not self.n_extra:
             return self.laplace
         log_alpha = float(extra[0])
         alpha = math.inf if log_alpha == math.inf else math.exp(log_alpha)
         response: GlmResponse = self.laplace.response.with_dispersion(alpha)
-        # the warm start is shared: the mode moves little with α
+        # the warm start is shared: the mode moves little with the dispersion
         return replace(self.laplace, response=response)
 
     def split(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,8 +188,8 @@ class DispersedDeviance:
         """The objective and its gradient at ``params = (θ, extra, β)``.
 
         Analytic in ``(θ, β)`` (:meth:`LaplaceDeviance.value_and_gradient`);
-        in ``log α`` a central difference, two more PIRLS runs (0 at ``α = ∞``,
-        where ``log α`` is held).
+        in ``log α`` or ``log φ`` a central difference, two more PIRLS runs (0 at
+        ``α = ∞``, where ``log α`` is held).
         """
         theta, extra, beta = self.split(params)
         value, grad = self.at(extra).value_and_gradient(np.concatenate([theta, beta]))
@@ -204,6 +231,19 @@ def dispersion_start(response: GlmResponse, mu: np.ndarray) -> float:
     low, high = (math.log(b) for b in _START_BOUNDS)
     found = minimize_scalar(minus_loglik, bounds=(low, high), method="bounded")
     return math.exp(float(found.x))
+
+
+def phi_start(response: GlmResponse, mu: np.ndarray) -> float:
+    """A start value of the Gamma's or inverse Gaussian's ``φ``: the Pearson estimate.
+
+    ``mean((y − μ)²/V(μ))`` with ``V(μ) = μ²`` or ``μ³`` at the means ``mu``
+    of the GLM without random effects (which it overstates by their
+    variance), kept within :data:`PHI_BOUNDS`.
+    """
+    power = 2.0 if response.family == "gamma" else 3.0
+    pearson = float(np.mean((response.y - mu) ** 2 / mu**power))
+    low, high = PHI_BOUNDS
+    return min(max(pearson, 10.0 * low), 0.1 * high)
 
 
 def at_poisson_boundary(objective: Objective, index: int, params: np.ndarray, value: float) -> bool:

@@ -232,8 +232,8 @@ def fit_glmm(
     Parameters
     ----------
     design : Design
-        A binomial, bernoulli, Poisson or negative-binomial design with
-        random effects.
+        A binomial, bernoulli, Poisson, negative-binomial, Gamma or
+        inverse-Gaussian design with random effects.
     start : numpy.ndarray, optional
         Start values for θ.
     n_agq : int
@@ -265,7 +265,10 @@ def fit_glmm(
         ``method="Laplace"``, ``"AGQ"`` or ``"Laplace (nAGQ=0)"``; ``sigma``
         is 1; ``alpha`` is the negative binomial's dispersion
         (``Var(y) = μ + μ²/α``, estimated jointly with θ and β on the log
-        scale, as glmmTMB's ``nbinom2``), ``None`` for other families. The
+        scale, as glmmTMB's ``nbinom2``), ``None`` for other families;
+        ``phi`` is the Gamma's or inverse Gaussian's dispersion (``Var(y) =
+        φμ²``, ``φμ³``; glmmTMB's ``sigma()`` is ``√φ``), estimated on the log
+        scale in the same way, ``None`` for other families. The
         fixed-effects covariance is the inverse of half the finite-difference
         Hessian of the deviance over ``(θ, α, β)``, as lme4's default
         ``use.hessian = TRUE``; with ``n_agq=0`` it is ``(R_XᵀR_X)⁻¹`` of the
@@ -328,7 +331,10 @@ def fit_glmm(
         # the moments of its working residuals) reach the optimum in fewer
         # evaluations than glmer's first stage alone needs
         if start is None:
-            _, weights, resid = dev.laplace.response.working(glm_eta)
+            response = dev.laplace.response
+            if design.family.is_positive:  # the inverse Gaussian's observed weights can be < 0
+                response = response.with_information("expected")
+            _, weights, resid = response.working(glm_eta)
             theta0 = residual_moment_start(dev.laplace.layout, resid, weights, noise=1.0)
             x0 = np.concatenate([theta0, extra0])
         fitted = stage_two(dev, x0, beta0, separation is not None, gradient=True)
@@ -372,9 +378,11 @@ def _assembled_glmm(
     layout = std_layout.with_covariates(design)
     beta_out = standardization.beta(beta)
     vcov = fitted.vcov_beta
-    alpha = None
-    if dev.n_extra:
+    alpha = phi = None
+    if dev.has_poisson_limit:
         alpha = math.inf if fitted.poisson_boundary else math.exp(float(extra[0]))
+    elif dev.n_extra:
+        phi = math.exp(float(extra[0]))
     return MixedFit(
         design=design,
         method=method,
@@ -391,6 +399,7 @@ def _assembled_glmm(
         opt=fitted.opt,
         standardized_theta=theta,
         alpha=alpha,
+        phi=phi,
     )
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from hiermodels.design.design import Design
+from hiermodels.design.families import POSITIVE_FAMILIES
 from hiermodels.errors import FitError
 from hiermodels.mle.blocked import ReLayout
 from hiermodels.mle.derivatives import finite_difference_hessian
@@ -26,6 +27,7 @@ from hiermodels.mle.dispersion import (
     DispersedDeviance,
     at_poisson_boundary,
     dispersion_start,
+    phi_start,
     warn_poisson_boundary,
 )
 from hiermodels.mle.laplace import AgqDeviance, LaplaceDeviance, PirlsResult
@@ -80,6 +82,11 @@ def glm_start(design: Design, response: GlmResponse) -> np.ndarray:
     if response.family == "binomial":
         mu = (response.trials * prop + 0.5) / (response.trials + 1.0)
         eta = np.log(mu / (1 - mu)) if response.link == "logit" else _probit(mu)
+    elif response.family in POSITIVE_FAMILIES:
+        # Fisher scoring: the inverse Gaussian's observed information can be negative
+        response = response.with_information("expected")
+        power = {"log": 0.0, "inverse": -1.0, "1/mu^2": -2.0}[response.link]
+        eta = np.log(response.y) if power == 0.0 else response.y**power
     else:
         eta = np.log(response.y + 0.1)
     beta = np.zeros(x.shape[1])
@@ -192,9 +199,17 @@ def glmm_deviance(design: Design) -> tuple[DispersedDeviance, np.ndarray, np.nda
 
     For the negative binomial the GLM without random effects is fitted as a
     Poisson GLM first, and ``α`` started at its maximum-likelihood value for
-    those means.
+    those means; for the Gamma and the inverse Gaussian, whose GLM
+    estimates do not depend on ``φ``, ``φ`` starts at the Pearson estimate.
     """
     layout = ReLayout.of(design)
+    if design.family.is_positive:
+        unit = GlmResponse.from_design(design, dispersion=1.0)
+        beta = glm_start(design, unit)
+        phi = phi_start(unit, unit.mean(design.X @ beta + unit.offset))
+        response = unit.with_dispersion(phi)
+        dev = DispersedDeviance.of(LaplaceDeviance(design, layout, response))
+        return dev, beta, np.array([math.log(phi)])
     if design.family.name != "negativebinomial":
         response = GlmResponse.from_design(design)
         dev = DispersedDeviance.of(LaplaceDeviance(design, layout, response))
@@ -253,13 +268,13 @@ def stage_one(
     )
     boundary = (
         final
-        and bool(dev.n_extra)
+        and dev.has_poisson_limit
         and at_poisson_boundary(deviance, dev.n_theta, opt.final, opt.final_objective)
     )
     if boundary:
         opt = _poisson_limit(deviance, dev.n_theta, opt, checked=checked)
     if final:
-        what = "θ and log alpha" if dev.n_extra else "θ"
+        what = f"θ and {dev.extra_name}" if dev.n_extra else "θ"
         limit = ", then at alpha = inf" if boundary else ""
         opt = replace(opt, optimizer=f"BOBYQA (NLopt), {what} with β inside PIRLS (nAGQ=0){limit}")
     result = _evaluated(dev.laplace, lambda: dev.stage_one(opt.final, beta0))
@@ -318,7 +333,7 @@ def stage_two(
         known_curvature=_fixed_effects_curvature(dev),
         resolution=LAPLACE_RESOLUTION,
     )
-    boundary = bool(dev.n_extra) and at_poisson_boundary(
+    boundary = dev.has_poisson_limit and at_poisson_boundary(
         dev, dev.n_theta, opt.final, opt.final_objective
     )
     if boundary:

@@ -73,6 +73,10 @@ _FAMILY_CODES = {
     ("binomial", "probit"): kernels.BINOMIAL_PROBIT,
     ("poisson", "log"): kernels.POISSON_LOG,
     ("negativebinomial", "log"): kernels.NEGATIVE_BINOMIAL_LOG,
+    ("gamma", "log"): kernels.GAMMA_LOG,
+    ("gamma", "inverse"): kernels.GAMMA_INVERSE,
+    ("inverse_gaussian", "log"): kernels.INVERSE_GAUSSIAN_LOG,
+    ("inverse_gaussian", "1/mu^2"): kernels.INVERSE_GAUSSIAN_INVERSE_SQUARE,
 }
 
 
@@ -417,14 +421,16 @@ def pirls_structure(pattern: BlockPattern) -> tuple:
 def pirls_family(
     response: GlmResponse,
 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, float, bool]:
-    """``(code, y, trials, log constants, α, observed information)`` for the kernels."""
+    """``(code, y, trials, log constants, α or φ, observed information)`` for the kernels."""
     try:
         code = _FAMILY_CODES[response.family, response.link]
     except KeyError:
         raise ValueError(
             f"PIRLS is not available for the {response.family} family with the {response.link} link"
         ) from None
-    alpha = float(response.dispersion) if code == kernels.NEGATIVE_BINOMIAL_LOG else math.inf
+    # the negative binomial's α, the Gamma's and inverse Gaussian's φ
+    with_dispersion = code == kernels.NEGATIVE_BINOMIAL_LOG or code >= kernels.GAMMA_LOG
+    alpha = float(response.dispersion) if with_dispersion else math.inf
     observed = response.information == "observed"
     return (
         code,

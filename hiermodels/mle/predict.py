@@ -296,6 +296,8 @@ def prediction_intervals(
     lower, upper = normal_bounds(eta, se, ci_prob)
     if scale == "response":
         eta, lower, upper = (inverse_link(family.link, v) for v in (eta, lower, upper))
+        # a decreasing link (the Gamma's inverse, the inverse Gaussian's 1/mu^2) swaps them
+        lower, upper = np.minimum(lower, upper), np.maximum(lower, upper)
     table = pd.DataFrame(
         {"estimate": eta, "se": se, "lower": lower, "upper": upper}, index=rows.index
     )

@@ -9,6 +9,16 @@ parameterisation): ``Var(y) = μ + μ²/α`` with the dispersion ``α`` (the
 name the Bayesian model uses, :data:`DISPERSION_NAME`), log link. Its
 log-likelihood is evaluated in a form that stays exact as ``α → ∞``, where
 it tends to the Poisson's; ``α = ∞`` is the Poisson model itself.
+
+The Gamma and the inverse Gaussian have a dispersion ``φ``
+(:data:`PHI_NAME`): ``Var(y) = φμ²`` (the Gamma's shape is ``1/φ``, and
+``√φ`` the coefficient of variation) and ``Var(y) = φμ³``; glmmTMB's and
+lme4's ``sigma()`` is ``√φ``. Links: ``"log"`` for both, ``"inverse"``
+(``η = 1/μ``, canonical) for the Gamma, ``"1/mu^2"`` (canonical) for the
+inverse Gaussian. With the log link the Gamma's observed information
+``y/(φμ)`` is positive; the inverse Gaussian's, ``(2y − μ)/(φμ²)``, is
+negative where ``y < μ/2``, so only the sum over a group's rows keeps the
+Hessian of the joint log-density positive definite at the mode.
 """
 
 from __future__ import annotations
@@ -23,14 +33,17 @@ from numpy.typing import ArrayLike
 from scipy import special, stats
 
 from hiermodels.design.design import Design
+from hiermodels.design.families import POSITIVE_FAMILIES
 
 if TYPE_CHECKING:
     from hiermodels.mle.results import MixedFit
 
-__all__ = ["DISPERSION_NAME", "GlmResponse", "log_binomial_coefficient"]
+__all__ = ["DISPERSION_NAME", "PHI_NAME", "GlmResponse", "log_binomial_coefficient"]
 
 #: The public name of the negative-binomial dispersion (MLE, EB and Bayes alike).
 DISPERSION_NAME = "alpha"
+#: The public name of the Gamma's and inverse Gaussian's dispersion ``φ``.
+PHI_NAME = "phi"
 
 # Keeps probabilities and means away from 0 and 1, where working weights vanish.
 _EPS = 1e-10
@@ -41,15 +54,15 @@ _TABLE_LIMIT = 1_000_000
 
 @dataclass(frozen=True, eq=False)
 class GlmResponse:
-    """The response of a binomial, Poisson or negative-binomial GLMM with its link.
+    """The response of a binomial, Poisson, negative-binomial, Gamma or inverse-Gaussian GLMM.
 
     Attributes
     ----------
     family : str
-        ``"binomial"`` (bernoulli included), ``"poisson"`` or
-        ``"negativebinomial"``.
+        ``"binomial"`` (bernoulli included), ``"poisson"``,
+        ``"negativebinomial"``, ``"gamma"`` or ``"inverse_gaussian"``.
     link : str
-        ``"logit"``, ``"probit"`` or ``"log"``.
+        ``"logit"``, ``"probit"``, ``"log"``, ``"inverse"`` or ``"1/mu^2"``.
     y : numpy.ndarray
         Successes (binomial) or counts.
     trials : numpy.ndarray
@@ -58,10 +71,12 @@ class GlmResponse:
         Offset on the link scale (zeros if none).
     dispersion : float
         The negative binomial's ``α`` (``Var(y) = μ + μ²/α``; ``inf`` is the
-        Poisson limit); ``inf`` for the other families.
+        Poisson limit); the Gamma's and inverse Gaussian's ``φ``; ``inf``
+        for the other families.
     information : {"observed", "expected"}
         Which curvature :meth:`working` returns as weights. ``"observed"``
-        (the default of the probit link and the negative binomial) makes
+        (the default of the probit link, the negative binomial, the Gamma and
+        the inverse Gaussian) makes
         PIRLS Newton's method and ``log |L|²`` the log-determinant of the
         Hessian of the joint log-density in ``u`` — the exact Laplace
         approximation, as glmmTMB evaluates it; ``"expected"`` gives the
@@ -83,9 +98,9 @@ class GlmResponse:
                 f"information must be 'observed' or 'expected', got {self.information!r}"
             )
         if not self.dispersion > 0:
+            name = PHI_NAME if self.family in POSITIVE_FAMILIES else DISPERSION_NAME
             raise ValueError(
-                f"the negative-binomial dispersion {DISPERSION_NAME} must be positive, "
-                f"got {self.dispersion}"
+                f"the {self.family} dispersion {name} must be positive, got {self.dispersion}"
             )
 
     @classmethod
@@ -95,33 +110,38 @@ class GlmResponse:
         Parameters
         ----------
         design : Design
-            A binomial, bernoulli, Poisson or negative-binomial design.
+            A binomial, bernoulli, Poisson, negative-binomial, Gamma or
+            inverse-Gaussian design.
         dispersion : float, optional
-            The negative binomial's ``α``; required for that family (see
-            :meth:`from_fit` for a fitted model's), ignored by the others.
+            The negative binomial's ``α``, the Gamma's or inverse Gaussian's
+            ``φ``; required for those families (see :meth:`from_fit` for a
+            fitted model's), ignored by the others.
 
         Raises
         ------
         ValueError
-            For a Gaussian design, or a negative-binomial one without ``dispersion``.
+            For a Gaussian design, or one of a family with a dispersion without
+            ``dispersion``.
         """
         fam = design.family
         information = "observed" if fam.link == "probit" else "expected"
         if fam.name in ("bernoulli", "binomial"):
             name = "binomial"
-        elif fam.name in ("poisson", "negativebinomial"):
+        elif fam.name in ("poisson", "negativebinomial", *POSITIVE_FAMILIES):
             name = fam.name
         else:
             raise ValueError(
-                "GLM response quantities exist for binomial, bernoulli, poisson and "
-                f"negativebinomial families; a {fam.name!r} model is a linear mixed model"
+                "GLM response quantities exist for binomial, bernoulli, poisson, "
+                "negativebinomial, gamma and inverse_gaussian families; a "
+                f"{fam.name!r} model is a linear mixed model"
             )
         alpha = math.inf
-        if name == "negativebinomial":
+        if name == "negativebinomial" or name in POSITIVE_FAMILIES:
             if dispersion is None:
+                label = PHI_NAME if name in POSITIVE_FAMILIES else DISPERSION_NAME
                 raise ValueError(
-                    f"a negative-binomial response needs its dispersion {DISPERSION_NAME}: "
-                    "pass dispersion=, or use GlmResponse.from_fit(fit) for a fitted model"
+                    f"a {name} response needs its dispersion {label}: pass dispersion=, "
+                    "or use GlmResponse.from_fit(fit) for a fitted model"
                 )
             alpha, information = float(dispersion), "observed"
         n = design.nobs
@@ -140,10 +160,11 @@ class GlmResponse:
     @classmethod
     def from_fit(cls, fit: MixedFit) -> GlmResponse:
         """The response of a fitted GLMM, with its estimated dispersion if it has one."""
-        return cls.from_design(fit.design, dispersion=fit.alpha)
+        dispersion = fit.phi if fit.design.family.is_positive else fit.alpha
+        return cls.from_design(fit.design, dispersion=dispersion)
 
     def with_dispersion(self, alpha: float) -> GlmResponse:
-        """The same response with the negative-binomial dispersion ``α`` set."""
+        """The same response with the dispersion (``α`` or ``φ``) set."""
         return replace(self, dispersion=float(alpha))
 
     def with_information(self, information: str) -> GlmResponse:
@@ -152,14 +173,20 @@ class GlmResponse:
 
     @property
     def canonical(self) -> bool:
-        """Whether the link is canonical (logit for binomial, log for Poisson).
+        """Whether the link is canonical (logit for binomial, log for Poisson,
+        inverse for Gamma, ``1/mu^2`` for inverse Gaussian).
 
         Then the expected and observed information agree and PIRLS is
         Newton's method, converging quadratically; with another link it is
         Fisher scoring, which converges only linearly — unless the observed
         information is used (:attr:`information`), as for the negative binomial.
         """
-        return (self.family, self.link) in (("binomial", "logit"), ("poisson", "log"))
+        return (self.family, self.link) in (
+            ("binomial", "logit"),
+            ("poisson", "log"),
+            ("gamma", "inverse"),
+            ("inverse_gaussian", "1/mu^2"),
+        )
 
     @property
     def newton(self) -> bool:
@@ -176,6 +203,13 @@ class GlmResponse:
             return np.clip(special.expit(eta), _EPS, 1.0 - _EPS)
         if self.link == "probit":
             return np.clip(special.ndtr(eta), _EPS, 1.0 - _EPS)
+        if self.link in ("inverse", "1/mu^2"):
+            # a linear predictor at or below 0 has no mean: inf, where the
+            # log-likelihood is -inf
+            positive = np.asarray(eta, dtype=float) > 0.0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                root = eta if self.link == "inverse" else np.sqrt(eta)
+                return np.where(positive, 1.0 / root, np.inf)
         # the optimiser probes far-out points: exp overflowing to inf is the right limit
         with np.errstate(over="ignore"):
             return np.exp(eta)
@@ -186,13 +220,22 @@ class GlmResponse:
             return mu * (1.0 - mu)
         if self.link == "probit":
             return np.maximum(stats.norm.pdf(eta), _EPS)
+        if self.link == "inverse":
+            return -(mu**2)
+        if self.link == "1/mu^2":
+            return -0.5 * mu**3
         return np.maximum(mu, _EPS)
 
     def variance(self, mu: np.ndarray) -> np.ndarray:
-        """Variance function per trial (``μ + μ²/α`` for the negative binomial)."""
+        """Variance per trial (``μ + μ²/α`` negative binomial, ``φμ²`` Gamma, ``φμ³``
+        inverse Gaussian)."""
         if self.family == "binomial":
             return mu * (1.0 - mu)
         mu = np.maximum(mu, _EPS)
+        if self.family == "gamma":
+            return self.dispersion * mu**2
+        if self.family == "inverse_gaussian":
+            return self.dispersion * mu**3
         if self.family == "negativebinomial":
             return mu * (1.0 + mu / self.dispersion)
         return mu
@@ -213,6 +256,8 @@ class GlmResponse:
         """
         if self.family == "negativebinomial":
             return self._negative_binomial_working(eta)
+        if self.family in POSITIVE_FAMILIES and self.information == "observed":
+            return self._positive_observed_working(eta)
         if self.link == "probit" and self.information == "observed":
             return self._probit_observed_working(eta)
         mu = self.mean(eta)
@@ -257,6 +302,22 @@ class GlmResponse:
         weights = m * (1.0 + y_ratio) / (1.0 + ratio) ** 2
         return mu, weights, (self.y - m) * (1.0 + ratio) / (m * (1.0 + y_ratio))
 
+    def _positive_observed_working(
+        self, eta: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Gamma and inverse Gaussian: score and ``−∂² log p/∂η²`` per link.
+
+        Gamma (``k = 1/φ``): log link score ``k(y/μ − 1)``, weight ``ky/μ``;
+        inverse link score ``k(μ − y)``, weight ``kμ²``. Inverse Gaussian:
+        log link score ``(y − μ)/(φμ²)``, weight ``(2y − μ)/(φμ²)``;
+        ``1/mu^2`` link score ``(μ − y)/(2φ)``, weight ``μ³/(4φ)``.
+        """
+        mu = self.mean(eta)
+        score, weights = _positive_score_weight(self.family, self.link, self.y, mu, self.dispersion)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            resid = np.where(weights != 0.0, score / weights, 0.0)
+        return mu, weights, resid
+
     def loglik_terms(self, eta: np.ndarray) -> np.ndarray:
         """Per-observation log-likelihood, constants included (as lme4's ``aic``).
 
@@ -270,6 +331,10 @@ class GlmResponse:
         if self.family == "binomial":
             failures = (self.trials - self.y).reshape(-1, *extra)
             return const + special.xlogy(y, mu) + special.xlog1py(failures, -mu)
+        if self.family in POSITIVE_FAMILIES:
+            with np.errstate(invalid="ignore", over="ignore"):
+                terms = const + _positive_kernel(self.family, y, mu, self.dispersion)
+            return np.where(np.isfinite(mu), terms, -np.inf)
         with np.errstate(invalid="ignore"):  # inf - inf where mu overflowed
             if self.family == "negativebinomial" and math.isfinite(self.dispersion):
                 alpha = self.dispersion
@@ -285,10 +350,17 @@ class GlmResponse:
 
         ``log C(m, y)`` (binomial), ``−log y!`` (Poisson), and for the
         negative binomial ``log Γ(y + α) − log Γ(α) − y log α − log y!``,
-        which tends to ``−log y!`` as ``α → ∞``.
+        which tends to ``−log y!`` as ``α → ∞``; for the Gamma (shape
+        ``k = 1/φ``) ``k log k − log Γ(k) + (k − 1) log y``, for the inverse
+        Gaussian ``−½ log(2πφy³)``.
         """
         if self.family == "binomial":
             return log_binomial_coefficient(self.trials, self.y)
+        if self.family == "gamma":
+            shape = 1.0 / self.dispersion
+            return shape * math.log(shape) - special.gammaln(shape) + (shape - 1.0) * np.log(self.y)
+        if self.family == "inverse_gaussian":
+            return -0.5 * np.log(2.0 * math.pi * self.dispersion * self.y**3)
         const = -special.gammaln(self.y + 1)
         if self.family == "negativebinomial" and math.isfinite(self.dispersion):
             const = const + _log_rising_ratio(self.y, self.dispersion)
@@ -303,6 +375,10 @@ class GlmResponse:
             terms = special.xlogy(prop, prop / mu) + special.xlogy(1 - prop, (1 - prop) / (1 - mu))
             return 2.0 * float(np.sum(self.trials * terms))
         y = self.y
+        if self.family == "gamma":
+            return 2.0 / self.dispersion * float(np.sum((y - mu) / mu - np.log(y / mu)))
+        if self.family == "inverse_gaussian":
+            return float(np.sum((y - mu) ** 2 / (mu**2 * y))) / self.dispersion
         if self.family == "negativebinomial" and math.isfinite(self.dispersion):
             alpha = self.dispersion
             saturated = (y + alpha) * np.log1p((y - mu) / (mu + alpha))
@@ -312,6 +388,29 @@ class GlmResponse:
     def deviance(self, eta: np.ndarray) -> float:
         """``−2 Σ log p(y | η)``."""
         return -2.0 * float(np.sum(self.loglik_terms(eta)))
+
+
+def _positive_kernel(family: str, y: np.ndarray, mu: np.ndarray, phi: float) -> np.ndarray:
+    """The part of a Gamma or inverse-Gaussian log-density that depends on ``μ``.
+
+    Gamma: ``−(log μ + y/μ)/φ``; inverse Gaussian: ``−(y − μ)²/(2φμ²y)``.
+    """
+    if family == "gamma":
+        return -(np.log(mu) + y / mu) / phi
+    return -((y - mu) ** 2) / (2.0 * phi * mu**2 * y)
+
+
+def _positive_score_weight(
+    family: str, link: str, y: np.ndarray, mu: np.ndarray, phi: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score ``∂ log p/∂η`` and observed information ``−∂² log p/∂η²`` (see ``GlmResponse``)."""
+    if family == "gamma":
+        if link == "log":
+            return (y / mu - 1.0) / phi, y / (phi * mu)
+        return (mu - y) / phi, mu**2 / phi
+    if link == "log":
+        return (y - mu) / (phi * mu**2), (2.0 * y - mu) / (phi * mu**2)
+    return (mu - y) / (2.0 * phi), mu**3 / (4.0 * phi)
 
 
 def log_binomial_coefficient(trials: ArrayLike, successes: ArrayLike) -> np.ndarray:

@@ -154,6 +154,10 @@ class MixedFit:
     alpha : float or None
         The negative-binomial dispersion (``Var(y) = μ + μ²/α``, glmmTMB's
         ``nbinom2``; ``inf`` at the Poisson boundary); ``None`` for other families.
+    phi : float or None
+        The Gamma's or inverse Gaussian's dispersion ``φ`` (``Var(y) = φμ²``,
+        ``φμ³``; ``√φ`` is glmmTMB's and lme4's ``sigma()``, for the Gamma the
+        coefficient of variation); ``None`` for other families.
 
     Notes
     -----
@@ -185,6 +189,7 @@ class MixedFit:
     opt: OptSummary  # type: ignore[misc]
     standardized_theta: np.ndarray | None = None
     alpha: float | None = None
+    phi: float | None = None
 
     # ---------------------------------------------------------- laziness
     def _memo[R](self, key: str, compute: Callable[[], R]) -> R:
@@ -221,10 +226,9 @@ class MixedFit:
 
     @property
     def n_params(self) -> int:
-        """Parameters counted by AIC/BIC: fixed effects, θ, and σ or α (if any)."""
-        return (
-            self.beta.size + self.theta.size + int(self.has_residual) + int(self.alpha is not None)
-        )
+        """Parameters counted by AIC/BIC: fixed effects, θ, and σ, α or φ (if any)."""
+        dispersions = int(self.alpha is not None) + int(self.phi is not None)
+        return self.beta.size + self.theta.size + int(self.has_residual) + dispersions
 
     # ---------------------------------------------------------- fixed effects
     @property
@@ -372,14 +376,16 @@ class MixedFit:
                             "sdcor": corr[j, k],
                         }
                     )
-        if self.has_residual:
+        if self.has_residual or self.phi is not None:
+            # lme4 reports a Gamma or inverse-Gaussian GLMM's √φ as its residual SD
+            variance = self.sigma**2 if self.phi is None else self.phi
             rows.append(
                 {
                     "grp": "Residual",
                     "var1": None,
                     "var2": None,
-                    "vcov": self.sigma**2,
-                    "sdcor": self.sigma,
+                    "vcov": variance,
+                    "sdcor": math.sqrt(variance),
                 }
             )
         return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
@@ -625,7 +631,8 @@ class MixedFit:
     def to_xarray(self) -> xr.Dataset:
         """All estimates as an xarray Dataset with hiermodels' variable names.
 
-        ``beta`` (dim ``coef``), ``beta_se``, ``sigma``, ``sd_<group>__<term>``,
+        ``beta`` (dim ``coef``), ``beta_se``, ``sigma`` (Gaussian; ``√φ`` for the
+        Gamma and inverse Gaussian), ``alpha`` (negative binomial), ``sd_<group>__<term>``,
         ``corr_<group>`` (dims ``<group>__term``, ``<group>__term_bis``),
         ``u_<group>`` and ``u_<group>_sd`` (dims ``<group>``, ``<group>__term``).
         """
@@ -642,6 +649,8 @@ class MixedFit:
             data["sigma"] = xr.DataArray(self.sigma)
         if self.alpha is not None:
             data["alpha"] = xr.DataArray(self.alpha)
+        if self.phi is not None:  # the Bayesian graph's sigma of these families is √φ
+            data["sigma"] = xr.DataArray(math.sqrt(self.phi))
         covs = self.covariances()
         for group, idx in self.layout.factor_blocks.items():
             terms = [t for i in idx for t in self.layout.blocks[i].terms]

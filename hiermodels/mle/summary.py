@@ -54,6 +54,10 @@ class FitSummary:
         Convergence messages from the optimiser.
     notes : tuple of str
         What the fixed-effects table's df are (or why it has none).
+    dispersion : str or None
+        glmmTMB's line for a Gamma or inverse-Gaussian fit's dispersion
+        ``φ = sigma²`` (lme4's ``Residual`` row of :attr:`random` shows it too);
+        ``None`` for other families.
     """
 
     title: str
@@ -67,6 +71,7 @@ class FitSummary:
     singular: bool
     warnings: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    dispersion: str | None = None
 
     @classmethod
     def from_fit(cls, fit: MixedFit) -> FitSummary:
@@ -99,6 +104,12 @@ class FitSummary:
             singular=fit.singular,
             warnings=fit.opt.warnings,
             notes=notes,
+            dispersion=(
+                None
+                if fit.phi is None
+                else f"Dispersion estimate for {fit.design.family.name} family (sigma^2): "
+                f"{fit.phi:.4g}"
+            ),
         )
 
     def copy(self) -> FitSummary:
@@ -127,6 +138,8 @@ class FitSummary:
         lines.append(_indent(self.random.to_string(index=False, na_rep="")))
         groups = ", ".join(f"{g}, {n}" for g, n in self.ngroups.items())
         lines.append(f"Number of obs: {self.nobs}, groups:  {groups}")
+        if self.dispersion is not None:
+            lines += ["", self.dispersion]
         lines += ["", "Fixed effects:"]
         lines.append(_indent(self.fixed.to_string(float_format=lambda v: f"{v:.4g}")))
         lines += self.notes
@@ -180,12 +193,13 @@ def _random_table(fit: MixedFit) -> pd.DataFrame:
             for k in range(max_q - 1):
                 row[f"Corr{'' if k == 0 else k + 1}"] = f"{corr[j, k]:.2f}" if k < j else ""
             rows.append(row)
-    if fit.has_residual:
+    if fit.has_residual or fit.phi is not None:
+        variance = fit.sigma**2 if fit.phi is None else fit.phi
         row = {
             "Groups": "Residual",
             "Name": "",
-            "Variance": f"{fit.sigma**2:.4g}",
-            "Std.Dev.": f"{fit.sigma:.4g}",
+            "Variance": f"{variance:.4g}",
+            "Std.Dev.": f"{np.sqrt(variance):.4g}",
         }
         for k in range(max_q - 1):
             row[f"Corr{'' if k == 0 else k + 1}"] = ""

@@ -67,6 +67,10 @@ from hiermodels.mle.kernels.gaussian import (
 from hiermodels.mle.kernels.glm import (
     BINOMIAL_LOGIT,
     BINOMIAL_PROBIT,
+    GAMMA_INVERSE,
+    GAMMA_LOG,
+    INVERSE_GAUSSIAN_INVERSE_SQUARE,
+    INVERSE_GAUSSIAN_LOG,
     NEGATIVE_BINOMIAL_LOG,
     POISSON_LOG,
     glm_derivatives,
@@ -74,6 +78,7 @@ from hiermodels.mle.kernels.glm import (
     glm_mean,
     glm_residual_deviance,
     glm_working,
+    step_with_observed,
 )
 from hiermodels.mle.kernels.laplace import laplace_gradient
 from hiermodels.mle.kernels.lmm import (
@@ -140,11 +145,16 @@ __all__ = [
     "BINOMIAL_PROBIT",
     "POISSON_LOG",
     "NEGATIVE_BINOMIAL_LOG",
+    "GAMMA_LOG",
+    "GAMMA_INVERSE",
+    "INVERSE_GAUSSIAN_LOG",
+    "INVERSE_GAUSSIAN_INVERSE_SQUARE",
     "glm_mean",
     "glm_working",
     "glm_deviance",
     "glm_residual_deviance",
     "glm_derivatives",
+    "step_with_observed",
     "pirls",
     "pirls_joint",
     "pirls_glmer",

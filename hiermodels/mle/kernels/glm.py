@@ -20,11 +20,16 @@ __all__ = [
     "BINOMIAL_PROBIT",
     "POISSON_LOG",
     "NEGATIVE_BINOMIAL_LOG",
+    "GAMMA_LOG",
+    "GAMMA_INVERSE",
+    "INVERSE_GAUSSIAN_LOG",
+    "INVERSE_GAUSSIAN_INVERSE_SQUARE",
     "glm_mean",
     "glm_working",
     "glm_deviance",
     "glm_residual_deviance",
     "glm_derivatives",
+    "step_with_observed",
 ]
 
 
@@ -33,6 +38,10 @@ BINOMIAL_LOGIT = 0
 BINOMIAL_PROBIT = 1
 POISSON_LOG = 2
 NEGATIVE_BINOMIAL_LOG = 3
+GAMMA_LOG = 4
+GAMMA_INVERSE = 5
+INVERSE_GAUSSIAN_LOG = 6
+INVERSE_GAUSSIAN_INVERSE_SQUARE = 7
 
 # As hiermodels.mle.response: keeps means away from 0 and 1, where weights vanish.
 _MEAN_EPS = 1e-10
@@ -168,7 +177,43 @@ def glm_mean(code: int, eta: float) -> float:
         return _clipped(1.0 / (1.0 + np.exp(-eta)))
     if code == BINOMIAL_PROBIT:
         return _clipped(_ndtr(eta))
+    if code == GAMMA_INVERSE:
+        return 1.0 / eta if eta > 0.0 else np.inf
+    if code == INVERSE_GAUSSIAN_INVERSE_SQUARE:
+        return 1.0 / np.sqrt(eta) if eta > 0.0 else np.inf
     return np.exp(eta)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _positive(code: int, y: float, mu: float, phi: float) -> tuple[float, float, float]:
+    """Gamma and inverse Gaussian: score, observed information and its slope in ``η``.
+
+    As ``GlmResponse``'s ``_positive_score_weight``; the slopes are the
+    derivatives of those weights: ``−y/(φμ)`` (Gamma, log), ``−2μ³/φ``
+    (Gamma, inverse), ``(μ − 4y)/(φμ²)`` (inverse Gaussian, log) and
+    ``−3μ⁵/(8φ)`` (inverse Gaussian, ``1/mu^2``).
+    """
+    if code == GAMMA_LOG:
+        return (y / mu - 1.0) / phi, y / (phi * mu), -y / (phi * mu)
+    if code == GAMMA_INVERSE:
+        return (mu - y) / phi, mu * mu / phi, -2.0 * mu * mu * mu / phi
+    if code == INVERSE_GAUSSIAN_LOG:
+        mu2 = mu * mu
+        return (y - mu) / (phi * mu2), (2.0 * y - mu) / (phi * mu2), (mu - 4.0 * y) / (phi * mu2)
+    mu3 = mu * mu * mu
+    return (mu - y) / (2.0 * phi), mu3 / (4.0 * phi), -3.0 * mu3 * mu * mu / (8.0 * phi)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _positive_expected(code: int, mu: float, phi: float) -> float:
+    """The Fisher weight ``(dμ/dη)²/(φV(μ))`` of the Gamma and inverse Gaussian."""
+    if code == GAMMA_LOG:
+        return 1.0 / phi
+    if code == GAMMA_INVERSE:
+        return mu * mu / phi
+    if code == INVERSE_GAUSSIAN_LOG:
+        return 1.0 / (phi * mu)
+    return mu * mu * mu / (4.0 * phi)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -197,6 +242,19 @@ def _probit_observed(y: float, trials: float, eta: float) -> tuple[float, float,
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def step_with_observed(code: int) -> bool:
+    """Whether PIRLS may step with the observed information of this family and link.
+
+    Not the inverse Gaussian's with the log link, ``(2y − μ)/(φμ²)``: negative
+    where ``y < μ/2``, it can make the system of a step indefinite away from
+    the mode. Its steps take the Fisher weights (the mode is the same), and
+    only the factor at the mode, whose ``log |L|²`` the Laplace deviance
+    needs, the observed information.
+    """
+    return code != INVERSE_GAUSSIAN_LOG
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def glm_working(
     code: int,
     y: np.ndarray,
@@ -210,6 +268,13 @@ def glm_working(
     """Working weights and residuals at ``η`` (``GlmResponse.working``), into the last two."""
     for i in range(eta.size):
         mu = glm_mean(code, eta[i])
+        if code >= GAMMA_LOG:
+            score, weight, _ = _positive(code, y[i], mu, alpha)
+            if not observed:
+                weight = _positive_expected(code, mu, alpha)
+            weights[i] = weight
+            resid[i] = score / weight if weight != 0.0 else 0.0
+            continue
         if code == BINOMIAL_PROBIT and observed:
             score, weight, _ = _probit_observed(y[i], trials[i], eta[i])
             weights[i] = weight
@@ -271,6 +336,11 @@ def glm_deviance(
             terms[i] = log_constant[i] + _xlogy(y[i], mu) + tail
         elif mu == np.inf:
             terms[i] = -np.inf
+        elif code == GAMMA_LOG or code == GAMMA_INVERSE:
+            terms[i] = log_constant[i] - (np.log(mu) + y[i] / mu) / alpha
+        elif code >= INVERSE_GAUSSIAN_LOG:
+            gap = y[i] - mu
+            terms[i] = log_constant[i] - gap * gap / (2.0 * alpha * mu * mu * y[i])
         elif code == NEGATIVE_BINOMIAL_LOG and finite_alpha:
             terms[i] = log_constant[i] + _xlogy(y[i], mu) - (y[i] + alpha) * np.log1p(mu / alpha)
         else:
@@ -290,6 +360,11 @@ def glm_residual_deviance(
             terms[i] = trials[i] * (
                 _xlogy(prop, prop / mu) + _xlogy(1.0 - prop, (1.0 - prop) / (1.0 - mu))
             )
+        elif code == GAMMA_LOG or code == GAMMA_INVERSE:
+            terms[i] = ((y[i] - mu) / mu - np.log(y[i] / mu)) / alpha
+        elif code >= INVERSE_GAUSSIAN_LOG:
+            gap = y[i] - mu
+            terms[i] = 0.5 * gap * gap / (mu * mu * y[i]) / alpha
         elif code == NEGATIVE_BINOMIAL_LOG and alpha < np.inf:
             saturated = (y[i] + alpha) * np.log1p((y[i] - mu) / (mu + alpha))
             terms[i] = _xlogy(y[i], y[i] / mu) - saturated
@@ -312,12 +387,18 @@ def glm_derivatives(
     """``∂D/∂η``, the Newton weight ``½ ∂²D/∂η²`` and its slope ``∂w/∂η``, per observation.
 
     ``D = −2 log p(y | η)``. For the logit and log links of the binomial and
-    Poisson families, and for the probit link and the negative binomial with
-    the observed information, the weight is PIRLS's (:func:`glm_working`).
+    Poisson families, and for the probit link, the negative binomial, the
+    Gamma and the inverse Gaussian with the observed information, the weight
+    is PIRLS's (:func:`glm_working`).
     """
     for i in range(eta.size):
         mu = glm_mean(code, eta[i])
-        if code == BINOMIAL_LOGIT:
+        if code >= GAMMA_LOG:
+            score, weight, change = _positive(code, y[i], mu, alpha)
+            first[i] = -2.0 * score
+            weights[i] = weight
+            slope[i] = change
+        elif code == BINOMIAL_LOGIT:
             variance = mu * (1.0 - mu)
             first[i] = -2.0 * (y[i] - trials[i] * mu)
             weights[i] = trials[i] * variance

@@ -19,7 +19,12 @@ from hiermodels.mle.kernels.factor import (
     forward,
     log_determinant,
 )
-from hiermodels.mle.kernels.glm import glm_deviance, glm_residual_deviance, glm_working
+from hiermodels.mle.kernels.glm import (
+    glm_deviance,
+    glm_residual_deviance,
+    glm_working,
+    step_with_observed,
+)
 from hiermodels.mle.kernels.lmm import pls
 from hiermodels.mle.kernels.products import (
     lambda_t_lead,
@@ -185,6 +190,7 @@ def pirls(
     Returns ``(u1, u2, eta, l11, l21, l22, deviance, iterations, status)``.
     """
     code, y, trials, log_constant, alpha, observed = family
+    step_observed = observed and step_with_observed(code)
     n = fixed.size
     pat = structure
     u1 = u1_start.copy()
@@ -207,7 +213,7 @@ def pirls(
     iterations = 0
     while iterations < max_iter:
         iterations += 1
-        glm_working(code, y, trials, alpha, observed, eta, weights, resid)
+        glm_working(code, y, trials, alpha, step_observed, eta, weights, resid)
         _, _, _, l11, l21, l22, status = _factor_at(pat, weights, t0, rest_t)
         if status != FACTOR_OK:
             return u1, u2, eta, l11, l21, l22, np.nan, iterations, status
@@ -281,6 +287,7 @@ def pirls_joint(
     Returns ``(beta, u1, u2, iterations)``.
     """
     code, y, trials, log_constant, alpha, observed = family
+    step_observed = observed and step_with_observed(code)
     n, p = x.shape
     pat = structure
     beta = beta_start.copy()
@@ -301,7 +308,7 @@ def pirls_joint(
     iterations = 0
     for _ in range(max_iter):
         iterations += 1
-        glm_working(code, y, trials, alpha, observed, eta, weights, resid)
+        glm_working(code, y, trials, alpha, step_observed, eta, weights, resid)
         for i in range(n):
             for j in range(p):
                 xz[i, j] = x[i, j]
@@ -369,6 +376,7 @@ def pirls_glmer(
     Returns ``(u1, u2, eta, l11, l21, l22, deviance, iterations, status)``.
     """
     code, y, trials, log_constant, alpha, observed = family
+    step_observed = observed and step_with_observed(code)
     n = fixed.size
     pat = structure
     rest_q, pair_block, pair_row, pair_ptr, lead_ptr = pat[5], pat[8], pat[9], pat[10], pat[11]
@@ -388,7 +396,7 @@ def pirls_glmer(
     iteration = 0
     while iteration < max_iter:
         iteration += 1
-        glm_working(code, y, trials, alpha, observed, eta, weights, resid)
+        glm_working(code, y, trials, alpha, step_observed, eta, weights, resid)
         _, _, _, l11, l21, l22, status = _factor_at(pat, weights, t0, rest_t)
         if status != FACTOR_OK:
             return u1, u2, eta, l11, l21, l22, np.nan, iteration, status
