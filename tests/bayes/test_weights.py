@@ -10,6 +10,8 @@ and the pointwise log-likelihood and replicates of a fit.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -139,3 +141,25 @@ def test_pointwise_log_likelihood_and_replicates_use_row_sds(design: Design) -> 
     ratio = spread * np.sqrt(design.weights) / SIGMA
     # 4000 draws per row: the SD of each row's sample SD is about 1.1 %
     assert np.all(np.abs(ratio - 1.0) < 0.06)
+
+
+@pytest.mark.parametrize(
+    ("options", "route"),
+    [
+        ({}, "gaussian_native"),
+        ({"sampler": "pymc"}, "marginal_graph"),
+        ({"sampler": "pymc", "marginalize": False}, "full_graph"),
+    ],
+)
+def test_every_route_samples_the_weighted_model(options: dict, route: str) -> None:
+    """Weighted, σ is about 0.44 (REML 0.4356); ignoring the weights it would be 0.125."""
+    model = hm.Model(FORMULA, hm.datasets.load("cbpp"), weights="size")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mle = model.fit_mle()
+        fit = model.fit_bayes(
+            draws=300, tune=300, chains=2, random_seed=3, progressbar=False, **options
+        )
+    assert fit.route == route
+    assert float(fit.posterior["sigma"].median()) == pytest.approx(mle.sigma, rel=0.1)
+    np.testing.assert_array_less(np.abs(fit.fixef - mle.fixef), 0.5 * mle.fixef_se)
