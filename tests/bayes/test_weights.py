@@ -163,3 +163,20 @@ def test_every_route_samples_the_weighted_model(options: dict, route: str) -> No
     assert fit.route == route
     assert float(fit.posterior["sigma"].median()) == pytest.approx(mle.sigma, rel=0.1)
     np.testing.assert_array_less(np.abs(fit.fixef - mle.fixef), 0.5 * mle.fixef_se)
+
+
+def test_default_sigma_prior_is_for_a_row_of_average_weight(design: Design) -> None:
+    """Weights all equal to c make σ √c times larger for the same data: so does its prior."""
+    plain = build_design(FORMULA, hm.datasets.load("cbpp"), "gaussian")
+    assert plain.weights is None
+    weighted = resolve_priors(design)["sigma"]
+    unweighted = resolve_priors(plain)["sigma"]
+    assert weighted.params["sigma"] == pytest.approx(
+        unweighted.params["sigma"] * np.sqrt(np.mean(design.weights)), rel=1e-12
+    )
+    constant = build_design(
+        FORMULA, hm.datasets.load("cbpp"), "gaussian", weights=np.full(56, 6.25)
+    )
+    assert resolve_priors(constant)["sigma"].params["sigma"] == pytest.approx(
+        2.5 * unweighted.params["sigma"], rel=1e-12
+    )
