@@ -265,3 +265,22 @@ def test_eb_plugin_all_conditionals_are_lme4s_weighted_blups() -> None:
     scale = float(fit.varcorr.query("grp == 'herd'")["sdcor"].iloc[0])
     np.testing.assert_allclose(table["estimate"], lme4["condval"], atol=1e-3 * scale)
     np.testing.assert_allclose(table["se_plugin"], lme4["condsd"], atol=1e-3 * scale)
+
+
+def test_confidence_intervals_use_the_weighted_penalised_system() -> None:
+    """Equal weights change θ and σ but not the model's mean: the confidence intervals of
+    its predictions stay those of the unweighted fit; a new observation has weight 1."""
+    sleep = hm.datasets.load("sleepstudy")
+    formula = "Reaction ~ Days + (Days | Subject)"
+    newdata = pd.DataFrame({"Days": [0.0, 4.5, 9.0], "Subject": ["308", "331", "new"]})
+    plain = _quiet_fit(hm.Model(formula, sleep))
+    weighted = _quiet_fit(hm.Model(formula, sleep, weights=np.full(len(sleep), 6.25)))
+    expected = plain.predict(newdata, interval="confidence")
+    confidence = weighted.predict(newdata, interval="confidence")
+    np.testing.assert_allclose(confidence["estimate"], expected["estimate"], rtol=1e-6)
+    np.testing.assert_allclose(confidence["se"], expected["se"], rtol=1e-5)
+    seen = newdata["Subject"] != "new"
+    prediction = weighted.predict(newdata[seen], interval="prediction")
+    np.testing.assert_allclose(
+        prediction["se"] ** 2, confidence["se"][seen] ** 2 + weighted.sigma**2, rtol=1e-10
+    )
