@@ -90,11 +90,11 @@ def _read_csv(path: str) -> pd.DataFrame:
     return data
 
 
-def _model(formula: str, data: pd.DataFrame, family: str) -> Model:
+def _model(formula: str, data: pd.DataFrame, family: str, weights: str | None = None) -> Model:
     from hiermodels import Model
 
     try:
-        model = Model(formula, data, family=family)
+        model = Model(formula, data, family=family, weights=weights)
     except ValueError as err:  # FormulaError, DesignError, unknown family or link
         message = first_line(err)
         if "rows: " in message:
@@ -152,7 +152,7 @@ def _fit(args: argparse.Namespace) -> None:
     _check_out(args.out)
     ci_prob = _ci_prob(args.ci_prob)
     data = _read_csv(args.data)
-    model = _model(args.formula, data, args.family)
+    model = _model(args.formula, data, args.family, args.weights)
     _check_method(args.method, model)
     steps = Steps(err_console)
     analysis = run_analysis(
@@ -343,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("formula", help='lme4-style formula, e.g. "y ~ x + (x | g)"')
     fit.add_argument("--family", default="gaussian", help="gaussian (default), binomial, ...")
     fit.add_argument("--method", default="all", type=str.lower, choices=ANALYSIS_METHODS)
+    fit.add_argument(
+        "--weights",
+        metavar="COLUMN",
+        help="column of prior weights: precision weights (gaussian), numbers of trials of a "
+        "proportion response (binomial)",
+    )
     fit.add_argument("--out", default="hiermodels-fit", help="output folder")
     _sampling_options(fit, draws=1000, chains=4)
     demo = sub.add_parser("demo", help="MLE, EB and full Bayes on a shipped dataset, as a report")

@@ -48,6 +48,14 @@ class Model:
         (default) or raise an error.
     offset : str or array-like, optional
         Offset on the linear-predictor scale: a column name or an array.
+    weights : str or array-like, optional
+        Prior weights, a column name or an array: precision weights for the
+        Gaussian family (``Var(y_i) = σ² / w_i``, as lme4), numbers of
+        trials for the binomial and bernoulli families with the response a
+        proportion (as glm and glmer; a bernoulli model with weights is
+        fitted as that binomial model). Rows with weight zero are dropped;
+        other families refuse weights (see
+        :func:`~hiermodels.design.design.build_design`).
 
     Examples
     --------
@@ -67,10 +75,18 @@ class Model:
         link: str | None = None,
         missing: str = "drop",
         offset: str | np.ndarray | None = None,
+        weights: str | ArrayLike | None = None,
     ) -> None:
-        self._family = get_family(family, link)
         self._spec = parse_formula(formula)
-        self._design = build_design(self._spec, data, self._family, missing=missing, offset=offset)
+        self._design = build_design(
+            self._spec,
+            data,
+            get_family(family, link),
+            missing=missing,
+            offset=offset,
+            weights=weights if weights is None or isinstance(weights, str) else np.asarray(weights),
+        )
+        self._family = self._design.family
 
     @property
     def spec(self) -> FormulaSpec:

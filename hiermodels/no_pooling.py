@@ -59,8 +59,13 @@ def _solve(gram: np.ndarray, vec: np.ndarray, ok: np.ndarray) -> np.ndarray:
 def _gaussian(fit: MixedFit, index: int) -> tuple[np.ndarray, np.ndarray]:
     block = fit.layout.blocks[index]
     partial = fit.design.y - (fit.linear_predictor - _block_contribution(fit, index))
+    weights = fit.design.weights
     gram, vec = _per_level_normal_equations(
-        block.codes, block.X, np.ones(block.codes.size), partial, block.n_levels
+        block.codes,
+        block.X,
+        np.ones(block.codes.size) if weights is None else weights,
+        partial,
+        block.n_levels,
     )
     ok = _identified(gram)
     return _solve(gram, vec, ok), ok

@@ -295,11 +295,16 @@ def _contribution(layout: GroupTerms, u: pt.TensorVariable) -> pt.TensorVariable
 def _likelihood(
     design: Design, eta: pt.TensorVariable, priors: Priors, fixed: Mapping[str, object]
 ) -> pt.TensorVariable:
-    """The observed variable ``y`` (dim ``obs``) for the design's family and link."""
+    """The observed variable ``y`` (dim ``obs``) for the design's family and link.
+
+    A Gaussian design's precision weights give row ``i`` the SD ``sigma / sqrt(w_i)``.
+    """
     family = design.family
     y = np.asarray(design.y, dtype=float)
     if family.is_gaussian:
         sigma = _hyper("sigma", priors, fixed)
+        if design.weights is not None:
+            sigma = sigma / np.sqrt(design.weights)
         return pm.Normal(OBSERVED, mu=eta, sigma=sigma, observed=y, dims="obs")
     counts = np.rint(y).astype(np.int64)
     if family.is_binomial:

@@ -52,6 +52,8 @@ class LinearPredictorData:
         Binomial trials.
     obs : list
         Row labels.
+    weights : numpy.ndarray or None
+        Precision weights of a Gaussian design's rows (row SD ``sigma / sqrt(w)``).
     """
 
     family: Family
@@ -61,6 +63,7 @@ class LinearPredictorData:
     y: np.ndarray | None
     trials: np.ndarray | None
     obs: list
+    weights: np.ndarray | None = None
 
     @classmethod
     def from_design(cls, design: Design) -> LinearPredictorData:
@@ -78,6 +81,7 @@ class LinearPredictorData:
             y=np.asarray(design.y, dtype=float),
             trials=design.trials,
             obs=rows,
+            weights=design.weights,
         )
 
 
@@ -170,7 +174,7 @@ def pointwise_log_likelihood(posterior: xr.Dataset, data: LinearPredictorData) -
     eta_da = linear_predictor(posterior, data)
     eta, y, family = eta_da.values, data.y, data.family
     if family.is_gaussian:
-        ll = stats.norm.logpdf(y, loc=eta, scale=_draws_of(posterior, "sigma"))
+        ll = stats.norm.logpdf(y, loc=eta, scale=_row_sigma(posterior, data))
     elif family.is_binomial:
         log_p, log_q = _log_p(eta, family.link)
         n = np.ones_like(y) if data.trials is None or family.name == "bernoulli" else data.trials
@@ -189,6 +193,12 @@ def pointwise_log_likelihood(posterior: xr.Dataset, data: LinearPredictorData) -
         mu = np.exp(eta)
         ll = stats.nbinom.logpmf(y, alpha, alpha / (alpha + mu))
     return eta_da.copy(data=ll)
+
+
+def _row_sigma(posterior: xr.Dataset, data: LinearPredictorData) -> np.ndarray:
+    """Each row's residual SD per draw: ``sigma``, over ``sqrt(w)`` with precision weights."""
+    sigma = _draws_of(posterior, "sigma")
+    return sigma if data.weights is None else sigma / np.sqrt(data.weights)
 
 
 def posterior_predictive_draws(
@@ -211,7 +221,7 @@ def posterior_predictive_draws(
     eta, family = eta_da.values, data.family
     mean = mean_response(eta, family)
     if family.is_gaussian:
-        draws = rng.normal(mean, _draws_of(posterior, "sigma"))
+        draws = rng.normal(mean, _row_sigma(posterior, data))
     elif family.is_binomial:
         n = 1 if data.trials is None or family.name == "bernoulli" else data.trials
         draws = rng.binomial(np.asarray(n, dtype=np.int64), np.clip(mean, 0.0, 1.0))

@@ -48,8 +48,10 @@ class FactorStatistics:
     """Per-level sufficient statistics of a gaussian model with one grouping factor.
 
     With ``r = y - offset - X beta`` and ``Z_j`` the term columns of level ``j``:
-    ``ZtZ[j] = Z_j' Z_j``, ``Zty[j] = Z_j' y_j``, ``ZtX[j] = Z_j' X_j``; the
-    totals ``yty``, ``Xty``, ``XtX`` and the level sizes ``n``.
+    ``ZtZ[j] = Z_j' W_j Z_j``, ``Zty[j] = Z_j' W_j y_j``, ``ZtX[j] = Z_j' W_j X_j``;
+    the totals ``yty``, ``Xty``, ``XtX`` (weighted alike) and the level sizes
+    ``n``. ``W`` holds the design's precision weights (1 without), and
+    ``log_weights`` is their ``sum(log w)``.
     """
 
     n: np.ndarray
@@ -59,6 +61,7 @@ class FactorStatistics:
     yty: float
     Xty: np.ndarray
     XtX: np.ndarray
+    log_weights: float = 0.0
 
     @classmethod
     def from_design(cls, design: Design) -> FactorStatistics:
@@ -69,22 +72,26 @@ class FactorStatistics:
             y = y - np.asarray(design.offset, dtype=float)
         X, Z, codes, levels = design.X, layout.X, layout.codes, len(layout.levels)
         q, p = Z.shape[1], X.shape[1]
+        weights = design.weights
+        wZ = Z if weights is None else Z * weights[:, None]
+        wy = y if weights is None else y * weights
 
         def by_level(values: np.ndarray) -> np.ndarray:
             out = np.zeros((levels, values.shape[1]))
             np.add.at(out, codes, values)
             return out
 
-        ZtZ = by_level((Z[:, :, None] * Z[:, None, :]).reshape(len(y), -1)).reshape(-1, q, q)
-        ZtX = by_level((Z[:, :, None] * X[:, None, :]).reshape(len(y), -1)).reshape(-1, q, p)
+        ZtZ = by_level((wZ[:, :, None] * Z[:, None, :]).reshape(len(y), -1)).reshape(-1, q, q)
+        ZtX = by_level((wZ[:, :, None] * X[:, None, :]).reshape(len(y), -1)).reshape(-1, q, p)
         return cls(
             n=np.bincount(codes, minlength=levels).astype(float),
             ZtZ=ZtZ,
-            Zty=by_level(Z * y[:, None]),
+            Zty=by_level(wZ * y[:, None]),
             ZtX=ZtX,
-            yty=float(y @ y),
-            Xty=X.T @ y,
-            XtX=X.T @ X,
+            yty=float(y @ wy),
+            Xty=X.T @ wy,
+            XtX=X.T @ (X if weights is None else X * weights[:, None]),
+            log_weights=0.0 if weights is None else float(np.sum(np.log(weights))),
         )
 
 
@@ -168,7 +175,7 @@ class LeastSquaresOrigin:
 def _marginal_loglik(
     stats: FactorStatistics, beta: pt.TensorVariable, chol: tuple, sigma: pt.TensorVariable
 ) -> pt.TensorVariable:
-    """``log N(y | X beta, sigma^2 I + Z Sigma Z')`` through Woodbury, level by level."""
+    """``log N(y | X beta, sigma^2 W^-1 + Z Sigma Z')`` through Woodbury, level by level."""
     h = stats.Zty - pt.sum(stats.ZtX * beta, axis=2)
     h1 = h[:, 1] if stats.Zty.shape[1] > 1 else 0.0
     a00, a01, a11, c0, c1 = precision_terms(stats, chol, sigma, h[:, 0], h1)
@@ -178,7 +185,10 @@ def _marginal_loglik(
     s2 = sigma**2
     n = float(np.sum(stats.n))
     return -0.5 * (
-        n * pt.log(2.0 * np.pi * s2) + pt.sum(pt.log(det)) + (rr - pt.sum(quad) / s2) / s2
+        n * pt.log(2.0 * np.pi * s2)
+        + pt.sum(pt.log(det))
+        + (rr - pt.sum(quad) / s2) / s2
+        - stats.log_weights
     )
 
 
@@ -188,7 +198,8 @@ def build_marginal_model(
     """The model of :func:`build_pymc_model` with the group effects integrated out.
 
     For a gaussian design with one grouping factor and at most two terms, the
-    marginal likelihood ``y ~ N(X beta + offset, sigma^2 I + Z Sigma Z')`` is
+    marginal likelihood ``y ~ N(X beta + offset, sigma^2 W^-1 + Z Sigma Z')``
+    (``W`` the precision weights, the identity without) is
     evaluated level by level (Woodbury identity) as a Potential named
     ``marginal_loglik``. The free variables are ``beta``, the SDs, the raw
     correlation and ``sigma``, with the same priors and names; ``u`` and ``z``

@@ -28,7 +28,9 @@ fixed-effects column ``j``:
   ``HalfStudentT(nu=3, sigma=s / sd_t)`` with ``sd_t`` the sample standard
   deviation of the term's column over the observations (1 for a constant
   column such as the intercept);
-* ``sigma`` (gaussian): ``HalfStudentT(nu=3, sigma=sd(y))``;
+* ``sigma`` (gaussian): ``HalfStudentT(nu=3, sigma=sd(y))``; with precision
+  weights ``w`` (row SD ``sigma / sqrt(w)``), ``sigma=sd(y) * sqrt(mean(w))``,
+  the SD of a row of average weight staying ``sd(y)``;
 * ``alpha`` (negative binomial dispersion, ``var = mu + mu**2 / alpha``):
   ``Gamma(alpha=0.01, beta=0.01)``, flat-ish on the log scale;
 * ``sigma`` of the Gamma (its coefficient of variation ``√φ``, ``var =
@@ -308,7 +310,8 @@ def default_priors(design: Design) -> Priors:
                 "Normal", mu=0.0, sigma=2.5 * s / _column_scale(X[:, j])
             )
     if design.family.is_gaussian:
-        items["sigma"] = Prior("HalfStudentT", nu=3.0, sigma=s)
+        unit = 1.0 if design.weights is None else float(np.sqrt(np.mean(design.weights)))
+        items["sigma"] = Prior("HalfStudentT", nu=3.0, sigma=s * unit)
     if design.family.is_positive:
         scale = 1.0 if design.family.name == "gamma" else float(np.mean(design.y)) ** -0.5
         items["sigma"] = Prior("HalfStudentT", nu=3.0, sigma=scale)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -159,6 +160,92 @@ def _offset_array(values: pd.Series, name: str, index: pd.Index) -> np.ndarray:
             f"(first rows: {first_rows(index, bad)})"
         )
     return array
+
+
+#: Families whose prior weights the engines implement: Gaussian precision weights, and
+#: binomial numbers of trials (a bernoulli model with weights is that binomial model).
+WEIGHTED_FAMILIES = ("gaussian", "binomial", "bernoulli")
+
+
+def _weights_source(
+    weights: str | np.ndarray | None, data: pd.DataFrame, family: Family
+) -> np.ndarray | None:
+    """The ``weights`` argument as one float64 value per row of ``data``, unchecked.
+
+    Raises
+    ------
+    ColumnProblem
+        For a family without prior weights, an unknown column, an array of
+        the wrong length, or values that are not numbers.
+    """
+    if weights is None:
+        return None
+    if family.name not in WEIGHTED_FAMILIES:
+        raise ColumnProblem(
+            f"prior weights are not available for the {family.name} family; they are "
+            "precision weights for the gaussian family and numbers of trials (with a "
+            "proportion response) for the binomial and bernoulli families"
+        )
+    if isinstance(weights, str):
+        resolve_columns([weights], set(), data.columns, "the weights")
+        values = data[weights]
+        name = repr(weights)
+        if not _is_real_number(values.dtype):
+            raise ColumnProblem(f"weights {name} must be numeric, but have dtype {values.dtype}")
+        return values.to_numpy(dtype=np.float64)
+    array = np.asarray(weights)
+    if array.ndim != 1 or array.shape[0] != len(data):
+        raise ColumnProblem(
+            f"weights have shape {array.shape}, but the data have {len(data)} rows; pass one "
+            "weight per row (or a column name)"
+        )
+    if not _is_real_number(array.dtype):
+        raise ColumnProblem(f"weights must be numeric, got dtype {array.dtype}")
+    return array.astype(np.float64)
+
+
+def _is_real_number(dtype: object) -> bool:
+    """Numeric, not complex and not boolean."""
+    return (
+        ptypes.is_numeric_dtype(dtype)
+        and not ptypes.is_complex_dtype(dtype)
+        and not ptypes.is_bool_dtype(dtype)
+    )
+
+
+def _checked_weights(weights: np.ndarray, index: pd.Index) -> np.ndarray:
+    """Rows to keep: every row of ``index`` whose weight is positive.
+
+    A zero weight removes its row from the likelihood; the row is dropped
+    with a ``UserWarning`` (lme4 keeps it and reports an infinite criterion).
+
+    Raises
+    ------
+    ColumnProblem
+        For a NaN, infinite or negative weight, or when every weight is zero.
+    """
+    for bad, what in (
+        (np.isnan(weights), "not a number (NaN)"),
+        (np.isinf(weights), "infinite"),
+        (weights < 0.0, "negative"),
+    ):
+        if bad.any():
+            raise ColumnProblem(
+                f"weights are {what} in {plural(int(bad.sum()), 'row')} "
+                f"(first rows: {first_rows(index, bad)}); every weight must be a finite, "
+                "non-negative number"
+            )
+    zero = weights == 0.0
+    if zero.all():
+        raise ColumnProblem(f"all {weights.size} weights are zero: no row is left to fit")
+    if zero.any():
+        warnings.warn(
+            f"dropped {plural(int(zero.sum()), 'row')} of {weights.size} with weight zero "
+            f"(first rows: {first_rows(index, zero)}); they do not enter the likelihood",
+            UserWarning,
+            stacklevel=3,
+        )
+    return ~zero
 
 
 def check_positive_response(y: np.ndarray, index: pd.Index, expr: str, family: Family) -> None:

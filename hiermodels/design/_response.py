@@ -29,19 +29,28 @@ from hiermodels.errors import ColumnProblem
 
 
 def response_arrays(
-    response: ResponseSpec, data: pd.DataFrame, family: Family, read: ColumnReader | None = None
+    response: ResponseSpec,
+    data: pd.DataFrame,
+    family: Family,
+    read: ColumnReader | None = None,
+    trials: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``(y, trials)`` as float64 arrays, checked against the family.
 
     ``read`` is a :class:`~hiermodels.design._columns.ColumnReader` of ``data``
-    to share with other steps.
+    to share with other steps. ``trials`` are a binomial model's prior
+    weights, one per row: the response is then the proportion of successes
+    (glm's and glmer's ``weights``), and ``y`` the successes.
 
     Raises
     ------
     ColumnProblem
         For non-numeric or non-finite responses, values the family does not
-        allow, or ``cbind`` with a family other than binomial.
+        allow, ``cbind`` with a family other than binomial or with
+        ``trials``, or proportions that are no whole number of the trials.
     """
+    if trials is not None:
+        return _proportion_successes(response, data, family, trials, read)
     if response.is_cbind:
         if family.name != "binomial":
             raise ColumnProblem(
@@ -62,6 +71,48 @@ def response_arrays(
     elif family.is_positive:
         check_positive_response(y, data.index, response.expr, family)
     return y, None
+
+
+def _proportion_successes(
+    response: ResponseSpec,
+    data: pd.DataFrame,
+    family: Family,
+    trials: np.ndarray,
+    read: ColumnReader | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(successes, trials)`` from a proportion response and its numbers of trials."""
+    if response.is_cbind:
+        raise ColumnProblem(
+            f"the response {response.expr!r} is cbind(successes, failures), which gives the "
+            "numbers of trials already; weights with a binomial model are the trials of a "
+            "proportion response (e.g. 'incidence / size ~ ...' with weights='size')"
+        )
+    proportion = evaluate(response.expr, data, "response", binary=True, read=read)
+    outside = (proportion < 0.0) | (proportion > 1.0)
+    if outside.any():
+        raise ColumnProblem(
+            f"response {response.expr!r} outside [0, 1] for the {family.name} family with "
+            f"weights: {plural(int(outside.sum()), 'value')} "
+            f"(first rows: {first_rows(data.index, outside)}); with weights the response is "
+            "the proportion of successes out of `weights` trials"
+        )
+    _check_counts(trials, data.index, "binomial weights (numbers of trials)")
+    successes = proportion * trials
+    whole = np.round(successes)
+    fractional = np.abs(successes - whole) > _WHOLE_TOLERANCE * np.maximum(trials, 1.0)
+    if fractional.any():
+        raise ColumnProblem(
+            f"response {response.expr!r} times the weights is not a whole number of "
+            f"successes in {plural(int(fractional.sum()), 'row')} "
+            f"(first rows: {first_rows(data.index, fractional)}); with weights the response "
+            "is the proportion of successes out of `weights` trials"
+        )
+    return whole, trials
+
+
+#: Relative tolerance for a proportion times its trials to count as a whole number: the
+#: round-off of ``k / n * n`` is a few units in the last place.
+_WHOLE_TOLERANCE = 1e-8
 
 
 def check_informative(

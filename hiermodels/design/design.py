@@ -25,8 +25,10 @@ from hiermodels.design._checks import (
     _check_covariates,
     _check_identifiable,
     _check_repeated_terms,
+    _checked_weights,
     _offset_array,
     _offset_source,
+    _weights_source,
 )
 from hiermodels.design._columns import (
     ColumnReader,
@@ -161,6 +163,10 @@ class Design:
         that makes it on first use).
     dropped_columns : tuple of str
         Fixed-effect columns dropped for rank deficiency.
+    weights : numpy.ndarray or None
+        ``(n,)`` positive precision weights of a Gaussian design,
+        ``Var(y_i) = σ² / w_i`` (lme4's ``weights``); ``None`` for unweighted
+        designs and for binomial ones, whose weights are their ``trials``.
     """
 
     spec: FormulaSpec
@@ -174,6 +180,7 @@ class Design:
     rows: pd.Index
     fixed_model_spec: Any
     dropped_columns: tuple[str, ...] = ()
+    weights: np.ndarray | None = None
 
     @property
     def nobs(self) -> int:
@@ -217,6 +224,7 @@ def build_design(
     *,
     missing: str = "drop",
     offset: str | np.ndarray | None = None,
+    weights: str | np.ndarray | None = None,
 ) -> Design:
     """Evaluate a parsed formula on a data frame.
 
@@ -237,6 +245,14 @@ def build_design(
     offset : str or array-like, optional
         A column name, or one value per row of ``data``, added to the
         linear predictor.
+    weights : str or array-like, optional
+        Prior weights: a column name, or one value per row of ``data``,
+        finite and non-negative. For the Gaussian family precision weights,
+        ``Var(y_i) = σ² / w_i`` (lme4's ``weights``); for the binomial and
+        bernoulli families numbers of trials, with the response the
+        proportion of successes (glm's and glmer's ``weights``; such a
+        bernoulli design is the binomial one). Rows with weight zero are
+        dropped with a ``UserWarning``. Other families refuse weights.
 
     Returns
     -------
@@ -256,8 +272,8 @@ def build_design(
     Warns
     -----
     UserWarning
-        When rows are dropped for missing values, and when fixed-effect
-        columns are dropped because ``X`` is rank deficient.
+        When rows are dropped for missing values or zero weights, and when
+        fixed-effect columns are dropped because ``X`` is rank deficient.
     """
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
@@ -275,13 +291,22 @@ def build_design(
         if offset_column is not None and offset_column not in columns:
             columns.append(offset_column)
         extra = {"offset": offset_values} if offset_values is not None else None
+        all_weights = _weights_source(weights, data, family)
         read = ColumnReader(data)
         keep = missing_mask(data, columns, extra, missing, read)
+        row_weights = None
+        if all_weights is not None:
+            positive = _checked_weights(all_weights[keep], data.index[keep])
+            keep[keep] = positive
+            row_weights = all_weights[keep]
+            if family.name == "bernoulli":
+                family = Family("binomial", family.link)
         # Every row kept: the model reads its columns from `data` itself, without a copy
         # (columns are only read); formulaic gets `used[columns]` (:func:`_model_matrix`).
         used = _prepare(data if keep.all() else data.loc[keep, columns], columns, read)
         read = reader_of(used, read)
-        y, trials = response_arrays(spec.response, used, family, read)
+        binomial_trials = row_weights if family.is_binomial else None
+        y, trials = response_arrays(spec.response, used, family, read, binomial_trials)
         checked: set[str] = set()
         X, names, model_spec, dropped = _fixed_part(spec.fixed, used, columns, checked, read)
         blocks = tuple(_random_block(term, used, columns, checked, read) for term in spec.random)
@@ -301,6 +326,7 @@ def build_design(
         final_offset = _offset_array(read[offset_column], offset_column, used.index)
     elif offset_values is not None:
         final_offset = _offset_array(pd.Series(offset_values[keep]), "offset", used.index)
+    precision_weights = row_weights if family.is_gaussian else None
     try:
         check_informative(y, trials, family, spec.response.expr, final_offset)
     except ColumnProblem as problem:
@@ -317,6 +343,7 @@ def build_design(
         rows=used.index,
         fixed_model_spec=model_spec,
         dropped_columns=dropped,
+        weights=precision_weights,
     )
 
 

@@ -57,7 +57,9 @@ class GaussianLikelihood:
     penalised least squares of the response ``y − Xβ`` with no fixed
     effects. The gradient in ``θ`` is the profiled criterion's kernel with
     the residual weighted by ``1/σ²``; the one in ``β`` is
-    ``Xᵀ(y − Xβ − ZΛû)/σ²``.
+    ``Xᵀ(y − Xβ − ZΛû)/σ²``. With precision weights ``W`` every product
+    is weighted (``ΛᵀZᵀWZΛ + I``, ``‖·‖²_W``) and the log-likelihood gains
+    ``½ log|W|``, as lme4's ``logLik``.
 
     Build it with :meth:`of`. ``β`` is best measured from a least-squares
     fit (a residual design): the cross products of ``y − Xβ`` are formed
@@ -124,7 +126,7 @@ class GaussianLikelihood:
         value, d_sigma = kernels.gaussian_loglik(
             beta, theta, float(sigma), *self.native, d_beta, d_theta
         )
-        return value, d_beta, d_theta, d_sigma
+        return value + 0.5 * self.deviance.log_weights, d_beta, d_theta, d_sigma
 
     def evaluate(self, beta: np.ndarray, theta: np.ndarray, sigma: float) -> GaussianPoint:
         """The log-likelihood at ``(β, θ, σ)``, with the factor and the conditional modes.
@@ -157,7 +159,7 @@ class GaussianLikelihood:
         if not math.isfinite(value):
             return _unavailable()
         factor = BlockedFactor(l11=l11, l21_pairs=l21, l22=l22, pattern=dev.layout.pattern)
-        return GaussianPoint(value, factor, u1, u2)
+        return GaussianPoint(value + 0.5 * dev.log_weights, factor, u1, u2)
 
 
 def _unavailable() -> GaussianPoint:

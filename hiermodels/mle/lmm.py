@@ -15,6 +15,10 @@ function of ``θ`` alone::
     REML: d(θ) = log|L|² + log|R_X|² + (n − p)(1 + log(2π r²/(n − p)))
 
 with ``r²`` the penalised residual sum of squares.
+
+Precision weights ``W`` (``Var(y_i) = σ²/w_i``, lme4's ``weights``) enter
+as ``ZᵀWZ``, ``ZᵀW[X y]`` and ``[X y]ᵀW[X y]``, and both criteria then
+subtract ``log|W| = Σ log w_i``, as lme4's.
 """
 
 from __future__ import annotations
@@ -103,6 +107,9 @@ class LmmDeviance:
         ``[X y]ᵀ[X y]``.
     nobs, n_fixed : int
         ``n`` and ``p``.
+    log_weights : float
+        ``Σ log w_i`` of the precision weights (0 without weights): the
+        criteria's ``−log|W|``.
     """
 
     layout: ReLayout
@@ -113,6 +120,7 @@ class LmmDeviance:
     xy_cross: np.ndarray
     nobs: int
     n_fixed: int
+    log_weights: float = 0.0
 
     def __call__(self, theta: np.ndarray) -> float:
         """Objective at ``θ``; ``inf`` where the factorisation breaks down."""
@@ -132,8 +140,13 @@ class LmmDeviance:
         n, p = self.nobs, self.n_fixed
         if self.reml:
             dof = n - p
-            return logdet_l + logdet_rx + dof * (1.0 + math.log(2.0 * math.pi * pwrss / dof))
-        return logdet_l + n * (1.0 + math.log(2.0 * math.pi * pwrss / n))
+            return (
+                logdet_l
+                + logdet_rx
+                + dof * (1.0 + math.log(2.0 * math.pi * pwrss / dof))
+                - self.log_weights
+            )
+        return logdet_l + n * (1.0 + math.log(2.0 * math.pi * pwrss / n)) - self.log_weights
 
     def sigma(self, sol: PlsSolution) -> float:
         """Residual SD estimate: ``r²/n`` (ML) or ``r²/(n − p)`` (REML)."""
@@ -387,7 +400,8 @@ def profiled_deviance(design: Design, *, reml: bool = True) -> LmmDeviance:
     Parameters
     ----------
     design : Design
-        A Gaussian design with at least one random-effect term.
+        A Gaussian design with at least one random-effect term; its
+        precision weights, if any, weight every cross product.
     reml : bool
         REML criterion (default) or ML deviance.
 
@@ -407,23 +421,26 @@ def profiled_deviance(design: Design, *, reml: bool = True) -> LmmDeviance:
         y = y - design.offset
     x = np.ascontiguousarray(design.X, dtype=float)
     y = np.ascontiguousarray(y, dtype=float)
+    weights = design.weights
     # [X y] is never formed: at millions of rows the copy costs more than the products
-    lead_x, rest_x = layout.z_transpose(x)
-    lead_y, rest_y = layout.z_transpose(y[:, None])
-    xty = x.T @ y
+    lead_x, rest_x = layout.z_transpose(x, weights)
+    lead_y, rest_y = layout.z_transpose(y[:, None], weights)
+    wx = x if weights is None else x * weights[:, None]
+    wy = y if weights is None else y * weights
     xy_cross = np.empty((x.shape[1] + 1, x.shape[1] + 1))
-    xy_cross[:-1, :-1] = x.T @ x
-    xy_cross[:-1, -1] = xy_cross[-1, :-1] = xty
-    xy_cross[-1, -1] = y @ y
+    xy_cross[:-1, :-1] = x.T @ wx
+    xy_cross[:-1, -1] = xy_cross[-1, :-1] = wx.T @ y
+    xy_cross[-1, -1] = y @ wy
     return LmmDeviance(
         layout=layout,
         reml=reml,
-        cross=layout.cross_products(),
+        cross=layout.cross_products(weights),
         zt_xy_lead=np.concatenate([lead_x, lead_y], axis=2),
         zt_xy_rest=np.ascontiguousarray(np.concatenate([rest_x, rest_y], axis=1)),
         xy_cross=xy_cross,
         nobs=design.nobs,
         n_fixed=design.X.shape[1],
+        log_weights=0.0 if weights is None else float(np.sum(np.log(weights))),
     )
 
 

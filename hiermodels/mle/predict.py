@@ -360,9 +360,10 @@ def _block_columns(codes: np.ndarray, terms: np.ndarray, n_levels: int) -> sp.cs
 
 
 def _working_weights(fit: MixedFit) -> np.ndarray:
-    """``W`` of the penalised system at the fit: 1 (Gaussian) or the PIRLS weights."""
+    """``W`` of the penalised system at the fit: the precision weights (1 without) or PIRLS'."""
     if fit.has_residual:
-        return np.ones(fit.nobs)
+        weights = fit.design.weights
+        return np.ones(fit.nobs) if weights is None else weights
     from hiermodels.mle.response import GlmResponse
 
     return GlmResponse.from_fit(fit).working(fit.linear_predictor)[1]

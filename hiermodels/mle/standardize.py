@@ -23,7 +23,10 @@ and maps the estimates back::
 
     β = s T β̃ + c a,     b = s T_b b̃,     σ = s σ̃,     Λ_b Λ_bᵀ = T_b Λ̃_b Λ̃_bᵀ T_bᵀ
 
-(``X a = 1``). Every scale is a power of two and the response is centred by
+(``X a = 1``). A design with precision weights is centred and scaled by
+weighted means and SDs, the moments of the model it fits (any centre and
+scale give the same fit; these keep the weighted cross products best
+conditioned). Every scale is a power of two and the response is centred by
 one constant, so ``ỹ`` and ``X̃`` carry the data's own digits: the fitted
 model is exactly the original one, only better conditioned. The criteria
 differ by a constant, :meth:`Standardization.criterion_offset`.
@@ -61,10 +64,11 @@ def _constant_column(X: np.ndarray) -> int | None:
     return None
 
 
-def _column_transform(X: np.ndarray, centre: bool) -> np.ndarray:
+def _column_transform(X: np.ndarray, centre: bool, weights: np.ndarray | None) -> np.ndarray:
     """``T`` with ``X T`` centred (around a column of ones, if ``centre``) and scaled.
 
-    The column of ones itself is left as it is.
+    Means and spreads are weighted by ``weights`` when given. The column of
+    ones itself is left as it is.
     """
     p = X.shape[1]
     transform = np.eye(p)
@@ -74,13 +78,20 @@ def _column_transform(X: np.ndarray, centre: bool) -> np.ndarray:
             continue
         column = X[:, j]
         if ones is not None:
-            mean = float(np.mean(column))
-            scale = _power_of_two(float(np.std(column)))
+            mean = float(np.average(column, weights=weights))
+            scale = _power_of_two(_root_mean_square(column - mean, weights))
             transform[ones, j] = -mean / scale
         else:
-            scale = _power_of_two(float(np.sqrt(np.mean(column**2))))
+            scale = _power_of_two(_root_mean_square(column, weights))
         transform[j, j] = 1.0 / scale
     return transform
+
+
+def _root_mean_square(values: np.ndarray, weights: np.ndarray | None) -> float:
+    """``√(mean of values²)``, weighted by ``weights`` when given."""
+    if not values.size:
+        return 0.0
+    return float(np.sqrt(np.average(values**2, weights=weights)))
 
 
 def lower_triangular_factor(matrix: np.ndarray) -> np.ndarray:
@@ -134,8 +145,10 @@ class Standardization:
         response, and their covariates alone are standardised.
         """
         X = np.asarray(design.X, dtype=float)
+        weights = design.weights
         blocks = tuple(
-            _column_transform(block.X, centre=block.n_terms > 1) for block in design.blocks
+            _column_transform(block.X, centre=block.n_terms > 1, weights=weights)
+            for block in design.blocks
         )
         shift, scale, direction = 0.0, 1.0, None
         if design.family.is_gaussian:
@@ -143,16 +156,15 @@ class Standardization:
             if design.offset is not None:
                 y = y - design.offset
             direction = _constant_direction(X)
-            shift = float(np.mean(y)) if direction is not None and y.size else 0.0
-            spread = (
-                float(np.std(y - shift)) if direction is not None else float(np.sqrt(np.mean(y**2)))
+            shift = (
+                float(np.average(y, weights=weights)) if direction is not None and y.size else 0.0
             )
-            scale = _power_of_two(spread)
+            scale = _power_of_two(_root_mean_square(y - shift, weights))
         return cls(
             y_shift=shift,
             y_scale=scale,
             intercept_direction=np.zeros(X.shape[1]) if direction is None else direction,
-            fixed_transform=_column_transform(X, centre=True),
+            fixed_transform=_column_transform(X, centre=True, weights=weights),
             block_transforms=blocks,
         )
 
