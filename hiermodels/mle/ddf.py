@@ -154,7 +154,7 @@ class SmallSampleLMM:
         ``(n,)`` response, less the offset.
     factors : tuple of (scipy.sparse.csr_matrix, scipy.sparse.csr_matrix)
         ``(Z_j, Z_k)`` of every random-effect covariance element (see
-        :func:`_covariance_elements`); the residual's ``G = I`` follows them.
+        :func:`_covariance_elements`); the residual's ``G = W⁻¹`` follows them.
     tau : numpy.ndarray
         The covariance elements at the estimates (the residual variance last).
     tau_jacobian : numpy.ndarray
@@ -163,6 +163,9 @@ class SmallSampleLMM:
         ``(len(τ), len(φ), len(φ))``: ``∂²τ_k/∂φ∂φ``.
     reml : bool
         Whether the deviance is the REML criterion (else the ML deviance).
+    residual_scale : numpy.ndarray or None
+        ``1/w`` of a fit with precision weights ``w`` (the diagonal of the
+        residual's ``G``); ``None`` for ``G = I``.
     """
 
     X: np.ndarray
@@ -172,6 +175,7 @@ class SmallSampleLMM:
     tau_jacobian: np.ndarray
     tau_hessians: np.ndarray
     reml: bool
+    residual_scale: np.ndarray | None = None
 
     @classmethod
     def of(cls, fit: MixedFit) -> SmallSampleLMM:
@@ -196,6 +200,7 @@ class SmallSampleLMM:
             tau_jacobian=jacobian,
             tau_hessians=hessians,
             reml=fit.method == "REML",
+            residual_scale=None if design.weights is None else 1.0 / design.weights,
         )
 
     # ------------------------------------------------------------ shared pieces
@@ -207,7 +212,9 @@ class SmallSampleLMM:
     def g_times(self, k: int, matrix: np.ndarray) -> np.ndarray:
         """``G_k @ matrix`` through the element's factors (``O(n · levels)`` per column)."""
         if k == len(self.factors):
-            return matrix
+            if self.residual_scale is None:
+                return matrix
+            return self.residual_scale.reshape(-1, *(1,) * (matrix.ndim - 1)) * matrix
         a, b = self.factors[k]
         product = a @ (b.T @ matrix)
         return product if a is b else product + b @ (a.T @ matrix)
@@ -215,7 +222,9 @@ class SmallSampleLMM:
     @cached_property
     def _v_inverse(self) -> np.ndarray:
         n = self.X.shape[0]
-        V = self.tau[-1] * np.eye(n)
+        V = self.tau[-1] * (
+            np.eye(n) if self.residual_scale is None else np.diag(self.residual_scale)
+        )
         for tau, (a, b) in zip(self.tau[:-1], self.factors, strict=True):
             outer = (a @ b.T).toarray()
             V += tau * (outer if a is b else outer + outer.T)

@@ -147,3 +147,32 @@ def test_non_positive_hessian_warns() -> None:
     away = dataclasses.replace(fit, theta=fit.theta * np.array([3.0, -20.0, 0.05]))
     with pytest.warns(ConvergenceWarning, match="eigenvalue"):
         away.fixef_table("satterthwaite")
+
+
+def _weighted_sleepstudy() -> tuple[MixedFit, dict]:
+    ref = load("lmerTest", "sleepstudy_slope_weighted_reml")
+    data = hm.datasets.load("sleepstudy").assign(w=ref["weights"])
+    return hm.Model(ref["formula"], data, weights="w").fit_mle(), ref
+
+
+def test_weighted_satterthwaite_matches_lmertest() -> None:
+    fit, ref = _weighted_sleepstudy()
+    table = fit.fixef_table("satterthwaite")
+    expected = ref["satterthwaite"]
+    np.testing.assert_allclose(table["se"], _vector(expected["Std. Error"]), rtol=1e-4)
+    np.testing.assert_allclose(table["df"], _vector(expected["df"]), rtol=1e-4)
+    np.testing.assert_allclose(table["p_value"], _vector(expected["Pr(>|t|)"]), rtol=0, atol=1e-6)
+
+
+def test_weighted_kenward_roger_starts_from_the_fits_covariance() -> None:
+    # pbkrtest ignores precision weights, so the check is internal: the unadjusted
+    # covariance is the weighted fit's, and the adjustment only widens it
+    fit, _ = _weighted_sleepstudy()
+    model = small_sample(fit)
+    np.testing.assert_allclose(model.vcov, fit.vcov_beta, rtol=1e-6)
+    unweighted = small_sample(
+        dataclasses.replace(fit, design=dataclasses.replace(fit.design, weights=None))
+    )
+    assert not np.allclose(unweighted.vcov, fit.vcov_beta, rtol=1e-3)
+    adjusted = fit.fixef_table("kenward-roger")["se"].to_numpy()
+    assert np.all(adjusted >= np.sqrt(np.diag(fit.vcov_beta)) * (1 - 1e-9))
