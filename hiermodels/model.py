@@ -40,9 +40,11 @@ class Model:
         The data; columns named in the formula.
     family : str or Family
         ``"gaussian"`` (default), ``"bernoulli"``, ``"binomial"``,
-        ``"poisson"`` or ``"negativebinomial"``.
+        ``"poisson"``, ``"negativebinomial"``, ``"gamma"`` or
+        ``"inverse_gaussian"``.
     link : str, optional
-        Link function (the family's canonical link by default).
+        Link function (the family's default, the first of
+        :data:`~hiermodels.design.families.FAMILY_LINKS`, when omitted).
     missing : {"drop", "raise"}
         Rows with missing values in used columns are dropped with a warning
         (default) or raise an error.
