@@ -153,7 +153,9 @@ class _Refitter:
                 try:
                     fit = self.refit(y)
                 except _REFIT_FAILURES as error:
-                    outcomes.append(_Outcome(None, False, (), f"{type(error).__name__}: {error}"))
+                    outcomes.append(
+                        _Outcome(None, None, False, (), f"{type(error).__name__}: {error}")
+                    )
                     continue
             noted = tuple(
                 sorted(
@@ -164,15 +166,16 @@ class _Refitter:
                     }
                 )
             )
-            outcomes.append(_Outcome(fit_parameters(fit), fit.singular, noted, None))
+            outcomes.append(_Outcome(fit_parameters(fit), fit.theta, fit.singular, noted, None))
         return outcomes
 
 
 @dataclass(frozen=True)
 class _Outcome:
-    """One refit: its parameters (None when it failed), boundary flag, warnings, error."""
+    """One refit: its parameters and θ (None when it failed), boundary flag, warnings, error."""
 
     values: np.ndarray | None
+    theta: np.ndarray | None
     singular: bool
     warned: tuple[str, ...]
     error: str | None
@@ -230,6 +233,9 @@ class BootstrapResult:
     draws : pandas.DataFrame
         The same replicates flat: one row per successful refit, one column
         per parameter, in the order of :attr:`estimates`.
+    theta : numpy.ndarray
+        ``(replicates, len(θ))`` the relative covariance parameters of the
+        same refits (lme4's ``theta``), in the rows' order of :attr:`draws`.
     nsim : int
         Replicates simulated.
     failures : collections.Counter
@@ -245,6 +251,7 @@ class BootstrapResult:
     replicates: xr.Dataset
     estimates: pd.Series
     draws: pd.DataFrame
+    theta: np.ndarray
     nsim: int
     failures: Counter[str] = field(default_factory=Counter)
     n_singular: int = 0
@@ -412,6 +419,7 @@ def parametric_bootstrap(
     names = parameter_names(fit)
     kept = [o for o in outcomes if o.values is not None]
     values = [o.values for o in outcomes if o.values is not None]
+    thetas = [o.theta for o in outcomes if o.theta is not None]
     draws = pd.DataFrame(np.vstack(values) if values else np.zeros((0, len(names))), columns=names)
     failures = Counter(o.error for o in outcomes if o.error is not None)
     n_singular = sum(o.singular for o in kept)
@@ -434,6 +442,7 @@ def parametric_bootstrap(
         replicates=_replicate_dataset(fit, draws, attrs),
         estimates=pd.Series(fit_parameters(fit), index=names, name="estimate"),
         draws=draws,
+        theta=np.vstack(thetas) if thetas else np.zeros((0, fit.theta.size)),
         nsim=int(nsim),
         failures=failures,
         n_singular=int(n_singular),
