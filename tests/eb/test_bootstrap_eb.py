@@ -13,6 +13,7 @@ import warnings
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import special, stats
 
@@ -122,3 +123,30 @@ def test_bootstrap_intervals_are_refused_where_undefined(sleep_model: hm.Model) 
         ).design
     with pytest.raises(ValueError, match="linear mixed models"):
         fit_eb(design, interval="bootstrap")
+
+
+def test_report_digest_gives_the_bootstrap_width_ratio(boot_eb: EBFit) -> None:
+    from hiermodels.report import shrinkage_digest
+    from hiermodels.shrinkage import eb_summary
+
+    table = eb_summary(boot_eb).assign(eb_shrinkage=0.5)
+    digest = shrinkage_digest(table).set_index("term")
+    days = table[table["term"] == "Days"]
+    ratio = (days["eb_high_bootstrap"] - days["eb_low_bootstrap"]) / (
+        days["eb_high"] - days["eb_low"]
+    )
+    assert digest.loc["Days", "bootstrap / plain EB width"] == pytest.approx(ratio.median())
+
+
+def test_coverage_study_adds_the_bootstrap_row_on_the_same_data_sets() -> None:
+    from hiermodels.eb.coverage import eb_interval_coverage
+
+    options = {"n_groups": 5, "n_per_group": 3, "replications": 4, "random_seed": 2}
+    plain = eb_interval_coverage(**options)
+    with_boot = eb_interval_coverage(bootstrap_nsim=15, **options)
+    assert list(with_boot["interval"]) == ["plug-in", "Kass–Steffey", "Laird–Louis bootstrap"]
+    pd.testing.assert_frame_equal(with_boot.iloc[:2], plain)
+    again = eb_interval_coverage(bootstrap_nsim=15, **options)
+    pd.testing.assert_frame_equal(again, with_boot)
+    with pytest.raises(ValueError, match="bootstrap_nsim"):
+        eb_interval_coverage(bootstrap_nsim=-1, **options)
