@@ -85,7 +85,7 @@ def eb_interval_coverage(
         raise ValueError(f"bootstrap_nsim must be 0 or more, got {bootstrap_nsim!r}")
     rng = np.random.default_rng(random_seed)
     # a child stream: drawing the bootstrap seeds leaves the data sets' stream alone
-    bootstrap_rng = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+    bootstrap_rng = rng.spawn(1)[0]
     kinds = [
         ("plug-in", "lower_plugin", "upper_plugin"),
         ("Kass–Steffey", "lower", "upper"),
