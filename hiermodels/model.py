@@ -267,6 +267,8 @@ class Model:
         random_seed: int | None = None,
         progressbar: bool = True,
         target_accept: float = 0.8,
+        interval: Literal["kass-steffey", "bootstrap"] = "kass-steffey",
+        nsim: int = 1000,
     ) -> EBFit:
         """Empirical-Bayes fit (:func:`hiermodels.eb.fit.fit_eb`).
 
@@ -285,6 +287,12 @@ class Model:
             A marginal-likelihood fit to reuse instead of fitting again.
         draws, tune, chains, sampler, random_seed, progressbar, target_accept
             MCMC settings (see :meth:`fit_bayes`).
+        interval : {"kass-steffey", "bootstrap"}
+            Add Laird and Louis's parametric-bootstrap intervals from
+            ``nsim`` replicates to the plug-in and Kass–Steffey ones
+            (linear mixed models, ``plugin="hyper"``).
+        nsim : int
+            Bootstrap replicates for ``interval="bootstrap"``.
 
         Returns
         -------
@@ -305,6 +313,8 @@ class Model:
             random_seed=random_seed,
             progressbar=progressbar,
             target_accept=target_accept,
+            interval=interval,
+            nsim=nsim,
         )
 
     def __repr__(self) -> str:

@@ -134,6 +134,9 @@ def shrinkage_digest(table: pd.DataFrame) -> pd.DataFrame:
         corrected = frame["eb_high_corrected"] - frame["eb_low_corrected"]
         with np.errstate(divide="ignore", invalid="ignore"):
             row["corrected / plain EB width"] = _median(corrected / eb_width)
+            if "eb_low_bootstrap" in frame:
+                bootstrap = frame["eb_high_bootstrap"] - frame["eb_low_bootstrap"]
+                row["bootstrap / plain EB width"] = _median(bootstrap / eb_width)
         if "bayes_shrinkage" in frame:
             row["median full-Bayes shrinkage"] = _median(frame["bayes_shrinkage"])
             row["full-Bayes / plain EB width"] = _median(frame["width_ratio"])
@@ -251,7 +254,10 @@ def _digest_sentence(digest: pd.DataFrame) -> str:
                 f" and {row['median full-Bayes shrinkage']:.0%} under full Bayes; full-Bayes "
                 f"intervals are {row['full-Bayes / plain EB width']:.2f}× as wide as plain EB ones"
             )
-        text += f" (the corrected EB intervals {row['corrected / plain EB width']:.2f}×)."
+        text += f" (the corrected EB intervals {row['corrected / plain EB width']:.2f}×"
+        if "bootstrap / plain EB width" in row:
+            text += f", the Laird–Louis bootstrap ones {row['bootstrap / plain EB width']:.2f}×"
+        text += ")."
         parts.append(text)
     return " ".join(parts)
 

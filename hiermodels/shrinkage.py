@@ -217,6 +217,9 @@ def eb_summary(
             "se": "eb_sd_corrected",
             "lower": "eb_low_corrected",
             "upper": "eb_high_corrected",
+            "se_bootstrap": "eb_sd_bootstrap",
+            "lower_bootstrap": "eb_low_bootstrap",
+            "upper_bootstrap": "eb_high_bootstrap",
         }
     )
 
@@ -251,7 +254,9 @@ def compare_shrinkage(
         group's data cannot identify it, e.g. all-zero counts);
         ``complete_pooling`` (0) and ``population_coef``; ``eb_mean, eb_sd,
         eb_low, eb_high``, ``eb_sd_corrected, eb_low_corrected,
-        eb_high_corrected``; ``bayes_mean, bayes_sd, bayes_low, bayes_high``;
+        eb_high_corrected``; for an EB fit with bootstrap conditionals
+        (``interval="bootstrap"``) the Laird–Louis ``eb_sd_bootstrap,
+        eb_low_bootstrap, eb_high_bootstrap``; ``bayes_mean, bayes_sd, bayes_low, bayes_high``;
         ``eb_shrinkage`` and ``bayes_shrinkage`` (share of the way from the
         no-pooling estimate to complete pooling: 0 none, 1 complete);
         ``width_ratio`` (full-Bayes over plain EB interval width; infinite

@@ -1,4 +1,4 @@
-"""Coverage of empirical-Bayes intervals: plug-in against Kass–Steffey-corrected.
+"""Coverage of empirical-Bayes intervals: plug-in, Kass–Steffey-corrected and bootstrap.
 
 A simulation study of the one-way random-intercept model ::
 
@@ -6,9 +6,11 @@ A simulation study of the one-way random-intercept model ::
 
 with ``k`` groups of ``n`` observations: each replicate is fitted by REML,
 EB intervals for every ``b_i`` are formed with the plug-in conditional SD and
-with the Kass–Steffey correction, and the share of intervals that cover the
-true ``b_i`` is recorded. With few groups ``τ̂`` is uncertain, and the
-plug-in intervals, which ignore that, cover less than their nominal level.
+with the Kass–Steffey correction (and, when asked, Laird and Louis's
+parametric-bootstrap interval, :mod:`hiermodels.eb.bootstrap`), and the
+share of intervals that cover the true ``b_i`` is recorded. With few groups
+``τ̂`` is uncertain, and the plug-in intervals, which ignore that, cover
+less than their nominal level.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def eb_interval_coverage(
     random_seed: int | None = None,
     *,
     interval: float | None = None,
+    bootstrap_nsim: int = 0,
 ) -> pd.DataFrame:
     """Simulate the coverage of plug-in and corrected EB intervals.
 
@@ -58,11 +61,17 @@ def eb_interval_coverage(
         Seed of the simulation.
     interval : float, optional
         Deprecated spelling of ``ci_prob``.
+    bootstrap_nsim : int
+        Bootstrap replicates per data set for the Laird–Louis interval
+        (``plugin="hyper"``); 0 (default) leaves it out. Its seeds come from
+        a stream of their own, so the simulated data sets, and the other
+        rows, do not depend on it.
 
     Returns
     -------
     pandas.DataFrame
-        One row per interval kind (``plug-in``, ``Kass–Steffey``): nominal,
+        One row per interval kind (``plug-in``, ``Kass–Steffey``, and
+        ``Laird–Louis bootstrap`` with ``bootstrap_nsim``): nominal,
         coverage, its Monte Carlo SE (between replicates, since the intervals
         of one data set share its estimates), mean width, and the share of
         replicates whose ``τ̂`` was 0 (where the plug-in interval has zero width).
@@ -72,12 +81,22 @@ def eb_interval_coverage(
     ci_prob = check_ci_prob(
         either_keyword(ci_prob, interval, new="ci_prob", old="interval", default=DEFAULT_CI_PROB)
     )
+    if bootstrap_nsim < 0:
+        raise ValueError(f"bootstrap_nsim must be 0 or more, got {bootstrap_nsim!r}")
     rng = np.random.default_rng(random_seed)
+    # a child stream: drawing the bootstrap seeds leaves the data sets' stream alone
+    bootstrap_rng = rng.spawn(1)[0]
+    kinds = [
+        ("plug-in", "lower_plugin", "upper_plugin"),
+        ("Kass–Steffey", "lower", "upper"),
+    ]
+    if bootstrap_nsim:
+        kinds.append(("Laird–Louis bootstrap", "lower_bootstrap", "upper_bootstrap"))
     spec = parse_formula("y ~ 1 + (1 | g)")
     family = get_family("gaussian")
     groups = np.repeat([f"g{i:03d}" for i in range(n_groups)], n_per_group)
-    hits: dict[str, list[np.ndarray]] = {"plug-in": [], "Kass–Steffey": []}
-    widths: dict[str, list[np.ndarray]] = {"plug-in": [], "Kass–Steffey": []}
+    hits: dict[str, list[np.ndarray]] = {kind: [] for kind, _, _ in kinds}
+    widths: dict[str, list[np.ndarray]] = {kind: [] for kind, _, _ in kinds}
     boundary = 0
     for _ in range(replications):
         effects = rng.normal(0.0, tau, n_groups)
@@ -85,13 +104,20 @@ def eb_interval_coverage(
         design = build_design(spec, pd.DataFrame({"y": y, "g": groups}), family)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            eb = fit_eb(design, plugin=plugin)
+            if bootstrap_nsim:
+                eb = fit_eb(
+                    design,
+                    plugin=plugin,
+                    interval="bootstrap",
+                    nsim=bootstrap_nsim,
+                    random_seed=int(bootstrap_rng.integers(2**31)),
+                    progressbar=False,
+                )
+            else:
+                eb = fit_eb(design, plugin=plugin)
         boundary += bool(eb.boundary)
         table = eb.ranef_summary(ci_prob=ci_prob)
-        for kind, low, high in (
-            ("plug-in", "lower_plugin", "upper_plugin"),
-            ("Kass–Steffey", "lower", "upper"),
-        ):
+        for kind, low, high in kinds:
             lo, hi = table[low].to_numpy(), table[high].to_numpy()
             hits[kind].append((lo <= effects) & (effects <= hi))
             widths[kind].append(hi - lo)

@@ -10,7 +10,8 @@ conditional rather than the Laplace Gaussian (both are reported); a GLMM
 with a single scalar term and ``plugin="all"`` also has the exact
 conditional by adaptive quadrature (``eb_method="quadrature"``). Every
 interval comes plain and with the Kass–Steffey correction for the
-uncertainty of the plugged-in values.
+uncertainty of the plugged-in values; with ``interval="bootstrap"`` also as
+Laird and Louis's parametric-bootstrap interval (:mod:`hiermodels.eb.bootstrap`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from hiermodels._checks import check_random_seed
 from hiermodels.design.design import Design
 from hiermodels.design.factors import long_index, long_values
 from hiermodels.eb.analytic import gaussian_conditional, kass_steffey_variances
+from hiermodels.eb.bootstrap import BootstrapConditionals
 from hiermodels.errors import BoundaryWarning
 from hiermodels.intervals import check_ci_prob, either_keyword, normal_bounds, summarise_draws
 from hiermodels.mle.covariance import covariance_to_sd_corr
@@ -59,6 +61,9 @@ class EBFit:
         Hyperparameters estimated on the boundary (an SD of zero).
     idata : Any
         The MCMC draws (ArviZ DataTree) for ``eb_method="mcmc"``, else ``None``.
+    bootstrap : BootstrapConditionals or None
+        The plug-in conditionals at every bootstrap replicate's
+        hyperparameters (``interval="bootstrap"``), else ``None``.
     """
 
     mle: MixedFit
@@ -70,6 +75,7 @@ class EBFit:
     plugged: dict[str, Any]
     boundary: tuple[str, ...]
     idata: Any = None
+    bootstrap: BootstrapConditionals | None = None
 
     @property
     def design(self) -> Design:
@@ -127,7 +133,9 @@ class EBFit:
             lower_plugin, upper_plugin`` (central normal, or the HDI of the
             draws for MCMC); ``mode_mle, sd_mle`` (the MLE's conditional
             modes and SDs: BLUPs for LMMs, the Laplace Gaussian for GLMMs);
-            for MCMC ``ess_bulk, r_hat``. These columns replace the earlier
+            for MCMC ``ess_bulk, r_hat``; with bootstrap conditionals
+            (``fit_eb(interval="bootstrap")``) the Laird–Louis mixture's
+            ``se_bootstrap, lower_bootstrap, upper_bootstrap``. These columns replace the earlier
             ``mean, sd_corrected, low_corrected, high_corrected`` and ``sd,
             hdi_low, hdi_high``. ``attrs``: ``interval`` ``"kass-steffey"``,
             ``plugin_interval`` (``"normal"`` or ``"hdi"``) and ``ci_prob``.
@@ -169,6 +177,11 @@ class EBFit:
                 ("r_hat", "r_hat"),
             ):
                 table[column] = stats[source].to_numpy()
+        if self.bootstrap is not None:
+            _, se_boot, lower_boot, upper_boot = self.bootstrap.summary(ci_prob)
+            table["se_bootstrap"] = se_boot
+            table["lower_bootstrap"] = lower_boot
+            table["upper_bootstrap"] = upper_boot
         table.attrs.update(
             interval="kass-steffey",
             plugin_interval="hdi" if draws is not None else "normal",
@@ -259,6 +272,8 @@ def fit_eb(
     random_seed: int | None = None,
     progressbar: bool = True,
     target_accept: float = 0.8,
+    interval: Literal["kass-steffey", "bootstrap"] = "kass-steffey",
+    nsim: int = 1000,
 ) -> EBFit:
     """Empirical-Bayes fit of a design.
 
@@ -283,7 +298,15 @@ def fit_eb(
         dispersion ``alpha``, for a Gamma or inverse Gaussian ``sigma = √φ``,
         which the Laplace fit estimates.
     draws, tune, chains, sampler, random_seed, progressbar, target_accept
-        MCMC settings (see :func:`hiermodels.bayes.fit.fit_bayes`).
+        MCMC settings (see :func:`hiermodels.bayes.fit.fit_bayes`);
+        ``random_seed`` and ``progressbar`` serve the bootstrap too.
+    interval : {"kass-steffey", "bootstrap"}
+        The intervals beside the plug-in ones: Kass–Steffey's (always), and
+        with ``"bootstrap"`` also Laird and Louis's from ``nsim`` parametric
+        bootstrap replicates (:mod:`hiermodels.eb.bootstrap`; linear mixed
+        models with ``plugin="hyper"``).
+    nsim : int
+        Bootstrap replicates for ``interval="bootstrap"``.
 
     Returns
     -------
@@ -311,6 +334,12 @@ def fit_eb(
         raise ValueError(
             "the analytic conditional exists for Gaussian models only; "
             f"use eb_method='mcmc' for the {design.family.name} family"
+        )
+    if interval not in ("kass-steffey", "bootstrap"):
+        raise ValueError(f"interval must be 'kass-steffey' or 'bootstrap', got {interval!r}")
+    if interval == "bootstrap" and (not gaussian or plugin != "hyper"):
+        raise ValueError(
+            "bootstrap EB intervals are available for linear mixed models with plugin='hyper'"
         )
     if mle is None:
         mle = _fit_mle(design, method)
@@ -361,6 +390,12 @@ def fit_eb(
         )
         idata = bayes.idata
         means, sds = _draw_moments(mle, idata)
+    bootstrap = None
+    if interval == "bootstrap":
+        from hiermodels.eb.bootstrap import bootstrap_conditionals
+
+        replicates = mle.bootstrap(nsim, random_seed=random_seed, progressbar=progressbar)
+        bootstrap = bootstrap_conditionals(mle, replicates)
     return EBFit(
         mle=mle,
         plugin=plugin,
@@ -371,6 +406,7 @@ def fit_eb(
         plugged=plugged,
         boundary=boundary,
         idata=idata,
+        bootstrap=bootstrap,
     )
 
 

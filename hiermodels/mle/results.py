@@ -36,6 +36,7 @@ from hiermodels.names import (
 )
 
 if TYPE_CHECKING:
+    from hiermodels.mle.bootstrap import BootstrapResult
     from hiermodels.mle.ddf import DdfMethod
     from hiermodels.mle.summary import FitSummary
 
@@ -436,6 +437,93 @@ class MixedFit:
             ),
         )
         return table
+
+    def simulate(
+        self,
+        nsim: int = 1,
+        *,
+        random_seed: int | np.random.Generator | None = None,
+        effects: Literal["new", "conditional"] = "new",
+    ) -> pd.DataFrame:
+        """Responses simulated from the fitted model (lme4's ``simulate``).
+
+        Parameters
+        ----------
+        nsim : int
+            Number of replicates.
+        random_seed : int, numpy.random.Generator or None
+            Seed of the draws.
+        effects : {"new", "conditional"}
+            ``"new"``: group effects drawn from ``N(0, Σ̂)`` for every
+            replicate (lme4's default ``use.u = FALSE``); ``"conditional"``:
+            held at the conditional modes (``use.u = TRUE``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per observation (index the design's rows), one column
+            per replicate (``sim_1``, …), as lme4; successes for ``cbind``
+            binomial responses. See :mod:`hiermodels.mle.simulate`.
+        """
+        from hiermodels.mle.simulate import simulate_responses
+
+        draws = simulate_responses(self, nsim, random_seed=random_seed, effects=effects)
+        columns = [f"sim_{k + 1}" for k in range(draws.shape[0])]
+        return pd.DataFrame(draws.T, index=self.design.rows, columns=columns)
+
+    def bootstrap(
+        self,
+        nsim: int = 1000,
+        *,
+        random_seed: int | np.random.Generator | None = None,
+        n_jobs: int = 1,
+        progressbar: bool = True,
+        fit_options: dict[str, Any] | None = None,
+    ) -> BootstrapResult:
+        """The parametric bootstrap: the model refitted to simulated responses.
+
+        See :func:`hiermodels.mle.bootstrap.parametric_bootstrap` for the
+        parameters; the result's ``confint`` gives percentile, basic and
+        normal intervals.
+        """
+        from hiermodels.mle.bootstrap import parametric_bootstrap
+
+        return parametric_bootstrap(
+            self,
+            nsim,
+            random_seed=random_seed,
+            n_jobs=n_jobs,
+            progressbar=progressbar,
+            fit_options=fit_options,
+        )
+
+    def confint(
+        self,
+        method: Literal["wald", "profile", "bootstrap"] = "profile",
+        ci_prob: float = DEFAULT_CI_PROB,
+        *,
+        nsim: int = 1000,
+        random_seed: int | np.random.Generator | None = None,
+        n_jobs: int = 1,
+        progressbar: bool = False,
+    ) -> pd.DataFrame:
+        """Confidence intervals of every parameter (lme4's ``confint``).
+
+        See :func:`hiermodels.mle.confint.confidence_intervals`: Wald,
+        profile-likelihood (linear mixed models) or bootstrap-percentile
+        intervals for the SDs, correlations, ``sigma`` and fixed effects.
+        """
+        from hiermodels.mle.confint import confidence_intervals
+
+        return confidence_intervals(
+            self,
+            method,
+            ci_prob,
+            nsim=nsim,
+            random_seed=random_seed,
+            n_jobs=n_jobs,
+            progressbar=progressbar,
+        )
 
     @property
     def singular(self) -> bool:
