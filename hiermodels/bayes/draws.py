@@ -8,7 +8,6 @@ new rows (:class:`LinearPredictorData`).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,7 +18,7 @@ from numpy.typing import ArrayLike
 from scipy import special, stats
 
 from hiermodels.design.design import Design
-from hiermodels.design.families import Family, inverse_link
+from hiermodels.design.families import Family, draw_response, inverse_link
 from hiermodels.mle.response import log_binomial_coefficient
 from hiermodels.names import effects_name, term_dim
 
@@ -218,26 +217,21 @@ def posterior_predictive_draws(
         ``(chain, draw, obs)``; counts of successes for binomial.
     """
     eta_da = linear_predictor(posterior, data)
-    eta, family = eta_da.values, data.family
-    mean = mean_response(eta, family)
+    family = data.family
+    scale: np.ndarray | None = None
     if family.is_gaussian:
-        draws = rng.normal(mean, _row_sigma(posterior, data))
-    elif family.is_binomial:
-        n = 1 if data.trials is None or family.name == "bernoulli" else data.trials
-        draws = rng.binomial(np.asarray(n, dtype=np.int64), np.clip(mean, 0.0, 1.0))
-    elif family.name == "poisson":
-        draws = rng.poisson(mean)
+        scale = _row_sigma(posterior, data)
     elif family.is_positive:
-        phi = np.broadcast_to(_draws_of(posterior, "sigma") ** 2, mean.shape)
-        if family.name == "gamma":
-            draws = rng.gamma(1.0 / phi, mean * phi)
-        else:
-            draws = rng.wald(mean, 1.0 / phi)
-    else:
-        alpha = np.broadcast_to(_draws_of(posterior, "alpha"), mean.shape)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            draws = rng.negative_binomial(alpha, alpha / (alpha + mean))
+        scale = _draws_of(posterior, "sigma")
+    alpha = _draws_of(posterior, "alpha") if family.name == "negativebinomial" else None
+    draws = draw_response(
+        family,
+        mean_response(eta_da.values, family),
+        rng,
+        scale=scale,
+        trials=data.trials,
+        alpha=alpha,
+    )
     return eta_da.copy(data=draws)
 
 

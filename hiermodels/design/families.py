@@ -16,12 +16,21 @@ predictor at every row, which nothing in the model enforces.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special
 
-__all__ = ["FAMILY_LINKS", "POSITIVE_FAMILIES", "Family", "get_family", "inverse_link"]
+__all__ = [
+    "FAMILY_LINKS",
+    "POSITIVE_FAMILIES",
+    "Family",
+    "draw_response",
+    "get_family",
+    "inverse_link",
+]
 
 #: Supported families and their allowed links; the first link is the default.
 FAMILY_LINKS: dict[str, tuple[str, ...]] = {
@@ -156,3 +165,67 @@ def inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
     if link == "1/mu^2":
         return 1.0 / np.sqrt(eta)
     raise ValueError(f"unknown link {link!r}")
+
+
+def draw_response(
+    family: Family,
+    mean: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    scale: ArrayLike | None = None,
+    trials: ArrayLike | None = None,
+    alpha: ArrayLike | None = None,
+) -> np.ndarray:
+    """Responses drawn from the family at the means ``mean``: one per entry.
+
+    The one sampler of the families' distributions, used for simulated
+    replicates of an MLE fit and for posterior-predictive draws.
+
+    Parameters
+    ----------
+    family : Family
+    mean : numpy.ndarray
+        ``μ`` of every draw (a probability for the binomial families).
+    rng : numpy.random.Generator
+    scale : array_like, optional
+        Gaussian: each row's residual SD (``σ/√w`` with precision weights);
+        Gamma and inverse Gaussian: ``σ = √φ``. Broadcasts against ``mean``.
+    trials : array_like, optional
+        Binomial numbers of trials (1 when omitted; bernoulli ignores them).
+    alpha : array_like, optional
+        The negative binomial's ``α`` in ``Var(y) = μ + μ²/α``; infinite is
+        the Poisson.
+
+    Returns
+    -------
+    numpy.ndarray
+        Float draws of ``mean``'s shape; counts of successes for binomial.
+    """
+    mean = np.asarray(mean, dtype=float)
+    name = family.name
+    if name in ("gaussian", "gamma", "inverse_gaussian") and scale is None:
+        raise ValueError(f"drawing from the {name} family needs its scale")
+    if family.is_gaussian:
+        return rng.normal(mean, np.asarray(scale, dtype=float))
+    if family.is_binomial:
+        n = 1 if trials is None or name == "bernoulli" else np.asarray(trials, dtype=np.int64)
+        return rng.binomial(n, np.clip(mean, 0.0, 1.0)).astype(float)
+    if name in POSITIVE_FAMILIES:
+        phi = np.broadcast_to(np.square(np.asarray(scale, dtype=float)), mean.shape)
+        if name == "gamma":
+            return rng.gamma(1.0 / phi, mean * phi)
+        return rng.wald(mean, 1.0 / phi)
+    if name == "negativebinomial":
+        if alpha is None:
+            raise ValueError("drawing from the negative binomial needs its alpha")
+        shape = np.broadcast_to(np.asarray(alpha, dtype=float), mean.shape)
+        finite = np.isfinite(shape)
+        draws = rng.poisson(mean).astype(float) if not finite.all() else np.empty(mean.shape)
+        if finite.any():
+            a, m = shape[finite], mean[finite]
+            with warnings.catch_warnings():
+                # numpy warns about p rounding to 1 for a huge α, where the draw is exact
+                warnings.simplefilter("ignore", RuntimeWarning)
+                draws[finite] = rng.negative_binomial(a, a / (a + m))
+        return draws
+    return rng.poisson(mean).astype(float)

@@ -71,8 +71,9 @@ def parameter_names(fit: MixedFit) -> list[str]:
     """Every parameter of a fit, in the order of :meth:`MixedFit.confint`'s rows.
 
     Per random-effect block (θ order) its SDs ``sd_<g>__<t>`` then its
-    correlations ``corr_<g>[<t1>,<t2>]``; ``sigma`` (Gaussian models);
-    ``alpha`` (negative binomial); the fixed-effect names.
+    correlations ``corr_<g>[<t1>,<t2>]``; ``sigma`` (Gaussian models, and
+    ``√φ`` of the Gamma and inverse Gaussian, lme4's ``sigma()``); ``alpha``
+    (negative binomial); the fixed-effect names.
     """
     names: list[str] = []
     for block in fit.layout.blocks:
@@ -82,7 +83,7 @@ def parameter_names(fit: MixedFit) -> list[str]:
             for j in range(block.n_terms)
             for k in range(j + 1, block.n_terms)
         )
-    if fit.has_residual:
+    if _residual_sd(fit) is not None:
         names.append("sigma")
     if fit.alpha is not None:
         names.append("alpha")
@@ -96,17 +97,21 @@ def parameter_values(
     sigma: float,
     beta: np.ndarray,
     *,
-    has_residual: bool,
+    residual_sd: float | None,
     alpha: float | None,
 ) -> np.ndarray:
-    """The values of :func:`parameter_names`, from ``θ``, ``σ``, ``β`` (and ``α``)."""
+    """The values of :func:`parameter_names`, from ``θ``, ``σ``, ``β`` (and ``α``).
+
+    ``sigma`` scales the relative covariance factors (1 for GLMMs);
+    ``residual_sd`` is the ``sigma`` row, ``None`` when the family has none.
+    """
     values: list[float] = []
     for block, cov in zip(layout.blocks, layout.theta.covariances(theta, sigma), strict=True):
         sds, corr = covariance_to_sd_corr(cov)
         values.extend(sds)
         values.extend(corr[j, k] for j in range(block.n_terms) for k in range(j + 1, block.n_terms))
-    if has_residual:
-        values.append(sigma)
+    if residual_sd is not None:
+        values.append(residual_sd)
     if alpha is not None:
         values.append(alpha)
     values.extend(beta)
@@ -120,9 +125,16 @@ def fit_parameters(fit: MixedFit) -> np.ndarray:
         fit.theta,
         fit.sigma,
         fit.beta,
-        has_residual=fit.has_residual,
+        residual_sd=_residual_sd(fit),
         alpha=fit.alpha,
     )
+
+
+def _residual_sd(fit: MixedFit) -> float | None:
+    """``σ`` of a Gaussian fit, ``√φ`` of a Gamma or inverse-Gaussian one, else ``None``."""
+    if fit.has_residual:
+        return fit.sigma
+    return None if fit.phi is None else float(np.sqrt(fit.phi))
 
 
 # ------------------------------------------------------------------ refitting

@@ -11,10 +11,12 @@ the group effects ``b`` either
   the fitted groups, lme4's ``use.u = TRUE`` (``re.form = NULL``).
 
 The response is then drawn from the family at ``μ = g⁻¹(η)``: normal with
-SD ``σ̂``, Bernoulli, binomial with the design's trials (the successes are
-simulated, as :attr:`Design.y <hiermodels.design.design.Design.y>` holds
-them), Poisson, or negative binomial with ``Var(y) = μ + μ²/α̂`` (Poisson at
-``α̂ = ∞``).
+SD ``σ̂`` (``σ̂/√w`` with precision weights), Bernoulli, binomial with the
+design's trials (the successes are simulated, as
+:attr:`Design.y <hiermodels.design.design.Design.y>` holds them), Poisson,
+negative binomial with ``Var(y) = μ + μ²/α̂`` (Poisson at ``α̂ = ∞``), Gamma
+or inverse Gaussian with the fitted dispersion ``φ̂``
+(:func:`~hiermodels.design.families.draw_response`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from hiermodels.design.families import inverse_link
+from hiermodels.design.families import draw_response, inverse_link
 
 if TYPE_CHECKING:
     from hiermodels.mle.results import MixedFit
@@ -106,20 +108,20 @@ def _new_group_contributions(fit: MixedFit, nsim: int, rng: np.random.Generator)
 
 def _draw_response(fit: MixedFit, eta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Responses at linear predictors ``eta`` (``(nsim, n)``) from the fit's family."""
-    family = fit.design.family
-    mu = inverse_link(family.link, eta)
+    design = fit.design
+    family = design.family
+    scale: np.ndarray | float | None = None
     if family.is_gaussian:
-        return mu + fit.sigma * rng.standard_normal(mu.shape)
-    if family.is_binomial:
-        trials = fit.design.trials
-        if trials is None:
-            return (rng.random(mu.shape) < mu).astype(float)
-        return rng.binomial(trials.astype(np.int64), mu).astype(float)
-    if family.name == "poisson" or (fit.alpha is not None and np.isinf(fit.alpha)):
-        return rng.poisson(mu).astype(float)
-    if family.name == "negativebinomial":
-        if fit.alpha is None:
-            raise ValueError("a negative-binomial fit without its dispersion alpha")
-        # a gamma mixture of Poissons with shape α and mean μ: Var(y) = μ + μ²/α
-        return rng.poisson(rng.gamma(fit.alpha, mu / fit.alpha)).astype(float)
-    raise ValueError(f"cannot simulate the {family.name!r} family")
+        scale = fit.sigma if design.weights is None else fit.sigma / np.sqrt(design.weights)
+    elif fit.phi is not None:
+        scale = float(np.sqrt(fit.phi))
+    if family.name == "negativebinomial" and fit.alpha is None:
+        raise ValueError("a negative-binomial fit without its dispersion alpha")
+    return draw_response(
+        family,
+        inverse_link(family.link, eta),
+        rng,
+        scale=scale,
+        trials=design.trials,
+        alpha=fit.alpha,
+    )

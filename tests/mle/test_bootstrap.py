@@ -234,3 +234,14 @@ def test_percentile_intervals_cover_at_their_nominal_rate() -> None:
             covered[name] += bool(table.loc[name, "lower"] <= truth <= table.loc[name, "upper"])
     for name, count in covered.items():
         assert abs(count / datasets - 0.9) <= 0.03, (name, count / datasets)
+
+
+def test_gamma_bootstrap_replicates_carry_the_dispersion_as_sigma() -> None:
+    sleep = hm.datasets.load("sleepstudy")
+    fit = hm.Model("Reaction ~ Days + (1 | Subject)", sleep, family="gamma").fit_mle()
+    assert fit.phi is not None
+    boot = fit.bootstrap(40, random_seed=2, progressbar=False)
+    table = boot.confint("percentile", ci_prob=0.9)
+    assert table.loc["sigma", "estimate"] == pytest.approx(np.sqrt(fit.phi))
+    assert table.loc["sigma", "lower"] < np.sqrt(fit.phi) < table.loc["sigma", "upper"]
+    assert "sigma" in boot.replicates

@@ -168,3 +168,37 @@ def test_bad_requests_are_refused(sleep_fit: MixedFit) -> None:
         sleep_fit.simulate(0)
     with pytest.raises(ValueError, match="effects"):
         sleep_fit.simulate(2, effects="marginal")  # type: ignore[arg-type]
+
+
+def test_weighted_lmm_conditional_draws_have_variance_sigma_squared_over_w() -> None:
+    sleep = hm.datasets.load("sleepstudy")
+    weights = np.random.default_rng(15).uniform(0.25, 4.0, len(sleep))
+    fit = hm.Model("Reaction ~ Days + (Days | Subject)", sleep, weights=weights).fit_mle()
+    draws = fit.simulate(NSIM, random_seed=7, effects="conditional").to_numpy()
+    var = fit.sigma**2 / weights
+    assert _mean_z(draws, fit.linear_predictor, var).max() < Z_BOUND
+    assert _var_z(draws, var).max() < Z_BOUND
+    # a heavy row scatters less than a light one, as sigma / sqrt(w) says
+    heavy, light = np.argmax(weights), np.argmin(weights)
+    assert draws[heavy].std() < draws[light].std()
+
+
+@pytest.mark.parametrize(("family", "power"), [("gamma", 2), ("inverse_gaussian", 3)])
+def test_positive_family_conditional_draws_have_variance_phi_mu_to_the_power(
+    family: str, power: int
+) -> None:
+    rng = np.random.default_rng(12)
+    groups = np.repeat(np.arange(25), 12)
+    data = pd.DataFrame({"x": rng.normal(size=groups.size), "g": groups.astype(str)})
+    mu = np.exp(0.5 + 0.3 * data["x"] + rng.normal(scale=0.3, size=25)[groups])
+    data["y"] = rng.gamma(4.0, mu / 4.0) if family == "gamma" else rng.wald(mu, 5.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = hm.Model("y ~ x + (1 | g)", data, family=family).fit_mle()
+    assert fit.phi is not None
+    draws = fit.simulate(NSIM, random_seed=8, effects="conditional").to_numpy()
+    mean = fit.fitted().to_numpy()
+    var = fit.phi * mean**power
+    assert draws.min() > 0
+    assert _mean_z(draws, mean, var).max() < Z_BOUND
+    assert _var_z(draws, var).max() < Z_BOUND
