@@ -77,6 +77,8 @@ def check_page(
     import matplotlib.pyplot as plt
     import pandas as pd
 
+    # each page starts from the same display options, whatever an earlier page set
+    pd.reset_option("display")
     pd.set_option("display.width", 120)
     pd.set_option("display.max_columns", 30)
     failures = 0
