@@ -1,4 +1,4 @@
-"""Caterpillar plots: every group's plain EB, corrected EB and full-Bayes intervals side by side.
+"""Caterpillar plots: every group's EB intervals (plain, corrected, bootstrap) and full Bayes.
 
 Takes a :class:`~hiermodels.shrinkage.ShrinkageComparison` (or its
 ``table``) and draws one panel per term, the groups sorted, on new axes or
@@ -46,7 +46,7 @@ def plot_caterpillar(
     *,
     scale: str = "coef",
     sort_by: str = "eb_mean",
-    show: Sequence[str] = ("eb", "eb_corrected", "bayes"),
+    show: Sequence[str] = ("eb", "eb_corrected", "eb_bootstrap", "bayes"),
     ci_prob: float | None = None,
     ax: Axes | Sequence[Axes] | None = None,
     interval: float | None = None,
@@ -70,8 +70,12 @@ def plot_caterpillar(
         Group coefficients or group effects.
     sort_by : str
         Column of the table to sort the groups by.
-    show : sequence of {"eb", "eb_corrected", "bayes"}
-        Which intervals to draw, top to bottom within a group's row.
+    show : sequence of {"eb", "eb_corrected", "eb_bootstrap", "bayes"}
+        Which intervals to draw, top to bottom within a group's row. The
+        Laird–Louis bootstrap interval exists when the EB fit was made with
+        ``interval="bootstrap"``, the full-Bayes one when the comparison has
+        a posterior; by default each is drawn when it exists, and asking
+        explicitly for the bootstrap interval of a fit without it is an error.
     ci_prob : float, optional
         Probability of the intervals, for the legend (default: the
         comparison's ``ci_prob``; none for a bare table).
@@ -89,10 +93,21 @@ def plot_caterpillar(
     table = comparison_table(comparison)
     grpvar, rows = select(table, grpvar)
     terms = check_terms(rows, grpvar, terms)
-    unknown = set(show) - {"eb", "eb_corrected", "bayes"}
+    unknown = set(show) - set(_INTERVAL_COLUMNS)
     if unknown or not show:
-        raise ValueError(f"show takes 'eb', 'eb_corrected', 'bayes'; got {list(show)}")
-    show = [k for k in show if k != "bayes" or "bayes" in available_estimates(rows)]
+        raise ValueError(
+            f"show takes 'eb', 'eb_corrected', 'eb_bootstrap', 'bayes'; got {list(show)}"
+        )
+    available = {
+        "bayes": "bayes" in available_estimates(rows),
+        "eb_bootstrap": "eb_low_bootstrap" in rows,
+    }
+    if not available["eb_bootstrap"] and "eb_bootstrap" in show and not _is_default(show):
+        raise ValueError(
+            "the comparison has no bootstrap EB intervals: fit with "
+            "fit_eb(interval='bootstrap') to draw them"
+        )
+    show = [k for k in show if available.get(k, True)]
     if sort_by not in rows:
         raise KeyError(f"cannot sort by {sort_by!r}: not a column of the comparison table")
     n = rows["grp"].nunique()
@@ -111,7 +126,12 @@ def plot_caterpillar(
         axis.set_xlabel(axis_label(term, scale, link))
         axis.set_title(term)
     pct = f" {round(100 * prob)}%" if prob else ""
-    names = {"eb": "EB" + pct, "eb_corrected": "EB corrected" + pct, "bayes": "full Bayes" + pct}
+    names = {
+        "eb": "EB" + pct,
+        "eb_corrected": "EB corrected" + pct,
+        "eb_bootstrap": "EB bootstrap" + pct,
+        "bayes": "full Bayes" + pct,
+    }
     if rows.groupby("term")["grp"].nunique().max() > MAX_TICK_LABELS:
         handles = [
             Patch(color=COLORS[k], alpha=0.4, label=names[k])
@@ -130,11 +150,17 @@ def plot_caterpillar(
     return fig
 
 
+def _is_default(show: Sequence[str]) -> bool:
+    """Whether ``show`` is the default, which draws each interval where it exists."""
+    return tuple(show) == ("eb", "eb_corrected", "eb_bootstrap", "bayes")
+
+
 # With many groups the plain EB interval is a filled band, the others its edges.
 _BAND = ("eb",)
 _INTERVAL_COLUMNS = {
     "eb": ("eb_mean", "eb_low", "eb_high"),
     "eb_corrected": ("eb_mean", "eb_low_corrected", "eb_high_corrected"),
+    "eb_bootstrap": ("eb_mean", "eb_low_bootstrap", "eb_high_bootstrap"),
     "bayes": ("bayes_mean", "bayes_low", "bayes_high"),
 }
 
@@ -171,5 +197,5 @@ def _draw_bands(ax: Axes, values: dict[str, np.ndarray], y: np.ndarray, show: li
                 # step along y, as the band's fill_betweenx(step="mid") does
                 ys, xs = cbook.pts_to_midstep(y, edge)
                 ax.plot(xs, ys, color=COLORS[kind], lw=0.9, gid=kind)
-    middle = "eb" if {"eb", "eb_corrected"} & set(show) else "bayes"
+    middle = "eb" if {"eb", "eb_corrected", "eb_bootstrap"} & set(show) else "bayes"
     ax.plot(values[f"{middle}_mean"], y, color="#222222", lw=0.8, gid="centre")

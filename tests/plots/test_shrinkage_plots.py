@@ -328,3 +328,28 @@ def test_factor_legend_mentions_clipping_only_when_something_was_clipped(cbpp_co
     assert legend_texts(fig) == ["empirical Bayes", "full Bayes"]
     assert len(points(ax, "eb")) == comparison.table["eb_shrinkage"].notna().sum()
     assert ax.get_xscale() == "linear"  # 1 to 4 periods per herd
+
+
+def test_caterpillar_draws_the_bootstrap_interval_where_the_eb_fit_has_it(sleep_comparison):
+    comparison, _, _ = sleep_comparison
+    with pytest.raises(ValueError, match="interval='bootstrap'"):
+        plots.plot_caterpillar(comparison, show=["eb", "eb_bootstrap"])
+    booted, _, eb = comparison_for(
+        "sleepstudy", "Reaction ~ Days + (Days | Subject)", interval="bootstrap", nsim=60
+    )
+    fig = plots.plot_caterpillar(booted, show=["eb", "eb_bootstrap"])
+    render(fig)
+    segments = {
+        c.get_gid(): np.array(c.get_segments())
+        for c in fig.axes[0].collections
+        if isinstance(c, LineCollection)
+    }
+    rows = rows_of(booted, "Intercept").sort_values("eb_mean")
+    np.testing.assert_allclose(
+        segments["eb_bootstrap"][:, 1, 0],
+        rows["eb_high_bootstrap"].to_numpy() + eb.mle.fixef["Intercept"],
+    )
+    assert "EB bootstrap 95%" in legend_texts(fig)
+    assert "eb_bootstrap" in {
+        c.get_gid() for c in plots.plot_caterpillar(booted).axes[0].collections
+    }
