@@ -238,8 +238,9 @@ class BootstrapResult:
         One entry per successful refit along dim ``replicate``: ``beta``
         (dims ``replicate, coef``), ``sd_<g>__<t>``, ``corr_<g>`` (dims
         ``replicate, <g>__term, <g>__term_bis``, for a factor with one
-        correlated block), ``sigma`` (Gaussian models), ``alpha`` (negative
-        binomial). ``attrs``: ``nsim``, ``n_failed``, ``n_singular``, ``method``.
+        correlated block), ``sigma`` (Gaussian models; ``√φ`` of the Gamma
+        and inverse Gaussian), ``alpha`` (negative binomial). ``attrs``:
+        ``nsim``, ``n_failed``, ``n_singular``, ``method``.
     estimates : pandas.Series
         The original fit's parameters (:func:`parameter_names`).
     draws : pandas.DataFrame
