@@ -70,7 +70,7 @@ docs: $(VENV)/.installed-docs
 
 bench: $(VENV)/.installed-bench
 	@set -e; found=0; \
-	for script in benchmarks/*.py; do \
+	for script in benchmarks/[!_]*.py; do \
 		[ -e "$$script" ] || continue; \
 		found=1; \
 		echo "== $$script"; \

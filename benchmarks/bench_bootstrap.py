@@ -13,12 +13,11 @@ Run: ``python benchmarks/bench_bootstrap.py``.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+from _children import lme4_available, run_child
 
 DATA = Path(__file__).resolve().parents[1] / "hiermodels" / "datasets" / "data"
 
@@ -50,6 +49,7 @@ CASES: dict[str, tuple[str, str, str, list[str], int]] = {
 _HIERMODELS = """
 import json, time, warnings
 import hiermodels as hm
+
 
 if __name__ == "__main__":
     data = hm.datasets.load({dataset!r})
@@ -83,28 +83,6 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def _run(cmd: list[str], timeout: float = 1800) -> dict[str, float] | str:
-    try:
-        out = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, check=True, env=_environment()
-        )
-    except subprocess.CalledProcessError as err:
-        return "failed: " + (err.stderr.strip().splitlines() or ["?"])[-1][:40]
-    except subprocess.TimeoutExpired:
-        return f"over {timeout:.0f} s"
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _lme4_available() -> bool:
-    if shutil.which("Rscript") is None:
-        return False
-    probe = subprocess.run(
-        ["Rscript", "-e", "quit(status = !requireNamespace('lme4', quietly = TRUE))"],
-        capture_output=True,
-    )
-    return probe.returncode == 0
-
-
 def _ours(dataset: str, formula: str, family: str, nsim: int, jobs: int) -> dict[str, float] | str:
     script = _HIERMODELS.format(
         dataset=dataset, formula=formula, family=family, nsim=nsim, jobs=jobs
@@ -112,7 +90,7 @@ def _ours(dataset: str, formula: str, family: str, nsim: int, jobs: int) -> dict
     path = Path(f"/tmp/bench_bootstrap_{os.getpid()}.py")
     path.write_text(script)  # a file, not -c: spawned workers re-import the main module
     try:
-        return _run([sys.executable, str(path)])
+        return run_child([sys.executable, str(path)], env=_environment())
     finally:
         path.unlink()
 
@@ -133,7 +111,7 @@ def _lme4(
         parallel="no" if jobs == 1 else "multicore",
         jobs=jobs,
     )
-    return _run(["Rscript", "-e", script])
+    return run_child(["Rscript", "-e", script], env=_environment())
 
 
 def _cell(result: dict[str, float] | str) -> str:
@@ -145,7 +123,7 @@ def _cell(result: dict[str, float] | str) -> str:
 
 def main() -> None:
     """Run every case with every available program and print the table."""
-    have_lme4 = _lme4_available()
+    have_lme4 = lme4_available()
     header = (
         f"{'model':<21} | {'nsim':>5} | {'hiermodels 1 proc':>17} | {'hiermodels 2 procs':>18} | "
         f"{'bootMer 1 proc':>17} | {'bootMer 2 procs':>17}"

@@ -15,11 +15,10 @@ Run: ``python benchmarks/bench_eb.py`` (or ``make bench``).
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+from _children import lme4_available, run_child
 
 DATA = Path(__file__).resolve().parents[1] / "hiermodels" / "datasets" / "data"
 
@@ -45,6 +44,7 @@ _OURS = """
 import json, statistics, time, warnings
 warnings.simplefilter("ignore")
 import hiermodels as hm
+
 data = hm.datasets.load({dataset!r})
 model = hm.Model({formula!r}, data, family={family!r})
 def timed(fn, reps):
@@ -74,28 +74,13 @@ cat(sprintf('{{"mle": %.6f}}\n', median(times)))
 """
 
 
-def _run(cmd: list[str]) -> dict[str, float] | str:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=True)
-    except subprocess.CalledProcessError as err:
-        return "failed: " + (err.stderr.strip().splitlines() or ["?"])[-1][:50]
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _have_lme4() -> bool:
-    if shutil.which("Rscript") is None:
-        return False
-    probe = ["Rscript", "-e", "quit(status = !requireNamespace('lme4', quietly = TRUE))"]
-    return subprocess.run(probe, capture_output=True).returncode == 0
-
-
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value * 1000:10.1f} ms"
 
 
 def main() -> None:
     """Run the cases and print the table."""
-    have_r = _have_lme4()
+    have_r = lme4_available()
     print(
         f"{'model':<12} | {'MLE':>13} | {'fit_eb':>13} | {'fit_bayes':>13} | "
         f"{'lme4/glmer':>13} | MLE / lme4"
@@ -103,7 +88,7 @@ def main() -> None:
     print("-" * 86)
     for name, (dataset, formula, family, factors) in CASES.items():
         eb = name != "grouseticks"
-        ours = _run(
+        ours = run_child(
             [
                 sys.executable,
                 "-c",
@@ -117,7 +102,7 @@ def main() -> None:
                 family=family,
                 factors="c(" + ", ".join(f'"{f}"' for f in factors) + ")",
             )
-            lme4 = _run(["Rscript", "-e", script])
+            lme4 = run_child(["Rscript", "-e", script])
         else:
             lme4 = "Rscript/lme4 not installed"
         if isinstance(ours, str):

@@ -11,12 +11,11 @@ Run: ``python benchmarks/bench_lmm.py`` (or ``make bench``).
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from _children import lme4_available, run_child
 
 DATA = Path(__file__).resolve().parents[1] / "hiermodels" / "datasets" / "data"
 
@@ -53,6 +52,7 @@ import json, resource, statistics, time, warnings
 import pandas as pd
 import statsmodels.formula.api as smf
 import hiermodels as hm
+
 data = hm.datasets.load({dataset!r})
 spec = {spec!r}
 times = []
@@ -100,26 +100,6 @@ _FACTORS = {
 }
 
 
-def _run(cmd: list[str], timeout: float = 1800) -> dict[str, float] | str:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
-    except subprocess.CalledProcessError as err:
-        return "failed: " + (err.stderr.strip().splitlines() or ["?"])[-1][:60]
-    except subprocess.TimeoutExpired:
-        return f"over {timeout:.0f} s"
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _lme4_available() -> bool:
-    if shutil.which("Rscript") is None:
-        return False
-    probe = subprocess.run(
-        ["Rscript", "-e", "quit(status = !requireNamespace('lme4', quietly = TRUE))"],
-        capture_output=True,
-    )
-    return probe.returncode == 0
-
-
 def _cell(result: dict[str, float] | str | None) -> str:
     if result is None:
         return "cannot fit"
@@ -130,15 +110,17 @@ def _cell(result: dict[str, float] | str | None) -> str:
 
 def main() -> None:
     """Run every case with every available program and print the table."""
-    have_lme4 = _lme4_available()
+    have_lme4 = lme4_available()
     rows = []
     for name, (dataset, formula, reps) in CASES.items():
-        ours = _run(
+        ours = run_child(
             [sys.executable, "-c", _HIERMODELS.format(dataset=dataset, formula=formula, reps=reps)]
         )
         spec = STATSMODELS[name]
         sm = (
-            _run([sys.executable, "-c", _STATSMODELS.format(dataset=dataset, spec=spec, reps=reps)])
+            run_child(
+                [sys.executable, "-c", _STATSMODELS.format(dataset=dataset, spec=spec, reps=reps)]
+            )
             if spec is not None
             else None
         )
@@ -147,7 +129,7 @@ def main() -> None:
             script = _LME4.format(
                 path=DATA / f"{dataset}.csv", formula=formula, reps=reps, factors=factors
             )
-            lme4 = _run(["Rscript", "-e", script])
+            lme4 = run_child(["Rscript", "-e", script])
         else:
             lme4 = "Rscript/lme4 not installed"
         rows.append((name, ours, sm, lme4))

@@ -73,6 +73,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _children import run_child
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "hiermodels" / "datasets" / "data"
@@ -442,29 +443,6 @@ def _child_environment() -> dict[str, str]:
     return env
 
 
-def _run(cmd: list[str], timeout: float, cwd: Path) -> Result:
-    """Run one child in ``cwd``; its last stdout line is a JSON object, anything else a status."""
-    try:
-        out = subprocess.run(
-            cmd,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=True,
-            env=_child_environment(),
-        )
-    except subprocess.CalledProcessError as err:
-        lines = [line for line in err.stderr.strip().splitlines() if line.strip()]
-        return "failed: " + (lines[-1].strip()[:80] if lines else f"exit {err.returncode}")
-    except subprocess.TimeoutExpired:
-        return f"over {timeout:.0f} s"
-    try:
-        return json.loads(out.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        return "failed: no result"
-
-
 @dataclass
 class Options:
     """Repeat bounds and time limits of one run."""
@@ -501,7 +479,12 @@ def run_program(
             max_reps=max_reps,
             budget=budget,
         )
-        return _run(["Rscript", "-e", script], options.timeout, path.parent)
+        return run_child(
+            ["Rscript", "-e", script],
+            timeout=options.timeout,
+            cwd=path.parent,
+            env=_child_environment(),
+        )
     if program == "glmm":
         if case.glmm_formula == "-":
             return "–"
@@ -522,8 +505,11 @@ def run_program(
     }
     # The child runs in the data directory, so that ``-c`` does not put the current
     # directory before PYTHONPATH on its module path.
-    return _run(
-        [sys.executable, "-c", _PYTHON_CHILD, json.dumps(job)], options.timeout, path.parent
+    return run_child(
+        [sys.executable, "-c", _PYTHON_CHILD, json.dumps(job)],
+        timeout=options.timeout,
+        cwd=path.parent,
+        env=_child_environment(),
     )
 
 
