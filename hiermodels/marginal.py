@@ -18,9 +18,10 @@ interval); a posterior has no df, statistic or p-value.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,11 @@ if TYPE_CHECKING:
     from hiermodels.mle.ddf import DdfMethod
     from hiermodels.mle.results import MixedFit
 
-__all__ = ["MarginalMeans", "marginal_means", "reference_grid"]
+__all__ = ["PAIRS_ADJUSTMENTS", "MarginalMeans", "marginal_means", "reference_grid"]
+
+#: Multiplicity adjustments of :meth:`MarginalMeans.pairs` (emmeans' ``adjust``).
+PAIRS_ADJUSTMENTS = ("none", "tukey", "bonferroni")
+type PairsAdjustment = Literal["none", "tukey", "bonferroni"]
 
 
 def marginal_means(
@@ -177,18 +182,33 @@ class MarginalMeans:
         """
         return self._summarise(self.weights)
 
-    def pairs(self) -> pd.DataFrame:
+    def pairs(self, adjust: PairsAdjustment = "none") -> pd.DataFrame:
         """Differences between every two levels of the factor, within each ``by`` level.
 
-        As emmeans' ``pairs(emm, adjust = "none")``: ``a - b`` for every
-        level ``a`` before ``b``; the p-values are not adjusted for the
-        number of comparisons.
+        As emmeans' ``pairs(emm, adjust = ...)``: ``a - b`` for every level
+        ``a`` before ``b``.
+
+        Parameters
+        ----------
+        adjust : {"none", "tukey", "bonferroni"}
+            For MLE fits, the p-values and intervals of one ``by`` level's
+            ``m`` contrasts among ``k`` means: unadjusted; Tukey's studentized
+            range with each contrast's df (``P(Q_{k,df} > √2 |t|)`` and the
+            critical value ``q_{k,df}(ci_prob)/√2``, emmeans' default for
+            ``pairs``); or Bonferroni (``min(1, m p)``, the t quantile at
+            ``1 − (1 − ci_prob)/(2m)``). Bayes fits take ``"none"`` only:
+            their intervals are posterior intervals of each difference.
 
         Returns
         -------
         pandas.DataFrame
-            As :attr:`table`, indexed by the ``by`` levels and ``contrast``.
+            As :attr:`table`, indexed by the ``by`` levels and ``contrast``;
+            ``attrs["adjust"]`` names the adjustment.
         """
+        if adjust not in PAIRS_ADJUSTMENTS:
+            raise ValueError(
+                f"adjust must be one of {', '.join(map(repr, PAIRS_ADJUSTMENTS))}; got {adjust!r}"
+            )
         groups = (
             self.weights.groupby(level=list(self.by), sort=False)
             if self.by
@@ -210,7 +230,19 @@ class MarginalMeans:
             else pd.Index([row[0] for row in rows], name="contrast")
         )
         differences = pd.DataFrame(np.vstack(vectors), index=index, columns=self.weights.columns)
-        return self._summarise(differences)
+        table = self._summarise(differences)
+        if adjust != "none":
+            from hiermodels.mle.results import MixedFit
+
+            if not isinstance(self.fit, MixedFit):
+                raise ValueError(
+                    "adjust= applies to the tests of MLE fits; a Bayes fit's pairs are "
+                    "posterior intervals of each difference (adjust='none')"
+                )
+            family_of = index.droplevel("contrast") if self.by else None
+            table = _adjusted(table, adjust, family_of, self.ci_prob)
+        table.attrs["adjust"] = adjust
+        return table
 
     def _summarise(self, weights: pd.DataFrame) -> pd.DataFrame:
         from hiermodels.mle.results import MixedFit
@@ -218,6 +250,46 @@ class MarginalMeans:
         if isinstance(self.fit, MixedFit):
             return _mle_table(self.fit, weights, self.ddf, self.ci_prob)  # type: ignore[arg-type]
         return _posterior_table(self.fit, weights, self.ci_prob)
+
+
+def _adjusted(
+    table: pd.DataFrame, adjust: str, family_of: pd.Index | None, ci_prob: float
+) -> pd.DataFrame:
+    """``table``'s p-values and intervals adjusted within each family of contrasts."""
+    out = table.copy()
+    families = (
+        np.zeros(len(table), dtype=int)
+        if family_of is None
+        else pd.factorize(pd.Index(family_of))[0]
+    )
+    for family in np.unique(families):
+        rows = np.flatnonzero(families == family)
+        m = rows.size
+        # m = k(k - 1)/2 pairs among k means
+        k = round((1.0 + math.sqrt(1.0 + 8.0 * m)) / 2.0)
+        if adjust == "tukey" and k < 3:
+            continue  # two means: one comparison, Tukey's is the t test
+        df = table["df"].to_numpy()[rows]
+        if adjust == "tukey":
+            t = np.abs(table["statistic"].to_numpy()[rows])
+            # the range of k means exceeds one difference's |t| at least as often; the
+            # bound keeps p positive where the studentized range's tail underflows to 0
+            p = np.maximum(
+                stats.studentized_range.sf(np.sqrt(2.0) * t, k, df),
+                table["p_value"].to_numpy()[rows],
+            )
+            critical = stats.studentized_range.ppf(ci_prob, k, df) / np.sqrt(2.0)
+        else:
+            p = np.minimum(1.0, m * table["p_value"].to_numpy()[rows])
+            tail = 1.0 - (1.0 - ci_prob) / (2.0 * m)
+            critical = np.where(np.isinf(df), stats.norm.ppf(tail), stats.t.ppf(tail, df))
+        estimate = table["estimate"].to_numpy()[rows]
+        se = table["se"].to_numpy()[rows]
+        positions = out.columns.get_indexer(["p_value", "lower", "upper"])
+        out.iloc[rows, positions[0]] = p
+        out.iloc[rows, positions[1]] = estimate - critical * se
+        out.iloc[rows, positions[2]] = estimate + critical * se
+    return out
 
 
 def _mle_table(

@@ -157,3 +157,27 @@ def test_posterior_and_mle_tables_share_their_layout(bayes_fit: hm.BayesFit) -> 
         hm.marginal_means(bayes_fit, "week", ddf="satterthwaite")
     # a flat-enough posterior sits near the REML estimates
     np.testing.assert_allclose(bayes["estimate"], mle["estimate"], atol=4 * mle["se"].max())
+
+
+@pytest.mark.parametrize(("name", "index"), CASES)
+@pytest.mark.parametrize("adjust", ["tukey", "bonferroni"])
+def test_adjusted_pairs_match_emmeans(name: str, index: int, adjust: str) -> None:
+    case = load("emmeans", name)["tables"][index]
+    emm = hm.marginal_means(
+        fitted(name), case["factor_hm"], by=case["by_hm"], ddf=case["ddf"], ci_prob=0.95
+    )
+    pairs = emm.pairs(adjust=adjust)  # type: ignore[arg-type]
+    tests, intervals = case[f"pairs_{adjust}"], case[f"pairs_{adjust}_ci"]
+    np.testing.assert_allclose(pairs["estimate"], _vector(tests["estimate"]), rtol=1e-4)
+    np.testing.assert_allclose(pairs["p_value"], _vector(tests["p.value"]), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(pairs["lower"], _vector(intervals["lower.CL"]), rtol=1e-4)
+    np.testing.assert_allclose(pairs["upper"], _vector(intervals["upper.CL"]), rtol=1e-4)
+    assert pairs.attrs["adjust"] == adjust
+    unadjusted = emm.pairs()
+    assert np.all(pairs["p_value"].to_numpy() >= unadjusted["p_value"].to_numpy() - 1e-15)
+
+
+def test_adjustments_are_for_mle_tests_only() -> None:
+    emm = hm.marginal_means(fitted("tlc_factorial_reml"), "week")
+    with pytest.raises(ValueError, match="adjust must be one of"):
+        emm.pairs(adjust="holm")  # type: ignore[arg-type]

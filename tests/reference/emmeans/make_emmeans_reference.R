@@ -35,7 +35,12 @@ for (m in models) {
         by_hm = if (is.null(req$by_hm)) NA else req$by_hm,
         ddf = method, means = frame_fields(emm),
         pairs = frame_fields(pairs(emm, adjust = "none")),
-        call = sprintf("emmeans(fit, specs = '%s', by = %s, lmer.df = '%s'); pairs(emm, adjust = 'none')",
+        pairs_tukey = frame_fields(pairs(emm)),
+        pairs_tukey_ci = frame_fields(confint(pairs(emm))),
+        pairs_bonferroni = frame_fields(pairs(emm, adjust = "bonferroni")),
+        pairs_bonferroni_ci = frame_fields(confint(pairs(emm, adjust = "bonferroni"))),
+        call = sprintf(paste("emmeans(fit, specs = '%s', by = %s, lmer.df = '%s'); pairs(emm, adjust = 'none');",
+                             "pairs(emm) and confint(pairs(emm)) (Tukey); the same with adjust = 'bonferroni'"),
                        req$specs, if (is.null(req$by)) "NULL" else sprintf("'%s'", req$by), method))
     }
   }
