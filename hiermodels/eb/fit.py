@@ -16,7 +16,6 @@ Laird and Louis's parametric-bootstrap interval (:mod:`hiermodels.eb.bootstrap`)
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -216,10 +215,8 @@ def plugin_values(fit: MixedFit, plugin: str = "hyper") -> dict[str, Any]:
     diagonal), and ``beta`` with ``plugin="all"``.
     """
     values: dict[str, Any] = {}
-    if fit.has_residual:
-        values["sigma"] = float(fit.sigma)
-    if fit.phi is not None:
-        values["sigma"] = math.sqrt(fit.phi)
+    if fit.residual_sd is not None:
+        values["sigma"] = fit.residual_sd
     if fit.alpha is not None:
         values[DISPERSION_NAME] = float(fit.alpha)
     term_sd: dict[tuple[str, str], float] = {}

@@ -83,7 +83,7 @@ def parameter_names(fit: MixedFit) -> list[str]:
             for j in range(block.n_terms)
             for k in range(j + 1, block.n_terms)
         )
-    if _residual_sd(fit) is not None:
+    if fit.residual_sd is not None:
         names.append("sigma")
     if fit.alpha is not None:
         names.append("alpha")
@@ -125,16 +125,9 @@ def fit_parameters(fit: MixedFit) -> np.ndarray:
         fit.theta,
         fit.sigma,
         fit.beta,
-        residual_sd=_residual_sd(fit),
+        residual_sd=fit.residual_sd,
         alpha=fit.alpha,
     )
-
-
-def _residual_sd(fit: MixedFit) -> float | None:
-    """``σ`` of a Gaussian fit, ``√φ`` of a Gamma or inverse-Gaussian one, else ``None``."""
-    if fit.has_residual:
-        return fit.sigma
-    return None if fit.phi is None else float(np.sqrt(fit.phi))
 
 
 # ------------------------------------------------------------------ refitting

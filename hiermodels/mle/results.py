@@ -226,6 +226,17 @@ class MixedFit:
         return self.design.family.is_gaussian
 
     @property
+    def residual_sd(self) -> float | None:
+        """lme4's ``sigma()``: ``σ`` (Gaussian), ``√φ`` (Gamma, inverse Gaussian), else ``None``.
+
+        The ``Residual`` row of :attr:`varcorr`, and the ``sigma`` of the
+        Bayesian graph, the bootstrap replicates and the EB plug-in.
+        """
+        if self.has_residual:
+            return float(self.sigma)
+        return None if self.phi is None else math.sqrt(self.phi)
+
+    @property
     def n_params(self) -> int:
         """Parameters counted by AIC/BIC: fixed effects, θ, and σ, α or φ (if any)."""
         dispersions = int(self.alpha is not None) + int(self.phi is not None)
@@ -377,16 +388,15 @@ class MixedFit:
                             "sdcor": corr[j, k],
                         }
                     )
-        if self.has_residual or self.phi is not None:
-            # lme4 reports a Gamma or inverse-Gaussian GLMM's √φ as its residual SD
-            variance = self.sigma**2 if self.phi is None else self.phi
+        residual_sd = self.residual_sd
+        if residual_sd is not None:
             rows.append(
                 {
                     "grp": "Residual",
                     "var1": None,
                     "var2": None,
-                    "vcov": variance,
-                    "sdcor": math.sqrt(variance),
+                    "vcov": residual_sd**2,
+                    "sdcor": residual_sd,
                 }
             )
         return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
@@ -733,12 +743,10 @@ class MixedFit:
             ),
             "beta_se": xr.DataArray(self.fixef_se.to_numpy(), dims="coef"),
         }
-        if self.has_residual:
-            data["sigma"] = xr.DataArray(self.sigma)
+        if self.residual_sd is not None:
+            data["sigma"] = xr.DataArray(self.residual_sd)
         if self.alpha is not None:
             data["alpha"] = xr.DataArray(self.alpha)
-        if self.phi is not None:  # the Bayesian graph's sigma of these families is √φ
-            data["sigma"] = xr.DataArray(math.sqrt(self.phi))
         covs = self.covariances()
         for group, idx in self.layout.factor_blocks.items():
             terms = [t for i in idx for t in self.layout.blocks[i].terms]

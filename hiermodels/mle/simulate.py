@@ -110,11 +110,10 @@ def _draw_response(fit: MixedFit, eta: np.ndarray, rng: np.random.Generator) -> 
     """Responses at linear predictors ``eta`` (``(nsim, n)``) from the fit's family."""
     design = fit.design
     family = design.family
-    scale: np.ndarray | float | None = None
-    if family.is_gaussian:
-        scale = fit.sigma if design.weights is None else fit.sigma / np.sqrt(design.weights)
-    elif fit.phi is not None:
-        scale = float(np.sqrt(fit.phi))
+    # each Gaussian row's SD is σ/√w under precision weights
+    scale: float | np.ndarray | None = fit.residual_sd
+    if scale is not None and design.weights is not None:
+        scale = scale / np.sqrt(design.weights)
     if family.name == "negativebinomial" and fit.alpha is None:
         raise ValueError("a negative-binomial fit without its dispersion alpha")
     return draw_response(
