@@ -220,7 +220,9 @@ def draw_response(
             raise ValueError("drawing from the negative binomial needs its alpha")
         shape = np.broadcast_to(np.asarray(alpha, dtype=float), mean.shape)
         finite = np.isfinite(shape)
-        draws = rng.poisson(mean).astype(float) if not finite.all() else np.empty(mean.shape)
+        draws = np.empty(mean.shape)
+        if not finite.all():
+            draws[~finite] = rng.poisson(mean[~finite])
         if finite.any():
             a, m = shape[finite], mean[finite]
             with warnings.catch_warnings():

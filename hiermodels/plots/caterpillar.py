@@ -46,7 +46,7 @@ def plot_caterpillar(
     *,
     scale: str = "coef",
     sort_by: str = "eb_mean",
-    show: Sequence[str] = ("eb", "eb_corrected", "eb_bootstrap", "bayes"),
+    show: Sequence[str] | None = None,
     ci_prob: float | None = None,
     ax: Axes | Sequence[Axes] | None = None,
     interval: float | None = None,
@@ -70,12 +70,13 @@ def plot_caterpillar(
         Group coefficients or group effects.
     sort_by : str
         Column of the table to sort the groups by.
-    show : sequence of {"eb", "eb_corrected", "eb_bootstrap", "bayes"}
+    show : sequence of {"eb", "eb_corrected", "eb_bootstrap", "bayes"}, optional
         Which intervals to draw, top to bottom within a group's row. The
         Laird–Louis bootstrap interval exists when the EB fit was made with
         ``interval="bootstrap"``, the full-Bayes one when the comparison has
-        a posterior; by default each is drawn when it exists, and asking
-        explicitly for the bootstrap interval of a fit without it is an error.
+        a posterior; by default (``None``) all four, each where it exists.
+        Asking explicitly for the bootstrap interval of a fit without it is
+        an error.
     ci_prob : float, optional
         Probability of the intervals, for the legend (default: the
         comparison's ``ci_prob``; none for a bare table).
@@ -93,6 +94,8 @@ def plot_caterpillar(
     table = comparison_table(comparison)
     grpvar, rows = select(table, grpvar)
     terms = check_terms(rows, grpvar, terms)
+    explicit = show is not None
+    show = list(_INTERVAL_COLUMNS) if show is None else list(show)
     unknown = set(show) - set(_INTERVAL_COLUMNS)
     if unknown or not show:
         raise ValueError(
@@ -102,7 +105,7 @@ def plot_caterpillar(
         "bayes": "bayes" in available_estimates(rows),
         "eb_bootstrap": "eb_low_bootstrap" in rows,
     }
-    if not available["eb_bootstrap"] and "eb_bootstrap" in show and not _is_default(show):
+    if explicit and not available["eb_bootstrap"] and "eb_bootstrap" in show:
         raise ValueError(
             "the comparison has no bootstrap EB intervals: fit with "
             "fit_eb(interval='bootstrap') to draw them"
@@ -148,11 +151,6 @@ def plot_caterpillar(
     )
     figure_legend(fig, axes, handles, own)
     return fig
-
-
-def _is_default(show: Sequence[str]) -> bool:
-    """Whether ``show`` is the default, which draws each interval where it exists."""
-    return tuple(show) == ("eb", "eb_corrected", "eb_bootstrap", "bayes")
 
 
 # With many groups the plain EB interval is a filled band, the others its edges.
