@@ -40,6 +40,7 @@ from hiermodels.design._grouping import group_codes
 from hiermodels.design._matrices import _fixed_part, _prepare, _term_matrix
 from hiermodels.design._names import check_group_names
 from hiermodels.design._response import check_informative, response_arrays
+from hiermodels.design.compressed import CompressedRows
 from hiermodels.design.factors import GroupTerms, build_factors
 from hiermodels.design.families import Family, get_family
 from hiermodels.design.formula import FormulaSpec, RandomTerm, parse_formula
@@ -167,6 +168,12 @@ class Design:
         ``(n,)`` positive precision weights of a Gaussian design,
         ``Var(y_i) = σ² / w_i`` (lme4's ``weights``); ``None`` for unweighted
         designs and for binomial ones, whose weights are their ``trials``.
+    compressed : CompressedRows or None
+        For a design built from summed statistics (a Dask DataFrame), what
+        its rows stand for (:mod:`hiermodels.design.compressed`): root rows
+        of cell moments (Gaussian; any weights are inside the roots, so
+        ``weights`` is ``None``) or aggregated cells (GLMM). ``None`` for a
+        design of the data's own rows.
     """
 
     spec: FormulaSpec
@@ -181,11 +188,39 @@ class Design:
     fixed_model_spec: Any
     dropped_columns: tuple[str, ...] = ()
     weights: np.ndarray | None = None
+    compressed: CompressedRows | None = None
 
     @property
     def nobs(self) -> int:
-        """Number of observations used."""
+        """Number of observations used (of the data, for a compressed design)."""
+        if self.compressed is not None:
+            return self.compressed.nobs
         return int(self.y.shape[0])
+
+    @property
+    def has_root_rows(self) -> bool:
+        """Whether the rows are root rows of cell moments, not observations."""
+        return self.compressed is not None and self.compressed.kind == "roots"
+
+    @property
+    def response_shift(self) -> float:
+        """``c`` with ``y + c·ones`` the response: 0, except for root rows (see
+        :attr:`CompressedRows.response_shift`)."""
+        return self.compressed.response_shift if self.compressed is not None else 0.0
+
+    @property
+    def ones(self) -> np.ndarray:
+        """The constant column on this design's rows: ones, or its root rows."""
+        if self.compressed is not None and self.compressed.ones is not None:
+            return self.compressed.ones
+        return np.ones(self.y.shape[0])
+
+    def level_counts(self, group: str) -> np.ndarray:
+        """Observations per level of grouping factor ``group``, in its level order."""
+        if self.compressed is not None:
+            return self.compressed.level_counts[group]
+        block = next(b for b in self.blocks if b.group == group)
+        return np.bincount(block.codes, minlength=block.n_levels)
 
     @property
     def groups(self) -> tuple[str, ...]:
