@@ -118,7 +118,7 @@ def model_coords(design: Design) -> dict[str, list]:
         ``coef``, ``obs``, and for each grouping factor ``<g>`` (level labels),
         ``<g>__term`` and ``<g>__term_bis`` (term names).
     """
-    rows = list(design.rows) if design.rows.is_unique else list(range(design.nobs))
+    rows = list(design.rows) if design.rows.is_unique else list(range(design.n_rows))
     coords: dict[str, list] = {"coef": list(design.fixed_names), "obs": rows}
     layouts = design.factors
     # build_design runs the same check; a Design assembled by hand meets it here

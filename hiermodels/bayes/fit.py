@@ -324,6 +324,6 @@ def fit_bayes(
 
 def _observed_group(design: Design) -> xr.Dataset:
     """The ``observed_data`` group: ``y`` with its ``obs`` coordinate."""
-    rows = list(design.rows) if design.rows.is_unique else list(range(design.nobs))
+    rows = list(design.rows) if design.rows.is_unique else list(range(design.n_rows))
     y = xr.DataArray(np.asarray(design.y), dims=("obs",), coords={"obs": rows})
     return xr.Dataset({OBSERVED: y})

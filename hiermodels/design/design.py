@@ -195,6 +195,12 @@ class Design:
         """Number of observations used (of the data, for a compressed design)."""
         if self.compressed is not None:
             return self.compressed.nobs
+        return self.n_rows
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of this design's arrays: the observations, or the root rows or cells
+        that stand for them (:attr:`compressed`)."""
         return int(self.y.shape[0])
 
     @property
@@ -213,7 +219,13 @@ class Design:
         """The constant column on this design's rows: ones, or its root rows."""
         if self.compressed is not None and self.compressed.ones is not None:
             return self.compressed.ones
-        return np.ones(self.y.shape[0])
+        return np.ones(self.n_rows)
+
+    def response_rows(self) -> np.ndarray:
+        """The response on this design's rows: ``y``, or for root rows ``y + c·ones``."""
+        if self.response_shift:
+            return self.y + self.response_shift * self.ones
+        return self.y
 
     def level_counts(self, group: str) -> np.ndarray:
         """Observations per level of grouping factor ``group``, in its level order."""
@@ -248,7 +260,7 @@ class Design:
     def Z(self) -> sp.csr_matrix:
         """Sparse random-effects matrix: the blocks' ``Z`` side by side."""
         if not self.blocks:
-            return sp.csr_matrix((self.nobs, 0))
+            return sp.csr_matrix((self.n_rows, 0))
         return sp.hstack([block.Z() for block in self.blocks], format="csr")
 
 
