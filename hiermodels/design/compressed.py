@@ -51,6 +51,8 @@ class CompressedRows:
         these rows; with precision weights, of ``√w``).
     log_weight_sum : float
         ``Σ log w`` of the precision weights (0 without).
+    weighted : bool
+        Whether the rows had precision weights (inside the root rows).
     response_shift : float
         ``"roots"``: the response's root rows are those of ``y − c``, this
         ``c`` (near the response's mean, so that a response far from zero
@@ -78,6 +80,7 @@ class CompressedRows:
     level_counts: dict[str, np.ndarray]
     ones: np.ndarray | None = None
     log_weight_sum: float = 0.0
+    weighted: bool = False
     response_shift: float = 0.0
     loglik_constant: float = 0.0
     n_cells: int = 0

@@ -12,6 +12,7 @@ the matrices of a built design for new rows.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -226,6 +227,30 @@ class Design:
         if self.response_shift:
             return self.y + self.response_shift * self.ones
         return self.y
+
+    def column_mean(self, values: np.ndarray) -> float:
+        """The mean over the observations of a column given on this design's rows."""
+        if self.has_root_rows:
+            ones = self.ones
+            return float(ones @ values) / float(ones @ ones)
+        return float(np.mean(values))
+
+    def column_sd(self, values: np.ndarray, ddof: int = 1) -> float:
+        """The standard deviation over the observations of a column on this design's rows."""
+        if self.has_root_rows:
+            centred = values - self.column_mean(values) * self.ones
+            spread = float(centred @ centred)
+            # a constant column leaves round-off only, where its rows would leave 0
+            if spread <= 1e-24 * float(values @ values):
+                return 0.0
+            return math.sqrt(spread / max(self.nobs - ddof, 1))
+        return float(np.std(values, ddof=ddof)) if values.size > ddof else 0.0
+
+    def is_constant_column(self, values: np.ndarray) -> bool:
+        """Whether a column on this design's rows is the constant 1."""
+        if self.has_root_rows:
+            return bool(np.array_equal(values, self.ones))
+        return bool(np.all(values == 1.0))
 
     def level_counts(self, group: str) -> np.ndarray:
         """Observations per level of grouping factor ``group``, in its level order."""

@@ -732,6 +732,7 @@ def _root_design(
         level_counts={g: c.astype(np.int64) for g, c in counts.items()},
         ones=np.ascontiguousarray(rows[:, 0]),
         log_weight_sum=statistics.log_weight_sum,
+        weighted=encoding.weights is not None,
         response_shift=float(encoding.shift[-1]),
         n_cells=len(cells),
         statistics_bytes=int(cells.memory_usage(deep=True).sum()),
