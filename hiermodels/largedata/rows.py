@@ -77,9 +77,7 @@ def _predict_part(part: pd.DataFrame, fit: MixedFit, options: dict[str, Any]) ->
 def fitted_values(fit: MixedFit) -> Any:
     """Conditional fitted values of every row the fit used (a Dask Series)."""
     frame = _source(fit)
-    return frame.map_partitions(
-        _fitted_part, fit, meta=pd.Series(dtype=np.float64, name="fitted")
-    )
+    return frame.map_partitions(_fitted_part, fit, meta=pd.Series(dtype=np.float64, name="fitted"))
 
 
 def _fitted_part(part: pd.DataFrame, fit: MixedFit) -> pd.Series:

@@ -394,6 +394,13 @@ def solve_pls(
     return deviance.solve(theta)
 
 
+def _log_weight_sum(design: Design) -> float:
+    """``Σ log w`` of the design's precision weights (kept aside for root rows)."""
+    if design.compressed is not None:
+        return design.compressed.log_weight_sum
+    return 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
+
+
 def profiled_deviance(design: Design, *, reml: bool = True) -> LmmDeviance:
     """Build the profiled deviance (``reml=False``) or REML criterion of ``θ``.
 
@@ -440,7 +447,7 @@ def profiled_deviance(design: Design, *, reml: bool = True) -> LmmDeviance:
         xy_cross=xy_cross,
         nobs=design.nobs,
         n_fixed=design.X.shape[1],
-        log_weights=0.0 if weights is None else float(np.sum(np.log(weights))),
+        log_weights=_log_weight_sum(design),
     )
 
 

@@ -325,7 +325,8 @@ def _interval_rows(
     design, blocks = fit.design, fit.layout.blocks
     if newdata is None:
         codes = tuple(
-            b.codes if include_random else np.full(design.n_rows, -1, dtype=np.int64) for b in blocks
+            b.codes if include_random else np.full(design.n_rows, -1, dtype=np.int64)
+            for b in blocks
         )
         return NewRows(
             X=design.X,
