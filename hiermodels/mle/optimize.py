@@ -464,11 +464,22 @@ def _minimize_quasi_newton(
     count = 0
     best: list = [math.inf, x0.copy(), np.full(x0.size, np.nan)]
 
+    exact = resolution <= _RESOLUTION
+
     def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
         nonlocal count
         count += 1
         value, grad = value_and_gradient(x)
-        if value < best[0]:
+        if exact:
+            # within the criterion's round-off, the smaller gradient marks the optimum
+            tie = _TIE * (abs(value) + 1.0)
+            better = value < best[0] - tie or (
+                value <= best[0] + tie
+                and np.max(np.abs(grad), initial=0.0) < np.max(np.abs(best[2]), initial=0.0)
+            )
+        else:
+            better = value < best[0]
+        if better:
             best[0], best[1], best[2] = value, np.array(x, dtype=float), np.array(grad)
         if not (math.isfinite(value) and np.all(np.isfinite(grad))):
             # a point the criterion cannot be evaluated at: the line search backs off
@@ -621,6 +632,8 @@ def _bounded_newton(
             # the predicted decrease (the Newton decrement) is below the criterion's
             # resolution, and the gradient passes the final check (or the decrease is
             # below round-off, where no evaluation can confirm a step)
+            if resolution <= _RESOLUTION:
+                _gradient_steps(value_and_gradient, x, grad, hess, free, lower, upper)
             return "predicted decrease below round-off"
         longest = float(np.max(np.abs(step)))
         if longest > radius:
@@ -676,6 +689,47 @@ def _bounded_newton(
 #: A change of the criterion below this (relative) is below a tenth of its last
 #: digit (double precision resolves 1.1e-16): no evaluation can show it.
 _RESOLUTION = 1e-17
+
+#: Criterion values this close (relative) are equal to its round-off: between such
+#: points an exact criterion's optimum is the one with the smaller gradient.
+_TIE = 1e-13
+
+#: Newton steps judged by the gradient at the end of an exact criterion's run.
+_GRADIENT_STEPS = 3
+
+
+def _gradient_steps(
+    value_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x: np.ndarray,
+    grad: np.ndarray,
+    hess: np.ndarray,
+    free: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+) -> None:
+    """Newton steps on the analytic gradient once the criterion is flat to round-off.
+
+    Where the decrease a step predicts is below the criterion's last digit,
+    the criterion cannot say which point is lower, but the analytic gradient
+    still resolves the optimum to its own round-off: each step is kept (by
+    the caller's record of the best point, which prefers the smaller
+    gradient among values equal to round-off) while it shrinks the gradient.
+    Without these steps ``θ̂`` is resolved to about ``√ε`` relative only.
+    """
+    size = float(np.max(np.abs(grad[free]), initial=0.0))
+    for _ in range(_GRADIENT_STEPS):
+        if size == 0.0:
+            return
+        step = np.zeros_like(x)
+        step[free] = -_positive_definite_solve(hess[np.ix_(free, free)], grad[free])
+        trial = np.clip(x + step, lower, upper)
+        trial_value, trial_grad = value_and_gradient(trial)
+        trial_size = float(np.max(np.abs(trial_grad[free]), initial=0.0))
+        if not (math.isfinite(trial_value) and np.all(np.isfinite(trial_grad))):
+            return
+        if not trial_size < 0.5 * size:
+            return
+        x, grad, size = trial, trial_grad, trial_size
 
 
 def _scaled_by_gradient_differences(

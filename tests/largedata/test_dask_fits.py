@@ -37,7 +37,7 @@ distributed = pytest.importorskip("distributed")
 TOLERANCE = 1e-8
 #: θ is where the optimiser stops on a criterion flat to round-off at its optimum; two
 #: evaluations that differ in the last bits of the cross products stop this close.
-THETA_TOLERANCE = 1e-7
+THETA_TOLERANCE = 1e-8
 REFERENCE_FITS = [name for name in GAUSSIAN_FITS if isinstance(name, str)] + WEIGHTED_LMMS
 
 
