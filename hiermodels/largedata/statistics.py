@@ -11,6 +11,7 @@ from the rows' by a constant that the pass sums as well.
 from __future__ import annotations
 
 import math
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -511,13 +512,20 @@ def _reduce(frame: Any, encoding: Encoding, progress: bool) -> PartitionStatisti
     level = [delayed(partition_statistics)(p, encoded) for p in parts]
     while len(level) > 1:
         level = [delayed(combine)(*level[i : i + FAN_IN]) for i in range(0, len(level), FAN_IN)]
-    if progress and not _scheduler_name().startswith("distributed"):
+    scheduler = _scheduler_name()
+    if progress and not scheduler.startswith("distributed"):
         from dask.diagnostics import ProgressBar
 
         with ProgressBar(minimum=5.0):
             (result,) = dask.compute(level[0])
-    else:
-        (result,) = dask.compute(level[0])
+        return result
+    if progress:
+        # a cluster shows its tasks on its dashboard
+        print(
+            f"hiermodels: summing {len(parts)} partitions on {scheduler}",
+            file=sys.stderr,
+        )
+    (result,) = dask.compute(level[0])
     return result
 
 

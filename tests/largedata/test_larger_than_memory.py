@@ -1,31 +1,55 @@
 """A Parquet dataset larger than the workers' memory fits without its rows on the driver.
 
-Slow tier: about 4 × 10⁷ rows (≈ 1 GB of float64 columns) through two worker
-processes limited to 400 MiB each; the driver's peak resident memory grows
-by less than a tenth of the data's size, and the estimates recover the
+Slow tier: 4 × 10⁷ rows (960 MB of float64 and integer columns) through two
+worker processes limited to 400 MiB each. The driver runs in a child process
+of its own, whose peak resident memory is compared with the data's size: it
+stays below a quarter of it (the rows never reach it; what does is the
+statistics of 10,000 cells and the libraries). The estimates recover the
 simulation's values.
 """
 
 from __future__ import annotations
 
-import resource
-import warnings
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import hiermodels as hm
-
-dask = pytest.importorskip("dask")
-distributed = pytest.importorskip("distributed")
+pytest.importorskip("dask")
+pytest.importorskip("distributed")
 
 pytestmark = pytest.mark.slow
 
 ROWS_PER_FILE = 2_000_000
 FILES = 20
 GROUPS = 10_000
+
+_DRIVER = """
+import json, resource, sys, warnings
+import distributed
+import hiermodels as hm
+
+if __name__ == "__main__":
+    warnings.simplefilter("ignore")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, memory_limit="400MiB", dashboard_address=None
+    ) as cluster, distributed.Client(cluster):
+        fit = hm.Model.from_parquet(sys.argv[1], "y ~ x + (x | g)", progress=False).fit_mle()
+        sds = fit.varcorr.set_index(["grp", "var1"])["sdcor"]
+        print(json.dumps({
+            "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "nobs": fit.nobs,
+            "scheduler": fit.design.compressed.scheduler,
+            "intercept": float(fit.fixef["Intercept"]),
+            "slope": float(fit.fixef["x"]),
+            "sd_intercept": float(sds[("g", "Intercept")]),
+            "sd_slope": float(sds[("g", "x")]),
+        }))
+"""
 
 
 def _write(folder: Path) -> None:
@@ -40,26 +64,25 @@ def _write(folder: Path) -> None:
 
 
 def test_parquet_larger_than_worker_memory_fits(tmp_path: Path) -> None:
-    _write(tmp_path)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _write(folder)
     data_bytes = FILES * ROWS_PER_FILE * 3 * 8
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, memory_limit="400MiB", dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster),
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore")
-        fit = hm.Model.from_parquet(str(tmp_path), "y ~ x + (x | g)", progress=False).fit_mle()
-    growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
     assert data_bytes > 2 * 400 * 2**20
-    assert growth < data_bytes / 10
-    assert fit.nobs == FILES * ROWS_PER_FILE
-    assert fit.design.compressed is not None
-    assert fit.design.compressed.scheduler == "distributed"
-    assert fit.fixef["Intercept"] == pytest.approx(2.0, abs=0.05)
-    assert fit.fixef["x"] == pytest.approx(0.5, abs=0.03)
-    sds = fit.varcorr.set_index(["grp", "var1"])["sdcor"]
-    assert sds[("g", "Intercept")] == pytest.approx(1.0, rel=0.05)
-    assert sds[("g", "x")] == pytest.approx(0.5, rel=0.05)
+    script = tmp_path / "driver.py"
+    script.write_text(_DRIVER)
+    out = subprocess.run(
+        [sys.executable, str(script), str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1800,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["peak"] < data_bytes / 4
+    assert result["nobs"] == FILES * ROWS_PER_FILE
+    assert result["scheduler"] == "distributed"
+    assert result["intercept"] == pytest.approx(2.0, abs=0.05)
+    assert result["slope"] == pytest.approx(0.5, abs=0.03)
+    assert result["sd_intercept"] == pytest.approx(1.0, rel=0.05)
+    assert result["sd_slope"] == pytest.approx(0.5, rel=0.05)
