@@ -386,13 +386,7 @@ def build_design(
         raise DesignError(str(problem)) from None
     _check_identifiable(blocks, len(used), family)
     _check_repeated_terms(blocks)
-    terms_by_group: dict[str, list[str]] = {}
-    for block in blocks:
-        terms_by_group.setdefault(block.group, []).extend(block.terms)
-    try:
-        check_group_names(names, terms_by_group)
-    except ValueError as problem:
-        raise DesignError(str(problem)) from None
+    check_term_names(names, blocks)
     final_offset = None
     if offset_column is not None:
         final_offset = _offset_array(read[offset_column], offset_column, used.index)
@@ -417,6 +411,23 @@ def build_design(
         dropped_columns=dropped,
         weights=precision_weights,
     )
+
+
+def check_term_names(fixed_names: Sequence[str], blocks: Sequence[RandomBlock]) -> None:
+    """Refuse names that the fixed effects and the random-effect terms would share ambiguously.
+
+    Raises
+    ------
+    DesignError
+        Naming the clash (:func:`~hiermodels.design._names.check_group_names`).
+    """
+    terms_by_group: dict[str, list[str]] = {}
+    for block in blocks:
+        terms_by_group.setdefault(block.group, []).extend(block.terms)
+    try:
+        check_group_names(fixed_names, terms_by_group)
+    except ValueError as problem:
+        raise DesignError(str(problem)) from None
 
 
 def _random_block(

@@ -37,10 +37,9 @@ from hiermodels.design._columns import (
 )
 from hiermodels.design._grouping import group_codes, sorted_labels
 from hiermodels.design._matrices import _prepare, _term_matrix, full_rank_columns
-from hiermodels.design._names import check_group_names
 from hiermodels.design._response import response_arrays
 from hiermodels.design.compressed import CompressedRows, root_rows
-from hiermodels.design.design import Design, RandomBlock, build_design
+from hiermodels.design.design import Design, RandomBlock, build_design, check_term_names
 from hiermodels.design.families import Family
 from hiermodels.design.formula import FormulaSpec, parse_formula
 from hiermodels.errors import ColumnProblem, DesignError
@@ -733,7 +732,7 @@ def _root_design(
     _check_identifiable(design_blocks, nobs, family)
     _check_repeated_terms(design_blocks)
     fixed_names = tuple(encoding.fixed_names[j] for j in keep)
-    _check_names(fixed_names, design_blocks)
+    check_term_names(fixed_names, design_blocks)
     compressed = CompressedRows(
         kind="roots",
         nobs=nobs,
@@ -761,16 +760,6 @@ def _root_design(
         weights=None,
         compressed=compressed,
     )
-
-
-def _check_names(fixed_names: Sequence[str], blocks: Sequence[RandomBlock]) -> None:
-    terms_by_group: dict[str, list[str]] = {}
-    for block in blocks:
-        terms_by_group.setdefault(block.group, []).extend(block.terms)
-    try:
-        check_group_names(fixed_names, terms_by_group)
-    except ValueError as problem:
-        raise DesignError(str(problem)) from None
 
 
 def _aggregated_design(
