@@ -405,27 +405,33 @@ def _gaussian_cells(part: pd.DataFrame, encoding: Encoding) -> PartitionStatisti
     if encoding.offset is not None:
         y = y - part[encoding.offset].to_numpy(dtype=np.float64)
     n, m = len(part), encoding.width
-    v = np.empty((n, m))
+    v = np.empty((n, m), order="F")  # columns contiguous: each is read on its own
     v[:, 0] = 1.0
     v[:, encoding.positions[0]] = X
     for where, Z in zip(encoding.positions[1:], covariates, strict=True):
         v[:, where] = Z
     v[:, -1] = y
     v[:, 1:] -= encoding.shift[None, 1:]
-    weighted = v
+    weights = None
     log_weights = 0.0
     if encoding.weights is not None:
-        w = part[encoding.weights].to_numpy(dtype=np.float64)
-        weighted = v * w[:, None]
-        log_weights = float(np.sum(np.log(w)))
+        weights = part[encoding.weights].to_numpy(dtype=np.float64)
+        log_weights = float(np.sum(np.log(weights)))
+    codes, cells_index = _cell_codes(part, encoding.keys)
+    n_cells = len(cells_index)
     upper_a, upper_b = np.triu_indices(m)
-    products = weighted[:, upper_a]
-    products *= v[:, upper_b]
-    table = pd.DataFrame(products, columns=[f"m{k}" for k in range(products.shape[1])])
-    table[".rows"] = 1
-    for key in encoding.keys:
-        table[key] = part[key].array
-    cells = table.groupby(list(encoding.keys), sort=False, observed=True, dropna=False).sum()
+    sums = np.empty((n_cells, upper_a.size + 1))
+    # one weighted bincount per entry of the upper triangle: a single pass each,
+    # without an (n, m²) table of products
+    for k, (a, b) in enumerate(zip(upper_a.tolist(), upper_b.tolist(), strict=True)):
+        product = v[:, a] * v[:, b] if a else v[:, b].copy()
+        if weights is not None:
+            product *= weights
+        sums[:, k] = np.bincount(codes, weights=product, minlength=n_cells)
+    sums[:, -1] = np.bincount(codes, minlength=n_cells)
+    columns = [*(f"m{k}" for k in range(upper_a.size)), ".rows"]
+    occupied = sums[:, -1] > 0
+    cells = pd.DataFrame(sums[occupied], index=cells_index[occupied], columns=columns)
     return PartitionStatistics(
         cells,
         rows=n,
@@ -433,6 +439,37 @@ def _gaussian_cells(part: pd.DataFrame, encoding: Encoding) -> PartitionStatisti
         response_min=float(y.min()),
         response_max=float(y.max()),
     )
+
+
+def _cell_codes(part: pd.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, pd.Index]:
+    """Every row's cell (int64) and the cells' key values (some cells may hold no row).
+
+    One integer key of small non-negative values indexes the cells itself
+    (no hashing: the cells are its values up to the largest); otherwise the
+    keys are factorised and cells are the combinations in order of appearance.
+    """
+    if len(keys) == 1:
+        values = part[keys[0]]
+        if ptypes.is_integer_dtype(values.dtype) and not isinstance(
+            values.dtype, pd.CategoricalDtype
+        ):
+            array = values.to_numpy()
+            low, high = int(array.min()), int(array.max())
+            if low >= 0 and high < 4 * len(array) + 1024:
+                return array.astype(np.int64, copy=False), pd.Index(
+                    np.arange(high + 1, dtype=array.dtype), name=keys[0]
+                )
+        codes, uniques = pd.factorize(part[keys[0]], sort=False)
+        return codes.astype(np.int64, copy=False), pd.Index(uniques, name=keys[0])
+    coded = [pd.factorize(part[key], sort=False) for key in keys]
+    combined = np.zeros(len(part), dtype=np.int64)
+    for codes, uniques in coded:
+        combined *= max(len(uniques), 1)
+        combined += codes
+    cells, first = np.unique(combined, return_index=True)
+    codes = np.searchsorted(cells, combined)
+    arrays = [uniques.take(c[first]) for c, uniques in coded]
+    return codes.astype(np.int64), pd.MultiIndex.from_arrays(arrays, names=list(keys))
 
 
 def _aggregated_cells(part: pd.DataFrame, encoding: Encoding) -> PartitionStatistics:
