@@ -184,6 +184,27 @@ def _pinned(x: np.ndarray, grad: np.ndarray, lower: np.ndarray, upper: np.ndarra
     return ((x <= lower + 1e-8) & (grad > 0)) | ((x >= upper - 1e-8) & (grad < 0))
 
 
+#: A parameter this close to its lower bound (absolute; θ is on a relative-SD scale)
+#: is tried on the bound itself.
+_SNAP = 1e-6
+
+
+def _onto_bounds(
+    func: Callable[[np.ndarray], float], x: np.ndarray, value: float, lower: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """``x`` with parameters within :data:`_SNAP` of their lower bound moved onto it,
+    when the criterion there is no higher (to round-off): BOBYQA stops a trust-region
+    radius short of a boundary optimum, where the criterion is flat to its last digits."""
+    near = (x > lower) & (x - lower <= _SNAP)
+    if not near.any():
+        return x, value
+    trial = np.where(near, lower, x)
+    trial_value = func(trial)
+    if trial_value <= value + _TIE * (abs(value) + 1.0):
+        return trial, trial_value
+    return x, value
+
+
 def newton_polish(
     func: Callable[[np.ndarray], float],
     x: np.ndarray,
@@ -397,6 +418,8 @@ def _minimize(
         message = "objective resolved to round-off"
     x_best = np.asarray(x_best, dtype=float)
     f_best = func(x_best)
+    x_best, f_best = _onto_bounds(func, x_best, f_best, lower)
+    count += 1
     if polish:
         x_best, f_best, grad, steps = newton_polish(func, x_best, f_best, lower, upper)
         count += steps
