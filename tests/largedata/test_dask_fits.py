@@ -310,3 +310,12 @@ def test_parquet_files_fit_as_the_frame(tmp_path: object) -> None:
     _close(fit.fixef, expected.fixef)
     _close(fit.theta, expected.theta)
     assert fit.design.compressed is not None and fit.design.compressed.n_partitions == 3
+
+
+def test_profile_intervals_from_dask_equal_pandas() -> None:
+    sleep = hm.datasets.load("sleepstudy")
+    formula = "Reaction ~ Days + (Days | Subject)"
+    expected = hm.Model(formula, sleep).fit_mle().confint()
+    with dask.config.set(scheduler="threads"):
+        ours = hm.Model(formula, dd.from_pandas(sleep, npartitions=3)).fit_mle().confint()
+    np.testing.assert_allclose(ours.to_numpy(), expected.to_numpy(), rtol=1e-6)
