@@ -60,6 +60,10 @@ def triangular_inverse(matrix: np.ndarray, *, lower: bool) -> np.ndarray:
     return inverse
 
 
+#: Most products of two coupling pairs of one leading level the factorisation keeps
+#: (two int64 indices each, and their sort): about 5 GiB.
+MAX_PAIR_PRODUCTS = 150_000_000
+
 #: :meth:`ReLayout.of`'s layouts, one per live design.
 _LAYOUTS: weakref.WeakKeyDictionary[Design, ReLayout] = weakref.WeakKeyDictionary()
 _LAYOUTS_LOCK = threading.Lock()
@@ -499,6 +503,17 @@ class BlockPattern:
         within = np.arange(q_rest, dtype=np.int64) - rest_off[row_block] if q_rest else row_block
         row_term = within % rest_q[row_block] if q_rest else row_block
         row_base = np.arange(q_rest, dtype=np.int64) - row_term
+        per_lead = np.diff(lead_ptr)
+        products = int(np.sum(per_lead * (per_lead + 1) // 2))
+        if products > MAX_PAIR_PRODUCTS:
+            raise ValueError(
+                f"the grouping factors are crossed almost completely: {pair_block.size:,} "
+                f"pairs of a leading level ({n_levels:,} levels) and a trailing level meet in "
+                f"the data, and the blocked factorisation would update the trailing block "
+                f"with {products:.2g} products of them (about {32 * products / 2**30:.0f} GiB); "
+                f"it handles up to {MAX_PAIR_PRODUCTS:.2g} — fit a subset of the levels, or "
+                "drop a factor whose levels nearly all meet every level of the other"
+            )
         pp_a, pp_b = kernels.pairs_of_pairs(
             lead_ptr, np.ascontiguousarray(pair_row, np.int64), q_rest
         )
