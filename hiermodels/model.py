@@ -7,7 +7,7 @@ PyMC graph, sampling).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -36,8 +36,13 @@ class Model:
     formula : str
         lme4-style formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``,
         ``"y ~ x + (1 | school/class)"``, ``"cbind(s, f) ~ period + (1 | herd)"``.
-    data : pandas.DataFrame
-        The data; columns named in the formula.
+    data : pandas.DataFrame or dask.dataframe.DataFrame
+        The data; columns named in the formula. A Dask DataFrame is reduced
+        to its cells' summed statistics in passes on the active Dask
+        scheduler (:mod:`hiermodels.largedata`): Gaussian models of any
+        random-effect structure, and binomial, Bernoulli and Poisson GLMMs
+        by aggregating identical rows; offsets and weights are then column
+        names. See also :meth:`from_parquet`.
     family : str or Family
         ``"gaussian"`` (default), ``"bernoulli"``, ``"binomial"``,
         ``"poisson"``, ``"negativebinomial"``, ``"gamma"`` or
@@ -78,17 +83,69 @@ class Model:
         missing: str = "drop",
         offset: str | np.ndarray | None = None,
         weights: str | ArrayLike | None = None,
+        progress: bool = True,
     ) -> None:
+        from hiermodels.largedata.statistics import dask_design, is_dask_frame
+
         self._spec = parse_formula(formula)
+        family_object = get_family(family, link)
+        if is_dask_frame(data):
+            self._design = dask_design(
+                self._spec,
+                data,
+                family_object,
+                missing=missing,
+                offset=offset,
+                weights=weights,
+                progress=progress,
+            )
+            self._family = self._design.family
+            return
         self._design = build_design(
             self._spec,
             data,
-            get_family(family, link),
+            family_object,
             missing=missing,
             offset=offset,
             weights=weights if weights is None or isinstance(weights, str) else np.asarray(weights),
         )
         self._family = self._design.family
+
+    @classmethod
+    def from_parquet(
+        cls,
+        path: str | Sequence[str],
+        formula: str,
+        family: str | Family = "gaussian",
+        *,
+        read_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Model:
+        """The model of Parquet files read by Dask, reduced to summed statistics.
+
+        Only the columns the formula (and the offset and weights) use are read.
+
+        Parameters
+        ----------
+        path : str or sequence of str
+            A file, a directory of files or a glob (``"data/*.parquet"``), as
+            ``dask.dataframe.read_parquet`` takes it.
+        formula : str
+        family : str or Family
+        read_options : mapping, optional
+            Further keywords of ``dask.dataframe.read_parquet``.
+        **options
+            The keywords of :class:`Model` (``link``, ``missing``, ``offset``,
+            ``weights``, ``progress``).
+
+        Returns
+        -------
+        Model
+        """
+        from hiermodels.largedata.statistics import read_parquet
+
+        frame = read_parquet(path, parse_formula(formula), options, read_options)
+        return cls(formula, frame, family, **options)
 
     @property
     def spec(self) -> FormulaSpec:

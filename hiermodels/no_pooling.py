@@ -58,7 +58,7 @@ def _solve(gram: np.ndarray, vec: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 def _gaussian(fit: MixedFit, index: int) -> tuple[np.ndarray, np.ndarray]:
     block = fit.layout.blocks[index]
-    partial = fit.design.y - (fit.linear_predictor - _block_contribution(fit, index))
+    partial = fit.design.response_rows() - (fit.linear_predictor - _block_contribution(fit, index))
     weights = fit.design.weights
     gram, vec = _per_level_normal_equations(
         block.codes,
@@ -121,9 +121,7 @@ def no_pooling_estimates(fit: MixedFit) -> pd.DataFrame:
         shape = (block.n_levels, block.n_terms)
         estimates.append(est)
         estimable.append(np.broadcast_to(ok[:, None], shape))
-        counts.append(
-            np.broadcast_to(np.bincount(block.codes, minlength=block.n_levels)[:, None], shape)
-        )
+        counts.append(np.broadcast_to(fit.design.level_counts(block.group)[:, None], shape))
         population.append(np.broadcast_to([fixed.get(term, 0.0) for term in block.terms], shape))
     return long_index(fit.layout.blocks).assign(
         n_obs=long_values(counts),

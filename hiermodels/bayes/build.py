@@ -118,7 +118,7 @@ def model_coords(design: Design) -> dict[str, list]:
         ``coef``, ``obs``, and for each grouping factor ``<g>`` (level labels),
         ``<g>__term`` and ``<g>__term_bis`` (term names).
     """
-    rows = list(design.rows) if design.rows.is_unique else list(range(design.nobs))
+    rows = list(design.rows) if design.rows.is_unique else list(range(design.n_rows))
     coords: dict[str, list] = {"coef": list(design.fixed_names), "obs": rows}
     layouts = design.factors
     # build_design runs the same check; a Design assembled by hand meets it here
@@ -176,9 +176,9 @@ def centering_transform(design: Design) -> CenteredShift | None:
     if "Intercept" not in names or X.shape[1] < 2:
         return None
     index = names.index("Intercept")
-    if not np.all(X[:, index] == 1.0):
+    if not design.is_constant_column(X[:, index]):
         return None
-    means = X.mean(axis=0)
+    means = np.array([design.column_mean(X[:, j]) for j in range(X.shape[1])])
     means[index] = 0.0
     if not np.any(means):
         return None

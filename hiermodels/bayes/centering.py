@@ -46,9 +46,19 @@ def level_information(design: Design, layout: GroupTerms) -> tuple[np.ndarray, n
     codes = np.asarray(layout.codes, dtype=np.int64)
     levels = len(layout.levels)
     y = np.asarray(design.y, dtype=float)
+    family = design.family
+    if design.has_root_rows:
+        # sums over a level's observations are inner products with the constant's roots
+        ones = design.ones
+        count = design.level_counts(layout.group).astype(float)
+        local = np.bincount(codes, weights=ones * y, minlength=levels) / np.maximum(count, 1.0)
+        residual = y - local[codes] * ones
+        within = float(residual @ residual) / max(design.nobs - levels, 1)
+        if not within > 0.0:
+            within = design.column_sd(y, ddof=0) ** 2 or 1.0
+        return local + design.response_shift, within / np.maximum(count, 1.0)
     count = np.bincount(codes, minlength=levels).astype(float)
     total = np.bincount(codes, weights=y, minlength=levels)
-    family = design.family
     if family.is_gaussian:
         mean = total / np.maximum(count, 1.0)
         within = np.sum((y - mean[codes]) ** 2) / max(y.size - levels, 1)

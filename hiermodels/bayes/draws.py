@@ -71,7 +71,7 @@ class LinearPredictorData:
             (layout.group, np.asarray(layout.codes, dtype=np.int64), layout.X)
             for layout in design.factors
         )
-        rows = list(design.rows) if design.rows.is_unique else list(range(design.nobs))
+        rows = list(design.rows) if design.rows.is_unique else list(range(design.n_rows))
         return cls(
             family=design.family,
             X=np.asarray(design.X, dtype=float),

@@ -156,6 +156,37 @@ RUNNERS: dict[SamplingRoute, Callable[[Design, _Run], xr.DataTree]] = {
 # chains run in parallel threads (and effect draws chain by chain): BLAS threads on top
 # would oversubscribe the cores, and cost more than they save on small factors
 @single_threaded_blas
+def _check_root_rows(
+    design: Design, route: SamplingRoute, log_likelihood: bool | None, predictive: bool
+) -> bool:
+    """What a design of root rows can be sampled with; ``False`` for the pointwise log-likelihood.
+
+    Raises
+    ------
+    ValueError
+        For a route other than the marginal density, weighted rows, and
+        row-level groups (pointwise log-likelihood, posterior predictive).
+    """
+    if route is not SamplingRoute.GAUSSIAN_NATIVE:
+        raise ValueError(
+            "a Gaussian model from a Dask DataFrame is sampled with its effects integrated "
+            "out, by nutpie's direct backend (sampler='nutpie', backend='auto' or 'direct', "
+            "marginalize not False, no fixed_values)"
+        )
+    if design.compressed is not None and design.compressed.weighted:
+        raise ValueError(
+            "full Bayes from the summed statistics of weighted rows is not available: the "
+            "default priors read the unweighted spread of the response; fit without weights "
+            "or on a pandas DataFrame"
+        )
+    if log_likelihood or predictive:
+        raise ValueError(
+            "the pointwise log-likelihood and the posterior predictive are row by row; a fit "
+            "from a Dask DataFrame holds the rows' summed statistics only"
+        )
+    return False
+
+
 def fit_bayes(
     design: Design,
     *,
@@ -280,6 +311,8 @@ def fit_bayes(
         integrate=integrate,
         fixed_values=fixed_values,
     )
+    if design.has_root_rows:
+        log_likelihood = _check_root_rows(design, route, log_likelihood, posterior_predictive)
     run = _Run(
         priors=resolved,
         sampler=sampler,
@@ -295,7 +328,8 @@ def fit_bayes(
     )
     idata = RUNNERS[route](design, run)
     idata["posterior"].attrs[ROUTE_ATTRIBUTE] = route.value
-    idata["observed_data"] = xr.DataTree(_observed_group(design))
+    if not design.has_root_rows:
+        idata["observed_data"] = xr.DataTree(_observed_group(design))
     posterior = idata["posterior"].dataset
     if log_likelihood is None:
         values = posterior.sizes["chain"] * posterior.sizes["draw"] * design.nobs
@@ -324,6 +358,6 @@ def fit_bayes(
 
 def _observed_group(design: Design) -> xr.Dataset:
     """The ``observed_data`` group: ``y`` with its ``obs`` coordinate."""
-    rows = list(design.rows) if design.rows.is_unique else list(range(design.nobs))
+    rows = list(design.rows) if design.rows.is_unique else list(range(design.n_rows))
     y = xr.DataArray(np.asarray(design.y), dims=("obs",), coords={"obs": rows})
     return xr.Dataset({OBSERVED: y})

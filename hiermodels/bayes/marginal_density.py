@@ -70,7 +70,12 @@ class FixedEffectsPrior:
         self._means: list[float] = [] if transform is None else transform.means.tolist()
         centred = np.asarray(design.X, dtype=float)
         if transform is not None:
-            centred = centred - transform.means[None, :]
+            # the constant on the design's rows (ones, or its root rows) carries the means
+            centred = centred - (
+                design.ones[:, None] * transform.means[None, :]
+                if design.has_root_rows
+                else transform.means[None, :]
+            )
         split = LeastSquaresOrigin.of(design, centred)
         self.origin: list[float] = split.origin.tolist()
         self.reference: list[float] = split.reference.tolist()

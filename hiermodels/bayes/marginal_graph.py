@@ -160,10 +160,14 @@ class LeastSquaresOrigin:
         if design.offset is not None:
             y = y - design.offset
         origin = np.zeros(X.shape[1])
-        ones = [j for j in range(X.shape[1]) if np.all(X[:, j] == 1.0)]
+        ones = [j for j in range(X.shape[1]) if design.is_constant_column(X[:, j])]
         if ones and y.size:
-            origin[ones[0]] = float(np.mean(y))
-            y = y - origin[ones[0]]
+            # root rows hold the response less its shift: the mean adds the shift back
+            local = design.column_mean(y)
+            origin[ones[0]] = design.response_shift + local
+            y = y - (local * design.ones if design.has_root_rows else local)
+        elif design.response_shift:
+            y = y + design.response_shift * design.ones
         reference = np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else np.zeros(0)
         return cls(origin, reference, y - X @ reference)
 

@@ -242,12 +242,12 @@ def group_term_layout(design: Design) -> tuple[GroupTerms, ...]:
     return design.factors
 
 
-def _column_scale(column: np.ndarray) -> float:
+def _column_scale(design: Design, column: np.ndarray) -> float:
     """Sample sd of a column, or ``|value|`` for a constant one (1 for all-zero)."""
-    sd = float(np.std(column, ddof=1)) if column.size > 1 else 0.0
+    sd = design.column_sd(column, ddof=1)
     if sd > 0:
         return sd
-    value = float(np.abs(column[0])) if column.size else 1.0
+    value = abs(design.column_mean(column)) if column.size else 1.0
     return value if value > 0 else 1.0
 
 
@@ -256,8 +256,8 @@ def _response_location_scale(design: Design) -> tuple[float, float]:
     y = np.asarray(design.y, dtype=float)
     family = design.family
     if family.is_gaussian:
-        sd = float(np.std(y, ddof=1)) if y.size > 1 else 1.0
-        return float(np.mean(y)), sd if sd > 0 else 1.0
+        sd = design.column_sd(y, ddof=1) if design.nobs > 1 else 1.0
+        return design.response_shift + design.column_mean(y), sd if sd > 0 else 1.0
     if family.is_binomial:
         total = float(np.sum(design.trials)) if design.trials is not None else y.size
         p = float(np.clip(np.sum(y) / total, 1e-3, 1 - 1e-3))
@@ -274,8 +274,8 @@ def _response_location_scale(design: Design) -> tuple[float, float]:
     return float(np.log(max(float(np.mean(y)), 1e-3))), 1.0
 
 
-def _is_intercept(name: str, column: np.ndarray) -> bool:
-    return name == "Intercept" and bool(np.all(column == 1.0))
+def _is_intercept(design: Design, name: str, column: np.ndarray) -> bool:
+    return name == "Intercept" and design.is_constant_column(column)
 
 
 def default_priors(design: Design) -> Priors:
@@ -297,17 +297,17 @@ def default_priors(design: Design) -> Priors:
     X = np.asarray(design.X, dtype=float)
     items: dict[str, Prior] = {}
     ratios = [
-        float(np.mean(X[:, j])) / _column_scale(X[:, j])
+        design.column_mean(X[:, j]) / _column_scale(design, X[:, j])
         for j, name in enumerate(design.fixed_names)
-        if not _is_intercept(name, X[:, j])
+        if not _is_intercept(design, name, X[:, j])
     ]
     for j, name in enumerate(design.fixed_names):
-        if _is_intercept(name, X[:, j]):
+        if _is_intercept(design, name, X[:, j]):
             widen = float(np.sqrt(1.0 + np.sum(np.square(ratios))))
             items[coefficient_prior_name(name)] = Prior("Normal", mu=m, sigma=2.5 * s * widen)
         else:
             items[coefficient_prior_name(name)] = Prior(
-                "Normal", mu=0.0, sigma=2.5 * s / _column_scale(X[:, j])
+                "Normal", mu=0.0, sigma=2.5 * s / _column_scale(design, X[:, j])
             )
     if design.family.is_gaussian:
         unit = 1.0 if design.weights is None else float(np.sqrt(np.mean(design.weights)))
@@ -319,7 +319,7 @@ def default_priors(design: Design) -> Priors:
         items["alpha"] = Prior("Gamma", alpha=0.01, beta=0.01)
     for layout in design.factors:
         for k, term in enumerate(layout.terms):
-            scale = s / _column_scale(layout.X[:, k])
+            scale = s / _column_scale(design, layout.X[:, k])
             items[sd_name(layout.group, term)] = Prior("HalfStudentT", nu=3.0, sigma=scale)
         if layout.correlated_spans:
             items[correlation_name(layout.group)] = Prior("LKJCorr", eta=2.0)

@@ -265,6 +265,16 @@ def _fixed_part(
     read = reader_of(data, read)
     _check_covariates(fixed, data, where, checked, read)
     X, names, model_spec = _term_matrix(fixed, data, columns, where, read)
+    keep, dropped = full_rank_columns(X, names)
+    return X[:, keep], tuple(names[j] for j in keep), model_spec, dropped
+
+
+def full_rank_columns(X: np.ndarray, names: Sequence[str]) -> tuple[list[int], tuple[str, ...]]:
+    """The columns of ``X`` kept for a full column rank, and the names dropped (with a warning).
+
+    Depends on ``X`` through ``XᵀX`` alone (:func:`_independent_columns`), so
+    root rows of cell moments decide as the rows would.
+    """
     keep = _independent_columns(X)
     dropped = tuple(name for j, name in enumerate(names) if j not in set(keep))
     if dropped:
@@ -272,9 +282,9 @@ def _fixed_part(
             f"fixed-effect model matrix is rank deficient so dropping "
             f"{plural(len(dropped), 'column')}: {', '.join(dropped)}",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    return X[:, keep], tuple(names[j] for j in keep), model_spec, dropped
+    return keep, dropped
 
 
 def _independent_columns(X: np.ndarray) -> list[int]:

@@ -12,6 +12,7 @@ the matrices of a built design for new rows.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ from hiermodels.design._grouping import group_codes
 from hiermodels.design._matrices import _fixed_part, _prepare, _term_matrix
 from hiermodels.design._names import check_group_names
 from hiermodels.design._response import check_informative, response_arrays
+from hiermodels.design.compressed import CompressedRows
 from hiermodels.design.factors import GroupTerms, build_factors
 from hiermodels.design.families import Family, get_family
 from hiermodels.design.formula import FormulaSpec, RandomTerm, parse_formula
@@ -167,6 +169,12 @@ class Design:
         ``(n,)`` positive precision weights of a Gaussian design,
         ``Var(y_i) = σ² / w_i`` (lme4's ``weights``); ``None`` for unweighted
         designs and for binomial ones, whose weights are their ``trials``.
+    compressed : CompressedRows or None
+        For a design built from summed statistics (a Dask DataFrame), what
+        its rows stand for (:mod:`hiermodels.design.compressed`): root rows
+        of cell moments (Gaussian; any weights are inside the roots, so
+        ``weights`` is ``None``) or aggregated cells (GLMM). ``None`` for a
+        design of the data's own rows.
     """
 
     spec: FormulaSpec
@@ -181,11 +189,75 @@ class Design:
     fixed_model_spec: Any
     dropped_columns: tuple[str, ...] = ()
     weights: np.ndarray | None = None
+    compressed: CompressedRows | None = None
 
     @property
     def nobs(self) -> int:
-        """Number of observations used."""
+        """Number of observations used (of the data, for a compressed design)."""
+        if self.compressed is not None:
+            return self.compressed.nobs
+        return self.n_rows
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of this design's arrays: the observations, or the root rows or cells
+        that stand for them (:attr:`compressed`)."""
         return int(self.y.shape[0])
+
+    @property
+    def has_root_rows(self) -> bool:
+        """Whether the rows are root rows of cell moments, not observations."""
+        return self.compressed is not None and self.compressed.kind == "roots"
+
+    @property
+    def response_shift(self) -> float:
+        """``c`` with ``y + c·ones`` the response: 0, except for root rows (see
+        :attr:`CompressedRows.response_shift`)."""
+        return self.compressed.response_shift if self.compressed is not None else 0.0
+
+    @property
+    def ones(self) -> np.ndarray:
+        """The constant column on this design's rows: ones, or its root rows."""
+        if self.compressed is not None and self.compressed.ones is not None:
+            return self.compressed.ones
+        return np.ones(self.n_rows)
+
+    def response_rows(self) -> np.ndarray:
+        """The response on this design's rows: ``y``, or for root rows ``y + c·ones``."""
+        if self.response_shift:
+            return self.y + self.response_shift * self.ones
+        return self.y
+
+    def column_mean(self, values: np.ndarray) -> float:
+        """The mean over the observations of a column given on this design's rows."""
+        if self.has_root_rows:
+            ones = self.ones
+            return float(ones @ values) / float(ones @ ones)
+        return float(np.mean(values))
+
+    def column_sd(self, values: np.ndarray, ddof: int = 1) -> float:
+        """The standard deviation over the observations of a column on this design's rows."""
+        if self.has_root_rows:
+            centred = values - self.column_mean(values) * self.ones
+            spread = float(centred @ centred)
+            # a constant column leaves round-off only, where its rows would leave 0
+            if spread <= 1e-24 * float(values @ values):
+                return 0.0
+            return math.sqrt(spread / max(self.nobs - ddof, 1))
+        return float(np.std(values, ddof=ddof)) if values.size > ddof else 0.0
+
+    def is_constant_column(self, values: np.ndarray) -> bool:
+        """Whether a column on this design's rows is the constant 1."""
+        if self.has_root_rows:
+            return bool(np.array_equal(values, self.ones))
+        return bool(np.all(values == 1.0))
+
+    def level_counts(self, group: str) -> np.ndarray:
+        """Observations per level of grouping factor ``group``, in its level order."""
+        if self.compressed is not None:
+            return self.compressed.level_counts[group]
+        block = next(b for b in self.blocks if b.group == group)
+        return np.bincount(block.codes, minlength=block.n_levels)
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -213,7 +285,7 @@ class Design:
     def Z(self) -> sp.csr_matrix:
         """Sparse random-effects matrix: the blocks' ``Z`` side by side."""
         if not self.blocks:
-            return sp.csr_matrix((self.nobs, 0))
+            return sp.csr_matrix((self.n_rows, 0))
         return sp.hstack([block.Z() for block in self.blocks], format="csr")
 
 

@@ -237,7 +237,7 @@ class _ProfileLimits:
 
         design = self.ml.design
         x = design.X[:, column]
-        base = design.offset if design.offset is not None else np.zeros(design.nobs)
+        base = design.offset if design.offset is not None else np.zeros(design.n_rows)
         reduced: dict[str, Any] = {
             "X": np.delete(design.X, column, axis=1),
             "fixed_names": tuple(n for k, n in enumerate(design.fixed_names) if k != column),

@@ -182,6 +182,12 @@ class SmallSampleLMM:
         """Build the covariance-element form of ``fit`` at its estimates."""
         if not fit.has_residual or fit.method not in ("REML", "ML"):
             raise ValueError("small-sample df are defined for REML or ML fits of an LMM")
+        if fit.design.has_root_rows:
+            raise ValueError(
+                "Satterthwaite and Kenward-Roger df need the rows; a fit from a Dask "
+                "DataFrame holds their summed cross products only: use ddf='asymptotic' "
+                "(z tests)"
+            )
         if fit.nobs > SMALL_SAMPLE_MAX_NOBS:
             raise ValueError(
                 f"Satterthwaite and Kenward-Roger df work with dense n x n matrices: "

@@ -393,7 +393,9 @@ def _assembled_glmm(
         sigma=1.0,
         conditional_modes=modes,
         conditional_covariances=covs,
-        loglik=-0.5 * fitted.deviance,
+        # aggregated cells: the rows' log-likelihood adds the combinatorial terms
+        loglik=-0.5 * fitted.deviance
+        + (design.compressed.loglik_constant if design.compressed is not None else 0.0),
         objective=fitted.deviance,
         linear_predictor=conditional_linear_predictor(design, layout, beta_out, modes),
         opt=fitted.opt,

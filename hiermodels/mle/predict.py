@@ -325,7 +325,7 @@ def _interval_rows(
     design, blocks = fit.design, fit.layout.blocks
     if newdata is None:
         codes = tuple(
-            b.codes if include_random else np.full(design.nobs, -1, dtype=np.int64) for b in blocks
+            b.codes if include_random else np.full(design.n_rows, -1, dtype=np.int64) for b in blocks
         )
         return NewRows(
             X=design.X,
@@ -363,7 +363,7 @@ def _working_weights(fit: MixedFit) -> np.ndarray:
     """``W`` of the penalised system at the fit: the precision weights (1 without) or PIRLS'."""
     if fit.has_residual:
         weights = fit.design.weights
-        return np.ones(fit.nobs) if weights is None else weights
+        return np.ones(fit.design.n_rows) if weights is None else weights
     from hiermodels.mle.response import GlmResponse
 
     return GlmResponse.from_fit(fit).working(fit.linear_predictor)[1]

@@ -144,7 +144,7 @@ class GlmResponse:
                     "or use GlmResponse.from_fit(fit) for a fitted model"
                 )
             alpha, information = float(dispersion), "observed"
-        n = design.nobs
+        n = design.n_rows
         trials = design.trials if design.trials is not None else np.ones(n)
         offset = design.offset if design.offset is not None else np.zeros(n)
         return cls(

@@ -115,6 +115,16 @@ def per_group_frames(layout: ReLayout, values: Sequence[np.ndarray]) -> dict[str
     }
 
 
+def _refuse_root_rows(fit: MixedFit, what: str) -> None:
+    """Raise for a fit from summed Gaussian statistics, which cannot draw new rows."""
+    if fit.design.has_root_rows:
+        raise ValueError(
+            f"{what} draws new responses row by row; a Gaussian fit from a Dask DataFrame "
+            "holds the rows' summed cross products only — fit a pandas sample of the data "
+            "to simulate or bootstrap"
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class MixedFit:
     """Marginal maximum-likelihood fit of a mixed model (REML, ML or Laplace).
@@ -477,6 +487,7 @@ class MixedFit:
         """
         from hiermodels.mle.simulate import simulate_responses
 
+        _refuse_root_rows(self, "simulate")
         draws = simulate_responses(self, nsim, random_seed=random_seed, effects=effects)
         columns = [f"sim_{k + 1}" for k in range(draws.shape[0])]
         return pd.DataFrame(draws.T, index=self.design.rows, columns=columns)
@@ -498,6 +509,7 @@ class MixedFit:
         """
         from hiermodels.mle.bootstrap import parametric_bootstrap
 
+        _refuse_root_rows(self, "bootstrap")
         return parametric_bootstrap(
             self,
             nsim,
@@ -621,14 +633,29 @@ class MixedFit:
 
     # ------------------------------------------------------------ predictions
     def fitted(self) -> pd.Series:
-        """Conditional fitted values on the response scale (mean per trial)."""
+        """Conditional fitted values on the response scale (mean per trial).
+
+        For a fit from a Dask DataFrame, a Dask Series over its rows
+        (:mod:`hiermodels.largedata.rows`).
+        """
         from hiermodels.design.families import inverse_link
 
+        if self.design.compressed is not None:
+            from hiermodels.largedata.rows import fitted_values
+
+            return fitted_values(self)
         mu = inverse_link(self.design.family.link, self.linear_predictor)
         return pd.Series(mu, index=self.design.rows, name="fitted")
 
     def residuals(self) -> pd.Series:
-        """Response residuals ``y − fitted`` (proportions for ``cbind`` responses)."""
+        """Response residuals ``y − fitted`` (proportions for ``cbind`` responses).
+
+        For a fit from a Dask DataFrame, a Dask Series over its rows.
+        """
+        if self.design.compressed is not None:
+            from hiermodels.largedata.rows import response_residuals
+
+            return response_residuals(self)
         y = self.design.y
         if self.design.trials is not None:
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -651,8 +678,10 @@ class MixedFit:
 
         Parameters
         ----------
-        newdata : pandas.DataFrame, optional
-            New rows with the formula's columns; ``None`` for the fitted data.
+        newdata : pandas.DataFrame or dask.dataframe.DataFrame, optional
+            New rows with the formula's columns; ``None`` for the fitted
+            data. A Dask DataFrame (and, for a fit from one, ``None``) gives
+            a Dask collection, computed partition by partition.
         interval : {"confidence", "prediction"}, optional
             ``None`` (default): the predictions alone. ``"confidence"``: the
             uncertainty of the predicted mean, from the fixed effects and the
@@ -688,8 +717,25 @@ class MixedFit:
             link scale), ``lower``, ``upper``; ``attrs``: ``interval``,
             ``ci_prob`` and ``scale``.
         """
+        from hiermodels.largedata.statistics import is_dask_frame
         from hiermodels.mle.predict import predict_linear, prediction_intervals
 
+        if is_dask_frame(newdata) or (newdata is None and self.design.compressed is not None):
+            from hiermodels.largedata.rows import predict_partitions, source_rows
+
+            frame = source_rows(self) if newdata is None else newdata
+            options = {
+                "interval": interval,
+                "ci_prob": ci_prob,
+                "new_levels": new_levels,
+                "scale": scale,
+                "include_random": include_random,
+                "offset": offset,
+            }
+            if allow_new_levels is not None:
+                options["allow_new_levels"] = allow_new_levels
+                del options["new_levels"]
+            return predict_partitions(self, frame, options)
         if allow_new_levels is not None:
             if new_levels != "population":
                 raise TypeError(

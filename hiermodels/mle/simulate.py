@@ -83,7 +83,7 @@ def simulate_responses(
     rng = as_generator(random_seed)
     design = fit.design
     if effects == "conditional":
-        eta = np.broadcast_to(fit.linear_predictor, (nsim, design.nobs))
+        eta = np.broadcast_to(fit.linear_predictor, (nsim, design.n_rows))
     else:
         eta = design.X @ fit.beta
         if design.offset is not None:
@@ -94,7 +94,7 @@ def simulate_responses(
 
 def _new_group_contributions(fit: MixedFit, nsim: int, rng: np.random.Generator) -> np.ndarray:
     """``(nsim, n)`` ``Zb`` with every level's effects drawn from its block's ``N(0, Σ̂)``."""
-    total = np.zeros((nsim, fit.design.nobs))
+    total = np.zeros((nsim, fit.design.n_rows))
     for block, cov in zip(fit.layout.blocks, fit.covariances(), strict=True):
         # a singular Σ̂ (a zero SD, a correlation of ±1) has no Cholesky factor: the
         # eigen-decomposition gives the degenerate normal's square root all the same

@@ -56,42 +56,63 @@ def _power_of_two(value: float) -> float:
     return float(2.0 ** round(math.log2(value)))
 
 
-def _constant_column(X: np.ndarray) -> int | None:
-    """Index of a column of ones, if any."""
+def _constant_column(X: np.ndarray, ones: np.ndarray) -> int | None:
+    """Index of the column equal to the constant ``ones``, if any."""
     for j in range(X.shape[1]):
-        if np.all(X[:, j] == 1.0):
+        if np.array_equal(X[:, j], ones):
             return j
     return None
 
 
-def _column_transform(X: np.ndarray, centre: bool, weights: np.ndarray | None) -> np.ndarray:
-    """``T`` with ``X T`` centred (around a column of ones, if ``centre``) and scaled.
+@dataclass(frozen=True, eq=False)
+class _Moments:
+    """Means and root mean squares over a design's rows, from inner products.
 
-    Means and spreads are weighted by ``weights`` when given. The column of
-    ones itself is left as it is.
+    ``⟨a, b⟩ = Σ w a b`` with the constant ``ones`` (ones, or the root rows
+    of the constant in a compressed design, whose roots hold any weights):
+    the mean of a column is ``⟨1, x⟩ / ⟨1, 1⟩`` and its spread about ``c``
+    is ``√(⟨x − c·1, x − c·1⟩ / ⟨1, 1⟩)`` on either kind of rows.
+    """
+
+    ones: np.ndarray
+    weights: np.ndarray | None
+
+    def inner(self, a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.dot(a * self.weights, b)) if self.weights is not None else float(a @ b)
+
+    @property
+    def total(self) -> float:
+        return self.inner(self.ones, self.ones)
+
+    def mean(self, column: np.ndarray) -> float:
+        return self.inner(self.ones, column) / self.total
+
+    def root_mean_square(self, column: np.ndarray) -> float:
+        if not column.size:
+            return 0.0
+        return math.sqrt(max(self.inner(column, column), 0.0) / self.total)
+
+
+def _column_transform(X: np.ndarray, centre: bool, moments: _Moments) -> np.ndarray:
+    """``T`` with ``X T`` centred (around the constant column, if ``centre``) and scaled.
+
+    The constant column itself is left as it is.
     """
     p = X.shape[1]
     transform = np.eye(p)
-    ones = _constant_column(X) if centre else None
+    ones = _constant_column(X, moments.ones) if centre else None
     for j in range(p):
         if j == ones:
             continue
         column = X[:, j]
         if ones is not None:
-            mean = float(np.average(column, weights=weights))
-            scale = _power_of_two(_root_mean_square(column - mean, weights))
+            mean = moments.mean(column)
+            scale = _power_of_two(moments.root_mean_square(column - mean * moments.ones))
             transform[ones, j] = -mean / scale
         else:
-            scale = _power_of_two(_root_mean_square(column, weights))
+            scale = _power_of_two(moments.root_mean_square(column))
         transform[j, j] = 1.0 / scale
     return transform
-
-
-def _root_mean_square(values: np.ndarray, weights: np.ndarray | None) -> float:
-    """``√(mean of values²)``, weighted by ``weights`` when given."""
-    if not values.size:
-        return 0.0
-    return float(np.sqrt(np.average(values**2, weights=weights)))
 
 
 def lower_triangular_factor(matrix: np.ndarray) -> np.ndarray:
@@ -120,6 +141,10 @@ class Standardization:
     ----------
     y_shift : float
         ``c``, subtracted from the response (after the offset).
+    row_shift : float
+        What :meth:`apply` subtracts from the design's ``y``: ``c`` less the
+        design's :attr:`~hiermodels.design.design.Design.response_shift`
+        (computed without forming ``c``, which may be large).
     y_scale : float
         ``s``, a power of two dividing the centred response.
     intercept_direction : numpy.ndarray
@@ -132,6 +157,7 @@ class Standardization:
 
     y_shift: float
     y_scale: float
+    row_shift: float
     intercept_direction: np.ndarray
     fixed_transform: np.ndarray
     block_transforms: tuple[np.ndarray, ...]
@@ -145,26 +171,31 @@ class Standardization:
         response, and their covariates alone are standardised.
         """
         X = np.asarray(design.X, dtype=float)
-        weights = design.weights
+        moments = _Moments(design.ones, design.weights)
         blocks = tuple(
-            _column_transform(block.X, centre=block.n_terms > 1, weights=weights)
+            _column_transform(block.X, centre=block.n_terms > 1, moments=moments)
             for block in design.blocks
         )
         shift, scale, direction = 0.0, 1.0, None
+        row_shift = 0.0
         if design.family.is_gaussian:
             y = np.asarray(design.y, dtype=float)
             if design.offset is not None:
                 y = y - design.offset
-            direction = _constant_direction(X)
-            shift = (
-                float(np.average(y, weights=weights)) if direction is not None and y.size else 0.0
-            )
-            scale = _power_of_two(_root_mean_square(y - shift, weights))
+            direction = _constant_direction(X, moments.ones)
+            if direction is not None and y.size:
+                row_shift = moments.mean(y)
+                shift = design.response_shift + row_shift
+            else:
+                # no constant to absorb a shift: the response as it is
+                row_shift = -design.response_shift
+            scale = _power_of_two(moments.root_mean_square(y - row_shift * moments.ones))
         return cls(
             y_shift=shift,
             y_scale=scale,
+            row_shift=row_shift,
             intercept_direction=np.zeros(X.shape[1]) if direction is None else direction,
-            fixed_transform=_column_transform(X, centre=True, weights=weights),
+            fixed_transform=_column_transform(X, centre=True, moments=moments),
             block_transforms=blocks,
         )
 
@@ -184,7 +215,9 @@ class Standardization:
         y = np.asarray(design.y, dtype=float)
         if design.offset is not None:
             y = y - design.offset
-        return replace(standardized, y=(y - self.y_shift) / self.y_scale, offset=None)
+        # root rows hold the constant as their own column
+        shift = self.row_shift * design.ones if design.has_root_rows else self.row_shift
+        return replace(standardized, y=(y - shift) / self.y_scale, offset=None)
 
     def beta(self, beta: np.ndarray) -> np.ndarray:
         """Fixed effects in the design's units from standardised ones."""
@@ -266,15 +299,14 @@ class Standardization:
         return offset
 
 
-def _constant_direction(X: np.ndarray) -> np.ndarray | None:
-    """``a`` with ``X a = 1`` when the constant lies in the column space of ``X``."""
+def _constant_direction(X: np.ndarray, ones: np.ndarray) -> np.ndarray | None:
+    """``a`` with ``X a = 1`` when the constant ``ones`` lies in the column space of ``X``."""
     p = X.shape[1]
     if p == 0 or X.shape[0] == 0:
         return None
-    ones = _constant_column(X)
-    if ones is not None:
-        return np.eye(p)[ones]
-    target = np.ones(X.shape[0])
-    coef, *_ = np.linalg.lstsq(X, target, rcond=None)
-    misfit = float(np.sqrt(np.mean((X @ coef - target) ** 2)))
+    column = _constant_column(X, ones)
+    if column is not None:
+        return np.eye(p)[column]
+    coef, *_ = np.linalg.lstsq(X, ones, rcond=None)
+    misfit = float(np.sqrt(np.sum((X @ coef - ones) ** 2) / np.sum(ones**2)))
     return coef if misfit < _SPANS_CONSTANT else None

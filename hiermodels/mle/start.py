@@ -241,8 +241,11 @@ def _additive_noise(design: Design, layout: ReLayout) -> float | None:
     full = np.hstack(columns)
     coef, _, rank, _ = np.linalg.lstsq(full, y, rcond=None)
     resid = y - full @ coef
-    dof = n - int(rank)
-    if dof < max(2, n // 10):
+    # the rows may be root rows of cell moments: the sum of squares is the data's, the
+    # observations are counted by the design
+    nobs = design.nobs
+    dof = nobs - int(rank)
+    if dof < max(2, nobs // 10):
         return None
     return float(resid @ resid) / dof
 

@@ -92,6 +92,8 @@ class FitSummary:
         else:
             fixed["z value"] = ratio
             fixed["Pr(>|z|)"] = 2.0 * stats.norm.sf(np.abs(ratio))
+        if fit.design.compressed is not None:
+            notes = (*notes, f"data: {fit.design.compressed.describe()}")
         return cls(
             title=_TITLES.get(fit.method, fit.method),
             formula=fit.design.spec.formula,
@@ -160,12 +162,14 @@ def _t_columns(
     from hiermodels.mle.ddf import SMALL_SAMPLE_MAX_NOBS
     from hiermodels.mle.ftests import coefficient_table
 
-    if fit.nobs > SMALL_SAMPLE_MAX_NOBS:
+    if fit.nobs > SMALL_SAMPLE_MAX_NOBS or fit.design.has_root_rows:
         fixed["t value"] = ratio
-        note = (
-            f"no Satterthwaite df above {SMALL_SAMPLE_MAX_NOBS} observations "
-            "(fixef_table(ddf='asymptotic') gives z tests)"
+        limit = (
+            "from summed statistics"
+            if fit.design.has_root_rows
+            else f"above {SMALL_SAMPLE_MAX_NOBS} observations"
         )
+        note = f"no Satterthwaite df {limit} (fixef_table(ddf='asymptotic') gives z tests)"
         return fixed, (note,)
     table = coefficient_table(fit, "satterthwaite")
     fixed["df"] = table["df"].to_numpy()
