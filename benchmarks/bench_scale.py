@@ -25,8 +25,8 @@ children are
 
 1. the bare scan, ``dd.read_parquet(folder).groupby(<group columns>).sum()
    .compute()``: the time of one pass over the data, the physical limit;
-2. hiermodels through Dask, ``hm.Model.from_parquet(folder, formula)
-   .fit_mle()`` (REML): its wall time, the time of its statistics pass
+2. hiermodels through Dask, ``hm.Model.from_parquet(folder, formula,
+   progress=False).fit_mle()`` (REML): its wall time, the time of its statistics pass
    (``model.design.compressed.seconds``), the ratio to the bare scan under the
    same scheduler (target: at most 2), the number of cells and the size of the
    statistics, and the peak resident memory of the driver (``ru_maxrss``) and,
@@ -42,7 +42,10 @@ children are
    the R process's peak memory, up to ``--lme4-max-rows`` rows (10^7) and
    ``--lme4-timeout`` seconds (900).
 
-Times are wall-clock seconds after the imports (and, for the cluster, after
+A child whose resident memory (with its subprocesses: the cluster's workers)
+passes ``--memory-limit`` (60% of the machine's) is stopped, and its cell says
+so, rather than leaving the machine to its out-of-memory killer. Times are
+wall-clock seconds after the imports (and, for the cluster, after
 its start); the Parquet files are in the page cache for every program alike.
 Where both Dask and pandas fits ran, the largest relative difference of their
 fixed effects, theta, sigma and REML log-likelihood is printed (target:
@@ -69,12 +72,15 @@ cores, most of it lme4 at 10^7 and the 10^8 rows; about 3 GB of Parquet)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import platform
 import resource
 import shutil
+import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -311,7 +317,7 @@ def _dask(job: dict[str, Any]) -> dict[str, Any]:
     import hiermodels as hm
 
     start = time.perf_counter()
-    model = hm.Model.from_parquet(job["path"], job["formula"])
+    model = hm.Model.from_parquet(job["path"], job["formula"], progress=False)
     fit = model.fit_mle()
     elapsed = time.perf_counter() - start
     compressed = model.design.compressed
@@ -322,6 +328,7 @@ def _dask(job: dict[str, Any]) -> dict[str, Any]:
         "cells": int(compressed.n_cells),
         "partitions": int(compressed.n_partitions),
         "statistics_bytes": int(compressed.statistics_bytes),
+        "scheduler": str(compressed.scheduler),
         "estimates": _estimates(fit),
         "version": hm.__version__,
         "source": str(Path(hm.__file__).parents[1]),
@@ -399,15 +406,93 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def _run_python(job: dict[str, Any], timeout: float) -> Result:
+def _tree_rss_mb(root: int, page_mb: float) -> tuple[float, set[int]] | None:
+    """Resident MB of process ``root`` and its descendants, and their ids.
+
+    ``None`` once ``root`` is gone.
+    """
+    parents: dict[int, int] = {}
+    rss: dict[int, float] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        if fields[0] in "ZX":  # a finished process waiting to be reaped holds nothing
+            continue
+        parents[pid] = int(fields[1])
+        rss[pid] = int(fields[21]) * page_mb
+    if root not in rss:
+        return None
+    tree, grown = {root}, True
+    while grown:
+        grown = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grown = True
+    return sum(rss[pid] for pid in tree), tree
+
+
+def watch(root: int, limit_mb: float) -> None:
+    """Kill process ``root`` once it and its descendants hold more than ``limit_mb`` MB.
+
+    Polls ``/proc`` five times a second and returns when ``root`` ends. The
+    message written to stderr before the kill is the last line that
+    :func:`run_child` shows.
+
+    Parameters
+    ----------
+    root : int
+        The watched process.
+    limit_mb : float
+        Resident memory, in MB, of the process tree that stops it.
+    """
+    page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+    own = os.getpid()
+    while (state := _tree_rss_mb(root, page_mb)) is not None:
+        used, tree = state
+        if used > limit_mb:
+            print(f"memory over {limit_mb / 1024:.1f} GB, stopped", file=sys.stderr, flush=True)
+            for pid in tree - {own}:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.2)
+
+
+def _exec_watched(limit_mb: float, cmd: list[str]) -> None:
+    """Start a watcher of this process (:func:`watch`), then become ``cmd``."""
+    watcher = [sys.executable, str(Path(__file__).resolve()), "--watch", str(os.getpid())]
+    subprocess.Popen([*watcher, str(limit_mb)], stdout=subprocess.DEVNULL)
+    os.execvp(cmd[0], cmd)
+
+
+def _run_watched(cmd: list[str], options: argparse.Namespace, timeout: float) -> Result:
+    """``run_child`` of ``cmd`` under the memory limit, in the benchmark's environment."""
+    watched = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--exec-watched",
+        str(options.memory_limit * 1024),
+        *cmd,
+    ]
+    return run_child(watched, timeout=timeout, cwd=HERE, env=_environment())
+
+
+def _run_python(job: dict[str, Any], options: argparse.Namespace) -> Result:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(job)]
-    return run_child(cmd, timeout=timeout, cwd=HERE, env=_environment())
+    return _run_watched(cmd, options, options.timeout)
 
 
-def _run_lme4(data: DataSet, folder: Path, timeout: float) -> Result:
+def _run_lme4(data: DataSet, folder: Path, options: argparse.Namespace) -> Result:
     write_csv(folder)
     cmd = ["Rscript", str(R_SCRIPT), str(folder), data.kind]
-    return run_child(cmd, timeout=timeout, env=_environment())
+    return _run_watched(cmd, options, options.lme4_timeout)
 
 
 @dataclass
@@ -470,14 +555,14 @@ def measure(data: DataSet, folder: Path, options: argparse.Namespace, have_lme4:
     for scheduler in options.schedulers:
         for task in ("scan", "dask"):
             job = {**common, "task": task, "scheduler": scheduler}
-            record(f"{task} {scheduler}", _run_python(job, options.timeout))
+            record(f"{task} {scheduler}", _run_python(job, options))
     if data.rows <= options.pandas_max_rows:
         job = {**common, "task": "pandas", "scheduler": "none"}
-        record("pandas", _run_python(job, options.timeout))
+        record("pandas", _run_python(job, options))
     if not have_lme4:
         row.results["lme4"] = "lme4 not installed"
     elif data.rows <= options.lme4_max_rows:
-        record("lme4", _run_lme4(data, folder, options.lme4_timeout))
+        record("lme4", _run_lme4(data, folder, options))
     else:
         row.results["lme4"] = f"not run: over {options.lme4_max_rows:,.0f} rows"
     return row
@@ -493,6 +578,13 @@ def _seconds(value: float) -> str:
 
 def _megabytes(value: float) -> str:
     return f"{value / 1024:.2f} GB" if value >= 1024 else f"{value:.0f} MB"
+
+
+def _bytes(value: int) -> str:
+    for unit, size in (("GB", 2**30), ("MB", 2**20), ("kB", 2**10)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value} B"
 
 
 def _pandas_memory_model(rows: list[Row]) -> tuple[float, float] | None:
@@ -563,7 +655,7 @@ def _statistics_cell(row: Row) -> str:
         if result:
             return (
                 f"{_seconds(float(result['statistics_time']))} · {int(result['cells']):,} cells"
-                f" · {_megabytes(float(result['statistics_bytes']) / 2**20)}"
+                f" · {_bytes(int(result['statistics_bytes']))}"
             )
     return "–"
 
@@ -935,6 +1027,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tolerance", type=float, default=1e-8, help="Dask vs pandas target (1e-8)"
     )
+    parser.add_argument(
+        "--memory-limit",
+        type=float,
+        default=round(0.6 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        help="GB of resident memory (a child with its subprocesses) that stops a child "
+        "(60%% of the machine's)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser
@@ -963,6 +1062,12 @@ def data_sets(options: argparse.Namespace) -> list[DataSet]:
 
 def main() -> None:
     """Simulate the data sets, run every measurement and print the tables."""
+    if sys.argv[1:2] == ["--watch"]:
+        watch(int(sys.argv[2]), float(sys.argv[3]))
+        return
+    if sys.argv[1:2] == ["--exec-watched"]:
+        _exec_watched(float(sys.argv[2]), sys.argv[3:])
+        return
     options = _parser().parse_args()
     if options.child is not None:
         child(json.loads(options.child))
