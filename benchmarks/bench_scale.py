@@ -925,7 +925,9 @@ def report(rows: list[Row], options: argparse.Namespace) -> str:
         f"{origin}; Python {platform.python_version()}, {platform.machine()}, "
         f"{os.cpu_count()} CPUs; {THREADS} threads per program (Dask threaded scheduler"
         + (", LocalCluster of 2 one-thread workers" if "cluster" in schedulers else "")
-        + "), one BLAS thread; REML."
+        + "), one BLAS thread; REML. Load average (1, 5, 15 min) at the end: "
+        + ", ".join(f"{load:.1f}" for load in os.getloadavg())
+        + "."
         + (" --quick." if options.quick else ""),
         "",
         *main_table(rows, schedulers),
