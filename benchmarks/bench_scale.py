@@ -861,8 +861,10 @@ def target_lines(rows: list[Row], schedulers: list[str], tolerance: float) -> li
         for scheduler in schedulers:
             dask, scan = row.get(f"dask {scheduler}"), row.get(f"scan {scheduler}")
             if dask is None or scan is None:
+                status = row.results.get(f"{'scan' if scan is None else 'dask'} {scheduler}")
                 lines.append(
-                    f"- {row.data.label}, {row.data.rows:,} rows, {scheduler}: not measured"
+                    f"- {row.data.label}, {row.data.rows:,} rows, {scheduler}: "
+                    f"not measured ({status})"
                 )
                 continue
             ratio = dask["time"] / scan["time"]
