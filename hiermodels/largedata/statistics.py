@@ -46,6 +46,9 @@ from hiermodels.errors import ColumnProblem, DesignError
 
 __all__ = ["dask_design", "is_dask_frame"]
 
+#: Rows of the first partition the encoding and the moments' shifts are learned from.
+PROTOTYPE_ROWS = 1000
+
 #: Partition tables summed per task of the tree reduction.
 FAN_IN = 8
 
@@ -215,7 +218,7 @@ def _learn_encoding(
             for c in columns
             if c != weights and (c not in response or c in read_by_terms or c in grouping)
         )
-    return Encoding(
+    encoding = Encoding(
         spec=spec,
         family=family,
         columns=tuple(columns),
@@ -232,6 +235,11 @@ def _learn_encoding(
         weights=weights,
         missing=missing,
     )
+    if not family.is_gaussian:
+        return encoding
+    # the first rows' means: near enough the columns' means to keep the moments'
+    # digits (a shift within a few SDs of the mean loses none)
+    return replace(encoding, shift=_column_means(prototype, encoding))
 
 
 def _term_columns(spec: FormulaSpec, available: pd.Index) -> set[str]:
@@ -267,7 +275,7 @@ def _prototype(
     with warnings.catch_warnings():
         # a first partition shorter than the rows asked for is fine
         warnings.filterwarnings("ignore", "Insufficient elements", UserWarning)
-        head = frame[list(columns)].head(64, npartitions=1, compute=True).dropna()
+        head = frame[list(columns)].head(PROTOTYPE_ROWS, npartitions=1, compute=True).dropna()
     if head.empty:
         raise DesignError(
             "the first partition has no complete rows of the model's columns; the encoding "
@@ -565,16 +573,8 @@ def _reduce(frame: Any, encoding: Encoding, progress: bool) -> PartitionStatisti
     return result
 
 
-def _first_partition_means(frame: Any, encoding: Encoding) -> np.ndarray:
-    """Shifts near the columns' means: ``v``'s means over the first partition's rows."""
-    dask = _dask()
-    from dask import delayed
-
-    part = frame[list(encoding.columns)].to_delayed(optimize_graph=True)[0]
-    return dask.compute(delayed(_column_means)(part, encoding))[0]
-
-
 def _column_means(part: pd.DataFrame, encoding: Encoding) -> np.ndarray:
+    """Means of ``v``'s columns over the usable rows of ``part`` (0 for the constant)."""
     part, _, _ = _usable_rows(encoding.cast(part), encoding)
     shift = np.zeros(encoding.width)
     if part.empty:
@@ -673,8 +673,6 @@ def dask_design(
         raise DesignError("prior weights are not available for the poisson family")
     start = time.perf_counter()
     encoding = _learn_encoding(frame, spec, family, offset, weights, missing)
-    if family.is_gaussian:
-        encoding = replace(encoding, shift=_first_partition_means(frame, encoding))
     statistics = _reduce(frame, encoding, progress)
     seconds = time.perf_counter() - start
     if statistics.rows == 0:

@@ -60,8 +60,9 @@ def triangular_inverse(matrix: np.ndarray, *, lower: bool) -> np.ndarray:
     return inverse
 
 
-#: Most products of two coupling pairs of one leading level the factorisation keeps
-#: (two int64 indices each, and their sort): about 5 GiB.
+#: Most products of two coupling pairs of one leading level whose indices the
+#: factorisation keeps (two int64 each, and their sort: about 5 GiB); beyond, it
+#: meets them as it goes.
 MAX_PAIR_PRODUCTS = 150_000_000
 
 #: :meth:`ReLayout.of`'s layouts, one per live design.
@@ -506,17 +507,13 @@ class BlockPattern:
         per_lead = np.diff(lead_ptr)
         products = int(np.sum(per_lead * (per_lead + 1) // 2))
         if products > MAX_PAIR_PRODUCTS:
-            raise ValueError(
-                f"the grouping factors are crossed almost completely: {pair_block.size:,} "
-                f"pairs of a leading level ({n_levels:,} levels) and a trailing level meet in "
-                f"the data, and the blocked factorisation would update the trailing block "
-                f"with {products:.2g} products of them (about {32 * products / 2**30:.0f} GiB); "
-                f"it handles up to {MAX_PAIR_PRODUCTS:.2g} — fit a subset of the levels, or "
-                "drop a factor whose levels nearly all meet every level of the other"
+            # a nearly complete crossing: the factorisation meets the pairs of each
+            # leading level as it goes instead of indexing every two of them
+            pp_a = pp_b = np.zeros(0, dtype=np.int64)
+        else:
+            pp_a, pp_b = kernels.pairs_of_pairs(
+                lead_ptr, np.ascontiguousarray(pair_row, np.int64), q_rest
             )
-        pp_a, pp_b = kernels.pairs_of_pairs(
-            lead_ptr, np.ascontiguousarray(pair_row, np.int64), q_rest
-        )
         return cls(
             lead_codes=codes,
             lead_x=np.ascontiguousarray(lead_x, dtype=float),

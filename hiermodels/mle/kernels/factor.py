@@ -141,7 +141,17 @@ def factorize(
     scalar = q0 == 1
     for j in range(rest_q.size):
         scalar = scalar and rest_q[j] == 1
-    if scalar:
+    if pp_a.size == 0 and pair_row.size:
+        # too many pairs of pairs to index (a nearly complete crossing): the same
+        # update, the pairs of each leading level met in order
+        for m in range(n_lead):
+            for pa in range(lead_ptr[m], lead_ptr[m + 1]):
+                for pb in range(lead_ptr[m], lead_ptr[m + 1]):
+                    if pair_row[pb] > pair_row[pa]:
+                        continue
+                    _pair_update(s22, l21, pa, pb, q0, rest_q, pair_block, pair_row, pair_ptr)
+        pp_end = 0
+    elif scalar:
         # one value per pair, at the pair's index: half the memory reads of the general loop
         for e in range(pp_a.size):
             pa = pp_a[e]
@@ -151,27 +161,41 @@ def factorize(
     else:
         pp_end = pp_a.size
     for e in range(pp_end):
-        pa = pp_a[e]
-        pb = pp_b[e]
-        qa = rest_q[pair_block[pa]]
-        qb = rest_q[pair_block[pb]]
-        ra = pair_row[pa]
-        rb = pair_row[pb]
-        sa = pair_ptr[pa]
-        sb = pair_ptr[pb]
-        for a in range(qa):
-            for b in range(qb):
-                if rb + b > ra + a:
-                    continue
-                acc = 0.0
-                for c in range(q0):
-                    acc += l21[sa + a * q0 + c] * l21[sb + b * q0 + c]
-                s22[ra + a, rb + b] -= acc
+        _pair_update(s22, l21, pp_a[e], pp_b[e], q0, rest_q, pair_block, pair_row, pair_ptr)
     for r in range(q_rest):
         s22[r, r] += 1.0
         for c in range(r):
             s22[c, r] = s22[r, c]
     return l11, l21, s22, True
+
+
+@njit(cache=True, nogil=True)
+def _pair_update(
+    s22: np.ndarray,
+    l21: np.ndarray,
+    pa: int,
+    pb: int,
+    q0: int,
+    rest_q: np.ndarray,
+    pair_block: np.ndarray,
+    pair_row: np.ndarray,
+    pair_ptr: np.ndarray,
+) -> None:
+    """``S₂₂ −= L₂₁[pa] L₂₁[pb]ᵀ`` on the lower triangle, for two pairs of one leading level."""
+    qa = rest_q[pair_block[pa]]
+    qb = rest_q[pair_block[pb]]
+    ra = pair_row[pa]
+    rb = pair_row[pb]
+    sa = pair_ptr[pa]
+    sb = pair_ptr[pb]
+    for a in range(qa):
+        for b in range(qb):
+            if rb + b > ra + a:
+                continue
+            acc = 0.0
+            for c in range(q0):
+                acc += l21[sa + a * q0 + c] * l21[sb + b * q0 + c]
+            s22[ra + a, rb + b] -= acc
 
 
 @njit(cache=True, nogil=True)
