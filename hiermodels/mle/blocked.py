@@ -18,6 +18,7 @@ per-evaluation work runs in the compiled kernels of
 from __future__ import annotations
 
 import threading
+import warnings
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -509,6 +510,14 @@ class BlockPattern:
         if products > MAX_PAIR_PRODUCTS:
             # a nearly complete crossing: the factorisation meets the pairs of each
             # leading level as it goes instead of indexing every two of them
+            warnings.warn(
+                f"the grouping factors are crossed almost completely: {pair_block.size:,} "
+                f"pairs of a leading level ({n_levels:,} levels) and a trailing level meet "
+                f"in the data, and every evaluation of the criterion updates the trailing "
+                f"block with {products:.2g} products of them — expect a long fit",
+                UserWarning,
+                stacklevel=2,
+            )
             pp_a = pp_b = np.zeros(0, dtype=np.int64)
         else:
             pp_a, pp_b = kernels.pairs_of_pairs(

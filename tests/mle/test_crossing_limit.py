@@ -26,7 +26,8 @@ def test_pairs_met_as_they_come_give_the_indexed_fit(
     indexed = hm.Model(formula, data).fit_mle()
     monkeypatch.setattr(blocked, "MAX_PAIR_PRODUCTS", 0)
     model = hm.Model(formula, data)
-    fit = model.fit_mle()
+    with pytest.warns(UserWarning, match="crossed almost completely"):
+        fit = model.fit_mle()
     assert fit.layout.pattern.pp_a.size == 0
     np.testing.assert_allclose(fit.theta, indexed.theta, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(fit.fixef, indexed.fixef, rtol=1e-10)
