@@ -15,7 +15,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["lme4_available", "run_child"]
+__all__ = ["THREAD_VARIABLES", "lme4_available", "run_child"]
+
+#: The environment variables that set a child's thread count in BLAS, OpenMP,
+#: numba and Rust's rayon; every measured program gets the same.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "RAYON_NUM_THREADS",
+)
 
 
 def run_child(

@@ -73,7 +73,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _children import run_child
+from _children import THREAD_VARIABLES, run_child
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "hiermodels" / "datasets" / "data"
@@ -84,13 +84,6 @@ R_PROGRAMS = ("lme4", "glmmTMB")
 SEED = 20240611
 #: one program's results on one model (time, rss, loglik, ...), or what its cell says instead
 Result = dict[str, Any] | str
-THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-    "RAYON_NUM_THREADS",
-)
 
 
 @dataclass(frozen=True)

@@ -88,20 +88,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _children import lme4_available, run_child
+from _children import THREAD_VARIABLES, lme4_available, run_child
 
 HERE = Path(__file__).resolve().parent
 R_SCRIPT = HERE / "scale_lme4.R"
 
 #: threads of every measured program (Dask's threads or the cluster's workers)
 THREADS = 2
-THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-    "RAYON_NUM_THREADS",
-)
 MAX_ROWS_PER_FILE = 2_000_000
 MIN_FILES = 8
 ROW_GROUP_ROWS = 500_000
