@@ -372,7 +372,6 @@ def _usable_rows(part: pd.DataFrame, encoding: Encoding) -> tuple[pd.DataFrame, 
 def partition_statistics(part: pd.DataFrame, encoding: Encoding) -> PartitionStatistics:
     """The cell table and totals of one partition (a pandas DataFrame)."""
     part = encoding.cast(part)
-    total = len(part)
     part, n_missing, n_zero = _usable_rows(part, encoding)
     if part.empty:
         empty = pd.DataFrame(columns=list(encoding.keys))
@@ -386,7 +385,6 @@ def partition_statistics(part: pd.DataFrame, encoding: Encoding) -> PartitionSta
     except ColumnProblem as problem:
         raise DesignError(str(problem)) from None
     stats.missing, stats.zero_weight = n_missing, n_zero
-    del total
     return stats
 
 
@@ -406,19 +404,26 @@ def _matrices(part: pd.DataFrame, encoding: Encoding) -> tuple[np.ndarray, list[
     return X, covariates
 
 
-def _gaussian_cells(part: pd.DataFrame, encoding: Encoding) -> PartitionStatistics:
-    """Per cell of grouping levels: ``Σ w (v − s)(v − s)ᵀ`` (upper triangle) and the rows."""
+def _moment_columns_of(part: pd.DataFrame, encoding: Encoding) -> np.ndarray:
+    """``v = [1, X, Z covariates, y − offset]`` of a partition's usable rows (unshifted)."""
     X, covariates = _matrices(part, encoding)
     y, _ = response_arrays(encoding.spec.response, part, encoding.family)
     if encoding.offset is not None:
         y = y - part[encoding.offset].to_numpy(dtype=np.float64)
-    n, m = len(part), encoding.width
-    v = np.empty((n, m), order="F")  # columns contiguous: each is read on its own
+    v = np.empty((len(part), encoding.width), order="F")  # columns read one by one
     v[:, 0] = 1.0
     v[:, encoding.positions[0]] = X
     for where, Z in zip(encoding.positions[1:], covariates, strict=True):
         v[:, where] = Z
     v[:, -1] = y
+    return v
+
+
+def _gaussian_cells(part: pd.DataFrame, encoding: Encoding) -> PartitionStatistics:
+    """Per cell of grouping levels: ``Σ w (v − s)(v − s)ᵀ`` (upper triangle) and the rows."""
+    v = _moment_columns_of(part, encoding)
+    response_min, response_max = float(v[:, -1].min()), float(v[:, -1].max())
+    n, m = v.shape
     v[:, 1:] -= encoding.shift[None, 1:]
     weights = None
     log_weights = 0.0
@@ -444,8 +449,8 @@ def _gaussian_cells(part: pd.DataFrame, encoding: Encoding) -> PartitionStatisti
         cells,
         rows=n,
         log_weight_sum=log_weights,
-        response_min=float(y.min()),
-        response_max=float(y.max()),
+        response_min=response_min,
+        response_max=response_max,
     )
 
 
@@ -576,21 +581,13 @@ def _reduce(frame: Any, encoding: Encoding, progress: bool) -> PartitionStatisti
 def _column_means(part: pd.DataFrame, encoding: Encoding) -> np.ndarray:
     """Means of ``v``'s columns over the usable rows of ``part`` (0 for the constant)."""
     part, _, _ = _usable_rows(encoding.cast(part), encoding)
-    shift = np.zeros(encoding.width)
     if part.empty:
-        return shift
+        return np.zeros(encoding.width)
     part = part.reset_index(drop=True)
     try:
-        X, covariates = _matrices(part, encoding)
-        y, _ = response_arrays(encoding.spec.response, part, encoding.family)
+        shift = _moment_columns_of(part, encoding).mean(axis=0)
     except ColumnProblem as problem:
         raise DesignError(str(problem)) from None
-    if encoding.offset is not None:
-        y = y - part[encoding.offset].to_numpy(dtype=np.float64)
-    shift[encoding.positions[0]] = X.mean(axis=0)
-    for where, Z in zip(encoding.positions[1:], covariates, strict=True):
-        shift[where] = Z.mean(axis=0)
-    shift[-1] = float(y.mean())
     shift[0] = 0.0
     return shift
 
