@@ -19,6 +19,9 @@ import warnings
 from collections.abc import Iterator
 from functools import cache
 
+import dask
+import dask.dataframe as dd
+import distributed
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,10 +32,6 @@ from hiermodels.mle.results import MixedFit
 from tests.mle.test_lmm_reference import GAUSSIAN_FITS, _data_for
 from tests.mle.test_weights import WEIGHTED_LMMS
 from tests.reference.lme4_names import load_reference
-
-dask = pytest.importorskip("dask")
-dd = pytest.importorskip("dask.dataframe")
-distributed = pytest.importorskip("distributed")
 
 TOLERANCE = 1e-8
 #: θ is where the optimiser stops on a criterion flat to round-off at its optimum; two

@@ -19,9 +19,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("dask")
-pytest.importorskip("distributed")
-
 pytestmark = pytest.mark.slow
 
 ROWS_PER_FILE = 2_000_000
