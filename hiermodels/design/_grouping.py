@@ -107,7 +107,7 @@ def _integer_codes(array: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
         shifted = (array - array.min()).astype(np.int64)
     seen = np.bincount(shifted, minlength=span) > 0
     codes = (np.cumsum(seen, dtype=np.int64) - 1)[shifted]
-    return codes, tuple(str(low + int(offset)) for offset in np.flatnonzero(seen))
+    return codes, tuple((np.flatnonzero(seen) + low).astype(str).tolist())
 
 
 def _categorical_codes(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:

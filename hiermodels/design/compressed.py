@@ -28,9 +28,9 @@ import numpy as np
 
 __all__ = ["CompressedRows", "root_rows"]
 
-#: Relative eigenvalue below which a direction of a cell's scaled moment matrix
-#: carries nothing but round-off (the matrix has at most ``m`` unit diagonal entries).
-_NEGLIGIBLE_EIGENVALUE = 1e-14
+#: Remaining diagonal entry below which a cell's scaled moment matrix (unit
+#: diagonal) holds nothing but round-off.
+_NEGLIGIBLE_PIVOT = 1e-14
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,26 +123,43 @@ def root_rows(moments: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.nd
     -------
     rows : numpy.ndarray
         ``(r, m)`` root rows of ``v`` itself: for every cell, rows ``R``
-        with ``RᵀR = Σ w v vᵀ`` — one per direction of its moment matrix
-        that is not round-off.
+        with ``RᵀR = Σ w v vᵀ`` — one per pivot of its moment matrix that is
+        not round-off.
     cell : numpy.ndarray
         ``(r,)`` int64 the cell of every root row.
 
     Notes
     -----
-    Each matrix is scaled to unit diagonal before its eigendecomposition,
-    so columns of very different sizes keep their relative accuracy; the
-    moments are taken about shifts near the columns' means, so a response
-    far from zero keeps its spread, and the shift is added back to the
-    root rows, which are linear in the columns.
+    Each matrix is scaled to unit diagonal, so columns of very different sizes
+    keep their relative accuracy, and then taken apart by a Cholesky
+    factorisation with diagonal pivoting, run on all cells at once: each step
+    takes the row of the largest remaining diagonal entry, ``r = S_p / √S_pp``,
+    and subtracts ``r rᵀ``. A cell stops when its remaining diagonal is
+    round-off; the remainder's entries are bounded by that diagonal, so the
+    rows reproduce the matrix to round-off whatever its rank. The moments are
+    taken about shifts near the columns' means, so a response far from zero
+    keeps its spread, and the shift is added back to the root rows, which are
+    linear in the columns.
     """
+    n_cells, m, _ = moments.shape
     diagonal = np.einsum("cii->ci", moments)
     scale = np.sqrt(np.where(diagonal > 0.0, diagonal, 1.0))
-    scaled = moments / scale[:, :, None] / scale[:, None, :]
-    values, vectors = np.linalg.eigh(scaled)
-    kept = values > _NEGLIGIBLE_EIGENVALUE * np.maximum(values[:, -1:], np.finfo(float).tiny)
-    # row k of a cell's root: √λ_k u_kᵀ D, for the directions kept
-    roots = np.sqrt(np.where(kept, values, 0.0))[:, :, None] * np.swapaxes(vectors, 1, 2)
+    remainder = moments / scale[:, :, None] / scale[:, None, :]
+    cells = np.arange(n_cells)
+    roots = np.zeros((n_cells, m, m))
+    kept = np.zeros((n_cells, m), dtype=bool)
+    for step in range(m):
+        left = np.einsum("cii->ci", remainder)
+        pivot = np.argmax(left, axis=1)
+        largest = left[cells, pivot]
+        active = largest > _NEGLIGIBLE_PIVOT
+        if not active.any():
+            break
+        row = remainder[cells, pivot, :] / np.sqrt(np.where(active, largest, 1.0))[:, None]
+        row[~active] = 0.0
+        roots[:, step, :] = row
+        kept[:, step] = active
+        remainder -= row[:, :, None] * row[:, None, :]
     roots *= scale[:, None, :]
     cell_of, direction = np.nonzero(kept)
     rows = roots[cell_of, direction]

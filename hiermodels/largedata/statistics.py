@@ -514,6 +514,32 @@ def _aggregated_cells(part: pd.DataFrame, encoding: Encoding) -> PartitionStatis
     return PartitionStatistics(cells, rows=len(part), loglik_constant=float(np.sum(row_constant)))
 
 
+def _summed_by_small_codes(tables: Sequence[pd.DataFrame]) -> pd.DataFrame | None:
+    """The tables' sum when one integer key of small non-negative values indexes them all.
+
+    Such keys index a dense array directly (as in :func:`_cell_codes`), which
+    sums the tables without hashing their keys; ``None`` when the keys are not
+    of that kind.
+    """
+    indexes = [table.index for table in tables]
+    if any(isinstance(index, pd.MultiIndex) for index in indexes):
+        return None
+    if not all(ptypes.is_integer_dtype(index.dtype) for index in indexes):
+        return None
+    low = min(int(index.min()) for index in indexes)
+    high = max(int(index.max()) for index in indexes)
+    if low < 0 or high >= 4 * sum(len(index) for index in indexes) + 1024:
+        return None
+    first = tables[0]
+    total = np.zeros((high + 1, first.shape[1]))
+    for table in tables:
+        # a table's keys are unique, so one indexed addition per table suffices
+        total[table.index.to_numpy()] += table.to_numpy(dtype=np.float64)
+    occupied = np.flatnonzero(total[:, list(first.columns).index(".rows")] > 0)
+    index = pd.Index(occupied.astype(indexes[0].dtype), name=indexes[0].name)
+    return pd.DataFrame(total[occupied], index=index, columns=first.columns)
+
+
 def combine(*parts: PartitionStatistics) -> PartitionStatistics:
     """The sum of several partitions' statistics (a node of the tree reduction)."""
     tables = [p.cells for p in parts if len(p.cells)]
@@ -522,8 +548,10 @@ def combine(*parts: PartitionStatistics) -> PartitionStatistics:
     elif len(tables) == 1:
         cells = tables[0]
     else:
-        joined = pd.concat(tables)
-        cells = joined.groupby(level=list(range(joined.index.nlevels)), sort=False).sum()
+        cells = _summed_by_small_codes(tables)
+        if cells is None:
+            joined = pd.concat(tables)
+            cells = joined.groupby(level=list(range(joined.index.nlevels)), sort=False).sum()
     return PartitionStatistics(
         cells,
         rows=sum(p.rows for p in parts),
