@@ -10,6 +10,12 @@ warm run. The paths run in two chains of processes side by side, each with
 its own cache, to keep the file's wall time down on two cores. Run as a
 script, this module samples the paths named after its first argument and
 writes their draws to the ``.npz`` file that argument names.
+
+The cold and warm runs compile every path from nothing, which takes about
+five minutes on two cores, so they are in the slow tier. The default tier
+runs the same paths in its own process and checks the condition the
+determinism rests on: every PyTensor function, nutpie model and PyMC run is
+compiled with numba's fast-math flags off.
 """
 
 from __future__ import annotations
@@ -155,6 +161,7 @@ def cold_and_warm(
     return cold, warm
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", PATHS)
 def test_cold_and_warm_caches_give_the_same_draws(
     cold_and_warm: tuple[dict[str, np.ndarray], dict[str, np.ndarray]], path: str
@@ -164,6 +171,32 @@ def test_cold_and_warm_caches_give_the_same_draws(
     assert cold[path].size > 0 and np.all(np.isfinite(cold[path]))
     # bitwise: NUTS turns a last-bit difference into different trajectories anyway
     np.testing.assert_array_equal(cold[path], warm[path], strict=True)
+
+
+def test_every_sampling_path_compiles_without_fast_math(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nutpie
+    import pymc as pm
+    import pytensor
+
+    flags: list[tuple[str, bool]] = []
+
+    def recording(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            flags.append((name, bool(pytensor.config.numba__fastmath)))
+            return original(*args, **kwargs)
+
+        return call
+
+    # nutpie's sampling of the native densities compiles nothing of PyTensor's
+    for module, name in ((pytensor, "function"), (nutpie, "compile_pymc_model"), (pm, "sample")):
+        monkeypatch.setattr(module, name, recording(name, getattr(module, name)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        draws = sample_paths(PATHS)
+    assert set(draws) == set(PATHS)
+    assert {name for name, _ in flags} >= {"function", "compile_pymc_model", "sample"}
+    fast = sorted({name for name, fast_math in flags if fast_math})
+    assert not fast, f"compiled or sampled with fast-math on: {fast}"
 
 
 if __name__ == "__main__":
