@@ -8,8 +8,13 @@ its covariance elements,
 one ``τ_k`` per variance or covariance of a random-effect block (``G_k`` the
 matching ``Z_j Z_kᵀ + Z_k Z_jᵀ``, or ``Z_j Z_jᵀ`` on the diagonal) and the
 residual variance last (``G = I``). ``V`` and ``V⁻¹`` are dense ``n × n``
-(each ``G_k`` acts through its sparse ``Z`` factors), so the methods are
-offered up to :data:`SMALL_SAMPLE_MAX_NOBS` observations.
+(each ``G_k`` acts through its sparse ``Z`` factors), so this form serves
+fits of up to :data:`SMALL_SAMPLE_MAX_NOBS` rows held in memory. Above that,
+and for fits from summed statistics, Satterthwaite's df are taken as
+lmerTest takes them, by numerical derivatives in ``(θ, σ)`` of the deviance
+and of the fixed effects' covariance, which need the cross products only
+(:class:`ProfiledSatterthwaite`); Kenward–Roger is offered with the dense form
+only.
 
 **Satterthwaite** follows lmerTest (Kuznetsova, Brockhoff & Christensen
 2017): for a contrast ``L`` the df are ``2 (L C Lᵀ)² / (gᵀ A g)``, with
@@ -29,6 +34,7 @@ and the scaled F statistic's df.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Literal
@@ -41,11 +47,13 @@ from hiermodels.errors import ConvergenceWarning
 
 if TYPE_CHECKING:
     from hiermodels.mle.results import MixedFit
+    from hiermodels.mle.varpar import VarparDeviance
 
 __all__ = [
     "SMALL_SAMPLE_MAX_NOBS",
     "DDF_METHODS",
     "DdfMethod",
+    "ProfiledSatterthwaite",
     "SmallSampleLMM",
     "check_ddf",
     "small_sample",
@@ -59,6 +67,11 @@ DDF_METHODS: tuple[str, ...] = ("satterthwaite", "kenward-roger", "asymptotic")
 #: Largest number of observations for the dense ``n × n`` df computations
 #: (emmeans' ``lmerTest.limit`` and ``pbkrtest.limit`` default to the same).
 SMALL_SAMPLE_MAX_NOBS = 3000
+
+#: Relative step of the central differences of :class:`ProfiledSatterthwaite`
+#: (``θ`` entries below :data:`THETA_STEP_FLOOR` step from the floor instead).
+DIFFERENCE_STEP = 1e-2
+THETA_STEP_FLOOR = 1e-2
 
 #: lmerTest's tolerance on the eigenvalues of the deviance Hessian.
 HESSIAN_EIGEN_TOLERANCE = 1e-8
@@ -94,6 +107,16 @@ def check_ddf(fit: MixedFit, ddf: str) -> DdfMethod:
             f"ddf={ddf!r} applies to linear mixed models; a {fit.design.family.name} GLMM "
             "has no residual variance to count df from: use ddf='asymptotic' (z tests)"
         )
+    if ddf == "kenward-roger" and not _dense_form_applies(fit):
+        held = (
+            "a fit from a Dask DataFrame holds its rows' summed cross products only"
+            if fit.design.has_root_rows
+            else f"{fit.nobs} observations is more than {SMALL_SAMPLE_MAX_NOBS}"
+        )
+        raise ValueError(
+            f"the Kenward-Roger method works with dense n x n matrices of the rows: {held}; "
+            "use ddf='satterthwaite' or ddf='asymptotic'"
+        )
     if ddf == "kenward-roger" and fit.method != "REML":
         raise ValueError(
             "the Kenward-Roger method is defined for REML fits; refit with method='REML' "
@@ -102,8 +125,13 @@ def check_ddf(fit: MixedFit, ddf: str) -> DdfMethod:
     return ddf  # type: ignore[return-value]
 
 
-def small_sample(fit: MixedFit) -> SmallSampleLMM:
-    """The dense small-sample machinery of a Gaussian fit, made once per fit.
+def _dense_form_applies(fit: MixedFit) -> bool:
+    """Whether the fit has its rows, few enough for the dense ``n × n`` form."""
+    return not fit.design.has_root_rows and fit.nobs <= SMALL_SAMPLE_MAX_NOBS
+
+
+def small_sample(fit: MixedFit) -> SmallSampleLMM | ProfiledSatterthwaite:
+    """The small-sample machinery of a Gaussian fit, made once per fit.
 
     Parameters
     ----------
@@ -112,9 +140,182 @@ def small_sample(fit: MixedFit) -> SmallSampleLMM:
 
     Returns
     -------
-    SmallSampleLMM
+    SmallSampleLMM or ProfiledSatterthwaite
+        The dense form for up to :data:`SMALL_SAMPLE_MAX_NOBS` rows held in
+        memory (Satterthwaite and Kenward–Roger); otherwise Satterthwaite from
+        the cross products.
     """
-    return fit._memo("small_sample", lambda: SmallSampleLMM.of(fit))
+    if _dense_form_applies(fit):
+        return fit._memo("small_sample", lambda: SmallSampleLMM.of(fit))
+    return fit._memo("small_sample", lambda: ProfiledSatterthwaite.of(fit))
+
+
+class _Satterthwaite:
+    """Satterthwaite's df from ``Φ``, its gradients and the deviance Hessian in ``φ``."""
+
+    @property
+    def vcov(self) -> np.ndarray:
+        """``Φ``, the covariance of the fixed effects."""
+        raise NotImplementedError
+
+    @property
+    def vcov_gradients(self) -> np.ndarray:
+        """``∂Φ/∂φ_m`` for lmerTest's ``φ = (θ, σ)``, shape ``(len(φ), p, p)``."""
+        raise NotImplementedError
+
+    @property
+    def deviance_hessian(self) -> np.ndarray:
+        """Hessian of the REML (or ML) deviance in ``φ = (θ, σ)``, β profiled out."""
+        raise NotImplementedError
+
+    @cached_property
+    def varpar_covariance(self) -> np.ndarray:
+        """Asymptotic covariance of ``φ``: twice the Moore–Penrose inverse of the Hessian.
+
+        As lmerTest: eigenvalues below ``−1e-8`` or within ``±1e-8`` of zero
+        raise a :class:`~hiermodels.errors.ConvergenceWarning`, and only the
+        positive ones are inverted.
+        """
+        values, vectors = np.linalg.eigh(self.deviance_hessian)
+        negative = values < -HESSIAN_EIGEN_TOLERANCE
+        positive = values > HESSIAN_EIGEN_TOLERANCE
+        if negative.any():
+            warnings.warn(
+                "the deviance Hessian in the variance parameters has "
+                f"{int(negative.sum())} negative eigenvalue(s) "
+                f"({', '.join(f'{v:.1e}' for v in values[negative])}): the fit may not "
+                "have converged, and the Satterthwaite df ignore those directions",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        if (~negative & ~positive).any():
+            warnings.warn(
+                "the deviance Hessian in the variance parameters has "
+                f"{int((~negative & ~positive).sum())} eigenvalue(s) close to zero: the fit "
+                "may not have converged, and the Satterthwaite df ignore those directions",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        kept = vectors[:, positive]
+        return 2.0 * (kept / values[positive]) @ kept.T
+
+    def satterthwaite_df(self, contrast: np.ndarray) -> float:
+        """Satterthwaite df of the single contrast ``contrast`` (length ``p``)."""
+        variance = contrast @ self.vcov @ contrast
+        gradient = np.einsum("a,mab,b->m", contrast, self.vcov_gradients, contrast)
+        return float(2.0 * variance**2 / (gradient @ self.varpar_covariance @ gradient))
+
+
+def _richardson(differences: Callable[[np.ndarray], np.ndarray], steps: np.ndarray) -> np.ndarray:
+    """Central differences at ``steps`` and half of them, combined to cancel the ``h²`` error."""
+    return (4.0 * differences(steps / 2.0) - differences(steps)) / 3.0
+
+
+@dataclass(frozen=True, eq=False)
+class ProfiledSatterthwaite(_Satterthwaite):
+    """Satterthwaite's df from the cross products, by lmerTest's numerical derivatives.
+
+    The deviance ``d(θ, σ)`` and the covariance ``Φ(θ, σ) = σ² (R_XᵀR_X)⁻¹`` of
+    the fixed effects (:class:`~hiermodels.mle.varpar.VarparDeviance`) are
+    differenced centrally in every entry of ``φ = (θ, σ)``, with steps of
+    :data:`DIFFERENCE_STEP` relative to each entry and half of them combined
+    by Richardson's extrapolation (steps large against the evaluations'
+    round-off, error of order ``h⁴``); ``Φ``'s derivative in ``σ`` is exact.
+    Each evaluation is one factorisation of the fit's size, whatever the
+    number of rows.
+
+    Attributes
+    ----------
+    varpar : VarparDeviance
+        The deviance and ``Φ`` as functions of ``(θ, σ)``.
+    theta : numpy.ndarray
+        The estimates of ``θ``.
+    sigma : float
+        The estimate of ``σ``.
+    """
+
+    varpar: VarparDeviance
+    theta: np.ndarray
+    sigma: float
+
+    @classmethod
+    def of(cls, fit: MixedFit) -> ProfiledSatterthwaite:
+        """The numerical Satterthwaite machinery of ``fit`` at its estimates."""
+        if not fit.has_residual or fit.method not in ("REML", "ML"):
+            raise ValueError("small-sample df are defined for REML or ML fits of an LMM")
+        from hiermodels.mle.varpar import VarparDeviance
+
+        varpar = VarparDeviance.of(fit.design, reml=fit.method == "REML")
+        return cls(varpar, np.asarray(fit.theta, dtype=float), float(fit.sigma))
+
+    @cached_property
+    def _phi(self) -> np.ndarray:
+        return np.append(self.theta, self.sigma)
+
+    @cached_property
+    def _steps(self) -> np.ndarray:
+        floors = np.append(np.full(self.theta.size, THETA_STEP_FLOOR), self.sigma)
+        return DIFFERENCE_STEP * np.maximum(np.abs(self._phi), floors)
+
+    def _deviance(self, phi: np.ndarray) -> float:
+        return self.varpar(phi[:-1], float(phi[-1]))
+
+    @cached_property
+    def vcov(self) -> np.ndarray:
+        """``Φ``, the covariance of the fixed effects at the estimates."""
+        return self.varpar.vcov_beta(self.theta, self.sigma)
+
+    def _vcov_gradients_at(self, steps: np.ndarray) -> np.ndarray:
+        gradients = np.empty((self._phi.size, *self.vcov.shape))
+        for m, h in enumerate(steps[:-1]):
+            up, down = self.theta.copy(), self.theta.copy()
+            up[m] += h
+            down[m] -= h
+            gradients[m] = (
+                self.varpar.vcov_beta(up, self.sigma) - self.varpar.vcov_beta(down, self.sigma)
+            ) / (2.0 * h)
+        gradients[-1] = 2.0 * self.vcov / self.sigma
+        return gradients
+
+    @cached_property
+    def vcov_gradients(self) -> np.ndarray:
+        """``∂Φ/∂φ_m`` for lmerTest's ``φ = (θ, σ)``, shape ``(len(φ), p, p)``."""
+        return _richardson(self._vcov_gradients_at, self._steps)
+
+    def _deviance_hessian_at(self, steps: np.ndarray) -> np.ndarray:
+        phi = self._phi
+        k = phi.size
+        centre = self._deviance(phi)
+        hessian = np.empty((k, k))
+
+        def at(*moves: tuple[int, float]) -> float:
+            point = phi.copy()
+            for index, sign in moves:
+                point[index] += sign * steps[index]
+            return self._deviance(point)
+
+        for i in range(k):
+            hessian[i, i] = (at((i, 1.0)) - 2.0 * centre + at((i, -1.0))) / steps[i] ** 2
+            for j in range(i):
+                value = (
+                    at((i, 1.0), (j, 1.0))
+                    - at((i, 1.0), (j, -1.0))
+                    - at((i, -1.0), (j, 1.0))
+                    + at((i, -1.0), (j, -1.0))
+                ) / (4.0 * steps[i] * steps[j])
+                hessian[i, j] = hessian[j, i] = value
+        return hessian
+
+    @cached_property
+    def deviance_hessian(self) -> np.ndarray:
+        """Hessian of the REML (or ML) deviance in ``φ = (θ, σ)``, β profiled out."""
+        hessian = _richardson(self._deviance_hessian_at, self._steps)
+        if not np.all(np.isfinite(hessian)):
+            raise ValueError(
+                "the deviance cannot be evaluated around the estimates (a factorisation "
+                "failed next to them): no Satterthwaite df; use ddf='asymptotic'"
+            )
+        return hessian
 
 
 def _covariance_elements(
@@ -143,7 +344,7 @@ def _covariance_elements(
 
 
 @dataclass(frozen=True, eq=False)
-class SmallSampleLMM:
+class SmallSampleLMM(_Satterthwaite):
     """Covariance-element form of a fitted LMM, for Satterthwaite and Kenward–Roger df.
 
     Attributes
@@ -182,17 +383,10 @@ class SmallSampleLMM:
         """Build the covariance-element form of ``fit`` at its estimates."""
         if not fit.has_residual or fit.method not in ("REML", "ML"):
             raise ValueError("small-sample df are defined for REML or ML fits of an LMM")
-        if fit.design.has_root_rows:
+        if not _dense_form_applies(fit):
             raise ValueError(
-                "Satterthwaite and Kenward-Roger df need the rows; a fit from a Dask "
-                "DataFrame holds their summed cross products only: use ddf='asymptotic' "
-                "(z tests)"
-            )
-        if fit.nobs > SMALL_SAMPLE_MAX_NOBS:
-            raise ValueError(
-                f"Satterthwaite and Kenward-Roger df work with dense n x n matrices: "
-                f"{fit.nobs} observations is more than {SMALL_SAMPLE_MAX_NOBS}; "
-                "use ddf='asymptotic' (z tests)"
+                f"the dense n x n form needs at most {SMALL_SAMPLE_MAX_NOBS} rows held in "
+                "memory; use ProfiledSatterthwaite"
             )
         design = fit.design
         y = design.y if design.offset is None else design.y - design.offset
@@ -292,43 +486,6 @@ class SmallSampleLMM:
                 hessian_tau[k, m] = hessian_tau[m, k] = value
         J = self.tau_jacobian
         return J.T @ hessian_tau @ J + np.einsum("k,kab->ab", gradient, self.tau_hessians)
-
-    @cached_property
-    def varpar_covariance(self) -> np.ndarray:
-        """Asymptotic covariance of ``φ``: twice the Moore–Penrose inverse of the Hessian.
-
-        As lmerTest: eigenvalues below ``−1e-8`` or within ``±1e-8`` of zero
-        raise a :class:`~hiermodels.errors.ConvergenceWarning`, and only the
-        positive ones are inverted.
-        """
-        values, vectors = np.linalg.eigh(self.deviance_hessian)
-        negative = values < -HESSIAN_EIGEN_TOLERANCE
-        positive = values > HESSIAN_EIGEN_TOLERANCE
-        if negative.any():
-            warnings.warn(
-                "the deviance Hessian in the variance parameters has "
-                f"{int(negative.sum())} negative eigenvalue(s) "
-                f"({', '.join(f'{v:.1e}' for v in values[negative])}): the fit may not "
-                "have converged, and the Satterthwaite df ignore those directions",
-                ConvergenceWarning,
-                stacklevel=4,
-            )
-        if (~negative & ~positive).any():
-            warnings.warn(
-                "the deviance Hessian in the variance parameters has "
-                f"{int((~negative & ~positive).sum())} eigenvalue(s) close to zero: the fit "
-                "may not have converged, and the Satterthwaite df ignore those directions",
-                ConvergenceWarning,
-                stacklevel=4,
-            )
-        kept = vectors[:, positive]
-        return 2.0 * (kept / values[positive]) @ kept.T
-
-    def satterthwaite_df(self, contrast: np.ndarray) -> float:
-        """Satterthwaite df of the single contrast ``contrast`` (length ``p``)."""
-        variance = contrast @ self.vcov @ contrast
-        gradient = np.einsum("a,mab,b->m", contrast, self.vcov_gradients, contrast)
-        return float(2.0 * variance**2 / (gradient @ self.varpar_covariance @ gradient))
 
     # ------------------------------------------------------------ Kenward-Roger
     @cached_property

@@ -22,7 +22,6 @@ from hiermodels.design.design import Design
 from hiermodels.design.families import Family
 from hiermodels.errors import SingularFitWarning
 from hiermodels.mle.blas import single_threaded_blas
-from hiermodels.mle.blocked import triangular_inverse
 from hiermodels.mle.conditional import (
     ConditionalEffects,
     conditional_blocks,
@@ -45,6 +44,7 @@ from hiermodels.mle.optimize import OPTIMIZERS, checked_theta, evaluated_at, min
 from hiermodels.mle.results import MixedFit
 from hiermodels.mle.standardize import Standardization
 from hiermodels.mle.start import moment_start, residual_moment_start
+from hiermodels.mle.varpar import fixed_effects_covariance
 
 __all__ = [
     "SingularFitWarning",
@@ -192,7 +192,7 @@ def fit_lmm(
         layout=layout,
         theta=standardization.theta(sol.theta, std_layout),
         beta=beta,
-        vcov_beta=functools.partial(_vcov_beta, standardization, sol.rx, sigma_std),
+        vcov_beta=functools.partial(fixed_effects_covariance, standardization, sol.rx, sigma_std),
         sigma=standardization.y_scale * sigma_std,
         conditional_modes=effects.modes,
         conditional_covariances=effects.covariances,
@@ -204,14 +204,6 @@ def fit_lmm(
     )
     warn_if_singular(fit)
     return fit
-
-
-def _vcov_beta(standardization: Standardization, rx: np.ndarray, sigma: float) -> np.ndarray:
-    """Covariance of the fixed effects in the design's units from the standardised ``R_X``."""
-    if not rx.size:
-        return np.zeros((0, 0))
-    rx_inv = triangular_inverse(rx, lower=False)
-    return standardization.vcov_beta(sigma**2 * (rx_inv @ rx_inv.T))
 
 
 #: Method labels by number of quadrature nodes (glmer's ``nAGQ``); more than one is "AGQ".

@@ -24,7 +24,13 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from hiermodels.mle.ddf import DdfMethod, check_ddf, small_sample
+from hiermodels.mle.ddf import (
+    DdfMethod,
+    ProfiledSatterthwaite,
+    SmallSampleLMM,
+    check_ddf,
+    small_sample,
+)
 
 if TYPE_CHECKING:
     from hiermodels.design.design import Design
@@ -54,6 +60,13 @@ _RANK_TOLERANCE = float(np.sqrt(np.finfo(float).eps))
 def default_ddf(fit: MixedFit) -> DdfMethod:
     """``"satterthwaite"`` for a linear mixed model, ``"asymptotic"`` for a GLMM."""
     return "satterthwaite" if fit.has_residual else "asymptotic"
+
+
+def _dense(lmm: SmallSampleLMM | ProfiledSatterthwaite) -> SmallSampleLMM:
+    """The dense form, which :func:`check_ddf` guarantees for Kenward–Roger."""
+    if not isinstance(lmm, SmallSampleLMM):
+        raise TypeError("Kenward-Roger needs the dense form of the fit")
+    return lmm
 
 
 def t_tests(
@@ -87,11 +100,12 @@ def t_tests(
         df = np.full(L.shape[0], np.inf)
     else:
         lmm = small_sample(fit)
-        vcov = lmm.vcov_adjusted if ddf == "kenward-roger" else lmm.vcov
-        variance = np.einsum("ia,ab,ib->i", L, vcov, L)
         if ddf == "kenward-roger":
-            df = np.array([lmm.kenward_roger(row[None, :])[0] for row in L])
+            dense = _dense(lmm)
+            variance = np.einsum("ia,ab,ib->i", L, dense.vcov_adjusted, L)
+            df = np.array([dense.kenward_roger(row[None, :])[0] for row in L])
         else:
+            variance = np.einsum("ia,ab,ib->i", L, lmm.vcov, L)
             df = np.array([lmm.satterthwaite_df(row) for row in L])
     se = np.sqrt(variance)
     statistic = (estimate - null) / se
@@ -182,7 +196,7 @@ def f_test(fit: MixedFit, L: np.ndarray, ddf: DdfMethod, rhs: ArrayLike = 0.0) -
     beta = fit.beta - np.linalg.pinv(L) @ null if np.any(null != 0.0) else fit.beta
     sigma2 = fit.sigma**2 if fit.has_residual else 1.0
     if ddf == "kenward-roger":
-        lmm = small_sample(fit)
+        lmm = _dense(small_sample(fit))
         num_df = int(np.linalg.matrix_rank(L))
         if num_df < L.shape[0]:
             if np.any(null != 0.0):
@@ -210,8 +224,7 @@ def f_test(fit: MixedFit, L: np.ndarray, ddf: DdfMethod, rhs: ArrayLike = 0.0) -
     if ddf == "asymptotic":
         den_df = np.inf
     else:
-        lmm = small_sample(fit)
-        nu = np.array([lmm.satterthwaite_df(row) for row in rotated])
+        nu = np.array([small_sample(fit).satterthwaite_df(row) for row in rotated])
         den_df = _combined_df(nu)
     return _f_row(statistic * sigma2, num_df, den_df, statistic)
 

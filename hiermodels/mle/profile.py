@@ -23,10 +23,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from hiermodels.mle.lmm import profiled_deviance
 from hiermodels.mle.optimize import ConvergenceWarning, minimize_bounded
 from hiermodels.mle.results import MixedFit
-from hiermodels.mle.standardize import Standardization
+from hiermodels.mle.varpar import VarparDeviance
 from hiermodels.names import sd_name
 
 __all__ = ["profile_sd"]
@@ -107,35 +106,13 @@ def profile_sd(
     method = (criterion or fit.method).upper()
     if method not in ("REML", "ML"):
         raise ValueError(f"criterion must be 'REML' or 'ML', got {method!r}")
-    # evaluated on the standardised problem (hiermodels.mle.standardize): the raw
-    # cross products cancel for a response far from zero
-    standardization = Standardization.of(fit.design)
-    dev = profiled_deviance(standardization.apply(fit.design), reml=method == "REML")
-    offset = standardization.criterion_offset(dev.nobs, dev.reml)
-    scale = standardization.y_scale
     if method != fit.method:
         from hiermodels.mle.fit import fit_lmm
 
         fit = fit_lmm(fit.design, method, start=fit.theta)
-    n_eff = dev.nobs - (dev.n_fixed if dev.reml else 0)
+    full = VarparDeviance.of(fit.design, reml=method == "REML")
     lower_theta = fit.layout.theta.lower_bounds()
     where = _locate(fit, name)
-
-    def full(theta: np.ndarray, sigma: float) -> float:
-        try:
-            sol = dev.solve(standardization.standard_theta(theta, dev.layout))
-        except np.linalg.LinAlgError:
-            return math.inf
-        extra = sol.logdet_rx if dev.reml else 0.0
-        sigma_std = sigma / scale
-        value = (
-            sol.logdet_l
-            + extra
-            + n_eff * math.log(2 * math.pi * sigma_std**2)
-            + sol.pwrss / sigma_std**2
-        )
-        return value + offset
-
     rows = []
     if where is None:
         start = fit.theta.copy()

@@ -158,19 +158,9 @@ class FitSummary:
 def _t_columns(
     fit: MixedFit, fixed: pd.DataFrame, ratio: np.ndarray
 ) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """lmerTest's columns: Satterthwaite df, t value and Pr(>|t|), when n allows the dense df."""
-    from hiermodels.mle.ddf import SMALL_SAMPLE_MAX_NOBS
+    """lmerTest's columns: Satterthwaite df, t value and Pr(>|t|)."""
     from hiermodels.mle.ftests import coefficient_table
 
-    if fit.nobs > SMALL_SAMPLE_MAX_NOBS or fit.design.has_root_rows:
-        fixed["t value"] = ratio
-        limit = (
-            "from summed statistics"
-            if fit.design.has_root_rows
-            else f"above {SMALL_SAMPLE_MAX_NOBS} observations"
-        )
-        note = f"no Satterthwaite df {limit} (fixef_table(ddf='asymptotic') gives z tests)"
-        return fixed, (note,)
     table = coefficient_table(fit, "satterthwaite")
     fixed["df"] = table["df"].to_numpy()
     fixed["t value"] = ratio

@@ -130,14 +130,35 @@ def test_summary_shows_satterthwaite_columns_as_lmertest(name: str) -> None:
     assert "Satterthwaite" in str(summary)
 
 
-def test_large_fits_say_why_they_have_no_df(monkeypatch: pytest.MonkeyPatch) -> None:
-    fit = fitted("sleepstudy_slope_reml")
+def _without_rows_in_memory(fit: MixedFit, monkeypatch: pytest.MonkeyPatch) -> MixedFit:
+    """The fit as one with more rows than the dense form takes (a fresh memo)."""
     monkeypatch.setattr("hiermodels.mle.ddf.SMALL_SAMPLE_MAX_NOBS", fit.nobs - 1)
-    fresh = dataclasses.replace(fit)
-    assert "df" not in fresh.summary().fixed.columns
-    assert "no Satterthwaite df" in str(fresh.summary())
-    with pytest.raises(ValueError, match="dense"):
-        fresh.fixef_table()
+    return dataclasses.replace(fit)
+
+
+@pytest.mark.parametrize("name", LMERTEST_FITS)
+def test_satterthwaite_from_cross_products_at_lme4_estimates(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # lmerTest's own route: numerical derivatives of the deviance in (θ, σ)
+    ref = load("lmerTest", name)
+    fit = _without_rows_in_memory(_at_lme4_estimates(fitted(name), ref), monkeypatch)
+    table = fit.fixef_table("satterthwaite")
+    np.testing.assert_allclose(table["df"], _vector(ref["satterthwaite"]["df"]), rtol=1e-5)
+    np.testing.assert_allclose(table["se"], _vector(ref["satterthwaite"]["Std. Error"]), rtol=1e-5)
+
+
+def test_large_fits_have_satterthwaite_but_not_kenward_roger(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fit = fitted("sleepstudy_slope_reml")
+    dense = fit.summary().fixed
+    large = _without_rows_in_memory(fit, monkeypatch)
+    summary = large.summary()
+    np.testing.assert_allclose(summary.fixed["df"], dense["df"], rtol=1e-6)
+    assert "Satterthwaite" in str(summary)
+    with pytest.raises(ValueError, match="dense n x n"):
+        large.fixef_table("kenward-roger")
     assert SMALL_SAMPLE_MAX_NOBS == 3000
 
 
