@@ -64,9 +64,11 @@ format: $(VENV)/.installed
 	$(BIN)/ruff format .
 
 # The API pages are generated anew each build: a page left from a renamed module fails it.
+# The site must work offline: a page that loads a script or stylesheet from elsewhere fails it.
 docs: $(VENV)/.installed-docs
 	rm -rf docs/api/generated
 	$(BIN)/sphinx-build -W -b html docs docs/_build/html
+	$(BIN)/python docs/check_offline.py docs/_build/html
 
 bench: $(VENV)/.installed-bench
 	@set -e; found=0; \
