@@ -8,7 +8,9 @@ web fonts. Its subfolders are copied with it: MathJax loads TeX extensions
 (``\\boldsymbol``, ``\\cancel``) and the accessibility tools of its menu from
 there on demand, relative to the component's own address.
 
-``conf.py`` points ``mathjax_path`` at :data:`MATHJAX_PATH`.
+``conf.py`` points ``mathjax_path`` at :data:`MATHJAX_PATH`. Sphinx is imported
+only where it is used, so that ``docs/check_offline.py`` (and the tests
+that import it) read these names without the docs extra.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from __future__ import annotations
 import shutil
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sphinx.application import Sphinx
-from sphinx.config import Config
-from sphinx.errors import ConfigError
+if TYPE_CHECKING:
+    from sphinx.application import Sphinx
+    from sphinx.config import Config
 
 #: The distribution that ships MathJax.
 DISTRIBUTION = "django-static-mathjax"
@@ -41,6 +44,8 @@ def mathjax_source() -> Path:
     sphinx.errors.ConfigError
         When the distribution is not installed, or lacks the component.
     """
+    from sphinx.errors import ConfigError
+
     try:
         dist = metadata.distribution(DISTRIBUTION)
     except metadata.PackageNotFoundError:
@@ -79,6 +84,8 @@ def copy_mathjax(source: Path, static: Path) -> Path:
 
 def _check_path(app: Sphinx, config: Config) -> None:
     """Fail early when MathJax is missing, or ``mathjax_path`` points elsewhere."""
+    from sphinx.errors import ConfigError
+
     mathjax_source()
     if config.mathjax_path != MATHJAX_PATH:
         raise ConfigError(
