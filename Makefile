@@ -51,7 +51,8 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadgroup -q $(PYTEST_ARGS)
 
-test-all: $(VENV)/.installed
+# The slow tier builds the docs (tests/test_docs_offline.py), so it needs the docs extra.
+test-all: $(VENV)/.installed-docs
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed

@@ -24,6 +24,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
+# One worker builds the docs once for both slow tests (the build also writes
+# into docs/: two at once would race).
+pytestmark = pytest.mark.xdist_group("docs-build")
+
 
 def _load(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(path.stem, path)
