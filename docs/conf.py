@@ -41,6 +41,7 @@ extensions = [
     "sphinx_copybutton",
     "sphinx_design",
     "case_studies",
+    "explorer",
 ]
 
 exclude_patterns = [

@@ -5,7 +5,8 @@ Sphinx) small hand-written sites, each with one known fault or none. The
 slow test builds the real documentation into a temporary folder, checks
 it with that script, and opens pages in headless Chromium with every
 request that is not a local file refused: MathJax, served from the build,
-must typeset every equation without a TeX error.
+must typeset every equation without a TeX error. The ``explorer``
+directive is built in a small project where ``hm.explore`` is a stand-in.
 """
 
 from __future__ import annotations
@@ -161,14 +162,19 @@ def _chromium() -> str:
     pytest.fail("the offline check needs Chromium on PATH: apt-get install chromium")
 
 
+def _sphinx_build(source: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """Build ``source`` into ``out`` as ``make docs`` does, documenting this tree."""
+    command = [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html"]
+    command += ["-d", str(out.parent / "doctrees"), str(source), str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The documentation of this tree, built as ``make docs`` builds it."""
     out = tmp_path_factory.mktemp("docs")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html"]
-    command += ["-d", str(out / "doctrees"), str(DOCS), str(out / "html")]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    done = _sphinx_build(DOCS, out / "html")
     assert done.returncode == 0, done.stderr[-3000:]
     return out / "html"
 
@@ -234,3 +240,69 @@ def test_equations_are_typeset_with_the_network_refused(built_site: Path):
         Path(url).stem for url in fetched if "/_static/mathjax/input/tex/extensions/" in url
     }
     assert autoloaded >= {"boldsymbol", "cancel", "bbox"}
+
+
+# -- The explorer directive, with a stand-in for hm.explore --------------------------------
+
+#: conf.py of a small project: ``hm.explore`` is replaced by a page that shows its source.
+EXPLORER_CONF = """
+import sys
+sys.path.insert(0, {ext!r})
+import hiermodels
+
+
+class _Explored:
+    def __init__(self, source):
+        self.html = f"<html><body><p>explored {{source!r}}</p></body></html>"
+
+
+hiermodels.explore = _Explored
+extensions = ["explorer"]
+"""
+
+
+def _explorer_project(tmp_path: Path, pages: dict[str, str]) -> Path:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "conf.py").write_text(EXPLORER_CONF.format(ext=str(DOCS / "_ext")), encoding="utf-8")
+    for name, text in pages.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(text, encoding="utf-8")
+    return source
+
+
+@pytest.mark.slow
+def test_explorer_directive_writes_the_page_and_embeds_it(tmp_path: Path):
+    directive = ".. explorer::\n   :height: 420\n\n   x = 40\n   x + {}\n"
+    index = "Title\n=====\n\n" + directive.format(2) + "\n.. toctree::\n\n   guide/page\n"
+    page = "Page\n====\n\n" + directive.format(3) + "\n" + directive.format(4)
+    source = _explorer_project(tmp_path, {"index.rst": index, "guide/page.rst": page})
+    done = _sphinx_build(source, tmp_path / "html")
+    assert done.returncode == 0, done.stderr
+    site = tmp_path / "html"
+    written = {
+        p.name: p.read_text(encoding="utf-8") for p in (site / "_static/explorers").iterdir()
+    }
+    assert written == {
+        "index-1.html": "<html><body><p>explored 42</p></body></html>",
+        "guide-page-1.html": "<html><body><p>explored 43</p></body></html>",
+        "guide-page-2.html": "<html><body><p>explored 44</p></body></html>",
+    }
+    iframes = re.findall(
+        r'<iframe class="hm-explorer" src="([^"]+)" width="100%" height="(\d+)"',
+        (site / "guide" / "page.html").read_text(encoding="utf-8"),
+    )
+    assert iframes == [
+        ("../_static/explorers/guide-page-1.html", "420"),
+        ("../_static/explorers/guide-page-2.html", "420"),
+    ]
+    assert all((site / "guide" / src).is_file() for src, _ in iframes)
+
+
+@pytest.mark.slow
+def test_explorer_directive_needs_an_expression_last(tmp_path: Path):
+    index = "Title\n=====\n\n.. explorer::\n\n   x = 40\n"
+    source = _explorer_project(tmp_path, {"index.rst": index})
+    done = _sphinx_build(source, tmp_path / "html")
+    assert done.returncode != 0
+    assert "the last line must be an expression: the source to explore" in done.stderr
