@@ -51,7 +51,8 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadgroup -q $(PYTEST_ARGS)
 
-test-all: $(VENV)/.installed
+# The slow tier builds the docs (tests/test_docs_offline.py), so it needs the docs extra.
+test-all: $(VENV)/.installed-docs
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
@@ -64,9 +65,11 @@ format: $(VENV)/.installed
 	$(BIN)/ruff format .
 
 # The API pages are generated anew each build: a page left from a renamed module fails it.
+# The site must work offline: a page that loads a script or stylesheet from elsewhere fails it.
 docs: $(VENV)/.installed-docs
 	rm -rf docs/api/generated
 	$(BIN)/sphinx-build -W -b html docs docs/_build/html
+	$(BIN)/python docs/check_offline.py docs/_build/html
 
 bench: $(VENV)/.installed-bench
 	@set -e; found=0; \

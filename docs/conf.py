@@ -20,6 +20,8 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(DOCS / "_ext"))
 
+from local_mathjax import MATHJAX_PATH  # noqa: E402
+
 import hiermodels  # noqa: E402
 
 # -- Project -----------------------------------------------------------------------------
@@ -34,11 +36,12 @@ extensions = [
     "myst_nb",
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
-    "sphinx.ext.mathjax",
+    "local_mathjax",
     "numpydoc",
     "sphinx_copybutton",
     "sphinx_design",
     "case_studies",
+    "explorer",
 ]
 
 exclude_patterns = [
@@ -62,6 +65,19 @@ myst_heading_anchors = 3
 # Notebooks are rendered with the outputs stored in them; the test suite runs them.
 nb_execution_mode = "off"
 nb_merge_streams = True
+# myst-nb loads require.js and the ipywidgets renderer from a CDN for a
+# notebook with stored widget state: none, for pages that work offline.
+nb_ipywidgets_js: dict[str, dict[str, str]] = {}
+
+# -- Math ------------------------------------------------------------------------------------
+
+# MathJax 3 from the build's own _static folder (docs/_ext/local_mathjax.py):
+# every page works offline, and docs/check_offline.py fails the build when a
+# page loads a script or stylesheet from elsewhere.
+mathjax_path = MATHJAX_PATH
+# MathJax 3's options: a glyph's SVG path is stored once per page and shared
+# by every equation that uses it.
+mathjax3_config = {"svg": {"fontCache": "global"}}
 
 # -- HTML ---------------------------------------------------------------------------------
 
