@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from hiermodels.compound.poissongamma import PoissonGammaFit
     from hiermodels.design.families import Family
     from hiermodels.eb.fit import EBFit
+    from hiermodels.explore import explore
     from hiermodels.marginal import marginal_means
     from hiermodels.mle.anova import anova
     from hiermodels.mle.results import MixedFit
@@ -42,6 +43,7 @@ __all__ = [
     "compare_shrinkage",
     "compound",
     "datasets",
+    "explore",
     "marginal_means",
 ]
 __version__ = "0.1.0"
@@ -66,6 +68,7 @@ __getattr__, __dir__ = lazy_exports(
         "compare_shrinkage": "hiermodels.shrinkage",
         "compound": "hiermodels.compound",
         "datasets": "hiermodels.datasets",
+        "explore": "hiermodels.explore",
         "marginal_means": "hiermodels.marginal",
     },
 )

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from hiermodels import errors
 from hiermodels._lazy import moved_names
 from hiermodels.analysis import ANALYSIS_METHODS, run_analysis
+from hiermodels.explore.cli import add_explore_parser, run_explore
 from hiermodels.console import (
     Steps,
     first_line,
@@ -355,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("dataset", nargs="?", default="sleepstudy", choices=DEMO_NAMES)
     demo.add_argument("--out", default="hiermodels-report", help="output folder")
     _sampling_options(demo, draws=500, chains=4)
+    add_explore_parser(sub)
     return parser
 
 
@@ -369,6 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if args.command == "fit":
                 _fit(args)
+            elif args.command == "explore":
+                run_explore(args)
             else:
                 _demo(args)
         except errors.CliError as err:

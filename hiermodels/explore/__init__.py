@@ -10,6 +10,8 @@ network, opens from a file and displays inline in Jupyter.
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -205,3 +207,18 @@ def explore(source: Any, *, title: str | None = None, **options: Any) -> Explore
     """
     kind, payload, default_title = _resolve(source, dict(options))
     return Explorer(kind=kind, title=default_title if title is None else str(title), payload=payload)
+
+
+class _CallablePackage(types.ModuleType):
+    """This package, callable as :func:`explore`.
+
+    Importing ``hiermodels.explore`` binds the package (not the function) to
+    the name ``explore`` of ``hiermodels``; calling the package keeps
+    ``hm.explore(source)`` working either way.
+    """
+
+    def __call__(self, source: Any, *, title: str | None = None, **options: Any) -> Explorer:
+        return explore(source, title=title, **options)
+
+
+sys.modules[__name__].__class__ = _CallablePackage

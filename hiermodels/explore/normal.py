@@ -28,10 +28,8 @@ __all__ = ["FullBayesGrid", "full_bayes_grid", "normal_payload", "tau_range"]
 
 FloatArray = NDArray[np.float64]
 
-#: Grid points in tau and in mu for the full-Bayes posterior; the posterior of
-#: mu given tau is within a few sds of the GLS mean, so 241 points resolve it.
-_TAU_POINTS = 241
-_MU_POINTS = 241
+#: Grid points in tau for the full-Bayes posterior (mu is integrated out exactly).
+_TAU_POINTS = 401
 #: Bisection steps for the mixture quantiles; each halves the bracket.
 _QUANTILE_STEPS = 60
 
@@ -54,14 +52,23 @@ def tau_range(model: NormalNormal) -> tuple[float, float]:
     return 0.02 * float(model.se.min()), 5.0 * scale
 
 
-class FullBayesGrid:
-    """Full-Bayes posterior of ``(mu, tau)`` on a grid, with the units' intervals.
+def _distribution(variable: Any) -> tuple[str, list[float]]:
+    """Name and parameters of a PyMC random variable's distribution."""
+    node = variable.owner
+    name = type(node.op).__name__.removesuffix("RV")
+    return name, [float(p.eval()) for p in node.op.dist_params(node)]
 
-    The log posterior is the model's own hyperpriors (the log densities of the
-    ``mu`` and ``tau`` variables of :meth:`NormalNormal.pymc_model`) plus the
-    marginal likelihood ``sum log N(y_i; mu, se_i^2 + tau^2)``; each unit's
-    posterior is the grid-weighted mixture of the normal conditionals of
-    :func:`~hiermodels.compound._normal_math.peb_posterior`.
+
+class FullBayesGrid:
+    """Full-Bayes posterior of ``tau`` on a grid, with the units' intervals.
+
+    The hyperpriors are those of :meth:`NormalNormal.pymc_model`: the log
+    density of its ``tau`` variable on the grid, and its Normal ``mu``
+    integrated out exactly. Given ``tau``, ``mu | y`` is normal with mean
+    ``mu_bar`` and variance ``V``, and ``theta_i | tau, y`` is normal with the
+    conditional mean of :func:`~hiermodels.compound._normal_math.peb_posterior`
+    at ``mu_bar`` and variance ``(1 - B_i) se_i^2 + B_i^2 V``; each unit's
+    posterior is the mixture of these over the grid's posterior weights.
 
     Parameters
     ----------
@@ -70,7 +77,7 @@ class FullBayesGrid:
     ci_prob : float
         Probability of the units' central intervals.
     hyperpriors : mapping, optional
-        As for :meth:`NormalNormal.pymc_model`.
+        As for :meth:`NormalNormal.pymc_model`; the prior of ``mu`` must be Normal.
     """
 
     def __init__(
@@ -81,48 +88,55 @@ class FullBayesGrid:
     ) -> None:
         import pymc as pm
 
-        v = model.se**2
         pymc_model = model.pymc_model(hyperpriors)
+        mu_name, mu_params = _distribution(pymc_model["mu"])
+        if mu_name != "Normal":
+            raise ValueError(
+                f"the explorer integrates mu out exactly and needs a Normal hyperprior on mu, "
+                f"got {mu_name}; give hyperpriors={{'mu': ('Normal', {{'mu': ..., 'sigma': ...}})}}"
+            )
+        tau_name, tau_params = _distribution(pymc_model["tau"])
+        m0, s0 = mu_params
+        self.priors = (
+            f"μ ~ Normal(mean {m0:.4g}, sd {s0:.4g}) and τ ~ {tau_name}"
+            f"({', '.join(f'{p:.4g}' for p in tau_params)})"
+        )
+        v = model.se**2
         _, tau_hi = tau_range(model)
         self.tau: FloatArray = np.linspace(0.0, tau_hi, _TAU_POINTS)
-        # mu given tau has sd at most sqrt(max(se^2) + tau_hi^2 / k) around the GLS mean.
-        spread = 8.0 * np.sqrt((np.max(v) + tau_hi**2) / model.k)
-        centre = model.pooled
-        self.mu: FloatArray = np.linspace(centre - spread, centre + spread, _MU_POINTS)
-        log_prior_tau = np.asarray(pm.logp(pymc_model["tau"], self.tau).eval(), dtype=float)
-        log_prior_mu = np.asarray(pm.logp(pymc_model["mu"], self.mu).eval(), dtype=float)
-        var = v[None, None, :] + self.tau[:, None, None] ** 2
-        loglik = stats.norm.logpdf(model.y, self.mu[None, :, None], np.sqrt(var)).sum(axis=-1)
-        log_post = log_prior_tau[:, None] + log_prior_mu[None, :] + loglik
-        weights = np.exp(log_post - log_post.max())
-        self.weights: FloatArray = weights / weights.sum()
-        tau_marginal = self.weights.sum(axis=1)
-        # density of tau: grid masses over the (uniform) grid step
-        self.tau_density: FloatArray = tau_marginal / (self.tau[1] - self.tau[0])
-        mu_flat = np.repeat(self.mu[None, :], self.tau.size, axis=0).ravel()
-        tau2_flat = np.repeat(self.tau[:, None] ** 2, self.mu.size, axis=1).ravel()
-        means, sds, _ = nm.peb_posterior(
-            np.broadcast_to(model.y, (mu_flat.size, model.k)), v, mu_flat, tau2_flat
+        tau2 = self.tau**2
+        w = 1.0 / (v[None, :] + tau2[:, None])
+        precision = w.sum(axis=1) + 1.0 / s0**2
+        mu_bar = (w @ model.y + m0 / s0**2) / precision
+        mu_var = 1.0 / precision
+        # the integrand is Gaussian in mu: its integral is its peak times sqrt(2 pi V)
+        log_marginal = (
+            stats.norm.logpdf(model.y, mu_bar[:, None], np.sqrt(1.0 / w)).sum(axis=1)
+            + stats.norm.logpdf(mu_bar, m0, s0)
+            + 0.5 * np.log(2.0 * np.pi * mu_var)
         )
-        w = self.weights.ravel()
-        keep = w > 1e-14 * w.max()  # components that cannot move a quantile at 1e-9
-        self._means, self._sds, self._w = means[keep], sds[keep], w[keep] / w[keep].sum()
-        self.post_mean: FloatArray = self._w @ self._means
+        log_prior = np.asarray(pm.logp(pymc_model["tau"], self.tau).eval(), dtype=float)
+        log_post = log_prior + log_marginal
+        mass = np.exp(log_post - log_post.max())
+        self.weights: FloatArray = mass / mass.sum()
+        # density of tau: grid masses over the (uniform) grid step
+        self.tau_density: FloatArray = self.weights / (self.tau[1] - self.tau[0])
+        self.tau_mean = float(self.weights @ self.tau)
+        means, sds, b = nm.peb_posterior(model.y[None, :], v, mu_bar, tau2)
+        self._means = means
+        self._sds = np.sqrt(sds**2 + b**2 * mu_var[:, None])
+        self.post_mean: FloatArray = self.weights @ means
         tail = (1.0 - ci_prob) / 2.0
         self.lower: FloatArray = self._quantile(tail)
         self.upper: FloatArray = self._quantile(1.0 - tail)
-        self.tau_mean = float(np.sum(tau_marginal * self.tau))
 
     def _quantile(self, prob: float) -> FloatArray:
         """``prob`` quantile of each unit's weighted normal mixture, by bisection."""
-        safe = np.where(self._sds > 0, self._sds, 1.0)
         lo = (self._means - 9.0 * self._sds).min(axis=0)
         hi = (self._means + 9.0 * self._sds).max(axis=0)
         for _ in range(_QUANTILE_STEPS):
             mid = 0.5 * (lo + hi)
-            z = (mid - self._means) / safe
-            cdf = np.where(self._sds > 0, special.ndtr(z), (mid >= self._means).astype(float))
-            below = self._w @ cdf < prob
+            below = self.weights @ special.ndtr((mid - self._means) / self._sds) < prob
             lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
         return 0.5 * (lo + hi)
 
@@ -148,19 +162,6 @@ def full_bayes_grid(
     FullBayesGrid
     """
     return FullBayesGrid(model, check_ci_prob(ci_prob), hyperpriors)
-
-
-def _hyperprior_text(model: NormalNormal, hyperpriors: Mapping[str, HyperPriorSpec] | None) -> str:
-    chosen = dict(hyperpriors or {})
-    scale = float(np.sqrt(model.y.var() + np.mean(model.se**2)))
-    mu_spec = chosen.get("mu", ("Normal", {"mu": float(model.y.mean()), "sigma": 5 * scale}))
-    tau_spec = chosen.get("tau", ("HalfNormal", {"sigma": 2 * scale}))
-
-    def text(name: str, spec: HyperPriorSpec) -> str:
-        params = ", ".join(f"{k} = {float(v):.4g}" for k, v in spec[1].items())
-        return f"{name} ~ {spec[0]}({params})"
-
-    return f"{text('μ', mu_spec)}, {text('τ', tau_spec)}"
 
 
 def _estimates(model: NormalNormal) -> dict[str, dict[str, Any]]:
@@ -229,7 +230,7 @@ def normal_payload(
             "mean": grid.post_mean,
             "lower": grid.lower,
             "upper": grid.upper,
-            "priors": _hyperprior_text(model, hyperpriors),
+            "priors": grid.priors,
         },
         "truth": truth,
         "james_stein": None,
