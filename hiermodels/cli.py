@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from hiermodels import errors
 from hiermodels._lazy import moved_names
 from hiermodels.analysis import ANALYSIS_METHODS, run_analysis
-from hiermodels.explore.cli import add_explore_parser, run_explore
 from hiermodels.console import (
     Steps,
     first_line,
@@ -35,6 +34,7 @@ from hiermodels.console import (
     show_warning,
     write_outputs,
 )
+from hiermodels.explore.cli import add_explore_parser, run_explore
 from hiermodels.names import DEFAULT_CI_PROB
 
 if TYPE_CHECKING:

@@ -206,15 +206,18 @@ def explore(source: Any, *, title: str | None = None, **options: Any) -> Explore
         and ``se``.
     """
     kind, payload, default_title = _resolve(source, dict(options))
-    return Explorer(kind=kind, title=default_title if title is None else str(title), payload=payload)
+    return Explorer(
+        kind=kind, title=default_title if title is None else str(title), payload=payload
+    )
 
 
 class _CallablePackage(types.ModuleType):
-    """This package, callable as :func:`explore`.
+    """This package, callable as :func:`explore`: ``hm.explore(source)``.
 
-    Importing ``hiermodels.explore`` binds the package (not the function) to
-    the name ``explore`` of ``hiermodels``; calling the package keeps
-    ``hm.explore(source)`` working either way.
+    ``hiermodels.explore`` is both this package (``hiermodels.explore.Explorer``)
+    and the function users call; Python binds a package's submodule to its
+    name on import, so the name ``hm.explore`` is the package, and calling it
+    calls :func:`explore`.
     """
 
     def __call__(self, source: Any, *, title: str | None = None, **options: Any) -> Explorer:

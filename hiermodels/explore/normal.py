@@ -35,7 +35,7 @@ _QUANTILE_STEPS = 60
 
 
 def tau_range(model: NormalNormal) -> tuple[float, float]:
-    """The slider's range of ``tau > 0``: a fiftieth of the smallest SE to five times the data's scale.
+    """The slider's range of ``tau > 0``: SE/50 to five times the data's scale.
 
     Parameters
     ----------

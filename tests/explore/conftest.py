@@ -53,7 +53,10 @@ class OpenPage:
     def column(self, field_name: str, table: str = "#units-table") -> np.ndarray:
         cells = self.page.locator(f"{table} td[data-field='{field_name}']")
         return np.array(
-            [float(v) if v else np.nan for v in cells.evaluate_all("c => c.map(x => x.dataset.value)")]
+            [
+                float(v) if v else np.nan
+                for v in cells.evaluate_all("c => c.map(x => x.dataset.value)")
+            ]
         )
 
     def move(self, selector: str, position: float) -> None:
@@ -93,7 +96,9 @@ def open_page(browser: Any, tmp_path: Path) -> Iterator[Any]:
                 r.abort()
 
         page.route("**/*", route)
-        page.on("console", lambda m: opened.console_errors.append(m.text) if m.type == "error" else None)
+        page.on(
+            "console", lambda m: opened.console_errors.append(m.text) if m.type == "error" else None
+        )
         page.on("pageerror", lambda e: opened.console_errors.append(str(e)))
         page.goto(file.resolve().as_uri())
         page.wait_for_function("() => window.hmExplorer !== undefined")

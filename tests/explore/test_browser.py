@@ -75,7 +75,10 @@ def test_full_bayes_grid_at_the_complete_pooling_limit() -> None:
     # A prior that pins tau at 0 makes every theta_i equal mu, whose posterior under
     # mu ~ N(0, 100^2) is normal: precision sum(1/se^2) + 1/100^2 (conjugate closed form).
     model = eight_schools()
-    hyperpriors = {"mu": ("Normal", {"mu": 0.0, "sigma": 100.0}), "tau": ("HalfNormal", {"sigma": 1e-4})}
+    hyperpriors = {
+        "mu": ("Normal", {"mu": 0.0, "sigma": 100.0}),
+        "tau": ("HalfNormal", {"sigma": 1e-4}),
+    }
     grid = full_bayes_grid(model, 0.95, hyperpriors)
     precision = np.sum(1.0 / model.se**2) + 1.0 / 100.0**2
     mean = np.sum(model.y / model.se**2) / precision
@@ -87,7 +90,9 @@ def test_full_bayes_grid_at_the_complete_pooling_limit() -> None:
 
 def test_full_bayes_grid_refuses_a_non_normal_mu_prior() -> None:
     with pytest.raises(ValueError, match="Normal hyperprior on mu"):
-        full_bayes_grid(eight_schools(), 0.95, {"mu": ("StudentT", {"nu": 3.0, "mu": 0.0, "sigma": 10.0})})
+        full_bayes_grid(
+            eight_schools(), 0.95, {"mu": ("StudentT", {"nu": 3.0, "mu": 0.0, "sigma": 10.0})}
+        )
 
 
 def test_baseball_page_matches_the_api(open_page: Any, tmp_path: Path) -> None:
@@ -208,14 +213,23 @@ def test_simulator_page_matches_the_api(open_page: Any, tmp_path: Path) -> None:
     close(opened.value(f"{row} td[data-field='eb']"), np.mean((eb - thetas) ** 2))
     close(opened.value(f"{row} td[data-field='js']"), np.mean((js - thetas) ** 2))
     # James–Stein has no value below its threshold: k >= 3 towards 0, k >= 4 towards ybar
-    assert opened.page.locator("#risk-table tr[data-k='2'] td[data-field='js0']").get_attribute(
-        "data-value"
-    ) == ""
-    assert opened.page.locator("#risk-table tr[data-k='3'] td[data-field='js0']").get_attribute(
-        "data-value"
-    ) != ""
-    assert opened.page.locator("#risk-table tr[data-k='3'] td[data-field='js']").get_attribute(
-        "data-value"
-    ) == ""
+    assert (
+        opened.page.locator("#risk-table tr[data-k='2'] td[data-field='js0']").get_attribute(
+            "data-value"
+        )
+        == ""
+    )
+    assert (
+        opened.page.locator("#risk-table tr[data-k='3'] td[data-field='js0']").get_attribute(
+            "data-value"
+        )
+        != ""
+    )
+    assert (
+        opened.page.locator("#risk-table tr[data-k='3'] td[data-field='js']").get_attribute(
+            "data-value"
+        )
+        == ""
+    )
     opened.screenshot_check(tmp_path / "simulator.png")
     assert opened.console_errors == []
