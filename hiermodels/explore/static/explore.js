@@ -263,7 +263,7 @@
     // tau panels
     const tauBox = panel(ROOT, "τ: likelihood and full-Bayes posterior",
       `Top: the log-likelihood of τ with μ profiled out (μ = the precision-weighted mean). Bottom: the posterior density of τ ` +
-      `under the full-Bayes hyperpriors ${fb.priors}, computed in Python on a grid of ${fb.tau.length} values of τ (μ integrated out numerically). ` +
+      `under the full-Bayes hyperpriors ${fb.priors}, computed in Python on a grid of ${fb.tau.length} values of τ (μ integrated out exactly). ` +
       "Vertical lines: the estimates; the grey band follows the slider.");
     const positions = [];
     for (let p = 0; p <= scale.n; p += 4) positions.push(p);
