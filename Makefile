@@ -6,7 +6,7 @@ PYTHON ?= $(shell command -v python3.12 || command -v python3.13 || command -v p
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test test-all lint format docs bench clean distclean
+.PHONY: help install browser demo test test-all lint format docs bench clean distclean
 
 help:
 	@echo "make demo      fit the sleepstudy example and print the report"
@@ -47,12 +47,20 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/hiermodels demo sleepstudy
 
+# The explorer's tests (tests/explore) drive a headless Chromium, Debian's chromium package.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
+		elif command -v sudo >/dev/null 2>&1; then sudo apt-get update && sudo apt-get install -y chromium; \
+		else echo "error: the explorer tests need Chromium: run apt-get install chromium as root" >&2; exit 1; fi; \
+	}
+
 # pytest exits 5 when no test ran; make treats that as a failure, as it should.
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadgroup -q $(PYTEST_ARGS)
 
 # The slow tier builds the docs (tests/test_docs_offline.py), so it needs the docs extra.
-test-all: $(VENV)/.installed-docs
+test-all: $(VENV)/.installed-docs browser
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from hiermodels._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from hiermodels import compound, datasets
+    from hiermodels import compound, datasets, explore
     from hiermodels.bayes.results import BayesFit
     from hiermodels.compound.base import CompoundFit
     from hiermodels.compound.bayes import CompoundBayesFit
@@ -42,6 +42,7 @@ __all__ = [
     "compare_shrinkage",
     "compound",
     "datasets",
+    "explore",
     "marginal_means",
 ]
 __version__ = "0.1.0"
@@ -66,6 +67,7 @@ __getattr__, __dir__ = lazy_exports(
         "compare_shrinkage": "hiermodels.shrinkage",
         "compound": "hiermodels.compound",
         "datasets": "hiermodels.datasets",
+        "explore": "hiermodels.explore",
         "marginal_means": "hiermodels.marginal",
     },
 )

@@ -34,6 +34,7 @@ from hiermodels.console import (
     show_warning,
     write_outputs,
 )
+from hiermodels.explore.cli import add_explore_parser, run_explore
 from hiermodels.names import DEFAULT_CI_PROB
 
 if TYPE_CHECKING:
@@ -355,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("dataset", nargs="?", default="sleepstudy", choices=DEMO_NAMES)
     demo.add_argument("--out", default="hiermodels-report", help="output folder")
     _sampling_options(demo, draws=500, chains=4)
+    add_explore_parser(sub)
     return parser
 
 
@@ -369,6 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if args.command == "fit":
                 _fit(args)
+            elif args.command == "explore":
+                run_explore(args)
             else:
                 _demo(args)
         except errors.CliError as err:
