@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from hiermodels._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from hiermodels import compound, datasets, explore
+    from hiermodels import compound, datasets
     from hiermodels.bayes.results import BayesFit
     from hiermodels.compound.base import CompoundFit
     from hiermodels.compound.bayes import CompoundBayesFit
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from hiermodels.compound.poissongamma import PoissonGammaFit
     from hiermodels.design.families import Family
     from hiermodels.eb.fit import EBFit
+    from hiermodels.explorer import explore
     from hiermodels.marginal import marginal_means
     from hiermodels.mle.anova import anova
     from hiermodels.mle.results import MixedFit
@@ -67,7 +68,7 @@ __getattr__, __dir__ = lazy_exports(
         "compare_shrinkage": "hiermodels.shrinkage",
         "compound": "hiermodels.compound",
         "datasets": "hiermodels.datasets",
-        "explore": "hiermodels.explore",
+        "explore": "hiermodels.explorer",
         "marginal_means": "hiermodels.marginal",
     },
 )

@@ -34,7 +34,7 @@ from hiermodels.console import (
     show_warning,
     write_outputs,
 )
-from hiermodels.explore.cli import add_explore_parser, run_explore
+from hiermodels.explorer.cli import add_explore_parser, run_explore
 from hiermodels.names import DEFAULT_CI_PROB
 
 if TYPE_CHECKING:

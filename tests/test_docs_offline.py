@@ -256,7 +256,7 @@ class _Explored:
         self.html = f"<html><body><p>explored {{source!r}}</p></body></html>"
 
 
-hiermodels.explore = _Explored
+hiermodels.explorer = _Explored
 extensions = ["explorer"]
 """
 

@@ -1,4 +1,4 @@
-"""The ``explorer`` directive: a ``hiermodels.explore`` page embedded in a page.
+"""The ``explorer`` directive: a ``hiermodels.explorer`` page embedded in a page.
 
 The directive's content is Python, run when the page is read, with
 ``hiermodels`` imported as ``hm``; its last line is an expression, the
@@ -68,7 +68,7 @@ class Explorer(SphinxDirective):
         import hiermodels
 
         try:
-            html = hiermodels.explore(_run("\n".join(self.content))).html
+            html = hiermodels.explorer(_run("\n".join(self.content))).html
         except Exception as error:
             raise self.error(
                 f"explorer: {type(error).__name__}: {error}"

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hiermodels.explore import Explorer
+from hiermodels.explorer import Explorer
 
 
 def chromium_path() -> str:

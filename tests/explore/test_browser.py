@@ -18,7 +18,7 @@ from scipy import stats
 import hiermodels as hm
 from hiermodels.compound import BetaBinomial, BetaBinomialFit, NormalNormal
 from hiermodels.compound import _normal_math as nm
-from hiermodels.explore.normal import full_bayes_grid
+from hiermodels.explorer.normal import full_bayes_grid
 from hiermodels.plots.compound import baseball_estimates
 
 pytestmark = pytest.mark.xdist_group("browser")

@@ -15,8 +15,8 @@ import pytest
 
 import hiermodels as hm
 from hiermodels.cli import main
-from hiermodels.explore import Explorer
-from hiermodels.explore.mixed import multiplier_grid
+from hiermodels.explorer import Explorer
+from hiermodels.explorer.mixed import multiplier_grid
 
 ROOT = Path(hm.__file__).resolve().parents[1]
 

@@ -49,7 +49,7 @@ def _source(args: argparse.Namespace) -> tuple[Any, str]:
 
     from hiermodels import datasets
     from hiermodels.cli import _model, _read_csv
-    from hiermodels.explore import COMPOUND_DATASETS
+    from hiermodels.explorer import COMPOUND_DATASETS
 
     name = args.source
     is_file = name.lower().endswith(".csv") or Path(name).exists()
@@ -102,7 +102,7 @@ def run_explore(args: argparse.Namespace) -> None:
     args : argparse.Namespace
         Parsed ``explore`` arguments.
     """
-    from hiermodels.explore import explore
+    from hiermodels.explorer import explore
 
     out = Path(args.output or f"explore-{_source_stem(args.source)}.html")
     if out.is_dir():

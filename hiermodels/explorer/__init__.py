@@ -10,14 +10,12 @@ network, opens from a file and displays inline in Jupyter.
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
-from hiermodels.explore.page import Explorer
+from hiermodels.explorer.page import Explorer
 
 __all__ = ["COMPOUND_DATASETS", "Explorer", "explore"]
 
@@ -58,7 +56,7 @@ def _baseball(options: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
     import numpy as np
 
     from hiermodels.compound.normal import NormalNormal
-    from hiermodels.explore.normal import normal_payload
+    from hiermodels.explorer.normal import normal_payload
     from hiermodels.plots.compound import baseball_estimates
 
     table = baseball_estimates()
@@ -75,7 +73,7 @@ def _baseball(options: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
 def _eight_schools(options: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
     from hiermodels import datasets
     from hiermodels.compound.normal import NormalNormal
-    from hiermodels.explore.normal import normal_payload
+    from hiermodels.explorer.normal import normal_payload
 
     data = datasets.load("eight_schools")
     model = NormalNormal(data["y"], data["sigma"], units=data["school"].astype(str))
@@ -86,7 +84,7 @@ def _eight_schools(options: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
 def _rats(options: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
     from hiermodels import datasets
     from hiermodels.compound.betabinomial import BetaBinomial
-    from hiermodels.explore.beta import beta_binomial_payload
+    from hiermodels.explorer.beta import beta_binomial_payload
 
     data = datasets.load("rats_tumors")
     labels = pd.Index([f"{i + 1}" for i in range(len(data))], name="experiment")
@@ -103,7 +101,7 @@ _DATASETS: dict[str, Callable[[dict[str, Any]], tuple[str, dict[str, Any], str]]
 
 def _from_frame(frame: pd.DataFrame, options: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
     from hiermodels.compound.normal import NormalNormal
-    from hiermodels.explore.normal import normal_payload
+    from hiermodels.explorer.normal import normal_payload
 
     missing = [c for c in ("y", "se") if c not in frame.columns]
     if missing:
@@ -129,7 +127,7 @@ def _resolve(source: Any, options: dict[str, Any]) -> tuple[str, dict[str, Any],
     if isinstance(source, str):
         name = source.strip().lower()
         if name == "simulator":
-            from hiermodels.explore.simulator import simulator_payload
+            from hiermodels.explorer.simulator import simulator_payload
 
             _check_options("simulator", options)
             return "simulator", simulator_payload(**options), "Simulator: the risk of shrinkage"
@@ -148,12 +146,12 @@ def _resolve(source: Any, options: dict[str, Any]) -> tuple[str, dict[str, Any],
             )
         raise ValueError(f"explore() cannot open {source!r}; it takes {_ACCEPTED}")
     if isinstance(source, NormalNormal):
-        from hiermodels.explore.normal import normal_payload
+        from hiermodels.explorer.normal import normal_payload
 
         _check_options("normal", options)
         return "normal", normal_payload(source, **options), "Normal–normal shrinkage"
     if isinstance(source, BetaBinomial):
-        from hiermodels.explore.beta import beta_binomial_payload
+        from hiermodels.explorer.beta import beta_binomial_payload
 
         _check_options("beta_binomial", options)
         return "beta_binomial", beta_binomial_payload(source), "Beta–binomial shrinkage"
@@ -161,7 +159,7 @@ def _resolve(source: Any, options: dict[str, Any]) -> tuple[str, dict[str, Any],
         _check_options("normal", options)
         return _from_frame(source, options)
     if isinstance(source, MixedFit):
-        from hiermodels.explore.mixed import mixed_payload
+        from hiermodels.explorer.mixed import mixed_payload
 
         _check_options("mixed", options)
         payload = mixed_payload(source)
@@ -187,7 +185,7 @@ def explore(source: Any, *, title: str | None = None, **options: Any) -> Explore
         ``hyperpriors`` (see :meth:`NormalNormal.pymc_model`). The
         simulator: ``k``, ``tau``, ``sigma``, ``seed``, ``reps`` (the
         sliders' start values, see
-        :func:`~hiermodels.explore.simulator.simulator_payload`).
+        :func:`~hiermodels.explorer.simulator.simulator_payload`).
 
     Returns
     -------
@@ -209,19 +207,3 @@ def explore(source: Any, *, title: str | None = None, **options: Any) -> Explore
     return Explorer(
         kind=kind, title=default_title if title is None else str(title), payload=payload
     )
-
-
-class _CallablePackage(types.ModuleType):
-    """This package, callable as :func:`explore`: ``hm.explore(source)``.
-
-    ``hiermodels.explore`` is both this package (``hiermodels.explore.Explorer``)
-    and the function users call; Python binds a package's submodule to its
-    name on import, so the name ``hm.explore`` is the package, and calling it
-    calls :func:`explore`.
-    """
-
-    def __call__(self, source: Any, *, title: str | None = None, **options: Any) -> Explorer:
-        return explore(source, title=title, **options)
-
-
-sys.modules[__name__].__class__ = _CallablePackage

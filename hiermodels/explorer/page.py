@@ -54,14 +54,14 @@ def json_ready(value: Any) -> Any:
 
 
 def _static(name: str) -> str:
-    return resources.files("hiermodels.explore").joinpath("static", name).read_text("utf-8")
+    return resources.files("hiermodels.explorer").joinpath("static", name).read_text("utf-8")
 
 
 @dataclass(frozen=True)
 class Explorer:
     """An interactive page: sliders over a model's hyperparameters.
 
-    Build it with :func:`hiermodels.explore`.
+    Build it with :func:`hiermodels.explorer`.
 
     Attributes
     ----------
