@@ -370,7 +370,7 @@ def plot_shrinkage_factor(
         axis.set_title(group_term_label(group, term))
         axis.set_xlabel(f"observations per {group}")
         axis.set_ylabel("shrinkage factor")
-    handles = [
+    handles: list[Any] = [
         *(
             Line2D([], [], ls="", marker=_MARKER[k], ms=5, color=COLORS[k], label=LABELS[k])
             for k in available_estimates(table)
