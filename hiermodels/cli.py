@@ -3,8 +3,9 @@
 ``hiermodels fit DATA.csv "FORMULA"`` fits a mixed model from a CSV file by
 marginal maximum likelihood, empirical Bayes and/or full Bayes, prints an
 lme4-style summary and writes tables (CSV), the posterior (NetCDF), the
-pictures and an HTML report. ``hiermodels demo NAME`` does all of it on a
-shipped dataset and writes the report to ``./hiermodels-report/``. Bad input
+pictures and an HTML report, ``report.html``. ``hiermodels demo NAME`` does
+all of it on a shipped dataset and writes the report to
+``./hiermodels-report/report.html``. Bad input
 gives one line on stderr and exit code 2; warnings are one ``warning: …``
 line each. Rows of a CSV file are numbered as in a spreadsheet (the header is
 row 1, the first data row is row 2), so messages point at the cell to fix.
@@ -35,7 +36,7 @@ from hiermodels.console import (
     write_outputs,
 )
 from hiermodels.explorer.cli import add_explore_parser, run_explore
-from hiermodels.names import DEFAULT_CI_PROB
+from hiermodels.names import DEFAULT_CI_PROB, REPORT_FILENAME
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -175,7 +176,7 @@ def _fit(args: argparse.Namespace) -> None:
         if analysis.shrinkage_table is not None:
             from hiermodels.report import mixed_model_report
 
-            written.append(mixed_model_report(analysis).write(out, "report.html"))
+            written.append(mixed_model_report(analysis).write(out))
     err_console.print(f"wrote {len(written)} files to {out}/", highlight=False)
 
 
@@ -350,11 +351,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="column of prior weights: precision weights (gaussian), numbers of trials of a "
         "proportion response (binomial)",
     )
-    fit.add_argument("--out", default="hiermodels-fit", help="output folder")
+    fit.add_argument(
+        "--out", default="hiermodels-fit", help=f"output folder (the report is {REPORT_FILENAME})"
+    )
     _sampling_options(fit, draws=1000, chains=4)
     demo = sub.add_parser("demo", help="MLE, EB and full Bayes on a shipped dataset, as a report")
     demo.add_argument("dataset", nargs="?", default="sleepstudy", choices=DEMO_NAMES)
-    demo.add_argument("--out", default="hiermodels-report", help="output folder")
+    demo.add_argument(
+        "--out",
+        default="hiermodels-report",
+        help=f"output folder (the report is {REPORT_FILENAME})",
+    )
     _sampling_options(demo, draws=500, chains=4)
     add_explore_parser(sub)
     return parser

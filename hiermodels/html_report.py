@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hiermodels.names import REPORT_FILENAME
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -102,6 +104,14 @@ class HtmlReport:
         body = "".join(f"<li>{html.escape(e)}</li>" for e in entries)
         self._parts.append(f"<ul>{body}</ul>")
 
+    def link(self, text: str, href: str, *, after: str = "", anchor: str | None = None) -> None:
+        """A paragraph that is a link (``text``) followed by plain ``after``."""
+        ident = f' id="{html.escape(anchor)}"' if anchor else ""
+        self._parts.append(
+            f'<p{ident}><a href="{html.escape(href)}">{html.escape(text)}</a>'
+            f"{html.escape(after)}</p>"
+        )
+
     def table(
         self, frame: pd.DataFrame, caption: str = "", *, digits: int = 4, index: bool = False
     ) -> None:
@@ -139,7 +149,7 @@ class HtmlReport:
             f"<body><h1>{html.escape(self.title)}</h1>{sub}\n{body}\n</body></html>\n"
         )
 
-    def write(self, directory: Path | str, filename: str = "index.html") -> Path:
+    def write(self, directory: Path | str, filename: str = REPORT_FILENAME) -> Path:
         """Write the page (and each figure as a PNG file) into ``directory``."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ happens once per session and the tests read what it wrote.
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import os
@@ -25,6 +26,7 @@ import xarray as xr
 from PIL import Image
 
 import hiermodels as hm
+from hiermodels.names import REPORT_FILENAME
 
 # The demos and fit run once per session (see shared_run); the group keeps the
 # subprocess tests on one worker where --dist loadgroup works.
@@ -124,31 +126,32 @@ def test_sleepstudy_demo_prints_the_summary_and_the_steps(sleep_demo):
     for step in ("REML fit", "empirical Bayes", "full Bayes: compile and sample"):
         assert f"✓ {step}" in sleep_demo.stderr
     assert re.search(
-        r"report: hiermodels-report/index.html\s+\(total [\d.]+ s\)", sleep_demo.stderr
+        r"report: hiermodels-report/report.html\s+\(total [\d.]+ s\)", sleep_demo.stderr
     )
 
 
 def test_sleepstudy_report_tables(sleep_demo):
-    page = (sleep_demo.out / "index.html").read_text(encoding="utf-8")
+    page = (sleep_demo.out / REPORT_FILENAME).read_text(encoding="utf-8")
     headings = re.findall(r"<h2>(.*?)</h2>", page)
     assert headings == [
         "What you are looking at",
         "Marginal maximum likelihood (as lme4)",
         "Shrinkage, group by group",
         "Hyperparameters: one plug-in value or a whole posterior",
+        "Priors of the full-Bayes fit",
         "How this was computed",
     ]
     found = tables(page)
     fixed = cells(next(t for t in found if "Fixed effects" in t))
     assert fixed[0][:3] == ["coefficient", "MLE", "SE"]
-    assert fixed[1][:3] == ["Intercept", "251.4", "6.825"]  # lme4: 251.405, 6.825
-    assert fixed[2][:2] == ["Days", "10.47"]
+    assert fixed[1][:3] == ["β for Intercept", "251.4", "6.825"]  # lme4: 251.405, 6.825
+    assert fixed[2][:2] == ["β for Days", "10.47"]
     hyper = cells(next(t for t in found if "Marginal MLE beside" in t))
     assert [row[0] for row in hyper[1:]] == [
-        "sd_Subject__Intercept",
-        "sd_Subject__Days",
-        "corr_Subject[Intercept,Days]",
-        "sigma",
+        "σ for Subject: Intercept",
+        "σ for Subject: Days",
+        "ρ for Subject: (Intercept, Days)",
+        "residual σ",
     ]
     assert hyper[1][1] == "24.74" and hyper[4][1] == "25.59"
     digest = cells(next(t for t in found if "Medians over the groups" in t))
@@ -160,7 +163,7 @@ def test_sleepstudy_report_tables(sleep_demo):
 
 
 def test_sleepstudy_report_embeds_the_pictures(sleep_demo):
-    page = (sleep_demo.out / "index.html").read_text(encoding="utf-8")
+    page = (sleep_demo.out / REPORT_FILENAME).read_text(encoding="utf-8")
     pictures = images(page)
     assert list(pictures) == [
         "shrinkage",
@@ -182,21 +185,33 @@ def test_cbpp_demo_report(cbpp_demo):
     assert cbpp_demo.returncode == 0, cbpp_demo.stderr
     assert "Laplace approximation" in cbpp_demo.stdout
     assert "✓ Laplace fit" in cbpp_demo.stderr
-    page = (cbpp_demo.out / "index.html").read_text(encoding="utf-8")
+    page = (cbpp_demo.out / REPORT_FILENAME).read_text(encoding="utf-8")
     assert list(images(page)) == ["shrinkage", "caterpillar", "shrinkage_factor", "hyperparameters"]
     fixed = cells(next(t for t in tables(page) if "Fixed effects" in t))
     assert [row[0] for row in fixed[1:]] == [
-        "Intercept",
-        "period[T.2]",
-        "period[T.3]",
-        "period[T.4]",
+        "β for Intercept",
+        "β for period[T.2]",
+        "β for period[T.3]",
+        "β for period[T.4]",
     ]
     assert float(fixed[1][1]) == pytest.approx(-1.3985, abs=1e-3)  # lme4 glmer: -1.3985
     settings = re.search(r"<h2>How this was computed</h2>\s*<ul>(.*?)</ul>", page, flags=re.S)
-    assert "empirical Bayes: quadrature, plug-in of all" in settings.group(1)
-    assert "2 chains × 200 draws" in settings.group(1)
+    notes = html.unescape(settings.group(1))
+    # the Laplace MLE, EB by quadrature with β plugged in (plugin="all"), in words
+    assert "integrated out of the likelihood by the Laplace approximation" in notes
+    assert "the SD of the group effects and the fixed effects β are fixed" in notes
+    assert "adaptive Gauss–Hermite quadrature" in notes
+    assert "residual σ" not in notes  # a binomial model has none
+    assert "2 chains × 200 draws" in notes
     assert len(pd.read_csv(cbpp_demo.out / "shrinkage.csv")) == 15
     assert not (cbpp_demo.out.parent / "hiermodels-report").exists()
+
+
+def test_demo_and_fit_write_the_report_under_the_same_name(sleep_demo, fit_run):
+    for run in (sleep_demo, fit_run):
+        names = {p.name for p in run.out.iterdir()}
+        assert REPORT_FILENAME in names and "index.html" not in names
+    assert re.search(rf"report: \S+/{re.escape(REPORT_FILENAME)}\s", sleep_demo.stderr)
 
 
 # -------------------------------------------------------------------- fit
@@ -228,7 +243,7 @@ def test_fit_writes_tables_posterior_pictures_and_report(fit_run):
     posterior.close()
     for name in ("shrinkage", "shrinkage_2d", "caterpillar", "shrinkage_factor", "hyperparameters"):
         assert Image.open(fit_run.out / f"{name}.png").format == "PNG"
-    page = (fit_run.out / "report.html").read_text(encoding="utf-8")
+    page = (fit_run.out / REPORT_FILENAME).read_text(encoding="utf-8")
     assert len(images(page)) == 5
     assert re.search(r"wrote \d+ files to results/", fit_run.stderr)
 

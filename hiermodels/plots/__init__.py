@@ -10,7 +10,8 @@ the :class:`matplotlib.figure.Figure`.
 - :func:`plot_caterpillar` — plain EB, corrected EB and full-Bayes intervals
   of every group side by side, sorted;
 - :func:`plot_shrinkage_factor` — how far each group moved towards the
-  population, against its size;
+  population, against its size (:func:`out_of_range_factors` lists the
+  groups that crossed the population value or moved away from it);
 - :func:`plot_hyperparameters` — posterior of every SD, correlation and σ
   with the marginal MLE marked (and the profile likelihood on a twin axis);
 - :func:`plot_raw_shrunk_truth`, :func:`plot_efron_morris` and
@@ -34,7 +35,11 @@ if TYPE_CHECKING:
         plot_risk_curves,
     )
     from hiermodels.plots.hyper import hyperparameter_draws, plot_hyperparameters, profile_frames
-    from hiermodels.plots.shrinkage import plot_shrinkage, plot_shrinkage_factor
+    from hiermodels.plots.shrinkage import (
+        out_of_range_factors,
+        plot_shrinkage,
+        plot_shrinkage_factor,
+    )
     from hiermodels.plots.shrinkage2d import plot_shrinkage_2d, population_covariance
 
 __all__ = [
@@ -43,6 +48,7 @@ __all__ = [
     "plot_shrinkage_2d",
     "plot_caterpillar",
     "plot_shrinkage_factor",
+    "out_of_range_factors",
     "plot_hyperparameters",
     "plot_raw_shrunk_truth",
     "plot_efron_morris",
@@ -62,6 +68,7 @@ __getattr__, __dir__ = lazy_exports(
         "plot_shrinkage_2d": "hiermodels.plots.shrinkage2d",
         "plot_caterpillar": "hiermodels.plots.caterpillar",
         "plot_shrinkage_factor": "hiermodels.plots.shrinkage",
+        "out_of_range_factors": "hiermodels.plots.shrinkage",
         "plot_hyperparameters": "hiermodels.plots.hyper",
         "plot_raw_shrunk_truth": "hiermodels.plots.compound",
         "plot_efron_morris": "hiermodels.plots.compound",

@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from hiermodels.names import sd_name
+from hiermodels.names import display_label, sd_name
 from hiermodels.plots._common import COLORS, panel_axes
 
 if TYPE_CHECKING:
@@ -150,18 +150,6 @@ def _mle_values(mle: MixedFit) -> dict[str, float]:
     return values
 
 
-def _label(parameter: str) -> str:
-    if parameter == "sigma":
-        return "σ (residual SD)"
-    if parameter.startswith("sd_"):
-        group, _, term = parameter[3:].partition("__")
-        return f"SD of {term} | {group}"
-    if parameter.startswith("corr_"):
-        group, _, pair = parameter[5:].partition("[")
-        return f"corr({pair.rstrip(']').replace(',', ', ')}) | {group}"
-    return parameter
-
-
 def plot_hyperparameters(
     comparison: Any,
     posterior: Any = None,
@@ -209,6 +197,7 @@ def plot_hyperparameters(
     size = (4.4, 3.0) if len(hyper) > 1 else (6.4, 3.4)
     fig, axes = panel_axes(ax, len(hyper), ncols=ncols, panel_size=size)
     prob = getattr(comparison, "ci_prob", None)
+    unprofiled: list[Axes] = []
     for axis, row in zip(axes, hyper.itertuples(), strict=True):
         if posterior is not None:
             draws = hyperparameter_draws(posterior, row.parameter)
@@ -217,25 +206,48 @@ def plot_hyperparameters(
             )
         axis.axvspan(row.hdi_low, row.hdi_high, color=COLORS["bayes"], alpha=0.12, lw=0, gid="hdi")
         axis.axvline(row.mle, color=COLORS["mle"], lw=2, gid="mle")
-        axis.set_title(_label(row.parameter), fontsize="medium")
+        axis.set_title(display_label(row.parameter), fontsize="medium")
         axis.set_xlabel(
             f"MLE {row.mle:.3g}, at posterior quantile {row.mle_quantile:.2f}", fontsize="small"
         )
         axis.set_yticks([])
         if row.parameter in profiles:
             _draw_profile(axis, profiles[row.parameter])
+        else:
+            unprofiled.append(axis)
     pct = f" {round(100 * prob)}%" if prob else ""
     handles: list[Any] = [
         Line2D([], [], color=COLORS["mle"], lw=2, label="marginal MLE (EB plug-in)"),
-        Patch(color=COLORS["bayes"], alpha=0.45, label="full-Bayes posterior"),
         Patch(color=COLORS["bayes"], alpha=0.15, label=f"posterior HDI{pct}"),
     ]
-    if profiles:
+    if posterior is not None:
+        handles.insert(1, Patch(color=COLORS["bayes"], alpha=0.45, label="full-Bayes posterior"))
+    if profiles and len(unprofiled) < len(axes):
+        # a legend names only what is drawn: the panels without a profile say so
+        where = ", where drawn" if unprofiled else ""
         handles.append(
-            Line2D([], [], color=COLORS["profile"], ls="-.", label="profile likelihood (right)")
+            Line2D(
+                [],
+                [],
+                color=COLORS["profile"],
+                ls="-.",
+                label=f"profile likelihood (right axis{where})",
+            )
         )
+        for axis in unprofiled:
+            axis.text(
+                0.98,
+                0.96,
+                "no profile likelihood",
+                transform=axis.transAxes,
+                ha="right",
+                va="top",
+                fontsize="x-small",
+                color=COLORS["profile"],
+                gid="no_profile",
+            )
     if own:
-        ncol = len(handles) if len(axes) > 2 else 2
+        ncol = len(handles) if len(axes) > 2 and not unprofiled else 2
         fig.legend(handles=handles, loc="outside lower center", ncol=ncol)
     else:
         axes[0].legend(handles=handles, loc="upper left", fontsize="x-small")

@@ -10,17 +10,18 @@ Bayes orange, complete pooling a dashed grey line.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.patches import FancyArrowPatch
+from matplotlib.patches import FancyArrowPatch, Patch
 from matplotlib.ticker import NullFormatter
 
 from hiermodels._lazy import moved_names
-from hiermodels.names import sd_name
+from hiermodels.names import group_term_label, sd_name
 from hiermodels.plots._common import (
     COLORS,
     LABELS,
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_shrinkage", "plot_shrinkage_factor"]
+__all__ = ["out_of_range_factors", "plot_shrinkage", "plot_shrinkage_factor"]
 
 # Vertical offset of the EB (above) and full-Bayes (below) arrows within a group's row.
 _ROW_OFFSET = 0.18
@@ -235,23 +236,88 @@ def _draw_arrows(ax: Axes, frame: pd.DataFrame, scale: str, *, label_groups: boo
 
 # ------------------------------------------------------- shrinkage vs size
 
+# The factor axis always shows [−0.25, 1.25] and stretches to factors up to this far out;
+# beyond, a factor is drawn as a triangle on the edge.
+_DEFAULT_YLIM = (-0.25, 1.25)
+_FARTHEST = (-1.0, 2.0)
+# Names of the groups outside [0, 1] written in a panel, at most.
+_MAX_NAMED = 8
+# Characters per line of the names written in a band.
+_NAMES_WIDTH = 24
+# Fill of the bands above 1 and below 0.
+_OUTSIDE_FILL = "#f3e9d2"
+
+
+def _outside_unit_interval(factor: np.ndarray) -> np.ndarray:
+    """Which factors are finite and outside [0, 1]."""
+    return np.isfinite(factor) & ((factor < 0) | (factor > 1))
+
+
+def out_of_range_factors(comparison: Any) -> pd.DataFrame:
+    """The shrinkage factors outside [0, 1]: estimates that crossed or left the population value.
+
+    A factor above 1 means the pooled estimate went past the population
+    value to the other side of it; below 0, that it moved away from the
+    population value rather than towards it.
+
+    Parameters
+    ----------
+    comparison : ShrinkageComparison or pandas.DataFrame
+        From :func:`hiermodels.compare_shrinkage`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``grpvar, term, grp, estimate`` (``"eb"`` or ``"bayes"``)
+        and ``factor``, one row per estimate outside [0, 1], in the table's
+        order.
+    """
+    table = comparison_table(comparison)
+    frames = []
+    for kind in available_estimates(table):
+        factor = table[f"{kind}_shrinkage"].to_numpy(float)
+        outside = _outside_unit_interval(factor)
+        rows = table.loc[outside, ["grpvar", "term", "grp"]].assign(
+            estimate=kind, factor=factor[outside]
+        )
+        frames.append(rows)
+    found = pd.concat(frames)
+    return found.sort_index(kind="stable").reset_index(drop=True)
+
+
+def _factor_limits(table: pd.DataFrame, ylim: tuple[float, float] | None) -> tuple[float, float]:
+    """``ylim``, or [−0.25, 1.25] stretched to every factor within [−1, 2]."""
+    if ylim is not None:
+        return ylim
+    factors = np.concatenate(
+        [table[f"{k}_shrinkage"].to_numpy(float) for k in available_estimates(table)]
+    )
+    factors = factors[np.isfinite(factors)]
+    low = min(_DEFAULT_YLIM[0], max(float(factors.min(initial=0.0)), _FARTHEST[0]))
+    high = max(_DEFAULT_YLIM[1], min(float(factors.max(initial=1.0)), _FARTHEST[1]))
+    return low, high
+
 
 def plot_shrinkage_factor(
     comparison: Any,
     grpvar: str | None = None,
     terms: Sequence[str] | None = None,
     *,
-    ylim: tuple[float, float] = (-0.25, 1.25),
+    ylim: tuple[float, float] | None = None,
     ax: Axes | Sequence[Axes] | None = None,
 ) -> Figure:
     """Shrinkage factor of every group against its number of observations.
 
     The factor is the share of the way from the no-pooling estimate to
     complete pooling (0: none, 1: complete), for EB (blue) and full Bayes
-    (orange). Groups whose no-pooling estimate lies close to the population
-    value have erratic factors; those outside ``ylim`` are drawn as
-    triangles on the edge. For a Gaussian model with one random intercept
-    the curve ``σ²/(σ² + n τ²)`` at the MLE shows the textbook answer.
+    (orange). A factor above 1 (the estimate crossed the population value)
+    or below 0 (it moved away from it) is drawn in a shaded band that names
+    its groups (:func:`out_of_range_factors`): with several terms per group
+    they are shrunk together, so pulling one term in can push another out.
+    Groups whose no-pooling estimate lies close to the population value have
+    erratic factors; those outside ``ylim`` are drawn as triangles on the
+    edge. For a Gaussian model with one random intercept the curve
+    ``σ²/(σ² + n τ²)`` at the MLE shows the textbook answer.
 
     Parameters
     ----------
@@ -261,8 +327,9 @@ def plot_shrinkage_factor(
         Grouping factor (default: every factor, one panel per factor × term).
     terms : sequence of str, optional
         Terms to draw (default: all).
-    ylim : tuple of float
-        Range of the factor shown.
+    ylim : tuple of float, optional
+        Range of the factor shown (default: [−0.25, 1.25], stretched to take
+        in every factor between −1 and 2).
     ax : Axes or sequence of Axes, optional
         One axes per panel.
 
@@ -279,13 +346,17 @@ def plot_shrinkage_factor(
         if not wanted:
             raise KeyError(f"no terms {list(terms)} in the comparison")
         pairs = wanted
+        table = table[table["term"].isin(set(terms))]
     own = ax is None
     fig, axes = panel_axes(ax, len(pairs), ncols=min(len(pairs), 3), panel_size=(4.6, 3.4))
     curve = _textbook_curve(comparison, pairs)
+    limits = _factor_limits(table, ylim)
+    outside = out_of_range_factors(table)
     clipped = False
     for axis, (group, term) in zip(axes, pairs, strict=True):
         frame = table[(table["grpvar"] == group) & (table["term"] == term)]
-        clipped |= _draw_factor(axis, frame, ylim)
+        clipped |= _draw_factor(axis, frame, limits)
+        _mark_outside(axis, frame, limits)
         if curve is not None:
             n_grid = np.geomspace(max(frame["n_obs"].min(), 1) * 0.8, frame["n_obs"].max() * 1.25)
             axis.plot(
@@ -296,15 +367,24 @@ def plot_shrinkage_factor(
                 gid="textbook_curve",
                 label="σ²/(σ² + nτ²) at the MLE",
             )
-        axis.set_title(f"{term} | {group}")
+        axis.set_title(group_term_label(group, term))
         axis.set_xlabel(f"observations per {group}")
         axis.set_ylabel("shrinkage factor")
-    handles = [
+    handles: list[Any] = [
         *(
             Line2D([], [], ls="", marker=_MARKER[k], ms=5, color=COLORS[k], label=LABELS[k])
             for k in available_estimates(table)
         ),
     ]
+    if len(outside):
+        handles.append(
+            Patch(
+                facecolor=_OUTSIDE_FILL,
+                edgecolor="#333333",
+                label="outside [0, 1] (ringed): crossed the population value (> 1) "
+                "or moved away from it (< 0)",
+            )
+        )
     if clipped:
         handles.append(
             Line2D([], [], ls="", marker="^", mfc="white", mec="#333333", label="outside the range")
@@ -317,27 +397,33 @@ def plot_shrinkage_factor(
     return fig
 
 
+def _x_positions(n_obs: np.ndarray, kind: str) -> np.ndarray:
+    """Where a kind of estimate is drawn: EB just left of the group size, full Bayes right."""
+    side = -1.0 if kind == "eb" else 1.0
+    if np.unique(n_obs).size == 1:
+        return n_obs + 0.25 * side
+    return n_obs * np.exp(0.03 * side)
+
+
 def _draw_factor(ax: Axes, frame: pd.DataFrame, ylim: tuple[float, float]) -> bool:
     """Points of one panel; returns whether some fell outside ``ylim``."""
     clipped = False
     n_obs = frame["n_obs"].to_numpy(float)
     distinct = np.unique(n_obs)
     if distinct.size == 1:
-        # One group size: spread EB and full Bayes side by side around it.
-        dodge = {"eb": -0.25, "bayes": 0.25}
-        ax.set_xlim(distinct[0] - 1, distinct[0] + 1)
+        # One group size: EB and full Bayes side by side right of the middle, room on the
+        # left for the names of the groups outside [0, 1].
+        ax.set_xlim(distinct[0] - 2, distinct[0] + 1)
         ax.set_xticks([distinct[0]], [f"every group: n = {int(distinct[0])}"])
-    else:
-        if distinct[-1] / max(distinct[0], 1) > 8:
-            ax.set_xscale("log")
-            ticks = [t for t in _NICE_COUNTS if distinct[0] * 0.8 <= t <= distinct[-1] * 1.25]
-            ax.set_xticks(ticks, [str(t) for t in ticks])
-            ax.xaxis.set_minor_formatter(NullFormatter())
-        dodge = {"eb": -0.03, "bayes": 0.03}
+    elif distinct[-1] / max(distinct[0], 1) > 8:
+        ax.set_xscale("log")
+        ticks = [t for t in _NICE_COUNTS if distinct[0] * 0.8 <= t <= distinct[-1] * 1.25]
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
     lo, hi = ylim
     for kind in available_estimates(frame):
         factor, marker = frame[f"{kind}_shrinkage"].to_numpy(float), _MARKER[kind]
-        x = n_obs + dodge[kind] if distinct.size == 1 else n_obs * np.exp(dodge[kind])
+        x = _x_positions(n_obs, kind)
         inside = np.isfinite(factor) & (factor >= lo) & (factor <= hi)
         ax.scatter(
             x[inside],
@@ -377,6 +463,51 @@ def _draw_factor(ax: Axes, frame: pd.DataFrame, ylim: tuple[float, float]) -> bo
     pad = 0.04 * (hi - lo)
     ax.set_ylim(lo - pad, hi + pad)
     return clipped
+
+
+def _mark_outside(ax: Axes, frame: pd.DataFrame, ylim: tuple[float, float]) -> None:
+    """Shade the bands above 1 and below 0, ring the factors in them and name their groups."""
+    n_obs = frame["n_obs"].to_numpy(float)
+    factors = {k: frame[f"{k}_shrinkage"].to_numpy(float) for k in available_estimates(frame)}
+    low, high = ax.get_ylim()
+    for above, (start, end), where, words in (
+        (True, (1.0, high), 0.98, "crossed the population value"),
+        (False, (low, 0.0), 0.02, "moved away from it"),
+    ):
+        side = np.zeros(len(frame), dtype=bool)
+        for kind, factor in factors.items():
+            mask = _outside_unit_interval(factor) & ((factor > 1) == above)
+            side |= mask
+            ring = mask & (factor >= ylim[0]) & (factor <= ylim[1])  # clipped ones are triangles
+            ax.scatter(
+                _x_positions(n_obs, kind)[ring],
+                factor[ring],
+                s=60,
+                facecolors="none",
+                edgecolors="#333333",
+                linewidths=0.9,
+                gid="outside_ring",
+                zorder=4,
+            )
+        if not side.any():
+            continue
+        ax.axhspan(start, end, color=_OUTSIDE_FILL, lw=0, zorder=0, gid="outside_band")
+        names = [str(g) for g in frame["grp"].to_numpy()[side]]
+        shown = ", ".join(names[:_MAX_NAMED]) + (
+            f" and {len(names) - _MAX_NAMED} more" if len(names) > _MAX_NAMED else ""
+        )
+        ax.text(
+            0.02,
+            where,
+            textwrap.fill(f"{words}: {shown}", width=_NAMES_WIDTH),
+            transform=ax.transAxes,
+            va="top" if above else "bottom",
+            fontsize="x-small",
+            color="#5a4a1f",
+            bbox={"facecolor": "white", "alpha": 0.75, "lw": 0, "pad": 1.5},
+            gid="outside_names",
+            zorder=5,
+        )
 
 
 def _textbook_curve(comparison: Any, pairs: list[tuple[str, str]]) -> Any:

@@ -118,6 +118,13 @@ def _ellipse(centre: np.ndarray, cov: np.ndarray, prob: float) -> np.ndarray:
 
 
 _MARKER = {"eb": "o", "bayes": "D"}
+
+
+def _ellipse_style(prob: float, probs: Sequence[float]) -> str:
+    """The outermost ellipse solid, the others dotted."""
+    return "-" if prob == max(probs) else ":"
+
+
 _COLUMN = {"eb": "eb_mean", "bayes": "bayes_mean"}
 
 
@@ -221,7 +228,6 @@ def plot_shrinkage_2d(
     centre = np.array([x["complete_pooling"][0], y["complete_pooling"][0]])
     cov = population_covariance(comparison, grpvar, tuple(terms), mle)
     link = is_link_scale(comparison)
-    pct = " / ".join(f"{round(100 * p)}%" for p in sorted(probs))
     sizes = marker_sizes(frames[0].loc[levels, "n_obs"].to_numpy())
     for axis, kind in zip(axes, which, strict=True):
         _draw_panel(axis, x, y, ok, sizes, kind)
@@ -232,7 +238,7 @@ def plot_shrinkage_2d(
                 pts[1],
                 color=COLORS["complete_pooling"],
                 lw=1,
-                ls="-" if p == max(probs) else ":",
+                ls=_ellipse_style(p, probs),
                 gid="ellipse",
             )
         axis.plot(*centre, marker="+", ms=12, mew=2, color=COLORS["complete_pooling"], gid="centre")
@@ -251,11 +257,25 @@ def plot_shrinkage_2d(
                 label=LABELS["no_pooling"],
             ),
             Line2D([], [], color=COLORS[kind], marker=_MARKER[kind], ms=4, label=LABELS[kind]),
+            *(
+                Line2D(
+                    [],
+                    [],
+                    color=COLORS["complete_pooling"],
+                    ls=_ellipse_style(p, probs),
+                    label=rf"population $N(\hat\beta, \hat\Sigma)$: {round(100 * p)}%",
+                )
+                for p in sorted(probs, reverse=True)
+            ),
             Line2D(
                 [],
                 [],
+                ls="",
+                marker="+",
+                ms=9,
+                mew=2,
                 color=COLORS["complete_pooling"],
-                label=rf"population $N(\hat\beta, \hat\Sigma)$: {pct}",
+                label=r"population value $\hat\beta$",
             ),
         ]
         if not ok.all():

@@ -29,11 +29,12 @@ def test_hyperparameters_one_panel_each_with_histogram_and_mle(sleep_comparison)
     fig = plots.plot_hyperparameters(comparison, bayes.idata, bins=25)
     render(fig)
     assert len(fig.axes) == 4
+    # the display labels of hiermodels.names, never the API's names
     assert [a.get_title() for a in fig.axes] == [
-        "SD of Intercept | Subject",
-        "SD of Days | Subject",
-        "corr(Intercept, Days) | Subject",
-        "σ (residual SD)",
+        "σ for Subject: Intercept",
+        "σ for Subject: Days",
+        "ρ for Subject: (Intercept, Days)",
+        "residual σ",
     ]
     for ax, row in zip(fig.axes, comparison.hyperparameters.itertuples(), strict=True):
         bars = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_gid() == "posterior"]
@@ -78,7 +79,22 @@ def test_profiles_are_drawn_on_twin_axes(sleep_comparison, sleep_profiles):
         (line,) = [ln for ln in twin.lines if ln.get_gid() == "profile"]
         assert max(line.get_ydata()) == pytest.approx(1.0)
         assert twin.get_ylim() == (0.0, 1.08)
-    assert "profile likelihood (right)" in legend_texts(fig)
+    # the correlation has no profile: the legend says "where drawn" and its panel says so
+    assert "profile likelihood (right axis, where drawn)" in legend_texts(fig)
+    notes = {
+        ax.get_title(): [t.get_text() for t in ax.texts if t.get_gid() == "no_profile"]
+        for ax in fig.axes
+        if ax.get_title()
+    }
+    assert notes["ρ for Subject: (Intercept, Days)"] == ["no profile likelihood"]
+    assert notes["σ for Subject: Days"] == []
+
+
+def test_a_legend_without_draws_or_profiles_names_only_what_is_drawn(sleep_comparison):
+    comparison, _, _ = sleep_comparison
+    fig = plots.plot_hyperparameters(comparison)  # no posterior draws, no profiles
+    assert legend_texts(fig) == ["marginal MLE (EB plug-in)", "posterior HDI 95%"]
+    assert not any(t.get_gid() == "no_profile" for ax in fig.axes for t in ax.texts)
 
 
 def test_hyperparameters_without_draws_show_the_mle_and_hdi_only(sleep_comparison):

@@ -276,7 +276,7 @@ def test_caterpillar_rejects_bad_options(sleep_comparison):
 
 def test_factor_of_equal_sized_groups_is_a_strip_per_estimate(sleep_comparison):
     comparison, _, _ = sleep_comparison
-    fig = plots.plot_shrinkage_factor(comparison)
+    fig = plots.plot_shrinkage_factor(comparison, ylim=(-0.25, 1.25))
     render(fig)
     assert len(fig.axes) == 2
     for ax in fig.axes:
@@ -290,6 +290,32 @@ def test_factor_of_equal_sized_groups_is_a_strip_per_estimate(sleep_comparison):
     assert ("outside the range" in legend_texts(fig)) == any(
         len(points(ax, "clipped")) for ax in fig.axes
     )
+
+
+def test_factors_outside_0_1_are_listed_ringed_and_named(sleep_comparison):
+    comparison, _, _ = sleep_comparison
+    table = comparison.table
+    outside = plots.out_of_range_factors(comparison)
+    # every estimate whose factor is finite and outside [0, 1], and no other
+    for kind in ("eb", "bayes"):
+        factor = table[f"{kind}_shrinkage"]
+        expected = table.loc[(factor < 0) | (factor > 1), "grp"].tolist()
+        assert outside.loc[outside["estimate"] == kind, "grp"].tolist() == expected
+    assert ((outside["factor"] < 0) | (outside["factor"] > 1)).all()
+    assert len(outside) > 0  # the intercept and slope of sleepstudy are shrunk together
+    fig = plots.plot_shrinkage_factor(comparison)
+    render(fig)
+    for ax, term in zip(fig.axes, ["Intercept", "Days"], strict=True):
+        mine = outside[outside["term"] == term]
+        rings = points(ax, "outside_ring")
+        assert len(rings) == len(mine)  # the default range takes in every factor in [−1, 2]
+        np.testing.assert_allclose(np.sort(rings[:, 1]), np.sort(mine["factor"]))
+        names = " ".join(t.get_text() for t in ax.texts if t.get_gid() == "outside_names")
+        for level in mine["grp"].unique():
+            assert str(level) in names
+        bands = [p for p in ax.patches if p.get_gid() == "outside_band"]
+        assert len(bands) == int((mine["factor"] > 1).any()) + int((mine["factor"] < 0).any())
+    assert any(text.startswith("outside [0, 1] (ringed)") for text in legend_texts(fig))
 
 
 def test_factor_of_a_random_intercept_follows_the_textbook_curve():
@@ -314,7 +340,7 @@ def test_factor_uses_a_log_axis_with_plain_ticks_for_spread_out_sizes(classroom_
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "5", "10", "20"]
-    assert ax.get_title() == "Intercept | schoolid"
+    assert ax.get_title() == "schoolid: Intercept"
     assert [line for line in ax.lines if line.get_gid() == "textbook_curve"] == []
     n_schools = comparison.table["grpvar"].eq("schoolid").sum()
     assert len(points(ax, "eb")) + len(points(ax, "clipped")) >= n_schools
@@ -325,7 +351,12 @@ def test_factor_legend_mentions_clipping_only_when_something_was_clipped(cbpp_co
     fig = plots.plot_shrinkage_factor(comparison)
     ax = fig.axes[0]
     assert len(points(ax, "clipped")) == 0
-    assert legend_texts(fig) == ["empirical Bayes", "full Bayes"]
+    legend = legend_texts(fig)
+    assert legend[:2] == ["empirical Bayes", "full Bayes"]
+    assert not any("outside the range" in text for text in legend)
+    # the bands above 1 and below 0 are in the legend exactly when a factor is in them
+    outside = len(plots.out_of_range_factors(comparison)) > 0
+    assert (len(legend) == 3 and legend[2].startswith("outside [0, 1]")) == outside
     assert len(points(ax, "eb")) == comparison.table["eb_shrinkage"].notna().sum()
     assert ax.get_xscale() == "linear"  # 1 to 4 periods per herd
 
