@@ -11,11 +11,12 @@ network, opens from a file and displays inline in Jupyter.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from hiermodels.explorer.page import Explorer
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["COMPOUND_DATASETS", "Explorer", "explore"]
 
@@ -82,6 +83,8 @@ def _eight_schools(options: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
 
 
 def _rats(options: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+    import pandas as pd
+
     from hiermodels import datasets
     from hiermodels.compound.betabinomial import BetaBinomial
     from hiermodels.explorer.beta import beta_binomial_payload
@@ -100,6 +103,8 @@ _DATASETS: dict[str, Callable[[dict[str, Any]], tuple[str, dict[str, Any], str]]
 
 
 def _from_frame(frame: pd.DataFrame, options: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+    import pandas as pd
+
     from hiermodels.compound.normal import NormalNormal
     from hiermodels.explorer.normal import normal_payload
 
@@ -120,6 +125,8 @@ def _from_frame(frame: pd.DataFrame, options: dict[str, Any]) -> tuple[str, dict
 
 def _resolve(source: Any, options: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
     """The kind of explorer, its payload and a default title."""
+    import pandas as pd
+
     from hiermodels.compound.betabinomial import BetaBinomial
     from hiermodels.compound.normal import NormalNormal
     from hiermodels.mle.results import MixedFit

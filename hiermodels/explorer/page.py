@@ -16,8 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 __all__ = ["Explorer", "json_ready"]
 
 
@@ -35,6 +33,8 @@ def json_ready(value: Any) -> Any:
         The same structure with lists, floats, ints and strings; NaN and
         infinities become ``None`` (JSON has no spelling for them).
     """
+    import numpy as np
+
     if isinstance(value, Mapping):
         return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, np.ndarray):
