@@ -36,7 +36,7 @@ from hiermodels.console import (
     write_outputs,
 )
 from hiermodels.explorer.cli import add_explore_parser, run_explore
-from hiermodels.names import DEFAULT_CI_PROB, REPORT_FILENAME
+from hiermodels.names import DEFAULT_CI_PROB, EXPLORER_FILENAME, REPORT_FILENAME
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -176,7 +176,9 @@ def _fit(args: argparse.Namespace) -> None:
         if analysis.shrinkage_table is not None:
             from hiermodels.report import mixed_model_report
 
-            written.append(mixed_model_report(analysis).write(out))
+            explorer = _write_explorer(analysis, out)
+            written += [] if explorer is None else [out / explorer]
+            written.append(mixed_model_report(analysis, explorer_link=explorer).write(out))
     err_console.print(f"wrote {len(written)} files to {out}/", highlight=False)
 
 
@@ -211,7 +213,12 @@ def _demo(args: argparse.Namespace) -> None:
         )
         print_summary(analysis, out_console)
         with steps.step("pictures and report"):
-            report = mixed_model_report(analysis, f"hiermodels demo: {args.dataset}")
+            out.mkdir(parents=True, exist_ok=True)
+            report = mixed_model_report(
+                analysis,
+                f"hiermodels demo: {args.dataset}",
+                explorer_link=_write_explorer(analysis, out),
+            )
             path = report.write(out)
             comparison = analysis.comparison
             assert comparison is not None  # method "all" fits EB and full Bayes
@@ -224,6 +231,21 @@ def _demo(args: argparse.Namespace) -> None:
     err_console.print(f"report: {path}  (total {total:.1f} s)", highlight=False)
 
 
+def _write_explorer(analysis: Any, out: Path) -> str | None:
+    """The explorer page of a one-factor linear mixed model beside the report, by file name.
+
+    Fits the explorer does not show (GLMMs, several grouping factors) have none.
+    """
+    from hiermodels.explorer import explore
+    from hiermodels.explorer.mixed import explorable
+
+    fit = analysis.mle
+    if fit is None or not explorable(fit):
+        return None
+    explore(fit).save(out / EXPLORER_FILENAME)
+    return EXPLORER_FILENAME
+
+
 def _baseball(
     args: argparse.Namespace, steps: Steps, out: Path, console: Any, ci_prob: float
 ) -> Path:
@@ -232,6 +254,7 @@ def _baseball(
 
     from hiermodels import datasets
     from hiermodels.compound import NormalNormal, simulate_compound
+    from hiermodels.explorer import explore
     from hiermodels.plots import baseball_estimates
     from hiermodels.report import baseball_report, compound_as_groups
 
@@ -277,8 +300,10 @@ def _baseball(
             },
             timings=steps.timings,
             ci_prob=ci_prob,
+            explorer_link=EXPLORER_FILENAME,
         )
         path = report.write(out)
+        explore("baseball").save(out / EXPLORER_FILENAME)
         estimates.to_csv(out / "estimates.csv")
         compared.to_csv(out / "comparison.csv")
     return path

@@ -7,7 +7,8 @@ correlation matrix ``corr_<g>`` (dims ``<g>__term``, ``<g>__term_bis``) and
 the effects ``u_<g>`` with their standardised form ``z_<g>`` (dims ``<g>``,
 ``<g>__term``). Tables label one correlation ``corr_<g>[<term1>,<term2>]``.
 Interval summaries take ``ci_prob`` with :data:`DEFAULT_CI_PROB` as default;
-every HTML report is written as :data:`REPORT_FILENAME`.
+every HTML report is written as :data:`REPORT_FILENAME`, with the
+explorer page it links to as :data:`EXPLORER_FILENAME`.
 
 Those names stay the API's; pictures and reports show a reader
 :func:`display_label` of each instead (``σ for Subject: Days``,
@@ -20,6 +21,7 @@ import re
 
 __all__ = [
     "DEFAULT_CI_PROB",
+    "EXPLORER_FILENAME",
     "REPORT_FILENAME",
     "coefficient_label",
     "coefficient_prior_name",
@@ -40,6 +42,9 @@ DEFAULT_CI_PROB = 0.95
 
 #: The file name of every HTML report, whichever command writes it.
 REPORT_FILENAME = "report.html"
+
+#: The file name of the interactive explorer page a report links to, beside it.
+EXPLORER_FILENAME = "explorer.html"
 
 
 def sd_name(group: str, term: str) -> str:

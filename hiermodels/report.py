@@ -255,6 +255,19 @@ def _explain(report: HtmlReport, analysis: Analysis) -> None:
 EXPLORER_ANCHOR = "explorer"
 
 
+def _explorer_link(report: HtmlReport, explorer_link: str | None) -> None:
+    if explorer_link is not None:
+        report.link(
+            "Move the shrinkage yourself",
+            explorer_link,
+            after=(
+                ": an interactive page (offline, one file) where a slider moves every "
+                "group between no pooling and complete pooling."
+            ),
+            anchor=EXPLORER_ANCHOR,
+        )
+
+
 def mixed_model_report(
     analysis: Analysis, title: str | None = None, *, explorer_link: str | None = None
 ) -> HtmlReport:
@@ -286,13 +299,7 @@ def mixed_model_report(
     if problem is not None:
         # a reader must meet this before any posterior number, not in the footnotes
         report.paragraph(f"Sampler problem: {problem}.", css="note")
-    if explorer_link is not None:
-        report.link(
-            "Explore these fits interactively",
-            explorer_link,
-            after=": every group and parameter, on a page of its own.",
-            anchor=EXPLORER_ANCHOR,
-        )
+    _explorer_link(report, explorer_link)
     _explain(report, analysis)
     if analysis.mle is not None:
         _mle_section(report, analysis, analysis.mle)
@@ -682,6 +689,7 @@ def baseball_report(
     timings: dict[str, float] | None = None,
     ci_prob: float = DEFAULT_CI_PROB,
     level: float | None = None,
+    explorer_link: str | None = None,
 ) -> HtmlReport:
     """The Efron–Morris demo: raw averages, James–Stein, EB, full Bayes and the truth.
 
@@ -701,6 +709,9 @@ def baseball_report(
         Probability of the intervals in ``groups``.
     level : float, optional
         Deprecated spelling of ``ci_prob``.
+    explorer_link : str, optional
+        Address of the baseball explorer page (relative to the report),
+        linked near the top under the id :data:`EXPLORER_ANCHOR`.
 
     Returns
     -------
@@ -717,6 +728,7 @@ def baseball_report(
     )
     if description:
         report.paragraph(description)
+    _explorer_link(report, explorer_link)
     report.paragraph(
         "Each player's average over his first 45 at-bats is a noisy estimate of his ability. "
         "Shrinking all 18 averages towards their grand mean — by the James–Stein rule, by "

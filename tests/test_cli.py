@@ -26,7 +26,7 @@ import xarray as xr
 from PIL import Image
 
 import hiermodels as hm
-from hiermodels.names import REPORT_FILENAME
+from hiermodels.names import EXPLORER_FILENAME, REPORT_FILENAME
 
 # The demos and fit run once per session (see shared_run); the group keeps the
 # subprocess tests on one worker where --dist loadgroup works.
@@ -212,6 +212,18 @@ def test_demo_and_fit_write_the_report_under_the_same_name(sleep_demo, fit_run):
         names = {p.name for p in run.out.iterdir()}
         assert REPORT_FILENAME in names and "index.html" not in names
     assert re.search(rf"report: \S+/{re.escape(REPORT_FILENAME)}\s", sleep_demo.stderr)
+
+
+def test_a_one_factor_report_links_its_explorer_page(sleep_demo, fit_run, cbpp_demo):
+    for run in (sleep_demo, fit_run):
+        page = (run.out / REPORT_FILENAME).read_text(encoding="utf-8")
+        assert re.search(rf'<a href="{re.escape(EXPLORER_FILENAME)}"', page)
+        explorer = (run.out / EXPLORER_FILENAME).read_text(encoding="utf-8")
+        assert "Reaction ~ Days + (Days | Subject)" in explorer
+        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", explorer)
+    # the explorer shows linear mixed models: a binomial GLMM's report has no link
+    assert not (cbpp_demo.out / EXPLORER_FILENAME).exists()
+    assert EXPLORER_FILENAME not in (cbpp_demo.out / REPORT_FILENAME).read_text(encoding="utf-8")
 
 
 # -------------------------------------------------------------------- fit

@@ -39,6 +39,11 @@ def multiplier_grid() -> np.ndarray:
     return np.concatenate([[0.0], positive])
 
 
+def explorable(fit: MixedFit) -> bool:
+    """Whether the mixed-model explorer shows ``fit`` (see :func:`check_one_factor`)."""
+    return fit.design.family.is_gaussian and len(fit.layout.blocks) == 1
+
+
 def check_one_factor(fit: MixedFit) -> None:
     """Refuse fits the explorer cannot show, with the reason and what to do.
 
@@ -47,6 +52,8 @@ def check_one_factor(fit: MixedFit) -> None:
     fit : MixedFit
         A marginal-likelihood fit.
     """
+    if explorable(fit):
+        return
     if not fit.design.family.is_gaussian:
         raise ValueError(
             f"the mixed-model explorer needs a linear mixed model (family gaussian); this fit "
