@@ -244,6 +244,23 @@ def test_equations_are_typeset_with_the_network_refused(built_site: Path):
 
 # -- The explorer directive, with a stand-in for hm.explore --------------------------------
 
+
+@pytest.mark.slow
+def test_case_studies_embed_their_explorers(built_site: Path):
+    import hiermodels as hm
+
+    explorers = built_site / "_static" / "explorers"
+    compound = (built_site / "case_studies" / "05_compound_sampling.html").read_text("utf-8")
+    radon = (built_site / "case_studies" / "06_radon.html").read_text("utf-8")
+    embedded = r'<iframe class="hm-explorer" src="\.\./_static/explorers/([^"]+)"'
+    sources = re.findall(embedded, compound) + re.findall(embedded, radon)
+    assert len(sources) == 5
+    pages = [(explorers / name).read_text(encoding="utf-8") for name in sources]
+    # the simulator's page depends on nothing but its defaults: the directive wrote hm.explore's
+    assert pages[3] == hm.explore("simulator").html
+    assert "log_radon ~ floor + (1 | county)" in pages[4]
+
+
 #: conf.py of a small project: ``hm.explore`` is replaced by a page that shows its source.
 EXPLORER_CONF = """
 import sys
@@ -256,7 +273,7 @@ class _Explored:
         self.html = f"<html><body><p>explored {{source!r}}</p></body></html>"
 
 
-hiermodels.explorer = _Explored
+hiermodels.explore = _Explored
 extensions = ["explorer"]
 """
 

@@ -68,7 +68,7 @@ class Explorer(SphinxDirective):
         import hiermodels
 
         try:
-            html = hiermodels.explorer(_run("\n".join(self.content))).html
+            html = hiermodels.explore(_run("\n".join(self.content))).html
         except Exception as error:
             raise self.error(
                 f"explorer: {type(error).__name__}: {error}"
