@@ -38,6 +38,10 @@ __all__ = ["SMALLEST_RELATIVE_VARIANCE", "moment_start", "residual_moment_start"
 # millisecond) the noise variance comes from the fit with every effect fixed.
 _DENSE_WORK = 2e6
 
+#: A level takes part in the moments when the smallest eigenvalue of its
+#: ``ZⱼᵀWZⱼ`` is at least this fraction of the median level's.
+WEAK_LEVEL_FRACTION = 0.1
+
 #: Relative variances of a start are at least this (a relative SD of 0.1): on the
 #: boundary the parameterisation folds, and a start there says nothing about
 #: which side of it the optimum is.
@@ -190,6 +194,7 @@ def _level_moments(
         kept = diagonal > 1e-8 * max(float(diagonal.max(initial=0.0)), np.finfo(float).tiny)
         if np.sum(kept) < 2:
             return None
+        kept &= _informative(diagonal, kept)
         coefficients = products[kept] / diagonal[kept]
         explained = float(products[kept] @ coefficients)
         rank = int(np.sum(kept))
@@ -202,6 +207,7 @@ def _level_moments(
     usable = np.all(kept, axis=1)
     if np.sum(usable) < 2:
         return None
+    usable &= _informative(values[:, 0] * scale, usable)
     # every level's fit, by its pseudo-inverse: what it explains and its rank
     along = np.einsum("jab,ja->jb", vectors, zr)
     inverse_values = np.where(kept, 1.0 / np.where(kept, values, 1.0), 0.0) / scale[:, None]
@@ -212,6 +218,21 @@ def _level_moments(
     spread = np.atleast_2d(np.cov(coefficients, rowvar=False))
     within = (total - explained) / (dof - rank) if dof > rank else np.nan
     return spread, inverse.mean(axis=0), within
+
+
+def _informative(smallest: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """The usable levels whose ``ZⱼᵀWZⱼ`` is not far weaker than the typical level's.
+
+    A level's coefficients have sampling covariance ``σ² (ZⱼᵀWZⱼ)⁻¹``; over
+    levels of two or three rows its mean has no finite variance (a slope's
+    ``1/Σ(x − x̄)²``), and a few such levels would swamp the moments.
+    Choosing levels by ``Z`` alone keeps the moments unbiased; the smallest
+    eigenvalue must be at least :data:`WEAK_LEVEL_FRACTION` of its median.
+    All usable levels are kept when fewer than two would remain.
+    """
+    floor = WEAK_LEVEL_FRACTION * float(np.median(smallest[usable]))
+    strong = usable & (smallest >= floor)
+    return strong if np.sum(strong) >= 2 else usable
 
 
 def _additive_noise(design: Design, layout: ReLayout) -> float | None:

@@ -84,3 +84,19 @@ def test_moment_and_identity_starts_reach_one_optimum(dataset: str, formula: str
         )
     assert moment_fit.objective == pytest.approx(identity_fit.objective, abs=1e-8)
     assert np.allclose(moment_fit.theta, identity_fit.theta, rtol=1e-4, atol=1e-5)
+
+
+def test_levels_of_a_few_rows_do_not_swamp_the_slope_moments() -> None:
+    """Uniform group codes give Poisson(5) group sizes: levels of two or three rows
+    have slope estimates of no finite variance, and must not decide the start."""
+    rng = np.random.default_rng(1)
+    groups, rows = 10000, 50000
+    factor = np.linalg.cholesky(np.array([[1.0, 0.15], [0.15, 0.25]]))
+    effects = rng.normal(size=(groups, 2)) @ factor.T
+    g = rng.integers(0, groups, size=rows)
+    x = rng.normal(size=rows)
+    y = 2.0 + 0.5 * x + effects[g, 0] + effects[g, 1] * x + rng.normal(size=rows)
+    model = hm.Model("y ~ x + (x | g)", pd.DataFrame({"y": y, "x": x, "g": g}))
+    theta, _ = _start(model)
+    fit = model.fit_mle()
+    np.testing.assert_allclose(theta, fit.theta, atol=0.03)
