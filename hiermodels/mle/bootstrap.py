@@ -12,6 +12,15 @@ percentile, basic or normal intervals.
 Refits that raise are excluded and reported — how many, and why — in a
 :class:`~hiermodels.errors.ConvergenceWarning`; refits on the boundary are
 kept (as ``bootMer`` keeps them) and counted.
+
+A Gaussian fit from a Dask DataFrame holds root rows ``R_c`` of every
+cell's moments instead of rows (:mod:`hiermodels.design.compressed`), and
+its replicates are drawn on them exactly in distribution: with
+``z ~ N(0, I)`` on the cell's ``r_c`` root rows, ``R_cᵀ(R_c γ + σ z)`` has
+the law of the rows' ``V_cᵀ(V_c γ + σ e)``, ``‖z‖²`` is the part of
+``σ⁻²‖e‖²`` in the span of the cell's columns, and what lies outside it,
+``σ² χ²`` on ``n − Σ r_c`` degrees of freedom over all cells, goes into one
+added row whose columns are zero (:func:`statistics_replicates`).
 """
 
 from __future__ import annotations
@@ -419,8 +428,12 @@ def parametric_bootstrap(
         raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
     workers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
     options = _refit_options(fit, fit_options)
-    responses = simulate_responses(fit, nsim, random_seed=as_generator(random_seed))
-    refitter = _Refitter(fit.design, fit.method, fit.theta, options)
+    rng = as_generator(random_seed)
+    responses = simulate_responses(fit, nsim, random_seed=rng)
+    design = fit.design
+    if design.has_root_rows:
+        design, responses = statistics_replicates(fit, responses, rng)
+    refitter = _Refitter(design, fit.method, fit.theta, options)
     outcomes = _run(refitter, responses, workers, progressbar)
     names = parameter_names(fit)
     kept = [o for o in outcomes if o.values is not None]
@@ -454,6 +467,56 @@ def parametric_bootstrap(
         n_singular=int(n_singular),
         warned=warned,
     )
+
+
+def statistics_replicates(
+    fit: MixedFit, responses: np.ndarray, rng: np.random.Generator
+) -> tuple[Design, np.ndarray]:
+    """The design of root rows with a residual row, and the replicates in its convention.
+
+    Parameters
+    ----------
+    fit : MixedFit
+        A Gaussian fit whose design holds root rows of cell moments.
+    responses : numpy.ndarray
+        ``(nsim, r)`` responses simulated on the root rows
+        (:func:`~hiermodels.mle.simulate.simulate_responses`).
+    rng : numpy.random.Generator
+        Draws the residual row's ``σ² χ²`` part of every replicate.
+
+    Returns
+    -------
+    design : Design
+        The fit's design with one more row, zero in every column.
+    responses : numpy.ndarray
+        ``(nsim, r + 1)``: the design's ``y`` (the root rows' less the
+        response shift), then ``σ √χ²`` on ``n − r`` degrees of freedom.
+    """
+    design = fit.design
+    residual_df = design.nobs - design.n_rows
+    tail = np.zeros(responses.shape[0])
+    if residual_df > 0:
+        tail = fit.sigma * np.sqrt(rng.chisquare(residual_df, size=responses.shape[0]))
+    shifted = responses - design.response_shift * design.ones[None, :]
+    blocks = tuple(
+        replace(
+            block,
+            codes=np.append(block.codes, 0),
+            X=np.vstack([block.X, np.zeros((1, block.n_terms))]),
+        )
+        for block in design.blocks
+    )
+    compressed = design.compressed
+    assert compressed is not None and compressed.ones is not None
+    extended = replace(
+        design,
+        y=np.append(design.y, 0.0),
+        X=np.vstack([design.X, np.zeros((1, design.X.shape[1]))]),
+        blocks=blocks,
+        rows=pd.RangeIndex(design.n_rows + 1),
+        compressed=replace(compressed, ones=np.append(compressed.ones, 0.0)),
+    )
+    return extended, np.column_stack([shifted, tail])
 
 
 def _run(

@@ -116,12 +116,12 @@ def per_group_frames(layout: ReLayout, values: Sequence[np.ndarray]) -> dict[str
 
 
 def _refuse_root_rows(fit: MixedFit, what: str) -> None:
-    """Raise for a fit from summed Gaussian statistics, which cannot draw new rows."""
+    """Raise for a fit from summed Gaussian statistics, which has no rows to return."""
     if fit.design.has_root_rows:
         raise ValueError(
-            f"{what} draws new responses row by row; a Gaussian fit from a Dask DataFrame "
-            "holds the rows' summed cross products only — fit a pandas sample of the data "
-            "to simulate or bootstrap"
+            f"{what} returns new responses row by row; a Gaussian fit from a Dask DataFrame "
+            "holds the rows' summed cross products only — bootstrap() refits replicates "
+            "drawn on those statistics; fit a pandas sample of the data for simulated rows"
         )
 
 
@@ -509,7 +509,6 @@ class MixedFit:
         """
         from hiermodels.mle.bootstrap import parametric_bootstrap
 
-        _refuse_root_rows(self, "bootstrap")
         return parametric_bootstrap(
             self,
             nsim,

@@ -287,6 +287,64 @@ def test_aggregated_poisson_with_exposure_equals_row_level_fit() -> None:
     assert fit.loglik == pytest.approx(expected.loglik, rel=1e-9)
 
 
+def _replicate_statistics(design: object, responses: np.ndarray, ones: np.ndarray) -> np.ndarray:
+    """Per replicate: Σy, Σ Days·y, every subject's Σy, and the residual sum of squares
+    of y on the fixed and the random effects' columns, from the design's rows."""
+    block = design.blocks[0]  # type: ignore[attr-defined]
+    y = responses + design.response_shift * ones[None, :]  # type: ignore[attr-defined]
+    X = design.X  # type: ignore[attr-defined]
+    dummies = np.zeros((y.shape[1], 2 * block.n_levels))
+    for term in range(2):
+        dummies[np.arange(y.shape[1]), 2 * block.codes + term] = block.X[:, term]
+    columns = np.hstack([X, dummies])
+    fitted = columns @ np.linalg.lstsq(columns, y.T, rcond=None)[0]
+    residual = np.sum(y * y, axis=1) - np.sum(y.T * fitted, axis=0)
+    per_subject = y @ dummies[:, ::2]
+    return np.column_stack([y @ ones, y @ X[:, 1], per_subject, residual])
+
+
+def test_bootstrap_replicates_from_the_statistics_have_the_rows_law() -> None:
+    """Responses drawn on root rows, with the residual row, give the statistics a refit
+    reads — Σy, Σxy per column and level, the residual sum of squares — the law they
+    have from the rows (the last is σ² χ² on n − 38 df either way)."""
+    from hiermodels.mle.bootstrap import statistics_replicates
+    from hiermodels.mle.simulate import simulate_responses
+
+    formula = "Reaction ~ Days + (Days | Subject)"
+    rows_fit = hm.Model(formula, hm.datasets.load("sleepstudy")).fit_mle()
+    with dask.config.set(scheduler="threads"):
+        frame = dd.from_pandas(hm.datasets.load("sleepstudy"), npartitions=3)
+        fit = hm.Model(formula, frame).fit_mle(theta=rows_fit.theta)
+    nsim = 4000
+    rng = np.random.default_rng(11)
+    design, responses = statistics_replicates(
+        fit, simulate_responses(fit, nsim, random_seed=rng), rng
+    )
+    assert design.n_rows == fit.design.n_rows + 1 < rows_fit.nobs
+    ours = _replicate_statistics(design, responses, design.ones)
+    theirs = _replicate_statistics(
+        rows_fit.design, simulate_responses(rows_fit, nsim, random_seed=12), np.ones(180)
+    )
+    standard_error = np.sqrt(theirs.var(axis=0) / nsim + ours.var(axis=0) / nsim)
+    assert np.all(np.abs(ours.mean(axis=0) - theirs.mean(axis=0)) < 4.5 * standard_error)
+    # variances of 4000 draws agree to about 2 × √(2/4000) ≈ 4.5%
+    np.testing.assert_allclose(ours.var(axis=0), theirs.var(axis=0), rtol=0.12)
+
+
+def test_bootstrap_from_the_statistics_refits_every_replicate() -> None:
+    formula = "Reaction ~ Days + (Days | Subject)"
+    with dask.config.set(scheduler="threads"):
+        frame = dd.from_pandas(hm.datasets.load("sleepstudy"), npartitions=3)
+        fit = hm.Model(formula, frame).fit_mle()
+    rows_fit = hm.Model(formula, hm.datasets.load("sleepstudy")).fit_mle()
+    boot = fit.bootstrap(300, random_seed=1, progressbar=False)
+    rows_boot = rows_fit.bootstrap(300, random_seed=2, progressbar=False)
+    assert boot.nsim == 300 and boot.draws.shape == rows_boot.draws.shape
+    # the spread of the replicates is the sampling SD: the same law, within Monte Carlo error
+    ratio = boot.draws.std() / rows_boot.draws.std()
+    assert ratio.between(0.8, 1.25).all(), ratio
+
+
 def test_unsupported_requests_name_the_problem() -> None:
     sleep = hm.datasets.load("sleepstudy")
     frame = dd.from_pandas(sleep, npartitions=2)
@@ -299,7 +357,7 @@ def test_unsupported_requests_name_the_problem() -> None:
             hm.Model("Reaction ~ Days + (1 | Subject)", frame, weights=np.ones(180))
         fit = hm.Model("Reaction ~ Days + (Days | Subject)", frame).fit_mle()
         with pytest.raises(ValueError, match="summed cross products"):
-            fit.bootstrap(10)
+            fit.simulate(10)
         with pytest.raises(ValueError, match="summed cross products only"):
             fit.fixef_table(ddf="kenward-roger")
         constant = dd.from_pandas(sleep.assign(flat=1.0), npartitions=2)
