@@ -670,7 +670,8 @@
         });
         reasons.push(`The no-pooling estimates hold the other fixed effects at the fit's values (c = 1), but at c = ${fmt(c, 3)} ` +
           `they are re-estimated (${moved.join("; ")}${otherFixed.length > 3 ? "; …" : ""}), which shifts the groups' estimates at c: ` +
-          "they need not lie between their no-pooling values and the population value.");
+          "they need not lie between their no-pooling values and the population value. The shift is divided by the " +
+          "distance from the no-pooling value to the population value, so groups whose own estimate lies close to it show the largest fractions.");
       }
       if (!reasons.length) reasons.push("These estimates at c do not lie between the group's no-pooling value and the population value.");
       return `At c = ${fmt(c, 3)}, ${outside.length} of ${count} fractions lie outside [0, 1] (ringed): ${named.join("; ")}. ` + reasons.join(" ");
