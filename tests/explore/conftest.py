@@ -63,6 +63,43 @@ class OpenPage:
         """Move a range slider as a user does (the input event fires)."""
         self.page.locator(selector).fill(str(position))
 
+    def curve_problems(self) -> list[str]:
+        """Curves that leave their chart's plotting area or run along its edge.
+
+        Every ``path.curve`` point must lie inside the chart's ``data-plot``
+        box (left top right bottom). A drawn segment with both ends on one
+        edge is a curve flattened against the axis instead of cut off there;
+        only an edge at y = 0 (``data-y``, the y range), such as a density's
+        axis, can be met by the curve itself.
+        """
+        return list(
+            self.page.evaluate(
+                """() => {
+                 const out = [];
+                 for (const chart of document.querySelectorAll('svg.chart')) {
+                   const [l, t, r, b] = chart.dataset.plot.split(' ').map(Number);
+                   const [ylo, yhi] = chart.dataset.y.split(' ').map(Number);
+                   const edges = [[t, yhi], [b, ylo]].filter(([, v]) => v !== 0).map(([e]) => e);
+                   for (const curve of chart.querySelectorAll('path.curve')) {
+                     const d = curve.getAttribute('d') || '';
+                     let last = null;
+                     for (const [, cmd, xs, ys] of d.matchAll(/([ML])(-?[\\d.]+),(-?[\\d.]+)/g)) {
+                       const x = +xs, y = +ys;
+                       if (x < l - 0.01 || x > r + 0.01 || y < t - 0.01 || y > b + 0.01)
+                         out.push(`${chart.id}: point ${x},${y} outside ${l} ${t} ${r} ${b}`);
+                       if (cmd === 'L' && last) for (const edge of edges)
+                         if (Math.abs(last[1] - edge) < 0.01 && Math.abs(y - edge) < 0.01
+                             && Math.abs(x - last[0]) > 0.5)
+                           out.push(`${chart.id}: segment along the edge y = ${edge}`);
+                       last = [x, y];
+                     }
+                   }
+                 }
+                 return out;
+               }"""
+            )
+        )
+
     def screenshot_check(self, path: Path) -> None:
         """The page is drawn: many colours in the screenshot, SVG marks of non-zero size."""
         self.page.screenshot(path=str(path), full_page=True)

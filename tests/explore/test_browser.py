@@ -19,6 +19,7 @@ import hiermodels as hm
 from hiermodels.compound import BetaBinomial, BetaBinomialFit, NormalNormal
 from hiermodels.compound import _normal_math as nm
 from hiermodels.explorer.normal import full_bayes_grid
+from hiermodels.no_pooling import no_pooling_estimates
 from hiermodels.plots.compound import baseball_estimates
 
 pytestmark = pytest.mark.xdist_group("browser")
@@ -66,6 +67,7 @@ def test_eight_schools_page_matches_the_api(open_page: Any, tmp_path: Path) -> N
     grid = full_bayes_grid(model, 0.95)
     close(opened.column("fb_lower"), grid.lower)
     close(opened.column("fb_upper"), grid.upper)
+    assert opened.curve_problems() == []
     opened.screenshot_check(tmp_path / "eight_schools.png")
     assert opened.console_errors == []
     assert opened.blocked == []
@@ -109,6 +111,14 @@ def test_baseball_page_matches_the_api(open_page: Any, tmp_path: Path) -> None:
     close(opened.value("#tse-raw"), np.sum((model.y - truth) ** 2))
     opened.page.locator("button[data-set-tau='ml']").click()
     close(opened.value("#tau-value"), model.fit("ml").tau)
+    assert "Each player's batting average" in opened.page.locator("p.intro").inner_text()
+    # the log-likelihood falls more than 15 below its maximum at large tau: cut, and said so
+    tau_hi = opened.page.evaluate("JSON.parse(document.getElementById('hm-data').textContent)")[
+        "tau_range"
+    ][1]
+    assert model.fit(tau2=tau_hi**2).loglik < model.fit("ml").loglik - 15
+    assert "leaves the panel" in opened.page.locator("#loglik-clip-note").inner_text()
+    assert opened.curve_problems() == []
     opened.screenshot_check(tmp_path / "baseball.png")
     assert opened.console_errors == []
 
@@ -144,6 +154,9 @@ def test_rats_page_matches_the_api(open_page: Any, tmp_path: Path) -> None:
     close(opened.value("#mu-value"), fit.prior_mean)
     close(opened.value("#strength-value"), fit.precision)
     close(opened.value("#loglik-value"), fit.loglik)
+    assert opened.curve_problems() == []
+    opened.move("#strength-slider", 1000)
+    assert opened.curve_problems() == []
     opened.screenshot_check(tmp_path / "rats.png")
     assert opened.console_errors == []
 
@@ -181,6 +194,7 @@ def test_mixed_page_matches_the_api(
         close(opened.value("#ratio-value"), sd / at_c.sigma)
     text = opened.page.locator("main").inner_text()
     assert "sd_" not in text and "__" not in text
+    assert opened.curve_problems() == []
     opened.screenshot_check(tmp_path / f"{dataset}.png")
     assert opened.console_errors == []
 
@@ -233,5 +247,118 @@ def test_simulator_page_matches_the_api(open_page: Any, tmp_path: Path) -> None:
         )
         == ""
     )
+    assert opened.curve_problems() == []
     opened.screenshot_check(tmp_path / "simulator.png")
+    assert opened.console_errors == []
+
+
+def test_eight_schools_explains_morris_and_the_boundary(open_page: Any) -> None:
+    model = eight_schools()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert [model.fit(m).tau for m in ("ml", "reml", "mm")] == [0.0, 0.0, 0.0]
+    assert nm.morris_batch(model.y[None, :], model.se**2)[3][0] == 0.0
+    opened = open_page(hm.explore("eight_schools"))
+    page = opened.page
+    assert opened.value("#tau-value") == 0.0  # the page opens at the ML estimate
+    # Morris's factor (k - 3)/(k - 1) for k = 8, and the unit whose two means differ most,
+    # with the numbers of the table
+    note = page.locator("#morris-note").inner_text()
+    assert "(k − 3)/(k − 1) = 5/7" in note
+    eb, morris = opened.column("eb_mean"), opened.column("morris_mean")
+    i = int(np.argmax(np.abs(eb - morris)))
+    assert f"school {model.units[i]}: plain EB {eb[i]:.4f}, Morris {morris[i]:.4f}" in note
+    zero = page.locator("#eb-zero-width-note")
+    assert zero.is_visible() and "at τ = 0 its intervals have no width" in zero.inner_text()
+    close(opened.column("eb_upper") - opened.column("eb_lower"), np.zeros(model.k))
+    # four estimates at tau = 0 share one label on each tau chart
+    for chart in ("#loglik-chart", "#posterior-chart"):
+        labels = page.locator(f"{chart} text.mark-label").all_text_contents()
+        assert labels == ["ML, REML, moments (DerSimonian–Laird), Morris Â: τ = 0"]
+    opened.move("#tau-slider", 870)
+    assert zero.is_hidden()
+    assert opened.curve_problems() == []
+    assert opened.console_errors == []
+
+
+def shrinkage_outside_unit_interval(fit: Any, at_c: Any, group: str) -> dict[str, list[str]]:
+    """Groups whose fraction of the way to the population value at c is outside [0, 1], by term.
+
+    The fraction is (no pooling - estimate at c) / (no pooling - population value at c),
+    with the no-pooling estimates of ``no_pooling_estimates`` at the fit.
+    """
+    terms = list(fit.layout.blocks[0].terms)
+    long = no_pooling_estimates(fit)
+    own = long.assign(value=long["no_pooling"] + long["population_coef"]).pivot(
+        index="grp", columns="term", values="value"
+    )
+    ranef = at_c.ranef[group][terms]
+    own.index = own.index.astype(str)
+    own = own.loc[ranef.index.astype(str), terms]
+    population = np.array([at_c.fixef.get(t, 0.0) for t in terms])
+    fraction = (own.to_numpy() - (ranef.to_numpy() + population)) / (own.to_numpy() - population)
+    outside = (fraction < -1e-9) | (fraction > 1 + 1e-9)
+    return {t: [str(g) for g in ranef.index[outside[:, j]]] for j, t in enumerate(terms)}
+
+
+def heading(page: Any, text: str) -> bool:
+    return bool(page.locator("section.panel h2", has_text=text).count() == 1)
+
+
+@pytest.mark.parametrize(
+    ("formula", "dataset", "group", "far", "outside_at_fit"),
+    [
+        # correlated intercepts and slopes carry some subjects past the population value
+        ("Reaction ~ Days + (Days | Subject)", "sleepstudy", "Subject", None, True),
+        # a scalar intercept at the fit: every fraction is a B_i in [0, 1]; at c = 100 the
+        # re-estimated floor effect moves the counties' estimates out of it
+        ("log_radon ~ floor + (1 | county)", "radon", "county", 80, False),
+    ],
+)
+def test_mixed_page_explains_shrinkage_outside_zero_one(
+    open_page: Any, formula: str, dataset: str, group: str, far: int | None, outside_at_fit: bool
+) -> None:
+    model = hm.Model(formula, hm.datasets.load(dataset))
+    fit = model.fit_mle()
+    opened = open_page(hm.explore(fit))
+    page = opened.page
+    note = page.locator("#shrinkage-range-note")
+    positions = [("fit", None)] + ([] if far is None else [("far", far)])
+    for name, position in positions:
+        if position is not None:
+            opened.move("#c-slider", position)
+        c = opened.value("#c-value")
+        if name == "fit":
+            assert c == 1.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            at_c = fit if c == 1.0 else model.fit_mle(theta=c * fit.theta)
+        outside = shrinkage_outside_unit_interval(fit, at_c, group)
+        count = sum(len(v) for v in outside.values())
+        if name == "fit":
+            assert (count > 0) == outside_at_fit
+        else:
+            assert count > 0
+        assert page.locator("#size-chart circle.ring").count() == count
+        assert opened.curve_problems() == []
+        if count == 0:
+            assert note.is_hidden() and note.inner_text() == ""
+            continue
+        text = note.inner_text()
+        assert note.is_visible() and f"{count} of " in text and "outside [0, 1]" in text
+        for term, levels in outside.items():
+            if levels:
+                assert f"{term}: {group} " in text
+            if 0 < len(levels) <= 6:  # up to six are named per term
+                for level in levels:
+                    assert f" {level} (" in text
+    if dataset == "sleepstudy":
+        # correlated intercepts and slopes carry some groups past the population value at the fit
+        assert "shrunk together" in note.inner_text()
+        assert heading(page, "Shrinkage of each group")
+        assert "Every group has n = 10 observations" in page.locator("main").inner_text()
+    else:
+        # at the fit every county lies in [0, 1]; far out, the re-estimated floor effect is named
+        assert "floor" in note.inner_text() and "re-estimated" in note.inner_text()
+        assert heading(page, "Shrinkage against group size")
     assert opened.console_errors == []

@@ -8,7 +8,7 @@
   const SVGNS = "http://www.w3.org/2000/svg";
   const COLORS = {
     raw: "#7f7f7f", eb: "#1f77b4", morris: "#ff7f0e", fb: "#2ca02c",
-    truth: "#000000", js: "#9467bd", pooled: "#d62728", js0: "#8c564b",
+    truth: "#000000", js: "#9467bd", pooled: "#d62728", js0: "#8c564b", band: "#e3eee3",
   };
 
   // ------------------------------------------------------------ DOM helpers
@@ -55,6 +55,8 @@
       const icon = svg("svg", { width: 22, height: 12 }, item);
       if (shape === "line") svg("line", { x1: 1, x2: 21, y1: 6, y2: 6, stroke: color, "stroke-width": 2 }, icon);
       else if (shape === "dash") svg("line", { x1: 1, x2: 21, y1: 6, y2: 6, stroke: color, "stroke-width": 2, "stroke-dasharray": "4 3" }, icon);
+      else if (shape === "band") svg("rect", { x: 1, y: 1, width: 20, height: 10, fill: color }, icon);
+      else if (shape === "ring") svg("circle", { cx: 11, cy: 6, r: 5, fill: "none", stroke: color, "stroke-width": 1.5 }, icon);
       else if (shape === "open") svg("circle", { cx: 11, cy: 6, r: 4, fill: "white", stroke: color, "stroke-width": 1.5 }, icon);
       else svg("circle", { cx: 11, cy: 6, r: 4, fill: color }, icon);
       html("span", {}, item, label);
@@ -115,23 +117,31 @@
     for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-12 * span; t += step) ticks.push(+t.toPrecision(12));
     return ticks;
   }
+  // Tick labels with as many decimals as the spacing needs: 200, 0.25, not 200.00, 0.25.
+  function tickLabels(ticks) {
+    const step = ticks.length > 1 ? ticks[1] - ticks[0] : Math.abs(ticks[0]) || 1;
+    const digits = clamp(-Math.floor(Math.log10(step) + 1e-9), 0, 6);
+    return ticks.map((t) => [t, fmt(t, digits)]);
+  }
   // A chart: an svg with margins, an x and a y scale, axes and labels.
   function chart(parent, opts) {
     const width = opts.width || 640, height = opts.height || 260;
-    const m = { left: 62, right: 16, top: 12, bottom: 44 };
-    const root = svg("svg", { width: width, height: height, class: "chart", id: opts.id }, parent);
+    const m = { left: 62, right: 16, top: opts.top || 12, bottom: 44 };
+    // data-plot: the plotting area (left top right bottom), where every curve stays; data-y: the y range
+    const root = svg("svg", { width: width, height: height, class: "chart", id: opts.id,
+      "data-plot": [m.left, m.top, width - m.right, height - m.bottom].join(" "), "data-y": opts.y.join(" ") }, parent);
     const x = linear(opts.x[0], opts.x[1], m.left, width - m.right);
     const y = linear(opts.y[0], opts.y[1], height - m.bottom, m.top);
     const axes = svg("g", { class: "axes" }, root);
     svg("line", { x1: m.left, x2: width - m.right, y1: height - m.bottom, y2: height - m.bottom, class: "axis" }, axes);
     svg("line", { x1: m.left, x2: m.left, y1: m.top, y2: height - m.bottom, class: "axis" }, axes);
-    const xticks = opts.xticks || niceTicks(opts.x[0], opts.x[1], 6).map((t) => [t, fmt(t, 2)]);
+    const xticks = opts.xticks || tickLabels(niceTicks(opts.x[0], opts.x[1], 6));
     for (const [t, label] of xticks) {
       svg("line", { x1: x(t), x2: x(t), y1: height - m.bottom, y2: height - m.bottom + 4, class: "axis" }, axes);
       svg("text", { x: x(t), y: height - m.bottom + 16, "text-anchor": "middle", class: "tick" }, axes, label);
     }
     if (opts.yticks !== false) {
-      const yticks = opts.yticks || niceTicks(opts.y[0], opts.y[1], 5).map((t) => [t, fmt(t, 2)]);
+      const yticks = opts.yticks || tickLabels(niceTicks(opts.y[0], opts.y[1], 5));
       for (const [t, label] of yticks) {
         svg("line", { x1: m.left - 4, x2: m.left, y1: y(t), y2: y(t), class: "axis" }, axes);
         svg("text", { x: m.left - 6, y: y(t) + 4, "text-anchor": "end", class: "tick" }, axes, label);
@@ -143,15 +153,49 @@
     const layer = svg("g", {}, root);
     return { root: root, layer: layer, x: x, y: y, m: m, width: width, height: height };
   }
-  function path(points) {
+  // The part of segment a–b inside box [xlo, xhi, ylo, yhi] (Liang–Barsky), as fractions [t0, t1] of it.
+  function clipSegment(a, b, box) {
+    let t0 = 0, t1 = 1;
+    const dx = b[0] - a[0], dy = b[1] - a[1];
+    for (const [p, q] of [[-dx, a[0] - box[0]], [dx, box[1] - a[0]], [-dy, a[1] - box[2]], [dy, box[3] - a[1]]]) {
+      if (p === 0) { if (q < 0) return null; continue; }
+      const r = q / p;
+      if (p < 0) { if (r > t1) return null; t0 = Math.max(t0, r); } else { if (r < t0) return null; t1 = Math.min(t1, r); }
+    }
+    return [t0, t1];
+  }
+  // A curve through data points, cut where it leaves the scales' domains: what lies outside is
+  // not drawn (no flat line along an edge), and the curve resumes where it comes back.
+  function clippedPath(xs, ys, points) {
+    const box = [Math.min(...xs.domain), Math.max(...xs.domain), Math.min(...ys.domain), Math.max(...ys.domain)];
     let d = "";
     let pen = false;
-    for (const [px, py] of points) {
-      if (!isFinite(px) || !isFinite(py)) { pen = false; continue; }
-      d += (pen ? "L" : "M") + px.toFixed(2) + "," + py.toFixed(2);
-      pen = true;
+    const at = (a, b, t) => [xs(a[0] + t * (b[0] - a[0])), ys(a[1] + t * (b[1] - a[1]))];
+    for (let j = 1; j < points.length; j++) {
+      const a = points[j - 1], b = points[j];
+      const part = a.every(isFinite) && b.every(isFinite) ? clipSegment(a, b, box) : null;
+      if (part === null) { pen = false; continue; }
+      const [p0, p1] = [at(a, b, part[0]), at(a, b, part[1])];
+      if (!pen || part[0] > 0) d += "M" + p0[0].toFixed(2) + "," + p0[1].toFixed(2);
+      d += "L" + p1[0].toFixed(2) + "," + p1[1].toFixed(2);
+      pen = part[1] === 1;
     }
     return d;
+  }
+  // The stretches of a grid where flags hold, in words: "τ > 0.25", "0.1 < τ < 0.3", "τ < 0.01".
+  function stretches(flags, values, name) {
+    const out = [];
+    for (let j = 0; j < flags.length; j++) {
+      if (!flags[j] || (j > 0 && flags[j - 1])) continue;
+      let e = j;
+      while (e + 1 < flags.length && flags[e + 1]) e++;
+      const lo = fmt(values[j], 3), hi = fmt(values[e], 3);
+      if (j === 0 && e === flags.length - 1) out.push(`every ${name}`);
+      else if (j === 0) out.push(`${name} ≤ ${hi}`);
+      else if (e === flags.length - 1) out.push(`${name} ≥ ${lo}`);
+      else out.push(`${lo} ≤ ${name} ≤ ${hi}`);
+    }
+    return out.join(" and ");
   }
   function clamp(v, lo, hi) { return Math.min(hi, Math.max(lo, v)); }
   function vline(c, xv, color, cls) {
@@ -184,6 +228,10 @@
     };
   }
 
+  // A data label inside a sentence: "Player" reads "player"; acronyms such as "ID" stay.
+  function inText(name) {
+    return /^[A-Z][a-z]/.test(name) ? name[0].toLowerCase() + name.slice(1) : name;
+  }
   function header(description) {
     html("h1", {}, ROOT, DATA.title);
     if (description) html("p", { class: "intro" }, ROOT, description);
@@ -197,7 +245,8 @@
     const pct = Math.round(DATA.ci_prob * 100);
     const scale = logPositions(DATA.tau_range[0], DATA.tau_range[1], 1000);
     const state = { tau: DATA.estimates.ml.tau };
-    header(`Each ${DATA.unit_name}'s ${DATA.value_name} y is measured with a known standard error; ` +
+    const unitWord = inText(DATA.unit_name);
+    header(`Each ${unitWord}'s ${DATA.value_name} y is measured with a known standard error; ` +
       "the true values are drawn from N(μ, τ²). Move τ: every estimate moves between its raw value " +
       "(τ large: no pooling) and the pooled mean (τ = 0: complete pooling).");
 
@@ -237,7 +286,7 @@
       const b = html("button", { type: "button", "data-set-tau": key }, buttons, `${label}: τ = ${fmt(tau, 4)}`);
       b.addEventListener("click", () => setTau(tau));
     }
-    const zeroNotes = Object.values(DATA.estimates).filter((e) => e.tau === 0).map((e) => e.label);
+    const zeroNotes = marks.filter((mk) => mk[2] === 0).map((mk) => mk[1]);
     if (zeroNotes.length) html("p", { class: "note" }, controls,
       `${zeroNotes.join(", ")}: τ̂ = 0, a boundary estimate (complete pooling), marked at the left end.`);
 
@@ -252,6 +301,9 @@
     legendItems.push(["full-Bayes interval (fixed)", COLORS.fb, "line"]);
     if (DATA.truth) legendItems.push(["truth (rest of season)", COLORS.truth, "dot"]);
     legend(shrinkBox, legendItems);
+    // Filled in by draw(): why Morris differs from plain EB, and what a zero-width EB interval means.
+    const morrisNote = DATA.morris ? html("p", { class: "note", id: "morris-note" }, shrinkBox) : null;
+    const zeroWidthNote = html("p", { class: "note", id: "eb-zero-width-note" }, shrinkBox);
     const fb = DATA.full_bayes;
     const xr = pad(rangeOf([...y.map((yi, i) => yi - 2.2 * DATA.se[i]), ...y.map((yi, i) => yi + 2.2 * DATA.se[i]), ...fb.lower, ...fb.upper, ...(DATA.truth || [])]), 0.02);
     const order = y.map((_, i) => i).sort((a, b) => y[a] - y[b]);
@@ -265,34 +317,63 @@
       `Top: the log-likelihood of τ with μ profiled out (μ = the precision-weighted mean). Bottom: the posterior density of τ ` +
       `under the full-Bayes hyperpriors ${fb.priors}, computed in Python on a grid of ${fb.tau.length} values of τ (μ integrated out exactly). ` +
       "Vertical lines: the estimates; the grey band follows the slider.");
+    // Estimates closer than a few pixels share one label, "ML, REML: τ = 0", instead of a pile of labels.
+    const markGroups = [];
+    for (const mk of [...marks].sort((a, b) => a[2] - b[2])) {
+      const last = markGroups[markGroups.length - 1];
+      if (last && scale.position(mk[2]) - scale.position(last[0][2]) < 0.006 * scale.n) last.push(mk);
+      else markGroups.push([mk]);
+    }
+    for (const group of markGroups) group.sort((a, b) => marks.indexOf(a) - marks.indexOf(b));
+    const markLabel = (group) => {
+      const values = group.map((mk) => (mk[2] === 0 ? "0" : fmt(mk[2], 4)));
+      return values.every((v) => v === values[0]) ? `${group.map((mk) => mk[1]).join(", ")}: τ = ${values[0]}`
+        : group.map((mk, j) => `${mk[1]}: τ = ${values[j]}`).join(", ");
+    };
+    // the labels sit in a strip above the plotting area, one line per group, clear of the curves
+    const labelTop = 14 + 11 * markGroups.length;
     const positions = [];
     for (let p = 0; p <= scale.n; p += 4) positions.push(p);
     const llCurve = positions.map((p) => at(scale.value(p)).loglik);
     const llRange = rangeOf(llCurve);
-    const lc = chart(tauBox, { id: "loglik-chart", x: [0, scale.n], y: pad([Math.max(llRange[0], llRange[1] - 15), llRange[1]], 0.05), height: 220,
+    // A likelihood matters within a few units of its maximum: the panel shows the top LL_DEPTH units.
+    const LL_DEPTH = 15;
+    const lc = chart(tauBox, { id: "loglik-chart", x: [0, scale.n], y: pad([Math.max(llRange[0], llRange[1] - LL_DEPTH), llRange[1]], 0.05), height: 220 + labelTop, top: labelTop,
       xticks: scale.ticks(), xlabel: "τ", ylabel: "log-likelihood" });
-    svg("path", { d: path(positions.map((p, j) => [lc.x(p), lc.y(Math.max(llCurve[j], lc.y.domain[0]))])), class: "curve", stroke: COLORS.eb }, lc.layer);
-    const dc = chart(tauBox, { id: "posterior-chart", x: [0, scale.n], y: [0, Math.max(...fb.density) * 1.08], height: 200,
-      xticks: scale.ticks(), xlabel: "τ", ylabel: "posterior density" });
-    svg("path", { d: path(fb.tau.map((t, j) => [dc.x(scale.position(t)), dc.y(fb.density[j])])), class: "curve", stroke: COLORS.fb }, dc.layer);
-    for (const c of [lc, dc]) for (const [, label, tau, color] of marks) {
-      vline(c, scale.position(tau), color, "marker");
-      svg("text", { x: c.x(scale.position(tau)) + 3, y: c.m.top + 10 + 11 * marks.findIndex((mk) => mk[1] === label), class: "mark-label", fill: color }, c.layer, label);
+    svg("path", { d: clippedPath(lc.x, lc.y, positions.map((p, j) => [p, llCurve[j]])), class: "curve", stroke: COLORS.eb }, lc.layer);
+    if (llRange[0] < lc.y.domain[0]) {
+      const below = llCurve.map((l) => l < lc.y.domain[0]);
+      html("p", { class: "note", id: "loglik-clip-note" }, tauBox,
+        `The log-likelihood axis reaches about ${LL_DEPTH} units below its maximum; where the curve falls further ` +
+        `(${stretches(below, positions.map((p) => scale.value(p)), "τ")}) it leaves the panel and is not drawn.`);
     }
+    const dc = chart(tauBox, { id: "posterior-chart", x: [0, scale.n], y: [0, Math.max(...fb.density) * 1.08], height: 200 + labelTop, top: labelTop,
+      xticks: scale.ticks(), xlabel: "τ", ylabel: "posterior density" });
+    svg("path", { d: clippedPath(dc.x, dc.y, fb.tau.map((t, j) => [scale.position(t), fb.density[j]])), class: "curve", stroke: COLORS.fb }, dc.layer);
+    for (const c of [lc, dc]) markGroups.forEach((group, g) => {
+      for (const [, , tau, color] of group) vline(c, scale.position(tau), color, "marker");
+      const px = c.x(scale.position(group[0][2]));
+      // a label that would run off the chart's right edge ends at its line instead (10px text: about 5.5px a character)
+      const right = px + 3 + 5.5 * markLabel(group).length > c.width;
+      svg("line", { x1: px, x2: px, y1: 4 + 11 * g, y2: c.m.top, stroke: "#bbb", class: "thin" }, c.layer);
+      svg("text", { x: right ? px - 3 : px + 3, y: 12 + 11 * g, "text-anchor": right ? "end" : "start", class: "mark-label",
+        fill: group.length === 1 ? group[0][3] : "#444" }, c.layer, markLabel(group));
+    });
     const cursors = [lc, dc].map((c) => vline(c, 0, "#444", "cursor"));
 
     // baseball: total squared error
     let tseOut = null, tseCursor = null;
     if (DATA.truth) {
       const tseBox = panel(ROOT, "Total squared error against the rest-of-season averages",
-        "Σ (estimate − truth)² over the players, as τ moves; horizontal lines: the raw averages and James–Stein.");
+        "Σ (estimate − truth)² over the players, as τ moves; horizontal lines: the raw averages and James–Stein" +
+        (DATA.james_stein && DATA.james_stein.tau !== null ? "; the vertical purple line: the τ at which EB shrinks as much as James–Stein." : "."));
       const tseCurve = positions.map((p) => at(scale.value(p)).tse);
       const rawTse = sum(y.map((yi, i) => (yi - DATA.truth[i]) ** 2));
       const jsTse = DATA.james_stein ? sum(DATA.james_stein.estimates.map((e, i) => (e - DATA.truth[i]) ** 2)) : null;
       const tr = pad(rangeOf([...tseCurve, rawTse, jsTse]), 0.05);
       legend(tseBox, [["EB at τ", COLORS.eb, "line"], ["raw", COLORS.raw, "dash"], ["James–Stein", COLORS.js, "dash"]]);
       const tc = chart(tseBox, { id: "tse-chart", x: [0, scale.n], y: tr, height: 220, xticks: scale.ticks(), xlabel: "τ", ylabel: "total squared error" });
-      svg("path", { d: path(positions.map((p, j) => [tc.x(p), tc.y(tseCurve[j])])), class: "curve", stroke: COLORS.eb }, tc.layer);
+      svg("path", { d: clippedPath(tc.x, tc.y, positions.map((p, j) => [p, tseCurve[j]])), class: "curve", stroke: COLORS.eb }, tc.layer);
       for (const [val, color] of [[rawTse, COLORS.raw], [jsTse, COLORS.js]]) {
         if (val !== null) svg("line", { x1: tc.m.left, x2: tc.width - tc.m.right, y1: tc.y(val), y2: tc.y(val), stroke: color, class: "marker" }, tc.layer);
       }
@@ -308,7 +389,8 @@
 
     // table
     const tableBox = panel(ROOT, "Every number at the chosen τ",
-      `B = se²/(se² + τ²) is the weight on the pooled mean; intervals are ${pct}%. Full-Bayes columns are fixed.`);
+      `B = se²/(se² + τ²) is the weight on the pooled mean; intervals are ${pct}%. Full-Bayes columns are fixed.` +
+      (DATA.morris ? " The Morris columns shrink less and are wider than plain EB's, as explained under the first chart." : ""));
     const table = html("table", { id: "units-table" }, tableBox);
     const head = html("tr", {}, html("thead", {}, table));
     const cols = [DATA.unit_name, "y", "se", "B", "EB mean", "EB lower", "EB upper"];
@@ -349,6 +431,20 @@
           setNumber(cells.morris_upper, r.morrisMean[i] + z * r.morrisSd[i], 4);
         }
       });
+      if (morrisNote) {
+        const gap = r.ebMean.map((e, i) => Math.abs(e - r.morrisMean[i]));
+        const i = gap.indexOf(Math.max(...gap));
+        morrisNote.textContent = `Why the Morris columns differ from plain EB at the same τ: Morris (1983) allows for ` +
+          `estimating μ and A = τ² from the data. He multiplies each shrinkage factor B by (k − 3)/(k − 1) = ${k - 3}/${k - 1}, ` +
+          `so every estimate moves only ${k - 3}/${k - 1} of the plain-EB distance towards μ(τ) ` +
+          `(at this τ, ${unitWord} ${DATA.units[i]}: plain EB ${fmt(r.ebMean[i], 4)}, Morris ${fmt(r.morrisMean[i], 4)}). ` +
+          `With B* = ${k - 3}/${k - 1}·B his variance is se²(1 − (k − 1)/k·B*) + 2/(k − 3)·B*²(y − μ)²: the first term ` +
+          "includes the uncertainty of the estimated μ, the second that of the estimated A, so his intervals are wider. " +
+          "At τ = √Â (the Morris Â button) these are exactly Morris's intervals; at other τ, his formula with A = τ².";
+      }
+      zeroWidthNote.textContent = state.tau === 0 ? "Plain EB treats the estimated μ and τ as known: at τ = 0 its intervals " +
+        `have no width (every estimate is μ(τ) exactly)${DATA.morris ? "; the Morris and" : "; the"} full-Bayes intervals allow for that uncertainty.` : "";
+      zeroWidthNote.hidden = state.tau !== 0;
       dyn.replaceChildren();
       const X = (val) => sc.x(clamp(val, xr[0], xr[1]));
       svg("line", { x1: sc.x(r.mu), x2: sc.x(r.mu), y1: sc.m.top, y2: sc.height - sc.m.bottom, stroke: COLORS.pooled, class: "dashed" }, dyn);
@@ -385,13 +481,15 @@
     const mScale = { n: 1000, lo: Math.log(0.5), hi: Math.log(1e4), value(s) { return Math.exp(this.lo + (this.hi - this.lo) * s / this.n); },
       position(m) { return (Math.log(m) - this.lo) / (this.hi - this.lo) * this.n; } };
     const mle = DATA.mle;
+    // Each log-likelihood panel shows the top LL_DEPTH units below the curve's maximum.
+    const LL_DEPTH = 40;
     const state = { mu: mle.mu, strength: mle.strength === null ? 1e4 : mle.strength };
     const logChoose = yv.map((y, i) => lgamma(n[i] + 1) - lgamma(y + 1) - lgamma(n[i] - y + 1));
     function loglik(mu, m) {
       const a = mu * m, b = (1 - mu) * m;
       return sum(yv.map((y, i) => logChoose[i] + betaln(a + y, b + n[i] - y) - betaln(a, b)));
     }
-    header(`Each ${DATA.unit_name} has y tumours among n rats; the rates are drawn from a Beta prior with mean μ and strength M = α + β. ` +
+    header(`Each ${inText(DATA.unit_name)} has y tumours among n rats; the rates are drawn from a Beta prior with mean μ and strength M = α + β. ` +
       "The posterior mean (α + y)/(M + n) is the raw rate y/n pulled towards μ with weight B = M/(M + n).");
     const controls = html("section", { class: "controls" }, ROOT);
     const sMu = slider(controls, "mu-slider", "prior mean μ (logit scale)", 0, muScale.n, 1, Math.round(muScale.position(state.mu)));
@@ -412,7 +510,8 @@
     const dyn = svg("g", {}, sc.layer);
 
     const llBox = panel(ROOT, "Marginal log-likelihood along each slider",
-      "Left: as a function of M at the chosen μ; right: as a function of μ at the chosen M. The red line marks the MLE, the grey one the slider.");
+      "Left: as a function of M at the chosen μ; right: as a function of μ at the chosen M. The red line marks the MLE, the grey one the slider. " +
+      `Each vertical axis reaches about ${LL_DEPTH} units below the curve's maximum; where the curve falls further it leaves the panel and is not drawn.`);
     const row = html("div", { class: "row" }, llBox);
     const mPos = [], muPos = [];
     for (let p = 0; p <= 1000; p += 10) { mPos.push(p); muPos.push(p); }
@@ -437,9 +536,10 @@
     function drawCurve(c, layer, xs, values, markX) {
       layer.replaceChildren();
       const [lo, hi] = rangeOf(values);
-      const floor = Math.max(lo, hi - 40);
+      const floor = Math.max(lo, hi - LL_DEPTH);
       const ys = linear(floor - 1, hi + 1, c.height - c.m.bottom, c.m.top);
-      svg("path", { d: path(xs.map((p, j) => [c.x(p), ys(Math.max(values[j], floor - 1))])), class: "curve", stroke: COLORS.eb }, layer);
+      c.root.setAttribute("data-y", `${floor - 1} ${hi + 1}`);
+      svg("path", { d: clippedPath(c.x, ys, xs.map((p, j) => [p, values[j]])), class: "curve", stroke: COLORS.eb }, layer);
       for (const t of niceTicks(floor - 1, hi + 1, 4)) svg("text", { x: c.m.left - 6, y: ys(t) + 4, "text-anchor": "end", class: "tick" }, layer, fmt(t, 0));
       for (const [p, color, cls] of markX) if (p !== null) svg("line", { x1: c.x(p), x2: c.x(p), y1: c.m.top, y2: c.height - c.m.bottom, stroke: color, class: cls }, layer);
     }
@@ -521,18 +621,114 @@
     }
     dyn = svg("g", {}, sc.layer);
 
-    const sizeBox = panel(ROOT, "Shrinkage against group size",
-      "Fraction of the way each group's estimate has moved from its no-pooling value to the population value at c " +
-      "(0: no pooling, 1: complete pooling), against the group's number of observations" +
-      (scalar ? "; the curve is σ²/(σ² + n σ_u²), the exact value in a balanced one-way layout." : ", one colour per term."));
     const nObs = DATA.n_obs;
+    // Equal sizes put every group in one column on an axis of n: show the groups one per row instead.
+    const equalSizes = nObs.every((n) => n === nObs[0]);
+    const termColors = [COLORS.eb, COLORS.morris, COLORS.fb, COLORS.js];
+    const sizeBox = panel(ROOT, equalSizes ? "Shrinkage of each group" : "Shrinkage against group size",
+      "Fraction of the way each group's estimate has moved from its no-pooling value to the population value at c " +
+      "(0: no pooling, 1: complete pooling; the shaded band is [0, 1])" +
+      (equalSizes ? `. Every group has n = ${nObs[0]} observations, so group size cannot explain the differences: ` +
+        "the fractions are shown group by group" : ", against the group's number of observations") +
+      (q > 1 ? ", one colour per term" : "") +
+      (scalar ? `; the red ${equalSizes ? "line" : "curve"} is σ²/(σ² + n σ_u²), the exact value in a balanced one-way layout.` : "."));
+    const sizeLegend = html("div", {}, sizeBox);
+    const sizeChartBox = html("div", {}, sizeBox);
+    const rangeNote = html("p", { class: "note", id: "shrinkage-range-note" }, sizeBox);
     const xLog = linear(Math.log(Math.max(1, Math.min(...nObs)) / 1.5), Math.log(Math.max(...nObs) * 1.5), 0, 1);
     const nTicks = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000].filter((t) => xLog(Math.log(t)) >= 0 && xLog(Math.log(t)) <= 1);
-    const gc = chart(sizeBox, { id: "size-chart", x: [0, 1], y: [-0.1, 1.1], height: 240, xlabel: "observations in the group (log scale)", ylabel: "shrinkage",
-      xticks: nTicks.map((t) => [xLog(Math.log(t)), String(t)]) });
-    const termColors = [COLORS.eb, COLORS.morris, COLORS.fb, COLORS.js];
-    legend(sizeBox, terms.map((t, j) => [t, termColors[j % 4], "dot"]).concat(scalar ? [["σ²/(σ² + n σ_u²)", COLORS.pooled, "line"]] : []));
-    const gdyn = svg("g", {}, gc.layer);
+    const otherFixed = DATA.fixed_names.filter((name) => !terms.includes(name));
+    // Correlation of the first two random effects, from Λ's lower triangle (lme4's column-wise order).
+    let correlation = null;
+    if (q === 2 && DATA.theta_hat.length === 3) {
+      const [l11, l21, l22] = DATA.theta_hat;
+      correlation = l11 === 0 || l21 * l21 + l22 * l22 === 0 ? null : l21 / Math.sqrt(l21 * l21 + l22 * l22);
+    }
+
+    // Why some fractions lie outside [0, 1] at this c, naming the groups and terms.
+    function rangeSentence(c, idx, beta, fractions, outside) {
+      const count = fractions.flat().filter((f) => f !== null).length;
+      const named = terms.map((t, j) => {
+        const list = outside.filter((o) => o[1] === j).sort((u, v) => Math.abs(v[2] - 0.5) - Math.abs(u[2] - 0.5));
+        if (!list.length) return null;
+        const shown = list.slice(0, 6).map(([i, , f]) => `${DATA.levels[i]} (${fmt(f, 2)})`).join(", ");
+        return `${t}: ${DATA.group} ${shown}${list.length > 6 ? ` and ${list.length - 6} more` : ""}`;
+      }).filter((x) => x !== null);
+      const concerned = terms.filter((_, j) => outside.some((o) => o[1] === j));
+      const reasons = [];
+      if (q > 1) {
+        reasons.push(`A group's ${terms.join(" and ")} are shrunk together, not one at a time: its own estimates of them ` +
+          "come from one regression on its rows and are correlated" +
+          (correlation !== null ? `, and so are the random effects (estimated correlation ${fmt(correlation, 2)})` : "") +
+          `, so shrinking one term also moves the other${q > 2 ? "s" : ""}. That is how ${concerned.join(" and ")} can be ` +
+          "pulled past the population value (a fraction above 1) or pushed away from it (below 0).");
+      }
+      if (otherFixed.length && idx !== fitIndex) {
+        const moved = otherFixed.slice(0, 3).map((name) => {
+          const j = DATA.fixed_names.indexOf(name);
+          return `${name} ${fmt(DATA.beta[fitIndex][j], 3)} at the fit, ${fmt(beta[j], 3)} at c`;
+        });
+        reasons.push(`The no-pooling estimates hold the other fixed effects at the fit's values (c = 1), but at c = ${fmt(c, 3)} ` +
+          `they are re-estimated (${moved.join("; ")}${otherFixed.length > 3 ? "; …" : ""}), which shifts the groups' estimates at c: ` +
+          "they need not lie between their no-pooling values and the population value. The shift is divided by the " +
+          "distance from the no-pooling value to the population value, so groups whose own estimate lies close to it show the largest fractions.");
+      }
+      if (!reasons.length) reasons.push("These estimates at c do not lie between the group's no-pooling value and the population value.");
+      return `At c = ${fmt(c, 3)}, ${outside.length} of ${count} fractions lie outside [0, 1] (ringed): ${named.join("; ")}. ` + reasons.join(" ");
+    }
+    function drawShrinkage(c, idx, beta, population, coefs) {
+      const fractions = DATA.levels.map((_, i) => terms.map((t, j) => {
+        if (np[i][j] === null) return null;
+        const away = np[i][j] - population[j];
+        // a group whose own estimate sits on the population value has no direction to shrink in
+        if (Math.abs(away) < 1e-8 * (1 + Math.abs(population[j]))) return null;
+        return (np[i][j] - coefs[i][j]) / away;
+      }));
+      // 1e-9: a fraction of exactly 0 or 1 up to rounding is not outside
+      const outside = [];
+      fractions.forEach((row, i) => row.forEach((f, j) => { if (f !== null && (f < -1e-9 || f > 1 + 1e-9)) outside.push([i, j, f]); }));
+      const values = fractions.flat().filter((f) => f !== null);
+      const span = pad([Math.min(0, ...values), Math.max(1, ...values)], 0.05);
+      const theory = scalar ? (n) => 1 / (1 + n * (c * DATA.theta_hat[0]) ** 2) : null;
+      sizeChartBox.replaceChildren();
+      let gc, place;
+      if (equalSizes) {
+        const rowH = 16;
+        gc = chart(sizeChartBox, { id: "size-chart", x: span, y: [L, 0], height: L * rowH + 60, yticks: false,
+          xlabel: "shrinkage: fraction of the way from no pooling (0) to the population value (1)" });
+        svg("rect", { x: gc.x(0), width: gc.x(1) - gc.x(0), y: gc.m.top, height: gc.height - gc.m.bottom - gc.m.top, fill: COLORS.band }, gc.layer);
+        DATA.levels.forEach((lev, i) => svg("text", { x: gc.m.left - 6, y: gc.y(i + 0.5) + 4, "text-anchor": "end", class: "tick" }, gc.layer, lev));
+        if (theory) svg("line", { x1: gc.x(theory(nObs[0])), x2: gc.x(theory(nObs[0])), y1: gc.m.top, y2: gc.height - gc.m.bottom, stroke: COLORS.pooled, class: "theory" }, gc.layer);
+        place = (i, j, f) => [gc.x(f), gc.y(i + 0.5) + (j - (q - 1) / 2) * 5];
+      } else {
+        gc = chart(sizeChartBox, { id: "size-chart", x: [0, 1], y: span, height: 260, xlabel: "observations in the group (log scale)", ylabel: "shrinkage",
+          xticks: nTicks.map((t) => [xLog(Math.log(t)), String(t)]) });
+        svg("rect", { x: gc.m.left, width: gc.width - gc.m.right - gc.m.left, y: gc.y(1), height: gc.y(0) - gc.y(1), fill: COLORS.band }, gc.layer);
+        if (theory) {
+          const pts = [];
+          for (let t = 0; t <= 1.0001; t += 0.01) pts.push([t, theory(Math.exp(xLog.domain[0] + t * (xLog.domain[1] - xLog.domain[0])))]);
+          svg("path", { d: clippedPath(gc.x, gc.y, pts), class: "curve", stroke: COLORS.pooled }, gc.layer);
+        }
+        place = (i, j, f) => [gc.x(xLog(Math.log(nObs[i]))), gc.y(f)];
+      }
+      fractions.forEach((row, i) => row.forEach((f, j) => {
+        if (f === null) return;
+        const [cx, cy] = place(i, j, f);
+        svg("circle", { cx: cx, cy: cy, r: 3, fill: termColors[j % 4], "fill-opacity": 0.7, "data-level": DATA.levels[i], "data-term": terms[j] }, gc.layer);
+      }));
+      for (const [i, j, f] of outside) {
+        const [cx, cy] = place(i, j, f);
+        svg("circle", { cx: cx, cy: cy, r: 6.5, class: "ring" }, gc.layer);
+      }
+      sizeLegend.replaceChildren();
+      const items = terms.map((t, j) => [t, termColors[j % 4], "dot"]);
+      items.push(["[0, 1]: between no pooling and complete pooling", COLORS.band, "band"]);
+      if (outside.length) items.push(["outside [0, 1]", COLORS.pooled, "ring"]);
+      if (scalar) items.push(["σ²/(σ² + n σ_u²)", COLORS.pooled, "line"]);
+      legend(sizeLegend, items);
+      rangeNote.textContent = outside.length ? rangeSentence(c, idx, beta, fractions, outside) : "";
+      rangeNote.hidden = outside.length === 0;
+    }
 
     const tableBox = panel(ROOT, "Every number at the chosen c",
       `Precomputed in Python: the model re-evaluated by the package's REML/ML engine at θ = c θ̂ for ${nC} values of c (0, then log-spaced from 0.01 to 100); ` +
@@ -579,22 +775,7 @@
         }
         svg("circle", { cx: sc.x(population[0]), cy: sc.y(population[1]), r: 6, fill: COLORS.pooled }, dyn);
       }
-      gdyn.replaceChildren();
-      const popFit = DATA.no_pooling_population;
-      for (let j = 0; j < q; j++) {
-        for (let i = 0; i < L; i++) {
-          const away = np[i][j] === null ? null : np[i][j] - popFit[j];
-          // a group whose own estimate sits on the population value has no direction to shrink in
-          if (away === null || Math.abs(away) < 1e-8 * (1 + Math.abs(popFit[j]))) continue;
-          const moved = (np[i][j] - coefs[i][j]) / (np[i][j] - population[j]);
-          svg("circle", { cx: gc.x(xLog(Math.log(nObs[i]))), cy: gc.y(clamp(moved, -0.1, 1.1)), r: 3, fill: termColors[j % 4], "fill-opacity": 0.6 }, gdyn);
-        }
-      }
-      if (scalar) {
-        const r2 = (c * DATA.theta_hat[0]) ** 2, pts = [];
-        for (let t = 0; t <= 1; t += 0.01) { const nn = Math.exp(xLog.domain[0] + t * (xLog.domain[1] - xLog.domain[0])); pts.push([gc.x(t), gc.y(1 / (1 + nn * r2))]); }
-        svg("path", { d: path(pts), class: "curve", stroke: COLORS.pooled }, gdyn);
-      }
+      drawShrinkage(c, idx, beta, population, coefs);
     }
     function set(index) { state.index = index; s.input.value = index; draw(); }
     s.input.addEventListener("input", () => { state.index = +s.input.value; draw(); });
@@ -660,10 +841,10 @@
 
     const riskBox = panel(ROOT, "Risk against the number of groups",
       `Risk: the squared error per group, averaged over ${DATA.reps} replicated data sets at each k (same τ, σ, seed). ` +
-      "James–Stein beats the raw estimates for every θ once k ≥ 3 when it shrinks towards a known point, and once k ≥ 4 towards the grand mean (one dimension spent on ȳ).");
+      "James–Stein beats the raw estimates for every θ once k ≥ 3 when it shrinks towards a known point, and once k ≥ 4 towards the grand mean (one dimension spent on ȳ). The grey band marks the chosen k.");
     legend(riskBox, KINDS.map(([, label, color]) => [label, color, "line"]));
     const riskChartBox = html("div", {}, riskBox);
-    const dataBox = panel(ROOT, "One data set at the chosen k", "The first replicate at the chosen k: true θ (black), raw y (open) and the estimates, also listed in the table.");
+    const dataBox = panel(ROOT, "One data set at the chosen k", "The first replicate at the chosen k, one row per group (numbered as in the table): true θ (black), raw y (open) and the estimates.");
     const dataChartBox = html("div", {}, dataBox);
     const tableBox = panel(ROOT, "Risks", "");
     const riskTable = html("table", { id: "risk-table" }, tableBox);
@@ -681,7 +862,7 @@
       }
       vline(rc, state.k, "#444", "cursor");
       for (const [key, , color] of KINDS) {
-        svg("path", { d: path(rs.map((r) => [rc.x(r.k), r[key] === null ? NaN : rc.y(r[key])])), class: "curve", stroke: color }, rc.layer);
+        svg("path", { d: clippedPath(rc.x, rc.y, rs.map((r) => [r.k, r[key] === null ? NaN : r[key]])), class: "curve", stroke: color }, rc.layer);
       }
       riskTable.replaceChildren();
       const head = html("tr", {}, html("thead", {}, riskTable));
@@ -699,6 +880,7 @@
       const dc = chart(dataChartBox, { id: "data-chart", x: pad(rangeOf(all), 0.05), y: [state.k, 0], height: 30 + 16 * state.k + 44, xlabel: "value", yticks: false });
       theta.forEach((th, i) => {
         const yc = dc.y(i + 0.5);
+        svg("text", { x: dc.m.left - 6, y: yc + 4, "text-anchor": "end", class: "tick" }, dc.layer, String(i + 1));
         svg("line", { x1: dc.x(y[i]), x2: dc.x(e.eb[i]), y1: yc, y2: yc, stroke: COLORS.raw, class: "thin" }, dc.layer);
         svg("circle", { cx: dc.x(y[i]), cy: yc, r: 4, fill: "white", stroke: COLORS.raw }, dc.layer);
         if (e.js) svg("circle", { cx: dc.x(e.js[i]), cy: yc, r: 3.5, fill: COLORS.js }, dc.layer);
