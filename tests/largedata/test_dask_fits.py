@@ -89,6 +89,15 @@ def dask_model(name: str, npartitions: int = 3) -> hm.Model:
         return hm.Model(formula, dd.from_pandas(data, npartitions=npartitions), **options)
 
 
+@cache
+def dask_fit_at_pandas_theta(name: str) -> MixedFit:
+    """The fit from a Dask DataFrame (threads), evaluated at the pandas fit's θ."""
+    expected = pandas_fit(name)
+    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return dask_model(name).fit_mle(method=expected.method, theta=expected.theta)
+
+
 def _close(
     ours: object, expected: object, scale: float | None = None, tolerance: float = TOLERANCE
 ) -> None:
@@ -127,9 +136,9 @@ def test_reference_fits_from_dask_equal_pandas(name: str, scheduler: str) -> Non
 def test_satterthwaite_df_from_the_statistics_equal_the_rows(name: str) -> None:
     """lmerTest's numerical route on the statistics against the exact dense form on the rows."""
     expected = pandas_fit(name)
-    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
+    fit = dask_fit_at_pandas_theta(name)
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = dask_model(name).fit_mle(method=expected.method, theta=expected.theta)
         ours = fit.fixef_table("satterthwaite")
         theirs = expected.fixef_table("satterthwaite")
     np.testing.assert_allclose(ours["se"], theirs["se"], rtol=1e-10)
@@ -141,9 +150,7 @@ def test_satterthwaite_df_from_the_statistics_equal_the_rows(name: str) -> None:
 def test_at_one_theta_the_statistics_give_the_rows_numbers(name: str) -> None:
     """At the pandas fit's θ every estimate from the statistics is the rows' to round-off."""
     expected = pandas_fit(name)
-    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = dask_model(name).fit_mle(method=expected.method, theta=expected.theta)
+    fit = dask_fit_at_pandas_theta(name)
     tight = 1e-10
     _close(fit.fixef, expected.fixef, tolerance=tight)
     _close(fit.fixef_se, expected.fixef_se, tolerance=tight)
