@@ -1,34 +1,183 @@
-"""A crossing too dense to index every two coupling pairs factorises them as it goes."""
+"""The three ways of factorising the coupling of crossed factors give one fit.
+
+A crossing whose coupling pairs of pairs are too many to index meets them as
+it goes; a nearly complete crossing holds the coupling as one dense matrix
+and updates the trailing block with BLAS products. Each path is forced by
+the module-level thresholds of :mod:`hiermodels.mle.blocked`, and every
+quantity a fit reports — criterion, gradient, estimates, conditional modes
+and variances — must agree with the indexed pairs' to round-off.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import numpy as np
+import pandas as pd
 import pytest
 
 import hiermodels as hm
 from hiermodels.mle import blocked
+from hiermodels.mle.lmm import LmmDeviance, profiled_deviance
+from hiermodels.mle.results import MixedFit
+from hiermodels.mle.standardize import Standardization
+
+#: How to force each path of the trailing update.
+PATHS = {
+    "indexed": {"DENSE_COUPLING_SPEEDUP": 0.0},
+    "as they come": {"DENSE_COUPLING_SPEEDUP": 0.0, "MAX_PAIR_PRODUCTS": 0},
+    "dense": {"DENSE_COUPLING_SPEEDUP": math.inf},
+}
+
+#: Relative agreement of two paths: round-off of differently ordered sums.
+ROUND_OFF = 1e-10
 
 
-@pytest.mark.parametrize(
-    ("formula", "dataset"),
-    [
-        ("diameter ~ 1 + (1 | plate) + (1 | sample)", "penicillin"),
-        ("y ~ service + (1 | s) + (1 | d) + (1 | dept:service)", "insteval"),
-        ("Reaction ~ Days + (Days | Subject) + (1 | Days_factor)", "sleepstudy"),
-    ],
-)
-def test_pairs_met_as_they_come_give_the_indexed_fit(
-    formula: str, dataset: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _nearly_complete(n_a: int = 400, n_b: int = 60, rows: int = 20_000) -> pd.DataFrame:
+    """``rows`` observations on random cells of an ``n_a × n_b`` crossing (56% of the cells).
+
+    ``b`` carries a random slope in ``x``, so the trailing blocks are ``2 × 2``.
+    """
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, n_a, rows)
+    b = rng.integers(0, n_b, rows)
+    x = rng.standard_normal(rows)
+    y = (
+        2.0
+        + 0.5 * x
+        + rng.normal(0, 1.0, n_a)[a]
+        + rng.normal(0, 0.5, n_b)[b]
+        + rng.normal(0, 0.3, n_b)[b] * x
+        + rng.standard_normal(rows)
+    )
+    return pd.DataFrame({"y": y, "x": x, "a": a.astype(str), "b": b.astype(str)})
+
+
+def _data(dataset: str) -> pd.DataFrame:
+    if dataset == "simulated":
+        return _nearly_complete()
     data = hm.datasets.load(dataset)
     if dataset == "sleepstudy":
         data = data.assign(Days_factor=data["Days"].astype(str))
-    indexed = hm.Model(formula, data).fit_mle()
-    monkeypatch.setattr(blocked, "MAX_PAIR_PRODUCTS", 0)
-    model = hm.Model(formula, data)
-    with pytest.warns(UserWarning, match="crossed almost completely"):
-        fit = model.fit_mle()
+    return data
+
+
+CASES = {
+    "penicillin": ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)"),
+    "sleepstudy crossed": (
+        "sleepstudy",
+        "Reaction ~ Days + (Days | Subject) + (1 | Days_factor)",
+    ),
+    "simulated 400 x 60": ("simulated", "y ~ x + (1 | a) + (x | b)"),
+}
+
+SLOW_CASES = {
+    "insteval": ("insteval", "y ~ 1 + (1 | s) + (1 | d) + (1 | dept:service)"),
+}
+
+
+def _forced(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    for name, value in PATHS[path].items():
+        monkeypatch.setattr(blocked, name, value)
+
+
+def _on_path(monkeypatch: pytest.MonkeyPatch, path: str, make: Callable[[], MixedFit]) -> MixedFit:
+    """``make()`` with the thresholds forcing ``path``, restored afterwards."""
+    with monkeypatch.context() as patched:
+        _forced(patched, path)
+        if path == "as they come":
+            with pytest.warns(UserWarning, match="crossed almost completely"):
+                return make()
+        return make()
+
+
+def _assert_same_fit(fit: MixedFit, reference: MixedFit) -> None:
+    # the optimiser stops where the gradient is small: round-off of the gradient moves
+    # that point by about 1e-10 of θ's scale (more, relatively, for its small entries)
+    theta_scale = np.max(np.abs(reference.theta))
+    np.testing.assert_allclose(fit.theta, reference.theta, rtol=1e-9, atol=1e-9 * theta_scale)
+    np.testing.assert_allclose(fit.fixef, reference.fixef, rtol=ROUND_OFF)
+    assert fit.loglik == pytest.approx(reference.loglik, rel=1e-12)
+    frame, expected = fit.ranef_frame(), reference.ranef_frame()
+    scale = np.max(np.abs(expected["condval"]))
+    np.testing.assert_allclose(frame["condval"], expected["condval"], rtol=1e-8, atol=1e-9 * scale)
+    np.testing.assert_allclose(frame["condsd"], expected["condsd"], rtol=1e-8)
+
+
+def _fit_on(monkeypatch: pytest.MonkeyPatch, path: str, dataset: str, formula: str) -> MixedFit:
+    data = _data(dataset)
+    return _on_path(monkeypatch, path, lambda: hm.Model(formula, data).fit_mle())
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_pairs_met_as_they_come_give_the_indexed_fit(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset, formula = CASES[case]
+    indexed = _fit_on(monkeypatch, "indexed", dataset, formula)
+    fit = _fit_on(monkeypatch, "as they come", dataset, formula)
     assert fit.layout.pattern.pp_a.size == 0
-    np.testing.assert_allclose(fit.theta, indexed.theta, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(fit.fixef, indexed.fixef, rtol=1e-10)
-    assert fit.loglik == pytest.approx(indexed.loglik, rel=1e-12)
+    assert not fit.layout.pattern.dense_coupling
+    _assert_same_fit(fit, indexed)
+
+
+def _deviance_on(
+    monkeypatch: pytest.MonkeyPatch, path: str, dataset: str, formula: str, reml: bool
+) -> LmmDeviance:
+    """The criterion of a fresh design (whose layout is built on ``path``)."""
+    design = hm.Model(formula, _data(dataset))._design
+    design = Standardization.of(design).apply(design)
+    with monkeypatch.context() as patched:
+        _forced(patched, path)
+        return profiled_deviance(design, reml=reml)
+
+
+def _criteria_agree(dense: LmmDeviance, pairs: LmmDeviance, rng: np.random.Generator) -> None:
+    for _ in range(3):
+        theta = dense.layout.theta.start() * rng.uniform(0.3, 1.5)
+        value, gradient = dense.value_and_gradient(theta)
+        expected_value, expected_gradient = pairs.value_and_gradient(theta)
+        assert value == pytest.approx(expected_value, rel=ROUND_OFF)
+        # the gradient's entries are differences of terms of the size of n_k / T
+        scale = np.max(np.abs(expected_gradient)) + dense.nobs
+        np.testing.assert_allclose(gradient, expected_gradient, rtol=0, atol=ROUND_OFF * scale)
+        np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-7)
+        solution, expected = dense.solve(theta), pairs.solve(theta)
+        # a standardised design: the response has unit scale, the intercept is near zero
+        np.testing.assert_allclose(solution.beta, expected.beta, rtol=ROUND_OFF, atol=ROUND_OFF)
+        np.testing.assert_allclose(solution.u_lead, expected.u_lead, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(solution.u_rest, expected.u_rest, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(solution.factor.l22, expected.factor.l22, rtol=1e-9, atol=1e-12)
+
+
+def _dense_case(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    dataset, formula = {**CASES, **SLOW_CASES}[case]
+    for reml in (True, False):
+        dense = _deviance_on(monkeypatch, "dense", dataset, formula, reml)
+        pairs = _deviance_on(monkeypatch, "indexed", dataset, formula, reml)
+        assert dense.layout.pattern.dense_coupling
+        assert not pairs.layout.pattern.dense_coupling
+        _criteria_agree(dense, pairs, np.random.default_rng(3))
+    indexed = _fit_on(monkeypatch, "indexed", dataset, formula)
+    fit = _fit_on(monkeypatch, "dense", dataset, formula)
+    assert fit.layout.pattern.dense_coupling
+    _assert_same_fit(fit, indexed)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_dense_coupling_gives_the_pair_criterion_and_fit(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _dense_case(case, monkeypatch)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(SLOW_CASES))
+def test_every_path_gives_the_indexed_fit_on_insteval(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset, formula = SLOW_CASES[case]
+    _dense_case(case, monkeypatch)
+    indexed = _fit_on(monkeypatch, "indexed", dataset, formula)
+    _assert_same_fit(_fit_on(monkeypatch, "as they come", dataset, formula), indexed)
