@@ -19,6 +19,8 @@ import pytest
 
 import hiermodels as hm
 from hiermodels.mle import blocked
+from hiermodels.mle.blocked import ReLayout
+from hiermodels.mle.gaussian_likelihood import GaussianLikelihood
 from hiermodels.mle.lmm import LmmDeviance, profiled_deviance
 from hiermodels.mle.results import MixedFit
 from hiermodels.mle.standardize import Standardization
@@ -181,3 +183,84 @@ def test_every_path_gives_the_indexed_fit_on_insteval(
     _dense_case(case, monkeypatch)
     indexed = _fit_on(monkeypatch, "indexed", dataset, formula)
     _assert_same_fit(_fit_on(monkeypatch, "as they come", dataset, formula), indexed)
+
+
+def _poisson_crossing() -> pd.DataFrame:
+    """Counts on 56% of the cells of a 200 × 30 crossing, ``a`` with a random slope."""
+    rng = np.random.default_rng(11)
+    rows = 3_000
+    a = rng.integers(0, 200, rows)
+    b = rng.integers(0, 30, rows)
+    x = rng.standard_normal(rows)
+    eta = 0.5 + (0.3 + rng.normal(0, 0.2, 200)[a]) * x + rng.normal(0, 0.5, 200)[a]
+    eta += rng.normal(0, 0.4, 30)[b]
+    return pd.DataFrame({"y": rng.poisson(np.exp(eta)), "x": x, "a": a, "b": b})
+
+
+def test_laplace_fit_on_the_dense_coupling_is_the_pair_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PIRLS factorises in the same kernel, and the Laplace gradient takes the
+    # selected inverse (its coupling blocks too) from the dense product
+    data = _poisson_crossing()
+    formula = "y ~ x + (x | a) + (1 | b)"
+
+    def make() -> MixedFit:
+        return hm.Model(formula, data, family="poisson").fit_mle()
+
+    indexed = _on_path(monkeypatch, "indexed", make)
+    fit = _on_path(monkeypatch, "dense", make)
+    assert fit.layout.pattern.dense_coupling
+    assert not indexed.layout.pattern.dense_coupling
+    _assert_same_fit(fit, indexed)
+
+
+def test_gaussian_likelihood_on_the_dense_coupling_is_the_pair_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dataset, formula = CASES["simulated 400 x 60"]
+    dense = GaussianLikelihood(_deviance_on(monkeypatch, "dense", dataset, formula, False))
+    pairs = GaussianLikelihood(_deviance_on(monkeypatch, "indexed", dataset, formula, False))
+    assert dense.layout.pattern.dense_coupling
+    theta = dense.layout.theta.start() * 0.7
+    beta = np.array([0.1, 0.4])
+    value, d_beta, d_theta, d_sigma = dense.value_and_gradient(beta, theta, 0.8)
+    expected = pairs.value_and_gradient(beta, theta, 0.8)
+    assert value == pytest.approx(expected[0], rel=ROUND_OFF)
+    scale = dense.deviance.nobs
+    np.testing.assert_allclose(d_beta, expected[1], rtol=0, atol=ROUND_OFF * scale)
+    np.testing.assert_allclose(d_theta, expected[2], rtol=0, atol=ROUND_OFF * scale)
+    assert d_sigma == pytest.approx(expected[3], rel=ROUND_OFF, abs=ROUND_OFF * scale)
+
+
+def _pattern(formula: str, data: pd.DataFrame) -> blocked.BlockPattern:
+    return ReLayout.from_design(hm.Model(formula, data)._design).pattern
+
+
+def test_the_rule_holds_nearly_complete_crossings_densely_and_sparse_ones_in_pairs() -> None:
+    assert _pattern("y ~ x + (1 | a) + (1 | b)", _nearly_complete()).dense_coupling
+    # a fifth of the rows: about 15% of the cells, over the rule's 1/8 of the trailing rows
+    assert _pattern("y ~ x + (1 | a) + (1 | b)", _nearly_complete(rows=4_000)).dense_coupling
+    # 2% of the cells: the pairs cost less
+    assert not _pattern("y ~ x + (1 | a) + (1 | b)", _nearly_complete(rows=500)).dense_coupling
+    classroom = hm.datasets.load("classroom")
+    nested = _pattern("mathgain ~ 1 + (1 | schoolid/classid)", classroom)
+    assert not nested.dense_coupling
+    assert nested.pp_a.size > 0
+
+
+def test_a_dense_coupling_over_the_memory_budget_keeps_the_pairs_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = _nearly_complete()
+    # L₂₁ and C₂₂⁻¹L₂₁: 2 × 60 × 400 doubles of (x | b)'s 120 trailing rows
+    needed = 2 * 8 * 120 * 400
+    monkeypatch.setattr(blocked, "MAX_DENSE_COUPLING_BYTES", needed)
+    assert _pattern("y ~ x + (1 | a) + (x | b)", data).dense_coupling
+    monkeypatch.setattr(blocked, "MAX_DENSE_COUPLING_BYTES", needed - 1)
+    assert _pattern("y ~ x + (1 | a) + (x | b)", data).pp_a.size > 0
+    monkeypatch.setattr(blocked, "MAX_PAIR_PRODUCTS", 0)
+    with pytest.warns(UserWarning, match=r"dense matrix would take 0\.0 GiB, over the budget"):
+        pattern = _pattern("y ~ x + (1 | a) + (x | b)", data)
+    assert not pattern.dense_coupling
+    assert pattern.pp_a.size == 0
