@@ -68,11 +68,18 @@ MAX_PAIR_PRODUCTS = 150_000_000
 
 #: How many multiply-adds of a dense BLAS product cost what one multiply-add of
 #: the pair loops costs (scattered reads and writes through index arrays, one
-#: scalar at a time); measured on a 10,000 × 1,000 crossing, where the dense
-#: products run near 20 times faster per multiply-add. The coupling is held
-#: densely when its products take fewer multiply-adds than the pair loops'
-#: times this (see :meth:`BlockPattern.build`); 0 keeps the pairs always.
+#: scalar at a time). Measured with one BLAS thread, the two paths break even
+#: near 10% of the cells of a 10,000 × 1,000 crossing (a ratio near 100, the
+#: pair loops missing the cache) and near 20% of a 2,000 × 300 one (near 25):
+#: 64 holds the coupling densely once a leading level reaches, in root mean
+#: square, 1/8 of the trailing rows (see :meth:`BlockPattern.build`); 0 keeps
+#: the pairs always.
 DENSE_COUPLING_SPEEDUP = 64.0
+
+#: Fewest multiply-adds of the dense products (``q_rest² L₀ q₀``) for which the
+#: coupling is held densely: below, a millisecond or so either way, and small
+#: crossings keep the pair path's arithmetic.
+MIN_DENSE_COUPLING_WORK = 10**7
 
 #: Most bytes the dense coupling may take: ``L₂₁`` and ``C₂₂⁻¹L₂₁`` (the
 #: gradient holds both), each ``q_rest × L₀q₀`` doubles. A crossing whose dense
@@ -767,9 +774,10 @@ def _dense_coupling_pays(
     run :data:`DENSE_COUPLING_SPEEDUP` times faster. Dense pays when
     ``q_rest² L₀ ≤ DENSE_COUPLING_SPEEDUP · Σ_m k_m²`` — when a leading level
     reaches, on average (root mean square), more than
-    ``1/√DENSE_COUPLING_SPEEDUP`` of the trailing rows — and the two dense
-    matrices fit in :data:`MAX_DENSE_COUPLING_BYTES`. Nested factors and
-    sparse crossings keep the pairs.
+    ``1/√DENSE_COUPLING_SPEEDUP`` of the trailing rows — provided the dense
+    products are worth a BLAS call (:data:`MIN_DENSE_COUPLING_WORK`) and the
+    two dense matrices fit in :data:`MAX_DENSE_COUPLING_BYTES`. Nested
+    factors, sparse crossings and small crossings keep the pairs.
 
     Parameters
     ----------
@@ -783,8 +791,8 @@ def _dense_coupling_pays(
         return False, dense_bytes
     rows_of_level = np.bincount(pair_lead, weights=pair_q, minlength=n_levels)
     pair_work = float(np.sum(rows_of_level**2))
-    dense_work = float(q_rest) ** 2 * n_levels
-    pays = dense_work <= DENSE_COUPLING_SPEEDUP * pair_work
+    dense_work = float(q_rest) ** 2 * n_levels * q0
+    pays = MIN_DENSE_COUPLING_WORK <= dense_work <= DENSE_COUPLING_SPEEDUP * pair_work * q0
     return bool(pays and dense_bytes <= MAX_DENSE_COUPLING_BYTES), dense_bytes
 
 

@@ -29,7 +29,7 @@ from hiermodels.mle.standardize import Standardization
 PATHS = {
     "indexed": {"DENSE_COUPLING_SPEEDUP": 0.0},
     "as they come": {"DENSE_COUPLING_SPEEDUP": 0.0, "MAX_PAIR_PRODUCTS": 0},
-    "dense": {"DENSE_COUPLING_SPEEDUP": math.inf},
+    "dense": {"DENSE_COUPLING_SPEEDUP": math.inf, "MIN_DENSE_COUPLING_WORK": 0},
 }
 
 #: Relative agreement of two paths: round-off of differently ordered sums.
@@ -238,15 +238,20 @@ def _pattern(formula: str, data: pd.DataFrame) -> blocked.BlockPattern:
 
 
 def test_the_rule_holds_nearly_complete_crossings_densely_and_sparse_ones_in_pairs() -> None:
-    assert _pattern("y ~ x + (1 | a) + (1 | b)", _nearly_complete()).dense_coupling
-    # a fifth of the rows: about 15% of the cells, over the rule's 1/8 of the trailing rows
-    assert _pattern("y ~ x + (1 | a) + (1 | b)", _nearly_complete(rows=4_000)).dense_coupling
-    # 2% of the cells: the pairs cost less
-    assert not _pattern("y ~ x + (1 | a) + (1 | b)", _nearly_complete(rows=500)).dense_coupling
+    def dense(rows: int) -> bool:
+        data = _nearly_complete(n_a=1_000, n_b=200, rows=rows)
+        return _pattern("y ~ x + (1 | a) + (1 | b)", data).dense_coupling
+
+    assert dense(160_000)  # 55% of the cells
+    assert dense(32_000)  # 15%: a level reaches over the rule's 1/8 of the trailing rows
+    assert not dense(4_000)  # 2%: the pairs cost less
     classroom = hm.datasets.load("classroom")
     nested = _pattern("mathgain ~ 1 + (1 | schoolid/classid)", classroom)
     assert not nested.dense_coupling
     assert nested.pp_a.size > 0
+    # complete, but too small for the dense products to pay for a BLAS call
+    penicillin = _pattern(CASES["penicillin"][1], hm.datasets.load("penicillin"))
+    assert not penicillin.dense_coupling
 
 
 def test_a_dense_coupling_over_the_memory_budget_keeps_the_pairs_and_says_so(
@@ -255,6 +260,7 @@ def test_a_dense_coupling_over_the_memory_budget_keeps_the_pairs_and_says_so(
     data = _nearly_complete()
     # L₂₁ and C₂₂⁻¹L₂₁: 2 × 60 × 400 doubles of (x | b)'s 120 trailing rows
     needed = 2 * 8 * 120 * 400
+    monkeypatch.setattr(blocked, "MIN_DENSE_COUPLING_WORK", 0)
     monkeypatch.setattr(blocked, "MAX_DENSE_COUPLING_BYTES", needed)
     assert _pattern("y ~ x + (1 | a) + (x | b)", data).dense_coupling
     monkeypatch.setattr(blocked, "MAX_DENSE_COUPLING_BYTES", needed - 1)
