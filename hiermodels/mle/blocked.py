@@ -66,6 +66,26 @@ def triangular_inverse(matrix: np.ndarray, *, lower: bool) -> np.ndarray:
 #: meets them as it goes.
 MAX_PAIR_PRODUCTS = 150_000_000
 
+#: How many multiply-adds of a dense BLAS product cost what one multiply-add of
+#: the pair loops costs (scattered reads and writes through index arrays, one
+#: scalar at a time). Measured with one BLAS thread, the two paths break even
+#: near 10% of the cells of a 10,000 × 1,000 crossing (a ratio near 100, the
+#: pair loops missing the cache) and near 20% of a 2,000 × 300 one (near 25):
+#: 64 holds the coupling densely once a leading level reaches, in root mean
+#: square, 1/8 of the trailing rows (see :meth:`BlockPattern.build`); 0 keeps
+#: the pairs always.
+DENSE_COUPLING_SPEEDUP = 64.0
+
+#: Fewest multiply-adds of the dense products (``q_rest² L₀ q₀``) for which the
+#: coupling is held densely: below, a millisecond or so either way, and small
+#: crossings keep the pair path's arithmetic.
+MIN_DENSE_COUPLING_WORK = 10**7
+
+#: Most bytes the dense coupling may take: ``L₂₁`` and ``C₂₂⁻¹L₂₁`` (the
+#: gradient holds both), each ``q_rest × L₀q₀`` doubles. A crossing whose dense
+#: coupling would take more keeps the pairs.
+MAX_DENSE_COUPLING_BYTES = 2 * 1024**3
+
 #: :meth:`ReLayout.of`'s layouts, one per live design.
 _LAYOUTS: weakref.WeakKeyDictionary[Design, ReLayout] = weakref.WeakKeyDictionary()
 _LAYOUTS_LOCK = threading.Lock()
@@ -421,7 +441,11 @@ class BlockPattern:
     pp_a, pp_b : numpy.ndarray
         Every two pairs of one leading level (``L₂₁L₂₁ᵀ`` gets a block from
         each), the second's rows not after the first's, sorted by rows so
-        that the dense trailing block is updated in memory order.
+        that the dense trailing block is updated in memory order. Both are
+        empty when there are too many to index and the factorisation meets
+        them as it goes; ``pp_a`` is empty and ``pp_b`` the leading level of
+        every pair when the coupling is held densely
+        (:attr:`dense_coupling`).
     n_lead_levels, q_rest : int
         ``L₀`` and the size of the trailing partition.
     """
@@ -507,14 +531,27 @@ class BlockPattern:
         row_base = np.arange(q_rest, dtype=np.int64) - row_term
         per_lead = np.diff(lead_ptr)
         products = int(np.sum(per_lead * (per_lead + 1) // 2))
-        if products > MAX_PAIR_PRODUCTS:
+        dense, dense_bytes = _dense_coupling_pays(
+            pair_lead, rest_q[pair_block] if rest else pair_block, q0, n_levels, q_rest
+        )
+        if dense:
+            pp_a = np.zeros(0, dtype=np.int64)
+            pp_b = np.ascontiguousarray(pair_lead, dtype=np.int64)
+        elif products > MAX_PAIR_PRODUCTS:
             # a nearly complete crossing: the factorisation meets the pairs of each
             # leading level as it goes instead of indexing every two of them
+            too_large = (
+                f"; holding the coupling as a dense matrix would take {dense_bytes / 1024**3:.1f} "
+                f"GiB, over the budget of {MAX_DENSE_COUPLING_BYTES / 1024**3:.1f} GiB "
+                f"(hiermodels.mle.blocked.MAX_DENSE_COUPLING_BYTES)"
+                if dense_bytes > MAX_DENSE_COUPLING_BYTES
+                else ""
+            )
             warnings.warn(
                 f"the grouping factors are crossed almost completely: {pair_block.size:,} "
                 f"pairs of a leading level ({n_levels:,} levels) and a trailing level meet "
                 f"in the data, and every evaluation of the criterion updates the trailing "
-                f"block with {products:.2g} products of them — expect a long fit",
+                f"block with {products:.2g} products of them{too_large} — expect a long fit",
                 UserWarning,
                 stacklevel=2,
             )
@@ -545,6 +582,16 @@ class BlockPattern:
             n_lead_levels=int(n_levels),
             q_rest=q_rest,
         )
+
+    @property
+    def dense_coupling(self) -> bool:
+        """Whether the factorisation holds the coupling ``L₂₁`` as a dense matrix.
+
+        Chosen for a nearly complete crossing, where one BLAS product beats
+        the loops over every two pairs of a leading level (see
+        :meth:`build`).
+        """
+        return bool(kernels.holds_dense_coupling(self.pp_a, self.pp_b))
 
     @cached_property
     def unit_weights(self) -> np.ndarray:
@@ -703,6 +750,7 @@ class BlockedFactor:
             pat.pair_row,
             pat.pair_ptr,
             pat.lead_ptr,
+            pat.dense_coupling,
         )
         rest: list[np.ndarray] = []
         offset = 0
@@ -711,6 +759,41 @@ class BlockedFactor:
             rest.append(rows[offset : offset + size, :q].reshape(levels, q, q))
             offset += size
         return lead, rest
+
+
+def _dense_coupling_pays(
+    pair_lead: np.ndarray, pair_q: np.ndarray, q0: int, n_levels: int, q_rest: int
+) -> tuple[bool, int]:
+    """Whether the coupling is to be held densely, and the bytes that would take.
+
+    The rank update ``L₂₁L₂₁ᵀ`` of the trailing block and the product
+    ``C₂₂⁻¹L₂₁`` of the gradient cost, with the pairs, a multiply-add for
+    every two trailing rows a leading level reaches and every leading term,
+    ``Σ_m k_m² q₀`` (``k_m`` the rows the pairs of level ``m`` reach); held
+    densely, ``q_rest² L₀ q₀`` multiply-adds of one BLAS product each, which
+    run :data:`DENSE_COUPLING_SPEEDUP` times faster. Dense pays when
+    ``q_rest² L₀ ≤ DENSE_COUPLING_SPEEDUP · Σ_m k_m²`` — when a leading level
+    reaches, on average (root mean square), more than
+    ``1/√DENSE_COUPLING_SPEEDUP`` of the trailing rows — provided the dense
+    products are worth a BLAS call (:data:`MIN_DENSE_COUPLING_WORK`) and the
+    two dense matrices fit in :data:`MAX_DENSE_COUPLING_BYTES`. Nested
+    factors, sparse crossings and small crossings keep the pairs.
+
+    Parameters
+    ----------
+    pair_lead, pair_q : numpy.ndarray
+        Leading level and trailing rows of every pair.
+    q0, n_levels, q_rest : int
+        Leading terms and levels, trailing rows.
+    """
+    dense_bytes = 2 * 8 * q_rest * n_levels * q0
+    if not q_rest or not pair_q.size:
+        return False, dense_bytes
+    rows_of_level = np.bincount(pair_lead, weights=pair_q, minlength=n_levels)
+    pair_work = float(np.sum(rows_of_level**2))
+    dense_work = float(q_rest) ** 2 * n_levels * q0
+    pays = MIN_DENSE_COUPLING_WORK <= dense_work <= DENSE_COUPLING_SPEEDUP * pair_work * q0
+    return bool(pays and dense_bytes <= MAX_DENSE_COUPLING_BYTES), dense_bytes
 
 
 def _side_by_side(blocks: Sequence[RandomBlock], nobs: int = 0) -> np.ndarray:

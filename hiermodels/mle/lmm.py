@@ -290,6 +290,7 @@ class LmmDeviance:
             pat.pair_row,
             pat.pair_ptr,
             pat.lead_ptr,
+            pat.dense_coupling,
             lead_flag,
             position,
             terms,

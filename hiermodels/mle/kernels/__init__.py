@@ -23,8 +23,9 @@ re-exports their public names:
 - :mod:`~hiermodels.mle.kernels.products`: products with ``Z`` and ``Λ``
   (``ZᵀWZ`` in blocked form, ``ZᵀW M``, ``Z b``, ``Λᵀ`` per partition, the
   factors placed from ``θ``, the linear predictor);
-- :mod:`~hiermodels.mle.kernels.factor`: the blocked Cholesky factor, its
-  forward and backward solves, ``log |L|²`` and the status codes
+- :mod:`~hiermodels.mle.kernels.factor`: the blocked Cholesky factor (the
+  coupling held densely for a nearly complete crossing), its forward and
+  backward solves, ``log |L|²`` and the status codes
   ``FACTOR_OK``, ``LEAD_NOT_PD`` and ``TRAILING_NOT_PD``;
 - :mod:`~hiermodels.mle.kernels.trailing`: the trailing block's factor and
   inverse, and the selected blocks of ``S⁻¹``;
@@ -51,9 +52,11 @@ from hiermodels.mle.kernels.factor import (
     LEAD_NOT_PD,
     TRAILING_NOT_PD,
     backward,
+    dense_coupling,
     factorize,
     factorize_weighted,
     forward,
+    holds_dense_coupling,
     log_determinant,
     pairs_of_pairs,
     trailing_cross,
@@ -119,6 +122,8 @@ __all__ = [
     "LEAD_NOT_PD",
     "TRAILING_NOT_PD",
     "factorize",
+    "dense_coupling",
+    "holds_dense_coupling",
     "trailing_cross",
     "forward",
     "backward",

@@ -7,6 +7,12 @@ the trailing block included, and reports which part was not positive
 definite. :func:`forward` and :func:`backward` solve ``L w = c`` and
 ``Lᵀ u = w``, :func:`pairs_of_pairs` orders the rank update of the
 trailing block and :func:`log_determinant` gives ``log |L|²``.
+
+A nearly complete crossing couples most trailing rows to every leading
+level, and the rank update over pairs of pairs becomes the whole cost; its
+pattern then holds the coupling as one dense matrix
+(:func:`holds_dense_coupling`, :func:`dense_coupling`), and the update is a
+single BLAS product.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ __all__ = [
     "LEAD_NOT_PD",
     "TRAILING_NOT_PD",
     "factorize",
+    "dense_coupling",
+    "holds_dense_coupling",
     "trailing_cross",
     "forward",
     "backward",
@@ -61,6 +69,45 @@ def _cholesky(s: np.ndarray, out: np.ndarray) -> bool:
 
 
 @njit(cache=True, nogil=True)
+def holds_dense_coupling(pp_a: np.ndarray, pp_b: np.ndarray) -> bool:
+    """Whether the pattern's pairs of pairs ask for the dense coupling.
+
+    ``pp_a`` is empty and ``pp_b`` holds the leading level of every pair
+    (``BlockPattern.pp_b``); indexed pairs of pairs fill ``pp_a``, and pairs
+    met as they come leave both empty.
+    """
+    return pp_a.size == 0 and pp_b.size > 0
+
+
+@njit(cache=True, nogil=True)
+def dense_coupling(
+    l21: np.ndarray,
+    rest_q: np.ndarray,
+    pair_block: np.ndarray,
+    pair_row: np.ndarray,
+    pair_ptr: np.ndarray,
+    lead_ptr: np.ndarray,
+    q0: int,
+    q_rest: int,
+) -> np.ndarray:
+    """``L₂₁`` (or any values in its pair layout) as a dense ``(q_rest, L₀ q₀)`` matrix.
+
+    Column ``m q₀ + c`` holds term ``c`` of leading level ``m``; the rows no
+    pair of that level reaches are zero.
+    """
+    n_lead = lead_ptr.size - 1
+    dense = np.zeros((q_rest, n_lead * q0))
+    for m in range(n_lead):
+        for p in range(lead_ptr[m], lead_ptr[m + 1]):
+            row = pair_row[p]
+            start = pair_ptr[p]
+            for a in range(rest_q[pair_block[p]]):
+                for c in range(q0):
+                    dense[row + a, m * q0 + c] = l21[start + a * q0 + c]
+    return dense
+
+
+@njit(cache=True, nogil=True)
 def factorize(
     a11: np.ndarray,
     a21: np.ndarray,
@@ -81,7 +128,9 @@ def factorize(
     """Blocked Cholesky factor of ``ΛᵀAΛ + I`` for ``A = ZᵀWZ`` in blocked form.
 
     ``pp_a, pp_b`` list the pairs of pairs that share a leading level, lower
-    triangle, sorted by their trailing rows (see ``BlockPattern``).
+    triangle, sorted by their trailing rows (see ``BlockPattern``); both
+    empty, the pairs are met as they come; ``pp_a`` alone empty, the update
+    is the dense product ``L₂₁L₂₁ᵀ`` (:func:`holds_dense_coupling`).
 
     Returns ``(l11, l21, s22, ok)``: the leading diagonal factors, the
     coupling factor (flat, pair layout) and the trailing Schur complement
@@ -141,7 +190,16 @@ def factorize(
     scalar = q0 == 1
     for j in range(rest_q.size):
         scalar = scalar and rest_q[j] == 1
-    if pp_a.size == 0 and pair_row.size:
+    if holds_dense_coupling(pp_a, pp_b):
+        # a nearly complete crossing: one BLAS product does the update at a small
+        # fraction of the scattered pair loops' cost (see BlockPattern.build)
+        coupling = dense_coupling(l21, rest_q, pair_block, pair_row, pair_ptr, lead_ptr, q0, q_rest)
+        update = coupling @ coupling.T
+        for r in range(q_rest):
+            for c in range(r + 1):
+                s22[r, c] -= update[r, c]
+        pp_end = 0
+    elif pp_a.size == 0 and pair_row.size:
         # too many pairs of pairs to index (a nearly complete crossing): the same
         # update, the pairs of each leading level met in order
         for m in range(n_lead):

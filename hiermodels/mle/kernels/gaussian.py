@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hiermodels.mle.kernels.factor import factorize
+from hiermodels.mle.kernels.factor import factorize, holds_dense_coupling
 from hiermodels.mle.kernels.lmm import last_column_less, lmm_gradient, solve_lmm
 from hiermodels.mle.kernels.products import lambda_t_rest, placed_factors
 from hiermodels.mle.kernels.trailing import trailing_factor_and_inverse
@@ -133,7 +133,8 @@ def gaussian_gradient(
     d_crit, skipped = lmm_gradient(
         l11, l21, l22, c22_inv, w1, w2, upper, none, u1, u2, a11, a21, a22, lead_y, rest_y,
         t0, rest_t, rest_q, row_block, row_term, row_base, pair_block, pair_row, pair_ptr,
-        lead_ptr, block_lead, block_pos, block_q, block_levels, block_theta, False, 1.0 / s2,
+        lead_ptr, holds_dense_coupling(structure[8], structure[9]), block_lead, block_pos,
+        block_q, block_levels, block_theta, False, 1.0 / s2,
         singular_tolerance,
     )  # fmt: skip
     for e in range(d_theta.size):

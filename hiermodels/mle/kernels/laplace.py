@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hiermodels.mle.kernels.factor import backward, forward
+from hiermodels.mle.kernels.factor import backward, forward, holds_dense_coupling
 from hiermodels.mle.kernels.glm import glm_derivatives
 from hiermodels.mle.kernels.pirls import _lambda_t_z_transpose, _predict
 from hiermodels.mle.kernels.products import cross_products, z_transpose
@@ -91,7 +91,15 @@ def laplace_gradient(
         weights,
     )
     lead_inv, cross_inv = selected_inverse(
-        l11, l21, c22_inv, rest_q, pair_block, pair_row, pair_ptr, lead_ptr
+        l11,
+        l21,
+        c22_inv,
+        rest_q,
+        pair_block,
+        pair_row,
+        pair_ptr,
+        lead_ptr,
+        holds_dense_coupling(structure[15], structure[16]),
     )
     # a_i = w'_i h_i
     total_rest = 0

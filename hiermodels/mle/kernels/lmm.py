@@ -124,6 +124,7 @@ def gradient_terms(
     pair_row: np.ndarray,
     pair_ptr: np.ndarray,
     lead_ptr: np.ndarray,
+    dense: bool,
     v1: np.ndarray,
     v2: np.ndarray,
     a11: np.ndarray,
@@ -146,6 +147,8 @@ def gradient_terms(
     - the diagonal blocks of ``S⁻¹``;
     - the diagonal blocks of ``V Vᵀ`` for the given ``(v1, v2)`` (``S⁻¹ B R_X⁻¹``);
     - ``Σ (Zᵀr) uᵀ`` with ``Zᵀr = resid − ZᵀZΛu`` (``resid = Zᵀ(y − Xβ̂)``).
+
+    ``dense`` as :func:`~hiermodels.mle.kernels.selected_inverse`'s.
     """
     n_lead, q0 = l11.shape[0], l11.shape[1]
     q_rest = c22_inv.shape[0]
@@ -202,7 +205,7 @@ def gradient_terms(
         ztr2[r] -= acc
     n_v = v1.shape[2]
     lead_inverse, _ = selected_inverse(
-        l11, l21, c22_inv, rest_q, pair_block, pair_row, pair_ptr, lead_ptr
+        l11, l21, c22_inv, rest_q, pair_block, pair_row, pair_ptr, lead_ptr, dense
     )
     for m in range(n_lead):
         for a in range(q0):
@@ -294,6 +297,7 @@ def lmm_gradient(
     pair_row: np.ndarray,
     pair_ptr: np.ndarray,
     lead_ptr: np.ndarray,
+    dense: bool,
     block_lead: np.ndarray,
     block_pos: np.ndarray,
     block_q: np.ndarray,
@@ -313,7 +317,8 @@ def lmm_gradient(
     Per block (θ order): ``block_lead`` 1 for a leading block, ``block_pos``
     its first term in the leading partition or its index among the trailing
     blocks, ``block_q`` its terms, ``block_levels`` its levels and
-    ``block_theta`` its first entry in ``θ``. Returns the gradient and a mask
+    ``block_theta`` its first entry in ``θ``; ``dense`` as
+    :func:`~hiermodels.mle.kernels.selected_inverse`'s. Returns the gradient and a mask
     of the entries left for differencing (blocks with a singular factor).
     """
     p = beta.size
@@ -355,6 +360,7 @@ def lmm_gradient(
         pair_row,
         pair_ptr,
         lead_ptr,
+        dense,
         v1,
         v2,
         a11,

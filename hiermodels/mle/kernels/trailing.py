@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hiermodels.mle.kernels.factor import _cholesky
+from hiermodels.mle.kernels.factor import _cholesky, dense_coupling
 
 __all__ = [
     "selected_inverse",
@@ -34,6 +34,7 @@ def selected_inverse(
     pair_row: np.ndarray,
     pair_ptr: np.ndarray,
     lead_ptr: np.ndarray,
+    dense: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The blocks of ``S⁻¹`` on the pattern of ``ZᵀZ`` outside its trailing block.
 
@@ -43,8 +44,25 @@ def selected_inverse(
     each level costs one product with ``C`` restricted to its pairs' rows.
     Returns the leading ``(L₀, q₀, q₀)`` blocks and ``B`` in the flat pair
     layout of ``l21`` (trailing term major, leading term minor).
+
+    With ``dense`` (a pattern that holds the coupling densely,
+    :func:`~hiermodels.mle.kernels.holds_dense_coupling`), ``C L₂₁`` is one
+    BLAS product for all levels at once instead of a product per level over
+    every two of its pairs.
     """
     n_lead, q0 = l11.shape[0], l11.shape[1]
+    q_rest = c22_inv.shape[0]
+    if dense:
+        symmetric = np.empty((q_rest, q_rest))
+        for i in range(q_rest):
+            for j in range(i + 1):
+                symmetric[i, j] = c22_inv[i, j]
+                symmetric[j, i] = c22_inv[i, j]
+        solved = symmetric @ dense_coupling(
+            l21, rest_q, pair_block, pair_row, pair_ptr, lead_ptr, q0, q_rest
+        )
+    else:
+        solved = np.zeros((0, 0))
     lead = np.zeros((n_lead, q0, q0))
     coupling = np.zeros(l21.size)
     inv11 = np.zeros((q0, q0))
@@ -75,9 +93,13 @@ def selected_inverse(
                 k += 1
         # C N restricted to the level's rows (N: the level's rows of L₂₁, k × q₀)
         for i in range(k):
+            ri = rows[i]
+            if dense:
+                for c in range(q0):
+                    c_n[i, c] = solved[ri, m * q0 + c]
+                continue
             for c in range(q0):
                 c_n[i, c] = 0.0
-            ri = rows[i]
             for j in range(k):
                 rj = rows[j]
                 inv = c22_inv[ri, rj] if ri >= rj else c22_inv[rj, ri]
@@ -110,6 +132,7 @@ def inverse_diagonal_blocks(
     pair_row: np.ndarray,
     pair_ptr: np.ndarray,
     lead_ptr: np.ndarray,
+    dense: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Diagonal blocks of ``S⁻¹`` for ``S = LLᵀ`` in blocked form, level by level.
 
@@ -117,10 +140,13 @@ def inverse_diagonal_blocks(
     pairs of that level (``N = L₂₁L₁₁⁻¹``); the trailing rows get the
     diagonal blocks of ``C₂₂⁻¹`` (``c22_inv``: its lower triangle). Returns
     the leading ``(L₀, q₀, q₀)`` blocks and, for every trailing row ``r``,
-    the row of its block-level's diagonal block as ``(q_rest, q_max)``.
+    the row of its block-level's diagonal block as ``(q_rest, q_max)``;
+    ``dense`` as :func:`selected_inverse`'s.
     """
     q_rest = c22_inv.shape[0]
-    lead, _ = selected_inverse(l11, l21, c22_inv, rest_q, pair_block, pair_row, pair_ptr, lead_ptr)
+    lead, _ = selected_inverse(
+        l11, l21, c22_inv, rest_q, pair_block, pair_row, pair_ptr, lead_ptr, dense
+    )
     q_max = 1
     for j in range(rest_q.size):
         q_max = max(q_max, rest_q[j])
