@@ -985,7 +985,7 @@ def _parser() -> argparse.ArgumentParser:
         "--sizes",
         type=_counts,
         default=[10**6, 10**7, 10**8],
-        help="rows of the slope data sets (1e6,1e7,1e8)",
+        help="rows of the slope data sets (1e6,1e7,1e8); 0 or an empty list: none",
     )
     parser.add_argument(
         "--groups", type=_count, default=100_000, help="groups of the slope model (100000)"
@@ -1061,7 +1061,9 @@ def data_sets(options: argparse.Namespace) -> list[DataSet]:
     """
     if options.quick:
         return [DataSet("slope", 10**5, (1_000,)), DataSet("crossed", 10**5, (1_000, 100))]
-    found = [DataSet("slope", rows, (options.groups,)) for rows in sorted(set(options.sizes))]
+    found = [
+        DataSet("slope", rows, (options.groups,)) for rows in sorted(set(options.sizes)) if rows
+    ]
     if options.crossed_rows:
         found.append(DataSet("crossed", options.crossed_rows, tuple(options.crossed_levels)))
     return found
