@@ -172,13 +172,17 @@ def _fit(args: argparse.Namespace) -> None:
     print_summary(analysis, out_console)
     out = Path(args.out)
     with steps.step("write tables, posterior and pictures"):
-        written = write_outputs(analysis, out)
-        if analysis.shrinkage_table is not None:
+        # the report draws the pictures and writes them beside it
+        reported = analysis.shrinkage_table is not None
+        written = write_outputs(analysis, out, pictures=not reported)
+        if reported:
             from hiermodels.report import mixed_model_report
 
             explorer = _write_explorer(analysis, out)
             written += [] if explorer is None else [out / explorer]
-            written.append(mixed_model_report(analysis, explorer_link=explorer).write(out))
+            report = mixed_model_report(analysis, explorer_link=explorer)
+            written.append(report.write(out))
+            written += [out / f"{name}.png" for name in report.images]
     err_console.print(f"wrote {len(written)} files to {out}/", highlight=False)
 
 

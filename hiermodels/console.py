@@ -198,8 +198,13 @@ def _write_netcdf(idata: Any, out: Path, stem: str) -> list[Path]:
     return paths
 
 
-def write_outputs(analysis: Analysis, out: Path) -> list[Path]:
-    """CSV tables, NetCDF posteriors and PNG pictures of an analysis into ``out``."""
+def write_outputs(analysis: Analysis, out: Path, *, pictures: bool = True) -> list[Path]:
+    """CSV tables, NetCDF posteriors and (unless ``pictures`` is false) PNG pictures into ``out``.
+
+    The HTML report draws the same pictures and writes them as files too
+    (:meth:`~hiermodels.html_report.HtmlReport.write`); a caller that writes
+    the report passes ``pictures=False`` so that they are drawn once.
+    """
     import pandas as pd
 
     from hiermodels.html_report import figure_png
@@ -232,7 +237,7 @@ def write_outputs(analysis: Analysis, out: Path) -> list[Path]:
         csv("shrinkage.csv", analysis.shrinkage_table)
     if analysis.comparison is not None:
         csv("hyperparameters.csv", analysis.comparison.hyperparameters)
-    for name, make, _ in analysis_figures(analysis):
+    for name, make, _ in analysis_figures(analysis) if pictures else ():
         (out / f"{name}.png").write_bytes(figure_png(make()))
         written.append(out / f"{name}.png")
     return written
