@@ -29,7 +29,7 @@ children are
    progress=False).fit_mle()`` (REML): its wall time, the time of its statistics pass
    (``model.design.compressed.seconds``), the ratio to the bare scan under the
    same scheduler (target: at most 2), the number of cells and the size of the
-   statistics, and the peak resident memory of the driver (``ru_maxrss``) and,
+   statistics, and the peak resident memory of the driver (``VmHWM``) and,
    on the cluster, of the largest worker;
 3. hiermodels in memory, ``pd.read_parquet(folder)`` then
    ``hm.Model(formula, frame).fit_mle()``: read and fit times and the peak
@@ -77,6 +77,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -279,8 +280,16 @@ def write_csv(folder: Path) -> Path:
 
 
 def _peak_mb() -> float:
-    """This process's peak resident memory in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This program's peak resident memory in MB (``VmHWM``).
+
+    Not ``ru_maxrss``, which keeps the peak of the process the child was
+    started from across ``exec``.
+    """
+    status = Path("/proc/self/status").read_text(encoding="ascii")
+    found = re.search(r"VmHWM:\s+(\d+) kB", status)
+    if found is None:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return int(found.group(1)) / 1024
 
 
 def _estimates(fit: Any) -> dict[str, Any]:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -155,13 +155,6 @@ TYPESET_STATE = r"""() => {
 }"""
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if found := shutil.which(name):
-            return found
-    pytest.fail("the offline check needs Chromium on PATH: apt-get install chromium")
-
-
 def _sphinx_build(source: Path, out: Path) -> subprocess.CompletedProcess[str]:
     """Build ``source`` into ``out`` as ``make docs`` does, documenting this tree."""
     command = [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html"]
@@ -191,8 +184,8 @@ def test_built_pages_load_nothing_from_elsewhere(built_site: Path):
 
 
 @pytest.mark.slow
-def test_equations_are_typeset_with_the_network_refused(built_site: Path):
-    from playwright.sync_api import Request, Route, sync_playwright
+def test_equations_are_typeset_with_the_network_refused(built_site: Path, browser: Any):
+    from playwright.sync_api import Request, Route
 
     with_math = [
         html.relative_to(built_site).as_posix()
@@ -218,9 +211,8 @@ def test_equations_are_typeset_with_the_network_refused(built_site: Path):
         fetched.append(request.url)
 
     states = {}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
-        context = browser.new_context()
+    context = browser.new_context()
+    try:
         context.route(re.compile(r"^(?!file:)"), refuse)
         page = context.new_page()
         page.on("request", record)
@@ -230,7 +222,8 @@ def test_equations_are_typeset_with_the_network_refused(built_site: Path):
             page.wait_for_function("window.MathJax?.startup?.promise", timeout=60_000)
             page.evaluate("MathJax.startup.promise")
             states[name] = page.evaluate(TYPESET_STATE)
-        browser.close()
+    finally:
+        context.close()
     for name, state in states.items():
         assert state["maths"] > 0, f"{name}: no math found"
         assert state["typeset"] == state["maths"], f"{name}: {state['raw'][:3]} left as TeX"

@@ -1,12 +1,8 @@
-"""A headless Chromium for the explorer pages, with the network blocked.
-
-The browser is Debian's ``chromium`` (``make test`` installs it); a missing
-browser fails these tests rather than skipping them.
-"""
+"""Explorer pages opened in the session's headless Chromium (``tests/conftest.py``),
+with the network blocked."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,23 +13,6 @@ import pytest
 from PIL import Image
 
 from hiermodels.explorer import Explorer
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.fail("Chromium is missing: install the Debian package chromium (make browser)")
-    return path
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 @dataclass
