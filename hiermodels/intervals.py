@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from hiermodels.names import DEFAULT_CI_PROB
 
@@ -26,6 +26,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "check_ci_prob",
     "either_keyword",
+    "mixture_quantiles",
     "normal_bounds",
     "renamed_keyword",
     "summarise_draws",
@@ -156,3 +157,51 @@ def summarise_draws(
     )
     table.attrs.update(interval=interval, ci_prob=ci_prob)
     return table
+
+
+def mixture_quantiles(
+    means: np.ndarray,
+    sds: np.ndarray,
+    probs: float | np.ndarray,
+    *,
+    weights: np.ndarray | None = None,
+    steps: int = 80,
+) -> np.ndarray:
+    """Quantiles of normal mixtures, one mixture per unit, by bisection.
+
+    Parameters
+    ----------
+    means, sds : numpy.ndarray
+        ``(components, units)`` component means and standard deviations (an
+        SD of 0 is a point mass).
+    probs : float or numpy.ndarray
+        A probability in (0, 1), or ``(q,)`` of them.
+    weights : numpy.ndarray, optional
+        ``(components,)`` mixture weights summing to 1; equal by default.
+    steps : int, default 80
+        Bisection steps: each halves the bracket, which starts at the
+        components' range ± 10 SDs.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(units,)`` quantiles for a single probability, ``(q, units)`` for several.
+    """
+    wanted = np.atleast_1d(np.asarray(probs, dtype=float))
+    if weights is None:
+        weights = np.full(means.shape[0], 1.0 / means.shape[0])
+    shape = (wanted.size, means.shape[1])
+    low = np.broadcast_to(np.min(means - 10.0 * sds, axis=0), shape).copy()
+    high = np.broadcast_to(np.max(means + 10.0 * sds, axis=0), shape).copy()
+    positive = sds > 0
+    safe = np.where(positive, sds, 1.0)
+    for _ in range(steps):
+        middle = 0.5 * (low + high)
+        cdf = np.where(
+            positive, special.ndtr((middle[:, None, :] - means) / safe), middle[:, None, :] >= means
+        )
+        below = np.einsum("c,qcu->qu", weights, cdf) < wanted[:, None]
+        low = np.where(below, middle, low)
+        high = np.where(below, high, middle)
+    quantiles = 0.5 * (low + high)
+    return quantiles if np.ndim(probs) else quantiles[0]

@@ -17,7 +17,8 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import special
+
+from hiermodels.intervals import mixture_quantiles
 
 __all__ = [
     "Method",
@@ -341,36 +342,3 @@ def morris_batch(
     mean = y - b * resid
     var = vv * (1.0 - (k - 1) / k * b) + 2.0 / (k - 3) * b**2 * resid**2
     return mean, var, b, a
-
-
-def mixture_quantiles(
-    means: FloatArray, sds: FloatArray, probs: FloatArray, steps: int = 80
-) -> FloatArray:
-    """Quantiles of equal-weight normal mixtures, one mixture per unit.
-
-    Parameters
-    ----------
-    means, sds : numpy.ndarray, shape (B, k)
-        Component means and standard deviations (0 allowed: a point mass).
-    probs : numpy.ndarray, shape (q,)
-        Probabilities.
-    steps : int, default 80
-        Bisection steps; each halves the bracket.
-
-    Returns
-    -------
-    numpy.ndarray, shape (q, k)
-        Quantiles.
-    """
-    spread = 9.0 * sds  # Phi(-9) ~ 1e-19: no mass outside the bracket.
-    lo = np.broadcast_to((means - spread).min(axis=0), (probs.size, means.shape[1])).copy()
-    hi = np.broadcast_to((means + spread).max(axis=0), (probs.size, means.shape[1])).copy()
-    safe = np.where(sds > 0, sds, 1.0)
-    for _ in range(steps):
-        mid = 0.5 * (lo + hi)
-        z = (mid[:, None, :] - means) / safe
-        cdf = np.where(sds > 0, special.ndtr(z), (mid[:, None, :] >= means).astype(float))
-        below = cdf.mean(axis=1) < probs[:, None]
-        lo = np.where(below, mid, lo)
-        hi = np.where(below, hi, mid)
-    return 0.5 * (lo + hi)

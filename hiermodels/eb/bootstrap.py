@@ -28,11 +28,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import special
 
 from hiermodels.design.factors import long_values
 from hiermodels.eb.analytic import gaussian_conditional
-from hiermodels.intervals import check_ci_prob
+from hiermodels.intervals import check_ci_prob, mixture_quantiles
 
 if TYPE_CHECKING:
     from hiermodels.mle.bootstrap import BootstrapResult
@@ -74,39 +73,6 @@ class BootstrapConditionals:
         lower = mixture_quantiles(self.means, self.sds, tail)
         upper = mixture_quantiles(self.means, self.sds, 1.0 - tail)
         return mean, np.sqrt(var), lower, upper
-
-
-def mixture_quantiles(
-    means: np.ndarray, sds: np.ndarray, prob: float, *, iterations: int = 80
-) -> np.ndarray:
-    """The ``prob`` quantile of equal-weight normal mixtures, by bisection.
-
-    Parameters
-    ----------
-    means, sds : numpy.ndarray
-        ``(components, mixtures)``; an SD of 0 is a point mass.
-    prob : float
-        In (0, 1).
-    iterations : int
-        Bisection steps: each halves the bracket, which starts at the
-        components' range ± 10 SDs.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(mixtures,)`` quantiles.
-    """
-    low = np.min(means - 10.0 * sds, axis=0)
-    high = np.max(means + 10.0 * sds, axis=0)
-    positive = sds > 0
-    safe = np.where(positive, sds, 1.0)
-    for _ in range(iterations):
-        middle = 0.5 * (low + high)
-        cdf = np.where(positive, special.ndtr((middle - means) / safe), middle >= means)
-        below = cdf.mean(axis=0) < prob
-        low = np.where(below, middle, low)
-        high = np.where(below, high, middle)
-    return 0.5 * (low + high)
 
 
 def bootstrap_conditionals(mle: MixedFit, boot: BootstrapResult) -> BootstrapConditionals:

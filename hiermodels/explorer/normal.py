@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import special, stats
+from scipy import stats
 
 from hiermodels.compound import _normal_math as nm
 from hiermodels.compound.hyperpriors import HyperPriorSpec
 from hiermodels.compound.normal import NormalNormal
-from hiermodels.intervals import check_ci_prob
+from hiermodels.intervals import check_ci_prob, mixture_quantiles
 from hiermodels.names import DEFAULT_CI_PROB
 
 __all__ = ["FullBayesGrid", "full_bayes_grid", "normal_payload", "tau_range"]
@@ -30,8 +30,6 @@ FloatArray = NDArray[np.float64]
 
 #: Grid points in tau for the full-Bayes posterior (mu is integrated out exactly).
 _TAU_POINTS = 401
-#: Bisection steps for the mixture quantiles; each halves the bracket.
-_QUANTILE_STEPS = 60
 
 
 def tau_range(model: NormalNormal) -> tuple[float, float]:
@@ -123,22 +121,12 @@ class FullBayesGrid:
         self.tau_density: FloatArray = self.weights / (self.tau[1] - self.tau[0])
         self.tau_mean = float(self.weights @ self.tau)
         means, sds, b = nm.peb_posterior(model.y[None, :], v, mu_bar, tau2)
-        self._means = means
         self._sds = np.sqrt(sds**2 + b**2 * mu_var[:, None])
         self.post_mean: FloatArray = self.weights @ means
         tail = (1.0 - ci_prob) / 2.0
-        self.lower: FloatArray = self._quantile(tail)
-        self.upper: FloatArray = self._quantile(1.0 - tail)
-
-    def _quantile(self, prob: float) -> FloatArray:
-        """``prob`` quantile of each unit's weighted normal mixture, by bisection."""
-        lo = (self._means - 9.0 * self._sds).min(axis=0)
-        hi = (self._means + 9.0 * self._sds).max(axis=0)
-        for _ in range(_QUANTILE_STEPS):
-            mid = 0.5 * (lo + hi)
-            below = self.weights @ special.ndtr((mid - self._means) / self._sds) < prob
-            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-        return 0.5 * (lo + hi)
+        self.lower, self.upper = mixture_quantiles(
+            means, self._sds, np.array([tail, 1.0 - tail]), weights=self.weights
+        )
 
 
 def full_bayes_grid(
