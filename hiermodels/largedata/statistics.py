@@ -454,6 +454,15 @@ def _gaussian_cells(part: pd.DataFrame, encoding: Encoding) -> PartitionStatisti
     )
 
 
+def _codes_index_cells(low: int, high: int, count: int) -> bool:
+    """Whether integer keys from ``low`` to ``high`` index a dense array of cells directly.
+
+    They must be non-negative, and the array no longer than a few times the
+    ``count`` of rows (or table entries) that fill it.
+    """
+    return low >= 0 and high < 4 * count + 1024
+
+
 def _cell_codes(part: pd.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, pd.Index]:
     """Every row's cell (int64) and the cells' key values (some cells may hold no row).
 
@@ -468,7 +477,7 @@ def _cell_codes(part: pd.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, pd
         ):
             array = values.to_numpy()
             low, high = int(array.min()), int(array.max())
-            if low >= 0 and high < 4 * len(array) + 1024:
+            if _codes_index_cells(low, high, len(array)):
                 return array.astype(np.int64, copy=False), pd.Index(
                     np.arange(high + 1, dtype=array.dtype), name=keys[0]
                 )
@@ -517,9 +526,9 @@ def _aggregated_cells(part: pd.DataFrame, encoding: Encoding) -> PartitionStatis
 def _summed_by_small_codes(tables: Sequence[pd.DataFrame]) -> pd.DataFrame | None:
     """The tables' sum when one integer key of small non-negative values indexes them all.
 
-    Such keys index a dense array directly (as in :func:`_cell_codes`), which
-    sums the tables without hashing their keys; ``None`` when the keys are not
-    of that kind.
+    Such keys index a dense array directly (:func:`_codes_index_cells`, as in
+    :func:`_cell_codes`), which sums the tables without hashing their keys;
+    ``None`` when the keys are not of that kind.
     """
     indexes = [table.index for table in tables]
     if any(isinstance(index, pd.MultiIndex) for index in indexes):
@@ -528,7 +537,7 @@ def _summed_by_small_codes(tables: Sequence[pd.DataFrame]) -> pd.DataFrame | Non
         return None
     low = min(int(index.min()) for index in indexes)
     high = max(int(index.max()) for index in indexes)
-    if low < 0 or high >= 4 * sum(len(index) for index in indexes) + 1024:
+    if not _codes_index_cells(low, high, sum(len(index) for index in indexes)):
         return None
     first = tables[0]
     total = np.zeros((high + 1, first.shape[1]))
