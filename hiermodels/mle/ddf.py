@@ -282,10 +282,15 @@ class ProfiledSatterthwaite(_Satterthwaite):
         """``∂Φ/∂φ_m`` for lmerTest's ``φ = (θ, σ)``, shape ``(len(φ), p, p)``."""
         return _richardson(self._vcov_gradients_at, self._steps)
 
+    @cached_property
+    def _centre(self) -> float:
+        """The deviance at the estimates, shared by both step sizes."""
+        return self._deviance(self._phi)
+
     def _deviance_hessian_at(self, steps: np.ndarray) -> np.ndarray:
         phi = self._phi
         k = phi.size
-        centre = self._deviance(phi)
+        centre = self._centre
         hessian = np.empty((k, k))
 
         def at(*moves: tuple[int, float]) -> float:
