@@ -61,12 +61,16 @@ def check_one_factor(fit: MixedFit) -> None:
             "penalised least-squares solution of θ"
         )
     groups = [block.group for block in fit.layout.blocks]
-    if len(groups) != 1:
-        raise ValueError(
-            f"the mixed-model explorer shows one grouping factor, but this fit has "
-            f"{len(groups)} random-effect terms ({', '.join(groups)}); fit a model with a "
-            "single (terms | group) term"
-        )
+    raise ValueError(
+        f"the mixed-model explorer shows one grouping factor, but this fit has "
+        f"{len(groups)} random-effect terms ({', '.join(groups)}); fit a model with a "
+        "single (terms | group) term"
+    )
+
+
+def _population(beta: np.ndarray, fixed: list[str], terms: list[str]) -> np.ndarray:
+    """The fixed effect of each random-effect term (0 for a term with none)."""
+    return np.array([beta[fixed.index(t)] if t in fixed else 0.0 for t in terms])
 
 
 def mixed_payload(fit: MixedFit) -> dict[str, Any]:
@@ -98,15 +102,14 @@ def mixed_payload(fit: MixedFit) -> dict[str, Any]:
             # c = 0 and small c are boundary fits by construction
             warnings.simplefilter("ignore", SingularFitWarning)
             at_c = fit_lmm(fit.design, fit.method, theta=c * fit.theta)
-        population = np.array([at_c.beta[fixed.index(t)] if t in fixed else 0.0 for t in terms])
-        coefs.append(population + at_c.conditional_modes[0])
+        coefs.append(_population(at_c.beta, fixed, terms) + at_c.conditional_modes[0])
         betas.append(at_c.beta)
         sigmas.append(at_c.sigma)
     no_pool = no_pooling_estimates(fit)
     wide = no_pool.pivot_table(
         index="grp", columns="term", values="no_pooling", dropna=False, sort=False
     )
-    fit_population = np.array([fit.beta[fixed.index(t)] if t in fixed else 0.0 for t in terms])
+    fit_population = _population(fit.beta, fixed, terms)
     no_pooling = wide.reindex(index=levels, columns=terms).to_numpy(float) + fit_population
     return {
         "group": block.group,
