@@ -254,19 +254,18 @@ def _baseball(
     args: argparse.Namespace, steps: Steps, out: Path, console: Any, ci_prob: float
 ) -> Path:
     """The Efron–Morris demo with the compound-sampling module."""
-    import numpy as np
 
     from hiermodels import datasets
-    from hiermodels.compound import NormalNormal, simulate_compound
+    from hiermodels.compound import simulate_compound
     from hiermodels.explorer import explore
-    from hiermodels.plots import baseball_estimates
+    from hiermodels.plots import baseball_estimates, baseball_model
     from hiermodels.report import baseball_report, compound_as_groups
 
     data = datasets.load("efron_morris_1970")
     table = baseball_estimates(data)
-    ybar = float(table["raw"].mean())
-    se = float(np.sqrt(ybar * (1 - ybar) / 45))  # σ² = ȳ(1 − ȳ)/45, as Efron & Morris
-    model = NormalNormal(table["raw"], se, units=table.index)
+    model = baseball_model(data)
+    ybar = float(model.y.mean())
+    se = float(model.se[0])  # σ² = ȳ(1 − ȳ)/45, as Efron & Morris
     with steps.step("empirical Bayes (marginal ML), James–Stein, Morris intervals"):
         eb = model.fit("ml")
         morris = model.morris_intervals(ci_prob)

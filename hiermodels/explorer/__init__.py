@@ -54,17 +54,11 @@ def _check_options(kind: str, options: dict[str, Any]) -> None:
 
 
 def _baseball(options: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
-    import numpy as np
-
-    from hiermodels.compound.normal import NormalNormal
     from hiermodels.explorer.normal import normal_payload
-    from hiermodels.plots.compound import baseball_estimates
+    from hiermodels.plots.compound import baseball_estimates, baseball_model
 
     table = baseball_estimates()
-    # σ = √(ȳ(1 − ȳ)/45) for every player, as Efron & Morris (1975)
-    ybar = float(table["raw"].mean())
-    se = float(np.sqrt(ybar * (1.0 - ybar) / 45.0))
-    model = NormalNormal(table["raw"], se, units=table.index)
+    model = baseball_model()
     payload = normal_payload(
         model, truth=table["truth"].to_numpy(), value_name="batting average", **options
     )

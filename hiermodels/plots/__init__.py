@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from hiermodels.plots.caterpillar import plot_caterpillar
     from hiermodels.plots.compound import (
         baseball_estimates,
+        baseball_model,
         plot_efron_morris,
         plot_raw_shrunk_truth,
         plot_risk_curves,
@@ -54,6 +55,7 @@ __all__ = [
     "plot_efron_morris",
     "plot_risk_curves",
     "baseball_estimates",
+    "baseball_model",
     "hyperparameter_draws",
     "population_covariance",
     "profile_frames",
@@ -74,6 +76,7 @@ __getattr__, __dir__ = lazy_exports(
         "plot_efron_morris": "hiermodels.plots.compound",
         "plot_risk_curves": "hiermodels.plots.compound",
         "baseball_estimates": "hiermodels.plots.compound",
+        "baseball_model": "hiermodels.plots.compound",
         "hyperparameter_draws": "hiermodels.plots.hyper",
         "population_covariance": "hiermodels.plots.shrinkage2d",
         "profile_frames": "hiermodels.plots.hyper",

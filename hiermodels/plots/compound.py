@@ -25,9 +25,15 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from hiermodels.compound import CompoundSimulation
+    from hiermodels.compound import CompoundSimulation, NormalNormal
 
-__all__ = ["baseball_estimates", "plot_efron_morris", "plot_raw_shrunk_truth", "plot_risk_curves"]
+__all__ = [
+    "baseball_estimates",
+    "baseball_model",
+    "plot_efron_morris",
+    "plot_raw_shrunk_truth",
+    "plot_risk_curves",
+]
 
 _ROW_COLORS = [COLORS["no_pooling"], COLORS["eb"], COLORS["bayes"], "#7b4fa0", "#b0457a"]
 
@@ -152,6 +158,31 @@ def plot_raw_shrunk_truth(
     return fig
 
 
+def baseball_model(data: pd.DataFrame | None = None) -> NormalNormal:
+    """Efron & Morris's normal–normal model of the 1970 batting averages.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, optional
+        Columns ``Player, AB, Hits`` (default: the shipped ``efron_morris_1970``).
+
+    Returns
+    -------
+    NormalNormal
+        Each player's average over his first at-bats, with the sampling
+        variance ``σ² = ȳ(1 − ȳ)/AB`` of the pooled rate, as in the paper
+        (45 at-bats for every player: one ``σ``).
+    """
+    from hiermodels import datasets
+    from hiermodels.compound import NormalNormal
+
+    data = datasets.load("efron_morris_1970") if data is None else data
+    at_bats = data["AB"].to_numpy(float)
+    raw = data["Hits"].to_numpy(float) / at_bats
+    ybar = raw.mean()
+    return NormalNormal(raw, np.sqrt(ybar * (1 - ybar) / at_bats), units=data["Player"].astype(str))
+
+
 def baseball_estimates(data: pd.DataFrame | None = None) -> pd.DataFrame:
     """Raw averages, James–Stein estimates and rest-of-season truth of 1970.
 
@@ -169,17 +200,12 @@ def baseball_estimates(data: pd.DataFrame | None = None) -> pd.DataFrame:
         paper) and ``truth`` (rest-of-season average).
     """
     from hiermodels import datasets
-    from hiermodels.compound import NormalNormal
 
     data = datasets.load("efron_morris_1970") if data is None else data
-    at_bats = data["AB"].to_numpy(float)
-    raw = data["Hits"].to_numpy(float) / at_bats
-    ybar = raw.mean()
-    se = np.sqrt(ybar * (1 - ybar) / at_bats)
-    js = NormalNormal(raw, se, units=data["Player"].astype(str)).james_stein()
+    model = baseball_model(data)
     truth = data["RemainingHits"].to_numpy(float) / data["RemainingAB"].to_numpy(float)
     return pd.DataFrame(
-        {"raw": raw, "james_stein": js.estimates, "truth": truth},
+        {"raw": model.y, "james_stein": model.james_stein().estimates, "truth": truth},
         index=pd.Index(data["Player"].astype(str), name="Player"),
     )
 
